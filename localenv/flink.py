@@ -1,0 +1,72 @@
+"""A local PyFlink environment that behaves on a shared machine.
+
+PyFlink's defaults write logs into site-packages, leave temp files in /tmp and run Python
+workers with whatever `python` is first on PATH; this module fixes those once, in one place.
+Call `prepare_process_environment()` before anything starts the JVM (it is idempotent and
+`local_environment()` calls it).
+"""
+import os
+import site
+import sys
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from localenv.paths import PROJECT_ROOT, sub_dir
+
+FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
+
+
+def prepare_process_environment() -> None:
+    """Point Flink's logs, temp files and configuration at project-owned directories.
+
+    Only effective before the JVM gateway starts (the first PyFlink call that needs Java).
+    """
+    os.environ.setdefault("FLINK_CONF_DIR", str(FLINK_CONF_DIR))
+    os.environ.setdefault("FLINK_LOG_DIR", str(sub_dir("flink", "log")))
+    tmp = sub_dir("flink", "tmp")
+    jvm_args = os.environ.get("JVM_ARGS", "")
+    if "-Djava.io.tmpdir" not in jvm_args:
+        os.environ["JVM_ARGS"] = f"{jvm_args} -Djava.io.tmpdir={tmp}".strip()
+
+
+def python_worker_settings() -> Dict[str, str]:
+    """Settings that make Python workers run this interpreter with this environment's packages."""
+    site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    return {
+        "python.executable": sys.executable,
+        "python.client.executable": sys.executable,
+        # Thread mode embeds the interpreter through pemja; it needs the venv's packages.
+        "python.pythonpath": os.pathsep.join([str(PROJECT_ROOT), *site_packages]),
+    }
+
+
+def local_settings(parallelism: int = 2) -> Dict[str, str]:
+    tmp = sub_dir("flink", "tmp")
+    return {
+        **python_worker_settings(),
+        "parallelism.default": str(parallelism),
+        "io.tmp.dirs": str(tmp),
+        "rest.port": "0",
+    }
+
+
+def local_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] = None,
+                      jars: Iterable[str] = ()):
+    """A StreamExecutionEnvironment for Flink's local mini cluster.
+
+    `settings` are Flink configuration keys (e.g. `execution.checkpointing.interval`) applied on
+    top of the local defaults; `jars` are local paths added with `add_jars`.
+    """
+    prepare_process_environment()
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    config = Configuration()
+    for key, value in {**local_settings(parallelism), **(settings or {})}.items():
+        config.set_string(key, str(value))
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(parallelism)
+    jar_urls = [Path(j).resolve().as_uri() for j in jars]
+    if jar_urls:
+        env.add_jars(*jar_urls)
+    return env

@@ -1,0 +1,29 @@
+"""Install the exactly-once payments template.
+
+    pip install -e '.[test]'      # then: python -m sinks.build (also done lazily on first use)
+
+The Java core of the two-phase-commit sink is compiled with plain `javac` against the jars
+inside the installed pyflink package, so it can only be built once apache-flink is installed;
+`python -m sinks.build` does that, and `sinks.sink_jar()` builds it on first use when missing
+or stale.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="flink-exactly-once-payments",
+    version="0.1.0",
+    description="PyFlink + Beam job template with an exactly-once PostgreSQL two-phase-commit sink",
+    python_requires=">=3.9,<3.12",
+    packages=find_packages(include=["jobs", "jobs.*", "transforms", "transforms.*",
+                                    "sinks", "sinks.*", "localenv", "localenv.*"]),
+    package_data={"sinks": ["java/src/**/*.java"], "transforms": ["*.json", "*.csv"]},
+    include_package_data=True,
+    install_requires=[
+        # apache-flink 2.3.0 pins apache-beam 2.61.0, pandas < 2.3 and pyarrow < 21.
+        "apache-flink==2.3.0",
+        "psycopg[binary]>=3.1,<4",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+    },
+)

@@ -1,0 +1,57 @@
+package dev.tpc.sink;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.sql.Statement;
+
+/**
+ * The sink's own bookkeeping tables, kept apart from the user's tables.
+ *
+ * <ul>
+ *   <li>{@code tpc_commit_log}: one row per committed transaction, written inside that same
+ *       transaction, so "committed" and "lost" can be told apart after a restore.</li>
+ *   <li>{@code tpc_staged_batches}/{@code tpc_staged_rows}: staged mode's pre-committed rows.</li>
+ * </ul>
+ */
+final class ControlTables {
+    final String commitLog;
+    final String stagedBatches;
+    final String stagedRows;
+    private final String schema;
+
+    ControlTables(String schema) {
+        this.schema = schema;
+        this.commitLog = schema + ".tpc_commit_log";
+        this.stagedBatches = schema + ".tpc_staged_batches";
+        this.stagedRows = schema + ".tpc_staged_rows";
+    }
+
+    /** Creates the tables if missing; serialized so that parallel subtasks do not race. */
+    void ensure(Connection connection) throws SQLException {
+        boolean autoCommit = connection.getAutoCommit();
+        connection.setAutoCommit(false);
+        try (Statement st = connection.createStatement()) {
+            st.execute("SELECT pg_advisory_xact_lock(hashtext('tpc_sink_control_tables'))");
+            st.execute("CREATE SCHEMA IF NOT EXISTS " + schema);
+            st.execute("CREATE TABLE IF NOT EXISTS " + commitLog + " ("
+                    + "gid text PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
+                    + "counter bigint NOT NULL, row_count bigint NOT NULL, mode text NOT NULL, "
+                    + "written_at timestamptz NOT NULL DEFAULT now())");
+            st.execute("CREATE INDEX IF NOT EXISTS tpc_commit_log_sink_time ON " + commitLog
+                    + " (sink_id, written_at)");
+            st.execute("CREATE TABLE IF NOT EXISTS " + stagedBatches + " ("
+                    + "gid text PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
+                    + "counter bigint NOT NULL, row_count bigint NOT NULL, "
+                    + "staged_at timestamptz NOT NULL DEFAULT now())");
+            st.execute("CREATE TABLE IF NOT EXISTS " + stagedRows + " ("
+                    + "gid text NOT NULL, seq bigint NOT NULL, payload bytea NOT NULL, "
+                    + "PRIMARY KEY (gid, seq))");
+            connection.commit();
+        } catch (SQLException e) {
+            connection.rollback();
+            throw e;
+        } finally {
+            connection.setAutoCommit(autoCommit);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+package dev.tpc.sink;
+
+import org.apache.flink.api.connector.sink2.Committer;
+import org.apache.flink.api.connector.sink2.CommitterInitContext;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.Collection;
+
+/**
+ * Commits pre-committed transactions once their checkpoint has completed. Idempotent: a
+ * transaction that is neither prepared nor staged any more is looked up in the commit log, which
+ * was written inside that transaction; found means already committed (normal after a restore),
+ * not found means it was lost, and the job fails loudly rather than continue with a gap.
+ */
+final class PgCommitter implements Committer<PgCommittable> {
+    private static final Logger LOG = LoggerFactory.getLogger(PgCommitter.class);
+    private static final long CLEAN_LOG_EVERY = 1000;
+
+    private enum Outcome { COMMITTED, ALREADY_COMMITTED }
+
+    private final SinkConfig config;
+    private final ControlTables tables;
+    private final String applicationName;
+    private Connection connection;
+    private long commitsSinceCleanup;
+
+    private final Counter committed;
+    private final Counter alreadyCommitted;
+    private final Counter retried;
+    private final Histogram commitLatencyMillis;
+
+    PgCommitter(SinkConfig config, CommitterInitContext context) {
+        this.config = config;
+        this.tables = new ControlTables(config.controlSchema());
+        this.applicationName = "tpc-sink-" + config.sinkId() + "-"
+                + context.getTaskInfo().getIndexOfThisSubtask() + "-committer";
+        this.committed = context.metricGroup().counter("tpcTransactionsCommitted");
+        this.alreadyCommitted = context.metricGroup().counter("tpcTransactionsRecovered");
+        this.retried = context.metricGroup().counter("tpcCommitRetries");
+        this.commitLatencyMillis = context.metricGroup().histogram("tpcCommitLatencyMillis",
+                new DescriptiveStatisticsHistogram(1000));
+    }
+
+    @Override
+    public void commit(Collection<CommitRequest<PgCommittable>> requests)
+            throws IOException, InterruptedException {
+        for (CommitRequest<PgCommittable> request : requests) {
+            PgCommittable committable = request.getCommittable();
+            try {
+                Outcome outcome = committable.mode == CommitMode.STAGED
+                        ? commitStaged(committable) : commitPrepared(committable);
+                if (outcome == Outcome.ALREADY_COMMITTED) {
+                    alreadyCommitted.inc();
+                    request.signalAlreadyCommitted();
+                } else {
+                    committed.inc();
+                    commitLatencyMillis.update(
+                            System.currentTimeMillis() - committable.preparedAtMillis);
+                }
+            } catch (SQLException e) {
+                closeConnection();
+                if (isTransient(e) && request.getNumberOfRetries() < config.maxCommitRetries()) {
+                    retried.inc();
+                    LOG.warn("commit of {} failed ({}), will retry: {}", committable.gid,
+                            e.getSQLState(), e.getMessage());
+                    request.retryLater();
+                } else {
+                    throw new IOException("sink '" + config.sinkId() + "' could not commit "
+                            + committable.gid + ": " + e.getMessage(), e);
+                }
+            }
+        }
+        maybeCleanCommitLog();
+    }
+
+    private Outcome commitPrepared(PgCommittable committable) throws SQLException, IOException {
+        Connection c = connection();
+        c.setAutoCommit(true); // COMMIT PREPARED cannot run inside a transaction block
+        try (Statement st = c.createStatement()) {
+            st.execute("COMMIT PREPARED " + TransactionId.quoted(committable.gid));
+            return Outcome.COMMITTED;
+        } catch (SQLException e) {
+            if ("42704".equals(e.getSQLState())) { // no such prepared transaction
+                return alreadyCommittedOrLost(c, committable);
+            }
+            throw e;
+        }
+    }
+
+    private Outcome commitStaged(PgCommittable committable) throws SQLException, IOException {
+        Connection c = connection();
+        c.setAutoCommit(false);
+        try {
+            try (PreparedStatement lock = c.prepareStatement("SELECT subtask, counter, row_count "
+                    + "FROM " + tables.stagedBatches + " WHERE gid = ? FOR UPDATE")) {
+                lock.setString(1, committable.gid);
+                try (ResultSet rs = lock.executeQuery()) {
+                    if (!rs.next()) {
+                        c.rollback();
+                        return alreadyCommittedOrLost(c, committable);
+                    }
+                }
+            }
+            long applied = 0;
+            try (StatementBatch targets = new StatementBatch(c, config);
+                    PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
+                            + tables.stagedRows + " WHERE gid = ? ORDER BY seq")) {
+                rows.setString(1, committable.gid);
+                rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
+                try (ResultSet rs = rows.executeQuery()) {
+                    while (rs.next()) {
+                        targets.add(RowCodec.decode(rs.getBytes(1)));
+                        applied++;
+                    }
+                }
+                targets.execute();
+            }
+            if (applied != committable.rowCount) {
+                throw new IOException("staged batch " + committable.gid + " holds " + applied
+                        + " rows but " + committable.rowCount + " were staged");
+            }
+            try (PreparedStatement deleteRows = c.prepareStatement(
+                         "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
+                 PreparedStatement deleteBatch = c.prepareStatement(
+                         "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?");
+                 PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
+                         + " (gid, sink_id, subtask, counter, row_count, mode) "
+                         + "SELECT ?, ?, subtask, counter, row_count, 'STAGED' FROM "
+                         + tables.stagedBatches + " WHERE gid = ?")) {
+                log.setString(1, committable.gid);
+                log.setString(2, config.sinkId());
+                log.setString(3, committable.gid);
+                log.executeUpdate();
+                deleteRows.setString(1, committable.gid);
+                deleteRows.executeUpdate();
+                deleteBatch.setString(1, committable.gid);
+                deleteBatch.executeUpdate();
+            }
+            c.commit();
+            return Outcome.COMMITTED;
+        } catch (SQLException | IOException | RuntimeException e) {
+            try {
+                c.rollback();
+            } catch (SQLException ignored) {
+                // the connection is replaced on the next attempt
+            }
+            throw e;
+        }
+    }
+
+    private Outcome alreadyCommittedOrLost(Connection c, PgCommittable committable)
+            throws SQLException, IOException {
+        try (PreparedStatement ps = c.prepareStatement(
+                "SELECT 1 FROM " + tables.commitLog + " WHERE gid = ?")) {
+            ps.setString(1, committable.gid);
+            try (ResultSet rs = ps.executeQuery()) {
+                if (rs.next()) {
+                    LOG.info("{} was already committed (recovered after a restore)", committable.gid);
+                    return Outcome.ALREADY_COMMITTED;
+                }
+            }
+        } finally {
+            if (!c.getAutoCommit()) {
+                c.rollback();
+            }
+        }
+        throw new IOException("transaction " + committable.gid + " of sink '" + config.sinkId()
+                + "' is lost: it is neither pending nor in the commit log, so its "
+                + committable.rowCount + " rows were never applied. Was it rolled back by hand, "
+                + "or did another job use the same sink id? Stopping rather than skipping data.");
+    }
+
+    /** Commit-log rows are only needed while a checkpoint holding them can still be restored. */
+    private void maybeCleanCommitLog() {
+        if (++commitsSinceCleanup < CLEAN_LOG_EVERY) {
+            return;
+        }
+        commitsSinceCleanup = 0;
+        try (PreparedStatement ps = connection().prepareStatement("DELETE FROM " + tables.commitLog
+                + " WHERE sink_id = ? AND written_at < now() - interval '7 days'")) {
+            connection.setAutoCommit(true);
+            ps.setString(1, config.sinkId());
+            ps.executeUpdate();
+        } catch (SQLException e) {
+            LOG.warn("could not trim the commit log: {}", e.getMessage());
+        }
+    }
+
+    private static boolean isTransient(SQLException e) {
+        String state = e.getSQLState();
+        return state == null || state.startsWith("08") || state.startsWith("57P")
+                || state.startsWith("53") || state.equals("40001") || state.equals("40P01")
+                || state.equals("55P03");
+    }
+
+    private Connection connection() throws SQLException {
+        if (connection == null || connection.isClosed()) {
+            connection = Connections.open(config, applicationName);
+        }
+        return connection;
+    }
+
+    private void closeConnection() {
+        if (connection != null) {
+            try {
+                connection.close();
+            } catch (SQLException ignored) {
+                // broken already
+            }
+            connection = null;
+        }
+    }
+
+    @Override
+    public void close() {
+        closeConnection();
+    }
+}

@@ -1,0 +1,366 @@
+package dev.tpc.sink;
+
+import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
+import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
+import org.apache.flink.api.connector.sink2.WriterInitContext;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.types.Row;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * One subtask's writer. Rows of one checkpoint interval go into one database transaction that is
+ * opened by the first row (so an empty checkpoint opens none) and pre-committed when the
+ * checkpoint barrier arrives: PREPAREd (prepared mode) or committed into the staging table
+ * (staged mode). In at-least-once mode rows are autocommitted in batches and flushed at each
+ * checkpoint.
+ */
+final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
+        StatefulSinkWriter<Row, PgWriterState> {
+    private static final Logger LOG = LoggerFactory.getLogger(PgWriter.class);
+
+    private final SinkConfig config;
+    private final ControlTables tables;
+    private final int subtask;
+    private final int parallelism;
+    private final String execution;
+    private final Long restoredCheckpointId;
+    private final FaultInjection faults;
+
+    private Connection connection;
+    private StatementBatch direct;
+    private PreparedStatement stageRow;
+    private int stagedPending;
+
+    private TransactionId current;
+    private long rowsInTransaction;
+    private long highestCounter;
+    private long lastSnapshotCheckpoint;
+
+    private final Counter preCommitted;
+    private final Counter abortedOnRecovery;
+    private final Counter rowsWritten;
+
+    PgWriter(SinkConfig config, WriterInitContext context, Collection<PgWriterState> restored)
+            throws IOException {
+        this.config = config;
+        this.tables = new ControlTables(config.controlSchema());
+        this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
+        this.parallelism = context.getTaskInfo().getNumberOfParallelSubtasks();
+        this.execution = context.getJobInfo().getJobId().toHexString() + "."
+                + context.getTaskInfo().getAttemptNumber();
+        this.restoredCheckpointId = context.getRestoredCheckpointId().isPresent()
+                ? context.getRestoredCheckpointId().getAsLong() : null;
+        this.faults = FaultInjection.fromEnvironment();
+        long restoredCounter = 0;
+        for (PgWriterState state : restored) {
+            if (!state.sinkId.equals(config.sinkId())) {
+                throw new SinkConfigurationException("restored state belongs to sink id '"
+                        + state.sinkId + "' but this sink is '" + config.sinkId() + "': keep the "
+                        + "sink id (and the operator uid) stable across restores");
+            }
+            restoredCounter = Math.max(restoredCounter, state.highestCounter);
+        }
+        this.lastSnapshotCheckpoint = restoredCheckpointId == null ? 0 : restoredCheckpointId;
+        this.highestCounter = Math.max(restoredCounter, lastSnapshotCheckpoint);
+
+        this.preCommitted = context.metricGroup().counter("tpcTransactionsPreCommitted");
+        this.abortedOnRecovery = context.metricGroup().counter("tpcTransactionsAbortedOnRecovery");
+        this.rowsWritten = context.metricGroup().counter("tpcRowsWritten");
+        try {
+            open();
+            recover();
+        } catch (SQLException e) {
+            closeQuietly();
+            throw new IOException("sink '" + config.sinkId() + "' subtask " + subtask
+                    + " could not start: " + e.getMessage(), e);
+        }
+    }
+
+    private void open() throws SQLException {
+        connection = Connections.open(config,
+                "tpc-sink-" + config.sinkId() + "-" + subtask + "-writer");
+        if (config.mode() == CommitMode.PREPARED) {
+            Preflight.requirePreparedTransactions(connection);
+        }
+        tables.ensure(connection);
+        connection.setAutoCommit(config.mode() == CommitMode.AT_LEAST_ONCE);
+        if (config.lockTimeoutMillis() > 0) {
+            try (Statement st = connection.createStatement()) {
+                st.execute("SET lock_timeout = " + config.lockTimeoutMillis());
+            }
+            if (!connection.getAutoCommit()) {
+                connection.commit();
+            }
+        }
+        if (config.mode() == CommitMode.STAGED) {
+            stageRow = connection.prepareStatement(
+                    "INSERT INTO " + tables.stagedRows + " (gid, seq, payload) VALUES (?, ?, ?)");
+        } else {
+            direct = new StatementBatch(connection, config);
+        }
+    }
+
+    /**
+     * Discards what this subtask pre-committed for checkpoints that are not being restored, so
+     * their locks and staged rows do not linger. Never touches other sink ids, other subtasks'
+     * transactions, or anything the restored checkpoint may still commit.
+     */
+    private void recover() throws SQLException {
+        String prefix = TransactionId.sinkPrefix(config.sinkId());
+        List<TransactionId> orphans = new ArrayList<>();
+        boolean autoCommit = connection.getAutoCommit();
+        connection.setAutoCommit(true);
+        try {
+            try (PreparedStatement ps = connection.prepareStatement("SELECT gid FROM "
+                    + "pg_prepared_xacts WHERE database = current_database() AND "
+                    + "starts_with(gid, ?)")) {
+                ps.setString(1, prefix);
+                try (ResultSet rs = ps.executeQuery()) {
+                    while (rs.next()) {
+                        TransactionId.parse(rs.getString(1))
+                                .filter(id -> id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
+                                .ifPresent(orphans::add);
+                    }
+                }
+            }
+            for (TransactionId orphan : orphans) {
+                try (Statement st = connection.createStatement()) {
+                    st.execute("ROLLBACK PREPARED " + TransactionId.quoted(orphan.gid));
+                    abortedOnRecovery.inc();
+                    LOG.info("sink '{}' subtask {}: rolled back prepared transaction {} (not part "
+                            + "of restored checkpoint {})", config.sinkId(), subtask, orphan.gid,
+                            restoredCheckpointId);
+                } catch (SQLException e) {
+                    if (!"42704".equals(e.getSQLState())) { // already gone: fine
+                        throw e;
+                    }
+                }
+            }
+        } finally {
+            connection.setAutoCommit(autoCommit);
+        }
+        discardOrphanedStagedBatches();
+    }
+
+    private void discardOrphanedStagedBatches() throws SQLException {
+        List<String> orphans = new ArrayList<>();
+        try (PreparedStatement ps = connection.prepareStatement(
+                "SELECT gid FROM " + tables.stagedBatches + " WHERE sink_id = ?")) {
+            ps.setString(1, config.sinkId());
+            try (ResultSet rs = ps.executeQuery()) {
+                while (rs.next()) {
+                    TransactionId.parse(rs.getString(1))
+                            .filter(id -> id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
+                            .ifPresent(id -> orphans.add(id.gid));
+                }
+            }
+        }
+        if (!connection.getAutoCommit()) {
+            connection.commit();
+        }
+        for (String gid : orphans) {
+            boolean autoCommit = connection.getAutoCommit();
+            connection.setAutoCommit(false);
+            try (PreparedStatement rows = connection.prepareStatement(
+                         "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
+                 PreparedStatement batch = connection.prepareStatement(
+                         "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?")) {
+                rows.setString(1, gid);
+                rows.executeUpdate();
+                batch.setString(1, gid);
+                batch.executeUpdate();
+                connection.commit();
+                abortedOnRecovery.inc();
+                LOG.info("sink '{}' subtask {}: discarded staged batch {} (not part of restored "
+                        + "checkpoint {})", config.sinkId(), subtask, gid, restoredCheckpointId);
+            } finally {
+                connection.setAutoCommit(autoCommit);
+            }
+        }
+    }
+
+    @Override
+    public void write(Row row, Context context) throws IOException {
+        if (row.getArity() != config.fieldNames().size()) {
+            throw new IOException("sink '" + config.sinkId() + "' expects rows with fields "
+                    + config.fieldNames() + " but got a row of arity " + row.getArity());
+        }
+        Object[] values = new Object[row.getArity()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = row.getField(i);
+        }
+        try {
+            if (config.mode() == CommitMode.AT_LEAST_ONCE) {
+                direct.add(values);
+            } else {
+                if (current == null) {
+                    current = TransactionId.create(config.sinkId(), subtask, nextCounter(), execution);
+                    rowsInTransaction = 0;
+                }
+                if (config.mode() == CommitMode.STAGED) {
+                    stage(values);
+                } else {
+                    direct.add(values);
+                }
+                rowsInTransaction++;
+            }
+            rowsWritten.inc();
+        } catch (SQLException e) {
+            throw failure("write", e);
+        }
+    }
+
+    private long nextCounter() {
+        highestCounter = Math.max(highestCounter, lastSnapshotCheckpoint) + 1;
+        return highestCounter;
+    }
+
+    private void stage(Object[] values) throws SQLException, IOException {
+        stageRow.setString(1, current.gid);
+        stageRow.setLong(2, rowsInTransaction);
+        stageRow.setBytes(3, RowCodec.encode(values));
+        stageRow.addBatch();
+        if (++stagedPending >= config.batchSize()) {
+            flushStaged();
+        }
+    }
+
+    private void flushStaged() throws SQLException {
+        if (stagedPending > 0) {
+            stagedPending = 0;
+            stageRow.executeBatch();
+        }
+    }
+
+    @Override
+    public void flush(boolean endOfInput) throws IOException {
+        if (config.mode() == CommitMode.AT_LEAST_ONCE) {
+            try {
+                direct.execute();
+            } catch (SQLException e) {
+                throw failure("flush", e);
+            }
+        }
+    }
+
+    @Override
+    public Collection<PgCommittable> prepareCommit() throws IOException, InterruptedException {
+        if (current == null) {
+            return Collections.emptyList(); // nothing written: no transaction was opened
+        }
+        TransactionId id = current;
+        try {
+            if (config.mode() == CommitMode.STAGED) {
+                flushStaged();
+                try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
+                        + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count) "
+                        + "VALUES (?, ?, ?, ?, ?)")) {
+                    bindLog(ps, id);
+                    ps.executeUpdate();
+                }
+                connection.commit();
+            } else {
+                direct.execute();
+                try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
+                        + tables.commitLog + " (gid, sink_id, subtask, counter, row_count, mode) "
+                        + "VALUES (?, ?, ?, ?, ?, 'PREPARED')")) {
+                    bindLog(ps, id);
+                    ps.executeUpdate();
+                }
+                try (Statement st = connection.createStatement()) {
+                    st.execute("PREPARE TRANSACTION " + TransactionId.quoted(id.gid));
+                }
+            }
+        } catch (SQLException e) {
+            throw failure("pre-commit of " + id.gid, e);
+        }
+        current = null;
+        preCommitted.inc();
+        PgCommittable committable = new PgCommittable(id.gid, config.mode(), rowsInTransaction,
+                System.currentTimeMillis());
+        faults.afterPreCommit(subtask, id.gid);
+        return Collections.singletonList(committable);
+    }
+
+    private void bindLog(PreparedStatement ps, TransactionId id) throws SQLException {
+        ps.setString(1, id.gid);
+        ps.setString(2, config.sinkId());
+        ps.setInt(3, subtask);
+        ps.setLong(4, id.counter);
+        ps.setLong(5, rowsInTransaction);
+    }
+
+    @Override
+    public List<PgWriterState> snapshotState(long checkpointId) {
+        lastSnapshotCheckpoint = Math.max(lastSnapshotCheckpoint, checkpointId);
+        return Collections.singletonList(
+                new PgWriterState(config.sinkId(), subtask, highestCounter));
+    }
+
+    private IOException failure(String what, SQLException e) {
+        String message = "sink '" + config.sinkId() + "' subtask " + subtask + " failed in "
+                + what + ": " + e.getMessage();
+        if ("55P03".equals(e.getSQLState()) && config.mode() == CommitMode.PREPARED) {
+            message += "\nA row this checkpoint writes is still locked, most likely by this "
+                    + "sink's own prepared transaction of an earlier checkpoint"
+                    + pendingPreparedSuffix() + ". In prepared mode a row cannot be written "
+                    + "again until the earlier checkpoint commits, and that commit waits for "
+                    + "this very task. Use commit mode 'staged' for workloads that update the "
+                    + "same rows (hot keys, running balances) in consecutive checkpoints.";
+        }
+        return new IOException(message, e);
+    }
+
+    private String pendingPreparedSuffix() {
+        try {
+            connection.rollback();
+            try (PreparedStatement ps = connection.prepareStatement("SELECT string_agg(gid, ', ') "
+                    + "FROM pg_prepared_xacts WHERE starts_with(gid, ?)")) {
+                ps.setString(1, TransactionId.sinkPrefix(config.sinkId()));
+                try (ResultSet rs = ps.executeQuery()) {
+                    rs.next();
+                    String gids = rs.getString(1);
+                    return gids == null ? "" : " (awaiting commit: " + gids + ")";
+                }
+            }
+        } catch (SQLException ignored) {
+            return "";
+        }
+    }
+
+    @Override
+    public void close() {
+        closeQuietly();
+    }
+
+    private void closeQuietly() {
+        if (connection == null) {
+            return;
+        }
+        try {
+            if (!connection.isClosed() && !connection.getAutoCommit()) {
+                connection.rollback(); // an open, not pre-committed transaction is abandoned
+            }
+        } catch (SQLException e) {
+            LOG.debug("rollback on close failed", e);
+        }
+        try {
+            connection.close();
+        } catch (SQLException e) {
+            LOG.debug("close failed", e);
+        }
+        connection = null;
+    }
+}

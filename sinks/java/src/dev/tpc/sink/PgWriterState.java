@@ -1,0 +1,53 @@
+package dev.tpc.sink;
+
+import org.apache.flink.core.io.SimpleVersionedSerializer;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+
+/**
+ * What a writer subtask remembers across restores: which sink it was and the highest transaction
+ * counter it used, so counters never go backwards even if checkpoint ids were to.
+ */
+public final class PgWriterState {
+    public final String sinkId;
+    public final int subtask;
+    public final long highestCounter;
+
+    public PgWriterState(String sinkId, int subtask, long highestCounter) {
+        this.sinkId = sinkId;
+        this.subtask = subtask;
+        this.highestCounter = highestCounter;
+    }
+
+    public static final class Serializer implements SimpleVersionedSerializer<PgWriterState> {
+        @Override
+        public int getVersion() {
+            return 1;
+        }
+
+        @Override
+        public byte[] serialize(PgWriterState s) throws IOException {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+            try (DataOutputStream out = new DataOutputStream(bytes)) {
+                out.writeUTF(s.sinkId);
+                out.writeInt(s.subtask);
+                out.writeLong(s.highestCounter);
+            }
+            return bytes.toByteArray();
+        }
+
+        @Override
+        public PgWriterState deserialize(int version, byte[] serialized) throws IOException {
+            if (version != 1) {
+                throw new IOException("unknown writer state version " + version);
+            }
+            try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(serialized))) {
+                return new PgWriterState(in.readUTF(), in.readInt(), in.readLong());
+            }
+        }
+    }
+}

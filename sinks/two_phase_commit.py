@@ -1,0 +1,260 @@
+"""`TwoPhaseCommitSink`: exactly-once writes to PostgreSQL from a PyFlink DataStream.
+
+    from sinks import TwoPhaseCommitSink, add_sink_jars
+
+    add_sink_jars(env)                       # the sink's jar and the JDBC driver
+    rows = stream.map(to_row, output_type=ROW_TYPE)   # Types.ROW_NAMED(...) is required
+    rows.sink_to(
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url("jdbc:postgresql://127.0.0.1:5432/payments")
+        .set_user("app")
+        .set_password_env("PGPASSWORD")      # read here, never logged
+        .set_row_type(ROW_TYPE)
+        .add_statement("INSERT INTO ledger (event_id, amount) VALUES (:event_id, :amount)")
+        .set_sink_id("ledger")
+        .set_mode("staged")
+        .build())
+
+`build()` checks what can be checked before the job starts (driver, database, prepared
+transactions, the statements against the schema) and raises `SinkConfigurationError` with
+advice. The sink knows nothing about the rows' meaning: it runs the statements for each row.
+"""
+import os
+import re
+from enum import Enum
+from typing import Dict, List, Optional, Sequence
+
+from pyflink.datastream.connectors.base import Sink
+
+from sinks.build import driver_jar, sink_jar
+
+JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
+SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+class SinkConfigurationError(ValueError):
+    """The sink cannot work as configured; raised before any data moves."""
+
+
+class CommitMode(str, Enum):
+    PREPARED = "prepared"        # PREPARE TRANSACTION / COMMIT PREPARED
+    STAGED = "staged"            # staging table, applied at commit (hot keys, stock PostgreSQL)
+    AT_LEAST_ONCE = "at_least_once"  # autocommitted batches: a baseline and a test control
+
+
+def add_sink_jars(env) -> None:
+    """Add the sink jar and the PostgreSQL JDBC driver to a StreamExecutionEnvironment."""
+    try:
+        jars = [sink_jar(), driver_jar()]
+    except RuntimeError as error:
+        raise SinkConfigurationError(str(error)) from error
+    env.add_jars(*(jar.resolve().as_uri() for jar in jars))
+
+
+def statement_parameters(sql: str) -> List[str]:
+    """Named `:field` parameters of a statement (an approximation of the Java parser's rules,
+    good enough for early errors; the Java side is authoritative)."""
+    without_literals = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql,
+                              flags=re.S)
+    return _NAMED_PARAMETER.findall(without_literals)
+
+
+class TwoPhaseCommitSink(Sink):
+    """A PyFlink Sink wrapping the Java two-phase-commit core; create it with `builder()`."""
+
+    def __init__(self, j_sink, summary: str = ""):
+        super().__init__(j_sink)
+        self.summary = summary
+
+    @staticmethod
+    def builder() -> "TwoPhaseCommitSinkBuilder":
+        return TwoPhaseCommitSinkBuilder()
+
+
+class TwoPhaseCommitSinkBuilder:
+    def __init__(self):
+        self._jdbc_url: Optional[str] = None
+        self._user: Optional[str] = None
+        self._password: Optional[str] = None
+        self._password_env: Optional[str] = None
+        self._statements: List[str] = []
+        self._field_names: Optional[List[str]] = None
+        self._sink_id: Optional[str] = None
+        self._mode = CommitMode.STAGED
+        self._batch_size = 500
+        self._lock_timeout_ms = 30_000
+        self._control_schema = "public"
+        self._connection_properties: Dict[str, str] = {}
+        self._max_commit_retries = 20
+        self._check = True
+
+    def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
+        self._jdbc_url = url
+        return self
+
+    def set_user(self, user: str) -> "TwoPhaseCommitSinkBuilder":
+        self._user = user
+        return self
+
+    def set_password(self, password: str) -> "TwoPhaseCommitSinkBuilder":
+        """Prefer `set_password_env`; a password passed here must itself come from config."""
+        self._password = password
+        return self
+
+    def set_password_env(self, variable: str = "PGPASSWORD") -> "TwoPhaseCommitSinkBuilder":
+        """Read the password from this environment variable when `build()` runs."""
+        self._password_env = variable
+        return self
+
+    def add_statement(self, sql: str) -> "TwoPhaseCommitSinkBuilder":
+        """A statement run for every row, with `:field` parameters bound from the row."""
+        self._statements.append(sql)
+        return self
+
+    def set_statements(self, statements: Sequence[str]) -> "TwoPhaseCommitSinkBuilder":
+        self._statements = list(statements)
+        return self
+
+    def set_row_type(self, row_type) -> "TwoPhaseCommitSinkBuilder":
+        """The stream's `Types.ROW_NAMED(...)` type; its field names are the parameter names."""
+        names = getattr(row_type, "get_field_names", lambda: None)()
+        if not names:
+            raise SinkConfigurationError(
+                "set_row_type needs Types.ROW_NAMED([...], [...]) so fields have names; the "
+                "stream feeding the sink must use the same type as its output_type")
+        self._field_names = list(names)
+        return self
+
+    def set_field_names(self, names: Sequence[str]) -> "TwoPhaseCommitSinkBuilder":
+        self._field_names = list(names)
+        return self
+
+    def set_sink_id(self, sink_id: str) -> "TwoPhaseCommitSinkBuilder":
+        """Stable id, unique per database among running jobs; part of every transaction id."""
+        self._sink_id = sink_id
+        return self
+
+    def set_mode(self, mode) -> "TwoPhaseCommitSinkBuilder":
+        try:
+            self._mode = CommitMode(mode.value if isinstance(mode, CommitMode) else str(mode).lower())
+        except ValueError:
+            raise SinkConfigurationError(
+                f"unknown commit mode {mode!r}: use 'prepared', 'staged' or 'at_least_once'") from None
+        return self
+
+    def set_batch_size(self, rows: int) -> "TwoPhaseCommitSinkBuilder":
+        self._batch_size = int(rows)
+        return self
+
+    def set_lock_timeout_ms(self, millis: int) -> "TwoPhaseCommitSinkBuilder":
+        """How long a write waits for a row lock before failing with an explanation (0: forever)."""
+        self._lock_timeout_ms = int(millis)
+        return self
+
+    def set_control_schema(self, schema: str) -> "TwoPhaseCommitSinkBuilder":
+        """Schema of the sink's own tables (commit log, staging)."""
+        self._control_schema = schema
+        return self
+
+    def set_connection_property(self, key: str, value: str) -> "TwoPhaseCommitSinkBuilder":
+        self._connection_properties[key] = str(value)
+        return self
+
+    def set_max_commit_retries(self, retries: int) -> "TwoPhaseCommitSinkBuilder":
+        self._max_commit_retries = int(retries)
+        return self
+
+    def skip_preflight_check(self) -> "TwoPhaseCommitSinkBuilder":
+        """Skip contacting the database in `build()` (e.g. when the client cannot reach it);
+        the writers still check when they open."""
+        self._check = False
+        return self
+
+    # ---------------------------------------------------------------------------------------
+    def _validate(self) -> None:
+        if not self._jdbc_url or not self._jdbc_url.startswith("jdbc:postgresql:"):
+            raise SinkConfigurationError(
+                f"set_jdbc_url needs a jdbc:postgresql://host:port/database URL, got {self._jdbc_url!r}")
+        if re.search(r"(?i)password=", self._jdbc_url):
+            raise SinkConfigurationError(
+                "do not put the password in the JDBC URL (it would reach logs and the web UI); "
+                "use set_password_env('PGPASSWORD')")
+        if not self._sink_id or not SINK_ID_PATTERN.fullmatch(self._sink_id):
+            raise SinkConfigurationError(
+                f"sink id {self._sink_id!r} is invalid: use 1 to 64 characters from A-Z a-z 0-9 _ - "
+                "(it becomes part of PostgreSQL transaction ids)")
+        if not self._statements:
+            raise SinkConfigurationError("add at least one statement with add_statement(sql)")
+        if not self._field_names:
+            raise SinkConfigurationError(
+                "set_row_type(Types.ROW_NAMED(...)) is required: the sink binds :name parameters "
+                "from the row's field names")
+        for sql in self._statements:
+            if "?" in re.sub(r"'(?:[^']|'')*'", "", sql):
+                raise SinkConfigurationError(f"use :field parameters, not '?', in: {sql}")
+            missing = [p for p in statement_parameters(sql) if p not in self._field_names]
+            if missing:
+                raise SinkConfigurationError(
+                    f"statement names field(s) {missing} that the rows lack; rows have "
+                    f"{self._field_names}: {sql}")
+        if self._batch_size < 1:
+            raise SinkConfigurationError("batch size must be at least 1")
+
+    def _resolve_password(self) -> Optional[str]:
+        if self._password is not None:
+            return self._password
+        if self._password_env:
+            value = os.environ.get(self._password_env)
+            if value is None:
+                raise SinkConfigurationError(
+                    f"environment variable {self._password_env} (the database password) is not set")
+            return value
+        return None
+
+    def build(self) -> TwoPhaseCommitSink:
+        self._validate()
+        from pyflink.java_gateway import get_gateway
+        from pyflink.util.java_utils import load_java_class
+        from py4j.protocol import Py4JJavaError
+
+        try:
+            load_java_class(JAVA_SINK_CLASS)
+        except Exception:
+            raise SinkConfigurationError(
+                f"{JAVA_SINK_CLASS} is not loaded in the Flink client: call "
+                "sinks.add_sink_jars(env) before building the sink") from None
+        gateway = get_gateway()
+        jvm = gateway.jvm
+        statements = jvm.java.util.ArrayList()
+        for sql in self._statements:
+            statements.add(sql)
+        fields = jvm.java.util.ArrayList()
+        for name in self._field_names:
+            fields.add(name)
+        properties = jvm.java.util.HashMap()
+        for key, value in self._connection_properties.items():
+            properties.put(key, value)
+        package = jvm.dev.tpc.sink
+        try:
+            j_config = package.SinkConfig(
+                self._jdbc_url, self._user, self._resolve_password(), self._sink_id,
+                self._mode.value, statements, fields, int(self._batch_size),
+                int(self._lock_timeout_ms), self._control_schema, properties,
+                int(self._max_commit_retries))
+            summary = package.Preflight.check(j_config) if self._check else ""
+            j_sink = package.PostgresTwoPhaseCommitSink(j_config)
+        except Py4JJavaError as error:
+            raise SinkConfigurationError(_java_message(error)) from None
+        return TwoPhaseCommitSink(j_sink, summary or "")
+
+
+def _java_message(error) -> str:
+    """The innermost message of a Java exception: the advice, without the stack."""
+    throwable = error.java_exception
+    message = throwable.getMessage()
+    while throwable.getCause() is not None:
+        throwable = throwable.getCause()
+        if throwable.getClass().getName() == "dev.tpc.sink.SinkConfigurationException":
+            message = throwable.getMessage()
+    return str(message)
