@@ -1,16 +1,22 @@
 """Exactly-once PostgreSQL sink for PyFlink (see sinks/README.md).
 
-Import `sinks.two_phase_commit` names from here; importing this package does not start a JVM.
+Names are resolved lazily: importing this package starts no JVM and imports no pyflink, so
+`python -m sinks.build` works on its own.
 """
-from sinks.build import driver_jar, sink_jar
-
-__all__ = ["TwoPhaseCommitSink", "TwoPhaseCommitSinkBuilder", "CommitMode",
-           "SinkConfigurationError", "add_sink_jars", "sink_jar", "driver_jar"]
+_EXPORTS = {
+    "TwoPhaseCommitSink": "sinks.two_phase_commit",
+    "TwoPhaseCommitSinkBuilder": "sinks.two_phase_commit",
+    "CommitMode": "sinks.two_phase_commit",
+    "SinkConfigurationError": "sinks.two_phase_commit",
+    "add_sink_jars": "sinks.two_phase_commit",
+    "sink_jar": "sinks.build",
+    "driver_jar": "sinks.build",
+}
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
-    # pyflink is imported lazily so that `python -m sinks.build` works before a JVM is needed.
-    if name in __all__:
-        from sinks import two_phase_commit
-        return getattr(two_phase_commit, name)
-    raise AttributeError(name)
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'sinks' has no attribute {name!r}")

@@ -65,7 +65,8 @@ def sink_jar(force: bool = False) -> Path:
         raise SinkBuildError(
             "building the sink needs a JDK (javac and jar), not just a Java runtime. Install one "
             "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`.")
-    classpath = os.pathsep.join(str(p) for p in sorted((pyflink_home() / "lib").glob("*.jar")))
+    flink_jars = sorted((pyflink_home() / "lib").glob("*.jar"))
+    classpath = os.pathsep.join(str(p) for p in [*flink_jars, driver_jar()])
     with tempfile.TemporaryDirectory(prefix="tpc-sink-build-", dir=out_dir) as tmp:
         classes = Path(tmp) / "classes"
         compile_cmd = [javac, "--release", "11", "-nowarn", "-encoding", "UTF-8",

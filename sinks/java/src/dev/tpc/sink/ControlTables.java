@@ -26,8 +26,15 @@ final class ControlTables {
         this.stagedRows = schema + ".tpc_staged_rows";
     }
 
-    /** Creates the tables if missing; serialized so that parallel subtasks do not race. */
+    /**
+     * Creates the tables if missing; serialized so that parallel subtasks do not race. Looks
+     * before it leaps: even {@code IF NOT EXISTS} DDL takes table locks, and an orphaned prepared
+     * transaction holding a lock on the commit log would block a restarting writer forever.
+     */
     void ensure(Connection connection) throws SQLException {
+        if (allExist(connection)) {
+            return;
+        }
         boolean autoCommit = connection.getAutoCommit();
         connection.setAutoCommit(false);
         try (Statement st = connection.createStatement()) {
@@ -52,6 +59,22 @@ final class ControlTables {
             throw e;
         } finally {
             connection.setAutoCommit(autoCommit);
+        }
+    }
+
+    private boolean allExist(Connection connection) throws SQLException {
+        try (Statement st = connection.createStatement();
+                java.sql.ResultSet rs = st.executeQuery("SELECT to_regclass('" + commitLog
+                        + "') IS NOT NULL AND to_regclass('" + schema
+                        + ".tpc_commit_log_sink_time') IS NOT NULL AND to_regclass('"
+                        + stagedBatches + "') IS NOT NULL AND to_regclass('" + stagedRows
+                        + "') IS NOT NULL")) {
+            rs.next();
+            boolean exist = rs.getBoolean(1);
+            if (!connection.getAutoCommit()) {
+                connection.commit();
+            }
+            return exist;
         }
     }
 }

@@ -40,8 +40,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
 
     private Connection connection;
     private StatementBatch direct;
-    private PreparedStatement stageRow;
-    private int stagedPending;
+    private StagedRowCopier staged;
 
     private TransactionId current;
     private long rowsInTransaction;
@@ -105,8 +104,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             }
         }
         if (config.mode() == CommitMode.STAGED) {
-            stageRow = connection.prepareStatement(
-                    "INSERT INTO " + tables.stagedRows + " (gid, seq, payload) VALUES (?, ?, ?)");
+            staged = new StagedRowCopier(connection, tables.stagedRows, config.batchSize());
         } else {
             direct = new StatementBatch(connection, config);
         }
@@ -228,20 +226,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     }
 
     private void stage(Object[] values) throws SQLException, IOException {
-        stageRow.setString(1, current.gid);
-        stageRow.setLong(2, rowsInTransaction);
-        stageRow.setBytes(3, RowCodec.encode(values));
-        stageRow.addBatch();
-        if (++stagedPending >= config.batchSize()) {
-            flushStaged();
-        }
-    }
-
-    private void flushStaged() throws SQLException {
-        if (stagedPending > 0) {
-            stagedPending = 0;
-            stageRow.executeBatch();
-        }
+        staged.add(current.gid, rowsInTransaction, RowCodec.encode(values));
     }
 
     @Override
@@ -263,7 +248,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         TransactionId id = current;
         try {
             if (config.mode() == CommitMode.STAGED) {
-                flushStaged();
+                staged.flush();
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
                         + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count) "
                         + "VALUES (?, ?, ?, ?, ?)")) {

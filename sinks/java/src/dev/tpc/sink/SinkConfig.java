@@ -94,7 +94,9 @@ public final class SinkConfig implements Serializable {
         if (password != null) {
             props.setProperty("password", password);
         }
-        props.putIfAbsent("reWriteBatchedInserts", "true");
+        // Not reWriteBatchedInserts: it folds a batch of upserts into one multi-row INSERT,
+        // which PostgreSQL rejects when two rows hit the same key ("ON CONFLICT DO UPDATE
+        // command cannot affect row a second time").
         props.putIfAbsent("connectTimeout", "10");
         props.putIfAbsent("tcpKeepAlive", "true");
         props.setProperty("ApplicationName", applicationName);

@@ -1,0 +1,204 @@
+"""Acceptance job for the two-phase-commit sink: numbers 1..N into a table, exactly once.
+
+Used by the sink's tests, the benchmark and as a smoke test of a database:
+
+    PGPASSWORD=... python -m jobs.sink_check --db-url jdbc:postgresql://127.0.0.1:5432/db \\
+        --db-user app --count 100000 --mode staged
+
+Each number becomes a row (id, v). Faults can be injected: `--fail-once-marker FILE` makes the
+Python map raise once (the first attempt that finds FILE absent creates it), after
+`--fail-after-seconds`. `--hot-key` turns every row into an upsert of one balance row instead.
+"""
+import argparse
+import os
+import sys
+import time
+
+from pyflink.common import Row, Types, WatermarkStrategy
+from pyflink.datastream import MapFunction, RuntimeContext
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
+
+INSERT_ROW = "INSERT INTO {table} (id, v) VALUES (:id, :v)"
+UPSERT_HOT_ROW = ("INSERT INTO {table} (k, total, events) VALUES ('hot', :id, 1) "
+                  "ON CONFLICT (k) DO UPDATE SET total = {table}.total + EXCLUDED.total, "
+                  "events = {table}.events + 1")
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose by the fault-injection map."""
+
+
+class NumberToRow(MapFunction):
+    """Turns a number into a row; optionally throttles and fails once."""
+
+    def __init__(self, fail_once_marker=None, fail_after_seconds=2.0, throttle_every=0,
+                 throttle_ms=1.0):
+        self.fail_once_marker = fail_once_marker
+        self.fail_after_seconds = fail_after_seconds
+        self.throttle_every = throttle_every
+        self.throttle_ms = throttle_ms
+        self.seen = 0
+        self.started = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self.started = time.monotonic()
+
+    def map(self, value):
+        self.seen += 1
+        if self.throttle_every and self.seen % self.throttle_every == 0:
+            time.sleep(self.throttle_ms / 1000.0)
+        if (self.fail_once_marker and time.monotonic() - self.started > self.fail_after_seconds
+                and self._claim_failure()):
+            raise InjectedFailure(f"injected failure at record {value}")
+        return Row(int(value), f"v{value}")
+
+    def _claim_failure(self) -> bool:
+        try:
+            fd = os.open(self.fail_once_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--demo", action="store_true",
+                        help="start a throwaway local PostgreSQL, run with one injected failure "
+                             "and print what was committed")
+    parser.add_argument("--db-url")
+    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
+    parser.add_argument("--password-env", default="PGPASSWORD")
+    parser.add_argument("--table", default="sink_check")
+    parser.add_argument("--mode", default="staged",
+                        choices=["prepared", "staged", "at_least_once"])
+    parser.add_argument("--sink-id", default="sink_check")
+    parser.add_argument("--second-sink", nargs=3, metavar=("SINK_ID", "MODE", "TABLE"),
+                        help="also write every row through a second sink")
+    parser.add_argument("--count", type=int, default=10_000)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--checkpoint-interval-ms", type=int, default=500)
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument("--from-checkpoint")
+    parser.add_argument("--restart-attempts", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--lock-timeout-ms", type=int, default=30_000)
+    parser.add_argument("--bundle-size", type=int, default=100)
+    parser.add_argument("--fail-once-marker")
+    parser.add_argument("--fail-after-seconds", type=float, default=2.0)
+    parser.add_argument("--throttle-every", type=int, default=0)
+    parser.add_argument("--throttle-ms", type=float, default=1.0)
+    parser.add_argument("--hot-key", action="store_true")
+    parser.add_argument("--execution-mode", default="process", choices=["process", "thread"])
+    return parser.parse_args(argv)
+
+
+def flink_settings(args) -> dict:
+    settings = {
+        "execution.checkpointing.interval": f"{args.checkpoint_interval_ms} ms",
+        "execution.checkpointing.mode": "EXACTLY_ONCE",
+        "execution.checkpointing.min-pause": "0 ms",
+        "execution.checkpointing.max-concurrent-checkpoints": "1",
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(args.restart_attempts),
+        "restart-strategy.fixed-delay.delay": "500 ms",
+        "python.fn-execution.bundle.size": str(args.bundle_size),
+        "python.fn-execution.bundle.time": "100",
+        "python.execution-mode": args.execution_mode,
+    }
+    if args.checkpoint_dir:
+        settings["execution.checkpointing.dir"] = "file://" + os.path.abspath(args.checkpoint_dir)
+        settings["execution.checkpointing.externalized-checkpoint-retention"] = \
+            "RETAIN_ON_CANCELLATION"
+        settings["execution.checkpointing.num-retained"] = "3"
+    if args.from_checkpoint:
+        settings["execution.state-recovery.path"] = "file://" + os.path.abspath(args.from_checkpoint)
+    return settings
+
+
+def build_sink(args, sink_id, mode, table):
+    from sinks import TwoPhaseCommitSink
+    statement = (UPSERT_HOT_ROW if args.hot_key else INSERT_ROW).format(table=table)
+    return (TwoPhaseCommitSink.builder()
+            .set_jdbc_url(args.db_url)
+            .set_user(args.db_user)
+            .set_password_env(args.password_env)
+            .set_row_type(ROW_TYPE)
+            .add_statement(statement)
+            .set_sink_id(sink_id)
+            .set_mode(mode)
+            .set_batch_size(args.batch_size)
+            .set_lock_timeout_ms(args.lock_timeout_ms)
+            .build())
+
+
+def build_pipeline(env, args):
+    source = NumberSequenceSource(1, args.count)
+    numbers = env.from_source(source, WatermarkStrategy.no_watermarks(), "numbers").uid("numbers")
+    rows = numbers.map(NumberToRow(args.fail_once_marker, args.fail_after_seconds,
+                                   args.throttle_every, args.throttle_ms),
+                       output_type=ROW_TYPE).uid("to-row").name("to-row")
+    rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)) \
+        .uid(f"sink-{args.sink_id}").name(f"sink-{args.sink_id}")
+    if args.second_sink:
+        sink_id, mode, table = args.second_sink
+        rows.sink_to(build_sink(args, sink_id, mode, table)) \
+            .uid(f"sink-{sink_id}").name(f"sink-{sink_id}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.demo:
+        return demo(args)
+    if not args.db_url:
+        raise SystemExit("--db-url is required (or use --demo)")
+    return run(args)
+
+
+def demo(args) -> int:
+    import tempfile
+    from localenv.postgres import LocalPostgres
+    with LocalPostgres() as server, tempfile.TemporaryDirectory() as tmp:
+        db = server.create_database("sink_check_demo")
+        with db.connect(autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE {args.table} (id bigint NOT NULL, v text NOT NULL)")
+        os.environ[args.password_env] = db.password
+        args.db_url, args.db_user = db.jdbc_url, db.user
+        args.fail_once_marker = os.path.join(tmp, "failed-once")
+        args.throttle_every, args.throttle_ms = args.throttle_every or 10, 2.0
+        print(f"PostgreSQL {db.jdbc_url}; writing 1..{args.count} through sink "
+              f"'{args.sink_id}' ({args.mode}), with one injected failure mid-stream", flush=True)
+        run(args)
+        with db.connect() as conn:
+            rows, distinct = conn.execute(
+                f"SELECT count(*), count(DISTINCT id) FROM {args.table}").fetchone()
+            transactions, logged = conn.execute(
+                "SELECT count(*), coalesce(sum(row_count), 0) FROM tpc_commit_log").fetchone()
+            prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()[0]
+            staged = conn.execute("SELECT count(*) FROM tpc_staged_rows").fetchone()[0]
+    print(f"committed: {rows} rows, {distinct} distinct ids, in {transactions} transactions "
+          f"({logged} rows in the commit log); pending prepared: {prepared}, staged: {staged}")
+    exact = rows == distinct == args.count and prepared == staged == 0
+    print("exactly once: " + ("yes" if exact else "NO"))
+    return 0 if exact else 1
+
+
+def run(args) -> int:
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+    env = local_environment(args.parallelism, flink_settings(args))
+    add_sink_jars(env)
+    build_pipeline(env, args)
+    started = time.monotonic()
+    result = env.execute(f"sink-check-{args.sink_id}")
+    elapsed = time.monotonic() - started
+    print(f"job {result.get_job_id()} finished: {args.count} records in {elapsed:.1f} s "
+          f"({args.count / elapsed:,.0f} rec/s) through sink '{args.sink_id}' ({args.mode})",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Helpers for the sink's tests: run the acceptance job (`jobs.sink_check`) in its own process,
+and read back what reached the database."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from localenv.paths import PROJECT_ROOT
+
+JOB_TIMEOUT_SECONDS = 240
+
+
+def create_sequence_table(db, table: str = "sink_check") -> None:
+    # No primary key on purpose: duplicates must be countable, not rejected.
+    with db.connect(autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (id bigint NOT NULL, v text NOT NULL)")
+
+
+def create_hot_table(db, table: str = "hot_balance") -> None:
+    with db.connect(autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (k text PRIMARY KEY, total numeric NOT NULL, "
+                     f"events bigint NOT NULL)")
+
+
+def job_command(db, *args: str) -> list:
+    return [sys.executable, "-m", "jobs.sink_check", "--db-url", db.jdbc_url,
+            "--db-user", db.user, "--password-env", "TPC_TEST_DB_PASSWORD", *args]
+
+
+def job_environment(db, extra: Optional[dict] = None) -> dict:
+    return {**os.environ, "TPC_TEST_DB_PASSWORD": db.password, **(extra or {})}
+
+
+def run_job(db, *args: str, extra_env: Optional[dict] = None,
+            timeout: float = JOB_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
+    """Run the job to its end; its output is returned (and shown by pytest on failure).
+    On timeout the whole process group (client, JVM, Python workers) is killed."""
+    process = subprocess.Popen(job_command(db, *args), cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env=job_environment(db, extra_env))
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_job(process)
+        stdout, stderr = process.communicate()
+        raise AssertionError(f"job still running after {timeout:.0f} s:\n{stderr[-6000:]}")
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    sys.stdout.write(result.stdout[-4000:])
+    sys.stderr.write(result.stderr[-8000:])
+    return result
+
+
+def start_job(db, *args: str, extra_env: Optional[dict] = None,
+              log_path: Optional[Path] = None) -> subprocess.Popen:
+    """Start the job in its own process group, so `kill_job` can kill -9 all of it (the Python
+    client, its JVM and the Python workers)."""
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL
+    return subprocess.Popen(job_command(db, *args), cwd=PROJECT_ROOT, stdout=out,
+                            stderr=subprocess.STDOUT, env=job_environment(db, extra_env),
+                            start_new_session=True)
+
+
+def kill_job(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def id_counts(db, table: str = "sink_check"):
+    """(rows, distinct ids, missing ids out of 1..count) -- call with the expected count."""
+    with db.connect() as conn:
+        return conn.execute(f"SELECT count(*), count(DISTINCT id) FROM {table}").fetchone()
+
+
+def missing_ids(db, count: int, table: str = "sink_check") -> int:
+    with db.connect() as conn:
+        return conn.execute(
+            f"SELECT count(*) FROM generate_series(1, %s) g(id) "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = g.id)", (count,)).fetchone()[0]
+
+
+def dangling(db, sink_id: Optional[str] = None):
+    """(prepared transactions, staged batches, staged rows) left behind, for one sink or all."""
+    prefix = f"tpc:{sink_id}:" if sink_id else "tpc:"
+    with db.connect() as conn:
+        prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE "
+                                "database = current_database() AND starts_with(gid, %s)",
+                                (prefix,)).fetchone()[0]
+        batches = conn.execute("SELECT count(*) FROM tpc_staged_batches WHERE "
+                               "starts_with(gid, %s)", (prefix,)).fetchone()[0]
+        rows = conn.execute("SELECT count(*) FROM tpc_staged_rows WHERE starts_with(gid, %s)",
+                            (prefix,)).fetchone()[0]
+    return prepared, batches, rows
+
+
+def newest_complete_checkpoint(checkpoint_root: Path) -> Optional[Path]:
+    """The newest retained chk-N that has `_metadata` (the newest one after a kill may not)."""
+    candidates = [p for p in Path(checkpoint_root).glob("*/chk-*") if (p / "_metadata").exists()]
+    return max(candidates, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def expected_sum(count: int) -> int:
+    return count * (count + 1) // 2

@@ -1,0 +1,114 @@
+"""Misconfiguration fails in `build()`, before any job runs, with a message that says what to do."""
+import pytest
+
+from localenv.postgres import free_port
+
+pytestmark = [pytest.mark.minicluster]
+
+ROW_FIELDS = ["id", "v"]
+
+
+@pytest.fixture(scope="module")
+def flink_env():
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+    env = local_environment(parallelism=1)
+    add_sink_jars(env)
+    return env
+
+
+@pytest.fixture
+def out_table(database):
+    with database.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE out (id bigint, v text)")
+    return database
+
+
+def builder(db, monkeypatch, mode="staged", sink_id="cfg", statement=None):
+    from sinks import TwoPhaseCommitSink
+    monkeypatch.setenv("TPC_CFG_TEST_PASSWORD", db.password)
+    return (TwoPhaseCommitSink.builder()
+            .set_jdbc_url(db.jdbc_url).set_user(db.user)
+            .set_password_env("TPC_CFG_TEST_PASSWORD")
+            .set_field_names(ROW_FIELDS)
+            .add_statement(statement or "INSERT INTO out (id, v) VALUES (:id, :v)")
+            .set_sink_id(sink_id).set_mode(mode))
+
+
+def assert_config_error(build, *needles):
+    from sinks import SinkConfigurationError
+    with pytest.raises(SinkConfigurationError) as error:
+        build()
+    message = str(error.value)
+    for needle in needles:
+        assert needle in message, message
+    return message
+
+
+def test_valid_configuration_builds_and_reports_the_server(flink_env, out_table, monkeypatch):
+    sink = builder(out_table, monkeypatch, mode="prepared").build()
+    assert "PostgreSQL 15" in sink.summary or "PostgreSQL" in sink.summary
+
+
+def test_missing_jdbc_driver(flink_env, monkeypatch):
+    from sinks import add_sink_jars
+    monkeypatch.setenv("TPC_JDBC_DRIVER_JAR", "/nonexistent/postgresql.jar")
+    assert_config_error(lambda: add_sink_jars(flink_env), "libpostgresql-jdbc-java",
+                        "TPC_JDBC_DRIVER_JAR")
+
+
+def test_unreachable_database(flink_env, out_table, monkeypatch):
+    from dataclasses import replace
+    unreachable = replace(out_table, port=free_port())
+    assert_config_error(builder(unreachable, monkeypatch).build, "unreachable",
+                        f"127.0.0.1:{unreachable.port}")
+
+
+def test_wrong_password_is_reported_without_echoing_it(flink_env, out_table, monkeypatch):
+    from dataclasses import replace
+    wrong = replace(out_table, password="not-the-password")
+    message = assert_config_error(builder(wrong, monkeypatch).build, "authentication failed")
+    assert "not-the-password" not in message
+
+
+def test_missing_password_variable(flink_env, out_table, monkeypatch):
+    b = builder(out_table, monkeypatch)
+    monkeypatch.delenv("TPC_CFG_TEST_PASSWORD")
+    assert_config_error(b.build, "TPC_CFG_TEST_PASSWORD", "not set")
+
+
+def test_prepared_transactions_disabled(flink_env, postgres_server_without_prepared_transactions,
+                                        monkeypatch):
+    db = postgres_server_without_prepared_transactions.create_database("no_prepared")
+    with db.connect(autocommit=True) as conn:
+        conn.execute("CREATE TABLE out (id bigint, v text)")
+    assert_config_error(builder(db, monkeypatch, mode="prepared").build,
+                        "max_prepared_transactions", "staged")
+    # The same stock server is fine for staged mode, which needs no prepared transactions.
+    builder(db, monkeypatch, mode="staged").build()
+
+
+@pytest.mark.parametrize("sink_id", ["bad id!", "", "x" * 65, "quote'd", "tpc:colon"])
+def test_bad_sink_id(flink_env, out_table, monkeypatch, sink_id):
+    assert_config_error(builder(out_table, monkeypatch, sink_id=sink_id).build, "sink id")
+
+
+def test_statement_naming_a_field_the_rows_lack(flink_env, out_table, monkeypatch):
+    statement = "INSERT INTO out (id, v) VALUES (:id, :amount)"
+    assert_config_error(builder(out_table, monkeypatch, statement=statement).build,
+                        "amount", "rows lack")
+
+
+def test_statement_the_database_rejects(flink_env, out_table, monkeypatch):
+    statement = "INSERT INTO no_such_table (id) VALUES (:id)"
+    assert_config_error(builder(out_table, monkeypatch, statement=statement).build,
+                        "statement rejected by PostgreSQL", "no_such_table")
+
+
+def test_password_in_url_is_refused(flink_env, out_table, monkeypatch):
+    b = builder(out_table, monkeypatch).set_jdbc_url(out_table.jdbc_url + "?password=secret")
+    assert_config_error(b.build, "set_password_env")
+
+
+def test_unknown_mode(flink_env, out_table, monkeypatch):
+    assert_config_error(lambda: builder(out_table, monkeypatch, mode="eventually"), "commit mode")
