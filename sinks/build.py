@@ -17,7 +17,7 @@ from pathlib import Path
 from localenv.paths import sub_dir
 
 SOURCES = Path(__file__).resolve().parent / "java" / "src"
-JAR_NAME = "tpc-postgres-sink.jar"
+JAR_NAME = "tpc-connectors.jar"  # the sink, and a numbered-lines file format
 DEFAULT_DRIVER_JAR = "/usr/share/java/postgresql.jar"
 
 

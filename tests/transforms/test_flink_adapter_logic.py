@@ -1,0 +1,199 @@
+"""The PyFlink adapter's DoFn driving and build-time checks, without a JVM.
+
+`DoFnProcessFunction` is called directly (as PyFlink's worker would); nothing here starts
+Flink. The same adapters run on the mini cluster in tests/minicluster.
+"""
+import pytest
+
+beam = pytest.importorskip("apache_beam")
+pytest.importorskip("pyflink")
+
+from apache_beam import pvalue  # noqa: E402
+from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer  # noqa: E402
+from apache_beam.transforms.timeutil import TimeDomain  # noqa: E402
+from apache_beam.transforms.window import GlobalWindow  # noqa: E402
+from apache_beam.utils.timestamp import MIN_TIMESTAMP  # noqa: E402
+from apache_beam.utils.windowed_value import WindowedValue  # noqa: E402
+from pyflink.datastream import OutputTag  # noqa: E402
+
+from transforms import beam as pb  # noqa: E402
+from transforms import flink_adapters as fa  # noqa: E402
+
+
+class Recorder(beam.DoFn):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def setup(self):
+        self.events.append("setup")
+
+    def start_bundle(self):
+        self.events.append("start_bundle")
+
+    def process(self, element):
+        self.events.append(f"process {element}")
+        yield element if element % 2 == 0 else pvalue.TaggedOutput("odd", element)
+
+    def finish_bundle(self):
+        self.events.append("finish_bundle")
+        yield WindowedValue("flushed", MIN_TIMESTAMP, [GlobalWindow()])
+
+    def teardown(self):
+        self.events.append("teardown")
+
+
+def drive(function, elements):
+    function.open(None)
+    out = []
+    for element in elements:
+        out.extend(function.process_element(element, None))
+    function.close()
+    return out
+
+
+def test_lifecycle_and_tagged_outputs_with_bundles_of_one():
+    odd = OutputTag("odd", fa.PICKLED)
+    dofn = Recorder()
+    out = drive(fa.DoFnProcessFunction(dofn, {"odd": odd}, bundle_size=1), [2, 3])
+    assert out == [2, "flushed", (odd, 3), "flushed"]
+    assert dofn.events == ["setup", "start_bundle", "process 2", "finish_bundle",
+                           "start_bundle", "process 3", "finish_bundle", "teardown"]
+
+
+def test_bundle_size_groups_elements():
+    dofn = Recorder()
+    out = drive(fa.DoFnProcessFunction(dofn, {"odd": OutputTag("odd", fa.PICKLED)}, 2),
+                [2, 4])
+    assert out == [2, 4, "flushed"]
+    assert dofn.events.count("start_bundle") == 1 and dofn.events[-1] == "teardown"
+
+
+def test_output_of_finish_bundle_at_close_fails_loudly_not_silently():
+    dofn = Recorder()
+    function = fa.DoFnProcessFunction(dofn, {"odd": OutputTag("odd", fa.PICKLED)}, 10)
+    function.open(None)
+    list(function.process_element(2, None))
+    with pytest.raises(RuntimeError, match="finish_bundle emitted 1 element"):
+        function.close()
+    assert dofn.events[-1] == "teardown"
+
+
+def test_undeclared_tag_fails():
+    function = fa.DoFnProcessFunction(Recorder(), {}, 1)
+    function.open(None)
+    with pytest.raises(RuntimeError, match="undeclared tag 'odd'"):
+        list(function.process_element(3, None))
+
+
+def test_payments_dofns_are_accepted():
+    fa.validate_dofn(pb.ParsePaymentFn())
+    fa.validate_dofn(pb.DeduplicateFn())
+    fa.validate_combine_fn(pb.BalanceCombineFn())
+
+
+class WithState(beam.DoFn):
+    BAG = BagStateSpec("bag", beam.coders.StrUtf8Coder())
+
+    def process(self, element, bag=beam.DoFn.StateParam(BAG)):
+        yield element
+
+
+class WithTimer(beam.DoFn):
+    TIMER = TimerSpec("t", TimeDomain.WATERMARK)
+
+    def process(self, element, timer=beam.DoFn.TimerParam(TIMER)):
+        yield element
+
+    @on_timer(TIMER)
+    def fire(self):
+        yield 1
+
+
+class WithTimestamp(beam.DoFn):
+    def process(self, element, ts=beam.DoFn.TimestampParam):
+        yield element
+
+
+class WithWindow(beam.DoFn):
+    def process(self, element, window=beam.DoFn.WindowParam):
+        yield element
+
+
+class WithSideInput(beam.DoFn):
+    def process(self, element, table):
+        yield element
+
+
+class WithVarArgs(beam.DoFn):
+    def process(self, element, *side_inputs):
+        yield element
+
+
+class WithFinalizer(beam.DoFn):
+    def process(self, element, finalizer=beam.DoFn.BundleFinalizerParam):
+        yield element
+
+
+class Unpicklable(beam.DoFn):
+    def __init__(self):
+        super().__init__()
+        import threading
+        self.lock = threading.Lock()
+
+    def process(self, element):
+        yield element
+
+
+@pytest.mark.parametrize("dofn,words", [
+    (WithState(), "state"), (WithTimer(), "timer"), (WithTimestamp(), "TimestampParam"),
+    (WithWindow(), "WindowParam"), (WithSideInput(), "side inputs"),
+    (WithVarArgs(), "side inputs"), (WithFinalizer(), "finaliz"),
+    (Unpicklable(), "cloudpickle"), (object(), "DoFn instance"),
+])
+def test_unsupported_dofns_are_refused_at_build_time(dofn, words):
+    with pytest.raises(fa.UnsupportedDoFnError, match=words):
+        fa.validate_dofn(dofn)
+
+
+def test_final_balances_takes_the_latest_value_per_key():
+    from transforms.payments import BalanceRow
+    rows = [BalanceRow("a", "USD", 5, 1), BalanceRow("a", "USD", 3, 2), BalanceRow("b", "EUR", 1, 1)]
+    assert fa.final_balances(reversed(rows)) == [BalanceRow("a", "USD", 3, 2),
+                                                BalanceRow("b", "EUR", 1, 1)]
+
+
+class _FakeState:
+    def __init__(self):
+        self._value = None
+
+    def value(self):
+        return self._value
+
+    def update(self, value):
+        self._value = value
+
+
+class _FakeRuntimeContext:
+    def __init__(self):
+        self.states = {}
+
+    def get_state(self, descriptor):
+        return self.states.setdefault(descriptor.name, _FakeState())
+
+
+def test_deduplicate_function_keeps_the_fingerprint_in_value_state():
+    from transforms.payments import fingerprint, parse_line
+    dup_tag, rej_tag = OutputTag("dup", fa.PICKLED), OutputTag("rej", fa.PICKLED)
+    function = fa.DeduplicateFunction(dup_tag, rej_tag, ttl_days=7)
+    context = _FakeRuntimeContext()
+    function.open(context)
+    base = (b'{"event_id": "e", "account_id": "a", "type": "charge", "amount": "%s", '
+            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}')
+    first, same, other = (parse_line(base % amount, line_number=n)
+                          for n, amount in enumerate((b"1.00", b"1.0", b"2.00"), start=1))
+    out = [list(function.process_element(p, None)) for p in (first, same, other)]
+    assert out[0] == [first] and out[1] == [(dup_tag, same)]
+    [(tag, row)] = out[2]
+    assert tag is rej_tag and (row.reason, row.line_number) == ("conflicting_duplicate", 3)
+    assert context.states["payment-fingerprint"].value() == fingerprint(first)

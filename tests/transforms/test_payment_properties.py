@@ -1,0 +1,66 @@
+"""Property-based tests (hypothesis): conservation of lines and exactness of amounts."""
+from collections import Counter
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.transforms.strategies import fresh_lines, line_streams
+from transforms import payments as p
+from transforms.reference import LEDGER, iter_outcomes, process_lines
+
+OUTCOMES = set(p.REASON_CODES) | {LEDGER, "duplicate"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(line_streams())
+def test_every_line_ends_in_exactly_one_place(lines):
+    outcomes = [outcome for outcome, _ in iter_outcomes(lines)]
+    assert len(outcomes) == len(lines) and set(outcomes) <= OUTCOMES
+    result = process_lines(lines)
+    assert len(result.ledger) + result.duplicates + len(result.rejected) == len(lines)
+    counts = Counter(outcomes)
+    assert counts[LEDGER] == len(result.ledger) and counts["duplicate"] == result.duplicates
+    # the ledger never holds an event_id twice, balances are the ledger's sums
+    assert len({row.event_id for row in result.ledger}) == len(result.ledger)
+    assert sum(b.balance_minor for b in result.balances) == sum(r.amount_minor
+                                                                for r in result.ledger)
+    assert sum(b.event_count for b in result.balances) == len(result.ledger)
+    for row in result.ledger:
+        assert (row.amount_minor > 0) == (row.type == "charge")
+        assert abs(row.amount_minor) <= p.MAX_AMOUNT_MINOR
+
+
+@settings(max_examples=100, deadline=None)
+@given(line_streams(max_size=25))
+def test_replaying_the_input_changes_nothing_but_the_duplicate_count(lines):
+    once, twice = process_lines(lines), process_lines(lines + lines)
+    assert once.ledger == twice.ledger and once.balances == twice.balances
+    assert twice.duplicates == 2 * once.duplicates + len(once.ledger)
+
+
+@settings(max_examples=200, deadline=None)
+@given(fresh_lines)
+def test_parse_never_raises_and_keeps_the_raw_line(line):
+    result = p.parse_line(line)
+    assert isinstance(result, (p.Payment, p.Rejection))
+    assert result.raw == p.raw_text(p.strip_line_terminator(line))
+    assert "\x00" not in result.raw
+    result.raw.encode("utf-8")  # storable: no lone surrogates
+
+
+@given(st.integers(min_value=1, max_value=p.MAX_AMOUNT_MINOR), st.integers(0, 4))
+def test_minor_unit_conversion_round_trips(minor, units):
+    text = p.format_minor_units(minor, units)
+    assert p.to_minor_units(Decimal(text), units) == minor
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=Decimal("0.000001"),
+                   max_value=Decimal(10) ** 20), st.integers(0, 3))
+def test_conversion_is_exact_or_rejected_never_rounded(amount, units):
+    try:
+        minor = p.to_minor_units(amount, units)
+    except ValueError as err:
+        assert err.args[0] in (p.Reason.AMOUNT_NOT_EXACT, p.Reason.AMOUNT_OUT_OF_RANGE)
+    else:
+        assert Decimal(minor).scaleb(-units) == amount

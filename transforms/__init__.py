@@ -1,0 +1,19 @@
+"""Payments business logic, usable from plain Python, Apache Beam and PyFlink.
+
+Pure modules (no Beam, no Flink import; importing `transforms` never starts a JVM):
+
+* `transforms.currencies` - the supported-currency table (data you can extend).
+* `transforms.payments`   - the rules: parse/validate a raw line, minor-unit conversion,
+  fingerprint, duplicate classification, ledger and balance rows, reason codes.
+* `transforms.reference`  - `process_lines()`: the whole business step in plain Python.
+* `transforms.sample_data` - deterministic sample JSON-lines generator.
+* `transforms.outputs`    - the output file format (JSON lines) and `load_outputs()`.
+
+Runner layers (import them explicitly):
+
+* `transforms.beam`           - DoFns, CombineFn and PTransforms over the pure rules.
+* `transforms.pipeline`       - the Beam batch pipeline (`python -m transforms.pipeline`).
+* `transforms.flink_adapters` - run Beam DoFns / CombineFns inside PyFlink DataStreams.
+
+See `transforms/README.md` ("Editing a transform").
+"""

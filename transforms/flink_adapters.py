@@ -1,0 +1,424 @@
+"""Run Beam DoFns and CombineFns inside PyFlink DataStream jobs.
+
+Beam's PTransform composition cannot be applied to a `DataStream`, but a DoFn's lifecycle
+can be driven by a Flink function, so the same business code runs in both:
+
+* `apply_dofn(stream, dofn, ...)` -> `DoFnOutputs` (``.main`` and one side-output stream per
+  declared tag). Lifecycle: ``setup`` in ``open``, ``start_bundle`` before the first element
+  of a bundle, ``process`` per element, ``finish_bundle`` after ``bundle_size`` elements
+  (its outputs are emitted right there), ``finish_bundle``/``teardown`` in ``close``.
+  ``TaggedOutput(tag, v)`` goes to the side output declared for ``tag``; a tag that was
+  not declared fails the task (never dropped).
+* `combine_per_key(keyed_stream, combine_fn)` -> ``(key, extract_output(acc))`` after every
+  element: the accumulator lives in keyed ``ValueState``, so the stream is a changelog
+  whose latest value per key equals Beam's ``CombinePerKey`` result on the same input.
+* `DeduplicateFunction`: first-wins duplicate handling over `classify_duplicate`, with the
+  fingerprint in keyed ``ValueState`` (optional TTL).
+* `payments_business_step(lines)`: the whole payments step on a DataStream, built from the
+  same DoFn/CombineFn as `transforms.beam.PaymentsBusinessStep`.
+
+Checked when the job is *built* (`UnsupportedDoFnError`): state and timer parameters,
+window/timestamp/pane/key/side-input/restriction/watermark/bundle-finalizer/context
+parameters, splittable and batched DoFns, extra positional arguments to ``process``, and
+DoFns that do not survive a cloudpickle round trip.
+
+Bundles: PyFlink gives DataStream functions no "end of bundle" hook that may emit, and
+nothing can be emitted from ``close``. So a DoFn that overrides ``finish_bundle`` runs with
+``bundle_size=1`` by default (every element is a bundle; any bundle size is legal in Beam);
+with a larger ``bundle_size`` the tail bundle's ``finish_bundle`` runs in ``close`` and,
+if it emits anything, the task fails loudly instead of losing the output. DoFns that do not
+override ``finish_bundle`` run one bundle per task lifetime.
+
+Elements cross Flink operators as pickled Python objects unless ``output_type`` is given;
+rows for Java sinks need ``Types.ROW_NAMED`` (see `LEDGER_ROW_TYPE` and `to_flink_row`).
+"""
+import base64
+import inspect
+import pickle
+from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional
+
+import apache_beam as beam
+import cloudpickle
+from apache_beam import pvalue
+from apache_beam.runners.common import DoFnSignature
+from apache_beam.transforms.core import _DoFnParam
+from apache_beam.utils.windowed_value import WindowedValue
+from pyflink.common import Row, Time, Types
+from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
+from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+
+from transforms import beam as payment_transforms
+from transforms.payments import (
+    DUPLICATE, NEW, Payment, balance_key, balance_row, classify_duplicate, fingerprint,
+    ledger_row, rejected_row)
+
+PICKLED = Types.PICKLED_BYTE_ARRAY()
+
+LEDGER_ROW_TYPE = Types.ROW_NAMED(
+    ["event_id", "account_id", "type", "amount_minor", "currency", "occurred_at"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
+     Types.STRING()])
+BALANCE_ROW_TYPE = Types.ROW_NAMED(
+    ["account_id", "currency", "balance_minor", "event_count"],
+    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()])
+REJECTED_ROW_TYPE = Types.ROW_NAMED(
+    ["reason", "raw", "source", "line_number", "detail"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING()])
+
+
+class UnsupportedDoFnError(ValueError):
+    """The DoFn uses a Beam feature the PyFlink adapter cannot honour."""
+
+
+def to_flink_row(row: NamedTuple) -> Row:
+    """A NamedTuple row (LedgerRow, BalanceRow, RejectedRow) as a named Flink `Row`."""
+    return Row(**row._asdict())
+
+
+# --------------------------------------------------------------------------- validation
+
+def _overrides(obj, base, name: str) -> bool:
+    return getattr(type(obj), name, None) is not getattr(base, name, None)
+
+
+def _is_beam_param(default) -> bool:
+    """A Beam DoFn parameter marker (DoFn.WindowParam, StateParam(...), BundleFinalizerParam...)."""
+    if isinstance(default, _DoFnParam):
+        return True
+    kind = default if isinstance(default, type) else type(default)
+    return kind.__module__.startswith("apache_beam") and kind.__name__.endswith("Param")
+
+
+def validate_dofn(dofn: beam.DoFn) -> None:
+    """Raise `UnsupportedDoFnError` unless the adapter can run ``dofn`` faithfully."""
+    if not isinstance(dofn, beam.DoFn):
+        raise UnsupportedDoFnError(f"expected an apache_beam.DoFn instance, got {dofn!r}")
+    name = type(dofn).__name__
+    try:
+        signature = DoFnSignature(dofn)
+    except Exception as exc:  # Beam's own validation of the DoFn
+        raise UnsupportedDoFnError(f"{name}: {exc}") from exc
+    problems = []
+    if signature.is_stateful_dofn():
+        problems.append("state parameters (DoFn.StateParam)")
+    if signature.has_timers():
+        problems.append("timers (DoFn.TimerParam / on_timer)")
+    if signature.is_splittable_dofn():
+        problems.append("splittable DoFn (RestrictionParam)")
+    if signature.has_bundle_finalization():
+        problems.append("bundle finalization (DoFn.BundleFinalizerParam)")
+    if _overrides(dofn, beam.DoFn, "process_batch"):
+        problems.append("batched DoFn (process_batch)")
+    params = list(inspect.signature(dofn.process).parameters.values())
+    for index, param in enumerate(params):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            problems.append(f"process() takes *{param.name} (side inputs are not supported)")
+        elif index == 0:
+            if param.default is not param.empty and param.default is not beam.DoFn.ElementParam:
+                problems.append(f"first process() parameter {param.name!r} is "
+                                f"{param.default}, not the element")
+        elif param.default is param.empty:
+            problems.append(f"extra process() argument {param.name!r} (side inputs and "
+                            f"extra arguments are not supported)")
+        elif _is_beam_param(param.default):
+            problems.append(f"process() parameter {param.name!r} = {param.default} "
+                            f"(window/timestamp/pane/key/side-input/state/timer parameters)")
+    for method in ("setup", "start_bundle", "finish_bundle", "teardown"):
+        for param in inspect.signature(getattr(dofn, method)).parameters.values():
+            if param.default is not param.empty and _is_beam_param(param.default):
+                problems.append(f"{method}() parameter {param.name!r} = {param.default}")
+    if problems:
+        raise UnsupportedDoFnError(
+            f"{name} cannot run in the PyFlink adapter: " + "; ".join(problems))
+    try:
+        cloudpickle.loads(cloudpickle.dumps(dofn))
+    except Exception as exc:
+        raise UnsupportedDoFnError(f"{name} does not survive cloudpickle: {exc}") from exc
+
+
+def validate_combine_fn(combine_fn: beam.CombineFn) -> None:
+    if not isinstance(combine_fn, beam.CombineFn):
+        raise UnsupportedDoFnError(f"expected an apache_beam.CombineFn, got {combine_fn!r}")
+    for method in ("create_accumulator", "add_input", "extract_output"):
+        params = [p for p in inspect.signature(getattr(combine_fn, method)).parameters.values()
+                  if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        if params:
+            raise UnsupportedDoFnError(
+                f"{type(combine_fn).__name__}.{method} takes *args/**kwargs (side inputs are "
+                f"not supported)")
+    try:
+        cloudpickle.loads(cloudpickle.dumps(combine_fn))
+    except Exception as exc:
+        raise UnsupportedDoFnError(f"{type(combine_fn).__name__} does not survive "
+                                   f"cloudpickle: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- DoFn
+
+def _unwrap(value):
+    return value.value if isinstance(value, WindowedValue) else value
+
+
+class DoFnProcessFunction(ProcessFunction):
+    """A Flink `ProcessFunction` driving a Beam DoFn (build it with `apply_dofn`)."""
+
+    def __init__(self, dofn: beam.DoFn, side_tags: Mapping[str, OutputTag],
+                 bundle_size: Optional[int]):
+        self.dofn = dofn
+        self.side_tags = dict(side_tags)
+        self.bundle_size = bundle_size
+        self._in_bundle = False
+        self._count = 0
+
+    def open(self, runtime_context):
+        self.dofn.setup()
+        self._in_bundle = False
+        self._count = 0
+
+    def _emit(self, results: Optional[Iterable[Any]]):
+        if results is None:
+            return
+        for result in results:
+            if isinstance(result, pvalue.TaggedOutput):
+                tag = self.side_tags.get(result.tag)
+                if tag is None:
+                    raise RuntimeError(
+                        f"{type(self.dofn).__name__} emitted to undeclared tag {result.tag!r}; "
+                        f"declare it in apply_dofn(side_outputs=...)")
+                yield tag, _unwrap(result.value)
+            else:
+                yield _unwrap(result)
+
+    def process_element(self, value, ctx):
+        if not self._in_bundle:
+            self.dofn.start_bundle()
+            self._in_bundle = True
+        yield from self._emit(self.dofn.process(value))
+        self._count += 1
+        if self.bundle_size and self._count >= self.bundle_size:
+            self._in_bundle = False
+            self._count = 0
+            yield from self._emit(self.dofn.finish_bundle())
+
+    def close(self):
+        try:
+            if self._in_bundle:
+                self._in_bundle = False
+                pending = list(self._emit(self.dofn.finish_bundle()))
+                if pending:
+                    raise RuntimeError(
+                        f"{type(self.dofn).__name__}.finish_bundle emitted {len(pending)} "
+                        f"element(s) at close, where PyFlink cannot emit; use bundle_size=1")
+        finally:
+            self.dofn.teardown()
+
+
+class DoFnOutputs:
+    """The streams of `apply_dofn`: ``.main`` and ``[tag]`` / ``.tag`` for side outputs."""
+
+    def __init__(self, main: DataStream, side: Dict[str, DataStream]):
+        self.main = main
+        self._side = side
+
+    def __getitem__(self, tag: str) -> DataStream:
+        return self._side[tag]
+
+    def __getattr__(self, tag: str) -> DataStream:
+        try:
+            return self.__dict__["_side"][tag]
+        except KeyError:
+            raise AttributeError(tag) from None
+
+
+def apply_dofn(stream: DataStream, dofn: beam.DoFn, output_type=None,
+               side_outputs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
+               bundle_size: Optional[int] = None, parallelism: Optional[int] = None
+               ) -> DoFnOutputs:
+    """Run ``dofn`` on every element of ``stream``.
+
+    ``side_outputs`` maps each TaggedOutput tag the DoFn may emit to its Flink type (``None``
+    for pickled Python objects). ``output_type`` is the main output's type (default pickled).
+    ``bundle_size``: see the module docstring (default 1 if the DoFn overrides
+    ``finish_bundle``, else unbounded). ``parallelism`` sets the operator's parallelism
+    (equal to the upstream's, Flink forwards records and keeps their order). Raises
+    `UnsupportedDoFnError` at build time.
+    """
+    validate_dofn(dofn)
+    if bundle_size is None and _overrides(dofn, beam.DoFn, "finish_bundle"):
+        bundle_size = 1
+    if bundle_size is not None and bundle_size < 1:
+        raise ValueError("bundle_size must be >= 1")
+    label = name or type(dofn).__name__
+    tags = {tag: OutputTag(f"{label}-{tag}", type_info if type_info is not None else PICKLED)
+            for tag, type_info in (side_outputs or {}).items()}
+    main = stream.process(DoFnProcessFunction(dofn, tags, bundle_size),
+                          output_type=output_type if output_type is not None else PICKLED)
+    main = main.name(label)
+    if parallelism is not None:
+        main = main.set_parallelism(parallelism)
+    return DoFnOutputs(main, {tag: main.get_side_output(output_tag)
+                              for tag, output_tag in tags.items()})
+
+
+# --------------------------------------------------------------------------- CombineFn
+
+class CombinePerKeyFunction(KeyedProcessFunction):
+    """Keyed running combine over ``(key, value)`` pairs: the accumulator lives in
+    ValueState; emits ``(key, extract_output(accumulator))`` per element."""
+
+    def __init__(self, combine_fn: beam.CombineFn):
+        self.combine_fn = combine_fn
+        self._state = None
+
+    def open(self, runtime_context):
+        if hasattr(self.combine_fn, "setup"):
+            self.combine_fn.setup()
+        self._state = runtime_context.get_state(
+            ValueStateDescriptor("combine-accumulator", PICKLED))
+
+    def process_element(self, value, ctx):
+        accumulator = self._state.value()
+        if accumulator is None:
+            accumulator = self.combine_fn.create_accumulator()
+        accumulator = self.combine_fn.add_input(accumulator, value[1])
+        self._state.update(accumulator)
+        yield ctx.get_current_key(), self.combine_fn.extract_output(accumulator)
+
+    def close(self):
+        if hasattr(self.combine_fn, "teardown"):
+            self.combine_fn.teardown()
+
+
+def combine_per_key(stream: DataStream, combine_fn: beam.CombineFn, key_selector,
+                    value_selector=None, key_type=None, output_type=None,
+                    name: Optional[str] = None) -> DataStream:
+    """Beam ``CombinePerKey`` on a DataStream, as a changelog of ``(key, output)``.
+
+    ``key_selector``/``value_selector`` pick the key and the combined value from each
+    element (``value_selector`` defaults to the element). The latest output per key is the
+    combine of everything seen for that key.
+    """
+    validate_combine_fn(combine_fn)
+    label = name or type(combine_fn).__name__
+    select_value = value_selector if value_selector is not None else (lambda element: element)
+    pairs = stream.map(lambda element: (key_selector(element), select_value(element)),
+                       output_type=PICKLED).name(f"{label}-KeyValue")
+    return (pairs
+            .key_by(lambda kv: kv[0], key_type=key_type)
+            .process(CombinePerKeyFunction(combine_fn),
+                     output_type=output_type if output_type is not None else PICKLED)
+            .name(label))
+
+
+# --------------------------------------------------------------------------- payments
+
+class DeduplicateFunction(KeyedProcessFunction):
+    """Keyed by event_id: first valid payment wins (main output), later ones go to the
+    ``duplicates`` tag (the Payment) or the ``rejected`` tag (a `RejectedRow`).
+
+    The accepted fingerprint lives in ``ValueState``; give ``ttl_days`` to expire it (a
+    duplicate arriving after the TTL is then accepted again).
+    """
+
+    def __init__(self, duplicates_tag: OutputTag, rejected_tag: OutputTag,
+                 ttl_days: Optional[int] = None):
+        self.duplicates_tag = duplicates_tag
+        self.rejected_tag = rejected_tag
+        self.ttl_days = ttl_days
+        self._seen = None
+
+    def open(self, runtime_context):
+        descriptor = ValueStateDescriptor("payment-fingerprint", Types.STRING())
+        if self.ttl_days:
+            descriptor.enable_time_to_live(
+                StateTtlConfig.new_builder(Time.days(self.ttl_days)).build())
+        self._seen = runtime_context.get_state(descriptor)
+
+    def process_element(self, payment: Payment, ctx):
+        verdict = classify_duplicate(payment, self._seen.value())
+        if verdict == NEW:
+            self._seen.update(fingerprint(payment))
+            yield payment
+        elif verdict == DUPLICATE:
+            yield self.duplicates_tag, payment
+        else:
+            yield self.rejected_tag, rejected_row(verdict)
+
+
+class PaymentStreams(NamedTuple):
+    ledger: DataStream      # LedgerRow (pickled)
+    balances: DataStream    # BalanceRow changelog (pickled); latest per key is final
+    rejected: DataStream    # RejectedRow (pickled)
+    duplicates: DataStream  # Payment (pickled)
+
+
+def payments_business_step(lines: DataStream, currencies: Optional[Mapping[str, int]] = None,
+                           dedupe_ttl_days: Optional[int] = None,
+                           parse_parallelism: Optional[int] = None) -> PaymentStreams:
+    """The payments step on a DataStream of raw lines / `SourceLine`s (pickled).
+
+    Same DoFn (`ParsePaymentFn`) and CombineFn (`BalanceCombineFn`) as the Beam pipeline;
+    duplicates are resolved in *arrival order* per event_id by `DeduplicateFunction`.
+
+    Order matters for conflicting duplicates: it is kept from the source to the keyed
+    dedupe only while records are forwarded, i.e. when the parse runs at the source's
+    parallelism (``parse_parallelism``; with a FileSource that is the job's parallelism
+    and order is kept within each file). A rebalance between source and parse (e.g. a
+    parallelism-1 source feeding a parallelism-2 parse) can let a later conflicting line
+    overtake the first one: the Beam pipeline orders by (source, line_number) instead.
+    """
+    parsed = apply_dofn(lines, payment_transforms.ParsePaymentFn(currencies),
+                        side_outputs={payment_transforms.REJECTED: None}, name="ParsePayments",
+                        parallelism=parse_parallelism)
+    duplicates_tag = OutputTag("payments-duplicates", PICKLED)
+    rejected_tag = OutputTag("payments-conflicts", PICKLED)
+    accepted = (parsed.main
+                .key_by(lambda payment: payment.event_id, key_type=Types.STRING())
+                .process(DeduplicateFunction(duplicates_tag, rejected_tag, dedupe_ttl_days),
+                         output_type=PICKLED)
+                .name("DeduplicatePayments"))
+    ledger = accepted.map(ledger_row, output_type=PICKLED).name("LedgerRows")
+    balances = (combine_per_key(ledger, payment_transforms.BalanceCombineFn(),
+                                key_selector=balance_key,
+                                value_selector=lambda row: row.amount_minor,
+                                name="Balances")
+                .map(lambda kv: balance_row(kv[0], kv[1]), output_type=PICKLED)
+                .name("BalanceRows"))
+    rejected = parsed[payment_transforms.REJECTED].union(accepted.get_side_output(rejected_tag))
+    return PaymentStreams(ledger, balances, rejected, accepted.get_side_output(duplicates_tag))
+
+
+def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> DataStream:
+    """A bounded DataStream of raw lines or `SourceLine`s (any picklable objects whose
+    classes the workers can import) from a Python collection.
+
+    ``from_collection`` cannot ship arbitrary Python objects (the Java side unpickles them),
+    so each item travels as base64 text of its pickle and is unpickled by the first Python
+    operator. Source and decoding run at parallelism 1; apply the next operator with
+    ``parallelism=1`` to keep the collection order (see `payments_business_step`).
+    """
+    blobs = [base64.b64encode(pickle.dumps(item)).decode("ascii") for item in lines]
+    return (env.from_collection(blobs, type_info=Types.STRING())
+            .map(_load_source_line, output_type=PICKLED).name(name).set_parallelism(1))
+
+
+def _load_source_line(blob: str):
+    """Inverse of the encoding in `source_lines_stream`."""
+    return pickle.loads(base64.b64decode(blob))
+
+
+def final_balances(changelog: Iterable) -> list:
+    """Latest `BalanceRow` per (account_id, currency) of a balances changelog, sorted."""
+    latest: Dict[tuple, Any] = {}
+    for row in changelog:
+        key = (row.account_id, row.currency)
+        if key not in latest or row.event_count > latest[key].event_count:
+            latest[key] = row
+    return [latest[key] for key in sorted(latest)]
+
+
+__all__ = ["apply_dofn", "combine_per_key", "DoFnOutputs", "DoFnProcessFunction",
+           "CombinePerKeyFunction", "DeduplicateFunction", "payments_business_step",
+           "PaymentStreams", "final_balances", "source_lines_stream", "validate_dofn", "validate_combine_fn",
+           "UnsupportedDoFnError", "to_flink_row", "LEDGER_ROW_TYPE", "BALANCE_ROW_TYPE",
+           "REJECTED_ROW_TYPE"]

@@ -1,0 +1,147 @@
+"""Beam batch pipeline: JSON-lines payment files -> ledger, balances and rejected files.
+
+For backfills and for checking the Flink job: it reads the same files, runs the same
+`PaymentsBusinessStep` and writes the files described in `transforms.outputs`.
+
+    python -m transforms.pipeline --input DIR_OR_FILE_OR_GLOB --output DIR \\
+        [--currencies currencies.json] [--runner DirectRunner] [other Beam options]
+
+Any Beam runner is chosen with the usual ``--runner`` option (default: DirectRunner, the
+only one that works offline here). Files are read as bytes through Beam's `FileSystems`
+(local paths, and ``gs://``/``s3://`` where the extra is installed), lines end at ``\\n``,
+numbered from 1 per file; ``source`` is the file's base name.
+"""
+import json
+import logging
+import os
+from typing import Iterator, List, Optional, Sequence
+
+import apache_beam as beam
+from apache_beam.io import fileio
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from transforms.beam import PaymentsBusinessStep
+from transforms.currencies import load_currencies
+from transforms.outputs import row_to_json
+from transforms.payments import SourceLine
+
+DEFAULT_PATTERN = "*.jsonl"
+
+
+class PaymentsOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        # Not required=True: Beam parses every registered options class whenever any
+        # PipelineOptions is viewed, so a required flag would break unrelated pipelines.
+        parser.add_argument("--input", default=None,
+                            help="(required) a JSON-lines file, a directory (reads --pattern "
+                                 "in it) or a glob")
+        parser.add_argument("--output", default=None,
+                            help="(required) directory for the output files")
+        parser.add_argument("--pattern", default=DEFAULT_PATTERN,
+                            help="file pattern when --input is a directory")
+        parser.add_argument("--currencies", default=None,
+                            help="JSON currency table (default: transforms/currencies.json)")
+
+
+def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
+    if os.path.isdir(input_path):
+        return os.path.join(input_path, pattern)
+    return input_path
+
+
+def read_numbered_lines(readable_file) -> Iterator[SourceLine]:
+    """A matched file's lines as `SourceLine` (bytes), numbered from 1."""
+    path = readable_file.metadata.path
+    source = os.path.basename(path.rstrip("/"))
+    with readable_file.open() as f:
+        number = 0
+        while True:
+            line = f.readline()
+            if not line:
+                break
+            number += 1
+            yield SourceLine(source, number, line)
+
+
+class ReadPaymentLines(beam.PTransform):
+    """File pattern -> `SourceLine`s (one file per element, read sequentially)."""
+
+    def __init__(self, file_pattern: str, label=None):
+        super().__init__(label)
+        self.file_pattern = file_pattern
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
+                | "ReadMatches" >> fileio.ReadMatches()
+                | "ReadLines" >> beam.FlatMap(read_numbered_lines))
+
+
+class WriteJsonLines(beam.PTransform):
+    """NamedTuple rows -> ``<directory>/<name>.jsonl`` (one file)."""
+
+    def __init__(self, directory: str, name: str, label=None):
+        super().__init__(label)
+        self.directory = directory
+        self.name = name
+
+    def expand(self, rows):
+        return (rows
+                | "ToJson" >> beam.Map(row_to_json)
+                | "Write" >> beam.io.WriteToText(os.path.join(self.directory, self.name),
+                                                 file_name_suffix=".jsonl",
+                                                 shard_name_template=""))
+
+
+def _count(pcoll, name: str):
+    return (pcoll
+            | f"Count{name.title()}" >> beam.combiners.Count.Globally()
+            | f"Name{name.title()}" >> beam.Map(lambda n, key=name: (key, n)))
+
+
+def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
+    """Add the read -> business step -> write graph to ``pipeline``; returns the outputs."""
+    currencies = load_currencies(options.currencies) if options.currencies else None
+    output = options.output
+    lines = pipeline | "Read" >> ReadPaymentLines(input_glob(options.input, options.pattern))
+    results = lines | "Payments" >> PaymentsBusinessStep(currencies)
+    results["ledger"] | "WriteLedger" >> WriteJsonLines(output, "ledger")
+    results["balances"] | "WriteBalances" >> WriteJsonLines(output, "balances")
+    results["rejected"] | "WriteRejected" >> WriteJsonLines(output, "rejected")
+    counts = [_count(lines, "lines"), _count(results["ledger"], "ledger"),
+              _count(results["duplicates"], "duplicates"),
+              _count(results["rejected"], "rejected")]
+    (counts
+     | "AllCounts" >> beam.Flatten()
+     | "Summary" >> beam.combiners.ToDict()
+     | "SummaryJson" >> beam.Map(lambda d: json.dumps(dict(sorted(d.items()))))
+     | "WriteSummary" >> beam.io.WriteToText(os.path.join(output, "summary"),
+                                             file_name_suffix=".json", shard_name_template=""))
+    return results
+
+
+def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineResult:
+    """Run the pipeline with command-line style arguments; waits until it finishes."""
+    options = PipelineOptions(list(argv) if argv is not None else None)
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        standard.runner = "DirectRunner"
+    payments = options.view_as(PaymentsOptions)
+    if not payments.input or not payments.output:
+        raise SystemExit("transforms.pipeline: --input and --output are required")
+    os.makedirs(payments.output, exist_ok=True) if "://" not in payments.output else None
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, payments)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    logging.getLogger().setLevel(logging.WARNING)
+    run(argv)
+
+
+if __name__ == "__main__":
+    main()

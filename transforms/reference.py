@@ -1,0 +1,125 @@
+"""The whole payments business step in plain Python: the reference every runner must match.
+
+`process_lines(lines)` parses, validates, de-duplicates and aggregates an iterable of raw lines
+and returns an `Outcome`; the Beam pipeline (`transforms.pipeline`) and the PyFlink job must
+produce the same ledger, balances and rejected rows and the same duplicate count on the same
+input (tests compare with `Outcome.normalised()`).
+
+Duplicates: the first *valid* payment of an ``event_id`` in input order is accepted; a later
+one with the same fingerprint is a duplicate, with another fingerprint a
+``conflicting_duplicate`` rejection. (The Beam pipeline orders by (source, line_number); the
+Flink job by arrival, which is file order within one file.)
+"""
+import glob
+import os
+from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
+
+from transforms.payments import (
+    DUPLICATE, NEW, BalanceRow, LedgerRow, Payment, RawLine, RejectedRow, Rejection, SourceLine,
+    balances, classify_duplicate, fingerprint, ledger_row, parse_line, rejected_row)
+
+
+class Outcome(NamedTuple):
+    """Result of the business step. ``lines == len(ledger) + duplicates + len(rejected)``."""
+    ledger: List[LedgerRow]
+    balances: List[BalanceRow]
+    rejected: List[RejectedRow]
+    duplicates: int
+    lines: int
+
+    def normalised(self) -> Tuple[list, list, list, int]:
+        """Order-independent form for comparisons: sorted rows and the duplicate count."""
+        key = lambda row: tuple("" if v is None else v for v in row)  # noqa: E731
+        return (sorted(self.ledger), sorted(self.balances),
+                sorted(self.rejected, key=key), self.duplicates)
+
+
+def read_lines(path: Union[str, os.PathLike], source: Optional[str] = None
+               ) -> Iterator[SourceLine]:
+    """The lines of a JSON-lines file as bytes, numbered from 1.
+
+    Lines end at ``\\n`` only (a ``\\r`` before it is dropped by the parser); a final line
+    without ``\\n`` counts, an empty remainder after the last ``\\n`` does not.
+    ``source`` defaults to the file's base name.
+    """
+    name = source if source is not None else os.path.basename(os.fspath(path))
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            yield SourceLine(name, number, line)
+
+
+def input_files(input_path: str, pattern: str = "*.jsonl") -> List[str]:
+    """A file, or the files matching ``pattern`` in a directory, sorted."""
+    if os.path.isdir(input_path):
+        return sorted(glob.glob(os.path.join(input_path, pattern)))
+    return [input_path]
+
+
+def _numbered(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str]
+              ) -> Iterator[SourceLine]:
+    for number, item in enumerate(lines, start=1):
+        if isinstance(item, SourceLine):
+            yield item
+        else:
+            yield SourceLine(source, number, item)
+
+
+LEDGER = "ledger"
+
+
+def iter_outcomes(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str] = None,
+                  currencies: Optional[Mapping[str, int]] = None
+                  ) -> Iterator[Tuple[str, Union[LedgerRow, Payment, RejectedRow]]]:
+    """One ``(outcome, row)`` per input line, in input order: ``("ledger", LedgerRow)``,
+    ``("duplicate", Payment)`` or ``(reason_code, RejectedRow)``."""
+    seen: Dict[str, str] = {}
+    for item in _numbered(lines, source):
+        result = parse_line(item.line, currencies, item.source, item.line_number)
+        if isinstance(result, Rejection):
+            yield result.reason, rejected_row(result)
+            continue
+        verdict = classify_duplicate(result, seen.get(result.event_id))
+        if verdict == NEW:
+            seen[result.event_id] = fingerprint(result)
+            yield LEDGER, ledger_row(result)
+        elif verdict == DUPLICATE:
+            yield DUPLICATE, result
+        else:
+            yield verdict.reason, rejected_row(verdict)
+
+
+def line_outcomes(lines: Iterable[Union[RawLine, SourceLine]],
+                  currencies: Optional[Mapping[str, int]] = None) -> List[str]:
+    """Where each line ends: ``"ledger"``, ``"duplicate"`` or its reason code."""
+    return [outcome for outcome, _ in iter_outcomes(lines, currencies=currencies)]
+
+
+def process_lines(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str] = None,
+                  currencies: Optional[Mapping[str, int]] = None) -> Outcome:
+    """Run the business step over raw lines (bytes/str, numbered from 1 under ``source``)
+    or `SourceLine`s (kept as given), in input order."""
+    ledger: List[LedgerRow] = []
+    rejected: List[RejectedRow] = []
+    duplicates = 0
+    count = 0
+    for outcome, row in iter_outcomes(lines, source, currencies):
+        count += 1
+        if outcome == LEDGER:
+            ledger.append(row)
+        elif outcome == DUPLICATE:
+            duplicates += 1
+        else:
+            rejected.append(row)
+    return Outcome(ledger, balances(ledger), rejected, duplicates, count)
+
+
+def process_files(paths: Iterable[str], currencies: Optional[Mapping[str, int]] = None
+                  ) -> Outcome:
+    """`process_lines` over files in the given order (see `read_lines`)."""
+    def lines() -> Iterator[SourceLine]:
+        for path in paths:
+            yield from read_lines(path)
+    return process_lines(lines(), currencies=currencies)
+
+
+__all__ = ["Outcome", "process_lines", "line_outcomes", "iter_outcomes", "process_files", "read_lines", "input_files", "Payment"]
