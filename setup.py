@@ -22,6 +22,7 @@ setup(
         # apache-flink 2.3.0 pins apache-beam 2.61.0, pandas < 2.3 and pyarrow < 21.
         "apache-flink==2.3.0",
         "psycopg[binary]>=3.1,<4",
+        "pyyaml>=5.4",  # reads flink-conf/config.yaml (already required by apache-beam)
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],

@@ -1,0 +1,1 @@
+"""PyFlink DataStream jobs: short wiring files (source -> transforms -> sinks)."""

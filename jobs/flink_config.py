@@ -1,0 +1,45 @@
+"""Exactly-once settings in one visible place: defaults from `flink-conf/config.yaml`
+(Flink 2.3's nested YAML), overridden by command-line flags.
+
+Only job-level keys are taken from the file (checkpointing, restart strategy, state backend,
+Python execution); cluster keys stay with the cluster.
+"""
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import yaml
+
+from localenv.flink import FLINK_CONF_DIR
+
+JOB_KEY_PREFIXES = ("execution.", "restart-strategy.", "state.", "python.", "pipeline.",
+                    "table.")
+
+
+def flatten(tree: Mapping, prefix: str = "") -> Dict[str, str]:
+    flat: Dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return flat
+
+
+# Used only where config.yaml is silent, so that a job is never without checkpoints.
+SAFETY_NET = {
+    "execution.checkpointing.interval": "2 s",
+    "execution.checkpointing.mode": "EXACTLY_ONCE",
+    "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+    "restart-strategy.type": "fixed-delay",
+    "restart-strategy.fixed-delay.attempts": "10",
+    "restart-strategy.fixed-delay.delay": "2 s",
+}
+
+
+def job_defaults(conf_dir: Optional[Path] = None) -> Dict[str, str]:
+    """Job-level settings of `<conf_dir>/config.yaml` as flat Flink keys."""
+    path = Path(conf_dir or FLINK_CONF_DIR) / "config.yaml"
+    tree = yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
+    from_file = {k: v for k, v in flatten(tree).items() if k.startswith(JOB_KEY_PREFIXES)}
+    return {**SAFETY_NET, **from_file}

@@ -1,0 +1,272 @@
+"""The payments job: JSON-lines files to PostgreSQL, every line applied exactly once.
+
+    python -m jobs.payments --demo
+    python -m jobs.payments --input DIR --db-url URL [--parallelism N]
+        [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--from-checkpoint PATH]
+        [--mode thread|process]
+
+files ──FileSource──▶ parse/validate ──▶ dedupe by event_id ──▶ ledger ─────────────▶ sink "ledger"
+                           │               (keyed state, TTL)   └─ by account ──────▶ sink "balances"
+                           │                    ├─ duplicates ──────────────────────▶ sink "duplicates"
+                           └─ rejected ─────────┴─ conflicting duplicates ──────────▶ sink "rejected"
+
+Every line ends in exactly one table: ledger, duplicates or rejected. The business rules are in
+`transforms/`; this file only wires them. Exactly-once settings come from
+`flink-conf/config.yaml`, overridden by the flags below.
+"""
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, NamedTuple, Optional
+
+from pyflink.common import Duration, Row, Types, WatermarkStrategy
+from pyflink.datastream import OutputTag
+from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
+
+from jobs.flink_config import job_defaults
+from transforms import beam as payment_transforms
+from transforms.flink_adapters import (LEDGER_ROW_TYPE, PICKLED, REJECTED_ROW_TYPE,
+                                       DeduplicateFunction, apply_dofn, to_flink_row)
+from transforms.payments import SourceLine, ledger_row
+
+LINE_TYPE = Types.ROW_NAMED(["source", "line_number", "line"],
+                            [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+DUPLICATE_ROW_TYPE = Types.ROW_NAMED(["event_id", "source", "line_number"],
+                                     [Types.STRING(), Types.STRING(), Types.LONG()])
+
+LEDGER_SQL = ("INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
+              "VALUES (:event_id, :account_id, :type, :amount_minor, :currency, "
+              "CAST(:occurred_at AS timestamptz))")
+BALANCE_SQL = ("INSERT INTO balances (account_id, currency, balance_minor, event_count) "
+               "VALUES (:account_id, :currency, :amount_minor, 1) "
+               "ON CONFLICT (account_id, currency) DO UPDATE SET "
+               "balance_minor = balances.balance_minor + EXCLUDED.balance_minor, "
+               "event_count = balances.event_count + 1")
+REJECTED_SQL = ("INSERT INTO rejected (reason, raw, source, line_number, detail) "
+                "VALUES (:reason, :raw, :source, :line_number, :detail)")
+DUPLICATE_SQL = ("INSERT INTO duplicates (event_id, source, line_number) "
+                 "VALUES (:event_id, :source, :line_number)")
+
+
+@dataclass
+class PaymentsConfig:
+    input: str
+    db_url: str
+    db_user: Optional[str] = None
+    password_env: str = "PGPASSWORD"
+    parallelism: int = 2
+    checkpoint_interval: Optional[str] = None        # default: flink-conf/config.yaml
+    checkpoint_dir: Optional[str] = None             # default: var/checkpoints/payments
+    watch: Optional[str] = None                      # e.g. "5 s": keep discovering files
+    from_checkpoint: Optional[str] = None
+    execution_mode: str = "process"
+    state_backend: Optional[str] = None              # hashmap | rocksdb
+    dedupe_ttl_days: int = 30
+    ledger_mode: str = "prepared"                    # insert-only, distinct keys
+    balances_mode: str = "staged"                    # hot keys: running sums
+    rejected_mode: str = "staged"
+    sink_id_prefix: str = "payments"
+    bundle_size: Optional[int] = None
+    extra_settings: Dict[str, str] = field(default_factory=dict)
+
+
+class PaymentSinks(NamedTuple):
+    ledger: object
+    balances: object
+    rejected: object
+    duplicates: object
+
+
+def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
+    """Replayable, checkpointed lines of every file under `input_dir`, with file and line."""
+    from pyflink.java_gateway import get_gateway
+    j_format = get_gateway().jvm.dev.tpc.source.NumberedLinesFormat()
+    builder = FileSource.for_bulk_file_format(BulkFormat(j_format), os.path.abspath(input_dir))
+    if watch_interval:
+        builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
+    return builder.build()
+
+
+def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
+    """One TwoPhaseCommitSink per table; `modes` overrides (e.g. balances="at_least_once")."""
+    from sinks import TwoPhaseCommitSink
+
+    def sink(name, row_type, statement, mode):
+        return (TwoPhaseCommitSink.builder()
+                .set_jdbc_url(config.db_url).set_user(config.db_user)
+                .set_password_env(config.password_env)
+                .set_row_type(row_type).add_statement(statement)
+                .set_sink_id(f"{config.sink_id_prefix}-{name}")
+                .set_mode(modes.get(name, mode))
+                .build())
+
+    return PaymentSinks(
+        ledger=sink("ledger", LEDGER_ROW_TYPE, LEDGER_SQL, config.ledger_mode),
+        balances=sink("balances", LEDGER_ROW_TYPE, BALANCE_SQL, config.balances_mode),
+        rejected=sink("rejected", REJECTED_ROW_TYPE, REJECTED_SQL, config.rejected_mode),
+        duplicates=sink("duplicates", DUPLICATE_ROW_TYPE, DUPLICATE_SQL, config.rejected_mode))
+
+
+def to_source_line(row: Row) -> SourceLine:
+    # File base names, as the Beam pipeline and the reference records them.
+    return SourceLine(os.path.basename(row.source), row.line_number, bytes(row.line))
+
+
+def duplicate_row(payment) -> Row:
+    return Row(event_id=payment.event_id, source=payment.source, line_number=payment.line_number)
+
+
+def ledger_flink_row(payment) -> Row:
+    return to_flink_row(ledger_row(payment))
+
+
+def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> None:
+    """source: a Flink Source of LINE_TYPE rows (see `file_source`); sinks: see `build_sinks`."""
+    lines = (env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
+                             type_info=LINE_TYPE)
+             .uid("payment-files")
+             .map(to_source_line, output_type=PICKLED).name("source-lines"))
+    parsed = apply_dofn(lines, payment_transforms.ParsePaymentFn(),
+                        side_outputs={payment_transforms.REJECTED: None}, name="parse")
+    duplicates_tag = OutputTag("duplicates", PICKLED)
+    conflicts_tag = OutputTag("conflicting-duplicates", PICKLED)
+    accepted = (parsed.main
+                .key_by(lambda payment: payment.event_id, key_type=Types.STRING())
+                .process(DeduplicateFunction(duplicates_tag, conflicts_tag, config.dedupe_ttl_days),
+                         output_type=PICKLED)
+                .name("dedupe-by-event-id"))
+
+    ledger = accepted.map(ledger_flink_row, output_type=LEDGER_ROW_TYPE).name("ledger-rows")
+    ledger.sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink")
+    # Keyed by account so that one sink subtask owns each balance row: no two transactions
+    # of this job ever wait for each other's row locks.
+    (ledger.key_by(lambda row: (row.account_id, row.currency),
+                   key_type=Types.TUPLE([Types.STRING(), Types.STRING()]))
+     .map(lambda row: row, output_type=LEDGER_ROW_TYPE).name("balance-deltas")
+     .sink_to(sinks.balances).name("balances-sink").uid("balances-sink"))
+
+    (parsed[payment_transforms.REJECTED].union(accepted.get_side_output(conflicts_tag))
+     .map(to_flink_row, output_type=REJECTED_ROW_TYPE).name("rejected-rows")
+     .sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink"))
+    (accepted.get_side_output(duplicates_tag)
+     .map(duplicate_row, output_type=DUPLICATE_ROW_TYPE).name("duplicate-rows")
+     .sink_to(sinks.duplicates).name("duplicates-sink").uid("duplicates-sink"))
+
+
+def flink_settings(config: PaymentsConfig) -> Dict[str, str]:
+    """flink-conf/config.yaml's job defaults, then this run's flags."""
+    from localenv.paths import sub_dir
+    settings = job_defaults()
+    settings.setdefault("execution.checkpointing.dir",
+                        (sub_dir("checkpoints", config.sink_id_prefix)).as_uri())
+    overrides = {
+        "execution.checkpointing.interval": config.checkpoint_interval,
+        "execution.checkpointing.dir": config.checkpoint_dir and _file_uri(config.checkpoint_dir),
+        "execution.state-recovery.path": config.from_checkpoint and _file_uri(config.from_checkpoint),
+        "state.backend.type": config.state_backend,
+        "python.execution-mode": config.execution_mode,
+        "python.fn-execution.bundle.size": config.bundle_size and str(config.bundle_size),
+    }
+    settings.update({k: v for k, v in overrides.items() if v})
+    settings.update(config.extra_settings)
+    # Non-negotiable for this job: it exists to be exactly once.
+    settings["execution.checkpointing.mode"] = "EXACTLY_ONCE"
+    return settings
+
+
+def _file_uri(path: str) -> str:
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def parse_duration_ms(text: str) -> int:
+    units = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000}
+    number = text.strip().rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+    unit = text.strip()[len(number):].strip() or "ms"
+    if unit not in units:
+        raise ValueError(f"unknown duration unit in {text!r}: use ms, s, min or h")
+    return int(float(number) * units[unit])
+
+
+def create_environment(config: PaymentsConfig):
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+    env = local_environment(config.parallelism, flink_settings(config))
+    add_sink_jars(env)
+    return env
+
+
+def prepare_database(config: PaymentsConfig) -> None:
+    import psycopg
+    from jobs.payments_schema import ensure_schema, jdbc_to_conninfo
+    password = os.environ.get(config.password_env)
+    with psycopg.connect(jdbc_to_conninfo(config.db_url, config.db_user),
+                         password=password, connect_timeout=10) as conn:
+        ensure_schema(conn)
+
+
+def submit(config: PaymentsConfig, wait: bool = True):
+    """Build the job and run it: to the end when `wait`, else return its JobClient."""
+    if not os.path.isdir(config.input):
+        raise SystemExit(f"--input {config.input} is not a directory")
+    prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, file_source(config.input, config.watch), build_sinks(config), config)
+    name = f"payments ({config.sink_id_prefix})"
+    return env.execute(name) if wait else env.execute_async(name)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Payments files to PostgreSQL, exactly once (PyFlink).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--demo", action="store_true",
+                        help="generate sample payments, start a local PostgreSQL, run the job on "
+                             "the mini cluster and print a reconciliation")
+    parser.add_argument("--input", help="directory of JSON-lines files")
+    parser.add_argument("--db-url", help="jdbc:postgresql://host:port/database")
+    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
+    parser.add_argument("--password-env", default="PGPASSWORD",
+                        help="environment variable holding the database password")
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument("--watch", nargs="?", const="5 s", metavar="INTERVAL",
+                        help="keep discovering new files (default interval 5 s)")
+    parser.add_argument("--from-checkpoint", metavar="PATH",
+                        help="restore from a retained checkpoint (its chk-N directory)")
+    parser.add_argument("--mode", dest="execution_mode", default="process",
+                        choices=["process", "thread"], help="Python execution mode")
+    parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
+    parser.add_argument("--dedupe-ttl-days", type=int, default=30)
+    parser.add_argument("--ledger-mode", default="prepared", choices=["prepared", "staged"])
+    parser.add_argument("--sink-id-prefix", default="payments")
+    parser.add_argument("--events", type=int, default=20_000, help="--demo: generated events")
+    return parser.parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
+    if not args.input or not args.db_url:
+        raise SystemExit("--input and --db-url are required (or use --demo)")
+    return PaymentsConfig(
+        input=args.input, db_url=args.db_url, db_user=args.db_user,
+        password_env=args.password_env, parallelism=args.parallelism,
+        checkpoint_interval=args.checkpoint_interval, checkpoint_dir=args.checkpoint_dir,
+        watch=args.watch, from_checkpoint=args.from_checkpoint,
+        execution_mode=args.execution_mode, state_backend=args.state_backend,
+        dedupe_ttl_days=args.dedupe_ttl_days, ledger_mode=args.ledger_mode,
+        sink_id_prefix=args.sink_id_prefix)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.demo:
+        from jobs.demo import run_demo
+        return run_demo(args)
+    result = submit(config_from_args(args))
+    print(f"job {result.get_job_id()} finished")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The payments tables: created when missing, checked when present, never silently altered.
+
+    python -m jobs.payments_schema --db-url jdbc:postgresql://host:port/db   # create or check
+"""
+import argparse
+import os
+import sys
+from typing import Dict, List
+
+TABLES: Dict[str, str] = {
+    "ledger": """
+        CREATE TABLE ledger (
+            event_id     text PRIMARY KEY,
+            account_id   text NOT NULL,
+            type         text NOT NULL CHECK (type IN ('charge', 'refund')),
+            amount_minor bigint NOT NULL,
+            currency     text NOT NULL,
+            occurred_at  timestamptz NOT NULL
+        )""",
+    # numeric: a sum of 64-bit amounts can leave bigint's range.
+    "balances": """
+        CREATE TABLE balances (
+            account_id    text NOT NULL,
+            currency      text NOT NULL,
+            balance_minor numeric(40, 0) NOT NULL,
+            event_count   bigint NOT NULL,
+            PRIMARY KEY (account_id, currency)
+        )""",
+    "rejected": """
+        CREATE TABLE rejected (
+            id          bigserial PRIMARY KEY,
+            reason      text NOT NULL,
+            raw         text NOT NULL,
+            source      text,
+            line_number bigint,
+            detail      text NOT NULL DEFAULT ''
+        )""",
+    "duplicates": """
+        CREATE TABLE duplicates (
+            id          bigserial PRIMARY KEY,
+            event_id    text NOT NULL,
+            source      text,
+            line_number bigint
+        )""",
+}
+
+EXPECTED_COLUMNS: Dict[str, List[tuple]] = {
+    "ledger": [("event_id", "text"), ("account_id", "text"), ("type", "text"),
+               ("amount_minor", "bigint"), ("currency", "text"),
+               ("occurred_at", "timestamp with time zone")],
+    "balances": [("account_id", "text"), ("currency", "text"), ("balance_minor", "numeric"),
+                 ("event_count", "bigint")],
+    "rejected": [("id", "bigint"), ("reason", "text"), ("raw", "text"), ("source", "text"),
+                 ("line_number", "bigint"), ("detail", "text")],
+    "duplicates": [("id", "bigint"), ("event_id", "text"), ("source", "text"),
+                   ("line_number", "bigint")],
+}
+
+
+class SchemaMismatch(RuntimeError):
+    pass
+
+
+def ensure_schema(conn) -> List[str]:
+    """Create missing tables; verify existing ones. Returns the names of tables created."""
+    created = []
+    for table, ddl in TABLES.items():
+        columns = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
+            (table,)).fetchall()
+        if not columns:
+            conn.execute(ddl)
+            created.append(table)
+            continue
+        missing = [c for c in EXPECTED_COLUMNS[table] if c not in columns]
+        if missing:
+            raise SchemaMismatch(
+                f"table {table} exists but lacks or mistypes columns {missing} (it has "
+                f"{columns}); the job never alters tables: migrate it by hand or use another "
+                f"database")
+    conn.commit()
+    return created
+
+
+def jdbc_to_conninfo(jdbc_url: str, user: str = None) -> str:
+    """psycopg conninfo for a jdbc:postgresql://host:port/db URL (password passed separately)."""
+    from urllib.parse import urlparse
+    parsed = urlparse(jdbc_url[len("jdbc:"):])
+    parts = [f"host={parsed.hostname or '127.0.0.1'}", f"port={parsed.port or 5432}",
+             f"dbname={parsed.path.lstrip('/')}"]
+    if user:
+        parts.append(f"user={user}")
+    return " ".join(parts)
+
+
+def main(argv=None) -> int:
+    import psycopg
+    parser = argparse.ArgumentParser(description="create or check the payments tables")
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
+    parser.add_argument("--password-env", default="PGPASSWORD")
+    args = parser.parse_args(argv)
+    with psycopg.connect(jdbc_to_conninfo(args.db_url, args.db_user),
+                         password=os.environ.get(args.password_env)) as conn:
+        created = ensure_schema(conn)
+    print(f"created: {', '.join(created) or 'nothing'}; all payments tables present and as expected")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

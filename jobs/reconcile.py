@@ -1,0 +1,117 @@
+"""Reconciliation: does every input line end in exactly one place, and do the books balance?
+
+    python -m jobs.reconcile --input DIR --db-url URL
+"""
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+from transforms.currencies import DEFAULT_CURRENCIES
+from transforms.payments import format_minor_units
+
+
+def input_files(input_dir: str) -> List[Path]:
+    """The files the job reads: every file below the directory except hidden ones ('.', '_'),
+    as Flink's FileSource enumerates them."""
+    return sorted(p for p in Path(input_dir).rglob("*")
+                  if p.is_file() and not any(part.startswith((".", "_"))
+                                             for part in p.relative_to(input_dir).parts))
+
+
+def count_lines(input_dir: str) -> int:
+    total = 0
+    for path in input_files(input_dir):
+        with open(path, "rb") as f:
+            total += sum(1 for _ in f)
+    return total
+
+
+@dataclass
+class Reconciliation:
+    lines_read: int
+    ledger_rows: int
+    duplicates: int
+    rejected: int
+    rejected_by_reason: Dict[str, int]
+    per_currency: Dict[str, Tuple[int, int]]        # currency -> (ledger sum, balances sum)
+    balance_events: int
+    pending: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def every_line_accounted(self) -> bool:
+        return self.lines_read == self.ledger_rows + self.duplicates + self.rejected
+
+    @property
+    def books_balance(self) -> bool:
+        return (self.every_line_accounted and self.balance_events == self.ledger_rows
+                and all(ledger == balance for ledger, balance in self.per_currency.values())
+                and not any(self.pending.values()))
+
+    def report(self) -> str:
+        out = [f"lines read        {self.lines_read:>10,}",
+               f"  ledger rows     {self.ledger_rows:>10,}",
+               f"  duplicates      {self.duplicates:>10,}",
+               f"  rejected        {self.rejected:>10,}"]
+        for reason, count in sorted(self.rejected_by_reason.items(), key=lambda kv: -kv[1]):
+            out.append(f"    {reason:<28}{count:>6,}")
+        out.append(f"  accounted for   {'yes' if self.every_line_accounted else 'NO':>10}"
+                   f"  (ledger + duplicates + rejected = "
+                   f"{self.ledger_rows + self.duplicates + self.rejected:,})")
+        out.append("balances by currency (ledger total = sum of balances):")
+        for currency, (ledger, balance) in sorted(self.per_currency.items()):
+            units = DEFAULT_CURRENCIES.get(currency, 0)
+            mark = "ok" if ledger == balance else "MISMATCH"
+            out.append(f"  {currency}  {format_minor_units(ledger, units):>22}  "
+                       f"{format_minor_units(balance, units):>22}  {mark}")
+        if any(self.pending.values()):
+            out.append(f"pending sink work: {self.pending}")
+        out.append(f"books balance: {'yes' if self.books_balance else 'NO'}")
+        return "\n".join(out)
+
+
+def reconcile(conn, input_dir: str) -> Reconciliation:
+    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    per_currency: Dict[str, Tuple[int, int]] = {}
+    for currency, total in conn.execute(
+            "SELECT currency, sum(amount_minor) FROM ledger GROUP BY currency"):
+        per_currency[currency] = (int(total), 0)
+    for currency, total in conn.execute(
+            "SELECT currency, sum(balance_minor) FROM balances GROUP BY currency"):
+        per_currency[currency] = (per_currency.get(currency, (0, 0))[0], int(total))
+    return Reconciliation(
+        lines_read=count_lines(input_dir),
+        ledger_rows=one("SELECT count(*) FROM ledger"),
+        duplicates=one("SELECT count(*) FROM duplicates"),
+        rejected=one("SELECT count(*) FROM rejected"),
+        rejected_by_reason=dict(conn.execute(
+            "SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall()),
+        per_currency=per_currency,
+        balance_events=int(one("SELECT coalesce(sum(event_count), 0) FROM balances")),
+        pending={
+            "prepared": one("SELECT count(*) FROM pg_prepared_xacts WHERE "
+                            "database = current_database() AND gid LIKE 'tpc:%'"),
+            "staged": one("SELECT count(*) FROM tpc_staged_batches"),
+        })
+
+
+def main(argv=None) -> int:
+    import psycopg
+    from jobs.payments_schema import jdbc_to_conninfo
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
+    parser.add_argument("--password-env", default="PGPASSWORD")
+    args = parser.parse_args(argv)
+    with psycopg.connect(jdbc_to_conninfo(args.db_url, args.db_user),
+                         password=os.environ.get(args.password_env)) as conn:
+        result = reconcile(conn, args.input)
+    print(result.report())
+    return 0 if result.books_balance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
