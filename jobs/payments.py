@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Dict, NamedTuple, Optional
 
 from pyflink.common import Duration, Row, Types, WatermarkStrategy
-from pyflink.datastream import OutputTag
+from pyflink.datastream import DataStream, OutputTag
 from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
 
 from jobs.flink_config import job_defaults
@@ -67,6 +67,7 @@ class PaymentsConfig:
     balances_mode: str = "staged"                    # hot keys: running sums
     rejected_mode: str = "staged"
     sink_id_prefix: str = "payments"
+    sink_batch_size: int = 500
     bundle_size: Optional[int] = None
     extra_settings: Dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +100,7 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
                 .set_row_type(row_type).add_statement(statement)
                 .set_sink_id(f"{config.sink_id_prefix}-{name}")
                 .set_mode(modes.get(name, mode))
+                .set_batch_size(config.sink_batch_size)
                 .build())
 
     return PaymentSinks(
@@ -122,11 +124,12 @@ def ledger_flink_row(payment) -> Row:
 
 
 def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> None:
-    """source: a Flink Source of LINE_TYPE rows (see `file_source`); sinks: see `build_sinks`."""
-    lines = (env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
-                             type_info=LINE_TYPE)
-             .uid("payment-files")
-             .map(to_source_line, output_type=PICKLED).name("source-lines"))
+    """source: a Flink Source of LINE_TYPE rows (see `file_source`), or a DataStream of such
+    rows (tests put fault injection there); sinks: see `build_sinks`."""
+    if not isinstance(source, DataStream):
+        source = env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
+                                 type_info=LINE_TYPE).uid("payment-files")
+    lines = source.map(to_source_line, output_type=PICKLED).name("source-lines")
     parsed = apply_dofn(lines, payment_transforms.ParsePaymentFn(),
                         side_outputs={payment_transforms.REJECTED: None}, name="parse")
     duplicates_tag = OutputTag("duplicates", PICKLED)
@@ -189,9 +192,9 @@ def parse_duration_ms(text: str) -> int:
 
 
 def create_environment(config: PaymentsConfig):
-    from localenv.flink import local_environment
+    from localenv.flink import job_environment
     from sinks import add_sink_jars
-    env = local_environment(config.parallelism, flink_settings(config))
+    env = job_environment(config.parallelism, flink_settings(config))
     add_sink_jars(env)
     return env
 

@@ -15,8 +15,9 @@ import sys
 import time
 
 from pyflink.common import Row, Types, WatermarkStrategy
-from pyflink.datastream import MapFunction, RuntimeContext
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+
+from jobs.faults import FailOnce
 
 ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
 
@@ -26,41 +27,8 @@ UPSERT_HOT_ROW = ("INSERT INTO {table} (k, total, events) VALUES ('hot', :id, 1)
                   "events = {table}.events + 1")
 
 
-class InjectedFailure(RuntimeError):
-    """Raised on purpose by the fault-injection map."""
-
-
-class NumberToRow(MapFunction):
-    """Turns a number into a row; optionally throttles and fails once."""
-
-    def __init__(self, fail_once_marker=None, fail_after_seconds=2.0, throttle_every=0,
-                 throttle_ms=1.0):
-        self.fail_once_marker = fail_once_marker
-        self.fail_after_seconds = fail_after_seconds
-        self.throttle_every = throttle_every
-        self.throttle_ms = throttle_ms
-        self.seen = 0
-        self.started = None
-
-    def open(self, runtime_context: RuntimeContext):
-        self.started = time.monotonic()
-
-    def map(self, value):
-        self.seen += 1
-        if self.throttle_every and self.seen % self.throttle_every == 0:
-            time.sleep(self.throttle_ms / 1000.0)
-        if (self.fail_once_marker and time.monotonic() - self.started > self.fail_after_seconds
-                and self._claim_failure()):
-            raise InjectedFailure(f"injected failure at record {value}")
-        return Row(int(value), f"v{value}")
-
-    def _claim_failure(self) -> bool:
-        try:
-            fd = os.open(self.fail_once_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
+def number_to_row(value) -> Row:
+    return Row(int(value), f"v{value}")
 
 
 def parse_args(argv=None):
@@ -137,9 +105,10 @@ def build_sink(args, sink_id, mode, table):
 def build_pipeline(env, args):
     source = NumberSequenceSource(1, args.count)
     numbers = env.from_source(source, WatermarkStrategy.no_watermarks(), "numbers").uid("numbers")
-    rows = numbers.map(NumberToRow(args.fail_once_marker, args.fail_after_seconds,
+    numbers = numbers.map(FailOnce(args.fail_once_marker, args.fail_after_seconds,
                                    args.throttle_every, args.throttle_ms),
-                       output_type=ROW_TYPE).uid("to-row").name("to-row")
+                          output_type=Types.LONG()).name("fault-injection")
+    rows = numbers.map(number_to_row, output_type=ROW_TYPE).name("to-row")
     rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)) \
         .uid(f"sink-{args.sink_id}").name(f"sink-{args.sink_id}")
     if args.second_sink:
@@ -186,9 +155,9 @@ def demo(args) -> int:
 
 
 def run(args) -> int:
-    from localenv.flink import local_environment
+    from localenv.flink import job_environment
     from sinks import add_sink_jars
-    env = local_environment(args.parallelism, flink_settings(args))
+    env = job_environment(args.parallelism, flink_settings(args))
     add_sink_jars(env)
     build_pipeline(env, args)
     started = time.monotonic()

@@ -70,3 +70,40 @@ def local_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] =
     if jar_urls:
         env.add_jars(*jar_urls)
     return env
+
+
+def running_under_flink_cli() -> bool:
+    """True when this interpreter was started by `flink run -py/-pym` (PyFlink's PythonDriver).
+
+    The CLI owns the JVM and passes its gateway port in PYFLINK_GATEWAY_PORT, the variable PyFlink
+    itself uses to decide to connect to an existing gateway instead of launching one.
+    """
+    return "PYFLINK_GATEWAY_PORT" in os.environ
+
+
+def job_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] = None,
+                    jars: Iterable[str] = ()):
+    """The environment a job module should use: right locally and under `flink run`.
+
+    Run directly (`python -m jobs.x`), this is `local_environment()`: a mini cluster with the
+    local defaults. Under `flink run`, the execution environment is the CLI's context environment
+    for the cluster; the local defaults would be harmful there (`rest.port: 0` overrides the
+    cluster's REST port and the client submits to http://127.0.0.1:0), so only the job's own
+    `settings` and parallelism are applied. Where the job runs (REST address, temp dirs, Python
+    interpreter of the workers, shipped files) is then the submitter's business:
+    `flink run -pyexec/-pyclientexec/-pyfs/-D...`, see `jobs.cluster submit`.
+    """
+    if not running_under_flink_cli():
+        return local_environment(parallelism, settings, jars)
+    from pyflink.common import Configuration
+    from pyflink.datastream import StreamExecutionEnvironment
+
+    config = Configuration()
+    for key, value in (settings or {}).items():
+        config.set_string(key, str(value))
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    env.set_parallelism(parallelism)
+    jar_urls = [Path(j).resolve().as_uri() for j in jars]
+    if jar_urls:
+        env.add_jars(*jar_urls)
+    return env

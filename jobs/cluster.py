@@ -1,0 +1,476 @@
+"""A standalone Flink session cluster on loopback, and jobs submitted to it with `flink run`.
+
+    python -m jobs.cluster start                  # 1 JobManager + one TaskManager per flink-conf/workers line
+    python -m jobs.cluster status                 # TaskManagers, slots, jobs (from the REST API)
+    PGPASSWORD=... python -m jobs.cluster submit --module jobs.sink_check -- \\
+        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
+    python -m jobs.cluster stop                   # and make sure no process of it is left
+
+Nothing is hidden between you and Flink: `start`/`stop` run pyflink's bundled
+`bin/start-cluster.sh`/`bin/stop-cluster.sh` with FLINK_CONF_DIR=flink-conf, and `submit` runs
+`bin/flink run -pym ...` and prints the command. What this module adds is the plumbing a shared
+machine needs: logs, pid files and temp files under `var/flink-cluster/<name>/` instead of
+site-packages and /tmp; ports that can be moved off 8081/6123 (`--rest-port`/`--rpc-port` or
+TPC_FLINK_REST_PORT/TPC_FLINK_RPC_PORT, remembered until `stop`); waiting until all
+TaskManagers registered; and a `stop` that checks nothing is left running.
+
+Passwords never go on a command line: jobs read them from an environment variable (e.g.
+`--password-env PGPASSWORD`) in the `flink run` client, which builds the sink.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import site
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Set, Tuple
+
+from localenv.paths import PROJECT_ROOT, sub_dir
+
+CONF_DIR = PROJECT_ROOT / "flink-conf"
+# The packages setup.py installs; shipped to the Python workers with `-pyfs` as one zip.
+PACKAGES = ("jobs", "transforms", "sinks", "localenv")
+HOST = "127.0.0.1"  # only loopback may be used on our machines
+DAEMON_CLASSES = ("org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+                  "org.apache.flink.runtime.taskexecutor.TaskManagerRunner")
+
+
+class ClusterError(RuntimeError):
+    """Something about the cluster is not as it should be; the message says what to do."""
+
+
+# -- configuration ---------------------------------------------------------------------------
+def pyflink_bin() -> Path:
+    import pyflink  # cheap: pyflink/__init__ starts no JVM
+    return Path(pyflink.__file__).resolve().parent / "bin"
+
+
+def read_config(conf_dir: Path = CONF_DIR) -> Dict[str, str]:
+    """config.yaml flattened to Flink's dotted keys."""
+    import yaml
+
+    def flatten(tree, prefix=""):
+        for key, value in (tree or {}).items():
+            if isinstance(value, dict):
+                yield from flatten(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", str(value)
+    return dict(flatten(yaml.safe_load((conf_dir / "config.yaml").read_text())))
+
+
+def configured_ports(conf_dir: Path = CONF_DIR) -> Tuple[int, int]:
+    config = read_config(conf_dir)
+    return int(config.get("rest.port", 8081)), int(config.get("jobmanager.rpc.port", 6123))
+
+
+def worker_count(conf_dir: Path = CONF_DIR) -> int:
+    lines = (conf_dir / "workers").read_text().splitlines()
+    return sum(1 for line in lines if line.split("#", 1)[0].strip())
+
+
+class Cluster:
+    """One named cluster: its directories under var/flink-cluster/<name>/ and its ports."""
+
+    def __init__(self, name: str = "default", rest_port: Optional[int] = None,
+                 rpc_port: Optional[int] = None):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ClusterError(f"cluster name {name!r}: use letters, digits, '_', '.', '-'")
+        self.name = name
+        self.home = sub_dir("flink-cluster", name)
+        self.log_dir = sub_dir("flink-cluster", name, "log")
+        self.pid_dir = sub_dir("flink-cluster", name, "pid")
+        self.tmp_dir = sub_dir("flink-cluster", name, "tmp")
+        self.state_file = self.home / "cluster.json"
+        state = self._read_state()
+        default_rest, default_rpc = configured_ports()
+        # flag > environment > what `start` recorded > flink-conf/config.yaml
+        self.rest_port = int(rest_port or os.environ.get("TPC_FLINK_REST_PORT")
+                             or state.get("rest_port") or default_rest)
+        self.rpc_port = int(rpc_port or os.environ.get("TPC_FLINK_RPC_PORT")
+                            or state.get("rpc_port") or default_rpc)
+
+    @property
+    def web_ui(self) -> str:
+        return f"http://{HOST}:{self.rest_port}"
+
+    def _read_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # -- environment of Flink's scripts ------------------------------------------------------
+    def script_environment(self, tmp_dir: Optional[Path] = None) -> Dict[str, str]:
+        """The environment for bin/*.sh and bin/flink: our config, logs, pids and temp dir.
+
+        The daemons inherit it (and nothing of it is secret: no password is needed by the
+        cluster, the sink carries its connection settings in the job graph)."""
+        tmp_dir = tmp_dir or self.tmp_dir
+        env = dict(os.environ)
+        env.update(FLINK_CONF_DIR=str(CONF_DIR), FLINK_LOG_DIR=str(self.log_dir),
+                   FLINK_PID_DIR=str(self.pid_dir), TMPDIR=str(tmp_dir))
+        # io.tmp.dirs defaults to java.io.tmpdir in a standalone cluster, so this one flag keeps
+        # blobs, the file cache, Python worker dirs and flink-rpc-*.jar out of /tmp.
+        jvm_args = re.sub(r"-Djava\.io\.tmpdir=\S+", "", env.get("JVM_ARGS", "")).split()
+        env["JVM_ARGS"] = " ".join([*jvm_args, f"-Djava.io.tmpdir={tmp_dir}"])
+        return env
+
+    def _script(self, *command: str) -> None:
+        result = subprocess.run([str(c) for c in command], env=self.script_environment(),
+                                cwd=PROJECT_ROOT, capture_output=True, text=True,
+                                start_new_session=True)  # the daemons outlive this process
+        output = (result.stdout + result.stderr).strip()
+        if output:
+            print(output, flush=True)
+        if result.returncode != 0:
+            raise ClusterError(f"{Path(command[0]).name} failed ({result.returncode})")
+
+    # -- REST ----------------------------------------------------------------------------------
+    def rest(self, path: str, timeout: float = 5.0):
+        with urllib.request.urlopen(self.web_ui + path, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def reachable(self) -> bool:
+        try:
+            self.rest("/overview", timeout=2.0)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    # -- processes -----------------------------------------------------------------------------
+    def processes(self) -> Set[int]:
+        """JobManager/TaskManager JVMs of this cluster: by pid file, and by a scan of /proc for
+        Flink daemons whose log file is in this cluster's log dir (survives lost pid files)."""
+        pids = {pid for pid in self._pid_file_pids() if self._is_ours(pid)}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and self._is_ours(int(entry.name)):
+                pids.add(int(entry.name))
+        return pids
+
+    def _pid_file_pids(self) -> Set[int]:
+        pids = set()
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pids.update(int(p) for p in pid_file.read_text().split() if p.isdigit())
+        return pids
+
+    def _is_ours(self, pid: int) -> bool:
+        cmdline = _cmdline(pid)
+        return (any(c in cmdline for c in DAEMON_CLASSES)
+                and f"-Dlog.file={self.log_dir}/" in cmdline)
+
+    # -- commands --------------------------------------------------------------------------
+    def start(self, timeout: float = 120.0) -> None:
+        running = self.processes()
+        if running:
+            if self.reachable():
+                print(f"cluster '{self.name}' is already running; web UI: {self.web_ui}")
+                return
+            raise ClusterError(f"processes of cluster '{self.name}' are still running (pids "
+                               f"{sorted(running)}) but {self.web_ui} does not answer; run "
+                               f"`python -m jobs.cluster stop` first")
+        for what, port, flag in (("REST/web UI", self.rest_port, "--rest-port"),
+                                 ("JobManager RPC", self.rpc_port, "--rpc-port")):
+            if not port_free(port):
+                raise ClusterError(
+                    f"{HOST}:{port} ({what} port) is in use, by another Flink cluster or mini "
+                    f"cluster perhaps; choose another with `start {flag} PORT` (or "
+                    f"TPC_FLINK_{'REST' if flag == '--rest-port' else 'RPC'}_PORT)")
+        workers = worker_count()
+        bin_dir = pyflink_bin()
+        if (self.rest_port, self.rpc_port) == configured_ports():
+            self._script(bin_dir / "start-cluster.sh")
+        else:
+            # start-cluster.sh takes no arguments; for an all-loopback `workers` file it runs
+            # exactly these, so run them ourselves with the ports as dynamic properties.
+            print(f"Starting cluster (REST port {self.rest_port}, RPC port {self.rpc_port}).")
+            self._script(bin_dir / "jobmanager.sh", "start", "-D", f"rest.port={self.rest_port}",
+                         "-D", f"jobmanager.rpc.port={self.rpc_port}")
+            for _ in range(workers):
+                self._script(bin_dir / "taskmanager.sh", "start",
+                             "-D", f"jobmanager.rpc.port={self.rpc_port}")
+        self.state_file.write_text(json.dumps(
+            {"rest_port": self.rest_port, "rpc_port": self.rpc_port, "workers": workers}))
+        try:
+            self._wait_for_taskmanagers(workers, timeout)
+        except BaseException:
+            print(self.log_tails(), file=sys.stderr)
+            self.stop()
+            raise
+        print(f"Flink cluster '{self.name}' is up: {workers} TaskManagers registered.\n"
+              f"Web UI: {self.web_ui}\nLogs:   {self.log_dir}", flush=True)
+
+    def _wait_for_taskmanagers(self, expected: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        registered = 0
+        while time.monotonic() < deadline:
+            try:
+                registered = len(self.rest("/taskmanagers", timeout=2.0)["taskmanagers"])
+            except (OSError, ValueError, KeyError):
+                registered = 0
+            if registered >= expected:
+                return
+            if not self.processes():
+                raise ClusterError("the cluster's JVMs exited during start-up (see logs above)")
+            time.sleep(0.5)
+        raise ClusterError(f"only {registered} of {expected} TaskManagers registered at "
+                           f"{self.web_ui} after {timeout:.0f} s")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        daemons = self.processes()
+        doomed = daemons | descendants(daemons)  # incl. Python workers the TaskManagers forked
+        if daemons:
+            self._script(pyflink_bin() / "stop-cluster.sh")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and alive(doomed):
+            time.sleep(0.2)
+        for pid in alive(doomed):  # stop-cluster.sh gives up on a daemon it could not stop
+            print(f"killing leftover process {pid}: {_cmdline(pid)[:120]}", file=sys.stderr)
+            _kill(pid)
+        leftovers = self.processes()
+        for pid in leftovers:
+            _kill(pid)
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink()
+        self.state_file.unlink(missing_ok=True)
+        # Only this cluster's processes use its temp dir (blobs, caches, ~25 MB of rpc jar each).
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        if daemons:
+            busy = [p for p in (self.rest_port, self.rpc_port) if not wait_port_free(p, 10.0)]
+            if busy:
+                raise ClusterError(f"cluster stopped, but ports {busy} are still in use")
+        print(f"Flink cluster '{self.name}' stopped" if daemons
+              else f"no Flink cluster '{self.name}' was running", flush=True)
+
+    def status(self, show_all: bool = False) -> int:
+        if not self.reachable():
+            pids = self.processes()
+            print(f"no Flink cluster answers at {self.web_ui}"
+                  + (f" (but its processes {sorted(pids)} are running)" if pids else ""))
+            return 1
+        overview = self.rest("/overview")
+        print(f"Flink {overview['flink-version']} cluster '{self.name}' at {self.web_ui}: "
+              f"{overview['taskmanagers']} TaskManagers, "
+              f"{overview['slots-available']}/{overview['slots-total']} slots free")
+        jobs = self.rest("/jobs/overview")["jobs"]
+        running = [j for j in jobs if j["state"] not in ("FINISHED", "FAILED", "CANCELED")]
+        print(f"running jobs: {len(running)}")
+        for job in sorted(jobs, key=lambda j: j["start-time"]):
+            if show_all or job in running:
+                print(f"  {job['jid']}  {job['state']:<10} {job['duration'] / 1000:7.1f} s  "
+                      f"{job['name']}")
+        return 0
+
+    def submit(self, job_args: List[str], module: Optional[str] = None,
+               file: Optional[str] = None, detached: bool = False,
+               extra_jars: Iterable[str] = ()) -> int:
+        """Run a Python job with `flink run`; attached, the exit status is the job's."""
+        if not self.reachable():
+            raise ClusterError(f"no Flink cluster answers at {self.web_ui}; start it with "
+                               f"`python -m jobs.cluster start`")
+        ship = Path(__import__("tempfile").mkdtemp(prefix="submit-", dir=sub_dir(
+            "flink-cluster", self.name, "ship")))
+        try:
+            command = self.submit_command(job_args, module, file, detached, extra_jars, ship)
+            print("$ " + " ".join(command), flush=True)
+            # cwd = project root: `python -m` puts it first on the client's sys.path, so the
+            # client imports the project itself (with its var/ dir and built jar), while the
+            # workers import the shipped copy. The client's temp files go with `ship`.
+            return subprocess.run(command, env=self.script_environment(tmp_dir=ship),
+                                  cwd=PROJECT_ROOT).returncode
+        finally:
+            shutil.rmtree(ship, ignore_errors=True)  # uploaded to the blob server by now
+
+    def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
+        from sinks.build import driver_jar, sink_jar
+        packages = zip_packages(ship / "job-packages.zip")
+        jar = merge_jars(ship / "job-dependencies.jar",
+                         [sink_jar(), driver_jar(), *map(Path, extra_jars)])
+        site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]
+        command = [str(pyflink_bin() / "flink"), "run", "-m", f"{HOST}:{self.rest_port}",
+                   # Flink 2.3 takes ONE jar for a Python job (a second -j is ignored, and
+                   # -Dpipeline.jars is overwritten), so the sink and the driver travel merged.
+                   "-j", str(jar),
+                   "-pyfs", str(packages),
+                   "-pyexec", sys.executable,        # python.executable: the workers
+                   "-pyclientexec", sys.executable,  # python.client.executable: this client
+                   "-pypath", os.pathsep.join(site_packages)]  # python.pythonpath (thread mode)
+        if detached:
+            command.append("-d")
+        command += ["-pym", module] if module else ["-py", str(Path(file).resolve())]
+        return command + ["--", *job_args]
+
+    def log_tails(self, lines: int = 20) -> str:
+        parts = []
+        for log in sorted(self.log_dir.glob("flink-*-*.log")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {log.name}\n" + "\n".join(text))
+        return "\n".join(parts)
+
+
+# -- shipping ------------------------------------------------------------------------------
+def zip_packages(target: Path, packages: Iterable[str] = PACKAGES) -> Path:
+    """The project's Python packages as one zip for `-pyfs`: Flink extracts a .zip and puts it
+    on the PYTHONPATH of client and workers. (A directory given to -pyfs is itself put on the
+    PYTHONPATH, so `-pyfs jobs/` would make `sink_check`, not `jobs.sink_check`, importable.)"""
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in packages:
+            for path in sorted((PROJECT_ROOT / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                    archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
+    return target
+
+
+def merge_jars(target: Path, jars: Iterable[Path]) -> Path:
+    """One jar holding the classes of several (first one wins on duplicates; service files are
+    concatenated; signatures dropped, as a merged jar cannot keep them)."""
+    seen: Set[str] = set()
+    services: Dict[str, bytes] = {}
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
+        out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+        seen.add("META-INF/MANIFEST.MF")
+        for jar in jars:
+            with zipfile.ZipFile(Path(jar).resolve()) as source:
+                for info in source.infolist():
+                    name = info.filename
+                    if name.startswith("META-INF/services/") and not info.is_dir():
+                        services[name] = services.get(name, b"") + source.read(info) + b"\n"
+                    elif re.fullmatch(r"META-INF/[^/]+\.(SF|RSA|DSA|EC)", name) or name in seen:
+                        continue
+                    else:
+                        seen.add(name)
+                        out.writestr(info, source.read(info))
+        for name, content in services.items():
+            out.writestr(name, content)
+    return target
+
+
+# -- processes and ports ---------------------------------------------------------------------
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+def descendants(roots: Set[int]) -> Set[int]:
+    children: Dict[int, List[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pids: Iterable[int]) -> Set[int]:
+    living = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":  # a zombie is dead, only not yet reaped by its parent
+            living.add(pid)
+    return living
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port_free(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not port_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+# -- command line ----------------------------------------------------------------------------
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs.cluster",
+        description="A standalone Flink session cluster on 127.0.0.1 (flink-conf/), and jobs "
+                    "submitted to it with `flink run`.")
+    parser.add_argument("--name", default=os.environ.get("TPC_FLINK_CLUSTER_NAME", "default"),
+                        help="cluster name: its files live in var/flink-cluster/NAME/")
+    parser.add_argument("--rest-port", type=int,
+                        help="REST/web UI port (default: TPC_FLINK_REST_PORT, the port `start` "
+                             "used, else rest.port of flink-conf/config.yaml)")
+    parser.add_argument("--rpc-port", type=int,
+                        help="JobManager RPC port (default: TPC_FLINK_RPC_PORT, the port "
+                             "`start` used, else jobmanager.rpc.port)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start the cluster and wait for its TaskManagers")
+    start.add_argument("--timeout", type=float, default=120.0)
+    commands.add_parser("stop", help="stop the cluster; kill what stop-cluster.sh leaves behind")
+    status = commands.add_parser("status", help="TaskManagers, slots and running jobs")
+    status.add_argument("--all", action="store_true", help="list finished jobs too")
+    submit = commands.add_parser(
+        "submit", help="run a Python job on the cluster with `flink run`",
+        description="Everything after `--` goes to the job, e.g. "
+                    "`submit --module jobs.sink_check -- --db-url ... --count 10000`.")
+    what = submit.add_mutually_exclusive_group(required=True)
+    what.add_argument("--module", help="job module, e.g. jobs.sink_check (flink run -pym)")
+    what.add_argument("--file", help="job script (flink run -py)")
+    submit.add_argument("--detached", action="store_true",
+                        help="return once submitted (flink run -d) instead of when it ends")
+    submit.add_argument("--jar", action="append", default=[],
+                        help="another jar the job needs (merged with the sink jar and driver)")
+    submit.add_argument("job_args", nargs=argparse.REMAINDER)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        cluster = Cluster(args.name, args.rest_port, args.rpc_port)
+        if args.command == "start":
+            cluster.start(args.timeout)
+        elif args.command == "stop":
+            cluster.stop()
+        elif args.command == "status":
+            return cluster.status(args.all)
+        elif args.command == "submit":
+            job_args = args.job_args[1:] if args.job_args[:1] == ["--"] else args.job_args
+            return cluster.submit(job_args, args.module, args.file, args.detached, args.jar)
+    except ClusterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Fault injection for tests and drills: a pass-through map that can slow the stream down and
+raise once.
+
+The failure fires in the first Python worker that, after `after_seconds` and `after_records`
+records of its own, manages to create
+`marker` (O_EXCL), so exactly one attempt fails even though workers restart after it.
+"""
+import os
+import time
+from typing import Optional
+
+from pyflink.datastream import MapFunction, RuntimeContext
+
+
+class InjectedFailure(RuntimeError):
+    """Raised on purpose by `FailOnce`."""
+
+
+class FailOnce(MapFunction):
+    def __init__(self, marker: Optional[str] = None, after_seconds: float = 2.0,
+                 throttle_every: int = 0, throttle_ms: float = 1.0, after_records: int = 0):
+        self.marker = marker
+        self.after_seconds = after_seconds
+        self.after_records = after_records
+        self.throttle_every = throttle_every
+        self.throttle_ms = throttle_ms
+        self.seen = 0
+        self.started = None
+
+    def open(self, runtime_context: RuntimeContext):
+        self.started = time.monotonic()
+
+    def map(self, value):
+        self.seen += 1
+        if self.throttle_every and self.seen % self.throttle_every == 0:
+            time.sleep(self.throttle_ms / 1000.0)
+        if (self.marker and self.seen >= self.after_records
+                and time.monotonic() - self.started > self.after_seconds and self._claim()):
+            raise InjectedFailure(f"injected failure after {self.seen} records")
+        return value
+
+    def _claim(self) -> bool:
+        try:
+            os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True

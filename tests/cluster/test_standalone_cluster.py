@@ -1,0 +1,137 @@
+"""The sink acceptance job on a real standalone cluster, submitted with `flink run -pym`.
+
+One cluster for the module (a JobManager and two TaskManagers on 127.0.0.1, started and stopped
+with `python -m jobs.cluster`, on free ports if 8081/6123 are taken), named after this process so
+that it never touches a developer's own cluster. The fixture always stops it; the last test stops
+it itself and checks that nothing of it is left: no JVM, no Python worker, no bound port.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from jobs.cluster import Cluster, alive, descendants, port_free
+from localenv.paths import PROJECT_ROOT
+from localenv.postgres import free_port
+from tests.sinks.support import create_sequence_table, dangling, id_counts, missing_ids
+
+pytestmark = pytest.mark.cluster
+
+COUNT = 5000
+PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
+
+
+def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "jobs.cluster", "--name", name, *args],
+                            cwd=PROJECT_ROOT, env=env or dict(os.environ), capture_output=True,
+                            text=True, timeout=timeout)
+    sys.stdout.write(result.stdout[-6000:])
+    sys.stderr.write(result.stderr[-6000:])
+    return result
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    failed_before = request.session.testsfailed
+    name = f"pytest-{os.getpid()}"
+    rest_port = 8081 if port_free(8081) else free_port()
+    rpc_port = 6123 if port_free(6123) else free_port()
+    handle = Cluster(name, rest_port, rpc_port)
+    started = time.monotonic()
+    try:
+        result = cluster_command(name, "--rest-port", str(rest_port), "--rpc-port",
+                                 str(rpc_port), "start")
+        assert result.returncode == 0, "cluster did not start"
+        assert f"Web UI: http://127.0.0.1:{rest_port}" in result.stdout
+        print(f"cluster up in {time.monotonic() - started:.1f} s")
+        yield handle
+    finally:
+        cluster_command(name, "stop", timeout=120)  # idempotent: also after the last test
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(handle.home, ignore_errors=True)  # its logs are kept on failure
+
+
+def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
+    env = {**os.environ, PASSWORD_ENV: db.password}  # only this client needs the password
+    result = cluster_command(cluster.name, "submit", "--module", "jobs.sink_check", "--",
+                             "--db-url", db.jdbc_url, "--db-user", db.user,
+                             "--password-env", PASSWORD_ENV, "--count", str(COUNT),
+                             *job_args, env=env)
+    assert db.password not in result.stdout + result.stderr
+    return result
+
+
+def job_id(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith("Job has been submitted with JobID "):
+            return line.rsplit(" ", 1)[1]
+    raise AssertionError("no job id in the output of flink run")
+
+
+def assert_exactly_once(db):
+    assert id_counts(db) == (COUNT, COUNT)
+    assert missing_ids(db, COUNT) == 0
+    assert dangling(db) == (0, 0, 0)
+
+
+def test_staged_job_through_flink_run(cluster, database):
+    create_sequence_table(database)
+    result = submit(cluster, database, "--mode", "staged")
+    assert result.returncode == 0
+    assert_exactly_once(database)
+    job = cluster.rest(f"/jobs/{job_id(result.stdout)}")
+    assert job["state"] == "FINISHED"
+    # parallelism 2, spread over both TaskManagers (taskmanager.load-balance.mode: slots)
+    hosts = {subtask["taskmanager-id"]
+             for vertex in job["vertices"]
+             for subtask in cluster.rest(f"/jobs/{job['jid']}/vertices/{vertex['id']}")["subtasks"]}
+    assert len(hosts) == 2
+
+
+def test_prepared_job_survives_a_python_worker_failure(cluster, database, tmp_path):
+    create_sequence_table(database)
+    marker = tmp_path / "failed-once"  # written by a Python worker of a TaskManager
+    result = submit(cluster, database, "--mode", "prepared", "--fail-once-marker", str(marker),
+                    "--fail-after-seconds", "1", "--throttle-every", "5", "--throttle-ms", "5")
+    assert result.returncode == 0
+    assert marker.exists(), "the injected failure never happened"
+    exceptions = json.dumps(cluster.rest(f"/jobs/{job_id(result.stdout)}/exceptions"))
+    assert "InjectedFailure" in exceptions  # the job failed over, then finished
+    assert_exactly_once(database)
+    for log in cluster.log_dir.iterdir():  # JobManager, TaskManagers, flink run client
+        assert database.password not in log.read_text(errors="replace"), log.name
+
+
+def test_payments_job_through_flink_run(cluster, database, tmp_path):
+    """The payments job, unchanged, on the cluster: the same tables as the pure transforms."""
+    from tests.jobs.support import (database_outcome, expected_in_database_shape,
+                                    expected_outcome, write_inputs)
+    input_dir = write_inputs(tmp_path / "input", events=5_000)
+    env = {**os.environ, PASSWORD_ENV: database.password}
+    result = cluster_command(cluster.name, "submit", "--module", "jobs.payments", "--",
+                             "--input", str(input_dir), "--db-url", database.jdbc_url,
+                             "--db-user", database.user, "--password-env", PASSWORD_ENV,
+                             "--checkpoint-interval", "1 s",
+                             "--checkpoint-dir", str(tmp_path / "checkpoints"), env=env)
+    assert result.returncode == 0
+    assert database.password not in result.stdout + result.stderr
+    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
+    assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))
+
+
+def test_stop_leaves_nothing_running(cluster):
+    daemons = cluster.processes()
+    assert len(daemons) == 3  # one JobManager, two TaskManagers
+    workers = descendants(daemons)
+    result = cluster_command(cluster.name, "stop", timeout=120)
+    assert result.returncode == 0
+    assert not alive(daemons | workers)
+    assert not cluster.processes()
+    assert port_free(cluster.rest_port) and port_free(cluster.rpc_port)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(cluster.web_ui + "/overview", timeout=2)

@@ -1,0 +1,40 @@
+"""The payments job on the local mini cluster (parallelism 2) against the pure transforms on
+the same input: the bad-input corpus plus 20,000 generated events with duplicates."""
+import pytest
+
+from jobs.payments import build_pipeline, build_sinks, create_environment, file_source, \
+    prepare_database
+from jobs.reconcile import reconcile
+from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
+                                payments_config, write_inputs)
+
+pytestmark = [pytest.mark.minicluster]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    directory = write_inputs(tmp_path_factory.mktemp("payments") / "input")
+    return directory, expected_outcome(directory)
+
+
+def run_job(config):
+    prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, file_source(config.input), build_sinks(config), config)
+    env.execute("payments-test")
+
+
+def test_job_matches_the_pure_transforms_and_accounts_for_every_line(database, inputs, tmp_path):
+    input_dir, expected = inputs
+    run_job(payments_config(database, input_dir, tmp_path))
+
+    ledger, balances, rejected, duplicates = database_outcome(database)
+    want_ledger, want_balances, want_rejected, want_duplicates = expected_in_database_shape(expected)
+    assert len(ledger) == len(want_ledger) and ledger == want_ledger
+    assert balances == want_balances
+    assert len(rejected) == len(want_rejected) and rejected == want_rejected
+    assert duplicates == want_duplicates
+    with database.connect() as conn:
+        books = reconcile(conn, str(input_dir))
+    assert books.lines_read == expected.lines
+    assert books.every_line_accounted and books.books_balance, books.report()

@@ -1,0 +1,55 @@
+"""Fault campaign (not in CI: `pytest -m campaign`): one job, killed with `kill -9` at random
+moments again and again, each time restored from its newest retained checkpoint at a random
+parallelism, until it finishes. The table must hold every id exactly once; the at-least-once
+control run through the same kills must not."""
+import random
+import time
+
+import pytest
+
+from tests.sinks.support import (create_sequence_table, dangling, id_counts, kill_job,
+                                 missing_ids, newest_complete_checkpoint, start_job)
+
+pytestmark = [pytest.mark.campaign, pytest.mark.minicluster, pytest.mark.chaos]
+
+COUNT = 60_000
+KILLS = 8
+
+
+def run_campaign(db, tmp_path, mode, seed):
+    rng = random.Random(seed)
+    create_sequence_table(db)
+    checkpoint = None
+    for attempt in range(KILLS + 1):
+        args = ["--mode", mode, "--count", str(COUNT), "--batch-size", "50",
+                "--parallelism", str(rng.choice([1, 2, 3])),
+                "--checkpoint-dir", str(tmp_path / f"checkpoints-{attempt}"),
+                "--throttle-every", "10", "--throttle-ms", "2"]
+        if checkpoint:
+            args += ["--from-checkpoint", str(checkpoint)]
+        job = start_job(db, *args, log_path=tmp_path / f"run-{attempt}.log")
+        if attempt == KILLS:
+            assert job.wait(timeout=600) == 0, (tmp_path / f"run-{attempt}.log").read_text()[-3000:]
+            return
+        deadline = time.monotonic() + rng.uniform(8, 20)
+        while time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.05)
+        if job.poll() == 0:
+            return  # finished before this kill
+        kill_job(job)
+        checkpoint = newest_complete_checkpoint(tmp_path / f"checkpoints-{attempt}") or checkpoint
+
+
+@pytest.mark.parametrize("mode", ["prepared", "staged"])
+def test_repeated_kill_9_and_restore_is_exactly_once(database, tmp_path, mode):
+    run_campaign(database, tmp_path, mode, seed={"prepared": 11, "staged": 12}[mode])
+    assert id_counts(database) == (COUNT, COUNT)
+    assert missing_ids(database, COUNT) == 0
+    assert dangling(database) == (0, 0, 0)
+
+
+def test_control_at_least_once_duplicates_under_the_same_kills(database, tmp_path):
+    run_campaign(database, tmp_path, "at_least_once", seed=1)
+    rows, distinct = id_counts(database)
+    assert distinct == COUNT
+    assert rows > COUNT
