@@ -9,13 +9,13 @@ baseline. Starts its own throwaway PostgreSQL.
 """
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
 import time
 
+from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.postgres import LocalPostgres
 
@@ -32,7 +32,7 @@ def run_once(db, mode, args, table):
                "--parallelism", str(args.parallelism), "--checkpoint-interval-ms", "1000",
                "--bundle-size", "1000", "--batch-size", "1000",
                "--execution-mode", args.execution_mode]
-    env = {**os.environ, "TPC_BENCH_PASSWORD": db.password}
+    env = child_process_environment({"TPC_BENCH_PASSWORD": db.password})
     started = time.monotonic()
     result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=env,
                             timeout=900)
@@ -69,7 +69,7 @@ def main(argv=None):
     baseline = statistics.median(r["records_per_second"] for r in results if r["mode"] == "at_least_once")
     print(f"\n{args.count:,} records, parallelism {args.parallelism}, "
           f"{args.execution_mode} mode, {args.rounds} interleaved rounds (median):")
-    print(f"| mode | records/s | vs at-least-once |\n|---|---|---|")
+    print("| mode | records/s | vs at-least-once |\n|---|---|---|")
     summary = {}
     for mode in MODES:
         rate = statistics.median(r["records_per_second"] for r in results if r["mode"] == mode)

@@ -34,6 +34,7 @@ import zipfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
+from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 
 CONF_DIR = PROJECT_ROOT / "flink-conf"
@@ -115,7 +116,7 @@ class Cluster:
         The daemons inherit it (and nothing of it is secret: no password is needed by the
         cluster, the sink carries its connection settings in the job graph)."""
         tmp_dir = tmp_dir or self.tmp_dir
-        env = dict(os.environ)
+        env = child_process_environment()
         env.update(FLINK_CONF_DIR=str(CONF_DIR), FLINK_LOG_DIR=str(self.log_dir),
                    FLINK_PID_DIR=str(self.pid_dir), TMPDIR=str(tmp_dir))
         # io.tmp.dirs defaults to java.io.tmpdir in a standalone cluster, so this one flag keeps

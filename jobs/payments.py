@@ -200,11 +200,9 @@ def create_environment(config: PaymentsConfig):
 
 
 def prepare_database(config: PaymentsConfig) -> None:
-    import psycopg
-    from jobs.payments_schema import ensure_schema, jdbc_to_conninfo
-    password = os.environ.get(config.password_env)
-    with psycopg.connect(jdbc_to_conninfo(config.db_url, config.db_user),
-                         password=password, connect_timeout=10) as conn:
+    from jobs.database import connect
+    from jobs.payments_schema import ensure_schema
+    with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
 
 

@@ -3,9 +3,10 @@
     python -m jobs.payments_schema --db-url jdbc:postgresql://host:port/db   # create or check
 """
 import argparse
-import os
 import sys
 from typing import Dict, List
+
+from jobs.database import add_connection_arguments, connect
 
 TABLES: Dict[str, str] = {
     "ledger": """
@@ -83,26 +84,11 @@ def ensure_schema(conn) -> List[str]:
     return created
 
 
-def jdbc_to_conninfo(jdbc_url: str, user: str = None) -> str:
-    """psycopg conninfo for a jdbc:postgresql://host:port/db URL (password passed separately)."""
-    from urllib.parse import urlparse
-    parsed = urlparse(jdbc_url[len("jdbc:"):])
-    parts = [f"host={parsed.hostname or '127.0.0.1'}", f"port={parsed.port or 5432}",
-             f"dbname={parsed.path.lstrip('/')}"]
-    if user:
-        parts.append(f"user={user}")
-    return " ".join(parts)
-
-
 def main(argv=None) -> int:
-    import psycopg
     parser = argparse.ArgumentParser(description="create or check the payments tables")
-    parser.add_argument("--db-url", required=True)
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser)
     args = parser.parse_args(argv)
-    with psycopg.connect(jdbc_to_conninfo(args.db_url, args.db_user),
-                         password=os.environ.get(args.password_env)) as conn:
+    with connect(args.db_url, args.db_user, args.password_env) as conn:
         created = ensure_schema(conn)
     print(f"created: {', '.join(created) or 'nothing'}; all payments tables present and as expected")
     return 0

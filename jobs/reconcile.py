@@ -3,7 +3,6 @@
     python -m jobs.reconcile --input DIR --db-url URL
 """
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,16 +97,12 @@ def reconcile(conn, input_dir: str) -> Reconciliation:
 
 
 def main(argv=None) -> int:
-    import psycopg
-    from jobs.payments_schema import jdbc_to_conninfo
+    from jobs.database import add_connection_arguments, connect
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
-    parser.add_argument("--db-url", required=True)
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser)
     args = parser.parse_args(argv)
-    with psycopg.connect(jdbc_to_conninfo(args.db_url, args.db_user),
-                         password=os.environ.get(args.password_env)) as conn:
+    with connect(args.db_url, args.db_user, args.password_env) as conn:
         result = reconcile(conn, args.input)
     print(result.report())
     return 0 if result.books_balance else 1

@@ -6,6 +6,7 @@ Call `prepare_process_environment()` before anything starts the JVM (it is idemp
 `local_environment()` calls it).
 """
 import os
+import shutil
 import site
 import sys
 from pathlib import Path
@@ -15,18 +16,57 @@ from localenv.paths import PROJECT_ROOT, sub_dir
 
 FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
 
+# Set in os.environ by PyFlink once a job has run in this process (its Python workers run in
+# "loopback" mode inside the client). A child process that inherits them tries to reuse this
+# process's gateway and worker server, and fails; `child_process_environment()` drops them.
+PYFLINK_RUNTIME_VARIABLES = (
+    "PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS",
+    "_PYFLINK_CONN_INFO_PATH", "BOOT_LOG_DIR", "SEMI_PERSISTENT_DIRECTORY", "python",
+    "_PYTHON_WORKER_MEMORY_LIMIT", "TABLE_LOCAL_TIME_ZONE",
+)
+_PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
+
+
+def child_process_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """os.environ for starting another Python/Flink process from this one, without what an
+    in-process PyFlink job left behind."""
+    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_RUNTIME_VARIABLES}
+    env.pop("PYTHONPATH", None)
+    if _PYTHONPATH_AT_IMPORT is not None:
+        env["PYTHONPATH"] = _PYTHONPATH_AT_IMPORT
+    env.update(extra or {})
+    return env
+
 
 def prepare_process_environment() -> None:
     """Point Flink's logs, temp files and configuration at project-owned directories.
 
     Only effective before the JVM gateway starts (the first PyFlink call that needs Java).
     """
+    require_java()
     os.environ.setdefault("FLINK_CONF_DIR", str(FLINK_CONF_DIR))
     os.environ.setdefault("FLINK_LOG_DIR", str(sub_dir("flink", "log")))
     tmp = sub_dir("flink", "tmp")
     jvm_args = os.environ.get("JVM_ARGS", "")
     if "-Djava.io.tmpdir" not in jvm_args:
         os.environ["JVM_ARGS"] = f"{jvm_args} -Djava.io.tmpdir={tmp}".strip()
+
+
+class JavaNotFoundError(RuntimeError):
+    pass
+
+
+def require_java() -> None:
+    """PyFlink needs a Java 11+ runtime; say how to get one instead of failing obscurely."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and Path(java_home, "bin", "java").is_file():
+        return
+    if shutil.which("java"):
+        return
+    raise JavaNotFoundError(
+        "Java not found: PyFlink runs on a Java 11+ runtime. Install one (Debian: `apt-get "
+        "install openjdk-17-jdk-headless`, which also brings javac to build the sink) or set "
+        "JAVA_HOME.")
 
 
 def python_worker_settings() -> Dict[str, str]:
@@ -58,11 +98,15 @@ def local_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] =
     top of the local defaults; `jars` are local paths added with `add_jars`.
     """
     prepare_process_environment()
+    return _environment({**local_settings(parallelism), **(settings or {})}, parallelism, jars)
+
+
+def _environment(settings: Dict[str, str], parallelism: int, jars: Iterable[str]):
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
     config = Configuration()
-    for key, value in {**local_settings(parallelism), **(settings or {})}.items():
+    for key, value in settings.items():
         config.set_string(key, str(value))
     env = StreamExecutionEnvironment.get_execution_environment(config)
     env.set_parallelism(parallelism)
@@ -95,15 +139,4 @@ def job_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] = N
     """
     if not running_under_flink_cli():
         return local_environment(parallelism, settings, jars)
-    from pyflink.common import Configuration
-    from pyflink.datastream import StreamExecutionEnvironment
-
-    config = Configuration()
-    for key, value in (settings or {}).items():
-        config.set_string(key, str(value))
-    env = StreamExecutionEnvironment.get_execution_environment(config)
-    env.set_parallelism(parallelism)
-    jar_urls = [Path(j).resolve().as_uri() for j in jars]
-    if jar_urls:
-        env.add_jars(*jar_urls)
-    return env
+    return _environment(dict(settings or {}), parallelism, jars)

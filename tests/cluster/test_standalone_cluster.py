@@ -16,6 +16,7 @@ import urllib.request
 import pytest
 
 from jobs.cluster import Cluster, alive, descendants, port_free
+from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import free_port
 from tests.sinks.support import create_sequence_table, dangling, id_counts, missing_ids
@@ -28,7 +29,7 @@ PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
 
 def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "jobs.cluster", "--name", name, *args],
-                            cwd=PROJECT_ROOT, env=env or dict(os.environ), capture_output=True,
+                            cwd=PROJECT_ROOT, env=env or child_process_environment(), capture_output=True,
                             text=True, timeout=timeout)
     sys.stdout.write(result.stdout[-6000:])
     sys.stderr.write(result.stderr[-6000:])
@@ -57,7 +58,7 @@ def cluster(request):
 
 
 def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
-    env = {**os.environ, PASSWORD_ENV: db.password}  # only this client needs the password
+    env = child_process_environment({PASSWORD_ENV: db.password})  # only this client needs it
     result = cluster_command(cluster.name, "submit", "--module", "jobs.sink_check", "--",
                              "--db-url", db.jdbc_url, "--db-user", db.user,
                              "--password-env", PASSWORD_ENV, "--count", str(COUNT),
@@ -112,7 +113,7 @@ def test_payments_job_through_flink_run(cluster, database, tmp_path):
     from tests.jobs.support import (database_outcome, expected_in_database_shape,
                                     expected_outcome, write_inputs)
     input_dir = write_inputs(tmp_path / "input", events=5_000)
-    env = {**os.environ, PASSWORD_ENV: database.password}
+    env = child_process_environment({PASSWORD_ENV: database.password})
     result = cluster_command(cluster.name, "submit", "--module", "jobs.payments", "--",
                              "--input", str(input_dir), "--db-url", database.jdbc_url,
                              "--db-user", database.user, "--password-env", PASSWORD_ENV,

@@ -1,7 +1,6 @@
 """The payments job through failures: a Python exception mid-stream (with the at-least-once
 control that double-counts a balance), and a `--watch` job cancelled and resumed from its
 retained checkpoint while new files arrive."""
-import shutil
 import time
 
 import pytest

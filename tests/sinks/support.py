@@ -6,8 +6,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
+from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 
 JOB_TIMEOUT_SECONDS = 240
@@ -31,7 +32,7 @@ def job_command(db, *args: str) -> list:
 
 
 def job_environment(db, extra: Optional[dict] = None) -> dict:
-    return {**os.environ, "TPC_TEST_DB_PASSWORD": db.password, **(extra or {})}
+    return child_process_environment({"TPC_TEST_DB_PASSWORD": db.password, **(extra or {})})
 
 
 def run_job(db, *args: str, extra_env: Optional[dict] = None,
