@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--bundle-size", type=int, default=100)
     parser.add_argument("--fail-once-marker")
     parser.add_argument("--fail-after-seconds", type=float, default=2.0)
+    parser.add_argument("--fail-after-records", type=int, default=0,
+                        help="fail only once a subtask has seen this many records")
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--throttle-ms", type=float, default=1.0)
     parser.add_argument("--hot-key", action="store_true")
@@ -106,7 +108,8 @@ def build_pipeline(env, args):
     source = NumberSequenceSource(1, args.count)
     numbers = env.from_source(source, WatermarkStrategy.no_watermarks(), "numbers").uid("numbers")
     numbers = numbers.map(FailOnce(args.fail_once_marker, args.fail_after_seconds,
-                                   args.throttle_every, args.throttle_ms),
+                                   args.throttle_every, args.throttle_ms,
+                                   args.fail_after_records),
                           output_type=Types.LONG()).name("fault-injection")
     rows = numbers.map(number_to_row, output_type=ROW_TYPE).name("to-row")
     rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)) \

@@ -10,16 +10,18 @@ from tests.sinks.support import (create_sequence_table, dangling, id_counts, mis
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
 COUNT = 20_000
-# ~2 ms per 10 records per subtask: the job spans several checkpoints and the failure (after
-# 2 s) lands mid-stream, with committed checkpoints before it and uncommitted rows after.
+# ~2 ms per 10 records per subtask: the job spans several checkpoints, and the failure (when a
+# subtask is 60% through its half) lands mid-stream, with committed checkpoints before it and
+# uncommitted rows after.
 SLOW = ["--throttle-every", "10", "--throttle-ms", "2"]
 
 
-def run_failing_job(db, tmp_path, mode, *extra):
+def run_failing_job(db, tmp_path, mode, *extra, batch_size=100):
     create_sequence_table(db)
     marker = tmp_path / "failed-once"
-    result = run_job(db, "--mode", mode, "--count", str(COUNT), "--batch-size", "100",
-                     "--fail-once-marker", str(marker), "--fail-after-seconds", "2", *SLOW, *extra)
+    result = run_job(db, "--mode", mode, "--count", str(COUNT), "--batch-size", str(batch_size),
+                     "--fail-once-marker", str(marker), "--fail-after-seconds", "0",
+                     "--fail-after-records", str(COUNT * 3 // 10), *SLOW, *extra)
     assert result.returncode == 0, result.stderr[-3000:]
     assert marker.exists(), "the injected failure never fired: the test proved nothing"
     return result
@@ -37,7 +39,10 @@ def test_exception_mid_stream_then_restart_is_exactly_once(database, tmp_path, m
 def test_control_at_least_once_sink_duplicates_in_the_same_run(database, tmp_path):
     """The identical run through autocommitted batches: the replay after the restart writes
     rows a second time, which is exactly what the test above must never see."""
-    run_failing_job(database, tmp_path, "at_least_once")
+    # Batch size 1: every row that reaches the sink after the last checkpoint is in the
+    # database when the failure hits (with larger batches the replayed tail may by chance
+    # not have been flushed yet, and the control would prove nothing).
+    run_failing_job(database, tmp_path, "at_least_once", batch_size=1)
     rows, distinct = id_counts(database)
     assert distinct == COUNT, "at-least-once must still lose nothing"
     assert rows > COUNT, "expected duplicates from the replay; the control shows none"
