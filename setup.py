@@ -16,8 +16,8 @@ setup(
     python_requires=">=3.9,<3.12",
     packages=find_packages(include=["jobs", "jobs.*", "transforms", "transforms.*",
                                     "sinks", "sinks.*", "localenv", "localenv.*"]),
-    package_data={"sinks": ["java/src/**/*.java"], "transforms": ["*.json", "*.csv"]},
-    include_package_data=True,
+    # The Java sources under sinks/java are built in place (python -m sinks.build), not packaged.
+    package_data={"transforms": ["*.json"]},
     install_requires=[
         # apache-flink 2.3.0 pins apache-beam 2.61.0, pandas < 2.3 and pyarrow < 21.
         "apache-flink==2.3.0",
