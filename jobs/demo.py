@@ -46,6 +46,7 @@ def run_demo(args) -> int:
             password_env="TPC_DEMO_PASSWORD", parallelism=args.parallelism,
             checkpoint_interval=args.checkpoint_interval or "1 s",
             checkpoint_dir=str(demo / "checkpoints"), execution_mode=args.execution_mode,
+            state_backend=args.state_backend,
             ledger_mode=args.ledger_mode)
         started = time.monotonic()
         client = submit(config, wait=False)

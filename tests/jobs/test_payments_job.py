@@ -38,3 +38,11 @@ def test_job_matches_the_pure_transforms_and_accounts_for_every_line(database, i
         books = reconcile(conn, str(input_dir))
     assert books.lines_read == expected.lines
     assert books.every_line_accounted and books.books_balance, books.report()
+
+
+def test_thread_mode_with_rocksdb_state_gives_the_same_tables(database, tmp_path):
+    """The other execution mode and state backend the job offers: same result."""
+    input_dir = write_inputs(tmp_path / "input", events=3_000, seed=5)
+    run_job(payments_config(database, input_dir, tmp_path, execution_mode="thread",
+                            state_backend="rocksdb"))
+    assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))
