@@ -9,7 +9,8 @@ import java.sql.Statement;
  *
  * <ul>
  *   <li>{@code tpc_commit_log}: one row per committed transaction, written inside that same
- *       transaction, so "committed" and "lost" can be told apart after a restore.</li>
+ *       transaction, so "committed" and "lost" can be told apart after a restore, and a restore
+ *       of a checkpoint older than what was already committed can be refused.</li>
  *   <li>{@code tpc_staged_batches}/{@code tpc_staged_rows}: staged mode's pre-committed rows.</li>
  * </ul>
  */
@@ -43,12 +44,14 @@ final class ControlTables {
             st.execute("CREATE TABLE IF NOT EXISTS " + commitLog + " ("
                     + "gid text PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
                     + "counter bigint NOT NULL, row_count bigint NOT NULL, mode text NOT NULL, "
+                    + "lineage text NOT NULL DEFAULT '', "
                     + "written_at timestamptz NOT NULL DEFAULT now())");
             st.execute("CREATE INDEX IF NOT EXISTS tpc_commit_log_sink_time ON " + commitLog
                     + " (sink_id, written_at)");
             st.execute("CREATE TABLE IF NOT EXISTS " + stagedBatches + " ("
                     + "gid text PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
                     + "counter bigint NOT NULL, row_count bigint NOT NULL, "
+                    + "lineage text NOT NULL DEFAULT '', "
                     + "staged_at timestamptz NOT NULL DEFAULT now())");
             st.execute("CREATE TABLE IF NOT EXISTS " + stagedRows + " ("
                     + "gid text NOT NULL, seq bigint NOT NULL, payload bytea NOT NULL, "

@@ -134,8 +134,8 @@ final class PgCommitter implements Committer<PgCommittable> {
                  PreparedStatement deleteBatch = c.prepareStatement(
                          "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?");
                  PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
-                         + " (gid, sink_id, subtask, counter, row_count, mode) "
-                         + "SELECT ?, ?, subtask, counter, row_count, 'STAGED' FROM "
+                         + " (gid, sink_id, subtask, counter, row_count, mode, lineage) "
+                         + "SELECT ?, ?, subtask, counter, row_count, 'STAGED', lineage FROM "
                          + tables.stagedBatches + " WHERE gid = ?")) {
                 log.setString(1, committable.gid);
                 log.setString(2, config.sinkId());

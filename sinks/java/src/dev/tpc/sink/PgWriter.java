@@ -36,6 +36,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     private final int parallelism;
     private final String execution;
     private final Long restoredCheckpointId;
+    private final String lineage;
     private final FaultInjection faults;
 
     private Connection connection;
@@ -63,6 +64,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 ? context.getRestoredCheckpointId().getAsLong() : null;
         this.faults = FaultInjection.fromEnvironment();
         long restoredCounter = 0;
+        String restoredLineage = "";
         for (PgWriterState state : restored) {
             if (!state.sinkId.equals(config.sinkId())) {
                 throw new SinkConfigurationException("restored state belongs to sink id '"
@@ -70,7 +72,14 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                         + "sink id (and the operator uid) stable across restores");
             }
             restoredCounter = Math.max(restoredCounter, state.highestCounter);
+            if (restoredLineage.isEmpty()) {
+                restoredLineage = state.lineage;
+            }
         }
+        // A fresh start begins a lineage; a restore continues the restored one. (A subtask added
+        // by scaling up gets no state: it leaves its lineage unknown, the others still check.)
+        this.lineage = restoredCheckpointId == null
+                ? java.util.UUID.randomUUID().toString() : restoredLineage;
         this.lastSnapshotCheckpoint = restoredCheckpointId == null ? 0 : restoredCheckpointId;
         this.highestCounter = Math.max(restoredCounter, lastSnapshotCheckpoint);
 
@@ -79,11 +88,15 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         this.rowsWritten = context.metricGroup().counter("tpcRowsWritten");
         try {
             open();
+            refuseOlderCheckpointThanCommitted();
             recover();
         } catch (SQLException e) {
             closeQuietly();
             throw new IOException("sink '" + config.sinkId() + "' subtask " + subtask
                     + " could not start: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            closeQuietly();
+            throw e;
         }
     }
 
@@ -107,6 +120,39 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             staged = new StagedRowCopier(connection, tables.stagedRows, config.batchSize());
         } else {
             direct = new StatementBatch(connection, config);
+        }
+    }
+
+    /**
+     * Restoring a checkpoint older than the newest one whose transactions were committed would
+     * replay, and so apply twice, everything committed since. The commit log knows: refuse.
+     */
+    private void refuseOlderCheckpointThanCommitted() throws SQLException {
+        if (restoredCheckpointId == null || lineage.isEmpty()) {
+            return;
+        }
+        try (PreparedStatement ps = connection.prepareStatement("SELECT max(counter), "
+                + "max(written_at)::text FROM " + tables.commitLog
+                + " WHERE sink_id = ? AND lineage = ? AND counter > ?")) {
+            ps.setString(1, config.sinkId());
+            ps.setString(2, lineage);
+            ps.setLong(3, restoredCheckpointId);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                long newest = rs.getLong(1);
+                if (!rs.wasNull()) {
+                    throw new SinkConfigurationException("sink '" + config.sinkId()
+                            + "' refuses to restore checkpoint " + restoredCheckpointId
+                            + ": this job already committed transactions of later checkpoints "
+                            + "(up to checkpoint " + newest + ", last at " + rs.getString(2)
+                            + "). Restoring an older checkpoint would apply those rows twice. "
+                            + "Restore the newest retained checkpoint instead.");
+                }
+            }
+        } finally {
+            if (!connection.getAutoCommit()) {
+                connection.commit();
+            }
         }
     }
 
@@ -250,8 +296,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             if (config.mode() == CommitMode.STAGED) {
                 staged.flush();
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
-                        + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count) "
-                        + "VALUES (?, ?, ?, ?, ?)")) {
+                        + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count, "
+                        + "lineage) VALUES (?, ?, ?, ?, ?, ?)")) {
                     bindLog(ps, id);
                     ps.executeUpdate();
                 }
@@ -259,8 +305,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             } else {
                 direct.execute();
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
-                        + tables.commitLog + " (gid, sink_id, subtask, counter, row_count, mode) "
-                        + "VALUES (?, ?, ?, ?, ?, 'PREPARED')")) {
+                        + tables.commitLog + " (gid, sink_id, subtask, counter, row_count, "
+                        + "lineage, mode) VALUES (?, ?, ?, ?, ?, ?, 'PREPARED')")) {
                     bindLog(ps, id);
                     ps.executeUpdate();
                 }
@@ -285,13 +331,14 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         ps.setInt(3, subtask);
         ps.setLong(4, id.counter);
         ps.setLong(5, rowsInTransaction);
+        ps.setString(6, lineage);
     }
 
     @Override
     public List<PgWriterState> snapshotState(long checkpointId) {
         lastSnapshotCheckpoint = Math.max(lastSnapshotCheckpoint, checkpointId);
         return Collections.singletonList(
-                new PgWriterState(config.sinkId(), subtask, highestCounter));
+                new PgWriterState(config.sinkId(), subtask, highestCounter, lineage));
     }
 
     private IOException failure(String what, SQLException e) {
