@@ -71,7 +71,7 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
     job = start_job(database, "--mode", mode, "--count", str(COUNT), "--checkpoint-dir",
                     str(checkpoints), *SLOW,
                     extra_env={"TPC_SINK_PAUSE_AFTER_PRECOMMIT": str(pause),
-                               "TPC_SINK_PAUSE_AFTER_PRECOMMIT_NTH": "12"},
+                               "TPC_SINK_PAUSE_AFTER_PRECOMMIT_NTH": "8"},
                     log_path=tmp_path / "first-run.log")
     try:
         wait_for(lambda: next(pause.glob("paused-*"), None), 180, "a writer to pause")
