@@ -4,6 +4,7 @@
 Only job-level keys are taken from the file (checkpointing, restart strategy, state backend,
 Python execution); cluster keys stay with the cluster.
 """
+import os
 from pathlib import Path
 from typing import Dict, Mapping, Optional
 
@@ -43,3 +44,8 @@ def job_defaults(conf_dir: Optional[Path] = None) -> Dict[str, str]:
     tree = yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
     from_file = {k: v for k, v in flatten(tree).items() if k.startswith(JOB_KEY_PREFIXES)}
     return {**SAFETY_NET, **from_file}
+
+
+def file_uri(path: str) -> str:
+    """A checkpoint location as Flink wants it: URIs pass through, local paths become file://."""
+    return path if "://" in path else "file://" + os.path.abspath(path)

@@ -24,7 +24,7 @@ from pyflink.common import Duration, Row, Types, WatermarkStrategy
 from pyflink.datastream import DataStream, OutputTag
 from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
 
-from jobs.flink_config import job_defaults
+from jobs.flink_config import file_uri, job_defaults
 from transforms import beam as payment_transforms
 from transforms.flink_adapters import (LEDGER_ROW_TYPE, PICKLED, REJECTED_ROW_TYPE,
                                        DeduplicateFunction, apply_dofn, to_flink_row)
@@ -165,8 +165,8 @@ def flink_settings(config: PaymentsConfig) -> Dict[str, str]:
                         (sub_dir("checkpoints", config.sink_id_prefix)).as_uri())
     overrides = {
         "execution.checkpointing.interval": config.checkpoint_interval,
-        "execution.checkpointing.dir": config.checkpoint_dir and _file_uri(config.checkpoint_dir),
-        "execution.state-recovery.path": config.from_checkpoint and _file_uri(config.from_checkpoint),
+        "execution.checkpointing.dir": config.checkpoint_dir and file_uri(config.checkpoint_dir),
+        "execution.state-recovery.path": config.from_checkpoint and file_uri(config.from_checkpoint),
         "state.backend.type": config.state_backend,
         "python.execution-mode": config.execution_mode,
         "python.fn-execution.bundle.size": config.bundle_size and str(config.bundle_size),
@@ -176,10 +176,6 @@ def flink_settings(config: PaymentsConfig) -> Dict[str, str]:
     # Non-negotiable for this job: it exists to be exactly once.
     settings["execution.checkpointing.mode"] = "EXACTLY_ONCE"
     return settings
-
-
-def _file_uri(path: str) -> str:
-    return path if "://" in path else "file://" + os.path.abspath(path)
 
 
 def parse_duration_ms(text: str) -> int:

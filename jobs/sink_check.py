@@ -18,6 +18,7 @@ from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
 from jobs.faults import FailOnce
+from jobs.flink_config import file_uri
 
 ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
 
@@ -79,12 +80,12 @@ def flink_settings(args) -> dict:
         "python.execution-mode": args.execution_mode,
     }
     if args.checkpoint_dir:
-        settings["execution.checkpointing.dir"] = "file://" + os.path.abspath(args.checkpoint_dir)
+        settings["execution.checkpointing.dir"] = file_uri(args.checkpoint_dir)
         settings["execution.checkpointing.externalized-checkpoint-retention"] = \
             "RETAIN_ON_CANCELLATION"
         settings["execution.checkpointing.num-retained"] = "3"
     if args.from_checkpoint:
-        settings["execution.state-recovery.path"] = "file://" + os.path.abspath(args.from_checkpoint)
+        settings["execution.state-recovery.path"] = file_uri(args.from_checkpoint)
     return settings
 
 

@@ -54,9 +54,4 @@ final class StagedRowCopier {
             pending = 0;
         }
     }
-
-    void clear() {
-        buffer.reset();
-        pending = 0;
-    }
 }

@@ -60,13 +60,6 @@ final class StatementBatch implements AutoCloseable {
         }
     }
 
-    void clear() throws SQLException {
-        pending = 0;
-        for (PreparedStatement ps : statements) {
-            ps.clearBatch();
-        }
-    }
-
     static Object jdbcValue(Object value) {
         if (value instanceof Instant) {
             return ((Instant) value).atOffset(ZoneOffset.UTC);
