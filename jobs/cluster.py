@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import site
 import socket
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from localenv.flink import child_process_environment
+from localenv.processes import alive, command_line, descendants, kill
 from localenv.paths import PROJECT_ROOT, sub_dir
 
 CONF_DIR = PROJECT_ROOT / "flink-conf"
@@ -164,7 +164,7 @@ class Cluster:
         return pids
 
     def _is_ours(self, pid: int) -> bool:
-        cmdline = _cmdline(pid)
+        cmdline = command_line(pid)
         return (any(c in cmdline for c in DAEMON_CLASSES)
                 and f"-Dlog.file={self.log_dir}/" in cmdline)
 
@@ -234,11 +234,11 @@ class Cluster:
         while time.monotonic() < deadline and alive(doomed):
             time.sleep(0.2)
         for pid in alive(doomed):  # stop-cluster.sh gives up on a daemon it could not stop
-            print(f"killing leftover process {pid}: {_cmdline(pid)[:120]}", file=sys.stderr)
-            _kill(pid)
+            print(f"killing leftover process {pid}: {command_line(pid)[:120]}", file=sys.stderr)
+            kill([pid])
         leftovers = self.processes()
         for pid in leftovers:
-            _kill(pid)
+            kill([pid])
         for pid_file in self.pid_dir.glob("*.pid"):
             pid_file.unlink()
         self.state_file.unlink(missing_ok=True)
@@ -355,51 +355,6 @@ def merge_jars(target: Path, jars: Iterable[Path]) -> Path:
 
 
 # -- processes and ports ---------------------------------------------------------------------
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except OSError:
-        return ""
-
-
-def descendants(roots: Set[int]) -> Set[int]:
-    children: Dict[int, List[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), list(roots)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pids: Iterable[int]) -> Set[int]:
-    living = set()
-    for pid in pids:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":  # a zombie is dead, only not yet reaped by its parent
-            living.add(pid)
-    return living
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

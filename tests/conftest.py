@@ -2,13 +2,94 @@
 
 PostgreSQL is real: one throwaway server per test session (`postgres_server`), a fresh database
 per test (`database`). Nothing here starts a JVM; Flink tests start their own.
+
+Nothing a test starts may outlive it. Every process of this session carries
+`TPC_TEST_SESSION=<id>` in its environment (children inherit it, and keep it when their parent
+dies), so after each test whatever it started and left running is found, killed and reported
+as an error of that test; and at the end of the session anything still running fails the run.
 """
+import os
 import re
+import time
 import uuid
 
 import pytest
 
 from localenv.postgres import LocalPostgres
+from localenv.processes import command_line, descendants, kill, parent_of, tagged
+
+SESSION_TAG = "TPC_TEST_SESSION"
+os.environ[SESSION_TAG] = uuid.uuid4().hex  # before anything starts a process
+# A job's JVM and Python workers take a few seconds to wind down after its client returns.
+LEFTOVER_GRACE_SECONDS = 30
+
+
+def session_processes() -> set:
+    return tagged(SESSION_TAG, os.environ[SESSION_TAG])
+
+
+def describe(pids) -> str:
+    return "\n".join(f"  {pid}: {command_line(pid)[:160]}" for pid in sorted(pids))
+
+
+def outliving(allowed: set, grace: float) -> set:
+    """Processes of this session other than `allowed` and their descendants, once they had
+    `grace` seconds to end."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = session_processes() - allowed - descendants(allowed)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.25)
+
+
+def in_process_jvm() -> set:
+    """The JVM PyFlink starts for jobs run inside the test process: it lives for the session."""
+    return {pid for pid in session_processes()
+            if parent_of(pid) == os.getpid() and "PythonGatewayServer" in command_line(pid)}
+
+
+@pytest.fixture
+def control_seen(record_property):
+    """Records what an at-least-once control observed; the run's summary lists every control."""
+    def seen(duplicated: int, at_least: int, what: str = "duplicated rows") -> None:
+        record_property("control", f"{duplicated} {what} (at least {at_least} expected)")
+    return seen
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = [f"{report.nodeid}: {value}"
+             for outcome in ("passed", "failed")
+             for report in terminalreporter.stats.get(outcome, []) if report.when == "call"
+             for key, value in report.user_properties if key == "control"]
+    if lines:
+        terminalreporter.section("at-least-once controls")
+        for line in lines:
+            terminalreporter.line(line)
+
+
+@pytest.fixture(autouse=True)
+def nothing_outlives_the_test():
+    # Higher-scoped fixtures (servers, clusters) are set up before this one: they are allowed.
+    before = session_processes()
+    yield
+    left = outliving(before | in_process_jvm(), LEFTOVER_GRACE_SECONDS)
+    if left:
+        listing = describe(left)
+        kill(left)
+        pytest.fail(f"{len(left)} process(es) outlived the test and were killed:\n{listing}",
+                    pytrace=False)
+
+
+def pytest_sessionfinish(session):
+    left = outliving(in_process_jvm(), LEFTOVER_GRACE_SECONDS)
+    if left:
+        listing = describe(left)
+        kill(left)
+        session.config.get_terminal_writer().line(
+            f"\nFAILED: {len(left)} process(es) of this test session were still running at its "
+            f"end and were killed:\n{listing}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

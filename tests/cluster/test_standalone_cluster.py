@@ -15,10 +15,11 @@ import urllib.request
 
 import pytest
 
-from jobs.cluster import Cluster, alive, descendants, port_free
+from jobs.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import free_port
+from localenv.processes import alive, descendants
 from tests.sinks.support import create_sequence_table, dangling, id_counts, missing_ids
 
 pytestmark = pytest.mark.cluster

@@ -1,6 +1,11 @@
-"""The payments job through failures: a Python exception mid-stream (with the at-least-once
-control that double-counts a balance), and a `--watch` job cancelled and resumed from its
-retained checkpoint while new files arrive."""
+"""The payments job through failures, and a `--watch` job cancelled and resumed from its
+retained checkpoint while new files arrive.
+
+The failure test and its at-least-once control run the same schedule: a Python exception
+mid-stream, and a failure of the balances sink right after the third non-empty checkpoint's
+balance rows became durable (pre-committed, or flushed by the at-least-once sink) and before
+that checkpoint could complete. The restore replays those rows, so the control counts at least
+that many events twice, on every run."""
 import time
 
 import pytest
@@ -12,7 +17,8 @@ from jobs.payments import (LINE_TYPE, build_pipeline, build_sinks, create_enviro
 from jobs.reconcile import reconcile
 from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
                                 payments_config)
-from tests.sinks.support import newest_complete_checkpoint, wait_for
+from tests.sinks.support import (newest_complete_checkpoint, replayed_rows, sink_fault,
+                                 sink_fault_in_this_jvm, wait_for)
 from transforms import sample_data
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
@@ -49,30 +55,40 @@ def assert_exactly_once(db, expected):
     assert database_outcome(db) == expected_in_database_shape(expected)
 
 
-def test_exception_mid_stream_then_recovery_is_exactly_once(database, generated_input, tmp_path):
-    input_dir, expected = generated_input
+def run_failing_job(config, tmp_path, name, **sink_modes) -> int:
+    """Runs the job through both failures; returns how many balance rows the restore replays."""
     marker = tmp_path / "failed-once"
-    start(payments_config(database, input_dir, tmp_path), str(marker)).execute("payments-failure")
-    assert marker.exists(), "the injected failure never fired"
+    fault_dir = tmp_path / "sink-fault"
+    balances_fault = sink_fault(fault_dir, "fail", nth=3,
+                                sink_id=f"{config.sink_id_prefix}-balances")
+    with sink_fault_in_this_jvm(balances_fault):
+        start(config, str(marker), **sink_modes).execute(name)
+    assert marker.exists(), "the injected Python failure never fired"
+    return replayed_rows(fault_dir)
+
+
+def test_failures_mid_stream_then_recovery_are_exactly_once(database, generated_input, tmp_path):
+    input_dir, expected = generated_input
+    run_failing_job(payments_config(database, input_dir, tmp_path), tmp_path, "payments-failure")
     assert_exactly_once(database, expected)
     with database.connect() as conn:
         assert reconcile(conn, str(input_dir)).books_balance
 
 
-def test_control_at_least_once_balances_double_count(database, generated_input, tmp_path):
+def test_control_at_least_once_balances_double_count(
+        database, control_seen, generated_input, tmp_path):
     """Same run, balances through the at-least-once sink: the replay after the failure adds
     amounts a second time, so the balances no longer match the (exactly-once) ledger."""
     input_dir, expected = generated_input
-    marker = tmp_path / "failed-once"
-    # Small batches: an at-least-once sink flushes them between checkpoints, as it would
-    # under production load.
-    config = payments_config(database, input_dir, tmp_path, sink_batch_size=10)
-    start(config, str(marker), balances="at_least_once").execute("payments-control")
-    assert marker.exists()
+    replayed = run_failing_job(payments_config(database, input_dir, tmp_path), tmp_path,
+                               "payments-control", balances="at_least_once")
     ledger, balances, _, _ = database_outcome(database)
     assert ledger == expected_in_database_shape(expected)[0]
     counted_events = sum(row[3] for row in balances)
-    assert counted_events > len(ledger), "the control shows no double counting"
+    # One balance row per ledger event: each replayed row counts one event twice.
+    control_seen(counted_events - len(ledger), replayed, "events counted twice")
+    assert counted_events >= len(ledger) + replayed, \
+        f"expected at least {replayed} events counted twice; found {counted_events - len(ledger)}"
     with database.connect() as conn:
         assert not reconcile(conn, str(input_dir)).books_balance
 

@@ -5,8 +5,9 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Dict, Optional
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -114,3 +115,48 @@ def newest_complete_checkpoint(checkpoint_root: Path) -> Optional[Path]:
 
 def expected_sum(count: int) -> int:
     return count * (count + 1) // 2
+
+
+def sink_fault(directory: Path, action: str = "pause", nth: int = 3,
+               sink_id: Optional[str] = None) -> Dict[str, str]:
+    """Settings that arm the sink's fault seam (see sinks/README.md): at the `nth` non-empty
+    checkpoint, right after its rows became durable and before it can complete, `pause` (for a
+    `kill -9`) or `fail` once. Pass them as a job's environment, or to `sink_fault_in_this_jvm`."""
+    settings = {"TPC_SINK_FAULT_DIR": str(directory), "TPC_SINK_FAULT_NTH": str(nth),
+                "TPC_SINK_FAULT_ACTION": action}
+    if sink_id:
+        settings["TPC_SINK_FAULT_SINK_ID"] = sink_id
+    return settings
+
+
+@contextmanager
+def sink_fault_in_this_jvm(settings: Dict[str, str]):
+    """Arms the seam in this process's JVM (the mini cluster of in-process jobs) for a block."""
+    from pyflink.java_gateway import get_gateway
+    system = get_gateway().jvm.java.lang.System
+    for key, value in settings.items():
+        system.setProperty(key, value)
+    try:
+        yield
+    finally:
+        for key in settings:
+            system.clearProperty(key)
+
+
+def sink_fault_report(directory: Path) -> Optional[dict]:
+    """What the seam reported when it acted (sink_id, subtask, gid, rows), or None."""
+    marker = next(Path(directory).glob("fault-*"), None)
+    if marker is None:
+        return None
+    report = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
+    report["rows"] = int(report["rows"])
+    return report
+
+
+def replayed_rows(directory: Path) -> int:
+    """Rows of the faulted checkpoint: a restore must replay them, so an at-least-once sink
+    writes at least this many rows twice. Fails the test if the fault never acted."""
+    report = sink_fault_report(directory)
+    assert report is not None, "the injected sink fault never acted: the test proved nothing"
+    assert report["rows"] > 0
+    return report["rows"]

@@ -1,34 +1,41 @@
-"""Exactly once through an exception and a restart, with the at-least-once control that shows
+"""Exactly once through two failures and restarts, with the at-least-once control that shows
 what the test would catch; and the tail of a bounded job committed at end of input.
 
-Local mini cluster, parallelism 2, checkpoints every 500 ms, real PostgreSQL."""
+Local mini cluster, parallelism 2, checkpoints every 500 ms, real PostgreSQL.
+
+Every run of the failure test, twin or control, has the same schedule: a Python exception when
+a subtask is 30% through its half of the numbers, and a sink failure right after the third
+non-empty checkpoint's rows became durable (pre-committed, or flushed by the at-least-once
+sink) and before that checkpoint could complete. The restore must replay that checkpoint's
+rows, so the at-least-once control writes at least that many rows twice, on every run.
+"""
 import pytest
 
 from tests.sinks.support import (create_sequence_table, dangling, id_counts, missing_ids,
-                                 run_job)
+                                 replayed_rows, run_job, sink_fault)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
 COUNT = 20_000
-# ~2 ms per 10 records per subtask: the job spans several checkpoints, and the failure (when a
-# subtask is 60% through its half) lands mid-stream, with committed checkpoints before it and
-# uncommitted rows after.
+# ~2 ms per 10 records per subtask: the job spans several checkpoints, and the failures land
+# mid-stream, with committed checkpoints before them and uncommitted rows after.
 SLOW = ["--throttle-every", "10", "--throttle-ms", "2"]
 
 
-def run_failing_job(db, tmp_path, mode, *extra, batch_size=100):
+def run_failing_job(db, tmp_path, mode, *extra):
     create_sequence_table(db)
     marker = tmp_path / "failed-once"
-    result = run_job(db, "--mode", mode, "--count", str(COUNT), "--batch-size", str(batch_size),
+    result = run_job(db, "--mode", mode, "--count", str(COUNT), "--batch-size", "100",
                      "--fail-once-marker", str(marker), "--fail-after-seconds", "0",
-                     "--fail-after-records", str(COUNT * 3 // 10), *SLOW, *extra)
+                     "--fail-after-records", str(COUNT * 3 // 10), *SLOW, *extra,
+                     extra_env=sink_fault(tmp_path / "sink-fault", "fail", nth=3))
     assert result.returncode == 0, result.stderr[-3000:]
     assert marker.exists(), "the injected failure never fired: the test proved nothing"
-    return result
+    return replayed_rows(tmp_path / "sink-fault")
 
 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
-def test_exception_mid_stream_then_restart_is_exactly_once(database, tmp_path, mode):
+def test_failures_mid_stream_then_restart_are_exactly_once(database, tmp_path, mode):
     run_failing_job(database, tmp_path, mode)
     rows, distinct = id_counts(database)
     assert (rows, distinct) == (COUNT, COUNT)
@@ -36,16 +43,16 @@ def test_exception_mid_stream_then_restart_is_exactly_once(database, tmp_path, m
     assert dangling(database) == (0, 0, 0)
 
 
-def test_control_at_least_once_sink_duplicates_in_the_same_run(database, tmp_path):
-    """The identical run through autocommitted batches: the replay after the restart writes
-    rows a second time, which is exactly what the test above must never see."""
-    # Batch size 1: every row that reaches the sink after the last checkpoint is in the
-    # database when the failure hits (with larger batches the replayed tail may by chance
-    # not have been flushed yet, and the control would prove nothing).
-    run_failing_job(database, tmp_path, "at_least_once", batch_size=1)
+def test_control_at_least_once_sink_duplicates_in_the_same_run(database, control_seen, tmp_path):
+    """The identical run through autocommitted batches: the replay after the sink failure
+    writes the faulted checkpoint's rows a second time, which is exactly what the test above
+    must never see."""
+    replayed = run_failing_job(database, tmp_path, "at_least_once")
     rows, distinct = id_counts(database)
     assert distinct == COUNT, "at-least-once must still lose nothing"
-    assert rows > COUNT, "expected duplicates from the replay; the control shows none"
+    control_seen(rows - COUNT, replayed)
+    assert rows >= COUNT + replayed, \
+        f"expected at least {replayed} duplicated rows from the replay; found {rows - COUNT}"
 
 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])

@@ -1,10 +1,12 @@
 """`kill -9` of the whole local job between a pre-commit and the completion of its checkpoint,
-then a restore from the newest retained checkpoint, at the same and at other parallelisms."""
+then a restore from the newest retained checkpoint, at the same and at other parallelisms; and
+the at-least-once control killed at the same point (right after it flushed a checkpoint's rows),
+which provably writes those rows twice."""
 import pytest
 
 from tests.sinks.support import (create_sequence_table, dangling, id_counts, kill_job,
-                                 missing_ids, newest_complete_checkpoint, run_job, start_job,
-                                 wait_for)
+                                 missing_ids, newest_complete_checkpoint, replayed_rows, run_job,
+                                 sink_fault, sink_fault_report, start_job, wait_for)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
@@ -23,41 +25,60 @@ def pending_in_database(db, gid):
     return prepared, staged, committed
 
 
-@pytest.mark.parametrize("mode", ["prepared", "staged"])
-@pytest.mark.parametrize("restore_parallelism", [2, 1, 3])
-def test_kill_9_after_pre_commit_then_restore(database, tmp_path, mode, restore_parallelism):
-    create_sequence_table(database)
+def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism):
+    """Runs the job until a writer pauses right after its 5th non-empty checkpoint became
+    durable, kills all of it with `kill -9`, restores the newest retained checkpoint and runs
+    to the end. Returns the seam's report of the paused checkpoint."""
+    create_sequence_table(db)
     checkpoints = tmp_path / "checkpoints"
     pause = tmp_path / "pause"
-    job = start_job(database, "--mode", mode, "--count", str(COUNT), "--parallelism", "2",
+    job = start_job(db, "--mode", mode, "--count", str(COUNT), "--parallelism", "2",
                     "--checkpoint-dir", str(checkpoints), *SLOW,
-                    extra_env={"TPC_SINK_PAUSE_AFTER_PRECOMMIT": str(pause),
-                               "TPC_SINK_PAUSE_AFTER_PRECOMMIT_NTH": "5"},
+                    extra_env=sink_fault(pause, "pause", nth=5),
                     log_path=tmp_path / "first-run.log")
     try:
-        marker = wait_for(lambda: next(pause.glob("paused-*"), None), 180,
-                          "a writer to pause right after a pre-commit")
-        gid = marker.read_text()
-        # The transaction is pre-committed (prepared or staged) and not yet committed.
-        assert pending_in_database(database, gid) == ((1, 0, 0) if mode == "prepared" else (0, 1, 0))
-        rows_before_kill = id_counts(database)[0]
+        report = wait_for(lambda: sink_fault_report(pause), 180,
+                          "a writer to pause right after a checkpoint's rows became durable")
+        if mode != "at_least_once":
+            # The transaction is pre-committed (prepared or staged) and not yet committed.
+            assert pending_in_database(db, report["gid"]) == \
+                ((1, 0, 0) if mode == "prepared" else (0, 1, 0))
+        rows_before_kill = id_counts(db)[0]
     finally:
         kill_job(job)
     assert rows_before_kill < COUNT, "the job was killed too late to prove anything"
 
     checkpoint = newest_complete_checkpoint(checkpoints)
     assert checkpoint is not None, (tmp_path / "first-run.log").read_text()[-3000:]
-    result = run_job(database, "--mode", mode, "--count", str(COUNT),
+    result = run_job(db, "--mode", mode, "--count", str(COUNT),
                      "--parallelism", str(restore_parallelism),
                      "--checkpoint-dir", str(tmp_path / "checkpoints-after-restore"),
                      "--from-checkpoint", str(checkpoint))
     assert result.returncode == 0, result.stderr[-3000:]
+    return report
 
+
+@pytest.mark.parametrize("mode", ["prepared", "staged"])
+@pytest.mark.parametrize("restore_parallelism", [2, 1, 3])
+def test_kill_9_after_pre_commit_then_restore(database, tmp_path, mode, restore_parallelism):
+    report = kill_after_pause_then_restore(database, tmp_path, mode, restore_parallelism)
     assert id_counts(database) == (COUNT, COUNT)
     assert missing_ids(database, COUNT) == 0
     assert dangling(database) == (0, 0, 0)
     # The paused transaction's checkpoint never completed: it was discarded, not committed.
-    assert pending_in_database(database, gid) == (0, 0, 0)
+    assert pending_in_database(database, report["gid"]) == (0, 0, 0)
+
+
+def test_control_at_least_once_kill_9_after_flush_duplicates(database, control_seen, tmp_path):
+    """The identical schedule through the at-least-once sink: the rows it flushed for the
+    checkpoint that never completed are replayed after the restore, and written twice."""
+    kill_after_pause_then_restore(database, tmp_path, "at_least_once", 2)
+    replayed = replayed_rows(tmp_path / "pause")
+    rows, distinct = id_counts(database)
+    assert distinct == COUNT, "at-least-once must still lose nothing"
+    control_seen(rows - COUNT, replayed)
+    assert rows >= COUNT + replayed, \
+        f"expected at least {replayed} duplicated rows from the replay; found {rows - COUNT}"
 
 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
@@ -70,11 +91,10 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
     pause = tmp_path / "pause"
     job = start_job(database, "--mode", mode, "--count", str(COUNT), "--checkpoint-dir",
                     str(checkpoints), *SLOW,
-                    extra_env={"TPC_SINK_PAUSE_AFTER_PRECOMMIT": str(pause),
-                               "TPC_SINK_PAUSE_AFTER_PRECOMMIT_NTH": "8"},
+                    extra_env=sink_fault(pause, "pause", nth=8),
                     log_path=tmp_path / "first-run.log")
     try:
-        wait_for(lambda: next(pause.glob("paused-*"), None), 180, "a writer to pause")
+        wait_for(lambda: sink_fault_report(pause), 180, "a writer to pause")
     finally:
         kill_job(job)
     retained = sorted((p for p in checkpoints.glob("*/chk-*") if (p / "_metadata").exists()),

@@ -45,6 +45,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
 
     private TransactionId current;
     private long rowsInTransaction;
+    private long rowsSinceCheckpoint;
     private long highestCounter;
     private long lastSnapshotCheckpoint;
 
@@ -62,7 +63,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 + context.getTaskInfo().getAttemptNumber();
         this.restoredCheckpointId = context.getRestoredCheckpointId().isPresent()
                 ? context.getRestoredCheckpointId().getAsLong() : null;
-        this.faults = FaultInjection.fromEnvironment();
+        this.faults = FaultInjection.fromSettings();
         long restoredCounter = 0;
         String restoredLineage = "";
         for (PgWriterState state : restored) {
@@ -261,6 +262,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 rowsInTransaction++;
             }
             rowsWritten.inc();
+            rowsSinceCheckpoint++;
         } catch (SQLException e) {
             throw failure("write", e);
         }
@@ -289,6 +291,11 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     @Override
     public Collection<PgCommittable> prepareCommit() throws IOException, InterruptedException {
         if (current == null) {
+            if (rowsSinceCheckpoint > 0) { // at least once: flush(false) has written them
+                long rows = rowsSinceCheckpoint;
+                rowsSinceCheckpoint = 0;
+                faults.afterCheckpointFlushed(config.sinkId(), subtask, null, rows);
+            }
             return Collections.emptyList(); // nothing written: no transaction was opened
         }
         TransactionId id = current;
@@ -318,10 +325,11 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             throw failure("pre-commit of " + id.gid, e);
         }
         current = null;
+        rowsSinceCheckpoint = 0;
         preCommitted.inc();
         PgCommittable committable = new PgCommittable(id.gid, config.mode(), rowsInTransaction,
                 System.currentTimeMillis());
-        faults.afterPreCommit(subtask, id.gid);
+        faults.afterCheckpointFlushed(config.sinkId(), subtask, id.gid, rowsInTransaction);
         return Collections.singletonList(committable);
     }
 
