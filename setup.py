@@ -26,5 +26,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100"],
+        # `python -m bench.suite`: the chart, and py-spy to profile the Python workers
+        "bench": ["matplotlib>=3.8", "py-spy>=0.3"],
     },
 )

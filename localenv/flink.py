@@ -69,6 +69,19 @@ def require_java() -> None:
         "JAVA_HOME.")
 
 
+def use_python_worker_processes() -> None:
+    """Run a local job's Python functions in worker processes, one per subtask, as a
+    TaskManager of a cluster does.
+
+    PyFlink's default on the mini cluster ("loopback") runs the Python functions of every
+    subtask in threads of the client process: one interpreter and one GIL for the whole job,
+    so parallelism 2 gets one core's worth of Python. Call before `execute`; an explicit
+    `_python_worker_execution_mode=loopback` in the environment (the variable PyFlink reads)
+    still wins. No effect in thread mode, where Python is embedded in the JVM.
+    """
+    os.environ.setdefault("_python_worker_execution_mode", "process")
+
+
 def python_worker_settings() -> Dict[str, str]:
     """Settings that make Python workers run this interpreter with this environment's packages."""
     site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]

@@ -68,6 +68,21 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.line(line)
 
 
+# Set by tests and by the jobs they run in this process; each test gets them back as they were,
+# so no test depends on what an earlier one left (a password, a Python worker mode).
+PER_TEST_VARIABLES = re.compile(r"TPC_TEST_.*|_python_worker_execution_mode")
+
+
+@pytest.fixture(autouse=True)
+def environment_restored():
+    before = {k: v for k, v in os.environ.items() if PER_TEST_VARIABLES.fullmatch(k)}
+    yield
+    for key in [k for k in os.environ if PER_TEST_VARIABLES.fullmatch(k)]:
+        if key not in before:
+            del os.environ[key]
+    os.environ.update(before)
+
+
 @pytest.fixture(autouse=True)
 def nothing_outlives_the_test():
     # Higher-scoped fixtures (servers, clusters) are set up before this one: they are allowed.

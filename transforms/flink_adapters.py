@@ -34,8 +34,9 @@ rows for Java sinks need ``Types.ROW_NAMED`` (see `LEDGER_ROW_TYPE` and `to_flin
 """
 import base64
 import inspect
+import os
 import pickle
-from typing import Any, Dict, Iterable, Mapping, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional
 
 import apache_beam as beam
 import cloudpickle
@@ -49,8 +50,8 @@ from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from transforms import beam as payment_transforms
 from transforms.payments import (
-    DUPLICATE, NEW, Payment, balance_key, balance_row, classify_duplicate, fingerprint,
-    ledger_row, rejected_row)
+    DUPLICATE, NEW, Payment, SourceLine, balance_key, balance_row, classify_duplicate,
+    conflict_rejection, fingerprint, ledger_row, rejected_row)
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
@@ -64,6 +65,14 @@ BALANCE_ROW_TYPE = Types.ROW_NAMED(
 REJECTED_ROW_TYPE = Types.ROW_NAMED(
     ["reason", "raw", "source", "line_number", "detail"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING()])
+#: A valid payment as it leaves Python: its ledger fields, the fingerprint that decides
+#: duplicates, where it came from, and the rejection it becomes if it conflicts.
+PAYMENT_ROW_TYPE = Types.ROW_NAMED(
+    ["event_id", "fingerprint", "account_id", "type", "amount_minor", "currency", "occurred_at",
+     "source", "line_number", "raw", "conflict_reason", "conflict_detail"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(),
+     Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
+     Types.STRING(), Types.STRING()])
 
 
 class UnsupportedDoFnError(ValueError):
@@ -163,10 +172,13 @@ class DoFnProcessFunction(ProcessFunction):
     """A Flink `ProcessFunction` driving a Beam DoFn (build it with `apply_dofn`)."""
 
     def __init__(self, dofn: beam.DoFn, side_tags: Mapping[str, OutputTag],
-                 bundle_size: Optional[int]):
+                 bundle_size: Optional[int], convert_input: Optional[Callable] = None,
+                 convert_output: Optional[Mapping[Optional[str], Callable]] = None):
         self.dofn = dofn
         self.side_tags = dict(side_tags)
         self.bundle_size = bundle_size
+        self.convert_input = convert_input
+        self.convert_output = dict(convert_output or {})
         self._in_bundle = False
         self._count = 0
 
@@ -178,6 +190,7 @@ class DoFnProcessFunction(ProcessFunction):
     def _emit(self, results: Optional[Iterable[Any]]):
         if results is None:
             return
+        convert = self.convert_output
         for result in results:
             if isinstance(result, pvalue.TaggedOutput):
                 tag = self.side_tags.get(result.tag)
@@ -185,11 +198,15 @@ class DoFnProcessFunction(ProcessFunction):
                     raise RuntimeError(
                         f"{type(self.dofn).__name__} emitted to undeclared tag {result.tag!r}; "
                         f"declare it in apply_dofn(side_outputs=...)")
-                yield tag, _unwrap(result.value)
+                value = _unwrap(result.value)
+                yield tag, (convert[result.tag](value) if result.tag in convert else value)
             else:
-                yield _unwrap(result)
+                value = _unwrap(result)
+                yield convert[None](value) if None in convert else value
 
     def process_element(self, value, ctx):
+        if self.convert_input is not None:
+            value = self.convert_input(value)
         if not self._in_bundle:
             self.dofn.start_bundle()
             self._in_bundle = True
@@ -213,6 +230,73 @@ class DoFnProcessFunction(ProcessFunction):
             self.dofn.teardown()
 
 
+class DoFnBundleFunction(ProcessFunction):
+    """Runs a Beam DoFn over bundles that arrive as one record each (a ``rows`` array, see
+    `transforms.jvm_operators.batch`) and emits each bundle's outputs as one record: a Row with
+    one array per output, in ``outputs`` order (``None`` is the main output). Each record is a
+    Beam bundle: ``start_bundle``, ``process`` per element, ``finish_bundle`` (whose outputs
+    are kept). Build it with `apply_dofn_to_batches`."""
+
+    def __init__(self, dofn: beam.DoFn, outputs: Iterable[Optional[str]],
+                 convert_input: Optional[Callable] = None,
+                 convert_output: Optional[Mapping[Optional[str], Callable]] = None):
+        self.dofn = dofn
+        self.outputs = list(outputs)
+        self.convert_input = convert_input
+        self.convert_output = dict(convert_output or {})
+
+    def open(self, runtime_context):
+        self.dofn.setup()
+
+    def _collect(self, results, collected: Dict[Optional[str], list]):
+        if results is None:
+            return
+        for result in results:
+            if isinstance(result, pvalue.TaggedOutput):
+                tag, value = result.tag, _unwrap(result.value)
+                if tag not in collected:
+                    raise RuntimeError(
+                        f"{type(self.dofn).__name__} emitted to undeclared tag {tag!r}; declare "
+                        f"it in apply_dofn_to_batches(outputs=...)")
+            else:
+                tag, value = None, _unwrap(result)
+            convert = self.convert_output.get(tag)
+            collected[tag].append(convert(value) if convert is not None else value)
+
+    def process_element(self, value, ctx):
+        collected: Dict[Optional[str], list] = {tag: [] for tag in self.outputs}
+        convert_input, process = self.convert_input, self.dofn.process
+        self.dofn.start_bundle()
+        for element in value[0]:
+            self._collect(process(convert_input(element) if convert_input else element),
+                          collected)
+        self._collect(self.dofn.finish_bundle(), collected)
+        yield Row(*(collected[tag] for tag in self.outputs))
+
+    def close(self):
+        self.dofn.teardown()
+
+
+def apply_dofn_to_batches(batches: DataStream, dofn: beam.DoFn,
+                          outputs: Mapping[Optional[str], Any],
+                          convert_input: Optional[Callable] = None,
+                          convert_output: Optional[Mapping[Optional[str], Callable]] = None,
+                          name: Optional[str] = None) -> DataStream:
+    """Run ``dofn`` over batched elements (from `transforms.jvm_operators.batch`), one Beam
+    bundle per batch, in one Python operator that crosses the Python boundary once per batch.
+
+    ``outputs`` maps each output (``None`` for the main output, else a TaggedOutput tag) to its
+    row type; the result's records have one ``OBJECT_ARRAY`` field per output, named after the
+    tag (``main`` for ``None``): take the rows back out with `jvm_operators.unbatch`.
+    ``convert_input``/``convert_output`` as in `apply_dofn`."""
+    validate_dofn(dofn)
+    names = ["main" if tag is None else tag for tag in outputs]
+    output_type = Types.ROW_NAMED(names, [Types.OBJECT_ARRAY(t) for t in outputs.values()])
+    function = DoFnBundleFunction(dofn, list(outputs), convert_input, convert_output)
+    return batches.process(function, output_type=output_type).name(
+        name or type(dofn).__name__)
+
+
 class DoFnOutputs:
     """The streams of `apply_dofn`: ``.main`` and ``[tag]`` / ``.tag`` for side outputs."""
 
@@ -232,12 +316,18 @@ class DoFnOutputs:
 
 def apply_dofn(stream: DataStream, dofn: beam.DoFn, output_type=None,
                side_outputs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
-               bundle_size: Optional[int] = None, parallelism: Optional[int] = None
+               bundle_size: Optional[int] = None, parallelism: Optional[int] = None,
+               convert_input: Optional[Callable] = None,
+               convert_output: Optional[Mapping[Optional[str], Callable]] = None
                ) -> DoFnOutputs:
     """Run ``dofn`` on every element of ``stream``.
 
     ``side_outputs`` maps each TaggedOutput tag the DoFn may emit to its Flink type (``None``
     for pickled Python objects). ``output_type`` is the main output's type (default pickled).
+    ``convert_input`` turns each Flink element into the DoFn's element, ``convert_output``
+    (keyed by tag, ``None`` for the main output) turns the DoFn's outputs into Flink values,
+    e.g. NamedTuples into `Row`s for a ``Types.ROW_NAMED`` output: done in the same Python
+    operator, so no extra operator (and no extra trip across the boundary) is needed.
     ``bundle_size``: see the module docstring (default 1 if the DoFn overrides
     ``finish_bundle``, else unbounded). ``parallelism`` sets the operator's parallelism
     (equal to the upstream's, Flink forwards records and keeps their order). Raises
@@ -251,7 +341,8 @@ def apply_dofn(stream: DataStream, dofn: beam.DoFn, output_type=None,
     label = name or type(dofn).__name__
     tags = {tag: OutputTag(f"{label}-{tag}", type_info if type_info is not None else PICKLED)
             for tag, type_info in (side_outputs or {}).items()}
-    main = stream.process(DoFnProcessFunction(dofn, tags, bundle_size),
+    main = stream.process(DoFnProcessFunction(dofn, tags, bundle_size, convert_input,
+                                              convert_output),
                           output_type=output_type if output_type is not None else PICKLED)
     main = main.name(label)
     if parallelism is not None:
@@ -345,6 +436,55 @@ class DeduplicateFunction(KeyedProcessFunction):
             yield self.rejected_tag, rejected_row(verdict)
 
 
+def payment_flink_row(payment: Payment) -> Row:
+    """A `Payment` as a `PAYMENT_ROW_TYPE` row (positional, in the type's field order)."""
+    conflict = conflict_rejection(payment)
+    return Row(payment.event_id, fingerprint(payment), payment.account_id, payment.type,
+               payment.amount_minor, payment.currency, payment.occurred_at, payment.source,
+               payment.line_number, payment.raw, conflict.reason, conflict.detail)
+
+
+def source_line(row: Row) -> SourceLine:
+    """A numbered line read by the job's file source (source, line_number, line bytes), with
+    the file's base name as its source, as the Beam pipeline and the reference record it."""
+    return SourceLine(os.path.basename(row[0]), row[1], bytes(row[2]))
+
+
+class ParsedLines(NamedTuple):
+    payments: DataStream    # PAYMENT_ROW_TYPE
+    rejected: DataStream    # REJECTED_ROW_TYPE
+
+
+def parse_payment_lines(lines: DataStream, currencies: Optional[Mapping[str, int]] = None,
+                        batch_lines: Optional[int] = 500) -> ParsedLines:
+    """`ParsePaymentFn` on numbered lines: typed payment rows and rejected rows, so that the JVM
+    operators and sinks downstream read them without Python.
+
+    With ``batch_lines`` the lines cross into Python in batches of up to that many (one Beam
+    bundle each) and the results come back as one record per batch: the Python boundary costs
+    far more per record than the parse itself. Batches never span a checkpoint. Pass ``None``
+    in PyFlink's thread mode: its converters hand every row of an array to Java as one reused
+    object (PyFlink 2.3), so arrays of rows cannot cross the boundary there."""
+    from transforms import jvm_operators
+    rejected = payment_transforms.REJECTED
+    dofn = payment_transforms.ParsePaymentFn(currencies)
+    convert_output = {None: payment_flink_row, rejected: to_flink_row}
+    if batch_lines is None:
+        # Typed side outputs mix up fields of consecutive rows in thread mode (PyFlink 2.3):
+        # rejected rows leave pickled and are typed by a map of their own.
+        parsed = apply_dofn(lines, dofn, output_type=PAYMENT_ROW_TYPE,
+                            side_outputs={rejected: None}, convert_input=source_line,
+                            convert_output={None: payment_flink_row}, name="parse-payments")
+        return ParsedLines(parsed.main, parsed[rejected].map(
+            to_flink_row, output_type=REJECTED_ROW_TYPE).name("rejected-lines"))
+    parsed = apply_dofn_to_batches(
+        jvm_operators.batch(lines, batch_lines).name("line-batches"), dofn,
+        outputs={None: PAYMENT_ROW_TYPE, rejected: REJECTED_ROW_TYPE},
+        convert_input=source_line, convert_output=convert_output, name="parse-payments")
+    return ParsedLines(jvm_operators.unbatch(parsed, "main").name("payments"),
+                       jvm_operators.unbatch(parsed, rejected).name("rejected-lines"))
+
+
 class PaymentStreams(NamedTuple):
     ledger: DataStream      # LedgerRow (pickled)
     balances: DataStream    # BalanceRow changelog (pickled); latest per key is final
@@ -421,4 +561,5 @@ __all__ = ["apply_dofn", "combine_per_key", "DoFnOutputs", "DoFnProcessFunction"
            "CombinePerKeyFunction", "DeduplicateFunction", "payments_business_step",
            "PaymentStreams", "final_balances", "source_lines_stream", "validate_dofn", "validate_combine_fn",
            "UnsupportedDoFnError", "to_flink_row", "LEDGER_ROW_TYPE", "BALANCE_ROW_TYPE",
-           "REJECTED_ROW_TYPE"]
+           "REJECTED_ROW_TYPE", "PAYMENT_ROW_TYPE", "payment_flink_row", "source_line",
+           "parse_payment_lines", "ParsedLines", "apply_dofn_to_batches", "DoFnBundleFunction"]

@@ -440,6 +440,12 @@ def classify_duplicate(payment: Payment, seen_fingerprint: Optional[str]
         return NEW
     if seen_fingerprint == fingerprint(payment):
         return DUPLICATE
+    return conflict_rejection(payment)
+
+
+def conflict_rejection(payment: Payment) -> Rejection:
+    """The rejection of ``payment`` when its ``event_id`` was already accepted with other
+    content (a job that compares fingerprints elsewhere, e.g. on the JVM, takes it from here)."""
     return Rejection(Reason.CONFLICTING_DUPLICATE, payment.raw, payment.source,
                      payment.line_number, "event_id already accepted with other content")
 

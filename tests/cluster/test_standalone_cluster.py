@@ -29,9 +29,12 @@ PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
 
 
 def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedProcess:
+    if env is None:  # the daemons never get the password: they log their workers' environment
+        env = child_process_environment()
+        env.pop(PASSWORD_ENV, None)
     result = subprocess.run([sys.executable, "-m", "jobs.cluster", "--name", name, *args],
-                            cwd=PROJECT_ROOT, env=env or child_process_environment(), capture_output=True,
-                            text=True, timeout=timeout)
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=timeout)
     sys.stdout.write(result.stdout[-6000:])
     sys.stderr.write(result.stderr[-6000:])
     return result

@@ -85,7 +85,8 @@ def test_control_at_least_once_balances_double_count(
     ledger, balances, _, _ = database_outcome(database)
     assert ledger == expected_in_database_shape(expected)[0]
     counted_events = sum(row[3] for row in balances)
-    # One balance row per ledger event: each replayed row counts one event twice.
+    # Each balance row is one account's delta for a checkpoint, counting at least one event:
+    # every replayed row counts at least one event twice.
     control_seen(counted_events - len(ledger), replayed, "events counted twice")
     assert counted_events >= len(ledger) + replayed, \
         f"expected at least {replayed} events counted twice; found {counted_events - len(ledger)}"

@@ -14,6 +14,7 @@ from apache_beam.transforms.timeutil import TimeDomain  # noqa: E402
 from apache_beam.transforms.window import GlobalWindow  # noqa: E402
 from apache_beam.utils.timestamp import MIN_TIMESTAMP  # noqa: E402
 from apache_beam.utils.windowed_value import WindowedValue  # noqa: E402
+from pyflink.common import Row  # noqa: E402
 from pyflink.datastream import OutputTag  # noqa: E402
 
 from transforms import beam as pb  # noqa: E402
@@ -197,3 +198,27 @@ def test_deduplicate_function_keeps_the_fingerprint_in_value_state():
     [(tag, row)] = out[2]
     assert tag is rej_tag and (row.reason, row.line_number) == ("conflicting_duplicate", 3)
     assert context.states["payment-fingerprint"].value() == fingerprint(first)
+
+
+def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
+    """`DoFnBundleFunction` (used by the payments job): each batch record is a Beam bundle;
+    the outputs come back as one Row with an array per output, converted to typed rows."""
+    from transforms.beam import REJECTED, ParsePaymentFn
+    from transforms.payments import fingerprint, parse_line
+    good = (b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
+            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00+02:00"}\n')
+    lines = [Row("/in/day.jsonl", 1, good), Row("/in/day.jsonl", 2, b"not json\n")]
+    function = fa.DoFnBundleFunction(
+        ParsePaymentFn(), [None, REJECTED], convert_input=fa.source_line,
+        convert_output={None: fa.payment_flink_row, REJECTED: fa.to_flink_row})
+    function.open(None)
+    [out] = list(function.process_element(Row(lines), None))
+    [payment], [rejected] = out[0], out[1]
+    expected = parse_line(good, None, "day.jsonl", 1)
+    assert list(payment) == [
+        "e1", fingerprint(expected), "a", "refund", -150, "USD",
+        "2023-12-31T22:00:00.000000+00:00", "day.jsonl", 1, expected.raw,
+        "conflicting_duplicate", "event_id already accepted with other content"]
+    assert (rejected.reason, rejected.source, rejected.line_number) == \
+        ("malformed_json", "day.jsonl", 2)
+    function.close()

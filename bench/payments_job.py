@@ -1,0 +1,68 @@
+"""The payments job as the benchmark runs it: the real graph (`jobs.payments.build_pipeline`)
+on the real file source, with a choice of sinks.
+
+    python -m bench.payments_job --input DIR --db-url URL --db-user USER \\
+        --sinks exactly-once|at-least-once|discard [--parallelism 2] [--mode process|thread]
+
+`exactly-once` is the job as shipped; `at-least-once` swaps every sink for the same sink in
+at-least-once mode; `discard` sends every stream to Flink's DiscardingSink, which measures the
+job without the database. Prints one line: `job finished: LINES lines in S s`.
+"""
+import argparse
+import sys
+import time
+
+from jobs.payments import (PaymentSinks, PaymentsConfig, build_pipeline, build_sinks,
+                           create_environment, file_source, prepare_database)
+from jobs.reconcile import count_lines
+
+SINK_CHOICES = ("exactly-once", "at-least-once", "discard")
+
+
+def discarding_sinks() -> PaymentSinks:
+    from pyflink.datastream.connectors.base import Sink
+    from pyflink.java_gateway import get_gateway
+
+    def discard():
+        return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2
+                    .DiscardingSink())
+    return PaymentSinks(discard(), discard(), discard(), discard())
+
+
+def sinks_for(choice: str, config: PaymentsConfig) -> PaymentSinks:
+    if choice == "discard":
+        return discarding_sinks()
+    if choice == "at-least-once":
+        return build_sinks(config, **{name: "at_least_once" for name in PaymentSinks._fields})
+    return build_sinks(config)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--db-url", required=True)
+    parser.add_argument("--db-user")
+    parser.add_argument("--password-env", default="PGPASSWORD")
+    parser.add_argument("--sinks", choices=SINK_CHOICES, default="exactly-once")
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--mode", choices=["process", "thread"], default="process")
+    parser.add_argument("--checkpoint-interval", default=None)
+    parser.add_argument("--checkpoint-dir", default=None)
+    args = parser.parse_args(argv)
+    config = PaymentsConfig(input=args.input, db_url=args.db_url, db_user=args.db_user,
+                            password_env=args.password_env, parallelism=args.parallelism,
+                            execution_mode=args.mode, checkpoint_interval=args.checkpoint_interval,
+                            checkpoint_dir=args.checkpoint_dir, sink_id_prefix="bench")
+    started = time.monotonic()
+    if args.sinks != "discard":
+        prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, file_source(config.input), sinks_for(args.sinks, config), config)
+    env.execute(f"payments-bench-{args.sinks}")
+    elapsed = time.monotonic() - started
+    print(f"job finished: {count_lines(args.input)} lines in {elapsed:.2f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

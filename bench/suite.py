@@ -1,0 +1,478 @@
+"""The benchmark suite: the payments job as users run it, measured side by side with the
+alternatives in one run, on one machine, against one throwaway PostgreSQL.
+
+    python -m bench.suite [--lines 200000] [--rounds 3] [--quick] [--only throughput,...]
+                          [--out bench/results/NAME]
+
+Sections (each a list of measurements, repeated `--rounds` times in interleaved order so that
+the shared machine's noise falls on every variant alike):
+
+* throughput: the payments job (`bench.payments_job`, the real graph on the real file source)
+  at parallelism 1 and 2 in process and thread mode, the same job with at-least-once sinks and
+  with discarding sinks, and the single-process exactly-once script (`bench.baseline`).
+* scaling: job and script at 50k, 200k and 1M lines.
+* sink: the sink alone fed from the JVM (`bench.sink_alone`), per mode, next to a raw COPY.
+* latency: a `--watch` job fed files at a steady rate; from a line being written to its row
+  being visible, p50/p99, at checkpoint intervals of 200 ms, 1 s and 5 s.
+* recovery: `kill -9` of a running job, then a restore from its newest retained checkpoint;
+  time to the first new commit, and how much work the restore replayed.
+
+Wall times include everything a user waits for (JVM and Python worker start, job deployment).
+`startup` is the same job on 1,000 lines; "net" rates subtract it. Results go to
+`<out>/results.json` and `<out>/README.md` (and `chart.png` when matplotlib is installed).
+"""
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from localenv.flink import child_process_environment
+from localenv.paths import PROJECT_ROOT
+from localenv.postgres import LocalPostgres
+from transforms import sample_data
+
+PASSWORD_ENV = "TPC_BENCH_PASSWORD"
+SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery")
+TIMEOUT_SECONDS = 1800
+
+
+# --------------------------------------------------------------------------- inputs
+
+def write_input(directory: Path, lines: int, files: int = 8, seed: int = 5) -> int:
+    """About `lines` generated lines (duplicates, conflicts and bad lines mixed in, as in the
+    demo) split into `files` files, as a directory of daily files would be. Returns the count."""
+    directory.mkdir(parents=True, exist_ok=True)
+    generated = sample_data.generate_lines(round(lines / 1.08), seed=seed, id_prefix="b")
+    per_file = -(-len(generated) // files)
+    for index in range(files):
+        chunk = generated[index * per_file:(index + 1) * per_file]
+        (directory / f"part-{index:03d}.jsonl").write_bytes(b"".join(chunk))
+    return len(generated)
+
+
+# --------------------------------------------------------------------------- running
+
+class Bench:
+    def __init__(self, server: LocalPostgres, work: Path):
+        self.server = server
+        self.work = work
+        self.databases = 0
+
+    def database(self):
+        self.databases += 1
+        return self.server.create_database(f"bench_{self.databases}")
+
+    def env(self, db) -> Dict[str, str]:
+        return child_process_environment({PASSWORD_ENV: db.password})
+
+    def db_args(self, db) -> List[str]:
+        return ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env", PASSWORD_ENV]
+
+    def run(self, module: str, db, *args: str) -> float:
+        """Runs `python -m module` to its end; returns its wall time in seconds."""
+        command = [sys.executable, "-m", module, *self.db_args(db), *args]
+        started = time.monotonic()
+        result = subprocess.run(command, cwd=PROJECT_ROOT, env=self.env(db), text=True,
+                                capture_output=True, timeout=TIMEOUT_SECONDS)
+        elapsed = time.monotonic() - started
+        if result.returncode != 0:
+            raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr[-4000:]}")
+        return elapsed
+
+    def job(self, input_dir: Path, lines: int, parallelism: int, mode: str,
+            sinks: str = "exactly-once") -> float:
+        db = self.database()
+        seconds = self.run("bench.payments_job", db, "--input", str(input_dir), "--sinks", sinks,
+                           "--parallelism", str(parallelism), "--mode", mode)
+        if sinks != "discard":
+            assert_accounted(db, lines, exactly=(sinks == "exactly-once"))
+        return seconds
+
+    def baseline(self, input_dir: Path, lines: int) -> float:
+        db = self.database()
+        seconds = self.run("bench.baseline", db, "--input", str(input_dir))
+        assert_accounted(db, lines, exactly=True)
+        return seconds
+
+
+def assert_accounted(db, lines: int, exactly: bool) -> None:
+    """Every line ended in one table (at least once for at-least-once sinks)."""
+    with db.connect() as conn:
+        found = conn.execute("SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
+                             "duplicates) + (SELECT count(*) FROM rejected)").fetchone()[0]
+    if (found != lines) if exactly else (found < lines):
+        raise RuntimeError(f"expected {lines} lines accounted for, found {found}")
+
+
+def summary(values: List[float]) -> dict:
+    return {"runs": [round(v, 3) for v in values], "median": round(statistics.median(values), 3),
+            "min": round(min(values), 3), "max": round(max(values), 3)}
+
+
+def interleaved(rounds: int, variants: Dict[str, Callable[[], float]]) -> Dict[str, dict]:
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    for round_number in range(rounds):
+        for name, measure in variants.items():
+            seconds = measure()
+            times[name].append(seconds)
+            print(f"  round {round_number + 1}: {name}: {seconds:.1f} s", flush=True)
+    return {name: summary(values) for name, values in times.items()}
+
+
+# --------------------------------------------------------------------------- sections
+
+def throughput(bench: Bench, args) -> dict:
+    input_dir, tiny = bench.work / "throughput", bench.work / "tiny"
+    lines = write_input(input_dir, args.lines)
+    tiny_lines = write_input(tiny, 1000, seed=6)
+    variants: Dict[str, Callable[[], float]] = {
+        "script (single process)": lambda: bench.baseline(input_dir, lines)}
+    for parallelism in (1, 2):
+        for mode in ("process", "thread"):
+            variants[f"job p{parallelism} {mode}"] = (
+                lambda p=parallelism, m=mode: bench.job(input_dir, lines, p, m))
+    variants["job p2 process, at-least-once sinks"] = \
+        lambda: bench.job(input_dir, lines, 2, "process", "at-least-once")
+    variants["job p2 process, discarding sinks"] = \
+        lambda: bench.job(input_dir, lines, 2, "process", "discard")
+    variants["startup: job p2 process on 1,000 lines"] = \
+        lambda: bench.job(tiny, tiny_lines, 2, "process")
+    results = interleaved(args.rounds, variants)
+    startup = results["startup: job p2 process on 1,000 lines"]["median"]
+    for name, result in results.items():
+        if not name.startswith("startup"):
+            result["lines_per_second"] = round(lines / result["median"])
+            if name.startswith("job"):
+                result["net_lines_per_second"] = round(lines / max(result["median"] - startup,
+                                                                   0.001))
+    return {"lines": lines, "startup_seconds": startup, "results": results}
+
+
+def scaling(bench: Bench, args) -> dict:
+    sizes = [20_000, 50_000] if args.quick else [50_000, 200_000, 1_000_000]
+    rows = []
+    for size in sizes:
+        input_dir = bench.work / f"scaling-{size}"
+        lines = write_input(input_dir, size)
+        results = interleaved(args.rounds, {
+            "job p2 process": lambda: bench.job(input_dir, lines, 2, "process"),
+            "script": lambda: bench.baseline(input_dir, lines)})
+        rows.append({"lines": lines, **{name: {**r, "lines_per_second": round(lines / r["median"])}
+                                        for name, r in results.items()}})
+    return {"sizes": rows}
+
+
+def raw_copy(db, count: int) -> float:
+    """COPY of the same rows the JVM generator makes, from this process, one transaction."""
+    with db.connect() as conn:
+        started = time.monotonic()
+        with conn.cursor() as cur, cur.copy(
+                "COPY ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
+                "FROM STDIN") as copy:
+            for n in range(count):
+                copy.write_row((f"e-{n}", f"acc-{n % 1000}", "charge", n, "USD",
+                                "2024-01-01T00:00:00.000000+00:00"))
+        conn.commit()
+        return time.monotonic() - started
+
+
+def sink(bench: Bench, args) -> dict:
+    from jobs.payments_schema import ensure_schema
+    count = 100_000 if args.quick else 1_000_000
+
+    def fresh():
+        db = bench.database()
+        with db.connect() as conn:
+            ensure_schema(conn)
+        return db
+
+    def alone(mode):
+        db = fresh()
+        seconds = bench.run("bench.sink_alone", db, "--count", str(count), "--mode", mode)
+        with db.connect() as conn:
+            rows = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+        if rows != count:
+            raise RuntimeError(f"sink alone ({mode}): {rows} rows for {count}")
+        return seconds
+
+    variants = {f"sink {mode}": (lambda m=mode: alone(m))
+                for mode in ("prepared", "staged", "at_least_once")}
+    variants["raw COPY"] = lambda: raw_copy(fresh(), count)
+    results = interleaved(args.rounds, variants)
+    for result in results.values():
+        result["rows_per_second"] = round(count / result["median"])
+    return {"rows": count, "results": results}
+
+
+def percentile(values: List[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def start_job(bench: Bench, db, input_dir: Path, *extra: str) -> subprocess.Popen:
+    log = open(bench.work / f"job-{time.monotonic_ns()}.log", "w")
+    return subprocess.Popen([sys.executable, "-m", "jobs.payments", "--input", str(input_dir),
+                             *bench.db_args(db), *extra], cwd=PROJECT_ROOT, env=bench.env(db),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_job(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+def ledger_count(db) -> int:
+    with db.connect() as conn:
+        return conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
+    """Files of `rate / 10` lines every 100 ms into a watched directory; each row's latency is
+    from its file's rename into place to the poll that first sees it committed."""
+    db = bench.database()
+    input_dir = bench.work / f"latency-{interval.replace(' ', '')}"
+    input_dir.mkdir()
+    job = start_job(bench, db, input_dir, "--watch", "100 ms", "--checkpoint-interval", interval,
+                    "--checkpoint-dir", str(bench.work / f"latency-checkpoints-{time.time_ns()}"))
+    written: Dict[int, float] = {}
+    latencies: List[float] = []
+    seen: Dict[int, int] = {}
+    try:
+        def write_file(number: int, lines: int) -> None:
+            data = sample_data.generate_lines(lines, seed=number, id_prefix=f"lat-{number:05d}",
+                                              duplicate_share=0, conflict_share=0, bad_share=0)
+            hidden = input_dir / f".part-{number:05d}"
+            hidden.write_bytes(b"".join(data))
+            written[number] = time.monotonic()
+            hidden.rename(input_dir / f"part-{number:05d}.jsonl")
+
+        def poll() -> None:
+            now = time.monotonic()
+            with db.connect() as conn:
+                counts = conn.execute("SELECT split_part(event_id, '-', 2)::int, count(*) "
+                                      "FROM ledger GROUP BY 1").fetchall()
+            for number, count in counts:
+                new = count - seen.get(number, 0)
+                if new > 0 and number > 0:
+                    latencies.extend([now - written[number]] * new)
+                    seen[number] = count
+
+        write_file(0, 10)  # warm-up: the job is up once this file is committed
+        wait_until(lambda: ledger_count(db) >= 10, 240, "the latency job to start")
+        per_file = max(1, rate // 10)
+        files = int(seconds * 10)
+        stop = threading.Event()
+
+        def feed():
+            for number in range(1, files + 1):
+                write_file(number, per_file)
+                if stop.wait(0.1):
+                    return
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        deadline = time.monotonic() + seconds + 60
+        while time.monotonic() < deadline:
+            poll()
+            if not feeder.is_alive() and sum(seen.values()) >= files * per_file:
+                break
+            time.sleep(0.05)
+        stop.set()
+        feeder.join()
+    finally:
+        stop_job(job)
+    if not latencies:
+        raise RuntimeError(f"no rows became visible at checkpoint interval {interval}")
+    return {"rows": len(latencies), "p50_seconds": round(percentile(latencies, 0.5), 3),
+            "p99_seconds": round(percentile(latencies, 0.99), 3),
+            "max_seconds": round(max(latencies), 3)}
+
+
+def latency(bench: Bench, args) -> dict:
+    seconds = 6 if args.quick else 20
+    return {interval: latency_at(bench, interval, seconds, rate=1000)
+            for interval in ("200 ms", "1 s", "5 s")}
+
+
+def recovery(bench: Bench, args) -> dict:
+    """kill -9 mid-run; restore from the newest retained checkpoint; measure."""
+    from tests.sinks.support import newest_complete_checkpoint
+    lines = 100_000 if args.quick else 400_000
+    input_dir = bench.work / "recovery"
+    write_input(input_dir, lines)
+    results = []
+    for attempt in range(args.rounds):
+        db = bench.database()
+        checkpoints = bench.work / f"recovery-checkpoints-{attempt}"
+        job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints))
+        try:
+            wait_until(lambda: ledger_count(db) > 0, 240, "the first commit")
+            time.sleep(3)
+        finally:
+            stop_job(job)
+        killed_at = time.time()
+        committed = ledger_count(db)
+        checkpoint = newest_complete_checkpoint(checkpoints)
+        replayed_seconds = killed_at - (checkpoint / "_metadata").stat().st_mtime
+        restarted = time.monotonic()
+        job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints) + "-restored",
+                        "--from-checkpoint", str(checkpoint))
+        try:
+            wait_until(lambda: ledger_count(db) > committed, 240, "the first commit after restore")
+            first_commit = time.monotonic() - restarted
+        finally:
+            stop_job(job)
+        results.append({"seconds_to_first_new_commit": round(first_commit, 2),
+                        "replayed_seconds_of_work": round(replayed_seconds, 2),
+                        "rows_committed_before_kill": committed})
+        print(f"  recovery {attempt + 1}: first new commit after {first_commit:.1f} s; "
+              f"replayed the last {replayed_seconds:.1f} s of work", flush=True)
+    return {"lines": lines, "runs": results,
+            "median_seconds_to_first_new_commit": statistics.median(
+                r["seconds_to_first_new_commit"] for r in results)}
+
+
+# --------------------------------------------------------------------------- report
+
+def machine() -> dict:
+    import pyflink
+    java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    return {"cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform(), "pyflink": getattr(pyflink, "__version__", "2.3.0"),
+            "java": java.splitlines()[0] if java else "?",
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}
+
+
+def markdown(report: dict) -> str:
+    out = [f"# Benchmark results ({report['date']})", "",
+           f"Machine: {report['machine']}", "",
+           f"Command: `{report['command']}`", ""]
+    if "throughput" in report:
+        t = report["throughput"]
+        script = t["results"]["script (single process)"]["median"]
+        out += [f"## Throughput: {t['lines']:,} lines, median of {report['rounds']} rounds",
+                "", f"Job start-up (the same job on 1,000 lines): {t['startup_seconds']:.1f} s.",
+                "", "| run | wall s (median, min-max) | lines/s | net of start-up | vs script |",
+                "|---|---|---|---|---|"]
+        for name, r in t["results"].items():
+            out.append(f"| {name} | {r['median']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | "
+                       f"{r.get('lines_per_second', 0):,} | "
+                       f"{r.get('net_lines_per_second', 0):,} | {script / r['median']:.2f}x |")
+        out.append("")
+    if "scaling" in report:
+        out += ["## Scaling", "", "| lines | job p2 lines/s | script lines/s |", "|---|---|---|"]
+        for row in report["scaling"]["sizes"]:
+            out.append(f"| {row['lines']:,} | {row['job p2 process']['lines_per_second']:,} | "
+                       f"{row['script']['lines_per_second']:,} |")
+        out.append("")
+    if "sink" in report:
+        s = report["sink"]
+        copy = s["results"]["raw COPY"]["median"]
+        out += [f"## Sink alone ({s['rows']:,} ledger rows from the JVM) vs raw COPY", "",
+                "| run | wall s | rows/s | vs raw COPY |", "|---|---|---|---|"]
+        for name, r in s["results"].items():
+            out.append(f"| {name} | {r['median']:.1f} | {r['rows_per_second']:,} | "
+                       f"{copy / r['median']:.2f}x |")
+        out.append("")
+    if "latency" in report:
+        out += ["## Commit latency (line written to row visible)", "",
+                "| checkpoint interval | rows | p50 s | p99 s | max s |", "|---|---|---|---|---|"]
+        for interval, r in report["latency"].items():
+            out.append(f"| {interval} | {r['rows']:,} | {r['p50_seconds']} | {r['p99_seconds']} "
+                       f"| {r['max_seconds']} |")
+        out.append("")
+    if "recovery" in report:
+        out += ["## Recovery after kill -9", "",
+                "| run | s to first new commit | s of work replayed | rows committed before |",
+                "|---|---|---|---|"]
+        for index, r in enumerate(report["recovery"]["runs"], 1):
+            out.append(f"| {index} | {r['seconds_to_first_new_commit']} | "
+                       f"{r['replayed_seconds_of_work']} | {r['rows_committed_before_kill']:,} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def chart(report: dict, path: Path) -> Optional[Path]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    results = report.get("throughput", {}).get("results")
+    if not results:
+        return None
+    names = [n for n in results if not n.startswith("startup")]
+    values = [results[n]["lines_per_second"] for n in names]
+    figure, axis = plt.subplots(figsize=(9, 4))
+    axis.barh(names[::-1], values[::-1], color="#4a7ab5")
+    axis.set_xlabel(f"lines/s, wall time ({report['throughput']['lines']:,} lines, "
+                    f"{report['machine']['cores']} cores)")
+    axis.set_title("Payments: the job and the single-process script, side by side")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true",
+                        help="small inputs, short latency runs (checks the suite works)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument("--out", help="result directory (default var/bench/<timestamp>)")
+    args = parser.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}")
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
+    out = Path(args.out) if args.out else PROJECT_ROOT / "var" / "bench" / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"date": stamp, "machine": machine(), "rounds": args.rounds,
+              "command": "python -m bench.suite " + " ".join(argv if argv is not None
+                                                              else sys.argv[1:])}
+    measure = {"throughput": throughput, "scaling": scaling, "sink": sink, "latency": latency,
+               "recovery": recovery}
+    with LocalPostgres(max_prepared_transactions=64) as server, \
+            tempfile.TemporaryDirectory(prefix="tpc-bench-") as work:
+        bench = Bench(server, Path(work))
+        for section in sections:
+            print(f"{section}:", flush=True)
+            report[section] = measure[section](bench, args)
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    if chart(report, out / "chart.png"):
+        text += "\n![throughput](chart.png)\n"
+    (out / "README.md").write_text(text)
+    print(text)
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+package dev.tpc.stream;
+
+import org.apache.flink.api.common.functions.FlatMapFunction;
+import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.functions.KeySelector;
+import org.apache.flink.api.java.typeutils.ObjectArrayTypeInfo;
+import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
+import org.apache.flink.api.java.typeutils.RowTypeInfo;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.types.Row;
+import org.apache.flink.util.Collector;
+import org.apache.flink.util.OutputTag;
+
+import java.util.Arrays;
+
+/**
+ * Generic operators over named rows that run on the JVM, for PyFlink jobs: the Python side
+ * decides what the fields mean, these only move, compare and add them. Called through py4j by
+ * {@code transforms/jvm_operators.py}; fields are named as in the stream's row type.
+ */
+public final class RowOperators {
+    private RowOperators() {
+    }
+
+    /** The three streams of {@link #deduplicate}; {@code firstSeen()} is the operator itself. */
+    public static final class Deduplicated {
+        private final SingleOutputStreamOperator<Row> firstSeen;
+        private final OutputTag<Row> duplicates;
+        private final OutputTag<Row> conflicts;
+
+        Deduplicated(SingleOutputStreamOperator<Row> firstSeen, OutputTag<Row> duplicates,
+                     OutputTag<Row> conflicts) {
+            this.firstSeen = firstSeen;
+            this.duplicates = duplicates;
+            this.conflicts = conflicts;
+        }
+
+        public SingleOutputStreamOperator<Row> firstSeen() {
+            return firstSeen;
+        }
+
+        public DataStream<Row> duplicates() {
+            return firstSeen.getSideOutput(duplicates);
+        }
+
+        public DataStream<Row> conflicts() {
+            return firstSeen.getSideOutput(conflicts);
+        }
+    }
+
+    /**
+     * Keys {@code rows} by {@code keyField} (a string) and keeps, per key, the first row; later
+     * rows with the same {@code fingerprintField} are duplicates, others conflicts. See
+     * {@link FirstSeenByFingerprint}.
+     */
+    public static Deduplicated deduplicate(DataStream<Row> rows, String keyField,
+                                           String fingerprintField, long ttlMillis) {
+        RowTypeInfo type = rowType(rows);
+        int key = fieldIndex(type, keyField);
+        int fingerprint = fieldIndex(type, fingerprintField);
+        OutputTag<Row> duplicates = new OutputTag<>("duplicates", type);
+        OutputTag<Row> conflicts = new OutputTag<>("conflicts", type);
+        SingleOutputStreamOperator<Row> firstSeen = rows
+                .keyBy(new StringFieldKey(key), Types.STRING)
+                .process(new FirstSeenByFingerprint(fingerprint, ttlMillis, duplicates, conflicts),
+                        type);
+        return new Deduplicated(firstSeen, duplicates, conflicts);
+    }
+
+    /**
+     * Groups {@code rows} by {@code groupFields} (routed by their hash, so one subtask owns each
+     * group) and emits, before every checkpoint barrier and at end of input, one row per group:
+     * the group fields, {@code sumAs} (the exact sum of {@code sumField}, a decimal) and
+     * {@code countAs} (how many rows). See {@link SumPerCheckpoint}.
+     */
+    public static SingleOutputStreamOperator<Row> sumPerCheckpoint(
+            DataStream<Row> rows, String[] groupFields, String sumField, String sumAs,
+            String countAs) {
+        RowTypeInfo type = rowType(rows);
+        int[] group = new int[groupFields.length];
+        String[] names = new String[groupFields.length + 2];
+        TypeInformation<?>[] types = new TypeInformation<?>[groupFields.length + 2];
+        for (int i = 0; i < group.length; i++) {
+            group[i] = fieldIndex(type, groupFields[i]);
+            names[i] = groupFields[i];
+            types[i] = type.getTypeAt(group[i]);
+        }
+        names[group.length] = sumAs;
+        types[group.length] = Types.BIG_DEC;
+        names[group.length + 1] = countAs;
+        types[group.length + 1] = Types.LONG;
+        RowTypeInfo outType = new RowTypeInfo(types, names);
+        return rows.keyBy(new FieldsKey(group), Types.STRING)
+                .transform("sum-per-checkpoint", outType,
+                        new SumPerCheckpoint(group, fieldIndex(type, sumField)));
+    }
+
+    /**
+     * Named rows of {@code targets[i]} = field {@code sources[i]} of each input row: selects,
+     * reorders and renames fields, so that one stream can feed sinks of several shapes.
+     */
+    public static SingleOutputStreamOperator<Row> project(DataStream<Row> rows, String[] targets,
+                                                          String[] sources) {
+        if (targets.length != sources.length) {
+            throw new IllegalArgumentException("project: as many target names as source fields");
+        }
+        RowTypeInfo type = rowType(rows);
+        int[] indexes = new int[sources.length];
+        TypeInformation<?>[] types = new TypeInformation<?>[sources.length];
+        for (int i = 0; i < sources.length; i++) {
+            indexes[i] = fieldIndex(type, sources[i]);
+            types[i] = type.getTypeAt(indexes[i]);
+        }
+        return rows.map(new Projection(indexes, new RowTypeInfo(types, targets.clone())));
+    }
+
+    /**
+     * Rows of one field {@code rows}: arrays of up to {@code maxRows} consecutive input rows, in
+     * order, emitted when full, before every checkpoint barrier and at end of input. See
+     * {@link BatchPerCheckpoint}; {@link #unbatch} is the inverse.
+     */
+    public static SingleOutputStreamOperator<Row> batch(DataStream<Row> rows, int maxRows) {
+        RowTypeInfo type = rowType(rows);
+        RowTypeInfo batchType = new RowTypeInfo(
+                new TypeInformation<?>[] {ObjectArrayTypeInfo.getInfoFor(Row[].class, type)},
+                new String[] {"rows"});
+        return rows.transform("batch", batchType, new BatchPerCheckpoint(maxRows));
+    }
+
+    /** The rows held in the array field {@code field} of each input row, one by one. */
+    public static SingleOutputStreamOperator<Row> unbatch(DataStream<Row> batches, String field) {
+        RowTypeInfo type = rowType(batches);
+        int index = fieldIndex(type, field);
+        TypeInformation<?> arrayType = type.getTypeAt(index);
+        if (!(arrayType instanceof ObjectArrayTypeInfo)
+                || !(((ObjectArrayTypeInfo<?, ?>) arrayType).getComponentInfo()
+                        instanceof RowTypeInfo)) {
+            throw new IllegalArgumentException("field '" + field + "' is not an array of named "
+                    + "rows (Types.OBJECT_ARRAY(Types.ROW_NAMED(...))): " + arrayType);
+        }
+        RowTypeInfo elementType =
+                (RowTypeInfo) ((ObjectArrayTypeInfo<?, ?>) arrayType).getComponentInfo();
+        return batches.flatMap(new Unbatch(index, elementType));
+    }
+
+    static final class Unbatch implements FlatMapFunction<Row, Row>, ResultTypeQueryable<Row> {
+        private static final long serialVersionUID = 1L;
+        private final int field;
+        private final RowTypeInfo type;
+
+        Unbatch(int field, RowTypeInfo type) {
+            this.field = field;
+            this.type = type;
+        }
+
+        @Override
+        public void flatMap(Row batch, Collector<Row> out) {
+            Object[] rows = (Object[]) batch.getField(field);
+            if (rows == null) {
+                return;
+            }
+            Object previous = null;
+            for (Object row : rows) {
+                if (row == previous) {
+                    // PyFlink's thread mode converts every row of an array into one reused
+                    // object: the batch would hold one row many times. Never pass that on.
+                    throw new IllegalStateException("a batch holds the same row object twice; "
+                            + "arrays of rows cannot come from PyFlink's thread mode");
+                }
+                previous = row;
+                out.collect((Row) row);
+            }
+        }
+
+        @Override
+        public TypeInformation<Row> getProducedType() {
+            return type;
+        }
+    }
+
+    private static RowTypeInfo rowType(DataStream<Row> rows) {
+        TypeInformation<Row> type = rows.getType();
+        if (!(type instanceof RowTypeInfo)) {
+            throw new IllegalArgumentException("expected a stream of named rows "
+                    + "(output_type=Types.ROW_NAMED(...)), got " + type);
+        }
+        return (RowTypeInfo) type;
+    }
+
+    private static int fieldIndex(RowTypeInfo type, String name) {
+        int index = type.getFieldIndex(name);
+        if (index < 0) {
+            throw new IllegalArgumentException("no field '" + name + "' in "
+                    + Arrays.toString(type.getFieldNames()));
+        }
+        return index;
+    }
+
+    static final class StringFieldKey implements KeySelector<Row, String> {
+        private static final long serialVersionUID = 1L;
+        private final int field;
+
+        StringFieldKey(int field) {
+            this.field = field;
+        }
+
+        @Override
+        public String getKey(Row row) {
+            return (String) row.getField(field);
+        }
+    }
+
+    /**
+     * The group fields as one string, each as length:value, so no two groups collide. (A Row
+     * key would hash its RowKind enum by identity, which differs between JVMs.)
+     */
+    static final class FieldsKey implements KeySelector<Row, String> {
+        private static final long serialVersionUID = 1L;
+        private final int[] fields;
+
+        FieldsKey(int[] fields) {
+            this.fields = fields;
+        }
+
+        @Override
+        public String getKey(Row row) {
+            StringBuilder key = new StringBuilder();
+            for (int field : fields) {
+                Object value = row.getField(field);
+                if (value == null) {
+                    key.append('-');
+                } else {
+                    String text = value.toString();
+                    key.append(text.length()).append(':').append(text);
+                }
+            }
+            return key.toString();
+        }
+    }
+
+    static final class Projection implements MapFunction<Row, Row>, ResultTypeQueryable<Row> {
+        private static final long serialVersionUID = 1L;
+        private final int[] fields;
+        private final RowTypeInfo type;
+
+        Projection(int[] fields, RowTypeInfo type) {
+            this.fields = fields;
+            this.type = type;
+        }
+
+        @Override
+        public Row map(Row row) {
+            Row out = new Row(fields.length);
+            for (int i = 0; i < fields.length; i++) {
+                out.setField(i, row.getField(fields[i]));
+            }
+            return out;
+        }
+
+        @Override
+        public TypeInformation<Row> getProducedType() {
+            return type;
+        }
+    }
+}
