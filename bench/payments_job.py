@@ -48,11 +48,14 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=["process", "thread"], default="process")
     parser.add_argument("--checkpoint-interval", default=None)
     parser.add_argument("--checkpoint-dir", default=None)
+    parser.add_argument("--batch-lines", type=int, default=500,
+                        help="lines per record into Python (0: one line per record)")
     args = parser.parse_args(argv)
     config = PaymentsConfig(input=args.input, db_url=args.db_url, db_user=args.db_user,
                             password_env=args.password_env, parallelism=args.parallelism,
                             execution_mode=args.mode, checkpoint_interval=args.checkpoint_interval,
-                            checkpoint_dir=args.checkpoint_dir, sink_id_prefix="bench")
+                            checkpoint_dir=args.checkpoint_dir, sink_id_prefix="bench",
+                            batch_lines=args.batch_lines or None)
     started = time.monotonic()
     if args.sinks != "discard":
         prepare_database(config)

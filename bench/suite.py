@@ -235,8 +235,10 @@ def stop_job(process: subprocess.Popen) -> None:
 
 
 def ledger_count(db) -> int:
+    """Rows in the ledger; 0 before the job has created its tables."""
     with db.connect() as conn:
-        return conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+        exists = conn.execute("SELECT to_regclass('ledger') IS NOT NULL").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM ledger").fetchone()[0] if exists else 0
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
@@ -271,6 +273,8 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
 
         def poll() -> None:
             now = time.monotonic()
+            if not ledger_count(db):
+                return
             with db.connect() as conn:
                 counts = conn.execute("SELECT split_part(event_id, '-', 2)::int, count(*) "
                                       "FROM ledger GROUP BY 1").fetchall()
@@ -436,6 +440,15 @@ def chart(report: dict, path: Path) -> Optional[Path]:
     return path
 
 
+def write_report(report: dict, out: Path) -> str:
+    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    if chart(report, out / "chart.png"):
+        text += "\n![throughput](chart.png)\n"
+    (out / "README.md").write_text(text)
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=200_000)
@@ -464,11 +477,7 @@ def main(argv=None) -> int:
         for section in sections:
             print(f"{section}:", flush=True)
             report[section] = measure[section](bench, args)
-    (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = markdown(report)
-    if chart(report, out / "chart.png"):
-        text += "\n![throughput](chart.png)\n"
-    (out / "README.md").write_text(text)
+            text = write_report(report, out)  # after each section: a late failure loses none
     print(text)
     print(f"results: {out}")
     return 0

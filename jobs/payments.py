@@ -80,7 +80,7 @@ class PaymentsConfig:
     sink_id_prefix: str = "payments"
     sink_batch_size: int = 500
     bundle_size: Optional[int] = None
-    batch_lines: int = 500                           # lines per record into Python
+    batch_lines: Optional[int] = 500                 # lines per record into Python; None: 1
     extra_settings: Dict[str, str] = field(default_factory=dict)
 
 
