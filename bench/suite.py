@@ -39,6 +39,7 @@ from typing import Callable, Dict, List, Optional
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import LocalPostgres
+from tests.sinks.support import newest_complete_checkpoint, wait_for
 from transforms import sample_data
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
@@ -241,16 +242,6 @@ def ledger_count(db) -> int:
         return conn.execute("SELECT count(*) FROM ledger").fetchone()[0] if exists else 0
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
     """Files of `rate / 10` lines every 100 ms into a watched directory; each row's latency is
     from its file's rename into place to the poll that first sees it committed."""
@@ -285,7 +276,7 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
                     seen[number] = count
 
         write_file(0, 10)  # warm-up: the job is up once this file is committed
-        wait_until(lambda: ledger_count(db) >= 10, 240, "the latency job to start")
+        wait_for(lambda: ledger_count(db) >= 10, 240, "the latency job to start")
         per_file = max(1, rate // 10)
         files = int(seconds * 10)
         stop = threading.Event()
@@ -322,8 +313,7 @@ def latency(bench: Bench, args) -> dict:
 
 def recovery(bench: Bench, args) -> dict:
     """kill -9 mid-run; restore from the newest retained checkpoint; measure."""
-    from tests.sinks.support import newest_complete_checkpoint
-    lines = 100_000 if args.quick else 400_000
+    lines = 400_000  # the job must still be running 1 s after its first commit
     input_dir = bench.work / "recovery"
     write_input(input_dir, lines)
     results = []
@@ -332,19 +322,23 @@ def recovery(bench: Bench, args) -> dict:
         checkpoints = bench.work / f"recovery-checkpoints-{attempt}"
         job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints))
         try:
-            wait_until(lambda: ledger_count(db) > 0, 240, "the first commit")
-            time.sleep(3)
+            wait_for(lambda: ledger_count(db) > 0, 240, "the first commit")
+            time.sleep(1)
+            finished = job.poll() is not None
         finally:
             stop_job(job)
         killed_at = time.time()
         committed = ledger_count(db)
         checkpoint = newest_complete_checkpoint(checkpoints)
+        if finished or checkpoint is None:
+            raise RuntimeError("the recovery job finished (or retained no checkpoint) before "
+                               "the kill: give it more lines")
         replayed_seconds = killed_at - (checkpoint / "_metadata").stat().st_mtime
         restarted = time.monotonic()
         job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints) + "-restored",
                         "--from-checkpoint", str(checkpoint))
         try:
-            wait_until(lambda: ledger_count(db) > committed, 240, "the first commit after restore")
+            wait_for(lambda: ledger_count(db) > committed, 240, "the first commit after restore")
             first_commit = time.monotonic() - restarted
         finally:
             stop_job(job)
