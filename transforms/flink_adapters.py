@@ -168,6 +168,25 @@ def _unwrap(value):
     return value.value if isinstance(value, WindowedValue) else value
 
 
+def _routed(dofn: beam.DoFn, results: Optional[Iterable[Any]], declared,
+            convert: Mapping[Optional[str], Callable], where: str):
+    """``(tag, value)`` for each output of a DoFn call: ``None`` for the main output, the
+    TaggedOutput's tag otherwise (which must be in ``declared``), the value unwrapped and
+    converted by ``convert[tag]`` if given."""
+    if results is None:
+        return
+    for result in results:
+        if isinstance(result, pvalue.TaggedOutput):
+            tag, value = result.tag, _unwrap(result.value)
+            if tag not in declared:
+                raise RuntimeError(f"{type(dofn).__name__} emitted to undeclared tag {tag!r}; "
+                                   f"declare it in {where}")
+        else:
+            tag, value = None, _unwrap(result)
+        converter = convert.get(tag)
+        yield tag, (converter(value) if converter is not None else value)
+
+
 class DoFnProcessFunction(ProcessFunction):
     """A Flink `ProcessFunction` driving a Beam DoFn (build it with `apply_dofn`)."""
 
@@ -188,21 +207,9 @@ class DoFnProcessFunction(ProcessFunction):
         self._count = 0
 
     def _emit(self, results: Optional[Iterable[Any]]):
-        if results is None:
-            return
-        convert = self.convert_output
-        for result in results:
-            if isinstance(result, pvalue.TaggedOutput):
-                tag = self.side_tags.get(result.tag)
-                if tag is None:
-                    raise RuntimeError(
-                        f"{type(self.dofn).__name__} emitted to undeclared tag {result.tag!r}; "
-                        f"declare it in apply_dofn(side_outputs=...)")
-                value = _unwrap(result.value)
-                yield tag, (convert[result.tag](value) if result.tag in convert else value)
-            else:
-                value = _unwrap(result)
-                yield convert[None](value) if None in convert else value
+        for tag, value in _routed(self.dofn, results, self.side_tags, self.convert_output,
+                                  "apply_dofn(side_outputs=...)"):
+            yield value if tag is None else (self.side_tags[tag], value)
 
     def process_element(self, value, ctx):
         if self.convert_input is not None:
@@ -249,19 +256,9 @@ class DoFnBundleFunction(ProcessFunction):
         self.dofn.setup()
 
     def _collect(self, results, collected: Dict[Optional[str], list]):
-        if results is None:
-            return
-        for result in results:
-            if isinstance(result, pvalue.TaggedOutput):
-                tag, value = result.tag, _unwrap(result.value)
-                if tag not in collected:
-                    raise RuntimeError(
-                        f"{type(self.dofn).__name__} emitted to undeclared tag {tag!r}; declare "
-                        f"it in apply_dofn_to_batches(outputs=...)")
-            else:
-                tag, value = None, _unwrap(result)
-            convert = self.convert_output.get(tag)
-            collected[tag].append(convert(value) if convert is not None else value)
+        for tag, value in _routed(self.dofn, results, collected, self.convert_output,
+                                  "apply_dofn_to_batches(outputs=...)"):
+            collected[tag].append(value)
 
     def process_element(self, value, ctx):
         collected: Dict[Optional[str], list] = {tag: [] for tag in self.outputs}
