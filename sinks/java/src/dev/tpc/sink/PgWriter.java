@@ -45,7 +45,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
 
     private TransactionId current;
     private long rowsInTransaction;
-    private long rowsSinceCheckpoint;
+    private long rowsSinceCheckpoint; // at least once: rows flushed since the last barrier
     private long highestCounter;
     private long lastSnapshotCheckpoint;
 
@@ -249,6 +249,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         try {
             if (config.mode() == CommitMode.AT_LEAST_ONCE) {
                 direct.add(values);
+                rowsSinceCheckpoint++;
             } else {
                 if (current == null) {
                     current = TransactionId.create(config.sinkId(), subtask, nextCounter(), execution);
@@ -262,7 +263,6 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 rowsInTransaction++;
             }
             rowsWritten.inc();
-            rowsSinceCheckpoint++;
         } catch (SQLException e) {
             throw failure("write", e);
         }
@@ -325,7 +325,6 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             throw failure("pre-commit of " + id.gid, e);
         }
         current = null;
-        rowsSinceCheckpoint = 0;
         preCommitted.inc();
         PgCommittable committable = new PgCommittable(id.gid, config.mode(), rowsInTransaction,
                 System.currentTimeMillis());
