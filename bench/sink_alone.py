@@ -26,6 +26,7 @@ def main(argv=None) -> int:
                         choices=["prepared", "staged", "at_least_once"])
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", default="2 s")
+    parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
 
     from localenv.flink import job_environment
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
             .set_password_env(args.password_env)
             .set_row_type(LEDGER_ROW_TYPE).add_statement(LEDGER_SQL)
             .set_sink_id(f"bench-alone-{args.mode}".replace("_", "-"))
-            .set_mode(args.mode).set_batch_size(1000).build())
+            .set_mode(args.mode).set_batch_size(args.batch_size).build())
     rows.sink_to(sink).name("ledger-sink")
     env.execute(f"sink-alone-{args.mode}")
     elapsed = time.monotonic() - started

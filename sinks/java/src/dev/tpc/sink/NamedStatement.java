@@ -4,6 +4,7 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * A SQL statement with {@code :name} parameters, rewritten to JDBC {@code ?} placeholders.
@@ -25,32 +26,28 @@ public final class NamedStatement implements Serializable {
     }
 
     public static NamedStatement parse(String sql) {
-        StringBuilder out = new StringBuilder(sql.length());
         List<String> names = new ArrayList<>();
+        String jdbcSql = replaceParameters(sql, name -> {
+            names.add(name);
+            return "?";
+        });
+        return new NamedStatement(sql, jdbcSql, names);
+    }
+
+    /**
+     * {@code sql} with every {@code :name} parameter replaced by {@code replacement(name)};
+     * quoted strings, quoted identifiers, comments and {@code ::} casts are left as they are.
+     */
+    static String replaceParameters(String sql, Function<String, String> replacement) {
+        StringBuilder out = new StringBuilder(sql.length());
         int i = 0;
         int n = sql.length();
         while (i < n) {
             char c = sql.charAt(i);
-            if (c == '\'' || c == '"') {
-                int end = sql.indexOf(c, i + 1);
-                while (end >= 0 && end + 1 < n && sql.charAt(end + 1) == c) {
-                    end = sql.indexOf(c, end + 2);
-                }
-                if (end < 0) {
-                    throw new SinkConfigurationException("unterminated quote in statement: " + sql);
-                }
-                out.append(sql, i, end + 1);
-                i = end + 1;
-            } else if (c == '-' && i + 1 < n && sql.charAt(i + 1) == '-') {
-                int end = sql.indexOf('\n', i);
-                end = end < 0 ? n : end;
-                out.append(sql, i, end);
-                i = end;
-            } else if (c == '/' && i + 1 < n && sql.charAt(i + 1) == '*') {
-                int end = sql.indexOf("*/", i + 2);
-                end = end < 0 ? n : end + 2;
-                out.append(sql, i, end);
-                i = end;
+            int skip = skipQuotedOrComment(sql, i);
+            if (skip > i) {
+                out.append(sql, i, skip);
+                i = skip;
             } else if (c == ':' && i + 1 < n && sql.charAt(i + 1) == ':') {
                 out.append("::");
                 i += 2;
@@ -59,8 +56,7 @@ public final class NamedStatement implements Serializable {
                 while (end < n && isIdentifierPart(sql.charAt(end))) {
                     end++;
                 }
-                names.add(sql.substring(i + 1, end));
-                out.append('?');
+                out.append(replacement.apply(sql.substring(i + 1, end)));
                 i = end;
             } else if (c == '?') {
                 throw new SinkConfigurationException(
@@ -70,7 +66,35 @@ public final class NamedStatement implements Serializable {
                 i++;
             }
         }
-        return new NamedStatement(sql, out.toString(), names);
+        return out.toString();
+    }
+
+    /**
+     * The index just past the quoted string, quoted identifier or comment starting at {@code i},
+     * or {@code i} itself when none starts there.
+     */
+    static int skipQuotedOrComment(String sql, int i) {
+        int n = sql.length();
+        char c = sql.charAt(i);
+        if (c == '\'' || c == '"') {
+            int end = sql.indexOf(c, i + 1);
+            while (end >= 0 && end + 1 < n && sql.charAt(end + 1) == c) {
+                end = sql.indexOf(c, end + 2);
+            }
+            if (end < 0) {
+                throw new SinkConfigurationException("unterminated quote in statement: " + sql);
+            }
+            return end + 1;
+        }
+        if (c == '-' && i + 1 < n && sql.charAt(i + 1) == '-') {
+            int end = sql.indexOf('\n', i);
+            return end < 0 ? n : end;
+        }
+        if (c == '/' && i + 1 < n && sql.charAt(i + 1) == '*') {
+            int end = sql.indexOf("*/", i + 2);
+            return end < 0 ? n : end + 2;
+        }
+        return i;
     }
 
     private static boolean isIdentifierStart(char c) {
