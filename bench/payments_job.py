@@ -50,12 +50,16 @@ def main(argv=None) -> int:
     parser.add_argument("--checkpoint-dir", default=None)
     parser.add_argument("--batch-lines", type=int, default=500,
                         help="lines per record into Python (0: one line per record)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Flink setting over flink-conf/config.yaml's, for ablations "
+                             "(e.g. python.fn-execution.bundle.size=100000); repeatable")
     args = parser.parse_args(argv)
     config = PaymentsConfig(input=args.input, db_url=args.db_url, db_user=args.db_user,
                             password_env=args.password_env, parallelism=args.parallelism,
                             execution_mode=args.mode, checkpoint_interval=args.checkpoint_interval,
                             checkpoint_dir=args.checkpoint_dir, sink_id_prefix="bench",
-                            batch_lines=args.batch_lines or None)
+                            batch_lines=args.batch_lines or None,
+                            extra_settings=dict(item.split("=", 1) for item in args.set))
     started = time.monotonic()
     if args.sinks != "discard":
         prepare_database(config)
