@@ -352,6 +352,11 @@ def _validate(obj: Any, currencies: Mapping[str, int], raw: str, source, line_nu
                    currency, occurred_at, raw, source, line_number)
 
 
+# One decoder for every line: json.loads with these options would build a new one per call.
+_JSON = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant,
+                         object_pairs_hook=_pairs_without_duplicates)
+
+
 def parse_line(line: RawLine, currencies: Optional[Mapping[str, int]] = None,
                source: Optional[str] = None, line_number: Optional[int] = None
                ) -> Union[Payment, Rejection]:
@@ -388,9 +393,7 @@ def parse_line(line: RawLine, currencies: Optional[Mapping[str, int]] = None,
                 raise _Invalid(Reason.LINE_TOO_LONG, f"{size} bytes")
             text = line
         try:
-            obj = json.loads(text, parse_float=Decimal, parse_int=Decimal,
-                             parse_constant=_reject_constant,
-                             object_pairs_hook=_pairs_without_duplicates)
+            obj = _JSON.decode(text)
         except (ValueError, RecursionError) as exc:
             raise _Invalid(Reason.MALFORMED_JSON, str(exc)[:80]) from None
         return _validate(obj, currencies, raw, source, line_number)
