@@ -110,6 +110,28 @@ def test_set_based_insert_stores_what_row_by_row_stores(database):
             ("a", 7, 3), ("b", 15, 2), ("c", 0, 1)], table
 
 
+def test_untyped_strings_still_reach_uuid_and_enum_columns(database):
+    """With stringtype=unspecified PostgreSQL casts a string to the column's type; a text array
+    would not be cast, so such batches run row by row."""
+    with database.connect(autocommit=True) as conn:
+        conn.execute("CREATE TYPE mood AS ENUM ('ok', 'bad')")
+        conn.execute("CREATE TABLE typed_ids (id uuid PRIMARY KEY, m mood, n bigint)")
+    row_type = Types.ROW_NAMED(["id", "m", "n"], [Types.STRING(), Types.STRING(), Types.LONG()])
+    env = local_environment(parallelism=1)
+    add_sink_jars(env)
+    rows = [Row(f"00000000-0000-0000-0000-{k:012d}", "ok" if k % 2 else "bad", k)
+            for k in range(10)]
+    (env.from_collection(rows, type_info=row_type)
+     .sink_to(TwoPhaseCommitSink.builder().set_jdbc_url(database.jdbc_url).set_user(database.user)
+              .set_password(database.password).set_row_type(row_type)
+              .add_statement("INSERT INTO typed_ids (id, m, n) VALUES (:id, :m, :n)")
+              .set_connection_property("stringtype", "unspecified")
+              .set_sink_id("typed-ids").set_mode("staged").set_batch_size(4).build()))
+    env.execute("untyped-strings")
+    assert fetch(database, "SELECT id::text, m::text, n FROM typed_ids ORDER BY n") == [
+        tuple(r) for r in rows]
+
+
 @pytest.mark.parametrize("sql, set_based", [
     ("INSERT INTO t (a, b) VALUES (:a, CAST(:b AS timestamptz))", True),
     ("insert into t values (:a, :b) on conflict (a) do update set b = excluded.b", True),

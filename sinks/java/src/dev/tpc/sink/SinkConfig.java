@@ -103,6 +103,18 @@ public final class SinkConfig implements Serializable {
         return props;
     }
 
+    /**
+     * Whether strings are bound untyped ({@code stringtype=unspecified}, in the URL or the
+     * connection properties), so that PostgreSQL casts them to the target column's type (uuid,
+     * jsonb, enums). An array cannot be untyped: such string fields are then applied row by row.
+     */
+    public boolean stringsUntyped() {
+        String property = connectionProperties.get("stringtype");
+        return "unspecified".equalsIgnoreCase(property)
+                || (property == null && jdbcUrl.toLowerCase(java.util.Locale.ROOT)
+                        .matches(".*[?&]stringtype=unspecified(&.*)?"));
+    }
+
     public String jdbcUrl() {
         return jdbcUrl;
     }

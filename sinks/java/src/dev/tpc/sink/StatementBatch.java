@@ -37,11 +37,13 @@ final class StatementBatch implements AutoCloseable {
     private final Map<String, PreparedStatement> setBasedPrepared = new HashMap<>();
     private final List<Object[]> rows = new ArrayList<>();
     private final int batchSize;
+    private final boolean stringsUntyped;
 
     StatementBatch(Connection connection, SinkConfig config) throws SQLException {
         this.connection = connection;
         this.statements = config.statements();
         this.batchSize = config.batchSize();
+        this.stringsUntyped = config.stringsUntyped();
         for (NamedStatement statement : statements) {
             perRow.add(connection.prepareStatement(statement.jdbcSql()));
             perRowIndexes.add(statement.bindIndexes(config.fieldNames()));
@@ -86,8 +88,9 @@ final class StatementBatch implements AutoCloseable {
                     continue;
                 }
                 String type = SetBasedInsert.sqlType(value);
-                if (type == null || (types[f] != null && !types[f].equals(type))) {
-                    return false; // a type it does not carry, or mixed types in one field
+                if (type == null || (types[f] != null && !types[f].equals(type))
+                        || (stringsUntyped && value instanceof String)) {
+                    return false; // a type it does not carry, mixed types, or untyped strings
                 }
                 types[f] = type;
             }
