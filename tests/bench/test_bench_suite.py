@@ -29,20 +29,3 @@ def test_throughput_section_on_a_tiny_input_writes_json_and_markdown(tmp_path):
         assert len(run["runs"]) == 1 and run["median"] > 0, name
     table = (out / "README.md").read_text()
     assert "| job p2 process |" in table and "vs script" in table
-
-
-def test_sink_section_reports_net_rates_against_raw_copy(tmp_path):
-    out = tmp_path / "results"
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--only", "sink", "--quick", "--rounds", "1",
-         "--out", str(out)],
-        cwd=PROJECT_ROOT, env=child_process_environment(), capture_output=True, text=True,
-        timeout=900, start_new_session=True)
-    assert result.returncode == 0, result.stderr[-4000:]
-    sink = json.loads((out / "results.json").read_text())["sink"]
-    assert sink["startup_seconds"] > 0
-    assert set(sink["results"]) == {"sink prepared", "sink staged", "sink at_least_once",
-                                    "raw COPY"}
-    for name, run in sink["results"].items():
-        assert run["rows_per_second"] > 0 and run["net_rows_per_second"] > 0, name
-    assert "net vs raw COPY" in (out / "README.md").read_text()
