@@ -63,7 +63,7 @@ class Chunk:
         self.lines += 1
         if isinstance(result, Rejection):
             self.rejected.append((result.reason, result.raw, result.source, result.line_number,
-                                  result.detail))
+                                  result.detail, result.raw_bytes))
             return
         verdict = classify_duplicate(result, seen.get(result.event_id))
         if verdict == NEW:
@@ -77,14 +77,15 @@ class Chunk:
             self.duplicates.append((result.event_id, result.source, result.line_number))
         else:
             self.rejected.append((verdict.reason, verdict.raw, verdict.source,
-                                  verdict.line_number, verdict.detail))
+                                  verdict.line_number, verdict.detail, verdict.raw_bytes))
 
     def commit(self, conn) -> None:
         with conn.transaction():
             with conn.cursor() as cur:
                 copy(cur, "ledger (event_id, account_id, type, amount_minor, currency, "
                           "occurred_at)", self.ledger)
-                copy(cur, "rejected (reason, raw, source, line_number, detail)", self.rejected)
+                copy(cur, "rejected (reason, raw, source, line_number, detail, raw_bytes)",
+                     self.rejected)
                 copy(cur, "duplicates (event_id, source, line_number)", self.duplicates)
                 cur.executemany(
                     "INSERT INTO balances (account_id, currency, balance_minor, event_count) "

@@ -32,9 +32,10 @@ SAFETY_NET = {
     "execution.checkpointing.interval": "2 s",
     "execution.checkpointing.mode": "EXACTLY_ONCE",
     "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-    "restart-strategy.type": "fixed-delay",
-    "restart-strategy.fixed-delay.attempts": "10",
-    "restart-strategy.fixed-delay.delay": "2 s",
+    "restart-strategy.type": "exponential-delay",   # see config.yaml for the reasoning
+    "restart-strategy.exponential-delay.initial-backoff": "1 s",
+    "restart-strategy.exponential-delay.max-backoff": "10 s",
+    "restart-strategy.exponential-delay.attempts-before-reset-backoff": "70",
 }
 
 

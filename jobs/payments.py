@@ -44,7 +44,8 @@ BALANCE_DELTA_ROW_TYPE = Types.ROW_NAMED(
 LEDGER_FIELDS = {name: name for name in LEDGER_ROW_TYPE.get_field_names()}
 DUPLICATE_FIELDS = {name: name for name in DUPLICATE_ROW_TYPE.get_field_names()}
 CONFLICT_FIELDS = {"reason": "conflict_reason", "raw": "raw", "source": "source",
-                   "line_number": "line_number", "detail": "conflict_detail"}
+                   "line_number": "line_number", "detail": "conflict_detail",
+                   "raw_bytes": "conflict_raw_bytes"}
 
 LEDGER_SQL = ("INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
               "VALUES (:event_id, :account_id, :type, :amount_minor, :currency, "
@@ -54,8 +55,8 @@ BALANCE_SQL = ("INSERT INTO balances (account_id, currency, balance_minor, event
                "ON CONFLICT (account_id, currency) DO UPDATE SET "
                "balance_minor = balances.balance_minor + EXCLUDED.balance_minor, "
                "event_count = balances.event_count + EXCLUDED.event_count")
-REJECTED_SQL = ("INSERT INTO rejected (reason, raw, source, line_number, detail) "
-                "VALUES (:reason, :raw, :source, :line_number, :detail)")
+REJECTED_SQL = ("INSERT INTO rejected (reason, raw, source, line_number, detail, raw_bytes) "
+                "VALUES (:reason, :raw, :source, :line_number, :detail, :raw_bytes)")
 DUPLICATE_SQL = ("INSERT INTO duplicates (event_id, source, line_number) "
                  "VALUES (:event_id, :source, :line_number)")
 
@@ -79,6 +80,9 @@ class PaymentsConfig:
     rejected_mode: str = "staged"
     sink_id_prefix: str = "payments"
     sink_batch_size: int = 500
+    # A row the database refuses (e.g. a constraint added to a table) is recorded in
+    # tpc_dead_letters and the job goes on: one line must never stop the payments of a day.
+    on_row_error: str = "dead_letter"
     bundle_size: Optional[int] = None                # default: BUNDLE_LINES worth of records
     batch_lines: Optional[int] = 500                 # lines per record into Python; None: 1
     extra_settings: Dict[str, str] = field(default_factory=dict)
@@ -113,6 +117,7 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
                 .set_sink_id(f"{config.sink_id_prefix}-{name}")
                 .set_mode(modes.get(name, mode))
                 .set_batch_size(config.sink_batch_size)
+                .set_on_row_error(config.on_row_error)
                 .build())
 
     return PaymentSinks(

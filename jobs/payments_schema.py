@@ -34,7 +34,10 @@ TABLES: Dict[str, str] = {
             raw         text NOT NULL,
             source      text,
             line_number bigint,
-            detail      text NOT NULL DEFAULT ''
+            detail      text NOT NULL DEFAULT '',
+            -- the line's exact bytes when raw had to escape some (invalid UTF-8, NUL, lone
+            -- surrogates); the line is coalesce(raw_bytes, convert_to(raw, 'UTF8'))
+            raw_bytes   bytea
         )""",
     "duplicates": """
         CREATE TABLE duplicates (
@@ -52,7 +55,7 @@ EXPECTED_COLUMNS: Dict[str, List[tuple]] = {
     "balances": [("account_id", "text"), ("currency", "text"), ("balance_minor", "numeric"),
                  ("event_count", "bigint")],
     "rejected": [("id", "bigint"), ("reason", "text"), ("raw", "text"), ("source", "text"),
-                 ("line_number", "bigint"), ("detail", "text")],
+                 ("line_number", "bigint"), ("detail", "text"), ("raw_bytes", "bytea")],
     "duplicates": [("id", "bigint"), ("event_id", "text"), ("source", "text"),
                    ("line_number", "bigint")],
 }
@@ -76,10 +79,14 @@ def ensure_schema(conn) -> List[str]:
             continue
         missing = [c for c in EXPECTED_COLUMNS[table] if c not in columns]
         if missing:
+            names = {name for name, _ in columns}
+            added = "; ".join(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"
+                              for name, kind in missing if name not in names)
             raise SchemaMismatch(
                 f"table {table} exists but lacks or mistypes columns {missing} (it has "
-                f"{columns}); the job never alters tables: migrate it by hand or use another "
-                f"database")
+                f"{columns}); the job never alters tables: migrate it by hand"
+                + (f" (columns added by a newer version: {added})" if added else "")
+                + " or use another database")
     conn.commit()
     return created
 

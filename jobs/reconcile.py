@@ -1,6 +1,9 @@
 """Reconciliation: does every input line end in exactly one place, and do the books balance?
 
     python -m jobs.reconcile --input DIR --db-url URL
+
+A quick summary from counts and sums (the input is counted, not parsed). `jobs.audit` is the
+full check: it recomputes every expected row and diffs the tables row by row.
 """
 import argparse
 import sys
@@ -38,10 +41,14 @@ class Reconciliation:
     per_currency: Dict[str, Tuple[int, int]]        # currency -> (ledger sum, balances sum)
     balance_events: int
     pending: Dict[str, int] = field(default_factory=dict)
+    # Lines whose ledger, duplicate or rejected row the database refused, recorded by the sinks'
+    # dead-letter policy (tpc_dead_letters) instead.
+    dead_letters: int = 0
 
     @property
     def every_line_accounted(self) -> bool:
-        return self.lines_read == self.ledger_rows + self.duplicates + self.rejected
+        return self.lines_read == (self.ledger_rows + self.duplicates + self.rejected
+                                   + self.dead_letters)
 
     @property
     def books_balance(self) -> bool:
@@ -56,9 +63,12 @@ class Reconciliation:
                f"  rejected        {self.rejected:>10,}"]
         for reason, count in sorted(self.rejected_by_reason.items(), key=lambda kv: -kv[1]):
             out.append(f"    {reason:<28}{count:>6,}")
+        if self.dead_letters:
+            out.append(f"  dead letters    {self.dead_letters:>10,}  (refused by the database: "
+                       f"see tpc_dead_letters, and jobs.audit)")
         out.append(f"  accounted for   {'yes' if self.every_line_accounted else 'NO':>10}"
-                   f"  (ledger + duplicates + rejected = "
-                   f"{self.ledger_rows + self.duplicates + self.rejected:,})")
+                   f"  (ledger + duplicates + rejected + dead letters = "
+                   f"{self.ledger_rows + self.duplicates + self.rejected + self.dead_letters:,})")
         out.append("balances by currency (ledger total = sum of balances):")
         for currency, (ledger, balance) in sorted(self.per_currency.items()):
             units = DEFAULT_CURRENCIES.get(currency, 0)
@@ -71,8 +81,12 @@ class Reconciliation:
         return "\n".join(out)
 
 
-def reconcile(conn, input_dir: str) -> Reconciliation:
+def reconcile(conn, input_dir: str, sink_id_prefix: str = "payments") -> Reconciliation:
+    # the same definitions of dangling work and of dead letters as the audit
+    from jobs.audit import load_dead_letters, pending_work
+    letters = load_dead_letters(conn, sink_id_prefix=sink_id_prefix) or []
     one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+    pending = [p.kind for p in pending_work(conn)]
     per_currency: Dict[str, Tuple[int, int]] = {}
     for currency, total in conn.execute(
             "SELECT currency, sum(amount_minor) FROM ledger GROUP BY currency"):
@@ -89,11 +103,9 @@ def reconcile(conn, input_dir: str) -> Reconciliation:
             "SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall()),
         per_currency=per_currency,
         balance_events=int(one("SELECT coalesce(sum(event_count), 0) FROM balances")),
-        pending={
-            "prepared": one("SELECT count(*) FROM pg_prepared_xacts WHERE "
-                            "database = current_database() AND gid LIKE 'tpc:%'"),
-            "staged": one("SELECT count(*) FROM tpc_staged_batches"),
-        })
+        pending={"prepared": pending.count("prepared transaction"),
+                 "staged": pending.count("staged batch")},
+        dead_letters=sum(1 for letter in letters if letter.table != "balances"))
 
 
 def main(argv=None) -> int:

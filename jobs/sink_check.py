@@ -32,6 +32,19 @@ def number_to_row(value) -> Row:
     return Row(int(value), f"v{value}")
 
 
+class NumberToRow:
+    """`number_to_row`, where every `nul_every`-th number's text holds a NUL, which PostgreSQL
+    text refuses: a poison row for the sink's row error policy."""
+
+    def __init__(self, nul_every: int = 0):
+        self.nul_every = nul_every
+
+    def __call__(self, value) -> Row:
+        if self.nul_every and value % self.nul_every == 0:
+            return Row(int(value), f"v{value}\x00")
+        return number_to_row(value)
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--demo", action="store_true",
@@ -62,6 +75,9 @@ def parse_args(argv=None):
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--throttle-ms", type=float, default=1.0)
     parser.add_argument("--hot-key", action="store_true")
+    parser.add_argument("--on-row-error", default="fail", choices=["fail", "dead_letter"])
+    parser.add_argument("--nul-every", type=int, default=0,
+                        help="every N-th row's text holds a NUL (a row PostgreSQL refuses)")
     parser.add_argument("--execution-mode", default="process", choices=["process", "thread"])
     return parser.parse_args(argv)
 
@@ -102,6 +118,7 @@ def build_sink(args, sink_id, mode, table):
             .set_mode(mode)
             .set_batch_size(args.batch_size)
             .set_lock_timeout_ms(args.lock_timeout_ms)
+            .set_on_row_error(args.on_row_error)
             .build())
 
 
@@ -112,7 +129,7 @@ def build_pipeline(env, args):
                                    args.throttle_every, args.throttle_ms,
                                    args.fail_after_records),
                           output_type=Types.LONG()).name("fault-injection")
-    rows = numbers.map(number_to_row, output_type=ROW_TYPE).name("to-row")
+    rows = numbers.map(NumberToRow(args.nul_every), output_type=ROW_TYPE).name("to-row")
     rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)) \
         .uid(f"sink-{args.sink_id}").name(f"sink-{args.sink_id}")
     if args.second_sink:

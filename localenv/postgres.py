@@ -149,6 +149,26 @@ class LocalPostgres:
         self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(self._base / "server.log"),
                    "-o", f"-p {self.port}", "-w", "-t", "60", "start"])
 
+    def stop_immediately(self) -> None:
+        """Crash the server on purpose: `pg_ctl stop -m immediate` (no shutdown checkpoint,
+        every session cut off; the next start recovers from the WAL). Data directory and port
+        are kept for `start_again()`."""
+        self._run([str(self._bin / "pg_ctl"), "-D", str(self._base / "data"), "-m", "immediate",
+                   "-w", "stop"])
+
+    def start_again(self) -> None:
+        """Start a stopped server on the same port and data directory (after crash recovery)."""
+        self._run([str(self._bin / "pg_ctl"), "-D", str(self._base / "data"), "-l",
+                   str(self._base / "server.log"), "-o", f"-p {self.port}", "-w", "-t", "120",
+                   "start"])
+
+    def server_pid(self) -> Optional[int]:
+        """The postmaster's process id, while it runs."""
+        pid_file = self._base / "data" / "postmaster.pid" if self._base else None
+        if not pid_file or not pid_file.exists():
+            return None
+        return int(pid_file.read_text().split()[0])
+
     def stop(self) -> None:
         if self._base is None:
             return

@@ -31,6 +31,9 @@ from sinks.build import driver_jar, sink_jar
 JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
 SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# pgjdbc properties the sink sets on every connection, and the setter that owns each.
+_OWN_PROPERTIES = {"connectTimeout": "set_connect_timeout_s", "socketTimeout": "set_socket_timeout_s",
+                   "tcpKeepAlive": "(always on)"}
 
 
 class SinkConfigurationError(ValueError):
@@ -83,10 +86,17 @@ class TwoPhaseCommitSinkBuilder:
         self._sink_id: Optional[str] = None
         self._mode = CommitMode.STAGED
         self._batch_size = 500
+        # Defaults and the reasoning behind them: SinkConfig.java (DEFAULT_*), sinks/README.md.
         self._lock_timeout_ms = 30_000
+        self._statement_timeout_ms = 60_000
+        self._socket_timeout_s = 90
+        self._connect_timeout_s = 10
         self._control_schema = "public"
         self._connection_properties: Dict[str, str] = {}
-        self._max_commit_retries = 20
+        self._max_commit_retries = 10
+        self._commit_retry_initial_ms = 500
+        self._commit_retry_max_ms = 10_000
+        self._on_row_error = "fail"
         self._check = True
 
     def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
@@ -148,8 +158,52 @@ class TwoPhaseCommitSinkBuilder:
         return self
 
     def set_lock_timeout_ms(self, millis: int) -> "TwoPhaseCommitSinkBuilder":
-        """How long a write waits for a row lock before failing with an explanation (0: forever)."""
+        """How long a statement waits for a lock before failing (55P03) with an explanation
+        (0: forever). Default 30 s."""
         self._lock_timeout_ms = int(millis)
+        return self
+
+    def set_statement_timeout_ms(self, millis: int) -> "TwoPhaseCommitSinkBuilder":
+        """The server cancels any of the sink's statements that runs longer (57014). Default
+        60 s; keep it above the lock timeout and below the socket timeout."""
+        self._statement_timeout_ms = int(millis)
+        return self
+
+    def set_socket_timeout_s(self, seconds: int) -> "TwoPhaseCommitSinkBuilder":
+        """The client gives up on a connection that sends nothing for this long (a hung or
+        vanished server). Default 90 s: above the statement timeout, below Flink's 180 s
+        task-cancellation watchdog."""
+        self._socket_timeout_s = int(seconds)
+        return self
+
+    def set_connect_timeout_s(self, seconds: int) -> "TwoPhaseCommitSinkBuilder":
+        """How long opening a connection may take. Default 10 s."""
+        self._connect_timeout_s = int(seconds)
+        return self
+
+    def set_commit_retry_backoff_ms(self, initial: int, maximum: int) -> "TwoPhaseCommitSinkBuilder":
+        """The committer's wait before retrying a commit that failed with a transient error:
+        `initial`, doubling up to `maximum`. Default 500 ms to 10 s."""
+        self._commit_retry_initial_ms, self._commit_retry_max_ms = int(initial), int(maximum)
+        return self
+
+    def set_on_row_error(self, policy: str) -> "TwoPhaseCommitSinkBuilder":
+        """What to do with a row the database refuses (a constraint, a value out of range, a
+        string PostgreSQL cannot store):
+
+        * ``"fail"`` (default): stop the job, without restarts, naming the sink, the row's fields
+          and the SQLSTATE; before anything of the row's checkpoint is pre-committed.
+        * ``"dead_letter"``: record the row, with SQLSTATE and message, in the control schema's
+          ``tpc_dead_letters`` table, in the same transaction as the rows around it (so exactly
+          once), and go on.
+
+        Errors of the statement itself (syntax, unknown column) or of the connection are never
+        a row's fault: they fail or are retried whatever the policy."""
+        policy = str(policy).lower()
+        if policy not in ("fail", "dead_letter"):
+            raise SinkConfigurationError(
+                f"unknown row error policy {policy!r}: use 'fail' or 'dead_letter'")
+        self._on_row_error = policy
         return self
 
     def set_control_schema(self, schema: str) -> "TwoPhaseCommitSinkBuilder":
@@ -158,10 +212,18 @@ class TwoPhaseCommitSinkBuilder:
         return self
 
     def set_connection_property(self, key: str, value: str) -> "TwoPhaseCommitSinkBuilder":
+        """A pgjdbc connection property. Timeouts and keepalive have their own setters."""
+        if key in _OWN_PROPERTIES:
+            raise SinkConfigurationError(
+                f"connection property {key!r} is set by the sink on every connection; use "
+                f"{_OWN_PROPERTIES[key]} instead")
         self._connection_properties[key] = str(value)
         return self
 
     def set_max_commit_retries(self, retries: int) -> "TwoPhaseCommitSinkBuilder":
+        """How many times the committer retries a commit that failed with a transient error,
+        with back-off, before the job restarts (and commits it again). Default 10, which is also
+        Flink's cap (`sink.committer.retries`): raising this needs that key raised too."""
         self._max_commit_retries = int(retries)
         return self
 
@@ -213,6 +275,21 @@ class TwoPhaseCommitSinkBuilder:
         return None
 
     def build(self) -> TwoPhaseCommitSink:
+        from py4j.protocol import Py4JJavaError
+        from pyflink.java_gateway import get_gateway
+
+        j_config = self.java_config()
+        package = get_gateway().jvm.dev.tpc.sink
+        try:
+            summary = package.Preflight.check(j_config) if self._check else ""
+            j_sink = package.PostgresTwoPhaseCommitSink(j_config)
+        except Py4JJavaError as error:
+            raise SinkConfigurationError(_java_message(error)) from None
+        return TwoPhaseCommitSink(j_sink, summary or "")
+
+    def java_config(self):
+        """The validated Java `SinkConfig` this builder describes, without contacting the
+        database (`build()` uses it; tests and tools may open connections with it)."""
         self._validate()
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import load_java_class
@@ -235,18 +312,17 @@ class TwoPhaseCommitSinkBuilder:
         properties = jvm.java.util.HashMap()
         for key, value in self._connection_properties.items():
             properties.put(key, value)
-        package = jvm.dev.tpc.sink
         try:
-            j_config = package.SinkConfig(
+            return jvm.dev.tpc.sink.SinkConfig(
                 self._jdbc_url, self._user, self._resolve_password(), self._sink_id,
                 self._mode.value, statements, fields, int(self._batch_size),
                 int(self._lock_timeout_ms), self._control_schema, properties,
-                int(self._max_commit_retries))
-            summary = package.Preflight.check(j_config) if self._check else ""
-            j_sink = package.PostgresTwoPhaseCommitSink(j_config)
+                int(self._max_commit_retries), int(self._statement_timeout_ms),
+                int(self._socket_timeout_s), int(self._connect_timeout_s),
+                int(self._commit_retry_initial_ms), int(self._commit_retry_max_ms)
+            ).withRowErrorPolicy(self._on_row_error)
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
-        return TwoPhaseCommitSink(j_sink, summary or "")
 
 
 def _java_message(error) -> str:

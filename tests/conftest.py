@@ -83,12 +83,23 @@ def environment_restored():
     os.environ.update(before)
 
 
+# Processes that a test started on behalf of a longer-lived fixture, which stops them: e.g. a
+# module's PostgreSQL server that the test crashed and started again (a new postmaster).
+ADOPTED: set = set()
+
+
+@pytest.fixture
+def adopt_process():
+    """`adopt_process(pid)`: the process belongs to a longer-lived fixture, not to this test."""
+    return ADOPTED.add
+
+
 @pytest.fixture(autouse=True)
 def nothing_outlives_the_test():
     # Higher-scoped fixtures (servers, clusters) are set up before this one: they are allowed.
     before = session_processes()
     yield
-    left = outliving(before | in_process_jvm(), LEFTOVER_GRACE_SECONDS)
+    left = outliving(before | in_process_jvm() | ADOPTED, LEFTOVER_GRACE_SECONDS)
     if left:
         listing = describe(left)
         kill(left)

@@ -63,16 +63,17 @@ BALANCE_ROW_TYPE = Types.ROW_NAMED(
     ["account_id", "currency", "balance_minor", "event_count"],
     [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()])
 REJECTED_ROW_TYPE = Types.ROW_NAMED(
-    ["reason", "raw", "source", "line_number", "detail"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING()])
+    ["reason", "raw", "source", "line_number", "detail", "raw_bytes"],
+    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
+     Types.PRIMITIVE_ARRAY(Types.BYTE())])
 #: A valid payment as it leaves Python: its ledger fields, the fingerprint that decides
 #: duplicates, where it came from, and the rejection it becomes if it conflicts.
 PAYMENT_ROW_TYPE = Types.ROW_NAMED(
     ["event_id", "fingerprint", "account_id", "type", "amount_minor", "currency", "occurred_at",
-     "source", "line_number", "raw", "conflict_reason", "conflict_detail"],
+     "source", "line_number", "raw", "conflict_reason", "conflict_detail", "conflict_raw_bytes"],
     [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(),
      Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
-     Types.STRING(), Types.STRING()])
+     Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
 class UnsupportedDoFnError(ValueError):
@@ -438,7 +439,8 @@ def payment_flink_row(payment: Payment) -> Row:
     conflict = conflict_rejection(payment)
     return Row(payment.event_id, fingerprint(payment), payment.account_id, payment.type,
                payment.amount_minor, payment.currency, payment.occurred_at, payment.source,
-               payment.line_number, payment.raw, conflict.reason, conflict.detail)
+               payment.line_number, payment.raw, conflict.reason, conflict.detail,
+               conflict.raw_bytes)
 
 
 def source_line(row: Row) -> SourceLine:

@@ -4,7 +4,8 @@ The Beam pipeline (`transforms.pipeline`) writes into its output directory:
 
 * ``ledger.jsonl``    one `LedgerRow` per line, as a JSON object of its fields
 * ``balances.jsonl``  one `BalanceRow` per line
-* ``rejected.jsonl``  one `RejectedRow` per line (``raw`` is text, see `raw_text`)
+* ``rejected.jsonl``  one `RejectedRow` per line (``raw`` is text, see `raw_text`;
+  ``raw_bytes`` is hex or null)
 * ``summary.json``    ``{"lines": n, "ledger": n, "duplicates": n, "rejected": n}``
 
 (each ``*.jsonl`` may also be written as shards ``name-SSSSS-of-NNNNN.jsonl``).
@@ -13,7 +14,7 @@ The Beam pipeline (`transforms.pipeline`) writes into its output directory:
 import glob
 import json
 import os
-from typing import Iterator, List, NamedTuple, Type, Union
+from typing import Iterator, List, NamedTuple, Optional, Type, Union
 
 from transforms.payments import BalanceRow, LedgerRow, RejectedRow
 from transforms.reference import Outcome
@@ -22,8 +23,24 @@ Row = Union[LedgerRow, BalanceRow, RejectedRow]
 
 
 def row_to_json(row: NamedTuple) -> str:
-    """One output line (no newline). Non-ASCII kept, control characters JSON-escaped."""
-    return json.dumps(row._asdict(), ensure_ascii=False, separators=(",", ":"))
+    """One output line (no newline). Non-ASCII kept, control characters JSON-escaped, bytes
+    as hex."""
+    return json.dumps(row._asdict(), ensure_ascii=False, separators=(",", ":"),
+                      default=_bytes_as_hex)
+
+
+def _bytes_as_hex(value):
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _row_from_json(row_type: Type[NamedTuple], text: str) -> NamedTuple:
+    fields = json.loads(text)
+    for name, kind in row_type.__annotations__.items():
+        if kind == Optional[bytes] and isinstance(fields.get(name), str):
+            fields[name] = bytes.fromhex(fields[name])
+    return row_type(**fields)
 
 
 def _files(directory: str, name: str) -> List[str]:
@@ -36,7 +53,7 @@ def read_rows(directory: str, name: str, row_type: Type[NamedTuple]) -> Iterator
         with open(path, encoding="utf-8") as f:
             for line in f:
                 if line.strip():
-                    yield row_type(**json.loads(line))
+                    yield _row_from_json(row_type, line)
 
 
 def load_outputs(directory: str) -> Outcome:

@@ -41,11 +41,18 @@ and, once a line is a valid payment, ``conflicting_duplicate`` from `classify_du
 (same ``event_id`` already accepted with a different `fingerprint`).
 
 Raw lines: `parse_line` accepts ``bytes`` (preferred: files are read as bytes) or ``str``; a
-single trailing ``\\n`` (and a ``\\r`` before it) is not part of the line. The ``raw`` text kept
-for the rejected table is `raw_text(line)`: UTF-8 decoded with ``errors="backslashreplace"``
-(an invalid byte 0xFF becomes the four characters ``\\xff``) and NUL characters written as
-``\\x00`` (PostgreSQL text cannot store NUL). Everything else, including other control
-characters and non-ASCII text, is kept as is.
+single trailing ``\\n`` (and a ``\\r`` before it) is not part of the line. A rejection keeps the
+line twice, so that it is both readable and lossless:
+
+* ``raw``: `raw_text(line)`, text PostgreSQL can store: UTF-8 decoded with
+  ``errors="backslashreplace"`` (an invalid byte 0xFF becomes the four characters ``\\xff``, a
+  lone surrogate ``\\ud800``) and NUL written as ``\\x00``. Everything else, including other
+  control characters and non-ASCII text, is kept as is.
+* ``raw_bytes``: `exact_bytes(line)`, the line's exact bytes when ``raw`` had to escape
+  something, else ``None``. The line is always ``raw_bytes`` if set, else ``raw`` in UTF-8.
+
+Every ``detail`` is made storable the same way (`storable_text`): a detail may quote the
+offending value, and PostgreSQL text holds neither NUL nor lone surrogates.
 
 Row shapes (NamedTuples; ``row._asdict()`` gives the plain dict):
 
@@ -54,9 +61,9 @@ Row shapes (NamedTuples; ``row._asdict()`` gives the plain dict):
   ``str``: the instant normalised to UTC, ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` (always 6
   fractional digits, so strings sort chronologically); PostgreSQL ``timestamptz`` parses it.
 * `BalanceRow` (account_id, currency, balance_minor, event_count)
-* `RejectedRow` (reason, raw, source, line_number, detail): ``source`` (file) and
+* `RejectedRow` (reason, raw, source, line_number, detail, raw_bytes): ``source`` (file) and
   ``line_number`` (1-based) are ``None`` when unknown; ``detail`` is a short human hint
-  (e.g. the field name), not a stable value.
+  (e.g. the field name), not a stable value; ``raw_bytes`` see above.
 """
 import hashlib
 import json
@@ -129,6 +136,7 @@ class Rejection(NamedTuple):
     source: Optional[str] = None
     line_number: Optional[int] = None
     detail: str = ""
+    raw_bytes: Optional[bytes] = None    # the exact line when `raw` is not (see exact_bytes)
 
 
 class LedgerRow(NamedTuple):
@@ -153,6 +161,7 @@ class RejectedRow(NamedTuple):
     source: Optional[str] = None
     line_number: Optional[int] = None
     detail: str = ""
+    raw_bytes: Optional[bytes] = None    # the exact line when `raw` is not (see exact_bytes)
 
 
 class SourceLine(NamedTuple):
@@ -166,7 +175,7 @@ class _Invalid(Exception):
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(reason, detail)
         self.reason = reason
-        self.detail = detail
+        self.detail = storable_text(detail)
 
 
 # --------------------------------------------------------------------------- raw lines
@@ -182,16 +191,35 @@ def strip_line_terminator(line: RawLine) -> RawLine:
 
 
 def raw_text(line: RawLine) -> str:
-    """The line as text for the ``raw`` column: lossless and storable in PostgreSQL.
+    """The line as readable text for the ``raw`` column, storable in PostgreSQL (lossless
+    together with `exact_bytes`).
 
     Bytes are decoded as UTF-8 with ``errors="backslashreplace"``; NUL becomes ``\\x00``.
     A ``str`` is taken as is (lone surrogates are backslash-escaped, NUL as above).
     """
     if isinstance(line, (bytes, bytearray, memoryview)):
-        text = bytes(line).decode("utf-8", errors="backslashreplace")
-    else:
-        text = line.encode("utf-8", errors="backslashreplace").decode("utf-8")
-    return text.replace("\x00", "\\x00")
+        return bytes(line).decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
+    return storable_text(line)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL text can hold it: NUL written ``\\x00``, lone surrogates
+    ``\\udXXX`` (they cannot be encoded in UTF-8, so no database or JVM could take them)."""
+    if text.isascii():
+        return text.replace("\x00", "\\x00")
+    return (text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+            .replace("\x00", "\\x00"))
+
+
+def exact_bytes(line: RawLine, raw: Optional[str] = None) -> Optional[bytes]:
+    """The line's exact bytes when its `raw_text` is not exactly the line in UTF-8, else None.
+
+    A ``str`` line is taken as UTF-8 with its lone surrogates (``surrogatepass``), which is
+    how Python reads such bytes back."""
+    data = (bytes(line) if isinstance(line, (bytes, bytearray, memoryview))
+            else line.encode("utf-8", errors="surrogatepass"))
+    text = raw_text(line) if raw is None else raw
+    return None if text.encode("utf-8") == data else data
 
 
 # --------------------------------------------------------------------------- amounts
@@ -398,7 +426,8 @@ def parse_line(line: RawLine, currencies: Optional[Mapping[str, int]] = None,
             raise _Invalid(Reason.MALFORMED_JSON, str(exc)[:80]) from None
         return _validate(obj, currencies, raw, source, line_number)
     except _Invalid as invalid:
-        return Rejection(invalid.reason, raw, source, line_number, invalid.detail)
+        return Rejection(invalid.reason, raw, source, line_number, invalid.detail,
+                         exact_bytes(line, raw))
 
 
 def parse_source_line(item: Union[SourceLine, RawLine],

@@ -33,7 +33,7 @@ def test_parse_payments_splits_main_and_rejected(pipeline):
         assert_that(parsed[pb.PAYMENTS] | beam.Map(lambda pay: (pay.event_id, pay.amount_minor)),
                     equal_to([("e-1", 100)]), label="payments")
         assert_that(parsed[pb.REJECTED], equal_to([
-            RejectedRow("invalid_encoding", "\\xff", "f", 2, "byte 0"),
+            RejectedRow("invalid_encoding", "\\xff", "f", 2, "byte 0", b"\xff"),
             RejectedRow("non_positive_amount", line("e-2", amount="0").decode(), "f", 3,
                         "amount must be > 0")]), label="rejected")
 

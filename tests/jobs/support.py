@@ -31,7 +31,7 @@ def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:
                     password_env="TPC_TEST_DB_PASSWORD", parallelism=2,
                     checkpoint_interval="500 ms", checkpoint_dir=str(tmp_path / "checkpoints"),
                     bundle_size=100,
-                    extra_settings={"restart-strategy.fixed-delay.delay": "500 ms",
+                    extra_settings={"restart-strategy.exponential-delay.initial-backoff": "500 ms",
                                     "python.fn-execution.bundle.time": "100"})
     settings.update(overrides)
     return PaymentsConfig(**settings)

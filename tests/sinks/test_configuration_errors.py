@@ -112,3 +112,40 @@ def test_password_in_url_is_refused(flink_env, out_table, monkeypatch):
 
 def test_unknown_mode(flink_env, out_table, monkeypatch):
     assert_config_error(lambda: builder(out_table, monkeypatch, mode="eventually"), "commit mode")
+
+
+@pytest.mark.parametrize("checkpointing, needle", [
+    ({}, "checkpointing is off"),
+    ({"execution.checkpointing.interval": "1 s",
+      "execution.checkpointing.mode": "AT_LEAST_ONCE"}, "execution.checkpointing.mode is AT_LEAST_ONCE"),
+])
+@pytest.mark.parametrize("mode", ["prepared", "staged"])
+def test_a_job_without_exactly_once_checkpoints_is_refused_before_it_runs(
+        out_table, monkeypatch, checkpointing, needle, mode):
+    from pyflink.common import Row, Types
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+    env = local_environment(parallelism=1, settings=checkpointing)
+    add_sink_jars(env)
+    rows = env.from_collection([Row(1, "a")], type_info=Types.ROW_NAMED(
+        ROW_FIELDS, [Types.LONG(), Types.STRING()]))
+    rows.sink_to(builder(out_table, monkeypatch, mode=mode).build())
+    with pytest.raises(Exception) as error:
+        env.execute("no-exactly-once-checkpoints")
+    assert needle in str(error.value) and f"sink 'cfg' ({mode} mode)" in str(error.value)
+    with out_table.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM out").fetchone()[0] == 0
+
+
+def test_a_bounded_batch_job_needs_no_checkpoints(out_table, monkeypatch):
+    from pyflink.common import Row, Types
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+    env = local_environment(parallelism=1, settings={"execution.runtime-mode": "BATCH"})
+    add_sink_jars(env)
+    rows = env.from_collection([Row(1, "a"), Row(2, "b")], type_info=Types.ROW_NAMED(
+        ROW_FIELDS, [Types.LONG(), Types.STRING()]))
+    rows.sink_to(builder(out_table, monkeypatch, mode="staged").build())
+    env.execute("batch-without-checkpoints")
+    with out_table.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM out").fetchone()[0] == 2

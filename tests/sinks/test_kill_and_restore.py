@@ -25,15 +25,15 @@ def pending_in_database(db, gid):
     return prepared, staged, committed
 
 
-def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism):
-    """Runs the job until a writer pauses right after its 5th non-empty checkpoint became
-    durable, kills all of it with `kill -9`, restores the newest retained checkpoint and runs
-    to the end. Returns the seam's report of the paused checkpoint."""
-    create_sequence_table(db)
+def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism, *job_args: str):
+    """Runs the job (with `job_args` added) until a writer pauses right after its 5th non-empty
+    checkpoint became durable, kills all of it with `kill -9`, restores the newest retained
+    checkpoint and runs to the end. The table must exist. Returns the seam's report of the
+    paused checkpoint."""
     checkpoints = tmp_path / "checkpoints"
     pause = tmp_path / "pause"
     job = start_job(db, "--mode", mode, "--count", str(COUNT), "--parallelism", "2",
-                    "--checkpoint-dir", str(checkpoints), *SLOW,
+                    "--checkpoint-dir", str(checkpoints), *SLOW, *job_args,
                     extra_env=sink_fault(pause, "pause", nth=5),
                     log_path=tmp_path / "first-run.log")
     try:
@@ -53,7 +53,7 @@ def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism):
     result = run_job(db, "--mode", mode, "--count", str(COUNT),
                      "--parallelism", str(restore_parallelism),
                      "--checkpoint-dir", str(tmp_path / "checkpoints-after-restore"),
-                     "--from-checkpoint", str(checkpoint))
+                     "--from-checkpoint", str(checkpoint), *job_args)
     assert result.returncode == 0, result.stderr[-3000:]
     return report
 
@@ -61,6 +61,7 @@ def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism):
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 @pytest.mark.parametrize("restore_parallelism", [2, 1, 3])
 def test_kill_9_after_pre_commit_then_restore(database, tmp_path, mode, restore_parallelism):
+    create_sequence_table(database)
     report = kill_after_pause_then_restore(database, tmp_path, mode, restore_parallelism)
     assert id_counts(database) == (COUNT, COUNT)
     assert missing_ids(database, COUNT) == 0
@@ -72,6 +73,7 @@ def test_kill_9_after_pre_commit_then_restore(database, tmp_path, mode, restore_
 def test_control_at_least_once_kill_9_after_flush_duplicates(database, control_seen, tmp_path):
     """The identical schedule through the at-least-once sink: the rows it flushed for the
     checkpoint that never completed are replayed after the restore, and written twice."""
+    create_sequence_table(database)
     kill_after_pause_then_restore(database, tmp_path, "at_least_once", 2)
     replayed = replayed_rows(tmp_path / "pause")
     rows, distinct = id_counts(database)

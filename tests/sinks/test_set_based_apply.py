@@ -117,7 +117,7 @@ def test_untyped_strings_still_reach_uuid_and_enum_columns(database):
         conn.execute("CREATE TYPE mood AS ENUM ('ok', 'bad')")
         conn.execute("CREATE TABLE typed_ids (id uuid PRIMARY KEY, m mood, n bigint)")
     row_type = Types.ROW_NAMED(["id", "m", "n"], [Types.STRING(), Types.STRING(), Types.LONG()])
-    env = local_environment(parallelism=1)
+    env = local_environment(parallelism=1, settings={"execution.runtime-mode": "BATCH"})
     add_sink_jars(env)
     rows = [Row(f"00000000-0000-0000-0000-{k:012d}", "ok" if k % 2 else "bad", k)
             for k in range(10)]

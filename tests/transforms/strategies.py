@@ -64,3 +64,51 @@ def line_streams(draw, max_size=40):
         else:
             lines.append(draw(fresh_lines))
     return lines
+
+
+# --------------------------------------------------------------------------- hostile strings
+
+#: Code points that broke the job, or could: NUL, lone surrogates, noncharacters, the last
+#: code point, a BOM, line and paragraph separators, DEL, C1 controls.
+EDGE_CODE_POINTS = ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\ufffe", "\uffff",
+                    "\U0010ffff", "\U0001f4b8", "\ufeff", "\u2028", "\u2029", "\x7f", "\x85",
+                    "\\", '"', "\n", "\r"]
+
+#: Any code point at all, surrogates included (hypothesis leaves out category Cs by default).
+any_text = st.text(alphabet=st.characters(codec=None, categories=None, exclude_categories=()),
+                   max_size=12)
+hostile_text = st.one_of(
+    any_text,
+    st.lists(st.sampled_from(EDGE_CODE_POINTS), min_size=1, max_size=4).map("".join),
+    st.integers(min_value=200, max_value=3000).map(lambda n: "x" * n),   # very long values
+)
+
+
+@st.composite
+def hostile_payment_objects(draw):
+    """A payment object, valid or not, with hostile strings in any field or key."""
+    obj = {"event_id": f"h-{draw(st.integers(0, 30))}", "account_id": "acc-1",
+           "type": "charge", "amount": "1.00", "currency": "EUR",
+           "occurred_at": "2024-01-01T00:00:00Z"}
+    for field in draw(st.lists(st.sampled_from(sorted(obj)), max_size=3, unique=True)):
+        text = draw(hostile_text)
+        obj[field] = draw(st.sampled_from([text, obj[field] + text, text + obj[field]]))
+    if draw(st.booleans()):
+        obj[draw(hostile_text)] = draw(hostile_text)       # an unknown key: ignored if valid
+    return obj
+
+
+def _json_line(obj, ensure_ascii: bool, duplicate_key: bool) -> bytes:
+    """JSON with ensure_ascii escapes every non-ASCII code point (a lone surrogate then reaches
+    the parser as a valid ``\\ud800`` escape); without it, raw UTF-8 where a lone surrogate
+    becomes bytes that are not UTF-8."""
+    text = json.dumps(obj, ensure_ascii=ensure_ascii)
+    if duplicate_key:
+        key = json.dumps(next(iter(obj)), ensure_ascii=ensure_ascii)
+        text = text[:-1] + f", {key}: 1}}"
+    return text.encode("utf-8", "surrogatepass")
+
+
+#: Lines of hostile JSON: about one in four repeats its first key.
+hostile_lines = st.builds(_json_line, hostile_payment_objects(), st.booleans(),
+                          st.sampled_from([False, False, False, True]))

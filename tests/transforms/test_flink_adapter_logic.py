@@ -218,7 +218,7 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
     assert list(payment) == [
         "e1", fingerprint(expected), "a", "refund", -150, "USD",
         "2023-12-31T22:00:00.000000+00:00", "day.jsonl", 1, expected.raw,
-        "conflicting_duplicate", "event_id already accepted with other content"]
+        "conflicting_duplicate", "event_id already accepted with other content", None]
     assert (rejected.reason, rejected.source, rejected.line_number) == \
         ("malformed_json", "day.jsonl", 2)
     function.close()

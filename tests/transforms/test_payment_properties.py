@@ -5,7 +5,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.transforms.strategies import fresh_lines, line_streams
+from tests.transforms.strategies import fresh_lines, hostile_lines, line_streams
 from transforms import payments as p
 from transforms.reference import LEDGER, iter_outcomes, process_lines
 
@@ -64,3 +64,40 @@ def test_conversion_is_exact_or_rejected_never_rounded(amount, units):
         assert err.args[0] in (p.Reason.AMOUNT_NOT_EXACT, p.Reason.AMOUNT_OUT_OF_RANGE)
     else:
         assert Decimal(minor).scaleb(-units) == amount
+
+
+def storable(text: str) -> bool:
+    """What PostgreSQL text (and the UTF-8 boundary between Python and Java) can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(hostile_lines, fresh_lines))
+def test_hostile_strings_in_any_field_are_classified_storable_and_kept_losslessly(line):
+    result = p.parse_line(line)
+    assert isinstance(result, (p.Payment, p.Rejection))
+    assert all(storable(value) for value in result if isinstance(value, str)), result
+    stripped = p.strip_line_terminator(line)
+    if isinstance(result, p.Rejection):
+        # the exact line is always recoverable from what the rejected table stores
+        assert (result.raw_bytes or result.raw.encode("utf-8")) == stripped
+        assert result.raw_bytes is None or result.raw.encode("utf-8") != stripped
+    else:
+        assert result.raw.encode("utf-8") == stripped
+        conflict = p.conflict_rejection(result)
+        assert (conflict.raw_bytes or conflict.raw.encode("utf-8")) == stripped
+
+
+def test_the_cases_that_stopped_the_job_are_storable_rejections():
+    nul_type = (b'{"event_id":"n-1","account_id":"a","type":"char\\u0000ge","amount":"1",'
+                b'"currency":"EUR","occurred_at":"2024-01-01T00:00:00Z"}')
+    surrogate_type = nul_type.replace(b"\\u0000", b"\\ud800")
+    for line in (nul_type, surrogate_type, nul_type.replace(b'"currency":"EUR"',
+                                                            b'"currency":"\\udfff\\u0000"')):
+        result = p.parse_line(line)
+        assert isinstance(result, p.Rejection) and storable(result.detail), result
+        assert result.raw_bytes is None and result.raw.encode("utf-8") == line

@@ -2,10 +2,16 @@ package dev.tpc.sink;
 
 import java.sql.Connection;
 import java.sql.Driver;
+import java.sql.ResultSet;
 import java.sql.SQLException;
+import java.sql.Statement;
 
-/** Opens JDBC connections and turns the usual first-contact failures into advice. */
-final class Connections {
+/**
+ * Opens JDBC connections, every one with the sink's timeouts and keepalives (see {@link
+ * SinkConfig#jdbcProperties}) and durable commits, and turns the usual first-contact failures
+ * into advice. Public for tests and tools; jobs never call it.
+ */
+public final class Connections {
     static final String DRIVER_CLASS = "org.postgresql.Driver";
 
     private Connections() {}
@@ -35,7 +41,7 @@ final class Connections {
                 + "TPC_JDBC_DRIVER_JAR to its path.");
     }
 
-    static Connection open(SinkConfig config, String applicationName) throws SQLException {
+    public static Connection open(SinkConfig config, String applicationName) throws SQLException {
         Connection connection;
         try {
             connection = driver().connect(config.jdbcUrl(), config.jdbcProperties(applicationName));
@@ -46,7 +52,33 @@ final class Connections {
             throw new SinkConfigurationException("the PostgreSQL driver does not accept the URL "
                     + SinkConfig.redactUrl(config.jdbcUrl()));
         }
+        try {
+            requireDurableCommits(connection);
+        } catch (SQLException | RuntimeException e) {
+            connection.close();
+            throw e;
+        }
         return connection;
+    }
+
+    /**
+     * With synchronous_commit = off, PostgreSQL acknowledges a commit before its WAL reaches the
+     * kernel, and a crash loses the last few hundred milliseconds of acknowledged commits: a
+     * pre-commit or commit the sink was told had happened. Exactly-once across a database crash
+     * needs them durable, so the sink's own sessions raise 'off' to 'local' (flushed locally;
+     * stronger settings, such as synchronous replication, are left alone).
+     */
+    private static void requireDurableCommits(Connection connection) throws SQLException {
+        try (Statement st = connection.createStatement()) {
+            String setting;
+            try (ResultSet rs = st.executeQuery("SHOW synchronous_commit")) {
+                rs.next();
+                setting = rs.getString(1);
+            }
+            if ("off".equalsIgnoreCase(setting)) {
+                st.execute("SET synchronous_commit = local");
+            }
+        }
     }
 
     private static SQLException explain(SinkConfig config, SQLException e) {

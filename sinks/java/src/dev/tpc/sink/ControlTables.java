@@ -12,12 +12,15 @@ import java.sql.Statement;
  *       transaction, so "committed" and "lost" can be told apart after a restore, and a restore
  *       of a checkpoint older than what was already committed can be refused.</li>
  *   <li>{@code tpc_staged_batches}/{@code tpc_staged_rows}: staged mode's pre-committed rows.</li>
+ *   <li>{@code tpc_dead_letters}: rows the database refused, under the dead-letter policy, each
+ *       written in the transaction of the rows around it ({@link RefusedRows}).</li>
  * </ul>
  */
 final class ControlTables {
     final String commitLog;
     final String stagedBatches;
     final String stagedRows;
+    final String deadLetters;
     private final String schema;
 
     ControlTables(String schema) {
@@ -25,6 +28,7 @@ final class ControlTables {
         this.commitLog = schema + ".tpc_commit_log";
         this.stagedBatches = schema + ".tpc_staged_batches";
         this.stagedRows = schema + ".tpc_staged_rows";
+        this.deadLetters = schema + ".tpc_dead_letters";
     }
 
     /**
@@ -56,6 +60,15 @@ final class ControlTables {
             st.execute("CREATE TABLE IF NOT EXISTS " + stagedRows + " ("
                     + "gid text NOT NULL, seq bigint NOT NULL, payload bytea NOT NULL, "
                     + "PRIMARY KEY (gid, seq))");
+            // fields: the row as a JSON object of texts, for people; payload: the row exactly
+            // (RowCodec), for tools that replay it.
+            st.execute("CREATE TABLE IF NOT EXISTS " + deadLetters + " ("
+                    + "id bigserial PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
+                    + "gid text, statement int NOT NULL, sqlstate text, message text NOT NULL, "
+                    + "fields jsonb NOT NULL, payload bytea NOT NULL, "
+                    + "written_at timestamptz NOT NULL DEFAULT now())");
+            st.execute("CREATE INDEX IF NOT EXISTS tpc_dead_letters_sink_time ON " + deadLetters
+                    + " (sink_id, written_at)");
             connection.commit();
         } catch (SQLException e) {
             connection.rollback();
@@ -71,7 +84,8 @@ final class ControlTables {
                         + "') IS NOT NULL AND to_regclass('" + schema
                         + ".tpc_commit_log_sink_time') IS NOT NULL AND to_regclass('"
                         + stagedBatches + "') IS NOT NULL AND to_regclass('" + stagedRows
-                        + "') IS NOT NULL")) {
+                        + "') IS NOT NULL AND to_regclass('" + schema
+                        + ".tpc_dead_letters_sink_time') IS NOT NULL")) {
             rs.next();
             boolean exist = rs.getBoolean(1);
             if (!connection.getAutoCommit()) {

@@ -23,13 +23,20 @@ import java.util.concurrent.atomic.AtomicInteger;
  * exactly-once sink must discard what it pre-committed, an at-least-once sink provably writes
  * those rows twice. This is what makes an at-least-once control deterministic.
  *
+ * <p>{@code TPC_SINK_FAULT_PHASE} moves that point: {@code precommit} (default, as above),
+ * {@code write} (a writer's N-th transaction, once its first batch of rows reached the database
+ * and the transaction is still open) or {@code commit} (a committer's N-th commit, just before it
+ * runs; its checkpoint has completed).
+ *
  * <p>It writes {@code fault-<subtask>} into the directory (the sink id, subtask, transaction id
  * and row count of that checkpoint, one {@code key=value} per line) and then, after {@code
  * TPC_SINK_FAULT_ACTION}:
  * <ul>
  *   <li>{@code pause} (default): blocks, so a test can {@code kill -9} the process while the
  *       checkpoint is pending;</li>
- *   <li>{@code fail}: throws, once per directory, and the job fails over.</li>
+ *   <li>{@code fail}: throws, once per directory, and the job fails over;</li>
+ *   <li>{@code hold}: blocks until a file {@code release} appears in the directory (or the task
+ *       is cancelled), so a test can act at that point (stop the database) and let it go on.</li>
  * </ul>
  */
 final class FaultInjection {
@@ -37,20 +44,28 @@ final class FaultInjection {
     static final String NTH = "TPC_SINK_FAULT_NTH";
     static final String SINK_ID = "TPC_SINK_FAULT_SINK_ID";
     static final String ACTION = "TPC_SINK_FAULT_ACTION";
+    static final String PHASE = "TPC_SINK_FAULT_PHASE";
+
+    enum Phase { WRITE, PRECOMMIT, COMMIT }
+
+    private enum Action { PAUSE, FAIL, HOLD }
 
     private static final Map<String, AtomicInteger> CHECKPOINTS = new ConcurrentHashMap<>();
-    private static final FaultInjection NONE = new FaultInjection(null, 0, null, false);
+    private static final FaultInjection NONE =
+            new FaultInjection(null, 0, null, Action.PAUSE, Phase.PRECOMMIT);
 
     private final Path directory;
     private final int actAt;
     private final String sinkId;
-    private final boolean fail;
+    private final Action action;
+    private final Phase phase;
 
-    private FaultInjection(Path directory, int actAt, String sinkId, boolean fail) {
+    private FaultInjection(Path directory, int actAt, String sinkId, Action action, Phase phase) {
         this.directory = directory;
         this.actAt = actAt;
         this.sinkId = sinkId;
-        this.fail = fail;
+        this.action = action;
+        this.phase = phase;
     }
 
     static FaultInjection fromSettings() {
@@ -60,11 +75,20 @@ final class FaultInjection {
         }
         String nth = setting(NTH);
         String action = setting(ACTION);
-        if (action != null && !action.equals("pause") && !action.equals("fail")) {
-            throw new IllegalArgumentException(ACTION + " must be 'pause' or 'fail': " + action);
+        String phase = setting(PHASE);
+        Action parsedAction;
+        Phase parsedPhase;
+        try {
+            parsedAction = action == null ? Action.PAUSE
+                    : Action.valueOf(action.toUpperCase(java.util.Locale.ROOT));
+            parsedPhase = phase == null ? Phase.PRECOMMIT
+                    : Phase.valueOf(phase.toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException(ACTION + " must be 'pause', 'fail' or 'hold' and "
+                    + PHASE + " 'write', 'precommit' or 'commit': " + action + ", " + phase);
         }
         return new FaultInjection(Paths.get(dir), nth == null ? 3 : Integer.parseInt(nth),
-                setting(SINK_ID), "fail".equals(action));
+                setting(SINK_ID), parsedAction, parsedPhase);
     }
 
     private static String setting(String name) {
@@ -81,13 +105,26 @@ final class FaultInjection {
      */
     void afterCheckpointFlushed(String sink, int subtask, String gid, long rows)
             throws IOException, InterruptedException {
-        if (directory == null || (sinkId != null && !sinkId.equals(sink))
+        at(Phase.PRECOMMIT, sink, subtask, gid, rows);
+    }
+
+    /** Whether this seam acts at all in {@code phase} (so callers can skip work otherwise). */
+    boolean watches(Phase phase) {
+        return directory != null && this.phase == phase;
+    }
+
+    /** Called at a point of {@code phase}: acts if it is the N-th such point for this sink. */
+    void at(Phase phase, String sink, int subtask, String gid, long rows)
+            throws IOException, InterruptedException {
+        if (directory == null || this.phase != phase || (sinkId != null && !sinkId.equals(sink))
                 || CHECKPOINTS.computeIfAbsent(directory.toString(), d -> new AtomicInteger())
                         .incrementAndGet() != actAt) {
             return;
         }
         String report = "sink_id=" + sink + "\nsubtask=" + subtask + "\ngid="
-                + (gid == null ? "" : gid) + "\nrows=" + rows + "\n";
+                + (gid == null ? "" : gid) + "\nrows=" + rows + "\nphase="
+                + phase.name().toLowerCase(java.util.Locale.ROOT) + "\n";
+        boolean fail = action == Action.FAIL;
         try {
             Files.createDirectories(directory);
             if (fail) {
@@ -106,6 +143,13 @@ final class FaultInjection {
             throw new IOException("injected sink failure: sink '" + sink + "' subtask " + subtask
                     + " after making " + rows + " rows of a checkpoint durable ("
                     + (gid == null ? "at least once" : gid) + "), before it completed");
+        }
+        if (action == Action.HOLD) {
+            Path release = directory.resolve("release");
+            while (!Files.exists(release)) {
+                Thread.sleep(50); // an interrupt (task cancelled) ends the hold
+            }
+            return;
         }
         Thread.sleep(Long.MAX_VALUE); // until the test kills the process
     }

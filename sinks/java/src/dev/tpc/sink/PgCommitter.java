@@ -31,6 +31,8 @@ final class PgCommitter implements Committer<PgCommittable> {
     private final SinkConfig config;
     private final ControlTables tables;
     private final String applicationName;
+    private final int subtask;
+    private final FaultInjection faults;
     private Connection connection;
     private long commitsSinceCleanup;
 
@@ -38,24 +40,44 @@ final class PgCommitter implements Committer<PgCommittable> {
     private final Counter alreadyCommitted;
     private final Counter retried;
     private final Histogram commitLatencyMillis;
+    private final RefusedRows refusedRows;
 
     PgCommitter(SinkConfig config, CommitterInitContext context) {
         this.config = config;
         this.tables = new ControlTables(config.controlSchema());
-        this.applicationName = "tpc-sink-" + config.sinkId() + "-"
-                + context.getTaskInfo().getIndexOfThisSubtask() + "-committer";
+        this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
+        this.applicationName = "tpc-sink-" + config.sinkId() + "-" + subtask + "-committer";
+        this.faults = FaultInjection.fromSettings();
         this.committed = context.metricGroup().counter("tpcTransactionsCommitted");
         this.alreadyCommitted = context.metricGroup().counter("tpcTransactionsRecovered");
         this.retried = context.metricGroup().counter("tpcCommitRetries");
         this.commitLatencyMillis = context.metricGroup().histogram("tpcCommitLatencyMillis",
                 new DescriptiveStatisticsHistogram(1000));
+        this.refusedRows = new RefusedRows(config, tables, subtask, "committer",
+                context.metricGroup().counter("tpcRowsDeadLettered"));
     }
 
+    /**
+     * Flink calls this when a checkpoint completed (and on restore, for the restored
+     * checkpoint's committables). A transient failure (see {@link SqlStates}) is retried: Flink
+     * calls again right away for every request marked {@code retryLater()}, at most {@code
+     * sink.committer.retries} times (CheckpointCommittableManagerImpl#commit loops with no
+     * delay), so the back-off happens here, as a sleep before asking for the retry. Once this
+     * sink's own budget ({@link SinkConfig#maxCommitRetries()}, default 10, the same as Flink's
+     * default cap) is spent, the commit fails, the job restarts per its restart strategy, and
+     * the restored committer commits the same transactions again: nothing is lost, the commit
+     * is only later. Permanent errors fail at once.
+     */
     @Override
     public void commit(Collection<CommitRequest<PgCommittable>> requests)
             throws IOException, InterruptedException {
+        int backOffAfterRetry = -1; // the highest retry count among requests asking to retry
         for (CommitRequest<PgCommittable> request : requests) {
             PgCommittable committable = request.getCommittable();
+            if (request.getNumberOfRetries() == 0) {
+                faults.at(FaultInjection.Phase.COMMIT, config.sinkId(), subtask, committable.gid,
+                        committable.rowCount);
+            }
             try {
                 Outcome outcome = committable.mode == CommitMode.STAGED
                         ? commitStaged(committable) : commitPrepared(committable);
@@ -69,16 +91,27 @@ final class PgCommitter implements Committer<PgCommittable> {
                 }
             } catch (SQLException e) {
                 closeConnection();
-                if (isTransient(e) && request.getNumberOfRetries() < config.maxCommitRetries()) {
+                String state = SqlStates.stateOf(e);
+                int retries = request.getNumberOfRetries();
+                if (SqlStates.isTransient(e) && retries < config.maxCommitRetries()) {
                     retried.inc();
-                    LOG.warn("commit of {} failed ({}), will retry: {}", committable.gid,
-                            e.getSQLState(), e.getMessage());
+                    LOG.warn("commit of {} failed ({}), retry {} of {} in {} ms: {}",
+                            committable.gid, SqlStates.describe(state), retries + 1,
+                            config.maxCommitRetries(), config.commitRetryDelayMillis(retries),
+                            e.getMessage());
                     request.retryLater();
+                    backOffAfterRetry = Math.max(backOffAfterRetry, retries);
                 } else {
                     throw new IOException("sink '" + config.sinkId() + "' could not commit "
-                            + committable.gid + ": " + e.getMessage(), e);
+                            + committable.gid + " (" + SqlStates.describe(state)
+                            + (SqlStates.isTransient(e) ? ", after " + retries + " retries; the "
+                                    + "job restarts and commits it again" : "") + "): "
+                            + e.getMessage(), e);
                 }
             }
+        }
+        if (backOffAfterRetry >= 0) {
+            Thread.sleep(config.commitRetryDelayMillis(backOffAfterRetry)); // interruptible
         }
         maybeCleanCommitLog();
     }
@@ -112,7 +145,8 @@ final class PgCommitter implements Committer<PgCommittable> {
                 }
             }
             long applied = 0;
-            try (StatementBatch targets = new StatementBatch(c, config);
+            refusedRows.setTransaction(committable.gid);
+            try (StatementBatch targets = new StatementBatch(c, config, refusedRows, false);
                     PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
                             + tables.stagedRows + " WHERE gid = ? ORDER BY seq")) {
                 rows.setString(1, committable.gid);
@@ -194,13 +228,6 @@ final class PgCommitter implements Committer<PgCommittable> {
         } catch (SQLException e) {
             LOG.warn("could not trim the commit log: {}", e.getMessage());
         }
-    }
-
-    private static boolean isTransient(SQLException e) {
-        String state = e.getSQLState();
-        return state == null || state.startsWith("08") || state.startsWith("57P")
-                || state.startsWith("53") || state.equals("40001") || state.equals("40P01")
-                || state.equals("55P03");
     }
 
     private Connection connection() throws SQLException {

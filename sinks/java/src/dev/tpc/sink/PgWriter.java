@@ -42,6 +42,10 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     private Connection connection;
     private StatementBatch direct;
     private StagedRowCopier staged;
+    // Staged mode under the "fail" policy: the user's statements tried on every batch and rolled
+    // back, so that a refused row stops the job here and never reaches the committer.
+    private StatementBatch trial;
+    private RefusedRows refusedRows;
 
     private TransactionId current;
     private long rowsInTransaction;
@@ -87,6 +91,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         this.preCommitted = context.metricGroup().counter("tpcTransactionsPreCommitted");
         this.abortedOnRecovery = context.metricGroup().counter("tpcTransactionsAbortedOnRecovery");
         this.rowsWritten = context.metricGroup().counter("tpcRowsWritten");
+        this.refusedRows = new RefusedRows(config, tables, subtask, "writer",
+                context.metricGroup().counter("tpcRowsDeadLettered"));
         try {
             open();
             refuseOlderCheckpointThanCommitted();
@@ -108,19 +114,16 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             Preflight.requirePreparedTransactions(connection);
         }
         tables.ensure(connection);
+        // lock_timeout, statement_timeout and the socket timeout come with the connection
+        // (SinkConfig.jdbcProperties).
         connection.setAutoCommit(config.mode() == CommitMode.AT_LEAST_ONCE);
-        if (config.lockTimeoutMillis() > 0) {
-            try (Statement st = connection.createStatement()) {
-                st.execute("SET lock_timeout = " + config.lockTimeoutMillis());
-            }
-            if (!connection.getAutoCommit()) {
-                connection.commit();
-            }
-        }
         if (config.mode() == CommitMode.STAGED) {
             staged = new StagedRowCopier(connection, tables.stagedRows, config.batchSize());
+            if (config.rowErrorPolicy() == RowErrorPolicy.FAIL) {
+                trial = new StatementBatch(connection, config, refusedRows, true);
+            }
         } else {
-            direct = new StatementBatch(connection, config);
+            direct = new StatementBatch(connection, config, refusedRows, false);
         }
     }
 
@@ -254,6 +257,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 if (current == null) {
                     current = TransactionId.create(config.sinkId(), subtask, nextCounter(), execution);
                     rowsInTransaction = 0;
+                    refusedRows.setTransaction(current.gid);
                 }
                 if (config.mode() == CommitMode.STAGED) {
                     stage(values);
@@ -261,10 +265,18 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                     direct.add(values);
                 }
                 rowsInTransaction++;
+                if (rowsInTransaction == config.batchSize() && faults.watches(
+                        FaultInjection.Phase.WRITE)) { // the first batch reached the database
+                    faults.at(FaultInjection.Phase.WRITE, config.sinkId(), subtask, current.gid,
+                            rowsInTransaction);
+                }
             }
             rowsWritten.inc();
         } catch (SQLException e) {
             throw failure("write", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
         }
     }
 
@@ -275,6 +287,9 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
 
     private void stage(Object[] values) throws SQLException, IOException {
         staged.add(current.gid, rowsInTransaction, RowCodec.encode(values));
+        if (trial != null) {
+            trial.add(values);
+        }
     }
 
     @Override
@@ -301,6 +316,9 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         TransactionId id = current;
         try {
             if (config.mode() == CommitMode.STAGED) {
+                if (trial != null) {
+                    trial.execute();
+                }
                 staged.flush();
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
                         + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count, "

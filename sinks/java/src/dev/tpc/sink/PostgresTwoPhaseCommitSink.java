@@ -8,7 +8,13 @@ import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
 import org.apache.flink.api.connector.sink2.SupportsCommitter;
 import org.apache.flink.api.connector.sink2.SupportsWriterState;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
+import org.apache.flink.api.common.RuntimeExecutionMode;
+import org.apache.flink.configuration.ExecutionOptions;
+import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
+import org.apache.flink.streaming.api.connector.sink2.SupportsPreWriteTopology;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.types.Row;
 
 import java.io.IOException;
@@ -21,7 +27,8 @@ import java.util.Collections;
  * completed. Built from Python by {@code sinks.TwoPhaseCommitSink}.
  */
 public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
-        SupportsCommitter<PgCommittable>, SupportsWriterState<Row, PgWriterState> {
+        SupportsCommitter<PgCommittable>, SupportsWriterState<Row, PgWriterState>,
+        SupportsPreWriteTopology<Row> {
     private static final long serialVersionUID = 1L;
 
     private final SinkConfig config;
@@ -32,6 +39,47 @@ public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
 
     public SinkConfig config() {
         return config;
+    }
+
+    /**
+     * Flink calls this while it turns the program into a job graph, after the program has set
+     * its configuration and before anything runs: the place to refuse a job that could not be
+     * exactly once. Adds nothing to the topology.
+     */
+    @Override
+    public DataStream<Row> addPreWriteTopology(DataStream<Row> input) {
+        requireExactlyOnceCheckpoints(config, input.getExecutionEnvironment());
+        return input;
+    }
+
+    /**
+     * The sink's transactions end at checkpoints: without checkpoints a streaming job would never
+     * commit, and AT_LEAST_ONCE checkpoints (unaligned barriers, records of the next checkpoint
+     * mixed into this one) would replay rows a committed transaction already holds. A bounded
+     * job in BATCH mode needs no checkpoints: it commits at the end of its input.
+     */
+    static void requireExactlyOnceCheckpoints(SinkConfig config, StreamExecutionEnvironment env) {
+        if (config.mode() == CommitMode.AT_LEAST_ONCE) {
+            return; // the baseline mode promises nothing more
+        }
+        if (env.getConfiguration().get(ExecutionOptions.RUNTIME_MODE) == RuntimeExecutionMode.BATCH) {
+            return;
+        }
+        String sink = "sink '" + config.sinkId() + "' (" + config.mode().name().toLowerCase()
+                + " mode) is exactly once only with EXACTLY_ONCE checkpointing: ";
+        if (!env.getCheckpointConfig().isCheckpointingEnabled()) {
+            throw new SinkConfigurationException(sink + "checkpointing is off, so its "
+                    + "transactions would never commit. Set execution.checkpointing.interval "
+                    + "(e.g. '2 s', flink-conf/config.yaml) and execution.checkpointing.mode: "
+                    + "EXACTLY_ONCE, or run a bounded job with execution.runtime-mode: BATCH.");
+        }
+        if (env.getCheckpointConfig().getCheckpointingConsistencyMode()
+                != CheckpointingMode.EXACTLY_ONCE) {
+            throw new SinkConfigurationException(sink + "execution.checkpointing.mode is "
+                    + env.getCheckpointConfig().getCheckpointingConsistencyMode() + ", whose "
+                    + "unaligned barriers let a restore replay rows that a committed transaction "
+                    + "already holds. Set execution.checkpointing.mode: EXACTLY_ONCE.");
+        }
     }
 
     @Override

@@ -158,8 +158,19 @@ public final class SetBasedInsert {
             return "date";
         } else if (value instanceof LocalTime || value instanceof java.sql.Time) {
             return "time";
+        } else if (value instanceof byte[]) {
+            return "bytea";
         }
         return null;
+    }
+
+    /** bytea's hex input format: {@code \\x} and two hex digits a byte. */
+    private static String hex(byte[] bytes) {
+        StringBuilder text = new StringBuilder(2 + 2 * bytes.length).append("\\x");
+        for (byte b : bytes) {
+            text.append(Character.forDigit((b >> 4) & 0xF, 16)).append(Character.forDigit(b & 0xF, 16));
+        }
+        return text.toString();
     }
 
     /** The value as PostgreSQL reads a literal of {@link #sqlType}. */
@@ -172,6 +183,8 @@ public final class SetBasedInsert {
             return ((java.sql.Date) value).toLocalDate().toString();
         } else if (value instanceof java.sql.Time) {
             return ((java.sql.Time) value).toLocalTime().toString();
+        } else if (value instanceof byte[]) {
+            return hex((byte[]) value);
         }
         return value.toString(); // ISO-8601 for java.time, plain digits for numbers
     }

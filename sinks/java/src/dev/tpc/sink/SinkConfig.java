@@ -33,11 +33,59 @@ public final class SinkConfig implements Serializable {
     private final String controlSchema;
     private final Map<String, String> connectionProperties;
     private final int maxCommitRetries;
+    private final long statementTimeoutMillis;
+    private final int socketTimeoutSeconds;
+    private final int connectTimeoutSeconds;
+    private final long commitRetryInitialMillis;
+    private final long commitRetryMaxMillis;
+    private RowErrorPolicy rowErrorPolicy = RowErrorPolicy.FAIL;
 
+    /*
+     * Timeouts, chosen as a chain so that every wait ends, and ends in the right order:
+     *   lock_timeout (30 s) < statement_timeout (60 s) < socket timeout (90 s)
+     *       < Flink's task.cancellation.timeout (180 s).
+     * A lock wait fails as a lock wait (55P03, with the hot-key explanation), not as a cancelled
+     * statement; a statement is cancelled by the server (57014) before the client gives up on
+     * the socket; and a read stuck on a dead or hung server (a socket read cannot be interrupted)
+     * ends before Flink's cancellation watchdog would kill the whole TaskManager. 60 s is far
+     * above any statement the sink runs (a batch of rows, COMMIT PREPARED, a staged checkpoint
+     * applied in batches); raise it with the socket timeout for very large checkpoints.
+     */
+    public static final long DEFAULT_LOCK_TIMEOUT_MILLIS = 30_000;
+    public static final long DEFAULT_STATEMENT_TIMEOUT_MILLIS = 60_000;
+    public static final int DEFAULT_SOCKET_TIMEOUT_SECONDS = 90;
+    public static final int DEFAULT_CONNECT_TIMEOUT_SECONDS = 10;
+    /*
+     * Commit retries (see PgCommitter): Flink retries a commit at most sink.committer.retries
+     * times (default 10), back to back, so the committer sleeps between them: 0.5 s doubling to
+     * at most 10 s, i.e. 0.5+1+2+4+8+10+10+10+10+10 = 65.5 s over 10 retries. That rides out a
+     * database restart or a one-minute outage of the committer alone without a failover, and
+     * stays well inside the 2-minute checkpoint timeout (a sleeping committer holds up its
+     * task's checkpoints, and an expired checkpoint fails the job). Longer outages are ridden
+     * out by the job's exponential-delay restart strategy (flink-conf/config.yaml).
+     */
+    public static final int DEFAULT_MAX_COMMIT_RETRIES = 10;
+    public static final long DEFAULT_COMMIT_RETRY_INITIAL_MILLIS = 500;
+    public static final long DEFAULT_COMMIT_RETRY_MAX_MILLIS = 10_000;
+
+    /** The configuration with the default timeouts and commit back-off. */
     public SinkConfig(String jdbcUrl, String user, String password, String sinkId, String mode,
             List<String> statements, List<String> fieldNames, int batchSize,
             long lockTimeoutMillis, String controlSchema, Map<String, String> connectionProperties,
             int maxCommitRetries) {
+        this(jdbcUrl, user, password, sinkId, mode, statements, fieldNames, batchSize,
+                lockTimeoutMillis, controlSchema, connectionProperties, maxCommitRetries,
+                DEFAULT_STATEMENT_TIMEOUT_MILLIS, DEFAULT_SOCKET_TIMEOUT_SECONDS,
+                DEFAULT_CONNECT_TIMEOUT_SECONDS, DEFAULT_COMMIT_RETRY_INITIAL_MILLIS,
+                DEFAULT_COMMIT_RETRY_MAX_MILLIS);
+    }
+
+    /** Timeouts: 0 means none (not recommended). */
+    public SinkConfig(String jdbcUrl, String user, String password, String sinkId, String mode,
+            List<String> statements, List<String> fieldNames, int batchSize,
+            long lockTimeoutMillis, String controlSchema, Map<String, String> connectionProperties,
+            int maxCommitRetries, long statementTimeoutMillis, int socketTimeoutSeconds,
+            int connectTimeoutSeconds, long commitRetryInitialMillis, long commitRetryMaxMillis) {
         if (jdbcUrl == null || !jdbcUrl.startsWith("jdbc:postgresql:")) {
             throw new SinkConfigurationException(
                     "JDBC URL must start with jdbc:postgresql:// (got '" + redactUrl(jdbcUrl) + "')");
@@ -60,6 +108,22 @@ public final class SinkConfig implements Serializable {
             throw new SinkConfigurationException("the row's field names are required "
                     + "(pass the stream's Types.ROW_NAMED(...) type)");
         }
+        if (lockTimeoutMillis < 0 || statementTimeoutMillis < 0 || socketTimeoutSeconds < 0
+                || connectTimeoutSeconds < 0) {
+            throw new SinkConfigurationException("timeouts must be 0 (none) or positive");
+        }
+        if (socketTimeoutSeconds > 0 && (statementTimeoutMillis == 0
+                || socketTimeoutSeconds * 1000L <= statementTimeoutMillis)) {
+            throw new SinkConfigurationException("the socket timeout (" + socketTimeoutSeconds
+                    + " s) must exceed the statement timeout (" + statementTimeoutMillis + " ms), "
+                    + "or a long but legal statement would be cut off by the client and look like "
+                    + "an outage; raise the socket timeout or set a statement timeout below it");
+        }
+        if (maxCommitRetries < 0 || commitRetryInitialMillis < 0
+                || commitRetryMaxMillis < commitRetryInitialMillis) {
+            throw new SinkConfigurationException("commit retries: need retries >= 0 and "
+                    + "0 <= initial back-off <= maximum back-off");
+        }
         this.jdbcUrl = jdbcUrl;
         this.user = user;
         this.password = password;
@@ -79,6 +143,11 @@ public final class SinkConfig implements Serializable {
         this.connectionProperties = Collections.unmodifiableMap(
                 new LinkedHashMap<>(connectionProperties == null ? Map.of() : connectionProperties));
         this.maxCommitRetries = maxCommitRetries;
+        this.statementTimeoutMillis = statementTimeoutMillis;
+        this.socketTimeoutSeconds = socketTimeoutSeconds;
+        this.connectTimeoutSeconds = connectTimeoutSeconds;
+        this.commitRetryInitialMillis = commitRetryInitialMillis;
+        this.commitRetryMaxMillis = commitRetryMaxMillis;
     }
 
     static String redactUrl(String url) {
@@ -97,10 +166,28 @@ public final class SinkConfig implements Serializable {
         // Not reWriteBatchedInserts: it folds a batch of upserts into one multi-row INSERT,
         // which PostgreSQL rejects when two rows hit the same key ("ON CONFLICT DO UPDATE
         // command cannot affect row a second time").
-        props.putIfAbsent("connectTimeout", "10");
-        props.putIfAbsent("tcpKeepAlive", "true");
+        // Every connection (writers, committers, the preflight check) gets the same bounds:
+        // connecting, reading (pgjdbc's socketTimeout, also during login), and TCP keepalive.
+        props.setProperty("connectTimeout", Integer.toString(connectTimeoutSeconds));
+        props.setProperty("socketTimeout", Integer.toString(socketTimeoutSeconds));
+        props.setProperty("tcpKeepAlive", "true");
+        // Server-side session settings travel in the startup packet, so they hold from the
+        // first statement on. The keepalives make the server notice a vanished client (a
+        // killed or partitioned TaskManager) within about a minute and release its locks,
+        // instead of the kernel's two hours. A user's own `options` come last and win.
+        String options = "-c lock_timeout=" + lockTimeoutMillis
+                + " -c statement_timeout=" + statementTimeoutMillis
+                + " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
+                + " -c tcp_keepalives_count=3";
+        String own = connectionProperties.get("options");
+        props.setProperty("options", own == null || own.isBlank() ? options : options + " " + own);
         props.setProperty("ApplicationName", applicationName);
         return props;
+    }
+
+    /** The session settings every connection gets, without credentials (for logs and tests). */
+    public String sessionOptions() {
+        return jdbcProperties("-").getProperty("options");
     }
 
     /**
@@ -113,6 +200,19 @@ public final class SinkConfig implements Serializable {
         return "unspecified".equalsIgnoreCase(property)
                 || (property == null && jdbcUrl.toLowerCase(java.util.Locale.ROOT)
                         .matches(".*[?&]stringtype=unspecified(&.*)?"));
+    }
+
+    /**
+     * What to do with rows the database refuses ({@link RowErrorPolicy}: "fail", the default,
+     * or "dead_letter"). Set while building, before the sink is created.
+     */
+    public SinkConfig withRowErrorPolicy(String policy) {
+        this.rowErrorPolicy = RowErrorPolicy.parse(policy);
+        return this;
+    }
+
+    public RowErrorPolicy rowErrorPolicy() {
+        return rowErrorPolicy;
     }
 
     public String jdbcUrl() {
@@ -151,10 +251,33 @@ public final class SinkConfig implements Serializable {
         return maxCommitRetries;
     }
 
+    public long statementTimeoutMillis() {
+        return statementTimeoutMillis;
+    }
+
+    public int socketTimeoutSeconds() {
+        return socketTimeoutSeconds;
+    }
+
+    /**
+     * How long the committer waits before retry number {@code retry + 1} of a commit that failed
+     * with a transient error: doubling from the initial back-off, capped at the maximum.
+     */
+    public long commitRetryDelayMillis(int retry) {
+        long delay = commitRetryInitialMillis;
+        for (int i = 0; i < retry && delay < commitRetryMaxMillis; i++) {
+            delay *= 2;
+        }
+        return Math.min(delay, commitRetryMaxMillis);
+    }
+
     @Override
     public String toString() {
         return "SinkConfig{sinkId=" + sinkId + ", mode=" + mode + ", url=" + redactUrl(jdbcUrl)
                 + ", user=" + user + ", statements=" + statements.size() + ", batchSize="
-                + batchSize + "}";
+                + batchSize + ", lockTimeoutMs=" + lockTimeoutMillis + ", statementTimeoutMs="
+                + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
+                + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
+                + maxCommitRetries + "}";
     }
 }

@@ -23,6 +23,16 @@ import java.util.Map;
  * <p>A single-row {@code INSERT ... VALUES} is applied to the whole batch as one set-based
  * statement ({@link SetBasedInsert}); any other statement, and any batch the set-based form
  * cannot take, runs row by row in a JDBC batch.
+ *
+ * <p>A batch the database refuses for a row's sake ({@link SqlStates#isRowError}) is rolled back
+ * to a savepoint taken before it and applied again one row at a time, each row under a savepoint
+ * of its own, so that the refused rows are found and handed to {@link RefusedRows} (which stops
+ * the job or records them as dead letters) while the others are applied. The happy path costs one
+ * savepoint per batch.
+ *
+ * <p>A <em>trial</em> batch applies every batch and rolls it back at once: staged mode's writer
+ * uses it under the "fail" policy to find refused rows before they are staged, so that the
+ * committer never meets one.
  */
 final class StatementBatch implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StatementBatch.class);
@@ -38,9 +48,23 @@ final class StatementBatch implements AutoCloseable {
     private final List<Object[]> rows = new ArrayList<>();
     private final int batchSize;
     private final boolean stringsUntyped;
+    private final RefusedRows refused;
+    private final boolean trial;
 
+    /** Without a handler for refused rows: every error is the caller's. */
     StatementBatch(Connection connection, SinkConfig config) throws SQLException {
+        this(connection, config, null, false);
+    }
+
+    /**
+     * @param refused what to do with rows the database refuses (null: fail the whole batch)
+     * @param trial roll every batch back once applied (needs a transaction)
+     */
+    StatementBatch(Connection connection, SinkConfig config, RefusedRows refused, boolean trial)
+            throws SQLException {
         this.connection = connection;
+        this.refused = refused;
+        this.trial = trial;
         this.statements = config.statements();
         this.batchSize = config.batchSize();
         this.stringsUntyped = config.stringsUntyped();
@@ -65,14 +89,65 @@ final class StatementBatch implements AutoCloseable {
         if (rows.isEmpty()) {
             return;
         }
+        boolean inTransaction = !connection.getAutoCommit();
+        Savepoint batch = (refused != null || trial) && inTransaction
+                ? connection.setSavepoint() : null;
         try {
-            for (int s = 0; s < statements.size(); s++) {
-                if (setBased.get(s) == null || !applySetBased(s)) {
-                    applyPerRow(s);
+            try {
+                for (int s = 0; s < statements.size(); s++) {
+                    if (setBased.get(s) == null || !applySetBased(s)) {
+                        applyPerRow(s);
+                    }
                 }
+            } catch (SQLException e) {
+                if (refused == null || !SqlStates.isRowError(e)) {
+                    throw e;
+                }
+                // Under autocommit the failed batch was one implicit transaction: nothing of
+                // it was applied, as after the rollback to the savepoint here.
+                if (batch != null) {
+                    connection.rollback(batch);
+                }
+                applyRowByRow(inTransaction);
+            }
+            if (batch != null) {
+                if (trial) {
+                    connection.rollback(batch);
+                }
+                connection.releaseSavepoint(batch);
             }
         } finally {
             rows.clear();
+        }
+    }
+
+    /** Every row on its own (under a savepoint in a transaction); refused rows go to
+     * {@link RefusedRows}. */
+    private void applyRowByRow(boolean inTransaction) throws SQLException {
+        for (Object[] row : rows) {
+            Savepoint savepoint = inTransaction ? connection.setSavepoint() : null;
+            int s = 0;
+            try {
+                for (; s < statements.size(); s++) {
+                    PreparedStatement ps = perRow.get(s);
+                    int[] indexes = perRowIndexes.get(s);
+                    for (int p = 0; p < indexes.length; p++) {
+                        ps.setObject(p + 1, jdbcValue(row[indexes[p]]));
+                    }
+                    ps.executeUpdate();
+                }
+            } catch (SQLException e) {
+                if (!SqlStates.isRowError(e)) {
+                    throw e;
+                }
+                if (savepoint != null) {
+                    connection.rollback(savepoint);
+                }
+                refused.refused(connection, row, s, e);
+            }
+            if (savepoint != null) {
+                connection.releaseSavepoint(savepoint);
+            }
         }
     }
 
