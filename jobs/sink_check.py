@@ -78,6 +78,10 @@ def parse_args(argv=None):
     parser.add_argument("--on-row-error", default="fail", choices=["fail", "dead_letter"])
     parser.add_argument("--nul-every", type=int, default=0,
                         help="every N-th row's text holds a NUL (a row PostgreSQL refuses)")
+    parser.add_argument("--owner-wait-s", type=float,
+                        help="how long a writer waits for another job holding its sink id")
+    parser.add_argument("--job-id", help="fix the Flink job id (32 hex digits; tests use it "
+                                         "to stand in for an earlier attempt of this job)")
     parser.add_argument("--execution-mode", default="process", choices=["process", "thread"])
     return parser.parse_args(argv)
 
@@ -102,24 +106,28 @@ def flink_settings(args) -> dict:
         settings["execution.checkpointing.num-retained"] = "3"
     if args.from_checkpoint:
         settings["execution.state-recovery.path"] = file_uri(args.from_checkpoint)
+    if args.job_id:
+        settings["$internal.pipeline.job-id"] = args.job_id
     return settings
 
 
 def build_sink(args, sink_id, mode, table):
     from sinks import TwoPhaseCommitSink
     statement = (UPSERT_HOT_ROW if args.hot_key else INSERT_ROW).format(table=table)
-    return (TwoPhaseCommitSink.builder()
-            .set_jdbc_url(args.db_url)
-            .set_user(args.db_user)
-            .set_password_env(args.password_env)
-            .set_row_type(ROW_TYPE)
-            .add_statement(statement)
-            .set_sink_id(sink_id)
-            .set_mode(mode)
-            .set_batch_size(args.batch_size)
-            .set_lock_timeout_ms(args.lock_timeout_ms)
-            .set_on_row_error(args.on_row_error)
-            .build())
+    builder = (TwoPhaseCommitSink.builder()
+               .set_jdbc_url(args.db_url)
+               .set_user(args.db_user)
+               .set_password_env(args.password_env)
+               .set_row_type(ROW_TYPE)
+               .add_statement(statement)
+               .set_sink_id(sink_id)
+               .set_mode(mode)
+               .set_batch_size(args.batch_size)
+               .set_lock_timeout_ms(args.lock_timeout_ms)
+               .set_on_row_error(args.on_row_error))
+    if args.owner_wait_s is not None:
+        builder.set_owner_wait_s(args.owner_wait_s)
+    return builder.build()
 
 
 def build_pipeline(env, args):

@@ -19,6 +19,8 @@
 transactions, the statements against the schema) and raises `SinkConfigurationError` with
 advice. The sink knows nothing about the rows' meaning: it runs the statements for each row.
 """
+import datetime
+import math
 import os
 import re
 from enum import Enum
@@ -97,6 +99,9 @@ class TwoPhaseCommitSinkBuilder:
         self._commit_retry_initial_ms = 500
         self._commit_retry_max_ms = 10_000
         self._on_row_error = "fail"
+        self._commit_log_retention_s = 7 * 24 * 3600
+        self._prepared_warning_s = 15 * 60
+        self._owner_wait_s: Optional[float] = None       # None: SinkConfig's default (90 s)
         self._check = True
 
     def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
@@ -206,6 +211,31 @@ class TwoPhaseCommitSinkBuilder:
         self._on_row_error = policy
         return self
 
+    def set_owner_wait_s(self, seconds: float) -> "TwoPhaseCommitSinkBuilder":
+        """How long a starting writer waits while another job's session still holds its
+        (sink id, subtask), before refusing to start. Default 90 s: a job that died without
+        closing its connections holds them until the server notices (TCP keepalive, about a
+        minute). An earlier attempt of the same job (a zombie) is never waited for: its session
+        is terminated."""
+        self._owner_wait_s = float(seconds)
+        return self
+
+    def set_commit_log_retention_hours(self, hours) -> "TwoPhaseCommitSinkBuilder":
+        """How long the sink keeps its commit-log rows (hours, or a `datetime.timedelta`).
+        Default 7 days (168 hours). The committer trims at its first commit and then every 10
+        minutes; the newest row of each job lineage and subtask is always kept, so the refusal
+        to restore an older checkpoint keeps working. Restoring a checkpoint whose transactions
+        were committed longer ago than this is not supported: see sinks/README.md."""
+        self._commit_log_retention_s = _seconds(hours, 3600, "commit-log retention")
+        return self
+
+    def set_prepared_transaction_warning_s(self, seconds) -> "TwoPhaseCommitSinkBuilder":
+        """Warn (log and gauge `tpcOldestPreparedTransactionAgeSeconds`) about this sink id's
+        prepared transactions older than this (seconds, or a `datetime.timedelta`). Default 15
+        minutes. A prepared transaction holds back VACUUM for the whole server."""
+        self._prepared_warning_s = _seconds(seconds, 1, "prepared-transaction warning threshold")
+        return self
+
     def set_control_schema(self, schema: str) -> "TwoPhaseCommitSinkBuilder":
         """Schema of the sink's own tables (commit log, staging)."""
         self._control_schema = schema
@@ -313,16 +343,35 @@ class TwoPhaseCommitSinkBuilder:
         for key, value in self._connection_properties.items():
             properties.put(key, value)
         try:
-            return jvm.dev.tpc.sink.SinkConfig(
+            config = jvm.dev.tpc.sink.SinkConfig(
                 self._jdbc_url, self._user, self._resolve_password(), self._sink_id,
                 self._mode.value, statements, fields, int(self._batch_size),
                 int(self._lock_timeout_ms), self._control_schema, properties,
                 int(self._max_commit_retries), int(self._statement_timeout_ms),
                 int(self._socket_timeout_s), int(self._connect_timeout_s),
                 int(self._commit_retry_initial_ms), int(self._commit_retry_max_ms)
-            ).withRowErrorPolicy(self._on_row_error)
+            ).withRowErrorPolicy(self._on_row_error).withCommitLogRetentionSeconds(
+                int(self._commit_log_retention_s)).withPreparedTransactionWarningSeconds(
+                int(self._prepared_warning_s))
+            if self._owner_wait_s is not None:
+                config.withOwnerWaitMillis(int(self._owner_wait_s * 1000))
+            return config
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
+
+
+def _seconds(value, unit_seconds: int, what: str) -> int:
+    """Whole seconds (at least 1) of a `timedelta` or a number of `unit_seconds`."""
+    if isinstance(value, datetime.timedelta):
+        seconds = value.total_seconds()
+    else:
+        try:
+            seconds = float(value) * unit_seconds
+        except (TypeError, ValueError):
+            raise SinkConfigurationError(f"{what}: not a number or timedelta: {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 1:
+        raise SinkConfigurationError(f"{what} must be at least 1 second, got {value!r}")
+    return math.ceil(round(seconds, 6))
 
 
 def _java_message(error) -> str:

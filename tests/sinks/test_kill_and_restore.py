@@ -118,3 +118,40 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     assert id_counts(database) == (COUNT, COUNT)
     assert dangling(database) == (0, 0, 0)
+
+
+def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(database, tmp_path):
+    """A job at parallelism 2 is killed and restored at 3 (a subtask without state joins), runs
+    on and is killed again; restoring an older checkpoint of the scaled-up run is refused."""
+    create_sequence_table(database)
+    first = start_job(database, "--mode", "prepared", "--count", str(COUNT), "--checkpoint-dir",
+                      str(tmp_path / "checkpoints-p2"), *SLOW,
+                      extra_env=sink_fault(tmp_path / "pause-p2", "pause", nth=3),
+                      log_path=tmp_path / "p2.log")
+    try:
+        wait_for(lambda: sink_fault_report(tmp_path / "pause-p2"), 180, "a writer to pause")
+    finally:
+        kill_job(first)
+    scaled = start_job(database, "--mode", "prepared", "--count", str(COUNT), "--parallelism",
+                       "3", "--checkpoint-dir", str(tmp_path / "checkpoints-p3"), *SLOW,
+                       "--from-checkpoint",
+                       str(newest_complete_checkpoint(tmp_path / "checkpoints-p2")),
+                       extra_env=sink_fault(tmp_path / "pause-p3", "pause", nth=10),
+                       log_path=tmp_path / "p3.log")
+    try:
+        wait_for(lambda: sink_fault_report(tmp_path / "pause-p3"), 180, "a writer to pause")
+    finally:
+        kill_job(scaled)
+    with database.connect() as conn:
+        newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
+    retained = sorted((p for p in (tmp_path / "checkpoints-p3").glob("*/chk-*")
+                       if (p / "_metadata").exists()), key=lambda p: int(p.name.split("-")[1]))
+    older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
+    assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
+    rows_before = id_counts(database)[0]
+
+    result = run_job(database, "--mode", "prepared", "--count", str(COUNT), "--parallelism", "3",
+                     "--restart-attempts", "0", "--from-checkpoint", str(older[0]))
+    assert result.returncode != 0
+    assert "refuses to restore checkpoint" in result.stderr
+    assert id_counts(database)[0] == rows_before, "rows moved although the restore was refused"

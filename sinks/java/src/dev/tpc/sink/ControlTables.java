@@ -12,6 +12,8 @@ import java.sql.Statement;
  *       transaction, so "committed" and "lost" can be told apart after a restore, and a restore
  *       of a checkpoint older than what was already committed can be refused.</li>
  *   <li>{@code tpc_staged_batches}/{@code tpc_staged_rows}: staged mode's pre-committed rows.</li>
+ *   <li>{@code tpc_writer_owners}: which job's session holds each (sink id, subtask), see
+ *       {@link WriterFence}.</li>
  *   <li>{@code tpc_dead_letters}: rows the database refused, under the dead-letter policy, each
  *       written in the transaction of the rows around it ({@link RefusedRows}).</li>
  * </ul>
@@ -21,6 +23,7 @@ final class ControlTables {
     final String stagedBatches;
     final String stagedRows;
     final String deadLetters;
+    final String writerOwners;
     private final String schema;
 
     ControlTables(String schema) {
@@ -29,6 +32,7 @@ final class ControlTables {
         this.stagedBatches = schema + ".tpc_staged_batches";
         this.stagedRows = schema + ".tpc_staged_rows";
         this.deadLetters = schema + ".tpc_dead_letters";
+        this.writerOwners = schema + ".tpc_writer_owners";
     }
 
     /**
@@ -69,6 +73,10 @@ final class ControlTables {
                     + "written_at timestamptz NOT NULL DEFAULT now())");
             st.execute("CREATE INDEX IF NOT EXISTS tpc_dead_letters_sink_time ON " + deadLetters
                     + " (sink_id, written_at)");
+            st.execute("CREATE TABLE IF NOT EXISTS " + writerOwners + " ("
+                    + "sink_id text NOT NULL, subtask int NOT NULL, job_id text NOT NULL, "
+                    + "attempt int NOT NULL, pid int NOT NULL, since timestamptz NOT NULL, "
+                    + "PRIMARY KEY (sink_id, subtask))");
             connection.commit();
         } catch (SQLException e) {
             connection.rollback();
@@ -85,7 +93,8 @@ final class ControlTables {
                         + ".tpc_commit_log_sink_time') IS NOT NULL AND to_regclass('"
                         + stagedBatches + "') IS NOT NULL AND to_regclass('" + stagedRows
                         + "') IS NOT NULL AND to_regclass('" + schema
-                        + ".tpc_dead_letters_sink_time') IS NOT NULL")) {
+                        + ".tpc_dead_letters_sink_time') IS NOT NULL AND to_regclass('"
+                        + writerOwners + "') IS NOT NULL")) {
             rs.next();
             boolean exist = rs.getBoolean(1);
             if (!connection.getAutoCommit()) {

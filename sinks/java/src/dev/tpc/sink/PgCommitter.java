@@ -3,6 +3,7 @@ package dev.tpc.sink;
 import org.apache.flink.api.connector.sink2.Committer;
 import org.apache.flink.api.connector.sink2.CommitterInitContext;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.slf4j.Logger;
@@ -24,7 +25,6 @@ import java.util.Collection;
  */
 final class PgCommitter implements Committer<PgCommittable> {
     private static final Logger LOG = LoggerFactory.getLogger(PgCommitter.class);
-    private static final long CLEAN_LOG_EVERY = 1000;
 
     private enum Outcome { COMMITTED, ALREADY_COMMITTED }
 
@@ -34,7 +34,7 @@ final class PgCommitter implements Committer<PgCommittable> {
     private final int subtask;
     private final FaultInjection faults;
     private Connection connection;
-    private long commitsSinceCleanup;
+    private final Housekeeping housekeeping;
 
     private final Counter committed;
     private final Counter alreadyCommitted;
@@ -53,6 +53,9 @@ final class PgCommitter implements Committer<PgCommittable> {
         this.retried = context.metricGroup().counter("tpcCommitRetries");
         this.commitLatencyMillis = context.metricGroup().histogram("tpcCommitLatencyMillis",
                 new DescriptiveStatisticsHistogram(1000));
+        this.housekeeping = new Housekeeping(config);
+        context.metricGroup().gauge("tpcOldestPreparedTransactionAgeSeconds",
+                (Gauge<Long>) housekeeping::oldestPreparedTransactionAgeSeconds);
         this.refusedRows = new RefusedRows(config, tables, subtask, "committer",
                 context.metricGroup().counter("tpcRowsDeadLettered"));
     }
@@ -112,8 +115,9 @@ final class PgCommitter implements Committer<PgCommittable> {
         }
         if (backOffAfterRetry >= 0) {
             Thread.sleep(config.commitRetryDelayMillis(backOffAfterRetry)); // interruptible
+        } else {
+            housekeeping(); // not while the database is failing: it would only add waits
         }
-        maybeCleanCommitLog();
     }
 
     private Outcome commitPrepared(PgCommittable committable) throws SQLException, IOException {
@@ -214,19 +218,17 @@ final class PgCommitter implements Committer<PgCommittable> {
                 + "or did another job use the same sink id? Stopping rather than skipping data.");
     }
 
-    /** Commit-log rows are only needed while a checkpoint holding them can still be restored. */
-    private void maybeCleanCommitLog() {
-        if (++commitsSinceCleanup < CLEAN_LOG_EVERY) {
-            return;
-        }
-        commitsSinceCleanup = 0;
-        try (PreparedStatement ps = connection().prepareStatement("DELETE FROM " + tables.commitLog
-                + " WHERE sink_id = ? AND written_at < now() - interval '7 days'")) {
-            connection.setAutoCommit(true);
-            ps.setString(1, config.sinkId());
-            ps.executeUpdate();
+    /**
+     * Trims the commit log to its retention and warns about old prepared transactions of this
+     * sink id ({@link Housekeeping}: at the first commit, then every few minutes).
+     */
+    private void housekeeping() {
+        try {
+            Connection c = connection();
+            housekeeping.afterCommit(c);
+            c.setAutoCommit(true);
         } catch (SQLException e) {
-            LOG.warn("could not trim the commit log: {}", e.getMessage());
+            LOG.warn("sink '{}': housekeeping skipped: {}", config.sinkId(), e.getMessage());
         }
     }
 

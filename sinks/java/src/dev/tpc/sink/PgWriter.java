@@ -34,6 +34,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     private final ControlTables tables;
     private final int subtask;
     private final int parallelism;
+    private final String jobId;
+    private final int attempt;
     private final String execution;
     private final Long restoredCheckpointId;
     private final String lineage;
@@ -63,8 +65,9 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         this.tables = new ControlTables(config.controlSchema());
         this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
         this.parallelism = context.getTaskInfo().getNumberOfParallelSubtasks();
-        this.execution = context.getJobInfo().getJobId().toHexString() + "."
-                + context.getTaskInfo().getAttemptNumber();
+        this.jobId = context.getJobInfo().getJobId().toHexString();
+        this.attempt = context.getTaskInfo().getAttemptNumber();
+        this.execution = jobId + "." + attempt;
         this.restoredCheckpointId = context.getRestoredCheckpointId().isPresent()
                 ? context.getRestoredCheckpointId().getAsLong() : null;
         this.faults = FaultInjection.fromSettings();
@@ -114,6 +117,15 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             Preflight.requirePreparedTransactions(connection);
         }
         tables.ensure(connection);
+        if (config.mode() != CommitMode.AT_LEAST_ONCE) {
+            // Before recovery: from here on no earlier attempt of this subtask can pre-commit.
+            try {
+                WriterFence.acquire(connection, config, tables, subtask, jobId, attempt);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SQLException("interrupted while waiting for the sink's writer lock", e);
+            }
+        }
         // lock_timeout, statement_timeout and the socket timeout come with the connection
         // (SinkConfig.jdbcProperties).
         connection.setAutoCommit(config.mode() == CommitMode.AT_LEAST_ONCE);

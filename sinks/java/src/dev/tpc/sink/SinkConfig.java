@@ -39,6 +39,16 @@ public final class SinkConfig implements Serializable {
     private final long commitRetryInitialMillis;
     private final long commitRetryMaxMillis;
     private RowErrorPolicy rowErrorPolicy = RowErrorPolicy.FAIL;
+    private long commitLogRetentionSeconds = DEFAULT_COMMIT_LOG_RETENTION_SECONDS;
+    private long preparedTransactionWarningSeconds = DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS;
+    /*
+     * How long a writer waits for another job's session to release its (sink id, subtask)
+     * before refusing to start (WriterFence). Above the ~60 s after which the server's TCP
+     * keepalives (below) end the session of a job that died without closing its connections,
+     * so that a job resumed right after a crash is not refused.
+     */
+    public static final long DEFAULT_OWNER_WAIT_MILLIS = 90_000;
+    private long ownerWaitMillis = DEFAULT_OWNER_WAIT_MILLIS;
 
     /*
      * Timeouts, chosen as a chain so that every wait ends, and ends in the right order:
@@ -67,6 +77,14 @@ public final class SinkConfig implements Serializable {
     public static final int DEFAULT_MAX_COMMIT_RETRIES = 10;
     public static final long DEFAULT_COMMIT_RETRY_INITIAL_MILLIS = 500;
     public static final long DEFAULT_COMMIT_RETRY_MAX_MILLIS = 10_000;
+    /*
+     * Housekeeping (see Housekeeping): commit-log rows are kept 7 days, far longer than anyone
+     * restores a checkpoint after; and a prepared transaction of this sink older than 15
+     * minutes is warned about: the sink's own live only from a checkpoint's pre-commit to its
+     * commit (seconds), while every prepared transaction holds back VACUUM for the whole server.
+     */
+    public static final long DEFAULT_COMMIT_LOG_RETENTION_SECONDS = 7 * 24 * 3600;
+    public static final long DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS = 15 * 60;
 
     /** The configuration with the default timeouts and commit back-off. */
     public SinkConfig(String jdbcUrl, String user, String password, String sinkId, String mode,
@@ -215,6 +233,54 @@ public final class SinkConfig implements Serializable {
         return rowErrorPolicy;
     }
 
+    /**
+     * How long commit-log rows of this sink id are kept (at least 1 s; default 7 days). The
+     * newest row of each job lineage and subtask is kept whatever its age (see {@link
+     * Housekeeping#trimCommitLog}). Set while building, before the sink is created.
+     */
+    public SinkConfig withCommitLogRetentionSeconds(long seconds) {
+        if (seconds < 1) {
+            throw new SinkConfigurationException("commit-log retention must be at least 1 s, got "
+                    + seconds);
+        }
+        this.commitLogRetentionSeconds = seconds;
+        return this;
+    }
+
+    public long commitLogRetentionSeconds() {
+        return commitLogRetentionSeconds;
+    }
+
+    /**
+     * Age above which the committer warns about this sink id's prepared transactions (at least
+     * 1 s; default 15 minutes). Set while building, before the sink is created.
+     */
+    public SinkConfig withPreparedTransactionWarningSeconds(long seconds) {
+        if (seconds < 1) {
+            throw new SinkConfigurationException("the prepared-transaction warning threshold must "
+                    + "be at least 1 s, got " + seconds);
+        }
+        this.preparedTransactionWarningSeconds = seconds;
+        return this;
+    }
+
+    public long preparedTransactionWarningSeconds() {
+        return preparedTransactionWarningSeconds;
+    }
+
+    /** See {@link #DEFAULT_OWNER_WAIT_MILLIS}. Set while building. */
+    public SinkConfig withOwnerWaitMillis(long millis) {
+        if (millis < 0) {
+            throw new SinkConfigurationException("the owner wait must be 0 or positive");
+        }
+        this.ownerWaitMillis = millis;
+        return this;
+    }
+
+    public long ownerWaitMillis() {
+        return ownerWaitMillis;
+    }
+
     public String jdbcUrl() {
         return jdbcUrl;
     }
@@ -278,6 +344,7 @@ public final class SinkConfig implements Serializable {
                 + batchSize + ", lockTimeoutMs=" + lockTimeoutMillis + ", statementTimeoutMs="
                 + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
-                + maxCommitRetries + "}";
+                + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
+                + ", preparedWarningS=" + preparedTransactionWarningSeconds + "}";
     }
 }
