@@ -36,8 +36,14 @@ import java.util.concurrent.atomic.AtomicInteger;
  *       checkpoint is pending;</li>
  *   <li>{@code fail}: throws, once per directory, and the job fails over;</li>
  *   <li>{@code hold}: blocks until a file {@code release} appears in the directory (or the task
- *       is cancelled), so a test can act at that point (stop the database) and let it go on.</li>
+ *       is cancelled), so a test can act at that point (stop the database) and let it go on;</li>
+ *   <li>{@code zombie}: once per directory across JVMs, blocks until {@code release} appears
+ *       and ignores interrupts meanwhile, as a writer of a TaskManager the JobManager gave up on
+ *       would go on: a test freezes that TaskManager, lets the job fail over, then releases the
+ *       writer and checks it cannot pre-commit any more.</li>
  * </ul>
+ *
+ * <p>The report also names the JVM's process id ({@code pid}), so a test can signal it.
  */
 final class FaultInjection {
     static final String DIR = "TPC_SINK_FAULT_DIR";
@@ -48,7 +54,7 @@ final class FaultInjection {
 
     enum Phase { WRITE, PRECOMMIT, COMMIT }
 
-    private enum Action { PAUSE, FAIL, HOLD }
+    private enum Action { PAUSE, FAIL, HOLD, ZOMBIE }
 
     private static final Map<String, AtomicInteger> CHECKPOINTS = new ConcurrentHashMap<>();
     private static final FaultInjection NONE =
@@ -84,7 +90,8 @@ final class FaultInjection {
             parsedPhase = phase == null ? Phase.PRECOMMIT
                     : Phase.valueOf(phase.toUpperCase(java.util.Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(ACTION + " must be 'pause', 'fail' or 'hold' and "
+            throw new IllegalArgumentException(ACTION + " must be 'pause', 'fail', 'hold' or "
+                    + "'zombie' and "
                     + PHASE + " 'write', 'precommit' or 'commit': " + action + ", " + phase);
         }
         return new FaultInjection(Paths.get(dir), nth == null ? 3 : Integer.parseInt(nth),
@@ -123,11 +130,13 @@ final class FaultInjection {
         }
         String report = "sink_id=" + sink + "\nsubtask=" + subtask + "\ngid="
                 + (gid == null ? "" : gid) + "\nrows=" + rows + "\nphase="
-                + phase.name().toLowerCase(java.util.Locale.ROOT) + "\n";
+                + phase.name().toLowerCase(java.util.Locale.ROOT) + "\npid="
+                + ProcessHandle.current().pid() + "\n";
+        boolean once = action == Action.FAIL || action == Action.ZOMBIE;
         boolean fail = action == Action.FAIL;
         try {
             Files.createDirectories(directory);
-            if (fail) {
+            if (once) {
                 // Once per directory, even across JVMs (a standalone cluster's TaskManagers).
                 Files.createFile(directory.resolve("fired"));
             }
@@ -143,6 +152,17 @@ final class FaultInjection {
             throw new IOException("injected sink failure: sink '" + sink + "' subtask " + subtask
                     + " after making " + rows + " rows of a checkpoint durable ("
                     + (gid == null ? "at least once" : gid) + "), before it completed");
+        }
+        if (action == Action.ZOMBIE) {
+            Path release = directory.resolve("release");
+            while (!Files.exists(release)) {
+                try {
+                    Thread.sleep(50);
+                } catch (InterruptedException e) {
+                    // a zombie does not notice that its task was cancelled
+                }
+            }
+            return;
         }
         if (action == Action.HOLD) {
             Path release = directory.resolve("release");
