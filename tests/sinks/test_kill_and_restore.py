@@ -103,6 +103,10 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
                       key=lambda p: int(p.name.split("-")[1]))
     with database.connect() as conn:
         newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
+        lineages = dict(conn.execute("SELECT subtask, lineage FROM tpc_writer_owners"))
+    # The added subtask (no state of its own) took a sibling's lineage, so it checks too.
+    assert sorted(lineages) == [0, 1, 2] and lineages[2] in (lineages[0], lineages[1])
+    assert all(lineages.values())
     older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
     assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
     rows_before = id_counts(database)[0]
@@ -121,8 +125,9 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
 
 
 def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(database, tmp_path):
-    """A job at parallelism 2 is killed and restored at 3 (a subtask without state joins), runs
-    on and is killed again; restoring an older checkpoint of the scaled-up run is refused."""
+    """A job at parallelism 2 is killed and restored at 3 (a subtask without state joins, and
+    takes the lineage of the others), runs on and is killed again; restoring an older checkpoint
+    of the scaled-up run is refused."""
     create_sequence_table(database)
     first = start_job(database, "--mode", "prepared", "--count", str(COUNT), "--checkpoint-dir",
                       str(tmp_path / "checkpoints-p2"), *SLOW,
@@ -144,6 +149,10 @@ def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(databas
         kill_job(scaled)
     with database.connect() as conn:
         newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
+        lineages = dict(conn.execute("SELECT subtask, lineage FROM tpc_writer_owners"))
+    # The added subtask (no state of its own) took a sibling's lineage, so it checks too.
+    assert sorted(lineages) == [0, 1, 2] and lineages[2] in (lineages[0], lineages[1])
+    assert all(lineages.values())
     retained = sorted((p for p in (tmp_path / "checkpoints-p3").glob("*/chk-*")
                        if (p / "_metadata").exists()), key=lambda p: int(p.name.split("-")[1]))
     older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]

@@ -76,6 +76,7 @@ final class ControlTables {
             st.execute("CREATE TABLE IF NOT EXISTS " + writerOwners + " ("
                     + "sink_id text NOT NULL, subtask int NOT NULL, job_id text NOT NULL, "
                     + "attempt int NOT NULL, pid int NOT NULL, since timestamptz NOT NULL, "
+                    + "lineage text NOT NULL DEFAULT '', "
                     + "PRIMARY KEY (sink_id, subtask))");
             connection.commit();
         } catch (SQLException e) {

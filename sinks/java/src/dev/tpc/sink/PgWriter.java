@@ -29,6 +29,8 @@ import java.util.List;
 final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         StatefulSinkWriter<Row, PgWriterState> {
     private static final Logger LOG = LoggerFactory.getLogger(PgWriter.class);
+    /** How long a subtask added by a scale-up waits for its siblings to register a lineage. */
+    private static final long SIBLING_LINEAGE_WAIT_MILLIS = 30_000;
 
     private final SinkConfig config;
     private final ControlTables tables;
@@ -38,7 +40,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     private final int attempt;
     private final String execution;
     private final Long restoredCheckpointId;
-    private final String lineage;
+    private String lineage;
     private final FaultInjection faults;
 
     private Connection connection;
@@ -85,7 +87,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             }
         }
         // A fresh start begins a lineage; a restore continues the restored one. (A subtask added
-        // by scaling up gets no state: it leaves its lineage unknown, the others still check.)
+        // by scaling up gets no state: it takes its siblings' lineage once connected, open().)
         this.lineage = restoredCheckpointId == null
                 ? java.util.UUID.randomUUID().toString() : restoredLineage;
         this.lastSnapshotCheckpoint = restoredCheckpointId == null ? 0 : restoredCheckpointId;
@@ -120,7 +122,18 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         if (config.mode() != CommitMode.AT_LEAST_ONCE) {
             // Before recovery: from here on no earlier attempt of this subtask can pre-commit.
             try {
-                WriterFence.acquire(connection, config, tables, subtask, jobId, attempt);
+                WriterFence.acquire(connection, config, tables, subtask, jobId, attempt,
+                        lineage);
+                if (restoredCheckpointId != null && lineage.isEmpty()) {
+                    lineage = WriterFence.siblingLineage(connection, config, tables, subtask,
+                            jobId, SIBLING_LINEAGE_WAIT_MILLIS);
+                    if (lineage.isEmpty()) {
+                        LOG.warn("sink '{}' subtask {}: restored without state and no other "
+                                + "writer of this job registered a lineage; this subtask cannot "
+                                + "check for a stale restore (the others do)", config.sinkId(),
+                                subtask);
+                    }
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new SQLException("interrupted while waiting for the sink's writer lock", e);

@@ -33,7 +33,7 @@ final class WriterFence {
     private WriterFence() {}
 
     static void acquire(Connection c, SinkConfig config, ControlTables tables, int subtask,
-            String jobId, int attempt) throws SQLException, InterruptedException {
+            String jobId, int attempt, String lineage) throws SQLException, InterruptedException {
         boolean autoCommit = c.getAutoCommit();
         c.setAutoCommit(true);
         try {
@@ -57,16 +57,54 @@ final class WriterFence {
                 Thread.sleep(POLL_MILLIS);
             }
             try (PreparedStatement ps = c.prepareStatement("INSERT INTO " + tables.writerOwners
-                    + " (sink_id, subtask, job_id, attempt, pid, since) VALUES "
-                    + "(?, ?, ?, ?, pg_backend_pid(), now()) ON CONFLICT (sink_id, subtask) DO "
+                    + " (sink_id, subtask, job_id, attempt, pid, since, lineage) VALUES "
+                    + "(?, ?, ?, ?, pg_backend_pid(), now(), ?) ON CONFLICT (sink_id, subtask) DO "
                     + "UPDATE SET job_id = EXCLUDED.job_id, attempt = EXCLUDED.attempt, "
-                    + "pid = EXCLUDED.pid, since = EXCLUDED.since")) {
+                    + "pid = EXCLUDED.pid, since = EXCLUDED.since, lineage = EXCLUDED.lineage")) {
                 ps.setString(1, config.sinkId());
                 ps.setInt(2, subtask);
                 ps.setString(3, jobId);
                 ps.setInt(4, attempt);
+                ps.setString(5, lineage);
                 ps.executeUpdate();
             }
+        } finally {
+            c.setAutoCommit(autoCommit);
+        }
+    }
+
+    /**
+     * The lineage of this job's other writers of the sink, for a subtask that a scale-up added
+     * (restored, but without state of its own), so that it too refuses a stale restore. Its
+     * siblings register as they start, at the same time: waits up to {@code waitMillis}.
+     * Returns "" if none registers a lineage.
+     */
+    static String siblingLineage(Connection c, SinkConfig config, ControlTables tables,
+            int subtask, String jobId, long waitMillis) throws SQLException, InterruptedException {
+        boolean autoCommit = c.getAutoCommit();
+        c.setAutoCommit(true);
+        try (PreparedStatement find = c.prepareStatement("SELECT lineage FROM "
+                + tables.writerOwners + " WHERE sink_id = ? AND job_id = ? AND lineage <> '' "
+                + "LIMIT 1");
+                PreparedStatement record = c.prepareStatement("UPDATE " + tables.writerOwners
+                        + " SET lineage = ? WHERE sink_id = ? AND subtask = ?")) {
+            find.setString(1, config.sinkId());
+            find.setString(2, jobId);
+            long deadline = System.currentTimeMillis() + waitMillis;
+            do {
+                try (ResultSet rs = find.executeQuery()) {
+                    if (rs.next()) {
+                        String lineage = rs.getString(1);
+                        record.setString(1, lineage);
+                        record.setString(2, config.sinkId());
+                        record.setInt(3, subtask);
+                        record.executeUpdate();
+                        return lineage;
+                    }
+                }
+                Thread.sleep(200);
+            } while (System.currentTimeMillis() < deadline);
+            return "";
         } finally {
             c.setAutoCommit(autoCommit);
         }
