@@ -20,6 +20,7 @@ import uuid
 import pytest
 
 from jobs.payments import build_pipeline, build_sinks, create_environment, prepare_database
+from jobs.audit import audit
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
 from tests.jobs.test_payments_faults import throttled_lines
@@ -123,7 +124,9 @@ def assert_exact_after(outcome: dict, db, input_dir, expected) -> None:
     assert database_outcome(db) == expected_in_database_shape(expected)
     with db.connect() as conn:
         reconciliation = reconcile(conn, str(input_dir))
+        report = audit(conn, str(input_dir))
     assert reconciliation.books_balance, reconciliation.report()
+    assert report.clean, report.render(20)
     assert dangling(db) == (0, 0, 0)
     attempts = restart_attempts_that_committed(db)
     print(f"phase {outcome['phase']}: database down {outcome['down_for']:.0f} s, job finished "
