@@ -5,6 +5,7 @@ workers with whatever `python` is first on PATH; this module fixes those once, i
 Call `prepare_process_environment()` before anything starts the JVM (it is idempotent and
 `local_environment()` calls it).
 """
+import getpass
 import os
 import shutil
 import site
@@ -23,6 +24,8 @@ PYFLINK_RUNTIME_VARIABLES = (
     "PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS",
     "_PYFLINK_CONN_INFO_PATH", "BOOT_LOG_DIR", "SEMI_PERSISTENT_DIRECTORY", "python",
     "_PYTHON_WORKER_MEMORY_LIMIT", "TABLE_LOCAL_TIME_ZONE",
+    # Per process (see prepare_process_environment): a child names its own log file.
+    "FLINK_IDENT_STRING",
 )
 _PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
 
@@ -46,6 +49,11 @@ def prepare_process_environment() -> None:
     require_java()
     os.environ.setdefault("FLINK_CONF_DIR", str(FLINK_CONF_DIR))
     os.environ.setdefault("FLINK_LOG_DIR", str(sub_dir("flink", "log")))
+    # PyFlink names the client JVM's log file flink-<ident>-python-<host>.log and truncates it
+    # at start: with the same name for every process, a job started by a test (or a second
+    # terminal) wiped the log of the one already running. One file per process instead.
+    if "FLINK_IDENT_STRING" not in os.environ:
+        os.environ["FLINK_IDENT_STRING"] = f"{getpass.getuser()}-{os.getpid()}"
     tmp = sub_dir("flink", "tmp")
     jvm_args = os.environ.get("JVM_ARGS", "")
     if "-Djava.io.tmpdir" not in jvm_args:

@@ -126,6 +126,7 @@ def test_a_short_bounded_job_trims_the_commit_log_and_warns(jvm, database):
     stray = f"tpc:{sink_id}:stray"
     try:
         prepare(database, stray)
+        time.sleep(1.5)   # older than the 1 s threshold by the first commit, however fast
         env.from_collection([Row(k) for k in range(20)], type_info=ROW_TYPE).sink_to(sink)
         env.execute("housekeeping")
         with database.connect() as conn:

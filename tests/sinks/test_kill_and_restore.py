@@ -103,10 +103,6 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
                       key=lambda p: int(p.name.split("-")[1]))
     with database.connect() as conn:
         newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
-        lineages = dict(conn.execute("SELECT subtask, lineage FROM tpc_writer_owners"))
-    # The added subtask (no state of its own) took a sibling's lineage, so it checks too.
-    assert sorted(lineages) == [0, 1, 2] and lineages[2] in (lineages[0], lineages[1])
-    assert all(lineages.values())
     older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
     assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
     rows_before = id_counts(database)[0]
