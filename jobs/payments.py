@@ -2,8 +2,12 @@
 
     python -m jobs.payments --demo
     python -m jobs.payments --input DIR --db-url URL [--parallelism N]
-        [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--from-checkpoint PATH]
-        [--mode thread|process]
+        [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--currencies FILE]
+        [--from-savepoint PATH] [--savepoint-dir DIR] [--mode thread|process]
+
+Upgrading (see README, "Upgrading a running job"): a job started with --savepoint-dir stops
+with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
+--from-savepoint PATH.
 
 files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ ledger ──────────────▶ sink "ledger"
                    (Python, batches  (JVM keyed state,      └ sum per account ───▶ sink "balances"
@@ -71,7 +75,9 @@ class PaymentsConfig:
     checkpoint_interval: Optional[str] = None        # default: flink-conf/config.yaml
     checkpoint_dir: Optional[str] = None             # default: var/checkpoints/payments
     watch: Optional[str] = None                      # e.g. "5 s": keep discovering files
-    from_checkpoint: Optional[str] = None
+    from_checkpoint: Optional[str] = None             # a retained checkpoint or a savepoint
+    savepoint_dir: Optional[str] = None               # where `stop_with_savepoint` writes
+    currencies: Optional[str] = None                  # JSON table; default transforms/currencies.json
     execution_mode: str = "process"
     state_backend: Optional[str] = None              # hashmap | rocksdb
     dedupe_ttl_days: int = 30
@@ -103,6 +109,14 @@ def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSou
     if watch_interval:
         builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
     return builder.build()
+
+
+def load_currency_table(config: PaymentsConfig):
+    """The supported currencies: ``config.currencies`` (a JSON file) or the default table."""
+    if not config.currencies:
+        return None
+    from transforms.currencies import load_currencies
+    return load_currencies(config.currencies)
 
 
 def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
@@ -137,23 +151,25 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         source = env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
                                  type_info=LINE_TYPE).uid("payment-files")
     # Thread mode cannot pass arrays of rows (see parse_payment_lines): one line per record.
-    parsed = parse_payment_lines(source, batch_lines=None if config.execution_mode == "thread"
+    parsed = parse_payment_lines(source, currencies=load_currency_table(config),
+                                 batch_lines=None if config.execution_mode == "thread"
                                  else config.batch_lines)
     payments = deduplicate(parsed.payments, key_field="event_id", fingerprint_field="fingerprint",
                            ttl_days=config.dedupe_ttl_days)
     payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
 
-    (project(payments.first_seen, LEDGER_FIELDS).name("ledger-rows")
+    (project(payments.first_seen, LEDGER_FIELDS).name("ledger-rows").uid("ledger-rows")
      .sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink"))
     # One delta per account and checkpoint, owned by one subtask: few upserts, and no two
     # transactions of this job ever wait for each other's row locks.
     (sum_per_checkpoint(payments.first_seen, ["account_id", "currency"], "amount_minor",
-                        sum_as="balance_minor", count_as="event_count").name("balance-deltas")
+                        sum_as="balance_minor", count_as="event_count").name("balance-deltas").uid("balance-deltas")
      .sink_to(sinks.balances).name("balances-sink").uid("balances-sink"))
-    conflicts = project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
+    conflicts = (project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
+                 .uid("conflicting-duplicates"))
     (parsed.rejected.union(conflicts)
      .sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink"))
-    (project(payments.duplicates, DUPLICATE_FIELDS).name("duplicate-rows")
+    (project(payments.duplicates, DUPLICATE_FIELDS).name("duplicate-rows").uid("duplicate-rows")
      .sink_to(sinks.duplicates).name("duplicates-sink").uid("duplicates-sink"))
 
 
@@ -217,14 +233,77 @@ def prepare_database(config: PaymentsConfig) -> None:
 
 
 def submit(config: PaymentsConfig, wait: bool = True):
-    """Build the job and run it: to the end when `wait`, else return its JobClient."""
+    """Build the job and run it: to the end when `wait`, else return its JobClient.
+
+    Waiting with ``config.savepoint_dir`` set, SIGTERM and SIGINT (Ctrl-C) stop the job with a
+    savepoint there instead of killing it; the result is then a `Stopped`."""
     if not os.path.isdir(config.input):
         raise SystemExit(f"--input {config.input} is not a directory")
+    if config.from_checkpoint and not os.path.exists(config.from_checkpoint):
+        raise SystemExit(f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
+                         "no such checkpoint or savepoint")
     prepare_database(config)
     env = create_environment(config)
     build_pipeline(env, file_source(config.input, config.watch), build_sinks(config), config)
     name = f"payments ({config.sink_id_prefix})"
-    return env.execute(name) if wait else env.execute_async(name)
+    if not wait:
+        return env.execute_async(name)
+    if not config.savepoint_dir:
+        return env.execute(name)
+    return run_until_stopped(env.execute_async(name), config.savepoint_dir)
+
+
+class Stopped(NamedTuple):
+    job_id: str
+    savepoint: Optional[str]   # None: the job ended by itself (bounded input)
+
+    def get_job_id(self):
+        return self.job_id
+
+
+def stop_with_savepoint(job_client, savepoint_dir: str, timeout: float = 600.0) -> str:
+    """Stop the job gracefully: a savepoint in ``savepoint_dir``, the sinks commit it (its
+    transactions are the last this job writes), then the job finishes. Returns its path."""
+    future = job_client.stop_with_savepoint(False, file_uri(savepoint_dir))
+    path = future.result() if timeout is None else _result_within(future, timeout)
+    return path[len("file:"):] if path.startswith("file:") else path
+
+
+def _result_within(future, timeout: float):
+    # pyflink's CompletableFuture.result() takes no timeout; poll it.
+    import time
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no savepoint after {timeout:.0f} s")
+        time.sleep(0.2)
+    return future.result()
+
+
+def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
+    """Wait for the job; on SIGTERM/SIGINT stop it with a savepoint and print the path."""
+    import signal
+    import threading
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    job_id = str(job_client.get_job_id())
+    print(f"job {job_id} running; SIGTERM or Ctrl-C stops it with a savepoint in "
+          f"{savepoint_dir}", flush=True)
+    try:
+        result = job_client.get_job_execution_result()
+        while not stop.wait(0.5):
+            if result.done():
+                result.result()   # raises if the job failed
+                return Stopped(job_id, None)
+        print(f"stopping job {job_id} with a savepoint ...", flush=True)
+        path = stop_with_savepoint(job_client, savepoint_dir)
+        print(f"job {job_id} stopped with savepoint {path}\n"
+              f"start the next version with --from-savepoint {path}", flush=True)
+        return Stopped(job_id, path)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -244,8 +323,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-dir")
     parser.add_argument("--watch", nargs="?", const="5 s", metavar="INTERVAL",
                         help="keep discovering new files (default interval 5 s)")
-    parser.add_argument("--from-checkpoint", metavar="PATH",
-                        help="restore from a retained checkpoint (its chk-N directory)")
+    parser.add_argument("--from-checkpoint", "--from-savepoint", metavar="PATH",
+                        dest="from_checkpoint",
+                        help="start from a savepoint (see --savepoint-dir) or a retained "
+                             "checkpoint (its chk-N directory); the sinks refuse one older "
+                             "than what they already committed")
+    parser.add_argument("--savepoint-dir", metavar="DIR",
+                        help="on SIGTERM or Ctrl-C, stop the job with a savepoint in DIR and "
+                             "print its path (the way to upgrade the job's code)")
+    parser.add_argument("--currencies", metavar="FILE",
+                        help="JSON currency table (default: transforms/currencies.json)")
     parser.add_argument("--mode", dest="execution_mode", default="process",
                         choices=["process", "thread"], help="Python execution mode")
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
@@ -264,6 +351,7 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         password_env=args.password_env, parallelism=args.parallelism,
         checkpoint_interval=args.checkpoint_interval, checkpoint_dir=args.checkpoint_dir,
         watch=args.watch, from_checkpoint=args.from_checkpoint,
+        savepoint_dir=args.savepoint_dir, currencies=args.currencies,
         execution_mode=args.execution_mode, state_backend=args.state_backend,
         dedupe_ttl_days=args.dedupe_ttl_days, ledger_mode=args.ledger_mode,
         sink_id_prefix=args.sink_id_prefix)
@@ -275,7 +363,8 @@ def main(argv=None) -> int:
         from jobs.demo import run_demo
         return run_demo(args)
     result = submit(config_from_args(args))
-    print(f"job {result.get_job_id()} finished")
+    if not getattr(result, "savepoint", None):
+        print(f"job {result.get_job_id()} finished")
     return 0
 
 
