@@ -264,7 +264,13 @@ class Stopped(NamedTuple):
 def stop_with_savepoint(job_client, savepoint_dir: str, timeout: float = 600.0) -> str:
     """Stop the job gracefully: a savepoint in ``savepoint_dir``, the sinks commit it (its
     transactions are the last this job writes), then the job finishes. Returns its path."""
-    future = job_client.stop_with_savepoint(False, file_uri(savepoint_dir))
+    # pyflink 2.3's JobClient.stop_with_savepoint calls a Java method that no longer exists
+    # (stopWithSavepoint(boolean, String); Flink 2 added a SavepointFormatType): call Java.
+    from pyflink.common.completable_future import CompletableFuture
+    from pyflink.java_gateway import get_gateway
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    future = CompletableFuture(job_client._j_job_client.stopWithSavepoint(
+        False, file_uri(savepoint_dir), canonical), str)
     path = future.result() if timeout is None else _result_within(future, timeout)
     return path[len("file:"):] if path.startswith("file:") else path
 

@@ -1,5 +1,7 @@
 package dev.tpc.sink;
 
+import org.apache.flink.runtime.execution.SuppressRestartsException;
+
 import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
 import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
@@ -170,12 +172,16 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 rs.next();
                 long newest = rs.getLong(1);
                 if (!rs.wasNull()) {
-                    throw new SinkConfigurationException("sink '" + config.sinkId()
+                    // Retrying cannot help (the commit log will not change): fail the job
+                    // now, before any row moves, instead of restarting it over and over.
+                    throw new SuppressRestartsException(new SinkConfigurationException(
+                            "sink '" + config.sinkId()
                             + "' refuses to restore checkpoint " + restoredCheckpointId
                             + ": this job already committed transactions of later checkpoints "
                             + "(up to checkpoint " + newest + ", last at " + rs.getString(2)
-                            + "). Restoring an older checkpoint would apply those rows twice. "
-                            + "Restore the newest retained checkpoint instead.");
+                            + "). Restoring an older checkpoint or savepoint would apply those "
+                            + "rows twice. Restore the savepoint the job was last stopped with, "
+                            + "or its newest retained checkpoint, instead."));
                 }
             }
         } finally {
