@@ -312,6 +312,59 @@ def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
             signal.signal(sig, handler)
 
 
+class UpgradeRefused(RuntimeError):
+    """The job was refused at start, before any row moved; the message says what to do."""
+
+
+# Every operator of this job that holds state, by uid. Renaming one, removing one, or changing
+# the type of its state makes savepoints of earlier versions unusable (see README, "Upgrading").
+STATEFUL_UIDS = ("payment-files", "dedupe-by-event-id", "ledger-sink", "balances-sink",
+                 "rejected-sink", "duplicates-sink")
+
+
+def operator_id(uid: str) -> str:
+    """The operator id Flink derives from a uid (murmur3_128 of it, as StreamGraphHasherV2)."""
+    from pyflink.java_gateway import get_gateway
+    hashing = get_gateway().jvm.org.apache.flink.shaded.guava33.com.google.common.hash.Hashing
+    return bytes(hashing.murmur3_128(0).newHasher().putString(
+        uid, get_gateway().jvm.java.nio.charset.StandardCharsets.UTF_8).hash().asBytes()).hex()
+
+
+def explain_refusal(error: BaseException) -> Optional[str]:
+    """What a refused start means and what to do, from Flink's or the sink's error; None if
+    `error` is no refusal to start."""
+    import re
+    text = str(error)
+    unmapped = re.search(r"Cannot map checkpoint/savepoint state for operator ([0-9a-f]{32})",
+                         text)
+    if unmapped:
+        op = unmapped.group(1)
+        try:
+            # A Sink V2's committer is an operator of its own, uid "Sink Committer: <uid>".
+            candidates = [*STATEFUL_UIDS, *(f"Sink Committer: {u}" for u in STATEFUL_UIDS
+                                            if u.endswith("-sink"))]
+            uid = next((u for u in candidates if operator_id(u) == op), None)
+        except Exception:  # no JVM at hand: the id alone still helps
+            uid = None
+        what = f"operator '{uid}' (id {op})" if uid else f"operator id {op}"
+        return (f"incompatible upgrade: the savepoint holds state of {what}, which this version "
+                "of the job does not have (a stateful operator was removed or its uid changed). "
+                "Nothing was written. Deploy a version that keeps that operator under the same "
+                "uid, or start from a savepoint taken by this version. Dropping the state "
+                "(execution.state-recovery.ignore-unclaimed-state) would forget what it "
+                "remembers, e.g. which event ids were seen: do that only on purpose.")
+    if "StateMigrationException" in text or "incompatible" in text and "serializer" in text:
+        return ("incompatible upgrade: the type of a stateful operator's state changed, so the "
+                "savepoint's state cannot be read by this version. Nothing was written. Keep "
+                "the state's type (or give the new operator a new uid and start it empty, on "
+                "purpose), then start from the savepoint again.")
+    refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text,
+                        re.DOTALL)
+    if refused:
+        return (refused.group(0) + " Nothing was written.")
+    return None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Payments files to PostgreSQL, exactly once (PyFlink).",
@@ -368,7 +421,14 @@ def main(argv=None) -> int:
     if args.demo:
         from jobs.demo import run_demo
         return run_demo(args)
-    result = submit(config_from_args(args))
+    try:
+        result = submit(config_from_args(args))
+    except Exception as error:
+        reason = explain_refusal(error)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
     if not getattr(result, "savepoint", None):
         print(f"job {result.get_job_id()} finished")
     return 0

@@ -6,6 +6,7 @@ Version A knows the default currencies; version B adds "ZZZ" (a currency file, a
 deploy it). Lines in ZZZ committed under A are `unsupported_currency`; under B they are ledger
 rows. Lines of A repeated after the upgrade are still duplicates: the dedupe state crossed it."""
 import json
+import re
 import threading
 import time
 from collections import defaultdict
@@ -13,7 +14,8 @@ from collections import defaultdict
 import pytest
 
 from jobs.payments import (build_pipeline, build_sinks, create_environment, file_source,
-                           prepare_database, stop_with_savepoint)
+                           explain_refusal, prepare_database,
+                           stop_with_savepoint)
 from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
 from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
@@ -168,3 +170,56 @@ def repeated_valid_lines(lines, count=40):
         if len(out) == count:
             break
     return out
+
+
+def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves(database,
+                                                                                  tmp_path):
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    savepoints = tmp_path / "savepoints"
+    sample_data.write_jsonl(str(input_dir / "1.jsonl"), 2_000, seed=41, id_prefix="i")
+    config = payments_config(database, input_dir, tmp_path, watch="300 ms")
+    client = start_job(config)
+    wait_for(lambda: committed_lines(database) >= 2_000, 180, "the first file")
+    first_savepoint = stop_with_savepoint(client, str(savepoints), timeout=180)
+
+    # The dedupe operator removed: its state has nowhere to go. Refused at start.
+    sample_data.write_jsonl(str(input_dir / "2.jsonl"), 500, seed=42, id_prefix="j")
+    before = database_outcome(database)
+    restored = payments_config(database, input_dir, tmp_path, watch="300 ms",
+                               from_checkpoint=first_savepoint)
+    with pytest.raises(Exception) as refused:
+        start_and_wait_running(restored, without_dedupe=True)
+    message = explain_refusal(refused.value)
+    assert message and message.startswith("incompatible upgrade"), str(refused.value)[-3000:]
+    # Flink names the first operator it cannot map: the dedupe, or a sink that went with it.
+    assert re.search(r"operator '(dedupe-by-event-id|(Sink Committer: )?[a-z]+-sink)'", message)
+    assert "Nothing was written" in message
+    assert database_outcome(database) == before
+
+    # The same version resumes from the savepoint, commits, and stops with a newer one ...
+    client = start_job(restored)
+    wait_for(lambda: committed_lines(database) >= 2_500, 180, "the second file")
+    stop_with_savepoint(client, str(savepoints), timeout=180)
+    before = database_outcome(database)
+    # ... after which the first savepoint is stale: replaying it would apply 2.jsonl twice.
+    with pytest.raises(Exception) as refused:
+        start_and_wait_running(restored)
+    message = explain_refusal(refused.value)
+    assert message and "refuses to restore checkpoint" in message, str(refused.value)[-3000:]
+    assert "savepoint" in message
+    assert database_outcome(database) == before
+
+
+def start_and_wait_running(config, without_dedupe=False, seconds=40):
+    """Start the job and wait: an error (the refusal) is raised; a job still running after
+    `seconds` is cancelled and reported as not refused."""
+    client = start_job(config, without_dedupe=without_dedupe)
+    result = client.get_job_execution_result()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not result.done():
+        time.sleep(0.3)
+    if not result.done():
+        client.cancel().result()
+        raise AssertionError("the job started although it should have been refused")
+    result.result()
