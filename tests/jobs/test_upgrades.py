@@ -16,6 +16,7 @@ import pytest
 from jobs.payments import (build_pipeline, build_sinks, create_environment, file_source,
                            explain_refusal, prepare_database,
                            stop_with_savepoint)
+from jobs.reconcile import reconcile
 from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
 from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
@@ -146,6 +147,9 @@ def test_watch_job_upgraded_through_a_savepoint(database, tmp_path):
     assert found == expected
     assert {row[0] for row in found[0] if row[4] == "ZZZ"} == {f"zzz-b-{i}" for i in range(25)}
     assert dead_letters(database) == 0
+    with database.connect() as conn:  # the books balance, whatever rules each line met
+        books = reconcile(conn, str(input_dir))
+    assert books.books_balance and books.lines_read == total, books.report()
 
 
 def dead_letters(db):
