@@ -358,6 +358,13 @@ def explain_refusal(error: BaseException) -> Optional[str]:
                 "savepoint's state cannot be read by this version. Nothing was written. Keep "
                 "the state's type (or give the new operator a new uid and start it empty, on "
                 "purpose), then start from the savepoint again.")
+    renamed = re.search(r"restored state belongs to sink id '([^']+)' but this sink is "
+                        r"'([^']+)'", text)
+    if renamed:
+        return (f"incompatible upgrade: the savepoint holds the state of sink id "
+                f"'{renamed.group(1)}', but this job's sink is '{renamed.group(2)}'. Nothing was "
+                "written. Keep --sink-id-prefix (and the sinks' uids) the same across upgrades; "
+                "a new sink id is a new job: start it without a savepoint.")
     refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text,
                         re.DOTALL)
     if refused:

@@ -201,6 +201,16 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     assert "Nothing was written" in message
     assert database_outcome(database) == before
 
+    # The sink ids changed (another --sink-id-prefix): refused too.
+    renamed = payments_config(database, input_dir, tmp_path, watch="300 ms",
+                              from_checkpoint=first_savepoint, sink_id_prefix="payments-v2")
+    with pytest.raises(Exception) as refused:
+        start_and_wait_running(renamed)
+    message = explain_refusal(refused.value)
+    assert message and "sink id 'payments-" in message, str(refused.value)[-3000:]
+    assert "Keep --sink-id-prefix" in message
+    assert database_outcome(database) == before
+
     # The same version resumes from the savepoint, commits, and stops with a newer one ...
     client = start_job(restored)
     wait_for(lambda: committed_lines(database) >= 2_500, 180, "the second file")

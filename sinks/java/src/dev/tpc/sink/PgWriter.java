@@ -79,9 +79,11 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         String restoredLineage = "";
         for (PgWriterState state : restored) {
             if (!state.sinkId.equals(config.sinkId())) {
-                throw new SinkConfigurationException("restored state belongs to sink id '"
-                        + state.sinkId + "' but this sink is '" + config.sinkId() + "': keep the "
-                        + "sink id (and the operator uid) stable across restores");
+                // Not transient either: fail the job at once instead of restarting it.
+                throw new SuppressRestartsException(new SinkConfigurationException(
+                        "restored state belongs to sink id '" + state.sinkId
+                        + "' but this sink is '" + config.sinkId() + "': keep the sink id (and "
+                        + "the operator uid) stable across restores"));
             }
             restoredCounter = Math.max(restoredCounter, state.highestCounter);
             if (restoredLineage.isEmpty()) {
