@@ -237,3 +237,68 @@ def start_and_wait_running(config, without_dedupe=False, seconds=40):
         client.cancel().result()
         raise AssertionError("the job started although it should have been refused")
     result.result()
+
+
+def run_cli(db, input_dir, tmp_path, *extra):
+    """`python -m jobs.payments ... --watch --savepoint-dir DIR` in the background."""
+    import subprocess
+    import sys
+    from localenv.flink import child_process_environment
+    from localenv.paths import PROJECT_ROOT
+    env = child_process_environment({"TPC_TEST_DB_PASSWORD": db.password})
+    log = open(tmp_path / f"cli-{time.monotonic_ns()}.log", "w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jobs.payments", "--input", str(input_dir), "--db-url",
+         db.jdbc_url, "--db-user", db.user, "--password-env", "TPC_TEST_DB_PASSWORD",
+         "--watch", "300 ms", "--checkpoint-interval", "500 ms",
+         "--checkpoint-dir", str(tmp_path / "checkpoints"),
+         "--savepoint-dir", str(tmp_path / "savepoints"), *extra],
+        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    return process, log
+
+
+def output_of(log) -> str:
+    log.flush()
+    log.seek(0)
+    return log.read()
+
+
+def test_the_command_stops_with_a_savepoint_on_sigterm_and_resumes_from_it(database, tmp_path):
+    import signal
+    from tests.jobs.support import expected_outcome
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    sample_data.write_jsonl(str(input_dir / "1.jsonl"), 1_500, seed=61, id_prefix="c")
+    prepare_database(payments_config(database, input_dir, tmp_path))  # tables to poll
+    process, log = run_cli(database, input_dir, tmp_path)
+    try:
+        wait_for(lambda: committed_lines(database) >= 1_500, 180, "the first file")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(180) == 0, output_of(log)[-3000:]
+    finally:
+        process.kill() if process.poll() is None else None
+    found = re.search(r"stopped with savepoint (\S+)", output_of(log))
+    assert found, output_of(log)[-3000:]
+    first_savepoint = found.group(1)
+    assert f"--from-savepoint {first_savepoint}" in output_of(log)
+
+    sample_data.write_jsonl(str(input_dir / "2.jsonl"), 500, seed=62, id_prefix="d")
+    expected = expected_outcome(input_dir)
+    process, log = run_cli(database, input_dir, tmp_path, "--from-savepoint", first_savepoint)
+    try:
+        wait_for(lambda: committed_lines(database) >= expected.lines, 180, "the second file")
+        process.send_signal(signal.SIGINT)   # Ctrl-C
+        assert process.wait(180) == 0, output_of(log)[-3000:]
+    finally:
+        process.kill() if process.poll() is None else None
+    assert "stopped with savepoint" in output_of(log)
+    assert database_outcome(database) == expected_in_database_shape(expected)
+
+    process, log = run_cli(database, input_dir, tmp_path, "--from-savepoint", first_savepoint)
+    try:
+        assert process.wait(180) == 1, output_of(log)[-3000:]
+    finally:
+        process.kill() if process.poll() is None else None
+    assert re.search(r"error: sink 'payments-[a-z]+' refuses to restore checkpoint",
+                     output_of(log)), output_of(log)[-3000:]
+    assert database_outcome(database) == expected_in_database_shape(expected)
