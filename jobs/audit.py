@@ -620,6 +620,10 @@ def main(argv=None) -> int:
                         help="example rows shown per table and kind of difference")
     parser.add_argument("--fail-on-dead-letters", action="store_true",
                         help="count dead-lettered rows as differences")
+    parser.add_argument("--currencies", metavar="FILE",
+                        help="the job's --currencies table (default: transforms/currencies.json)."
+                             " After an upgrade that changed the rules, lines processed under "
+                             "the old ones show as differences: audit with each version's table")
     args = parser.parse_args(argv)
     args.max_diff = max(args.max_diff, 0)
     if not os.path.isdir(args.input):
@@ -628,8 +632,11 @@ def main(argv=None) -> int:
     import psycopg
     try:
         with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+            from transforms.currencies import load_currencies
+            currencies = load_currencies(args.currencies) if args.currencies else None
             report = audit(conn, args.input, args.sink_id_prefix, args.control_schema,
-                           args.max_diff, fail_on_dead_letters=args.fail_on_dead_letters)
+                           args.max_diff, currencies=currencies,
+                           fail_on_dead_letters=args.fail_on_dead_letters)
     except psycopg.errors.UndefinedTable as e:
         print(f"audit: {e.diag.message_primary}: is this the payments job's database? "
               "(python -m jobs.payments_schema creates the tables)", file=sys.stderr)

@@ -4,6 +4,7 @@
     python -m jobs.cluster status                 # TaskManagers, slots, jobs (from the REST API)
     PGPASSWORD=... python -m jobs.cluster submit --module jobs.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
+    python -m jobs.cluster stop-job [JOB_ID] --savepoint-dir DIR   # stop a job with a savepoint
     python -m jobs.cluster stop                   # and make sure no process of it is left
 
 Nothing is hidden between you and Flink: `start`/`stop` run pyflink's bundled
@@ -309,6 +310,42 @@ class Cluster:
         command += ["-pym", module] if module else ["-py", str(Path(file).resolve())]
         return command + ["--", *job_args]
 
+    def running_jobs(self) -> List[dict]:
+        return [job for job in self.rest("/jobs/overview")["jobs"]
+                if job["state"] not in ("FINISHED", "FAILED", "CANCELED")]
+
+    def stop_job(self, job_id: Optional[str], savepoint_dir: str,
+                 timeout: float = 600.0) -> str:
+        """`flink stop --savepointPath DIR JOB_ID`: a savepoint (canonical format), the sinks
+        commit it, the job finishes. Without a job id, the one running job. Returns the path."""
+        if not self.reachable():
+            raise ClusterError(f"no Flink cluster answers at {self.web_ui}")
+        if not job_id:
+            running = self.running_jobs()
+            if len(running) != 1:
+                raise ClusterError(
+                    f"{len(running)} jobs are running; name the one to stop (see "
+                    f"`python -m jobs.cluster status`)")
+            job_id = running[0]["jid"]
+        target = Path(savepoint_dir).resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        command = [str(pyflink_bin() / "flink"), "stop", "-m", f"{HOST}:{self.rest_port}",
+                   "--savepointPath", target.as_uri(), "--type", "canonical", job_id]
+        print("$ " + " ".join(command), flush=True)
+        result = subprocess.run(command, env=self.script_environment(), cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=timeout)
+        output = result.stdout + result.stderr
+        found = re.search(r"Savepoint completed\. Path: (\S+)", output)
+        if result.returncode != 0 or not found:
+            tail = "\n".join(output.strip().splitlines()[-15:])
+            raise ClusterError(f"could not stop job {job_id} with a savepoint:\n{tail}")
+        path = found.group(1)
+        path = path[len("file:"):] if path.startswith("file:") else path
+        print(f"job {job_id} stopped with savepoint {path}\n"
+              f"start the next version with: submit ... -- ... --from-savepoint {path}",
+              flush=True)
+        return path
+
     def log_tails(self, lines: int = 20) -> str:
         parts = []
         for log in sorted(self.log_dir.glob("flink-*-*.log")):
@@ -406,6 +443,13 @@ def parse_args(argv=None):
     submit.add_argument("--jar", action="append", default=[],
                         help="another jar the job needs (merged with the sink jar and driver)")
     submit.add_argument("job_args", nargs=argparse.REMAINDER)
+    stop_job = commands.add_parser(
+        "stop-job", help="stop a job with a savepoint (flink stop), to upgrade it",
+        description="Takes a savepoint, lets the sinks commit it, and finishes the job; prints "
+                    "the savepoint's path for the next version's --from-savepoint.")
+    stop_job.add_argument("job_id", nargs="?", help="default: the one running job")
+    stop_job.add_argument("--savepoint-dir", required=True, metavar="DIR")
+    stop_job.add_argument("--timeout", type=float, default=600.0)
     return parser.parse_args(argv)
 
 
@@ -419,6 +463,8 @@ def main(argv=None) -> int:
             cluster.stop()
         elif args.command == "status":
             return cluster.status(args.all)
+        elif args.command == "stop-job":
+            cluster.stop_job(args.job_id, args.savepoint_dir, args.timeout)
         elif args.command == "submit":
             job_args = args.job_args[1:] if args.job_args[:1] == ["--"] else args.job_args
             return cluster.submit(job_args, args.module, args.file, args.detached, args.jar)

@@ -2,8 +2,12 @@
 
     python -m jobs.payments --demo
     python -m jobs.payments --input DIR --db-url URL [--parallelism N]
-        [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--from-checkpoint PATH]
-        [--mode thread|process]
+        [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--currencies FILE]
+        [--from-savepoint PATH] [--savepoint-dir DIR] [--mode thread|process]
+
+Upgrading (see README, "Upgrading a running job"): a job started with --savepoint-dir stops
+with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
+--from-savepoint PATH.
 
 files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ ledger ──────────────▶ sink "ledger"
                    (Python, batches  (JVM keyed state,      └ sum per account ───▶ sink "balances"
@@ -71,7 +75,9 @@ class PaymentsConfig:
     checkpoint_interval: Optional[str] = None        # default: flink-conf/config.yaml
     checkpoint_dir: Optional[str] = None             # default: var/checkpoints/payments
     watch: Optional[str] = None                      # e.g. "5 s": keep discovering files
-    from_checkpoint: Optional[str] = None
+    from_checkpoint: Optional[str] = None             # a retained checkpoint or a savepoint
+    savepoint_dir: Optional[str] = None               # where `stop_with_savepoint` writes
+    currencies: Optional[str] = None                  # JSON table; default transforms/currencies.json
     execution_mode: str = "process"
     state_backend: Optional[str] = None              # hashmap | rocksdb
     dedupe_ttl_days: int = 30
@@ -103,6 +109,14 @@ def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSou
     if watch_interval:
         builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
     return builder.build()
+
+
+def load_currency_table(config: PaymentsConfig):
+    """The supported currencies: ``config.currencies`` (a JSON file) or the default table."""
+    if not config.currencies:
+        return None
+    from transforms.currencies import load_currencies
+    return load_currencies(config.currencies)
 
 
 def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
@@ -137,23 +151,25 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         source = env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
                                  type_info=LINE_TYPE).uid("payment-files")
     # Thread mode cannot pass arrays of rows (see parse_payment_lines): one line per record.
-    parsed = parse_payment_lines(source, batch_lines=None if config.execution_mode == "thread"
+    parsed = parse_payment_lines(source, currencies=load_currency_table(config),
+                                 batch_lines=None if config.execution_mode == "thread"
                                  else config.batch_lines)
     payments = deduplicate(parsed.payments, key_field="event_id", fingerprint_field="fingerprint",
                            ttl_days=config.dedupe_ttl_days)
     payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
 
-    (project(payments.first_seen, LEDGER_FIELDS).name("ledger-rows")
+    (project(payments.first_seen, LEDGER_FIELDS).name("ledger-rows").uid("ledger-rows")
      .sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink"))
     # One delta per account and checkpoint, owned by one subtask: few upserts, and no two
     # transactions of this job ever wait for each other's row locks.
     (sum_per_checkpoint(payments.first_seen, ["account_id", "currency"], "amount_minor",
-                        sum_as="balance_minor", count_as="event_count").name("balance-deltas")
+                        sum_as="balance_minor", count_as="event_count").name("balance-deltas").uid("balance-deltas")
      .sink_to(sinks.balances).name("balances-sink").uid("balances-sink"))
-    conflicts = project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
+    conflicts = (project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
+                 .uid("conflicting-duplicates"))
     (parsed.rejected.union(conflicts)
      .sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink"))
-    (project(payments.duplicates, DUPLICATE_FIELDS).name("duplicate-rows")
+    (project(payments.duplicates, DUPLICATE_FIELDS).name("duplicate-rows").uid("duplicate-rows")
      .sink_to(sinks.duplicates).name("duplicates-sink").uid("duplicates-sink"))
 
 
@@ -217,14 +233,143 @@ def prepare_database(config: PaymentsConfig) -> None:
 
 
 def submit(config: PaymentsConfig, wait: bool = True):
-    """Build the job and run it: to the end when `wait`, else return its JobClient."""
+    """Build the job and run it: to the end when `wait`, else return its JobClient.
+
+    Waiting with ``config.savepoint_dir`` set, SIGTERM and SIGINT (Ctrl-C) stop the job with a
+    savepoint there instead of killing it; the result is then a `Stopped`."""
     if not os.path.isdir(config.input):
         raise SystemExit(f"--input {config.input} is not a directory")
+    if config.from_checkpoint and not os.path.exists(config.from_checkpoint):
+        raise SystemExit(f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
+                         "no such checkpoint or savepoint")
     prepare_database(config)
     env = create_environment(config)
     build_pipeline(env, file_source(config.input, config.watch), build_sinks(config), config)
     name = f"payments ({config.sink_id_prefix})"
-    return env.execute(name) if wait else env.execute_async(name)
+    if not wait:
+        return env.execute_async(name)
+    if not config.savepoint_dir:
+        return env.execute(name)
+    return run_until_stopped(env.execute_async(name), config.savepoint_dir)
+
+
+class Stopped(NamedTuple):
+    job_id: str
+    savepoint: Optional[str]   # None: the job ended by itself (bounded input)
+
+    def get_job_id(self):
+        return self.job_id
+
+
+def stop_with_savepoint(job_client, savepoint_dir: str, timeout: float = 600.0) -> str:
+    """Stop the job gracefully: a savepoint in ``savepoint_dir``, the sinks commit it (its
+    transactions are the last this job writes), then the job finishes. Returns its path."""
+    # pyflink 2.3's JobClient.stop_with_savepoint calls a Java method that no longer exists
+    # (stopWithSavepoint(boolean, String); Flink 2 added a SavepointFormatType): call Java.
+    from pyflink.common.completable_future import CompletableFuture
+    from pyflink.java_gateway import get_gateway
+    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    future = CompletableFuture(job_client._j_job_client.stopWithSavepoint(
+        False, file_uri(savepoint_dir), canonical), str)
+    path = future.result() if timeout is None else _result_within(future, timeout)
+    return path[len("file:"):] if path.startswith("file:") else path
+
+
+def _result_within(future, timeout: float):
+    # pyflink's CompletableFuture.result() takes no timeout; poll it.
+    import time
+    deadline = time.monotonic() + timeout
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no savepoint after {timeout:.0f} s")
+        time.sleep(0.2)
+    return future.result()
+
+
+def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
+    """Wait for the job; on SIGTERM/SIGINT stop it with a savepoint and print the path."""
+    import signal
+    import threading
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    job_id = str(job_client.get_job_id())
+    print(f"job {job_id} running; SIGTERM or Ctrl-C stops it with a savepoint in "
+          f"{savepoint_dir}", flush=True)
+    try:
+        result = job_client.get_job_execution_result()
+        while not stop.wait(0.5):
+            if result.done():
+                result.result()   # raises if the job failed
+                return Stopped(job_id, None)
+        print(f"stopping job {job_id} with a savepoint ...", flush=True)
+        path = stop_with_savepoint(job_client, savepoint_dir)
+        print(f"job {job_id} stopped with savepoint {path}\n"
+              f"start the next version with --from-savepoint {path}", flush=True)
+        return Stopped(job_id, path)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class UpgradeRefused(RuntimeError):
+    """The job was refused at start, before any row moved; the message says what to do."""
+
+
+# Every operator of this job that holds state, by uid. Renaming one, removing one, or changing
+# the type of its state makes savepoints of earlier versions unusable (see README, "Upgrading").
+STATEFUL_UIDS = ("payment-files", "dedupe-by-event-id", "ledger-sink", "balances-sink",
+                 "rejected-sink", "duplicates-sink")
+
+
+def operator_id(uid: str) -> str:
+    """The operator id Flink derives from a uid (murmur3_128 of it, as StreamGraphHasherV2)."""
+    from pyflink.java_gateway import get_gateway
+    hashing = get_gateway().jvm.org.apache.flink.shaded.guava33.com.google.common.hash.Hashing
+    return bytes(hashing.murmur3_128(0).newHasher().putString(
+        uid, get_gateway().jvm.java.nio.charset.StandardCharsets.UTF_8).hash().asBytes()).hex()
+
+
+def explain_refusal(error: BaseException) -> Optional[str]:
+    """What a refused start means and what to do, from Flink's or the sink's error; None if
+    `error` is no refusal to start."""
+    import re
+    text = str(error)
+    unmapped = re.search(r"Cannot map checkpoint/savepoint state for operator ([0-9a-f]{32})",
+                         text)
+    if unmapped:
+        op = unmapped.group(1)
+        try:
+            # A Sink V2's committer is an operator of its own, uid "Sink Committer: <uid>".
+            candidates = [*STATEFUL_UIDS, *(f"Sink Committer: {u}" for u in STATEFUL_UIDS
+                                            if u.endswith("-sink"))]
+            uid = next((u for u in candidates if operator_id(u) == op), None)
+        except Exception:  # no JVM at hand: the id alone still helps
+            uid = None
+        what = f"operator '{uid}' (id {op})" if uid else f"operator id {op}"
+        return (f"incompatible upgrade: the savepoint holds state of {what}, which this version "
+                "of the job does not have (a stateful operator was removed or its uid changed). "
+                "Nothing was written. Deploy a version that keeps that operator under the same "
+                "uid, or start from a savepoint taken by this version. Dropping the state "
+                "(execution.state-recovery.ignore-unclaimed-state) would forget what it "
+                "remembers, e.g. which event ids were seen: do that only on purpose.")
+    if "StateMigrationException" in text or "incompatible" in text and "serializer" in text:
+        return ("incompatible upgrade: the type of a stateful operator's state changed, so the "
+                "savepoint's state cannot be read by this version. Nothing was written. Keep "
+                "the state's type (or give the new operator a new uid and start it empty, on "
+                "purpose), then start from the savepoint again.")
+    renamed = re.search(r"restored state belongs to sink id '([^']+)' but this sink is "
+                        r"'([^']+)'", text)
+    if renamed:
+        return (f"incompatible upgrade: the savepoint holds the state of sink id "
+                f"'{renamed.group(1)}', but this job's sink is '{renamed.group(2)}'. Nothing was "
+                "written. Keep --sink-id-prefix (and the sinks' uids) the same across upgrades; "
+                "a new sink id is a new job: start it without a savepoint.")
+    refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text,
+                        re.DOTALL)
+    if refused:
+        return (refused.group(0) + " Nothing was written.")
+    return None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -244,8 +389,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--checkpoint-dir")
     parser.add_argument("--watch", nargs="?", const="5 s", metavar="INTERVAL",
                         help="keep discovering new files (default interval 5 s)")
-    parser.add_argument("--from-checkpoint", metavar="PATH",
-                        help="restore from a retained checkpoint (its chk-N directory)")
+    parser.add_argument("--from-checkpoint", "--from-savepoint", metavar="PATH",
+                        dest="from_checkpoint",
+                        help="start from a savepoint (see --savepoint-dir) or a retained "
+                             "checkpoint (its chk-N directory); the sinks refuse one older "
+                             "than what they already committed")
+    parser.add_argument("--savepoint-dir", metavar="DIR",
+                        help="on SIGTERM or Ctrl-C, stop the job with a savepoint in DIR and "
+                             "print its path (the way to upgrade the job's code)")
+    parser.add_argument("--currencies", metavar="FILE",
+                        help="JSON currency table (default: transforms/currencies.json)")
     parser.add_argument("--mode", dest="execution_mode", default="process",
                         choices=["process", "thread"], help="Python execution mode")
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
@@ -264,6 +417,7 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         password_env=args.password_env, parallelism=args.parallelism,
         checkpoint_interval=args.checkpoint_interval, checkpoint_dir=args.checkpoint_dir,
         watch=args.watch, from_checkpoint=args.from_checkpoint,
+        savepoint_dir=args.savepoint_dir, currencies=args.currencies,
         execution_mode=args.execution_mode, state_backend=args.state_backend,
         dedupe_ttl_days=args.dedupe_ttl_days, ledger_mode=args.ledger_mode,
         sink_id_prefix=args.sink_id_prefix)
@@ -274,8 +428,16 @@ def main(argv=None) -> int:
     if args.demo:
         from jobs.demo import run_demo
         return run_demo(args)
-    result = submit(config_from_args(args))
-    print(f"job {result.get_job_id()} finished")
+    try:
+        result = submit(config_from_args(args))
+    except Exception as error:
+        reason = explain_refusal(error)
+        if reason is None:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
+        return 1
+    if not getattr(result, "savepoint", None):
+        print(f"job {result.get_job_id()} finished")
     return 0
 
 

@@ -474,14 +474,18 @@ def parse_payment_lines(lines: DataStream, currencies: Optional[Mapping[str, int
         parsed = apply_dofn(lines, dofn, output_type=PAYMENT_ROW_TYPE,
                             side_outputs={rejected: None}, convert_input=source_line,
                             convert_output={None: payment_flink_row}, name="parse-payments")
+        parsed.main.uid("parse-payments")
         return ParsedLines(parsed.main, parsed[rejected].map(
-            to_flink_row, output_type=REJECTED_ROW_TYPE).name("rejected-lines"))
+            to_flink_row, output_type=REJECTED_ROW_TYPE).name("rejected-lines")
+            .uid("rejected-lines"))
     parsed = apply_dofn_to_batches(
-        jvm_operators.batch(lines, batch_lines).name("line-batches"), dofn,
+        jvm_operators.batch(lines, batch_lines).name("line-batches").uid("line-batches"), dofn,
         outputs={None: PAYMENT_ROW_TYPE, rejected: REJECTED_ROW_TYPE},
         convert_input=source_line, convert_output=convert_output, name="parse-payments")
-    return ParsedLines(jvm_operators.unbatch(parsed, "main").name("payments"),
-                       jvm_operators.unbatch(parsed, rejected).name("rejected-lines"))
+    parsed.uid("parse-payments")
+    return ParsedLines(jvm_operators.unbatch(parsed, "main").name("payments").uid("payments"),
+                       jvm_operators.unbatch(parsed, rejected).name("rejected-lines")
+                       .uid("rejected-lines"))
 
 
 class PaymentStreams(NamedTuple):

@@ -1,5 +1,7 @@
 package dev.tpc.sink;
 
+import org.apache.flink.runtime.execution.SuppressRestartsException;
+
 import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
 import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
@@ -77,9 +79,11 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         String restoredLineage = "";
         for (PgWriterState state : restored) {
             if (!state.sinkId.equals(config.sinkId())) {
-                throw new SinkConfigurationException("restored state belongs to sink id '"
-                        + state.sinkId + "' but this sink is '" + config.sinkId() + "': keep the "
-                        + "sink id (and the operator uid) stable across restores");
+                // Not transient either: fail the job at once instead of restarting it.
+                throw new SuppressRestartsException(new SinkConfigurationException(
+                        "restored state belongs to sink id '" + state.sinkId
+                        + "' but this sink is '" + config.sinkId() + "': keep the sink id (and "
+                        + "the operator uid) stable across restores"));
             }
             restoredCounter = Math.max(restoredCounter, state.highestCounter);
             if (restoredLineage.isEmpty()) {
@@ -170,12 +174,16 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 rs.next();
                 long newest = rs.getLong(1);
                 if (!rs.wasNull()) {
-                    throw new SinkConfigurationException("sink '" + config.sinkId()
+                    // Retrying cannot help (the commit log will not change): fail the job
+                    // now, before any row moves, instead of restarting it over and over.
+                    throw new SuppressRestartsException(new SinkConfigurationException(
+                            "sink '" + config.sinkId()
                             + "' refuses to restore checkpoint " + restoredCheckpointId
                             + ": this job already committed transactions of later checkpoints "
                             + "(up to checkpoint " + newest + ", last at " + rs.getString(2)
-                            + "). Restoring an older checkpoint would apply those rows twice. "
-                            + "Restore the newest retained checkpoint instead.");
+                            + "). Restoring an older checkpoint or savepoint would apply those "
+                            + "rows twice. Restore the savepoint the job was last stopped with, "
+                            + "or its newest retained checkpoint, instead."));
                 }
             }
         } finally {
