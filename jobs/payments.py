@@ -163,7 +163,8 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
     # One delta per account and checkpoint, owned by one subtask: few upserts, and no two
     # transactions of this job ever wait for each other's row locks.
     (sum_per_checkpoint(payments.first_seen, ["account_id", "currency"], "amount_minor",
-                        sum_as="balance_minor", count_as="event_count").name("balance-deltas").uid("balance-deltas")
+                        sum_as="balance_minor", count_as="event_count")
+     .name("balance-deltas").uid("balance-deltas")
      .sink_to(sinks.balances).name("balances-sink").uid("balances-sink"))
     conflicts = (project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
                  .uid("conflicting-duplicates"))
