@@ -13,10 +13,12 @@ import pytest
 import hypothesis
 from hypothesis import HealthCheck, Phase, given, settings
 
+from jobs.audit import audit
 from jobs.payments import build_pipeline, build_sinks, create_environment, file_source, \
     prepare_database
 from jobs.reconcile import reconcile
-from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
+from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
+                                payments_config, write_inputs)
 from tests.transforms.strategies import hostile_lines
 from transforms.reference import process_files
 
@@ -86,8 +88,6 @@ def test_rows_the_database_refuses_are_dead_lettered_and_the_audit_accounts_for_
     """Constraints the job's author never saw (added to `ledger` and `rejected`) refuse some
     rows: the job finishes, each refused row is a dead letter exactly once, and the audit and
     the reconciliation account for every line."""
-    from jobs.audit import audit
-    from tests.jobs.support import expected_outcome, write_inputs
     input_dir = write_inputs(tmp_path / "input", events=3_000, seed=3)
     expected = expected_outcome(input_dir)
     account = sorted(row.account_id for row in expected.ledger)[0]

@@ -83,28 +83,40 @@ def test_control_at_least_once_kill_9_after_flush_duplicates(database, control_s
         f"expected at least {replayed} duplicated rows from the replay; found {rows - COUNT}"
 
 
+def run_until_paused(db, tmp_path, name: str, nth: int, *job_args: str) -> None:
+    """Runs the job (prepared mode unless `job_args` say otherwise) with checkpoints retained
+    under tmp_path/checkpoints-<name> until a writer pauses after its `nth` non-empty
+    checkpoint, then kills all of it with `kill -9`."""
+    job = start_job(db, "--mode", "prepared", "--count", str(COUNT), "--checkpoint-dir",
+                    str(tmp_path / f"checkpoints-{name}"), *SLOW, *job_args,
+                    extra_env=sink_fault(tmp_path / f"pause-{name}", "pause", nth=nth),
+                    log_path=tmp_path / f"{name}.log")
+    try:
+        wait_for(lambda: sink_fault_report(tmp_path / f"pause-{name}"), 180, "a writer to pause")
+    finally:
+        kill_job(job)
+
+
+def retained_and_older_than_committed(db, checkpoint_root):
+    """(every retained complete checkpoint, those older than the newest committed one), oldest
+    first; fails the test if none is older."""
+    retained = sorted((p for p in checkpoint_root.glob("*/chk-*") if (p / "_metadata").exists()),
+                      key=lambda p: int(p.name.split("-")[1]))
+    with db.connect() as conn:
+        newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
+    older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
+    assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
+    return retained, older
+
+
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_path, mode):
     """The operator's classic mistake: restoring a retained checkpoint older than the newest one
     that was committed. Any sink would replay (and apply twice) what was committed since; this
     one finds it in its commit log and refuses, before a single row moves."""
     create_sequence_table(database)
-    checkpoints = tmp_path / "checkpoints"
-    pause = tmp_path / "pause"
-    job = start_job(database, "--mode", mode, "--count", str(COUNT), "--checkpoint-dir",
-                    str(checkpoints), *SLOW,
-                    extra_env=sink_fault(pause, "pause", nth=8),
-                    log_path=tmp_path / "first-run.log")
-    try:
-        wait_for(lambda: sink_fault_report(pause), 180, "a writer to pause")
-    finally:
-        kill_job(job)
-    retained = sorted((p for p in checkpoints.glob("*/chk-*") if (p / "_metadata").exists()),
-                      key=lambda p: int(p.name.split("-")[1]))
-    with database.connect() as conn:
-        newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
-    older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
-    assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
+    run_until_paused(database, tmp_path, "first", 8, "--mode", mode)
+    retained, older = retained_and_older_than_committed(database, tmp_path / "checkpoints-first")
     rows_before = id_counts(database)[0]
 
     result = run_job(database, "--mode", mode, "--count", str(COUNT), "--restart-attempts", "0",
@@ -125,34 +137,15 @@ def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(databas
     takes the lineage of the others), runs on and is killed again; restoring an older checkpoint
     of the scaled-up run is refused."""
     create_sequence_table(database)
-    first = start_job(database, "--mode", "prepared", "--count", str(COUNT), "--checkpoint-dir",
-                      str(tmp_path / "checkpoints-p2"), *SLOW,
-                      extra_env=sink_fault(tmp_path / "pause-p2", "pause", nth=3),
-                      log_path=tmp_path / "p2.log")
-    try:
-        wait_for(lambda: sink_fault_report(tmp_path / "pause-p2"), 180, "a writer to pause")
-    finally:
-        kill_job(first)
-    scaled = start_job(database, "--mode", "prepared", "--count", str(COUNT), "--parallelism",
-                       "3", "--checkpoint-dir", str(tmp_path / "checkpoints-p3"), *SLOW,
-                       "--from-checkpoint",
-                       str(newest_complete_checkpoint(tmp_path / "checkpoints-p2")),
-                       extra_env=sink_fault(tmp_path / "pause-p3", "pause", nth=10),
-                       log_path=tmp_path / "p3.log")
-    try:
-        wait_for(lambda: sink_fault_report(tmp_path / "pause-p3"), 180, "a writer to pause")
-    finally:
-        kill_job(scaled)
+    run_until_paused(database, tmp_path, "p2", 3)
+    run_until_paused(database, tmp_path, "p3", 10, "--parallelism", "3", "--from-checkpoint",
+                     str(newest_complete_checkpoint(tmp_path / "checkpoints-p2")))
     with database.connect() as conn:
-        newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
         lineages = dict(conn.execute("SELECT subtask, lineage FROM tpc_writer_owners"))
     # The added subtask (no state of its own) took a sibling's lineage, so it checks too.
     assert sorted(lineages) == [0, 1, 2] and lineages[2] in (lineages[0], lineages[1])
     assert all(lineages.values())
-    retained = sorted((p for p in (tmp_path / "checkpoints-p3").glob("*/chk-*")
-                       if (p / "_metadata").exists()), key=lambda p: int(p.name.split("-")[1]))
-    older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
-    assert older, f"no retained checkpoint older than committed {newest_committed}: {retained}"
+    _, older = retained_and_older_than_committed(database, tmp_path / "checkpoints-p3")
     rows_before = id_counts(database)[0]
 
     result = run_job(database, "--mode", "prepared", "--count", str(COUNT), "--parallelism", "3",
