@@ -1,4 +1,4 @@
-"""Build the Java core into one jar: `python -m sinks.build [--force]`.
+"""Build the Java core into one jar: `python -m sinks.build [--force] [--test]`.
 
 `sinks/java` is a Maven module. `mvn package` compiles it against Flink (provided: the cluster
 and pyflink have those classes, at exactly the installed pyflink's version) and shades in the
@@ -6,8 +6,12 @@ PostgreSQL JDBC driver, so jobs ship one jar. The jar lands in `var/jars/` (neve
 is rebuilt when `pom.xml` or a source under `src/main` changes. The first build downloads the
 dependencies from Maven Central into `~/.m2`; later builds run offline. `sink_jar()` builds on
 first use, so a fresh clone works without this step; running it during setup only moves the wait
-(and a missing JDK, Maven or network) up front. The unit tests run apart:
-`mvn -f sinks/java/pom.xml test`.
+(and a missing JDK, Maven or network) up front.
+
+`--test` runs the JUnit tests (`mvn test`, into `var/java-test/`) against a throwaway PostgreSQL
+for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
+database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
+name a server.
 """
 import argparse
 import fcntl
@@ -73,15 +77,16 @@ def check_flink_version() -> None:
             "runs it)")
 
 
-def maven_command(build_dir: Path, offline: bool, goals=("package",)):
+def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: bool = False):
     mvn = shutil.which("mvn")
     if not mvn:
         raise SinkBuildError(
             "building the sink needs Maven (`mvn`). Install it (Debian: `apt-get install maven`) "
             "or run `bash .ci/setup`, then `python -m sinks.build`.")
-    return [mvn, "-B", "-q", *(["-o"] if offline else []),
-            "-f", str(POM), f"-Dtpc.build.directory={build_dir}",
-            "-Dmaven.test.skip=true",  # the unit tests run apart (`.ci/run`); this is the jar
+    return [mvn, "-B", *(["-o"] if offline else []), "-f", str(POM),
+            f"-Dtpc.build.directory={build_dir}",
+            # The jar is built quietly and without tests; a test run shows Surefire's counts.
+            *(["--no-transfer-progress"] if tests else ["-q", "-Dmaven.test.skip=true"]),
             *goals]
 
 
@@ -157,16 +162,32 @@ def sink_jar(force: bool = False) -> Path:
     return jar
 
 
+def run_java_tests() -> int:
+    """`mvn test` with a throwaway PostgreSQL for the database-backed tests; Maven's exit code."""
+    from localenv.postgres import LocalPostgres
+
+    command = maven_command(sub_dir("java-test"), offline=False, goals=("test",), tests=True)
+    with LocalPostgres() as server:
+        db = server.create_database("java_tests")
+        # The password reaches Maven's JVM through the environment only, never its command line.
+        env = {**os.environ, "TPC_TEST_JDBC_URL": db.jdbc_url, "TPC_TEST_DB_USER": db.user,
+               "TPC_TEST_DB_PASSWORD": db.password}
+        print("$ " + " ".join(command), flush=True)
+        return subprocess.run(command, env=env, cwd=JAVA_MODULE).returncode
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--test", action="store_true",
+                        help="then run the JUnit tests, with a throwaway PostgreSQL")
     args = parser.parse_args(argv)
     try:
-        print(f"sink jar: {sink_jar(force=args.force)}")
+        print(f"sink jar: {sink_jar(force=args.force)}", flush=True)
+        return run_java_tests() if args.test else 0
     except SinkBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":
