@@ -2,10 +2,9 @@
 
     pip install -e '.[test]'      # then: python -m sinks.build (also done lazily on first use)
 
-The Java core of the two-phase-commit sink is compiled with plain `javac` against the jars
-inside the installed pyflink package, so it can only be built once apache-flink is installed;
-`python -m sinks.build` does that, and `sinks.sink_jar()` builds it on first use when missing
-or stale.
+The Java core of the two-phase-commit sink is a Maven module (sinks/java), built against the
+installed apache-flink's version into var/jars/ by `python -m sinks.build`; `sinks.sink_jar()`
+builds it on first use when missing or stale.
 """
 from setuptools import find_packages, setup
 
@@ -16,7 +15,7 @@ setup(
     python_requires=">=3.9,<3.12",
     packages=find_packages(include=["jobs", "jobs.*", "transforms", "transforms.*",
                                     "sinks", "sinks.*", "localenv", "localenv.*"]),
-    # The Java sources under sinks/java are built in place (python -m sinks.build), not packaged.
+    # The Maven module under sinks/java is built in place (python -m sinks.build), not packaged.
     package_data={"transforms": ["*.json"]},
     install_requires=[
         # apache-flink 2.3.0 pins apache-beam 2.61.0, pandas < 2.3 and pyarrow < 21.

@@ -292,14 +292,15 @@ class Cluster:
             shutil.rmtree(ship, ignore_errors=True)  # uploaded to the blob server by now
 
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
-        from sinks.build import driver_jar, sink_jar
+        from sinks.build import sink_jar
         packages = zip_packages(ship / "job-packages.zip")
-        jar = merge_jars(ship / "job-dependencies.jar",
-                         [sink_jar(), driver_jar(), *map(Path, extra_jars)])
+        # The sink jar already holds the JDBC driver; merging would drop its manifest.
+        jar = (merge_jars(ship / "job-dependencies.jar", [sink_jar(), *map(Path, extra_jars)])
+               if extra_jars else sink_jar())
         site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]
         command = [str(pyflink_bin() / "flink"), "run", "-m", f"{HOST}:{self.rest_port}",
                    # Flink 2.3 takes ONE jar for a Python job (a second -j is ignored, and
-                   # -Dpipeline.jars is overwritten), so the sink and the driver travel merged.
+                   # -Dpipeline.jars is overwritten), so extra jars travel merged into it.
                    "-j", str(jar),
                    "-pyfs", str(packages),
                    "-pyexec", sys.executable,        # python.executable: the workers
@@ -369,14 +370,19 @@ def zip_packages(target: Path, packages: Iterable[str] = PACKAGES) -> Path:
 
 def merge_jars(target: Path, jars: Iterable[Path]) -> Path:
     """One jar holding the classes of several (first one wins on duplicates; service files are
-    concatenated; signatures dropped, as a merged jar cannot keep them)."""
+    concatenated; signatures dropped, as a merged jar cannot keep them). Multi-release stays
+    on when a jar had it: the JDBC driver inside the sink jar has Java 11 variants."""
+    jars = [Path(jar).resolve() for jar in jars]
     seen: Set[str] = set()
     services: Dict[str, bytes] = {}
+    manifest = "Manifest-Version: 1.0\r\n"
+    if any(_multi_release(jar) for jar in jars):
+        manifest += "Multi-Release: true\r\n"
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as out:
-        out.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\n\r\n")
+        out.writestr("META-INF/MANIFEST.MF", manifest + "\r\n")
         seen.add("META-INF/MANIFEST.MF")
         for jar in jars:
-            with zipfile.ZipFile(Path(jar).resolve()) as source:
+            with zipfile.ZipFile(jar) as source:
                 for info in source.infolist():
                     name = info.filename
                     if name.startswith("META-INF/services/") and not info.is_dir():
@@ -389,6 +395,15 @@ def merge_jars(target: Path, jars: Iterable[Path]) -> Path:
         for name, content in services.items():
             out.writestr(name, content)
     return target
+
+
+def _multi_release(jar: Path) -> bool:
+    with zipfile.ZipFile(jar) as archive:
+        try:
+            manifest = archive.read("META-INF/MANIFEST.MF").decode("utf-8", "replace")
+        except KeyError:
+            return False
+    return re.search(r"^Multi-Release:\s*true\s*$", manifest, re.M | re.I) is not None
 
 
 # -- processes and ports ---------------------------------------------------------------------
@@ -441,7 +456,7 @@ def parse_args(argv=None):
     submit.add_argument("--detached", action="store_true",
                         help="return once submitted (flink run -d) instead of when it ends")
     submit.add_argument("--jar", action="append", default=[],
-                        help="another jar the job needs (merged with the sink jar and driver)")
+                        help="another jar the job needs (merged with the sink jar)")
     submit.add_argument("job_args", nargs=argparse.REMAINDER)
     stop_job = commands.add_parser(
         "stop-job", help="stop a job with a savepoint (flink stop), to upgrade it",

@@ -10,7 +10,6 @@ _EXPORTS = {
     "SinkConfigurationError": "sinks.two_phase_commit",
     "add_sink_jars": "sinks.two_phase_commit",
     "sink_jar": "sinks.build",
-    "driver_jar": "sinks.build",
 }
 __all__ = list(_EXPORTS)
 

@@ -1,101 +1,193 @@
-"""Build the sink's Java core into a jar: `python -m sinks.build [--force]`.
+"""Build the Java core into one jar: `python -m sinks.build [--force] [--test]`.
 
-No Maven repository is needed: the sources compile with plain `javac --release 11` against the
-jars that the installed pyflink package ships. The jar lands in `var/jars/` (never committed)
-and is rebuilt when the sources change. `sink_jar()` builds on first use, so a fresh clone works
-without this step; running it during setup only moves the wait (and a missing JDK) up front.
+`sinks/java` is a Maven module. `mvn package` compiles it against Flink (provided: the cluster
+and pyflink have those classes, at exactly the installed pyflink's version) and shades in the
+PostgreSQL JDBC driver, so jobs ship one jar. The jar lands in `var/jars/` (never committed) and
+is rebuilt when `pom.xml` or a source under `src/main` changes. The first build downloads the
+dependencies from Maven Central into `~/.m2`; later builds run offline. `sink_jar()` builds on
+first use, so a fresh clone works without this step; running it during setup only moves the wait
+(and a missing JDK, Maven or network) up front.
+
+`--test` runs the JUnit tests (`mvn test`, into `var/java-test/`) against a throwaway PostgreSQL
+for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
+database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
+name a server.
 """
 import argparse
+import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from localenv.paths import sub_dir
 
-SOURCES = Path(__file__).resolve().parent / "java" / "src"
-JAR_NAME = "tpc-connectors.jar"  # the sink, and a numbered-lines file format
-DEFAULT_DRIVER_JAR = "/usr/share/java/postgresql.jar"
+JAVA_MODULE = Path(__file__).resolve().parent / "java"
+POM = JAVA_MODULE / "pom.xml"
+MAIN_SOURCES = JAVA_MODULE / "src" / "main"
+JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
+# Maven's words when the local repository lacks something (first build) ...
+_OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
+# ... and when the network would not give it.
+_UNREACHABLE = re.compile(r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
+                          r"Connection refused|timed out|Network is unreachable|"
+                          r"No route to host|Could not resolve")
 
 
 class SinkBuildError(RuntimeError):
     pass
 
 
-def pyflink_home() -> Path:
-    import pyflink
-    return Path(pyflink.__file__).resolve().parent
-
-
-def java_sources():
-    return sorted(SOURCES.rglob("*.java"))
+def build_inputs():
+    return [POM, *sorted(p for p in MAIN_SOURCES.rglob("*") if p.is_file())]
 
 
 def sources_digest() -> str:
     digest = hashlib.sha256()
-    for source in java_sources():
-        digest.update(source.relative_to(SOURCES).as_posix().encode())
-        digest.update(source.read_bytes())
+    for path in build_inputs():
+        digest.update(path.relative_to(JAVA_MODULE).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def driver_jar() -> Path:
-    """The PostgreSQL JDBC driver jar: `$TPC_JDBC_DRIVER_JAR`, else Debian's."""
-    path = Path(os.environ.get("TPC_JDBC_DRIVER_JAR", DEFAULT_DRIVER_JAR))
-    if not path.is_file():
+def pom_flink_version() -> str:
+    found = re.search(r"<flink\.version>([^<]+)</flink\.version>", POM.read_text())
+    if not found:
+        raise SinkBuildError(f"{POM} defines no flink.version property")
+    return found.group(1).strip()
+
+
+def check_flink_version() -> None:
+    """Classes compiled against another Flink than the one that runs them fail at run time,
+    far from the cause; say so at build time instead."""
+    try:
+        from pyflink.version import __version__ as installed
+    except ImportError:
+        return  # building without pyflink (a bare checkout): nothing to compare with
+    wanted = pom_flink_version()
+    if installed != wanted:
         raise SinkBuildError(
-            f"PostgreSQL JDBC driver jar not found at {path}. Install it (Debian: "
-            "`apt-get install libpostgresql-jdbc-java`) or set TPC_JDBC_DRIVER_JAR to its path.")
-    return path
+            f"{POM} builds against Flink {wanted}, but the installed pyflink is {installed}: "
+            f"set flink.version in the pom to {installed} (the jar must match the Flink that "
+            "runs it)")
+
+
+def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: bool = False):
+    mvn = shutil.which("mvn")
+    if not mvn:
+        raise SinkBuildError(
+            "building the sink needs Maven (`mvn`). Install it (Debian: `apt-get install maven`) "
+            "or run `bash .ci/setup`, then `python -m sinks.build`.")
+    return [mvn, "-B", *(["-o"] if offline else []), "-f", str(POM),
+            f"-Dtpc.build.directory={build_dir}",
+            # The jar is built quietly and without tests; a test run shows Surefire's counts.
+            *(["--no-transfer-progress"] if tests else ["-q", "-Dmaven.test.skip=true"]),
+            *goals]
+
+
+def _maven(command) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, cwd=JAVA_MODULE)
+
+
+def _tail(result: subprocess.CompletedProcess, lines: int = 40) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # 3.8 colours even in -B
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_maven(build_dir: Path) -> None:
+    """`mvn package` offline from `~/.m2`; online only when something was never downloaded."""
+    if not shutil.which("javac"):
+        raise SinkBuildError(
+            "building the sink needs a JDK (javac), not just a Java runtime. Install one "
+            "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`.")
+    result = _maven(maven_command(build_dir, offline=True))
+    if result.returncode == 0:
+        return
+    if not _OFFLINE_MISS.search(result.stdout + result.stderr):
+        raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
+    print("sinks.build: downloading the Java dependencies into ~/.m2 (once)", file=sys.stderr,
+          flush=True)
+    result = _maven(maven_command(build_dir, offline=False))
+    if result.returncode == 0:
+        return
+    if _UNREACHABLE.search(result.stdout + result.stderr):
+        raise SinkBuildError(
+            "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
+            "driver, Maven's plugins). The first build fetches them from Maven Central into "
+            "~/.m2, later builds run offline. Check that Maven Central is reachable from this "
+            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
+            + _tail(result))
+    raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
+
+
+@contextmanager
+def _locked(path: Path):
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def sink_jar(force: bool = False) -> Path:
-    """Path of the built sink jar, building it if missing or older than the sources."""
+    """Path of the built jar, building it if missing or older than pom.xml and the sources."""
     out_dir = sub_dir("jars")
     jar = out_dir / JAR_NAME
     stamp = out_dir / (JAR_NAME + ".sha256")
     digest = sources_digest()
-    if not force and jar.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+
+    def up_to_date():
+        return jar.is_file() and stamp.is_file() and stamp.read_text().strip() == digest
+
+    if not force and up_to_date():
         return jar
-    javac, jar_tool = shutil.which("javac"), shutil.which("jar")
-    if not javac or not jar_tool:
-        raise SinkBuildError(
-            "building the sink needs a JDK (javac and jar), not just a Java runtime. Install one "
-            "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`.")
-    flink_jars = sorted((pyflink_home() / "lib").glob("*.jar"))
-    classpath = os.pathsep.join(str(p) for p in [*flink_jars, driver_jar()])
-    with tempfile.TemporaryDirectory(prefix="tpc-sink-build-", dir=out_dir) as tmp:
-        classes = Path(tmp) / "classes"
-        compile_cmd = [javac, "--release", "11", "-nowarn", "-encoding", "UTF-8",
-                       "-cp", classpath, "-d", str(classes), *map(str, java_sources())]
-        result = subprocess.run(compile_cmd, capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SinkBuildError(f"javac failed:\n{result.stdout}{result.stderr}")
-        staged_jar = Path(tmp) / JAR_NAME
-        result = subprocess.run([jar_tool, "cf", str(staged_jar), "-C", str(classes), "."],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise SinkBuildError(f"jar failed:\n{result.stdout}{result.stderr}")
-        os.replace(staged_jar, jar)  # atomic: concurrent users never see half a jar
-    stamp.write_text(digest + "\n")
+    # One build at a time per var dir; whoever waited finds the jar built.
+    with _locked(out_dir / (JAR_NAME + ".lock")):
+        if not force and up_to_date():
+            return jar
+        check_flink_version()
+        # Maven's target/ lives in a fresh directory of this var dir: builds for other var
+        # dirs never share it, and nothing stale from a removed source survives.
+        with tempfile.TemporaryDirectory(prefix="tpc-build-", dir=out_dir) as tmp:
+            build_dir = Path(tmp) / "target"
+            run_maven(build_dir)
+            os.replace(build_dir / JAR_NAME, jar)  # atomic: concurrent users never see half a jar
+        stamp.write_text(digest + "\n")
     return jar
+
+
+def run_java_tests() -> int:
+    """`mvn test` with a throwaway PostgreSQL for the database-backed tests; Maven's exit code."""
+    from localenv.postgres import LocalPostgres
+
+    command = maven_command(sub_dir("java-test"), offline=False, goals=("test",), tests=True)
+    with LocalPostgres() as server:
+        db = server.create_database("java_tests")
+        # The password reaches Maven's JVM through the environment only, never its command line.
+        env = {**os.environ, "TPC_TEST_JDBC_URL": db.jdbc_url, "TPC_TEST_DB_USER": db.user,
+               "TPC_TEST_DB_PASSWORD": db.password}
+        print("$ " + " ".join(command), flush=True)
+        return subprocess.run(command, env=env, cwd=JAVA_MODULE).returncode
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--test", action="store_true",
+                        help="then run the JUnit tests, with a throwaway PostgreSQL")
     args = parser.parse_args(argv)
     try:
-        jar = sink_jar(force=args.force)
-        print(f"sink jar:   {jar}")
-        print(f"JDBC driver: {driver_jar()}")
+        print(f"sink jar: {sink_jar(force=args.force)}", flush=True)
+        return run_java_tests() if args.test else 0
     except SinkBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     from sinks import TwoPhaseCommitSink, add_sink_jars
 
-    add_sink_jars(env)                       # the sink's jar and the JDBC driver
+    add_sink_jars(env)                       # the sink's jar (JDBC driver included)
     rows = stream.map(to_row, output_type=ROW_TYPE)   # Types.ROW_NAMED(...) is required
     rows.sink_to(
         TwoPhaseCommitSink.builder()
@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 from pyflink.datastream.connectors.base import Sink
 
-from sinks.build import driver_jar, sink_jar
+from sinks.build import sink_jar
 
 JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
 SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -49,12 +49,13 @@ class CommitMode(str, Enum):
 
 
 def add_sink_jars(env) -> None:
-    """Add the sink jar and the PostgreSQL JDBC driver to a StreamExecutionEnvironment."""
+    """Add the sink's jar, which holds the PostgreSQL JDBC driver, to a
+    StreamExecutionEnvironment."""
     try:
-        jars = [sink_jar(), driver_jar()]
+        jar = sink_jar()
     except RuntimeError as error:
         raise SinkConfigurationError(str(error)) from error
-    env.add_jars(*(jar.resolve().as_uri() for jar in jars))
+    env.add_jars(jar.resolve().as_uri())
 
 
 def statement_parameters(sql: str) -> List[str]:

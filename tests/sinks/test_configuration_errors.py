@@ -50,13 +50,6 @@ def test_valid_configuration_builds_and_reports_the_server(flink_env, out_table,
     assert "PostgreSQL 15" in sink.summary or "PostgreSQL" in sink.summary
 
 
-def test_missing_jdbc_driver(flink_env, monkeypatch):
-    from sinks import add_sink_jars
-    monkeypatch.setenv("TPC_JDBC_DRIVER_JAR", "/nonexistent/postgresql.jar")
-    assert_config_error(lambda: add_sink_jars(flink_env), "libpostgresql-jdbc-java",
-                        "TPC_JDBC_DRIVER_JAR")
-
-
 def test_unreachable_database(flink_env, out_table, monkeypatch):
     from dataclasses import replace
     unreachable = replace(out_table, port=free_port())

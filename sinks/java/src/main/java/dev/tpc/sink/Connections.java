@@ -35,10 +35,9 @@ public final class Connections {
             }
         }
         throw new SinkConfigurationException("PostgreSQL JDBC driver (" + DRIVER_CLASS
-                + ") is not on the classpath. Install it (Debian: apt-get install "
-                + "libpostgresql-jdbc-java, giving /usr/share/java/postgresql.jar) and add the jar "
-                + "to the job (sinks.add_sink_jars(env) or flink run -j / pipeline.jars), or set "
-                + "TPC_JDBC_DRIVER_JAR to its path.");
+                + ") is not on the classpath. The sink's jar holds it (tpc-connectors.jar, "
+                + "built by python -m sinks.build): add that jar to the job "
+                + "(sinks.add_sink_jars(env), or flink run -j / pipeline.jars).");
     }
 
     public static Connection open(SinkConfig config, String applicationName) throws SQLException {

@@ -1,0 +1,46 @@
+package dev.tpc.sink;
+
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+
+/**
+ * The PostgreSQL server for tests that need one: {@code TPC_TEST_JDBC_URL}, {@code
+ * TPC_TEST_DB_USER} and {@code TPC_TEST_DB_PASSWORD}, which {@code python -m sinks.build --test}
+ * sets for a throwaway server it starts. Without them those tests are skipped, and say so.
+ */
+final class TestDatabase {
+    static final String URL = System.getenv("TPC_TEST_JDBC_URL");
+    static final String USER = System.getenv("TPC_TEST_DB_USER");
+    private static final String PASSWORD = System.getenv("TPC_TEST_DB_PASSWORD");
+
+    private TestDatabase() {}
+
+    static void assumeConfigured() {
+        if (URL == null) {
+            System.out.println("SKIPPED: no PostgreSQL configured for the database-backed tests "
+                    + "(TPC_TEST_JDBC_URL is not set); run them with `python -m sinks.build --test`");
+        }
+        assumeTrue(URL != null, "TPC_TEST_JDBC_URL is not set: no PostgreSQL for this test "
+                + "(python -m sinks.build --test starts one)");
+    }
+
+    static Connection connect() throws SQLException {
+        Properties properties = new Properties();
+        properties.setProperty("user", USER);
+        if (PASSWORD != null) {
+            properties.setProperty("password", PASSWORD);
+        }
+        return new org.postgresql.Driver().connect(URL, properties);
+    }
+
+    static SinkConfig config(String sinkId, String mode, List<String> statements,
+            List<String> fields, int maxCommitRetries) {
+        return new SinkConfig(URL, USER, PASSWORD, sinkId, mode, statements, fields, 100, 5_000,
+                "public", Map.of(), maxCommitRetries, 10_000, 30, 5, 1, 4);
+    }
+}
