@@ -72,4 +72,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    from localenv.flink import skip_final_garbage_collection
+    skip_final_garbage_collection()
+    sys.exit(exit_code)

@@ -31,7 +31,7 @@ def test_dedupe_sums_projection_and_batches_on_the_jvm():
     deduped = ops.deduplicate(rows, "key", "fingerprint")
     sums = ops.sum_per_checkpoint(rows, ["account"], "amount", sum_as="total", count_as="n")
     renamed = ops.project(deduped.conflicts, {"id": "key", "was": "fingerprint"})
-    round_trip = ops.unbatch(ops.batch(rows, 3), "rows")
+    round_trip = ops.unbatch(ops.batch(rows, 3))
     out = tagged(deduped.first_seen, "first").union(
         tagged(deduped.duplicates, "duplicate"), tagged(renamed, "conflict"),
         tagged(sums, "sum"), tagged(round_trip, "batched"))

@@ -201,24 +201,42 @@ def test_deduplicate_function_keeps_the_fingerprint_in_value_state():
 
 
 def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
-    """`DoFnBundleFunction` (used by the payments job): each batch record is a Beam bundle;
-    the outputs come back as one Row with an array per output, converted to typed rows."""
+    """`DoFnBundleFunction` (used by the payments job): each columnar batch record is a Beam
+    bundle; the outputs come back as one Row holding, per output, a Row of columns."""
     from transforms.beam import REJECTED, ParsePaymentFn
     from transforms.payments import fingerprint, parse_line
     good = (b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
             b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00+02:00"}\n')
-    lines = [Row("/in/day.jsonl", 1, good), Row("/in/day.jsonl", 2, b"not json\n")]
+    batch = Row(["/in/day.jsonl", "/in/day.jsonl"], [1, 2], [good, b"not json\n"])
     function = fa.DoFnBundleFunction(
-        ParsePaymentFn(), [None, REJECTED], convert_input=fa.source_line,
-        convert_output={None: fa.payment_flink_row, REJECTED: fa.to_flink_row})
+        ParsePaymentFn(), {None: len(fa.PAYMENT_ROW_TYPE.get_field_names()),
+                           REJECTED: len(fa.REJECTED_ROW_TYPE.get_field_names())},
+        convert_input=fa.source_line,
+        convert_output={None: fa.payment_fields,
+                        REJECTED: fa.row_fields(fa.REJECTED_ROW_TYPE)})
     function.open(None)
-    [out] = list(function.process_element(Row(lines), None))
-    [payment], [rejected] = out[0], out[1]
+    [out] = list(function.process_element(batch, None))
+    payments, rejected = out[0], out[1]
     expected = parse_line(good, None, "day.jsonl", 1)
-    assert list(payment) == [
+    assert [list(column) for column in payments] == [[v] for v in [
         "e1", fingerprint(expected), "a", "refund", -150, "USD",
         "2023-12-31T22:00:00.000000+00:00", "day.jsonl", 1, expected.raw,
-        "conflicting_duplicate", "event_id already accepted with other content", None]
-    assert (rejected.reason, rejected.source, rejected.line_number) == \
+        "conflicting_duplicate", "event_id already accepted with other content", None]]
+    names = fa.REJECTED_ROW_TYPE.get_field_names()
+    [row] = [dict(zip(names, values)) for values in zip(*rejected)]
+    assert (row["reason"], row["source"], row["line_number"]) == \
         ("malformed_json", "day.jsonl", 2)
     function.close()
+
+
+def test_bundle_function_refuses_rows_of_the_wrong_width():
+    """A converter that returns too few fields would shift every column: fail, never guess."""
+    from transforms.beam import ParsePaymentFn
+    good = (b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
+            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}\n')
+    function = fa.DoFnBundleFunction(
+        ParsePaymentFn(), {None: len(fa.PAYMENT_ROW_TYPE.get_field_names())},
+        convert_input=fa.source_line, convert_output={None: lambda p: (p.event_id,)})
+    function.open(None)
+    with pytest.raises(ValueError, match="rows of 13 fields expected"):
+        list(function.process_element(Row(["day.jsonl"], [1], [good]), None))

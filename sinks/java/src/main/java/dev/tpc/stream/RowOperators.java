@@ -2,6 +2,8 @@ package dev.tpc.stream;
 
 import org.apache.flink.api.common.functions.FlatMapFunction;
 import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.BasicArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.BasicTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.functions.KeySelector;
@@ -14,6 +16,7 @@ import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
 
+import java.lang.reflect.Array;
 import java.util.Arrays;
 
 /**
@@ -118,32 +121,68 @@ public final class RowOperators {
     }
 
     /**
-     * Rows of one field {@code rows}: arrays of up to {@code maxRows} consecutive input rows, in
-     * order, emitted when full, before every checkpoint barrier and at end of input. See
+     * Columnar batches of up to {@code maxRows} consecutive input rows, in order: rows with the
+     * input's field names, each field the array of that field's values ({@link #columnType}).
+     * Emitted when full, before every checkpoint barrier and at end of input. See
      * {@link BatchPerCheckpoint}; {@link #unbatch} is the inverse.
      */
     public static SingleOutputStreamOperator<Row> batch(DataStream<Row> rows, int maxRows) {
         RowTypeInfo type = rowType(rows);
-        RowTypeInfo batchType = new RowTypeInfo(
-                new TypeInformation<?>[] {ObjectArrayTypeInfo.getInfoFor(Row[].class, type)},
-                new String[] {"rows"});
-        return rows.transform("batch", batchType, new BatchPerCheckpoint(maxRows));
+        TypeInformation<?>[] columns = new TypeInformation<?>[type.getArity()];
+        Class<?>[] fieldClasses = new Class<?>[type.getArity()];
+        for (int i = 0; i < columns.length; i++) {
+            columns[i] = columnType(type.getTypeAt(i));
+            fieldClasses[i] = type.getTypeAt(i).getTypeClass();
+        }
+        return rows.transform("batch", new RowTypeInfo(columns, type.getFieldNames()),
+                new BatchPerCheckpoint(maxRows, fieldClasses));
     }
 
-    /** The rows held in the array field {@code field} of each input row, one by one. */
+    /**
+     * The type of a column of {@code field} values: a basic array ({@code String[]},
+     * {@code Long[]}, ...; PyFlink's {@code Types.BASIC_ARRAY}) for basic types, else an object
+     * array ({@code Types.OBJECT_ARRAY}), e.g. {@code byte[][]} for bytes.
+     */
+    @SuppressWarnings({"unchecked", "rawtypes"})
+    static TypeInformation<?> columnType(TypeInformation<?> field) {
+        Class<?> arrayClass = Array.newInstance(field.getTypeClass(), 0).getClass();
+        if (field instanceof BasicTypeInfo) {
+            BasicArrayTypeInfo<?, ?> basic = BasicArrayTypeInfo.getInfoFor(arrayClass);
+            if (basic != null) {
+                return basic;
+            }
+        }
+        return ObjectArrayTypeInfo.getInfoFor((Class) arrayClass, field);
+    }
+
+    /**
+     * The rows of columnar batches (see {@link #batch}), one by one: each record, or its field
+     * {@code field} when not null, is a row of equally long arrays, one per field of the rows.
+     */
     public static SingleOutputStreamOperator<Row> unbatch(DataStream<Row> batches, String field) {
         RowTypeInfo type = rowType(batches);
-        int index = fieldIndex(type, field);
-        TypeInformation<?> arrayType = type.getTypeAt(index);
-        if (!(arrayType instanceof ObjectArrayTypeInfo)
-                || !(((ObjectArrayTypeInfo<?, ?>) arrayType).getComponentInfo()
-                        instanceof RowTypeInfo)) {
-            throw new IllegalArgumentException("field '" + field + "' is not an array of named "
-                    + "rows (Types.OBJECT_ARRAY(Types.ROW_NAMED(...))): " + arrayType);
+        int index = field == null ? -1 : fieldIndex(type, field);
+        TypeInformation<?> columnsType = index < 0 ? type : type.getTypeAt(index);
+        if (!(columnsType instanceof RowTypeInfo)) {
+            throw new IllegalArgumentException("field '" + field + "' is not a row of columns "
+                    + "(Types.ROW_NAMED(names, [Types.BASIC_ARRAY(...), ...])): " + columnsType);
         }
-        RowTypeInfo elementType =
-                (RowTypeInfo) ((ObjectArrayTypeInfo<?, ?>) arrayType).getComponentInfo();
-        return batches.flatMap(new Unbatch(index, elementType));
+        RowTypeInfo columns = (RowTypeInfo) columnsType;
+        TypeInformation<?>[] fields = new TypeInformation<?>[columns.getArity()];
+        for (int i = 0; i < fields.length; i++) {
+            TypeInformation<?> column = columns.getTypeAt(i);
+            if (column instanceof BasicArrayTypeInfo) {
+                fields[i] = ((BasicArrayTypeInfo<?, ?>) column).getComponentInfo();
+            } else if (column instanceof ObjectArrayTypeInfo) {
+                fields[i] = ((ObjectArrayTypeInfo<?, ?>) column).getComponentInfo();
+            } else {
+                throw new IllegalArgumentException("column '" + columns.getFieldNames()[i]
+                        + "' is not an array (Types.BASIC_ARRAY or Types.OBJECT_ARRAY): "
+                        + column);
+            }
+        }
+        return batches.flatMap(
+                new Unbatch(index, new RowTypeInfo(fields, columns.getFieldNames())));
     }
 
     static final class Unbatch implements FlatMapFunction<Row, Row>, ResultTypeQueryable<Row> {
@@ -158,20 +197,34 @@ public final class RowOperators {
 
         @Override
         public void flatMap(Row batch, Collector<Row> out) {
-            Object[] rows = (Object[]) batch.getField(field);
-            if (rows == null) {
+            Row columns = field < 0 ? batch : (Row) batch.getField(field);
+            if (columns == null) {
                 return;
             }
-            Object previous = null;
-            for (Object row : rows) {
-                if (row == previous) {
-                    // PyFlink's thread mode converts every row of an array into one reused
-                    // object: the batch would hold one row many times. Never pass that on.
-                    throw new IllegalStateException("a batch holds the same row object twice; "
-                            + "arrays of rows cannot come from PyFlink's thread mode");
+            int arity = type.getArity();
+            if (columns.getArity() != arity) {
+                throw new IllegalStateException("a batch of " + columns.getArity()
+                        + " columns for rows of " + arity + " fields");
+            }
+            Object[][] arrays = new Object[arity][];
+            int size = -1;
+            for (int i = 0; i < arity; i++) {
+                arrays[i] = (Object[]) columns.getField(i);
+                int length = arrays[i] == null ? 0 : arrays[i].length;
+                if (size >= 0 && length != size) {
+                    // Rows would be mixed up; never guess which values belong together.
+                    throw new IllegalStateException("the columns of a batch differ in length: "
+                            + "column '" + type.getFieldNames()[i] + "' has " + length
+                            + " values, the previous ones " + size);
                 }
-                previous = row;
-                out.collect((Row) row);
+                size = length;
+            }
+            for (int index = 0; index < size; index++) {
+                Row row = new Row(arity);
+                for (int i = 0; i < arity; i++) {
+                    row.setField(i, arrays[i][index]);
+                }
+                out.collect(row);
             }
         }
 
