@@ -47,6 +47,7 @@ def _tail(result: subprocess.CompletedProcess, lines: int = 30) -> str:
 def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.0) -> List[Path]:
     """The jars `pom` depends on (runtime scope), in `out_dir`; resolved unless already there
     for this pom's content. `what` names them in messages ("the Kafka broker")."""
+    pom = Path(pom).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / ".pom.sha256"
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()

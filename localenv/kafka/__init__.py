@@ -132,6 +132,8 @@ class LocalKafka:
             "num.recovery.threads.per.data.dir": 1,
             "background.threads": 2,
             "log.segment.bytes": 16 * 1024 * 1024,
+            # The bad-input corpus holds a 1 MiB line: above the 1 MB default record limit.
+            "message.max.bytes": 8 * 1024 * 1024,
         }
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
