@@ -24,7 +24,10 @@ setup(
         "pyyaml>=5.4",  # reads flink-conf/config.yaml (already required by apache-beam)
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        # `--source kafka`: `python -m jobs.produce`, and the local broker's readiness check.
+        # Pure Python (no librdkafka); 2.1 brought the idempotent producer.
+        "kafka": ["kafka-python>=2.2,<4"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "kafka-python>=2.2,<4"],
         # `python -m bench.suite`: the chart, and py-spy to profile the Python workers
         "bench": ["matplotlib>=3.8", "py-spy>=0.3"],
     },

@@ -112,11 +112,18 @@ def _put(table: Dict[Any, Any], key, value: tuple) -> None:
         table[key] = _Several([table[key], value])
 
 
-def expect(input_dir: str, currencies: Optional[Mapping[str, int]] = None) -> Expectation:
-    """The expected rows for the files under `input_dir`, streamed through the reference."""
+def expect(input_dir: str, currencies: Optional[Mapping[str, int]] = None,
+           kafka: Optional[Tuple[str, int]] = None) -> Expectation:
+    """The expected rows for the files under `input_dir`, streamed through the reference.
+    `kafka` = (topic, partitions): the job read them from that topic, as `jobs.produce` put
+    them into it when it was empty, so each line is named by partition and offset."""
     paths = input_files(input_dir)
 
     def lines():
+        if kafka:
+            from jobs.produce import kafka_lines
+            yield from (line for *_, line in kafka_lines(input_dir, *kafka))
+            return
         for path in paths:
             yield from read_lines(path)          # source: the file's base name, as the job
 
@@ -471,13 +478,14 @@ def _found_rows(conn, table: str, itersize: int = 10_000) -> Iterator[Tuple[tupl
 def audit(conn, input_dir: str, sink_id_prefix: str = "payments",
           control_schema: str = "public", max_examples: int = 20,
           currencies: Optional[Mapping[str, int]] = None,
-          fail_on_dead_letters: bool = False) -> AuditReport:
+          fail_on_dead_letters: bool = False,
+          kafka: Optional[Tuple[str, int]] = None) -> AuditReport:
     """Compare the payments tables with what the input must give. Reads the database in one
     repeatable-read snapshot when `conn` is not already inside a transaction."""
     import psycopg
     if not os.path.isdir(input_dir):
         raise FileNotFoundError(f"input directory not found: {input_dir}")
-    expectation = expect(input_dir, currencies)
+    expectation = expect(input_dir, currencies, kafka)
     expected_reasons = Counter(value[0] for value in _values(expectation.tables["rejected"]))
     expected_currency: Counter = Counter()
     for (_, currency), (balance, _) in expectation.tables["balances"].items():
@@ -624,6 +632,12 @@ def main(argv=None) -> int:
                         help="the job's --currencies table (default: transforms/currencies.json)."
                              " After an upgrade that changed the rules, lines processed under "
                              "the old ones show as differences: audit with each version's table")
+    parser.add_argument("--kafka-topic", metavar="TOPIC",
+                        help="the job read --input's lines from this topic, produced into it "
+                             "by `jobs.produce` while it was empty: compare rejected and "
+                             "duplicate rows by partition and offset")
+    parser.add_argument("--kafka-partitions", type=int, default=2, metavar="N",
+                        help="the topic's partitions (with --kafka-topic)")
     args = parser.parse_args(argv)
     args.max_diff = max(args.max_diff, 0)
     if not os.path.isdir(args.input):
@@ -636,7 +650,9 @@ def main(argv=None) -> int:
             currencies = load_currencies(args.currencies) if args.currencies else None
             report = audit(conn, args.input, args.sink_id_prefix, args.control_schema,
                            args.max_diff, currencies=currencies,
-                           fail_on_dead_letters=args.fail_on_dead_letters)
+                           fail_on_dead_letters=args.fail_on_dead_letters,
+                           kafka=(args.kafka_topic, args.kafka_partitions)
+                           if args.kafka_topic else None)
     except psycopg.errors.UndefinedTable as e:
         print(f"audit: {e.diag.message_primary}: is this the payments job's database? "
               "(python -m jobs.payments_schema creates the tables)", file=sys.stderr)

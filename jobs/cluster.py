@@ -294,6 +294,7 @@ class Cluster:
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         from sinks.build import sink_jar
         packages = zip_packages(ship / "job-packages.zip")
+        extra_jars = [*job_jars(job_args), *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
         jar = (merge_jars(ship / "job-dependencies.jar", [sink_jar(), *map(Path, extra_jars)])
                if extra_jars else sink_jar())
@@ -356,6 +357,18 @@ class Cluster:
 
 
 # -- shipping ------------------------------------------------------------------------------
+def job_jars(job_args: Iterable[str]) -> List[Path]:
+    """Jars a job needs besides the sink jar, from its arguments: a job reading Kafka
+    (`--source kafka`) needs Flink's Kafka connector and the Kafka client."""
+    args = list(job_args)
+    reads_kafka = "--source=kafka" in args or any(
+        a == "--source" and b == "kafka" for a, b in zip(args, args[1:]))
+    if not reads_kafka:
+        return []
+    from sinks.build import kafka_connector_jars
+    return kafka_connector_jars()
+
+
 def zip_packages(target: Path, packages: Iterable[str] = PACKAGES) -> Path:
     """The project's Python packages as one zip for `-pyfs`: Flink extracts a .zip and puts it
     on the PYTHONPATH of client and workers. (A directory given to -pyfs is itself put on the

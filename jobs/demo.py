@@ -1,9 +1,15 @@
 """`python -m jobs.payments --demo`: sample payments (with duplicates and bad lines), a
 throwaway local PostgreSQL, the job on Flink's mini cluster with a progress line, and a
-reconciliation at the end."""
+reconciliation at the end.
+
+With `--source kafka` the lines take a detour through a throwaway local Kafka broker: the demo
+produces the files into a topic of 2 partitions (`jobs.produce`), and the job reads the topic up
+to its end offsets. The reconciliation is the same: the files are the reference.
+"""
 import os
 import shutil
 import time
+from contextlib import ExitStack
 
 from jobs.payments import PaymentsConfig, submit
 from jobs.reconcile import count_lines, reconcile
@@ -37,7 +43,8 @@ def run_demo(args) -> int:
     shutil.rmtree(demo / "checkpoints", ignore_errors=True)
     print(f"generated {lines:,} lines ({args.events:,} events with duplicates, conflicting "
           f"duplicates and bad lines) in {input_dir}")
-    with LocalPostgres() as server:
+    with ExitStack() as stack:
+        server = stack.enter_context(LocalPostgres())
         db = server.create_database("payments_demo")
         os.environ["TPC_DEMO_PASSWORD"] = db.password
         print(f"started PostgreSQL at {db.jdbc_url}")
@@ -48,6 +55,16 @@ def run_demo(args) -> int:
             checkpoint_dir=str(demo / "checkpoints"), execution_mode=args.execution_mode,
             state_backend=args.state_backend,
             ledger_mode=args.ledger_mode)
+        if args.source == "kafka":
+            from jobs.produce import produce
+            from localenv.kafka import LocalKafka
+            kafka = stack.enter_context(LocalKafka())
+            print(f"started Kafka at {kafka.bootstrap_servers}")
+            produced = produce(str(input_dir), kafka.bootstrap_servers, "payments", 2)
+            print(f"produced {sum(n for _, n in produced.values()):,} records into topic "
+                  f"'payments' ({len(produced)} partitions)")
+            config.source, config.input, config.bounded = "kafka", None, True
+            config.bootstrap_servers, config.topic = kafka.bootstrap_servers, "payments"
         started = time.monotonic()
         client = submit(config, wait=False)
         print(f"running job {client.get_job_id()} on the local mini cluster "

@@ -4,6 +4,8 @@
     python -m jobs.payments --input DIR --db-url URL [--parallelism N]
         [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--currencies FILE]
         [--from-savepoint PATH] [--savepoint-dir DIR] [--mode thread|process]
+    python -m jobs.payments --source kafka --bootstrap-servers HOST:PORT --topic payments
+        --db-url URL [--group-id ID] [--starting-offsets earliest|latest|committed] [--bounded]
 
 Upgrading (see README, "Upgrading a running job"): a job started with --savepoint-dir stops
 with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
@@ -17,6 +19,9 @@ files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ ledger
 
 Python runs once per batch of lines, in one stateless operator; everything after it (dedupe,
 balance sums, routing, the sinks) runs on the JVM.
+
+Kafka instead of files (--source kafka): each record is a line; rejected and duplicate rows
+record `kafka:<topic>:<partition>` and the offset where a file's name and line number go.
 
 Every line ends in exactly one table: ledger, duplicates or rejected. The business rules are in
 `transforms/`; this file only wires them. Exactly-once settings come from
@@ -67,7 +72,7 @@ DUPLICATE_SQL = ("INSERT INTO duplicates (event_id, source, line_number) "
 
 @dataclass
 class PaymentsConfig:
-    input: str
+    input: Optional[str]                             # files; None with source="kafka"
     db_url: str
     db_user: Optional[str] = None
     password_env: str = "PGPASSWORD"
@@ -91,6 +96,12 @@ class PaymentsConfig:
     on_row_error: str = "dead_letter"
     bundle_size: Optional[int] = None                # default: BUNDLE_LINES worth of records
     batch_lines: Optional[int] = 500                 # lines per record into Python; None: 1
+    source: str = "files"                            # files | kafka
+    bootstrap_servers: Optional[str] = None          # kafka: HOST:PORT[,HOST:PORT]
+    topic: Optional[str] = None
+    group_id: Optional[str] = None                   # default: the sink id prefix
+    starting_offsets: str = "earliest"               # earliest | latest | committed
+    bounded: bool = False                            # kafka: stop at the end offsets at start
     extra_settings: Dict[str, str] = field(default_factory=dict)
 
 
@@ -109,6 +120,44 @@ def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSou
     if watch_interval:
         builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
     return builder.build()
+
+
+def kafka_lines(env, config: PaymentsConfig) -> DataStream:
+    """The records of `config.topic` as LINE_TYPE rows: (``kafka:<topic>:<partition>``, offset,
+    value bytes). Exactly once like the file source: the offsets live in Flink's checkpoints
+    (committing them to the consumer group on checkpoint is informative only)."""
+    from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
+    from pyflink.java_gateway import get_gateway
+    records = get_gateway().jvm.dev.tpc.source.KafkaLineRecords
+    builder = (KafkaSource.builder()
+               .set_bootstrap_servers(config.bootstrap_servers)
+               .set_topics(config.topic)
+               .set_group_id(config.group_id or config.sink_id_prefix)
+               .set_starting_offsets(KafkaOffsetsInitializer(
+                   records.startingOffsets(config.starting_offsets)))
+               # Never read records of aborted (or still open) producer transactions.
+               .set_property("isolation.level", "read_committed")
+               # A broker outage: requests time out and reconnects back off, up to 10 s apart;
+               # the reader keeps trying, a failing enumerator restarts the job (restart-strategy).
+               .set_property("request.timeout.ms", "15000")
+               .set_property("default.api.timeout.ms", "30000")
+               .set_property("reconnect.backoff.ms", "200")
+               .set_property("reconnect.backoff.max.ms", "10000")
+               .set_property("socket.connection.setup.timeout.max.ms", "10000"))
+    if config.bounded:
+        builder.set_bounded(KafkaOffsetsInitializer.latest())
+    # PyFlink's builder only takes value-only deserializers, which never see a record's
+    # partition and offset: hand the Java builder ours (raw bytes, no decoding).
+    builder._j_builder.setDeserializer(records())
+    return (env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "payment-records",
+                            type_info=LINE_TYPE).uid("payment-records"))
+
+
+def line_source(env, config: PaymentsConfig):
+    """What `build_pipeline` reads: the files (default) or the Kafka topic."""
+    if config.source == "kafka":
+        return kafka_lines(env, config)
+    return file_source(config.input, config.watch)
 
 
 def load_currency_table(config: PaymentsConfig):
@@ -219,10 +268,12 @@ def parse_duration_ms(text: str) -> int:
 
 def create_environment(config: PaymentsConfig):
     from localenv.flink import job_environment, use_python_worker_processes
-    from sinks import add_sink_jars
+    from sinks import add_kafka_jars, add_sink_jars
     use_python_worker_processes()
     env = job_environment(config.parallelism, flink_settings(config))
     add_sink_jars(env)
+    if config.source == "kafka":
+        add_kafka_jars(env)
     return env
 
 
@@ -238,14 +289,14 @@ def submit(config: PaymentsConfig, wait: bool = True):
 
     Waiting with ``config.savepoint_dir`` set, SIGTERM and SIGINT (Ctrl-C) stop the job with a
     savepoint there instead of killing it; the result is then a `Stopped`."""
-    if not os.path.isdir(config.input):
+    if config.source == "files" and not os.path.isdir(config.input or ""):
         raise SystemExit(f"--input {config.input} is not a directory")
     if config.from_checkpoint and not os.path.exists(config.from_checkpoint):
         raise SystemExit(f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
                          "no such checkpoint or savepoint")
     prepare_database(config)
     env = create_environment(config)
-    build_pipeline(env, file_source(config.input, config.watch), build_sinks(config), config)
+    build_pipeline(env, line_source(env, config), build_sinks(config), config)
     name = f"payments ({config.sink_id_prefix})"
     if not wait:
         return env.execute_async(name)
@@ -319,7 +370,7 @@ class UpgradeRefused(RuntimeError):
 
 # Every operator of this job that holds state, by uid. Renaming one, removing one, or changing
 # the type of its state makes savepoints of earlier versions unusable (see README, "Upgrading").
-STATEFUL_UIDS = ("payment-files", "dedupe-by-event-id", "ledger-sink", "balances-sink",
+STATEFUL_UIDS = ("payment-files", "payment-records", "dedupe-by-event-id", "ledger-sink", "balances-sink",
                  "rejected-sink", "duplicates-sink")
 
 
@@ -380,7 +431,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true",
                         help="generate sample payments, start a local PostgreSQL, run the job on "
                              "the mini cluster and print a reconciliation")
+    parser.add_argument("--source", choices=["files", "kafka"], default="files",
+                        help="read --input's files, or a Kafka topic")
     parser.add_argument("--input", help="directory of JSON-lines files")
+    kafka = parser.add_argument_group("--source kafka")
+    kafka.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]")
+    kafka.add_argument("--topic")
+    kafka.add_argument("--group-id", help="consumer group for the informative offset commits "
+                                          "(default: --sink-id-prefix)")
+    kafka.add_argument("--starting-offsets", choices=["earliest", "latest", "committed"],
+                       default="earliest",
+                       help="where a job without restored state starts; a restored job "
+                            "continues from its checkpoint's offsets")
+    kafka.add_argument("--bounded", action="store_true",
+                       help="stop at the partitions' end offsets as of the start (default: run "
+                            "until cancelled)")
     parser.add_argument("--db-url", help="jdbc:postgresql://host:port/database")
     parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
     parser.add_argument("--password-env", default="PGPASSWORD",
@@ -411,7 +476,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
-    if not args.input or not args.db_url:
+    if args.source == "kafka":
+        if not args.bootstrap_servers or not args.topic or not args.db_url:
+            raise SystemExit("--source kafka needs --bootstrap-servers, --topic and --db-url")
+    elif not args.input or not args.db_url:
         raise SystemExit("--input and --db-url are required (or use --demo)")
     return PaymentsConfig(
         input=args.input, db_url=args.db_url, db_user=args.db_user,
@@ -421,7 +489,9 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         savepoint_dir=args.savepoint_dir, currencies=args.currencies,
         execution_mode=args.execution_mode, state_backend=args.state_backend,
         dedupe_ttl_days=args.dedupe_ttl_days, ledger_mode=args.ledger_mode,
-        sink_id_prefix=args.sink_id_prefix)
+        sink_id_prefix=args.sink_id_prefix, source=args.source,
+        bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id,
+        starting_offsets=args.starting_offsets, bounded=args.bounded)
 
 
 def main(argv=None) -> int:

@@ -9,6 +9,8 @@ _EXPORTS = {
     "CommitMode": "sinks.two_phase_commit",
     "SinkConfigurationError": "sinks.two_phase_commit",
     "add_sink_jars": "sinks.two_phase_commit",
+    "add_kafka_jars": "sinks.two_phase_commit",
+    "kafka_connector_jars": "sinks.build",
     "sink_jar": "sinks.build",
 }
 __all__ = list(_EXPORTS)

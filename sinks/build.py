@@ -8,6 +8,9 @@ dependencies from Maven Central into `~/.m2`; later builds run offline. `sink_ja
 first use, so a fresh clone works without this step; running it during setup only moves the wait
 (and a missing JDK, Maven or network) up front.
 
+`--kafka` also resolves Flink's Kafka connector and the Kafka client (`sinks/kafka/pom.xml`) into
+`var/jars/kafka/`: jobs that read Kafka ship those jars beside the sink's (`add_kafka_jars`).
+
 `--test` runs the JUnit tests (`mvn test`, into `var/java-test/`) against a throwaway PostgreSQL
 for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
 database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
@@ -24,12 +27,14 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import List
 
 from localenv.paths import sub_dir
 
 JAVA_MODULE = Path(__file__).resolve().parent / "java"
 POM = JAVA_MODULE / "pom.xml"
 MAIN_SOURCES = JAVA_MODULE / "src" / "main"
+KAFKA_POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
 # Maven's words when the local repository lacks something (first build) ...
 _OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
@@ -162,6 +167,16 @@ def sink_jar(force: bool = False) -> Path:
     return jar
 
 
+def kafka_connector_jars() -> List[Path]:
+    """Flink's Kafka connector and the Kafka client, in var/jars/kafka/ (resolved by Maven from
+    sinks/kafka/pom.xml on first use): what a job reading Kafka ships beside `sink_jar()`."""
+    from localenv.maven import MavenError, copy_dependencies
+    try:
+        return copy_dependencies(KAFKA_POM, sub_dir("jars") / "kafka", "Flink's Kafka connector")
+    except MavenError as error:
+        raise SinkBuildError(str(error)) from error
+
+
 def run_java_tests() -> int:
     """`mvn test` with a throwaway PostgreSQL for the database-backed tests; Maven's exit code."""
     from localenv.postgres import LocalPostgres
@@ -179,11 +194,16 @@ def run_java_tests() -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--kafka", action="store_true",
+                        help="also resolve Flink's Kafka connector into var/jars/kafka/")
     parser.add_argument("--test", action="store_true",
                         help="then run the JUnit tests, with a throwaway PostgreSQL")
     args = parser.parse_args(argv)
     try:
         print(f"sink jar: {sink_jar(force=args.force)}", flush=True)
+        if args.kafka:
+            jars = kafka_connector_jars()
+            print(f"Kafka connector: {len(jars)} jars in {jars[0].parent}", flush=True)
         return run_java_tests() if args.test else 0
     except SinkBuildError as error:
         print(f"error: {error}", file=sys.stderr)

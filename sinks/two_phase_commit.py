@@ -58,6 +58,18 @@ def add_sink_jars(env) -> None:
     env.add_jars(jar.resolve().as_uri())
 
 
+def add_kafka_jars(env) -> None:
+    """Add Flink's Kafka connector and the Kafka client (sinks/kafka/pom.xml, resolved into
+    var/jars/kafka/) to a StreamExecutionEnvironment: for jobs that read Kafka, next to
+    `add_sink_jars`, whose jar holds the record format (dev.tpc.source.KafkaLineRecords)."""
+    from sinks.build import kafka_connector_jars
+    try:
+        jars = kafka_connector_jars()
+    except RuntimeError as error:
+        raise SinkConfigurationError(str(error)) from error
+    env.add_jars(*(jar.resolve().as_uri() for jar in jars))
+
+
 def statement_parameters(sql: str) -> List[str]:
     """Named `:field` parameters of a statement (an approximation of the Java parser's rules,
     good enough for early errors; the Java side is authoritative)."""

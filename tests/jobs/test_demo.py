@@ -32,3 +32,14 @@ def test_demo_from_a_fresh_clone_balances_the_books(tmp_path):
     assert "books balance: yes" in stdout
     assert "accounted for          yes" in stdout
     assert (clone / "var" / "jars" / "tpc-connectors.jar").is_file()
+
+
+def test_demo_through_kafka_balances_the_books():
+    """`--demo --source kafka`: the same files through a throwaway broker, the same books."""
+    process = subprocess.run([sys.executable, "-m", "jobs.payments", "--demo", "--source",
+                              "kafka", "--events", "3000"], cwd=PROJECT_ROOT, text=True,
+                             capture_output=True, env=child_process_environment(), timeout=400)
+    print(process.stdout[-4000:])
+    assert process.returncode == 0, process.stderr[-4000:]
+    assert "started Kafka at 127.0.0.1:" in process.stdout
+    assert "books balance: yes" in process.stdout

@@ -1,0 +1,4 @@
+import sys
+from localenv.kafka import main
+
+sys.exit(main())

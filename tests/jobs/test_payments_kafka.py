@@ -1,0 +1,206 @@
+"""The payments job reading Kafka (a real local KRaft broker) on the mini cluster, parallelism 2,
+from a topic with 2 partitions: the bad-input corpus and 20,000 generated events with
+duplicates, produced by `jobs.produce`. The tables must equal what the pure transforms compute
+from the same files, with each line named by its partition and offset.
+
+Faults: `kill -9` of the whole job right after a checkpoint's rows became durable and before
+it completed, then a restore from the newest retained checkpoint; and the broker stopped and
+started again while the job reads. The at-least-once control for the kill runs the identical
+schedule with the ledger written at least once, and must find the replayed rows twice.
+
+The fault tests run the source unbounded and stop the job once every line is committed (and
+nothing more arrived for a while): a *bounded* KafkaSource restored from a checkpoint never
+finishes in flink-connector-kafka 5.0.0-2.2 (FLINK-31006: the restored enumerator never sends
+"no more splits"), so restores are tested the way a streaming job runs."""
+import sys
+import time
+
+import pytest
+from pyflink.common import WatermarkStrategy  # noqa: F401  (pyflink importable: mini cluster tier)
+
+from jobs.audit import audit
+from jobs.faults import FailOnce
+from jobs.payments import (LINE_TYPE, build_pipeline, build_sinks, create_environment,
+                           kafka_lines, prepare_database)
+from jobs.produce import kafka_lines as produced_lines, produce
+from jobs.reconcile import reconcile
+from localenv.kafka import LocalKafka
+from tests.jobs.support import (database_outcome, expected_in_database_shape, payments_config,
+                                write_inputs)
+from tests.sinks.support import (job_environment, kill_job, newest_complete_checkpoint,
+                                 replayed_rows, sink_fault, sink_fault_report, wait_for)
+from transforms.reference import process_lines
+
+pytestmark = [pytest.mark.minicluster]
+
+TOPIC = "payments"
+PARTITIONS = 2
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    with LocalKafka() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def produced(kafka, tmp_path_factory):
+    """The corpus and 20,000 generated events in TOPIC (one file per partition), and what the
+    pure transforms make of them."""
+    directory = write_inputs(tmp_path_factory.mktemp("kafka") / "input")
+    counts = produce(str(directory), kafka.bootstrap_servers, TOPIC, PARTITIONS)
+    assert {p: first for p, (first, _) in counts.items()} == {0: 0, 1: 0}
+    assert all(count for _, count in counts.values()), "both partitions must carry lines"
+    expected = process_lines(line for *_, line in produced_lines(str(directory), TOPIC,
+                                                                  PARTITIONS))
+    return directory, expected
+
+
+def kafka_config(db, kafka, tmp_path, **overrides):
+    settings = dict(input=None, source="kafka", bootstrap_servers=kafka.bootstrap_servers,
+                    topic=TOPIC, bounded=True, group_id=f"test-{tmp_path.name}")
+    settings.update(overrides)
+    return payments_config(db, None, tmp_path, **settings)
+
+
+def assert_exact(db, expected, input_dir):
+    assert database_outcome(db) == expected_in_database_shape(expected)
+    with db.connect() as conn:
+        books = reconcile(conn, str(input_dir))
+        assert books.every_line_accounted and books.books_balance, books.report()
+        assert audit(conn, str(input_dir), kafka=(TOPIC, PARTITIONS)).clean
+
+
+def test_job_reading_kafka_matches_the_pure_transforms(database, kafka, produced, tmp_path):
+    input_dir, expected = produced
+    config = kafka_config(database, kafka, tmp_path)
+    prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, kafka_lines(env, config), build_sinks(config), config)
+    env.execute("payments-kafka")
+    assert_exact(database, expected, input_dir)
+    with database.connect() as conn:
+        sources = {s for (s,) in conn.execute("SELECT DISTINCT source FROM rejected")}
+    assert sources == {"kafka:payments:0", "kafka:payments:1"}
+
+
+# -- kill -9 and restore, and its control -----------------------------------------------------
+def job_command(db, kafka, tmp_path, checkpoints, *extra):
+    return [sys.executable, "-m", "tests.jobs.kafka_job", "--source", "kafka",
+            "--bootstrap-servers", kafka.bootstrap_servers, "--topic", TOPIC,
+            "--group-id", f"test-{tmp_path.name}", "--db-url", db.jdbc_url, "--db-user", db.user,
+            "--password-env", "TPC_TEST_DB_PASSWORD", "--checkpoint-interval", "500 ms",
+            "--checkpoint-dir", str(checkpoints), *extra]
+
+
+def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
+    """Runs the job until the ledger's writer pauses right after its 3rd non-empty checkpoint
+    became durable, kills all of it with `kill -9`, restores the newest retained checkpoint and
+    runs it until `finished(db)`. Returns the rows of the paused checkpoint (the restore replays
+    them)."""
+    import subprocess
+    from localenv.paths import PROJECT_ROOT
+    pause = tmp_path / "pause"
+    log = open(tmp_path / "first-run.log", "w")
+    job = subprocess.Popen(
+        job_command(db, kafka, tmp_path, tmp_path / "checkpoints", *extra), cwd=PROJECT_ROOT,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=job_environment(db, sink_fault(pause, "pause", nth=3, sink_id="payments-ledger")))
+    try:
+        wait_for(lambda: sink_fault_report(pause) or job.poll() is not None, 180,
+                 "the ledger writer to pause after a durable checkpoint")
+        assert job.poll() is None, (tmp_path / "first-run.log").read_text()[-3000:]
+    finally:
+        kill_job(job)
+        log.close()
+    checkpoint = newest_complete_checkpoint(tmp_path / "checkpoints")
+    assert checkpoint is not None, (tmp_path / "first-run.log").read_text()[-3000:]
+    log = open(tmp_path / "restored-run.log", "w")
+    job = subprocess.Popen(
+        job_command(db, kafka, tmp_path, tmp_path / "checkpoints-restored",
+                    "--from-checkpoint", str(checkpoint), *extra),
+        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=job_environment(db))
+    try:
+        wait_for(lambda: finished(db) or job.poll() is not None, 240, "every line to commit")
+        assert job.poll() is None, (tmp_path / "restored-run.log").read_text()[-4000:]
+        time.sleep(3)  # anything extra (a duplicate) would show up now
+    finally:
+        kill_job(job)
+        log.close()
+    return replayed_rows(pause)
+
+
+@pytest.mark.chaos
+def test_kill_9_while_reading_kafka_then_restore_is_exact(database, kafka, produced, tmp_path):
+    input_dir, expected = produced
+    kill_at_seam_then_restore(database, kafka, tmp_path,
+                              lambda db: database_count(db) >= expected.lines)
+    assert_exact(database, expected, input_dir)
+
+
+@pytest.mark.chaos
+def test_control_at_least_once_ledger_duplicates_after_the_same_kill(
+        database, control_seen, kafka, produced, tmp_path):
+    """The same kill with the ledger through the at-least-once sink (no unique key on
+    event_id): the paused checkpoint's ledger rows were flushed, the restore replays their
+    records from the checkpointed offsets, and they are written twice."""
+    input_dir, expected = produced
+    with database.connect(autocommit=True) as conn:
+        # The job creates missing tables; a ledger without its primary key makes the
+        # duplicates countable instead of a refused row.
+        from jobs.payments_schema import ensure_schema
+        ensure_schema(conn)
+        conn.execute("ALTER TABLE ledger DROP CONSTRAINT ledger_pkey")
+    def finished(db):
+        with db.connect() as conn:
+            return conn.execute(
+                "SELECT (SELECT count(DISTINCT event_id) FROM ledger) = %s AND "
+                "(SELECT count(*) FROM duplicates) + (SELECT count(*) FROM rejected) >= %s",
+                (len(expected.ledger), expected.duplicates + len(expected.rejected))).fetchone()[0]
+
+    replayed = kill_at_seam_then_restore(database, kafka, tmp_path, finished,
+                                         "--ledger-sink-mode", "at_least_once")
+    with database.connect() as conn:
+        rows, distinct = conn.execute(
+            "SELECT count(*), count(DISTINCT event_id) FROM ledger").fetchone()
+    assert distinct == len(expected.ledger), "at-least-once must still lose nothing"
+    control_seen(rows - distinct, replayed)
+    assert rows >= distinct + replayed, \
+        f"expected at least {replayed} ledger rows twice from the replay; found {rows - distinct}"
+
+
+# -- the broker goes away and comes back ------------------------------------------------------
+@pytest.mark.chaos
+def test_broker_stopped_and_restarted_mid_run_is_exact(database, kafka, produced, tmp_path,
+                                                      adopt_process):
+    input_dir, expected = produced
+    config = kafka_config(database, kafka, tmp_path, bounded=False)
+    prepare_database(config)
+    env = create_environment(config)
+    # Slowed down so that the job is still reading when the broker goes.
+    lines = (kafka_lines(env, config)
+             .map(FailOnce(None, throttle_every=20, throttle_ms=4), output_type=LINE_TYPE)
+             .name("throttle"))
+    build_pipeline(env, lines, build_sinks(config), config)
+    client = env.execute_async("payments-kafka-broker-restart")
+    committed = lambda: database_count(database)  # noqa: E731
+    wait_for(lambda: committed() > 2_000, 120, "the first rows to commit")
+    kafka.stop_broker(kill=True)   # a crash, not a controlled shutdown
+    at_stop = committed()
+    time.sleep(8)                  # checkpoints go on; the reader retries with back-off
+    kafka.start_broker()
+    adopt_process(kafka.broker_pid())  # the module's broker again, stopped by its fixture
+    try:
+        wait_for(lambda: committed() >= expected.lines, 240, "every line to commit")
+        time.sleep(3)  # anything extra (a duplicate) would show up now
+    finally:
+        client.cancel().result()
+    assert at_stop < expected.lines, "the broker went away too late to prove anything"
+    assert_exact(database, expected, input_dir)
+
+
+def database_count(db):
+    with db.connect() as conn:
+        return conn.execute("SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
+                            "duplicates) + (SELECT count(*) FROM rejected)").fetchone()[0]
