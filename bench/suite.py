@@ -73,17 +73,17 @@ class Bench:
         self.databases += 1
         return self.server.create_database(f"bench_{self.databases}")
 
-    def env(self, db) -> Dict[str, str]:
-        return child_process_environment({PASSWORD_ENV: db.password})
+    def env(self, db, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        return child_process_environment({PASSWORD_ENV: db.password, **(extra or {})})
 
     def db_args(self, db) -> List[str]:
         return ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env", PASSWORD_ENV]
 
-    def run(self, module: str, db, *args: str) -> float:
+    def run(self, module: str, db, *args: str, env: Optional[Dict[str, str]] = None) -> float:
         """Runs `python -m module` to its end; returns its wall time in seconds."""
         command = [sys.executable, "-m", module, *self.db_args(db), *args]
         started = time.monotonic()
-        result = subprocess.run(command, cwd=PROJECT_ROOT, env=self.env(db), text=True,
+        result = subprocess.run(command, cwd=PROJECT_ROOT, env=self.env(db, env), text=True,
                                 capture_output=True, timeout=TIMEOUT_SECONDS)
         elapsed = time.monotonic() - started
         if result.returncode != 0:
@@ -91,10 +91,10 @@ class Bench:
         return elapsed
 
     def job(self, input_dir: Path, lines: int, parallelism: int, mode: str,
-            sinks: str = "exactly-once") -> float:
+            sinks: str = "exactly-once", env: Optional[Dict[str, str]] = None) -> float:
         db = self.database()
         seconds = self.run("bench.payments_job", db, "--input", str(input_dir), "--sinks", sinks,
-                           "--parallelism", str(parallelism), "--mode", mode)
+                           "--parallelism", str(parallelism), "--mode", mode, env=env)
         if sinks != "discard":
             assert_accounted(db, lines, exactly=(sinks == "exactly-once"))
         return seconds
@@ -148,6 +148,9 @@ def throughput(bench: Bench, args) -> dict:
         lambda: bench.job(input_dir, lines, 2, "process", "discard")
     variants["startup: job p2 process on 1,000 lines"] = \
         lambda: bench.job(tiny, tiny_lines, 2, "process")
+    # What the CDS archive of Flink's classes (localenv/jvm_archive.py) buys at every start.
+    variants["startup without the JVM archive"] = \
+        lambda: bench.job(tiny, tiny_lines, 2, "process", env={"TPC_JVM_ARCHIVE": "off"})
     results = interleaved(args.rounds, variants)
     startup = results["startup: job p2 process on 1,000 lines"]["median"]
     for name, result in results.items():
