@@ -9,8 +9,9 @@ import java.util.function.Function;
 /**
  * A SQL statement with {@code :name} parameters, rewritten to JDBC {@code ?} placeholders.
  *
- * <p>Skips quoted strings, quoted identifiers, comments and PostgreSQL {@code ::type} casts, so
- * {@code amount::numeric} and {@code ':literal'} are not taken for parameters.
+ * <p>Skips quoted strings (standard, {@code E'..'} escape and {@code $tag$..$tag$} dollar-quoted),
+ * quoted identifiers, comments and PostgreSQL {@code ::type} casts, so {@code amount::numeric},
+ * {@code ':literal'} and a {@code :name} in a function body are not taken for parameters.
  */
 public final class NamedStatement implements Serializable {
     private static final long serialVersionUID = 1L;
@@ -71,30 +72,101 @@ public final class NamedStatement implements Serializable {
 
     /**
      * The index just past the quoted string, quoted identifier or comment starting at {@code i},
-     * or {@code i} itself when none starts there.
+     * or {@code i} itself when none starts there, by PostgreSQL's lexical rules: standard strings
+     * (also {@code U&'..'}, {@code B'..'}, {@code X'..'}) and quoted identifiers double their
+     * quote; escape strings ({@code E'..'}) also take a backslash before any character; a
+     * dollar-quoted string ends only at its own opening tag; block comments nest.
+     *
+     * <p>Callers scan left to right and ask at every position, so a position inside an
+     * identifier ({@code x$y$}, the {@code e} of {@code one'..'}) must not start a dollar quote or an escape string:
+     * PostgreSQL reads {@code $} and {@code E} there as part of the identifier.
      */
     static int skipQuotedOrComment(String sql, int i) {
         int n = sql.length();
         char c = sql.charAt(i);
+        boolean afterWord = i > 0 && isWordPart(sql.charAt(i - 1));
         if (c == '\'' || c == '"') {
-            int end = sql.indexOf(c, i + 1);
-            while (end >= 0 && end + 1 < n && sql.charAt(end + 1) == c) {
-                end = sql.indexOf(c, end + 2);
+            return skipQuoted(sql, i, c, false);
+        }
+        if ((c == 'E' || c == 'e') && !afterWord && i + 1 < n && sql.charAt(i + 1) == '\'') {
+            return skipQuoted(sql, i + 1, '\'', true);
+        }
+        if (c == '$' && !afterWord) {
+            int tagEnd = dollarTagEnd(sql, i);
+            if (tagEnd > i) {
+                String tag = sql.substring(i, tagEnd);
+                int end = sql.indexOf(tag, tagEnd);
+                if (end < 0) {
+                    throw new SinkConfigurationException(
+                            "unterminated dollar-quoted string " + tag + " in statement: " + sql);
+                }
+                return end + tag.length();
             }
-            if (end < 0) {
-                throw new SinkConfigurationException("unterminated quote in statement: " + sql);
-            }
-            return end + 1;
         }
         if (c == '-' && i + 1 < n && sql.charAt(i + 1) == '-') {
             int end = sql.indexOf('\n', i);
             return end < 0 ? n : end;
         }
         if (c == '/' && i + 1 < n && sql.charAt(i + 1) == '*') {
-            int end = sql.indexOf("*/", i + 2);
-            return end < 0 ? n : end + 2;
+            int depth = 0;
+            int j = i;
+            while (j + 1 < n) {
+                if (sql.charAt(j) == '/' && sql.charAt(j + 1) == '*') {
+                    depth++;
+                    j += 2;
+                } else if (sql.charAt(j) == '*' && sql.charAt(j + 1) == '/') {
+                    j += 2;
+                    if (--depth == 0) {
+                        return j;
+                    }
+                } else {
+                    j++;
+                }
+            }
+            return n;
         }
         return i;
+    }
+
+    /** Past the closing {@code quote} of the string or identifier whose opening one is at {@code i}. */
+    private static int skipQuoted(String sql, int i, char quote, boolean backslashEscapes) {
+        int n = sql.length();
+        int j = i + 1;
+        while (j < n) {
+            char c = sql.charAt(j);
+            if (backslashEscapes && c == '\\') {
+                j += 2;
+            } else if (c == quote && j + 1 < n && sql.charAt(j + 1) == quote) {
+                j += 2;
+            } else if (c == quote) {
+                return j + 1;
+            } else {
+                j++;
+            }
+        }
+        throw new SinkConfigurationException("unterminated quote in statement: " + sql);
+    }
+
+    /**
+     * Past the delimiter {@code $tag$} (or {@code $$}) starting at {@code i}, or {@code i} when
+     * none does: a tag is an identifier without {@code $}, so {@code $1} is a positional
+     * parameter, not a quote.
+     */
+    private static int dollarTagEnd(String sql, int i) {
+        int n = sql.length();
+        int j = i + 1;
+        if (j < n && isIdentifierStart(sql.charAt(j))) {
+            j++;
+            while (j < n && isIdentifierPart(sql.charAt(j))) {
+                j++;
+            }
+        }
+        return j < n && sql.charAt(j) == '$' ? j + 1 : i;
+    }
+
+    /** Characters PostgreSQL continues an identifier or a number with. */
+    private static boolean isWordPart(char c) {
+        return Character.isLetterOrDigit(c) || c == '_' || c == '$';
     }
 
     private static boolean isIdentifierStart(char c) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
@@ -94,7 +93,6 @@ class NamedStatementTest {
     }
 
     @Test
-    @Disabled("NamedStatement does not know dollar quoting: ':x' in a $$ body becomes a parameter")
     void dollarQuotedStringsAreLeftAlone() {
         assertParsed("SELECT $$ :no ' $$, $fn$ :no $$ $fn$, :yes",
                 "SELECT $$ :no ' $$, $fn$ :no $$ $fn$, ?", "yes");
@@ -106,7 +104,6 @@ class NamedStatementTest {
     }
 
     @Test
-    @Disabled("NamedStatement reads E'\\'' as a string ending at the backslash")
     void escapeStringsMayHoldBackslashQuotes() {
         assertParsed("SELECT E'it\\'s :no', e'\\\\', :yes", "SELECT E'it\\'s :no', e'\\\\', ?", "yes");
     }
@@ -114,5 +111,66 @@ class NamedStatementTest {
     @Test
     void escapeStringsWithoutBackslashQuotesAreLeftAlone() {
         assertParsed("SELECT E'a\\n:no', :yes", "SELECT E'a\\n:no', ?", "yes");
+    }
+
+    @Test
+    void aDollarQuoteEndsOnlyAtItsOwnTag() {
+        assertParsed("SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, :yes",
+                "SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, ?", "yes");
+        assertParsed("DO $body$ BEGIN PERFORM $q$ :no $q$; END $body$ -- :no",
+                "DO $body$ BEGIN PERFORM $q$ :no $q$; END $body$ -- :no");
+        assertParsed("SELECT $_t1$:no$_t1$, :yes", "SELECT $_t1$:no$_t1$, ?", "yes");
+    }
+
+    @Test
+    void aQuestionMarkInADollarQuoteIsFine() {
+        assertParsed("SELECT $$ ? $$, :a", "SELECT $$ ? $$, ?", "a");
+    }
+
+    @Test
+    void dollarSignsThatOpenNoQuote() {
+        // $1 and $12$ are positional parameters (a tag cannot start with a digit); a $ inside
+        // an identifier belongs to it, so x$y$ is one word, not the start of a $y$ quote.
+        assertParsed("SELECT $1, $12$, :a", "SELECT $1, $12$, ?", "a");
+        assertParsed("SELECT x$y$ + :a, z$$ FROM t", "SELECT x$y$ + ?, z$$ FROM t", "a");
+    }
+
+    @Test
+    void anUnterminatedDollarQuoteIsRefused() {
+        SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
+                () -> NamedStatement.parse("SELECT $fn$ :x $$"));
+        assertTrue(e.getMessage().contains("$fn$"), e.getMessage());
+    }
+
+    @Test
+    void escapeStringsAlsoDoubleQuotes() {
+        assertParsed("SELECT E'a''b :no\\\\', :yes", "SELECT E'a''b :no\\\\', ?", "yes");
+        assertThrows(SinkConfigurationException.class, () -> NamedStatement.parse("SELECT E'x\\'"));
+    }
+
+    @Test
+    void anEInsideAWordDoesNotMakeAnEscapeString() {
+        // The e ends the identifier one, so a standard string follows, which the backslash
+        // does not escape.
+        assertParsed("SELECT one'\\', :yes", "SELECT one'\\', ?", "yes");
+    }
+
+    @Test
+    void unicodeAndBitStringsAreStandardStrings() {
+        assertParsed("SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', :yes",
+                "SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', ?", "yes");
+        // In a U& string a backslash escapes nothing that matters to the lexer: '\' ends it.
+        assertParsed("SELECT U&'\\', :yes", "SELECT U&'\\', ?", "yes");
+    }
+
+    @Test
+    void blockCommentsNest() {
+        assertParsed("SELECT /* a /* :no */ :no */ :yes", "SELECT /* a /* :no */ :no */ ?", "yes");
+    }
+
+    @Test
+    void castsStillAreNotParameters() {
+        assertParsed("SELECT $$1$$::int + :a::int, E'x'::text, $1::text",
+                "SELECT $$1$$::int + ?::int, E'x'::text, $1::text", "a");
     }
 }
