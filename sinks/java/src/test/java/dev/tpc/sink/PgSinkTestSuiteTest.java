@@ -23,7 +23,6 @@ import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.DisplayName;
 import org.junit.jupiter.api.TestTemplate;
 import org.junit.jupiter.api.Timeout;
@@ -54,17 +53,9 @@ import java.util.UUID;
  * records, resume at 2 with checkpoints); {@code testScaleUp} (2 to 4); {@code testScaleDown}
  * (4 to 2). All must pass.
  *
- * <p>Three things differ from a connector that fits the suite as it is, each for a reason:
+ * <p>Two things differ from a connector that fits the suite as it is, each for a reason:
  *
  * <ul>
- *   <li>{@code testMetrics} is disabled. It waits, with no deadline
- *       ({@code SinkTestSuiteBase#testMetrics}: {@code waitUntilCondition(() ->
- *       compareSinkMetrics(..., MetricNames.NUM_RECORDS_SEND, testRecords.size()))}), for the
- *       writer's {@code numRecordsSend} to reach the number of records. That counter is the
- *       sink's own to increment ({@code InternalSinkWriterMetricGroup}: {@code numRecordsSend}
- *       is registered over the operator's {@code numRecordsOut}, which
- *       {@code SinkWriterOperator} never counts), and {@code PgWriter} reports its rows as
- *       {@code tpcRowsWritten} instead, so the case would hang, not fail.
  *   <li>The suite's records are {@code T extends Comparable<T>} (it sorts them to compare), and
  *       Flink's {@link Row} is neither comparable nor extensible (final), so the suite's
  *       {@code String}s reach the sink through {@link StringRows}, which wraps each in a
@@ -108,16 +99,6 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
     void requireDatabase() {
         TestDatabase.assumeConfigured();
     }
-
-    @Override
-    @TestTemplate
-    @DisplayName("Test sink metrics")
-    @Disabled("waits without a deadline for numRecordsSend, which PgWriter does not report "
-            + "(it reports tpcRowsWritten): see the class Javadoc")
-    public void testMetrics(org.apache.flink.connector.testframe.environment.TestEnvironment env,
-            org.apache.flink.connector.testframe.external.sink.DataStreamSinkExternalContext<String>
-                    context,
-            CheckpointingMode semantic) {}
 
     /** A table of its own and a sink id of its own for each case and mode. */
     static final class PgContext implements DataStreamSinkV2ExternalContext<String> {
