@@ -5,6 +5,7 @@ The failure fires in the first Python worker that, after `after_seconds` and `af
 records of its own, manages to create
 `marker` (O_EXCL), so exactly one attempt fails even though workers restart after it.
 """
+
 import os
 import time
 from typing import Optional
@@ -17,8 +18,14 @@ class InjectedFailure(RuntimeError):
 
 
 class FailOnce(MapFunction):
-    def __init__(self, marker: Optional[str] = None, after_seconds: float = 2.0,
-                 throttle_every: int = 0, throttle_ms: float = 1.0, after_records: int = 0):
+    def __init__(
+        self,
+        marker: Optional[str] = None,
+        after_seconds: float = 2.0,
+        throttle_every: int = 0,
+        throttle_ms: float = 1.0,
+        after_records: int = 0,
+    ):
         self.marker = marker
         self.after_seconds = after_seconds
         self.after_records = after_records
@@ -34,8 +41,12 @@ class FailOnce(MapFunction):
         self.seen += 1
         if self.throttle_every and self.seen % self.throttle_every == 0:
             time.sleep(self.throttle_ms / 1000.0)
-        if (self.marker and self.seen >= self.after_records
-                and time.monotonic() - self.started > self.after_seconds and self._claim()):
+        if (
+            self.marker
+            and self.seen >= self.after_records
+            and time.monotonic() - self.started > self.after_seconds
+            and self._claim()
+        ):
             raise InjectedFailure(f"injected failure after {self.seen} records")
         return value
 

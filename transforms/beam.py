@@ -21,16 +21,29 @@ duplicates, because the first payment in (source, line_number) order wins.
                           ``balances``, ``rejected``, ``duplicates`` (the dropped Payments)
 =======================  ==================================================================
 """
-from typing import Iterable, Mapping, Optional, Tuple, Union
+
+from collections.abc import Iterable, Mapping
+from typing import Optional, Union
 
 import apache_beam as beam
 from apache_beam import pvalue
 from apache_beam.typehints import KV, Any
 
 from transforms.payments import (
-    BalanceRow, LedgerRow, Payment, Rejection, add_to_balance, balance_key, balance_row,
-    ledger_row, merge_balances, parse_source_line, position_key, rejected_row,
-    resolve_duplicates)
+    BalanceRow,
+    LedgerRow,
+    Payment,
+    Rejection,
+    add_to_balance,
+    balance_key,
+    balance_row,
+    ledger_row,
+    merge_balances,
+    parse_source_line,
+    position_key,
+    rejected_row,
+    resolve_duplicates,
+)
 
 PAYMENTS = "payments"
 REJECTED = "rejected"
@@ -65,7 +78,8 @@ class ParsePayments(beam.PTransform):
 
     def expand(self, lines):
         return lines | "ParseLine" >> beam.ParDo(ParsePaymentFn(self.currencies)).with_outputs(
-            REJECTED, main=PAYMENTS)
+            REJECTED, main=PAYMENTS
+        )
 
 
 class DeduplicateFn(beam.DoFn):
@@ -75,7 +89,7 @@ class DeduplicateFn(beam.DoFn):
     raw text, so the result never depends on the runner's grouping order.
     """
 
-    def process(self, element: Tuple[str, Iterable[Payment]]):
+    def process(self, element: tuple[str, Iterable[Payment]]):
         _, payments = element
         ordered = sorted(payments, key=lambda pay: (position_key(pay), pay.raw))
         accepted, duplicates, rejected = resolve_duplicates(ordered)
@@ -91,12 +105,14 @@ class DeduplicatePayments(beam.PTransform):
     """Payments -> ``.accepted``, ``.duplicates`` (Payment) and ``.rejected`` (RejectedRow)."""
 
     def expand(self, payments):
-        return (payments
-                | "KeyByEventId" >> beam.Map(lambda pay: (pay.event_id, pay)).with_output_types(
-                    KV[str, Any])
-                | "GroupByEventId" >> beam.GroupByKey()
-                | "FirstWins" >> beam.ParDo(DeduplicateFn()).with_outputs(
-                    DUPLICATES, REJECTED, main=ACCEPTED))
+        return (
+            payments
+            | "KeyByEventId"
+            >> beam.Map(lambda pay: (pay.event_id, pay)).with_output_types(KV[str, Any])
+            | "GroupByEventId" >> beam.GroupByKey()
+            | "FirstWins"
+            >> beam.ParDo(DeduplicateFn()).with_outputs(DUPLICATES, REJECTED, main=ACCEPTED)
+        )
 
 
 class ToLedgerRows(beam.PTransform):
@@ -109,16 +125,16 @@ class ToLedgerRows(beam.PTransform):
 class BalanceCombineFn(beam.CombineFn):
     """Sum of ``amount_minor`` values and their count: accumulator ``(balance, count)``."""
 
-    def create_accumulator(self) -> Tuple[int, int]:
+    def create_accumulator(self) -> tuple[int, int]:
         return 0, 0
 
-    def add_input(self, accumulator: Tuple[int, int], amount_minor: int) -> Tuple[int, int]:
+    def add_input(self, accumulator: tuple[int, int], amount_minor: int) -> tuple[int, int]:
         return add_to_balance(accumulator, amount_minor)
 
-    def merge_accumulators(self, accumulators: Iterable[Tuple[int, int]]) -> Tuple[int, int]:
+    def merge_accumulators(self, accumulators: Iterable[tuple[int, int]]) -> tuple[int, int]:
         return merge_balances(accumulators)
 
-    def extract_output(self, accumulator: Tuple[int, int]) -> Tuple[int, int]:
+    def extract_output(self, accumulator: tuple[int, int]) -> tuple[int, int]:
         return accumulator
 
 
@@ -126,12 +142,15 @@ class ComputeBalances(beam.PTransform):
     """`LedgerRow`s -> one `BalanceRow` per (account_id, currency)."""
 
     def expand(self, ledger):
-        return (ledger
-                | "KeyByAccountCurrency" >> beam.Map(
-                    lambda row: (balance_key(row), row.amount_minor)).with_output_types(
-                        KV[Tuple[str, str], int])
-                | "SumPerKey" >> beam.CombinePerKey(BalanceCombineFn())
-                | "BalanceRow" >> beam.MapTuple(balance_row).with_output_types(BalanceRow))
+        return (
+            ledger
+            | "KeyByAccountCurrency"
+            >> beam.Map(lambda row: (balance_key(row), row.amount_minor)).with_output_types(
+                KV[tuple[str, str], int]
+            )
+            | "SumPerKey" >> beam.CombinePerKey(BalanceCombineFn())
+            | "BalanceRow" >> beam.MapTuple(balance_row).with_output_types(BalanceRow)
+        )
 
 
 class PaymentsBusinessStep(beam.PTransform):
@@ -151,12 +170,28 @@ class PaymentsBusinessStep(beam.PTransform):
         deduped = parsed[PAYMENTS] | "Deduplicate" >> DeduplicatePayments()
         ledger = deduped[ACCEPTED] | "Ledger" >> ToLedgerRows()
         balances = ledger | "Balances" >> ComputeBalances()
-        rejected = ((parsed[REJECTED], deduped[REJECTED])
-                    | "AllRejected" >> beam.Flatten())
-        return {"ledger": ledger, "balances": balances, "rejected": rejected,
-                "duplicates": deduped[DUPLICATES]}
+        rejected = (parsed[REJECTED], deduped[REJECTED]) | "AllRejected" >> beam.Flatten()
+        return {
+            "ledger": ledger,
+            "balances": balances,
+            "rejected": rejected,
+            "duplicates": deduped[DUPLICATES],
+        }
 
 
-__all__ = ["ParsePaymentFn", "ParsePayments", "DeduplicateFn", "DeduplicatePayments",
-           "ToLedgerRows", "BalanceCombineFn", "ComputeBalances", "PaymentsBusinessStep",
-           "PAYMENTS", "REJECTED", "DUPLICATES", "ACCEPTED", "LedgerRow", "BalanceRow"]
+__all__ = [
+    "ParsePaymentFn",
+    "ParsePayments",
+    "DeduplicateFn",
+    "DeduplicatePayments",
+    "ToLedgerRows",
+    "BalanceCombineFn",
+    "ComputeBalances",
+    "PaymentsBusinessStep",
+    "PAYMENTS",
+    "REJECTED",
+    "DUPLICATES",
+    "ACCEPTED",
+    "LedgerRow",
+    "BalanceRow",
+]

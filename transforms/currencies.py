@@ -16,17 +16,18 @@ Pure Python (no Beam, no Flink). The table is data: the default lives in
 A table is a `Currencies` object: an immutable, picklable mapping, so it travels into Beam
 DoFns and PyFlink functions and can be shared safely.
 """
+
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping, Union
+from typing import Union
 
 CURRENCY_FILE = Path(__file__).with_name("currencies.json")
 
 _CODE = re.compile(r"^[A-Z]{3}$")
 #: Upper bound on minor units: 10**18 still fits an int64 for an amount of 1 major unit.
 MAX_MINOR_UNITS = 18
-
 
 
 class Currencies(Mapping):
@@ -67,9 +68,14 @@ def validate_currencies(table: Mapping[str, int]) -> Currencies:
             continue
         if not isinstance(code, str) or not _CODE.match(code):
             raise ValueError(f"currency code must be 3 upper-case letters, got {code!r}")
-        if isinstance(units, bool) or not isinstance(units, int) or not 0 <= units <= MAX_MINOR_UNITS:
-            raise ValueError(f"minor units of {code} must be an int in 0..{MAX_MINOR_UNITS}, "
-                             f"got {units!r}")
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int)
+            or not 0 <= units <= MAX_MINOR_UNITS
+        ):
+            raise ValueError(
+                f"minor units of {code} must be an int in 0..{MAX_MINOR_UNITS}, got {units!r}"
+            )
         checked[code] = units
     return Currencies(checked)
 
@@ -83,8 +89,7 @@ def load_currencies(path: Union[str, Path] = CURRENCY_FILE) -> Currencies:
     return validate_currencies(data)
 
 
-def extend_currencies(base: Mapping[str, int], extra: Mapping[str, int]
-                      ) -> Currencies:
+def extend_currencies(base: Mapping[str, int], extra: Mapping[str, int]) -> Currencies:
     """A new table with `extra` added to (or overriding) `base`."""
     return validate_currencies({**base, **extra})
 

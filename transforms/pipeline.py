@@ -11,10 +11,12 @@ only one that works offline here). Files are read as bytes through Beam's `FileS
 (local paths, and ``gs://``/``s3://`` where the extra is installed), lines end at ``\\n``,
 numbered from 1 per file; ``source`` is the file's base name.
 """
+
 import json
 import logging
 import os
-from typing import Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -33,15 +35,22 @@ class PaymentsOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         # Not required=True: Beam parses every registered options class whenever any
         # PipelineOptions is viewed, so a required flag would break unrelated pipelines.
-        parser.add_argument("--input", default=None,
-                            help="(required) a JSON-lines file, a directory (reads --pattern "
-                                 "in it) or a glob")
-        parser.add_argument("--output", default=None,
-                            help="(required) directory for the output files")
-        parser.add_argument("--pattern", default=DEFAULT_PATTERN,
-                            help="file pattern when --input is a directory")
-        parser.add_argument("--currencies", default=None,
-                            help="JSON currency table (default: transforms/currencies.json)")
+        parser.add_argument(
+            "--input",
+            default=None,
+            help="(required) a JSON-lines file, a directory (reads --pattern in it) or a glob",
+        )
+        parser.add_argument(
+            "--output", default=None, help="(required) directory for the output files"
+        )
+        parser.add_argument(
+            "--pattern", default=DEFAULT_PATTERN, help="file pattern when --input is a directory"
+        )
+        parser.add_argument(
+            "--currencies",
+            default=None,
+            help="JSON currency table (default: transforms/currencies.json)",
+        )
 
 
 def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
@@ -72,10 +81,12 @@ class ReadPaymentLines(beam.PTransform):
         self.file_pattern = file_pattern
 
     def expand(self, pbegin):
-        return (pbegin
-                | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
-                | "ReadMatches" >> fileio.ReadMatches()
-                | "ReadLines" >> beam.FlatMap(read_numbered_lines))
+        return (
+            pbegin
+            | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
+            | "ReadMatches" >> fileio.ReadMatches()
+            | "ReadLines" >> beam.FlatMap(read_numbered_lines)
+        )
 
 
 class WriteJsonLines(beam.PTransform):
@@ -87,17 +98,24 @@ class WriteJsonLines(beam.PTransform):
         self.name = name
 
     def expand(self, rows):
-        return (rows
-                | "ToJson" >> beam.Map(row_to_json)
-                | "Write" >> beam.io.WriteToText(os.path.join(self.directory, self.name),
-                                                 file_name_suffix=".jsonl",
-                                                 shard_name_template=""))
+        return (
+            rows
+            | "ToJson" >> beam.Map(row_to_json)
+            | "Write"
+            >> beam.io.WriteToText(
+                os.path.join(self.directory, self.name),
+                file_name_suffix=".jsonl",
+                shard_name_template="",
+            )
+        )
 
 
 def _count(pcoll, name: str):
-    return (pcoll
-            | f"Count{name.title()}" >> beam.combiners.Count.Globally()
-            | f"Name{name.title()}" >> beam.Map(lambda n, key=name: (key, n)))
+    return (
+        pcoll
+        | f"Count{name.title()}" >> beam.combiners.Count.Globally()
+        | f"Name{name.title()}" >> beam.Map(lambda n, key=name: (key, n))
+    )
 
 
 def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
@@ -109,15 +127,22 @@ def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
     results["ledger"] | "WriteLedger" >> WriteJsonLines(output, "ledger")
     results["balances"] | "WriteBalances" >> WriteJsonLines(output, "balances")
     results["rejected"] | "WriteRejected" >> WriteJsonLines(output, "rejected")
-    counts = [_count(lines, "lines"), _count(results["ledger"], "ledger"),
-              _count(results["duplicates"], "duplicates"),
-              _count(results["rejected"], "rejected")]
-    (counts
-     | "AllCounts" >> beam.Flatten()
-     | "Summary" >> beam.combiners.ToDict()
-     | "SummaryJson" >> beam.Map(lambda d: json.dumps(dict(sorted(d.items()))))
-     | "WriteSummary" >> beam.io.WriteToText(os.path.join(output, "summary"),
-                                             file_name_suffix=".json", shard_name_template=""))
+    counts = [
+        _count(lines, "lines"),
+        _count(results["ledger"], "ledger"),
+        _count(results["duplicates"], "duplicates"),
+        _count(results["rejected"], "rejected"),
+    ]
+    (
+        counts
+        | "AllCounts" >> beam.Flatten()
+        | "Summary" >> beam.combiners.ToDict()
+        | "SummaryJson" >> beam.Map(lambda d: json.dumps(dict(sorted(d.items()))))
+        | "WriteSummary"
+        >> beam.io.WriteToText(
+            os.path.join(output, "summary"), file_name_suffix=".json", shard_name_template=""
+        )
+    )
     return results
 
 
@@ -138,7 +163,7 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     run(argv)
 
