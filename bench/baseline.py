@@ -38,7 +38,7 @@ OFFSETS_DDL = (
 
 def input_files(input_dir: str) -> list[Path]:
     """The files the job reads: every non-hidden file under the directory, in name order."""
-    from jobs.reconcile import input_files as job_input_files
+    from jobs.inputs import input_files as job_input_files
 
     return sorted(job_input_files(input_dir))
 

@@ -36,7 +36,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from jobs.reconcile import input_files
+from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.payments import DUPLICATE, format_minor_units
 from transforms.reference import LEDGER, iter_outcomes, read_lines

@@ -11,8 +11,8 @@ import os
 import shutil
 import time
 from contextlib import ExitStack
+from typing import Any, Callable
 
-from jobs.payments import PaymentsConfig, submit
 from jobs.reconcile import count_lines, reconcile
 from localenv.paths import sub_dir
 from localenv.postgres import LocalPostgres
@@ -39,7 +39,11 @@ def committed_counts(db):
         ).fetchone()
 
 
-def run_demo(args) -> int:
+def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -> int:
+    """Run the demo with `args` (jobs.payments' parsed flags). `job_config` and `submit` are
+    `jobs.payments.PaymentsConfig` and `jobs.payments.submit`: the job's `main` passes them, so
+    that this module, which the job's command line runs, does not import the job back (see
+    tests/test_imports.py)."""
     demo = sub_dir("demo")
     input_dir = demo / "input"
     write_sample_files(input_dir, args.events)
@@ -54,7 +58,7 @@ def run_demo(args) -> int:
         db = server.create_database("payments_demo")
         os.environ["TPC_DEMO_PASSWORD"] = db.password
         print(f"started PostgreSQL at {db.jdbc_url}")
-        config = PaymentsConfig(
+        config = job_config(
             input=str(input_dir),
             db_url=db.jdbc_url,
             db_user=db.user,

@@ -657,7 +657,7 @@ def main(argv=None) -> int:
     if args.demo:
         from jobs.demo import run_demo
 
-        return run_demo(args)
+        return run_demo(args, PaymentsConfig, submit)
     try:
         result = submit(config_from_args(args))
     except Exception as error:

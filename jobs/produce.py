@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Optional
 
-from jobs.reconcile import input_files
+from jobs.inputs import input_files
 from transforms.payments import SourceLine, strip_line_terminator
 
 

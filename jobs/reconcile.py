@@ -9,21 +9,10 @@ full check: it recomputes every expected row and diffs the tables row by row.
 import argparse
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.payments import format_minor_units
-
-
-def input_files(input_dir: str) -> list[Path]:
-    """The files the job reads: every file below the directory except hidden ones ('.', '_'),
-    as Flink's FileSource enumerates them."""
-    return sorted(
-        p
-        for p in Path(input_dir).rglob("*")
-        if p.is_file()
-        and not any(part.startswith((".", "_")) for part in p.relative_to(input_dir).parts)
-    )
 
 
 def count_lines(input_dir: str) -> int:

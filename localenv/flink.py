@@ -16,45 +16,14 @@ from pathlib import Path
 from typing import Optional
 
 from localenv import jvm_archive
+from localenv.child_env import ARCHIVE_OPTIONS
+
+# Re-exported: the jobs, tests and benchmarks import them from here.
+from localenv.child_env import PYFLINK_RUNTIME_VARIABLES as PYFLINK_RUNTIME_VARIABLES
+from localenv.child_env import child_process_environment as child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 
 FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
-
-# Set in os.environ by PyFlink once a job has run in this process (its Python workers run in
-# "loopback" mode inside the client). A child process that inherits them tries to reuse this
-# process's gateway and worker server, and fails; `child_process_environment()` drops them.
-PYFLINK_RUNTIME_VARIABLES = (
-    "PYFLINK_GATEWAY_DISABLED",
-    "PYFLINK_GATEWAY_PORT",
-    "PYTHON_LOOPBACK_SERVER_ADDRESS",
-    "_PYFLINK_CONN_INFO_PATH",
-    "BOOT_LOG_DIR",
-    "SEMI_PERSISTENT_DIRECTORY",
-    "python",
-    "_PYTHON_WORKER_MEMORY_LIMIT",
-    "TABLE_LOCAL_TIME_ZONE",
-    # Per process (see prepare_process_environment): a child names its own log file.
-    "FLINK_IDENT_STRING",
-)
-_PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
-
-
-def child_process_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """os.environ for starting another Python/Flink process from this one, without what an
-    in-process PyFlink job left behind."""
-    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_RUNTIME_VARIABLES}
-    # The CDS archive matches the local gateway JVM's class path only; a Flink script's JVM
-    # (a TaskManager, `flink run`) has another. A Python child adds it back for its own JVM.
-    jvm_args = jvm_archive.without_archive(env.get("JVM_ARGS", ""))
-    if jvm_args:
-        env["JVM_ARGS"] = jvm_args
-    else:
-        env.pop("JVM_ARGS", None)
-    env.pop("PYTHONPATH", None)
-    if _PYTHONPATH_AT_IMPORT is not None:
-        env["PYTHONPATH"] = _PYTHONPATH_AT_IMPORT
-    env.update(extra or {})
-    return env
 
 
 def prepare_process_environment() -> None:
@@ -76,7 +45,7 @@ def prepare_process_environment() -> None:
         jvm_args.append(f"-Djava.io.tmpdir={tmp}")
     # Flink's classes from this machine's CDS archive, if `.ci/setup` made one: about a second
     # less start-up per job (see localenv/jvm_archive.py).
-    if not any(arg.startswith(jvm_archive.ARCHIVE_OPTIONS) for arg in jvm_args):
+    if not any(arg.startswith(ARCHIVE_OPTIONS) for arg in jvm_args):
         jvm_args.extend(jvm_archive.jvm_options())
     os.environ["JVM_ARGS"] = " ".join(jvm_args)
 

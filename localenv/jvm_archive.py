@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Optional
 
+from localenv.child_env import child_process_environment, without_archive
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import tagged
 
@@ -76,10 +77,6 @@ def archive_path(key: Optional[str] = None) -> Optional[Path]:
     return sub_dir("flink", "cds") / f"flink-{key}.jsa" if key else None
 
 
-# What `jvm_options` adds, and what a training run must not inherit.
-ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile", "-XX:ArchiveClassesAtExit", "-Xshare", "-Xlog:cds")
-
-
 def jvm_options() -> list[str]:
     """The JVM options that use this machine's archive, or none when there is none (or the
     user opted out). `-Xshare:auto` (the default) means a JVM that cannot map the archive
@@ -93,14 +90,9 @@ def jvm_options() -> list[str]:
     return [f"-XX:SharedArchiveFile={path}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
 
 
-def without_archive(jvm_args: str) -> str:
-    return " ".join(arg for arg in jvm_args.split() if not arg.startswith(ARCHIVE_OPTIONS))
-
-
 def _training_run(work: Path, archive: Path) -> None:
     """Runs the payments job on generated lines in a child process whose JVM writes `archive`
     at exit; returns once that JVM has exited."""
-    from localenv.flink import child_process_environment
     from transforms import sample_data
 
     input_dir = work / "input"

@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import timezone
 from pathlib import Path
 
+from jobs.inputs import input_files
 from jobs.payments import PaymentsConfig
-from jobs.reconcile import input_files
 from tests.corpus import write_corpus
 from transforms import sample_data
 from transforms.reference import process_files
