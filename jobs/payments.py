@@ -39,53 +39,39 @@ from pyflink.datastream import DataStream
 from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
 
 from jobs.flink_config import file_uri, job_defaults
-from transforms.flink_adapters import LEDGER_ROW_TYPE, REJECTED_ROW_TYPE, parse_payment_lines
+from transforms.flink_adapters import (
+    BALANCE_ROW_TYPE,
+    DUPLICATE_ROW_TYPE,
+    LEDGER_ROW_TYPE,
+    REJECTED_ROW_TYPE,
+    parse_payment_lines,
+)
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
+from transforms.tables import BALANCES, DUPLICATES, LEDGER, REJECTED, insert_sql
 
 LINE_TYPE = Types.ROW_NAMED(
     ["source", "line_number", "line"],
     [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
-DUPLICATE_ROW_TYPE = Types.ROW_NAMED(
-    ["event_id", "source", "line_number"], [Types.STRING(), Types.STRING(), Types.LONG()]
-)
-BALANCE_DELTA_ROW_TYPE = Types.ROW_NAMED(
-    ["account_id", "currency", "balance_minor", "event_count"],
-    [Types.STRING(), Types.STRING(), Types.BIG_DEC(), Types.LONG()],
-)
 
-# Which fields of a payment row (PAYMENT_ROW_TYPE) feed which table, as target: source.
-LEDGER_FIELDS = {name: name for name in LEDGER_ROW_TYPE.get_field_names()}
-DUPLICATE_FIELDS = {name: name for name in DUPLICATE_ROW_TYPE.get_field_names()}
+# Which fields of a payment row (PAYMENT_ROW_TYPE) feed which table, as target: source. The
+# tables, their row types and statements are declared once, in transforms/tables.py.
+LEDGER_FIELDS = {name: name for name in LEDGER.field_names}
+DUPLICATE_FIELDS = {name: name for name in DUPLICATES.field_names}
+# A conflicting duplicate's rejected row: the rejection it carries, and where it came from.
 CONFLICT_FIELDS = {
-    "reason": "conflict_reason",
-    "raw": "raw",
-    "source": "source",
-    "line_number": "line_number",
-    "detail": "conflict_detail",
-    "raw_bytes": "conflict_raw_bytes",
+    name: {
+        "reason": "conflict_reason",
+        "detail": "conflict_detail",
+        "raw_bytes": "conflict_raw_bytes",
+    }.get(name, name)
+    for name in REJECTED.field_names
 }
 
-LEDGER_SQL = (
-    "INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
-    "VALUES (:event_id, :account_id, :type, :amount_minor, :currency, "
-    "CAST(:occurred_at AS timestamptz))"
-)
-BALANCE_SQL = (
-    "INSERT INTO balances (account_id, currency, balance_minor, event_count) "
-    "VALUES (:account_id, :currency, :balance_minor, :event_count) "
-    "ON CONFLICT (account_id, currency) DO UPDATE SET "
-    "balance_minor = balances.balance_minor + EXCLUDED.balance_minor, "
-    "event_count = balances.event_count + EXCLUDED.event_count"
-)
-REJECTED_SQL = (
-    "INSERT INTO rejected (reason, raw, source, line_number, detail, raw_bytes) "
-    "VALUES (:reason, :raw, :source, :line_number, :detail, :raw_bytes)"
-)
-DUPLICATE_SQL = (
-    "INSERT INTO duplicates (event_id, source, line_number) "
-    "VALUES (:event_id, :source, :line_number)"
-)
+LEDGER_SQL = insert_sql(LEDGER)
+BALANCE_SQL = insert_sql(BALANCES)
+REJECTED_SQL = insert_sql(REJECTED)
+DUPLICATE_SQL = insert_sql(DUPLICATES)
 
 
 @dataclass
@@ -214,7 +200,7 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
 
     return PaymentSinks(
         ledger=sink("ledger", LEDGER_ROW_TYPE, LEDGER_SQL, config.ledger_mode),
-        balances=sink("balances", BALANCE_DELTA_ROW_TYPE, BALANCE_SQL, config.balances_mode),
+        balances=sink("balances", BALANCE_ROW_TYPE, BALANCE_SQL, config.balances_mode),
         rejected=sink("rejected", REJECTED_ROW_TYPE, REJECTED_SQL, config.rejected_mode),
         duplicates=sink("duplicates", DUPLICATE_ROW_TYPE, DUPLICATE_SQL, config.rejected_mode),
     )

@@ -7,77 +7,13 @@ import argparse
 import sys
 
 from jobs.database import add_connection_arguments, connect
+from transforms.tables import TABLES as PAYMENT_TABLES
+from transforms.tables import create_table_sql, expected_columns
 
-TABLES: dict[str, str] = {
-    "ledger": """
-        CREATE TABLE ledger (
-            event_id     text PRIMARY KEY,
-            account_id   text NOT NULL,
-            type         text NOT NULL CHECK (type IN ('charge', 'refund')),
-            amount_minor bigint NOT NULL,
-            currency     text NOT NULL,
-            occurred_at  timestamptz NOT NULL
-        )""",
-    # numeric: a sum of 64-bit amounts can leave bigint's range.
-    "balances": """
-        CREATE TABLE balances (
-            account_id    text NOT NULL,
-            currency      text NOT NULL,
-            balance_minor numeric(40, 0) NOT NULL,
-            event_count   bigint NOT NULL,
-            PRIMARY KEY (account_id, currency)
-        )""",
-    "rejected": """
-        CREATE TABLE rejected (
-            id          bigserial PRIMARY KEY,
-            reason      text NOT NULL,
-            raw         text NOT NULL,
-            source      text,
-            line_number bigint,
-            detail      text NOT NULL DEFAULT '',
-            -- the line's exact bytes when raw had to escape some (invalid UTF-8, NUL, lone
-            -- surrogates); the line is coalesce(raw_bytes, convert_to(raw, 'UTF8'))
-            raw_bytes   bytea
-        )""",
-    "duplicates": """
-        CREATE TABLE duplicates (
-            id          bigserial PRIMARY KEY,
-            event_id    text NOT NULL,
-            source      text,
-            line_number bigint
-        )""",
-}
-
-EXPECTED_COLUMNS: dict[str, list[tuple]] = {
-    "ledger": [
-        ("event_id", "text"),
-        ("account_id", "text"),
-        ("type", "text"),
-        ("amount_minor", "bigint"),
-        ("currency", "text"),
-        ("occurred_at", "timestamp with time zone"),
-    ],
-    "balances": [
-        ("account_id", "text"),
-        ("currency", "text"),
-        ("balance_minor", "numeric"),
-        ("event_count", "bigint"),
-    ],
-    "rejected": [
-        ("id", "bigint"),
-        ("reason", "text"),
-        ("raw", "text"),
-        ("source", "text"),
-        ("line_number", "bigint"),
-        ("detail", "text"),
-        ("raw_bytes", "bytea"),
-    ],
-    "duplicates": [
-        ("id", "bigint"),
-        ("event_id", "text"),
-        ("source", "text"),
-        ("line_number", "bigint"),
-    ],
+# Derived from the tables' declarations in transforms/tables.py (edit them there).
+TABLES: dict[str, str] = {name: create_table_sql(table) for name, table in PAYMENT_TABLES.items()}
+EXPECTED_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    name: expected_columns(table) for name, table in PAYMENT_TABLES.items()
 }
 
 

@@ -53,6 +53,7 @@ from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, Proc
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from transforms import beam as payment_transforms
+from transforms import tables
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -66,28 +67,32 @@ from transforms.payments import (
     ledger_row,
     rejected_row,
 )
+from transforms.tables import Table
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
-LEDGER_ROW_TYPE = Types.ROW_NAMED(
-    ["event_id", "account_id", "type", "amount_minor", "currency", "occurred_at"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(), Types.STRING()],
-)
-BALANCE_ROW_TYPE = Types.ROW_NAMED(
-    ["account_id", "currency", "balance_minor", "event_count"],
-    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()],
-)
-REJECTED_ROW_TYPE = Types.ROW_NAMED(
-    ["reason", "raw", "source", "line_number", "detail", "raw_bytes"],
-    [
-        Types.STRING(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.LONG(),
-        Types.STRING(),
-        Types.PRIMITIVE_ARRAY(Types.BYTE()),
-    ],
-)
+#: transforms.tables.FLINK_TYPES -> the pyflink type.
+_FLINK_TYPES: dict[str, Callable[[], Any]] = {
+    "STRING": Types.STRING,
+    "LONG": Types.LONG,
+    "BIG_DEC": Types.BIG_DEC,
+    "BYTES": lambda: Types.PRIMITIVE_ARRAY(Types.BYTE()),
+}
+
+
+def row_type(table: Table) -> Any:
+    """The Flink row type (``Types.ROW_NAMED``) of the rows a sink writes into ``table``."""
+    return Types.ROW_NAMED(
+        table.field_names, [_FLINK_TYPES[column.flink]() for column in table.written]
+    )
+
+
+#: The output tables' rows, from their declarations in transforms/tables.py.
+LEDGER_ROW_TYPE = row_type(tables.LEDGER)
+BALANCE_ROW_TYPE = row_type(tables.BALANCES)
+REJECTED_ROW_TYPE = row_type(tables.REJECTED)
+DUPLICATE_ROW_TYPE = row_type(tables.DUPLICATES)
+
 #: A valid payment as it leaves Python: its ledger fields, the fingerprint that decides
 #: duplicates, where it came from, and the rejection it becomes if it conflicts.
 PAYMENT_ROW_TYPE = Types.ROW_NAMED(
@@ -769,6 +774,8 @@ __all__ = [
     "LEDGER_ROW_TYPE",
     "BALANCE_ROW_TYPE",
     "REJECTED_ROW_TYPE",
+    "DUPLICATE_ROW_TYPE",
+    "row_type",
     "PAYMENT_ROW_TYPE",
     "payment_flink_row",
     "source_line",
