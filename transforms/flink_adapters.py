@@ -14,8 +14,9 @@ can be driven by a Flink function, so the same business code runs in both:
   whose latest value per key equals Beam's ``CombinePerKey`` result on the same input.
 * `DeduplicateFunction`: first-wins duplicate handling over `classify_duplicate`, with the
   fingerprint in keyed ``ValueState`` (optional TTL).
-* `payments_business_step(lines)`: the whole payments step on a DataStream, built from the
-  same DoFn/CombineFn as `transforms.beam.PaymentsBusinessStep`.
+* `parse_payment_lines(lines)`: `ParsePaymentFn` over batches of numbered lines, typed rows
+  out: the one Python step of the payments job (`jobs.payments.build_pipeline`, whose graph
+  the Beam/Flink parity test runs).
 
 Checked when the job is *built* (`UnsupportedDoFnError`): state and timer parameters,
 window/timestamp/pane/key/side-input/restriction/watermark/bundle-finalizer/context
@@ -59,12 +60,9 @@ from transforms.payments import (
     NEW,
     Payment,
     SourceLine,
-    balance_key,
-    balance_row,
     classify_duplicate,
     conflict_rejection,
     fingerprint,
-    ledger_row,
     rejected_row,
 )
 from transforms.tables import Table
@@ -666,63 +664,6 @@ def parse_payment_lines(
     )
 
 
-class PaymentStreams(NamedTuple):
-    ledger: DataStream  # LedgerRow (pickled)
-    balances: DataStream  # BalanceRow changelog (pickled); latest per key is final
-    rejected: DataStream  # RejectedRow (pickled)
-    duplicates: DataStream  # Payment (pickled)
-
-
-def payments_business_step(
-    lines: DataStream,
-    currencies: Optional[Mapping[str, int]] = None,
-    dedupe_ttl_days: Optional[int] = None,
-    parse_parallelism: Optional[int] = None,
-) -> PaymentStreams:
-    """The payments step on a DataStream of raw lines / `SourceLine`s (pickled).
-
-    Same DoFn (`ParsePaymentFn`) and CombineFn (`BalanceCombineFn`) as the Beam pipeline;
-    duplicates are resolved in *arrival order* per event_id by `DeduplicateFunction`.
-
-    Order matters for conflicting duplicates: it is kept from the source to the keyed
-    dedupe only while records are forwarded, i.e. when the parse runs at the source's
-    parallelism (``parse_parallelism``; with a FileSource that is the job's parallelism
-    and order is kept within each file). A rebalance between source and parse (e.g. a
-    parallelism-1 source feeding a parallelism-2 parse) can let a later conflicting line
-    overtake the first one: the Beam pipeline orders by (source, line_number) instead.
-    """
-    parsed = apply_dofn(
-        lines,
-        payment_transforms.ParsePaymentFn(currencies),
-        side_outputs={payment_transforms.REJECTED: None},
-        name="ParsePayments",
-        parallelism=parse_parallelism,
-    )
-    duplicates_tag = OutputTag("payments-duplicates", PICKLED)
-    rejected_tag = OutputTag("payments-conflicts", PICKLED)
-    accepted = (
-        parsed.main.key_by(lambda payment: payment.event_id, key_type=Types.STRING())
-        .process(
-            DeduplicateFunction(duplicates_tag, rejected_tag, dedupe_ttl_days), output_type=PICKLED
-        )
-        .name("DeduplicatePayments")
-    )
-    ledger = accepted.map(ledger_row, output_type=PICKLED).name("LedgerRows")
-    balances = (
-        combine_per_key(
-            ledger,
-            payment_transforms.BalanceCombineFn(),
-            key_selector=balance_key,
-            value_selector=lambda row: row.amount_minor,
-            name="Balances",
-        )
-        .map(lambda kv: balance_row(kv[0], kv[1]), output_type=PICKLED)
-        .name("BalanceRows")
-    )
-    rejected = parsed[payment_transforms.REJECTED].union(accepted.get_side_output(rejected_tag))
-    return PaymentStreams(ledger, balances, rejected, accepted.get_side_output(duplicates_tag))
-
-
 def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> DataStream:
     """A bounded DataStream of raw lines or `SourceLine`s (any picklable objects whose
     classes the workers can import) from a Python collection.
@@ -730,7 +671,7 @@ def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> Data
     ``from_collection`` cannot ship arbitrary Python objects (the Java side unpickles them),
     so each item travels as base64 text of its pickle and is unpickled by the first Python
     operator. Source and decoding run at parallelism 1; apply the next operator with
-    ``parallelism=1`` to keep the collection order (see `payments_business_step`).
+    ``parallelism=1`` to keep the collection order.
     """
     blobs = [base64.b64encode(pickle.dumps(item)).decode("ascii") for item in lines]
     return (
@@ -763,8 +704,6 @@ __all__ = [
     "DoFnProcessFunction",
     "CombinePerKeyFunction",
     "DeduplicateFunction",
-    "payments_business_step",
-    "PaymentStreams",
     "final_balances",
     "source_lines_stream",
     "validate_dofn",
