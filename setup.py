@@ -44,6 +44,8 @@ setup(
             "kafka-python>=2.2,<4",
             # lint, format and type checks (.ci/run): pinned, a new release brings new findings
             "ruff==0.17.5",
+            "mypy==2.4.1",
+            "types-PyYAML==6.0.12.20261113",
         ],
         # `python -m bench.suite`: the chart, and py-spy to profile the Python workers
         "bench": ["matplotlib>=3.8", "py-spy>=0.3"],

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from jobs.database import add_connection_arguments, connect
 from jobs.payments_schema import ensure_schema
@@ -104,14 +105,15 @@ class Chunk:
         elif verdict == DUPLICATE:
             self.duplicates.append((result.event_id, result.source, result.line_number))
         else:
+            conflict = cast(Rejection, verdict)
             self.rejected.append(
                 (
-                    verdict.reason,
-                    verdict.raw,
-                    verdict.source,
-                    verdict.line_number,
-                    verdict.detail,
-                    verdict.raw_bytes,
+                    conflict.reason,
+                    conflict.raw,
+                    conflict.source,
+                    conflict.line_number,
+                    conflict.detail,
+                    conflict.raw_bytes,
                 )
             )
 

@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     if args.sinks != "discard":
         prepare_database(config)
     env = create_environment(config)
-    build_pipeline(env, file_source(config.input), sinks_for(args.sinks, config), config)
+    build_pipeline(env, file_source(args.input), sinks_for(args.sinks, config), config)
     env.execute(f"payments-bench-{args.sinks}")
     elapsed = time.monotonic() - started
     print(f"job finished: {count_lines(args.input)} lines in {elapsed:.2f} s", flush=True)

@@ -23,6 +23,7 @@ Wall times include everything a user waits for (JVM and Python worker start, job
 """
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -175,8 +176,8 @@ def throughput(bench: Bench, args) -> dict:
     }
     for parallelism in (1, 2):
         for mode in ("process", "thread"):
-            variants[f"job p{parallelism} {mode}"] = lambda p=parallelism, m=mode: bench.job(
-                input_dir, lines, p, m
+            variants[f"job p{parallelism} {mode}"] = functools.partial(
+                bench.job, input_dir, lines, parallelism, mode
             )
     variants["job p2 process, at-least-once sinks"] = lambda: bench.job(
         input_dir, lines, 2, "process", "at-least-once"
@@ -214,8 +215,8 @@ def scaling(bench: Bench, args) -> dict:
         results = interleaved(
             args.rounds,
             {
-                "job p2 process": lambda d=input_dir, n=lines: bench.job(d, n, 2, "process"),
-                "script": lambda d=input_dir, n=lines: bench.baseline(d, n),
+                "job p2 process": functools.partial(bench.job, input_dir, lines, 2, "process"),
+                "script": functools.partial(bench.baseline, input_dir, lines),
                 "startup": lambda: bench.job(tiny, tiny_lines, 2, "process"),
             },
         )
@@ -282,8 +283,8 @@ def sink(bench: Bench, args) -> dict:
             raise RuntimeError(f"sink alone ({mode}): {rows} rows for {rows_wanted}")
         return seconds
 
-    variants = {
-        f"sink {mode}": (lambda m=mode: alone(m))
+    variants: dict[str, Callable[[], float]] = {
+        f"sink {mode}": functools.partial(alone, mode)
         for mode in ("prepared", "staged", "at_least_once")
     }
     variants["raw COPY"] = lambda: raw_copy(fresh(), count)

@@ -38,8 +38,8 @@ from typing import Any, Callable, Optional
 
 from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
-from transforms.payments import DUPLICATE, format_minor_units
-from transforms.reference import LEDGER, iter_outcomes, read_lines
+from transforms.payments import LedgerRow, Payment, format_minor_units
+from transforms.reference import iter_outcomes, read_lines
 
 __all__ = [
     "audit",
@@ -160,9 +160,10 @@ def expect(
         result.tables[name] for name in ("ledger", "rejected", "duplicates")
     )
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for outcome, row in iter_outcomes(lines(), currencies=currencies):
+    for _, row in iter_outcomes(lines(), currencies=currencies):
         result.lines += 1
-        if outcome == LEDGER:
+        # outcome "ledger": a LedgerRow; "duplicate": the Payment; a reason: its RejectedRow
+        if isinstance(row, LedgerRow):
             _put(
                 ledger,
                 row.event_id,
@@ -171,7 +172,7 @@ def expect(
             total = totals[(row.account_id, row.currency)]
             total[0] += row.amount_minor
             total[1] += 1
-        elif outcome == DUPLICATE:
+        elif isinstance(row, Payment):
             _put(duplicates, (row.source, row.line_number), (row.event_id,))
         else:
             _put(

@@ -34,7 +34,7 @@ import urllib.request
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
@@ -142,7 +142,7 @@ class Cluster:
         env["JVM_ARGS"] = " ".join([*jvm_args, f"-Djava.io.tmpdir={tmp_dir}"])
         return env
 
-    def _script(self, *command: str) -> None:
+    def _script(self, *command: Union[str, Path]) -> None:
         result = subprocess.run(
             [str(c) for c in command],
             env=self.script_environment(),
@@ -180,7 +180,7 @@ class Cluster:
         return pids
 
     def _pid_file_pids(self) -> set[int]:
-        pids = set()
+        pids: set[int] = set()
         for pid_file in self.pid_dir.glob("*.pid"):
             pids.update(int(p) for p in pid_file.read_text().split() if p.isdigit())
         return pids

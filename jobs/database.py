@@ -2,6 +2,7 @@
 take: a JDBC URL, a user, and the name of the environment variable holding the password."""
 
 import os
+from typing import Optional
 from urllib.parse import urlparse
 
 
@@ -15,7 +16,7 @@ def add_connection_arguments(parser) -> None:
     )
 
 
-def jdbc_to_conninfo(jdbc_url: str, user: str = None) -> str:
+def jdbc_to_conninfo(jdbc_url: str, user: Optional[str] = None) -> str:
     """psycopg conninfo for a jdbc:postgresql://host:port/db URL (password passed separately)."""
     parsed = urlparse(jdbc_url[len("jdbc:") :])
     parts = [
@@ -28,7 +29,7 @@ def jdbc_to_conninfo(jdbc_url: str, user: str = None) -> str:
     return " ".join(parts)
 
 
-def connect(db_url: str, db_user: str = None, password_env: str = "PGPASSWORD", **kwargs):
+def connect(db_url: str, db_user: Optional[str] = None, password_env: str = "PGPASSWORD", **kwargs):
     import psycopg
 
     return psycopg.connect(

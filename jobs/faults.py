@@ -32,7 +32,7 @@ class FailOnce(MapFunction):
         self.throttle_every = throttle_every
         self.throttle_ms = throttle_ms
         self.seen = 0
-        self.started = None
+        self.started = 0.0  # set in open()
 
     def open(self, runtime_context: RuntimeContext):
         self.started = time.monotonic()
@@ -51,6 +51,8 @@ class FailOnce(MapFunction):
         return value
 
     def _claim(self) -> bool:
+        if not self.marker:
+            return False
         try:
             os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:

@@ -167,6 +167,8 @@ def line_source(env, config: PaymentsConfig):
     """What `build_pipeline` reads: the files (default) or the Kafka topic."""
     if config.source == "kafka":
         return kafka_lines(env, config)
+    if config.input is None:
+        raise SystemExit("--input is required (or use --source kafka)")
     return file_source(config.input, config.watch)
 
 

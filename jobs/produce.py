@@ -203,12 +203,12 @@ def produce(
     if progress:
         print()
     if failures:
-        error = failures[0]
+        first_failure = failures[0]
         raise ProduceError(
             f"delivery to {topic!r} at {bootstrap_servers} failed "
-            f"({type(error).__name__}: {error}); the topic may hold a prefix of "
-            "the lines: produce into a new topic"
-        ) from error
+            f"({type(first_failure).__name__}: {first_failure}); the topic may hold a prefix "
+            "of the lines: produce into a new topic"
+        ) from first_failure
     return {p: (first[p], written[p]) for p in range(partitions)}
 
 

@@ -147,6 +147,8 @@ def build(force: bool = False) -> Optional[Path]:
     if key is None:
         return None
     path = archive_path(key)
+    if path is None:
+        return None
     if path.is_file() and not force:
         return path
     with tempfile.TemporaryDirectory(prefix="cds-", dir=path.parent) as tmp:

@@ -106,13 +106,20 @@ class LocalPostgres:
         self._bin = find_bin_dir()
         self._os_user = self._choose_os_user()
 
+    @property
+    def base(self) -> Path:
+        """The server's directory (data, logs); only while it runs."""
+        if self._base is None:
+            raise RuntimeError("not started")
+        return self._base
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "LocalPostgres":
         # The system temp dir is world-traversable, so the unprivileged server user can reach it
         # even when the project lives under root's home.
         self._base = Path(tempfile.mkdtemp(prefix="tpc-postgres-"))
-        data = self._base / "data"
-        pwfile = self._base / "pwfile"
+        data = self.base / "data"
+        pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
         os.chmod(self._base, 0o755)
         if self._os_user:
@@ -163,7 +170,7 @@ class LocalPostgres:
     def _start_server(self, data: Path) -> None:
         for _attempt in range(5):
             self.port = free_port()
-            log = self._base / "server.log"
+            log = self.base / "server.log"
             result = self._run(
                 [
                     str(self._bin / "pg_ctl"),
@@ -188,7 +195,7 @@ class LocalPostgres:
 
     def restart(self) -> None:
         """Stop (fast: open sessions are disconnected) and start again on the same port."""
-        data = self._base / "data"
+        data = self.base / "data"
         self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
         self._run(
             [
@@ -196,7 +203,7 @@ class LocalPostgres:
                 "-D",
                 str(data),
                 "-l",
-                str(self._base / "server.log"),
+                str(self.base / "server.log"),
                 "-o",
                 f"-p {self.port}",
                 "-w",
@@ -214,7 +221,7 @@ class LocalPostgres:
             [
                 str(self._bin / "pg_ctl"),
                 "-D",
-                str(self._base / "data"),
+                str(self.base / "data"),
                 "-m",
                 "immediate",
                 "-w",
@@ -228,9 +235,9 @@ class LocalPostgres:
             [
                 str(self._bin / "pg_ctl"),
                 "-D",
-                str(self._base / "data"),
+                str(self.base / "data"),
                 "-l",
-                str(self._base / "server.log"),
+                str(self.base / "server.log"),
                 "-o",
                 f"-p {self.port}",
                 "-w",
@@ -242,7 +249,7 @@ class LocalPostgres:
 
     def server_pid(self) -> Optional[int]:
         """The postmaster's process id, while it runs."""
-        pid_file = self._base / "data" / "postmaster.pid" if self._base else None
+        pid_file = self.base / "data" / "postmaster.pid" if self._base else None
         if not pid_file or not pid_file.exists():
             return None
         return int(pid_file.read_text().split()[0])
@@ -250,7 +257,7 @@ class LocalPostgres:
     def stop(self) -> None:
         if self._base is None:
             return
-        data = self._base / "data"
+        data = self.base / "data"
         if (data / "postmaster.pid").exists():
             self._run(
                 [str(self._bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
@@ -282,7 +289,7 @@ class LocalPostgres:
         return self.database(name)
 
     def log_tail(self, lines: int = 30) -> str:
-        log = self._base / "server.log" if self._base else None
+        log = self.base / "server.log" if self._base else None
         if not log or not log.exists():
             return "(no server log)"
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

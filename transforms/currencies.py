@@ -30,10 +30,11 @@ _CODE = re.compile(r"^[A-Z]{3}$")
 MAX_MINOR_UNITS = 18
 
 
-class Currencies(Mapping):
+class Currencies(Mapping[str, int]):
     """Immutable, picklable mapping ISO 4217 code -> minor units (build it with the helpers)."""
 
     __slots__ = ("_units",)
+    _units: dict[str, int]  # set once, in __init__ / __setstate__
 
     def __init__(self, units: Mapping[str, int]):
         object.__setattr__(self, "_units", dict(sorted(units.items())))
@@ -47,13 +48,13 @@ class Currencies(Mapping):
     def __len__(self) -> int:
         return len(self._units)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Currencies is immutable; use extend_currencies()")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, int]:
         return self._units
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Mapping[str, int]) -> None:
         object.__setattr__(self, "_units", dict(state))
 
     def __repr__(self) -> str:

@@ -40,8 +40,8 @@ import inspect
 import operator
 import os
 import pickle
-from collections.abc import Iterable, Mapping
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Container, Iterable, Iterator, Mapping
+from typing import Any, Callable, NamedTuple, Optional, cast
 
 import apache_beam as beam
 import cloudpickle
@@ -59,6 +59,7 @@ from transforms.payments import (
     DUPLICATE,
     NEW,
     Payment,
+    Rejection,
     SourceLine,
     classify_duplicate,
     conflict_rejection,
@@ -139,11 +140,11 @@ def to_flink_row(row: NamedTuple) -> Row:
 # --------------------------------------------------------------------------- validation
 
 
-def _overrides(obj, base, name: str) -> bool:
+def _overrides(obj: object, base: object, name: str) -> bool:
     return getattr(type(obj), name, None) is not getattr(base, name, None)
 
 
-def _is_beam_param(default) -> bool:
+def _is_beam_param(default: object) -> bool:
     """A Beam DoFn parameter marker (DoFn.WindowParam, StateParam(...), BundleFinalizerParam...)."""
     if isinstance(default, _DoFnParam):
         return True
@@ -229,17 +230,17 @@ def validate_combine_fn(combine_fn: beam.CombineFn) -> None:
 # --------------------------------------------------------------------------- DoFn
 
 
-def _unwrap(value):
+def _unwrap(value: Any) -> Any:
     return value.value if isinstance(value, WindowedValue) else value
 
 
 def _routed(
     dofn: beam.DoFn,
     results: Optional[Iterable[Any]],
-    declared,
-    convert: Mapping[Optional[str], Callable],
+    declared: Container[Optional[str]],
+    convert: Mapping[Optional[str], Callable[..., Any]],
     where: str,
-):
+) -> Iterator[tuple[Optional[str], Any]]:
     """``(tag, value)`` for each output of a DoFn call: ``None`` for the main output, the
     TaggedOutput's tag otherwise (which must be in ``declared``), the value unwrapped and
     converted by ``convert[tag]`` if given."""
@@ -267,8 +268,8 @@ class DoFnProcessFunction(ProcessFunction):
         dofn: beam.DoFn,
         side_tags: Mapping[str, OutputTag],
         bundle_size: Optional[int],
-        convert_input: Optional[Callable] = None,
-        convert_output: Optional[Mapping[Optional[str], Callable]] = None,
+        convert_input: Optional[Callable[..., Any]] = None,
+        convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
     ):
         self.dofn = dofn
         self.side_tags = dict(side_tags)
@@ -278,18 +279,18 @@ class DoFnProcessFunction(ProcessFunction):
         self._in_bundle = False
         self._count = 0
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         self.dofn.setup()
         self._in_bundle = False
         self._count = 0
 
-    def _emit(self, results: Optional[Iterable[Any]]):
+    def _emit(self, results: Optional[Iterable[Any]]) -> Iterator[Any]:
         for tag, value in _routed(
             self.dofn, results, self.side_tags, self.convert_output, "apply_dofn(side_outputs=...)"
         ):
             yield value if tag is None else (self.side_tags[tag], value)
 
-    def process_element(self, value, ctx):
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         if self.convert_input is not None:
             value = self.convert_input(value)
         if not self._in_bundle:
@@ -302,7 +303,7 @@ class DoFnProcessFunction(ProcessFunction):
             self._count = 0
             yield from self._emit(self.dofn.finish_bundle())
 
-    def close(self):
+    def close(self) -> None:
         try:
             if self._in_bundle:
                 self._in_bundle = False
@@ -331,24 +332,26 @@ class DoFnBundleFunction(ProcessFunction):
         self,
         dofn: beam.DoFn,
         outputs: Mapping[Optional[str], int],
-        convert_input: Optional[Callable] = None,
-        convert_output: Optional[Mapping[Optional[str], Callable]] = None,
+        convert_input: Optional[Callable[..., Any]] = None,
+        convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
     ):
         self.dofn = dofn
         self.outputs = dict(outputs)  # tag -> number of fields of its rows
         self.convert_input = convert_input
         self.convert_output = dict(convert_output or {})
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         self.dofn.setup()
 
-    def _collect(self, results, collected: dict[Optional[str], list]):
+    def _collect(
+        self, results: Optional[Iterable[Any]], collected: dict[Optional[str], list[Any]]
+    ) -> None:
         for tag, value in _routed(
             self.dofn, results, collected, self.convert_output, "apply_dofn_to_batches(outputs=...)"
         ):
             collected[tag].append(value)
 
-    def _columns(self, tag: Optional[str], rows: list) -> Row:
+    def _columns(self, tag: Optional[str], rows: list[Any]) -> Row:
         width = self.outputs[tag]
         if not rows:
             return Row(*([] for _ in range(width)))
@@ -361,16 +364,17 @@ class DoFnBundleFunction(ProcessFunction):
             )
         return Row(*columns)
 
-    def process_element(self, value, ctx):
-        collected: dict[Optional[str], list] = {tag: [] for tag in self.outputs}
-        convert_input, process = self.convert_input, self.dofn.process
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Row]:
+        collected: dict[Optional[str], list[Any]] = {tag: [] for tag in self.outputs}
+        convert_input = self.convert_input
+        process: Callable[[Any], Optional[Iterable[Any]]] = self.dofn.process
         self.dofn.start_bundle()
         for element in zip(*value):
             self._collect(process(convert_input(element) if convert_input else element), collected)
         self._collect(self.dofn.finish_bundle(), collected)
         yield Row(*(self._columns(tag, rows) for tag, rows in collected.items()))
 
-    def close(self):
+    def close(self) -> None:
         self.dofn.teardown()
 
 
@@ -378,8 +382,8 @@ def apply_dofn_to_batches(
     batches: DataStream,
     dofn: beam.DoFn,
     outputs: Mapping[Optional[str], Any],
-    convert_input: Optional[Callable] = None,
-    convert_output: Optional[Mapping[Optional[str], Callable]] = None,
+    convert_input: Optional[Callable[..., Any]] = None,
+    convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
     name: Optional[str] = None,
 ) -> DataStream:
     """Run ``dofn`` over columnar batches (from `transforms.jvm_operators.batch`), one Beam
@@ -401,7 +405,7 @@ def apply_dofn_to_batches(
     return batches.process(function, output_type=output_type).name(name or type(dofn).__name__)
 
 
-def row_fields(row_type) -> Callable[[Any], tuple]:
+def row_fields(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
     """A converter for `apply_dofn_to_batches`: an object with attributes named like
     ``row_type``'s fields (e.g. a NamedTuple) -> the tuple of those fields, in order."""
     return operator.attrgetter(*row_type.get_field_names())
@@ -427,13 +431,13 @@ class DoFnOutputs:
 def apply_dofn(
     stream: DataStream,
     dofn: beam.DoFn,
-    output_type=None,
+    output_type: Any = None,
     side_outputs: Optional[Mapping[str, Any]] = None,
     name: Optional[str] = None,
     bundle_size: Optional[int] = None,
     parallelism: Optional[int] = None,
-    convert_input: Optional[Callable] = None,
-    convert_output: Optional[Mapping[Optional[str], Callable]] = None,
+    convert_input: Optional[Callable[..., Any]] = None,
+    convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
 ) -> DoFnOutputs:
     """Run ``dofn`` on every element of ``stream``.
 
@@ -479,16 +483,16 @@ class CombinePerKeyFunction(KeyedProcessFunction):
 
     def __init__(self, combine_fn: beam.CombineFn):
         self.combine_fn = combine_fn
-        self._state = None
+        self._state: Any = None  # ValueState, from open()
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         if hasattr(self.combine_fn, "setup"):
             self.combine_fn.setup()
         self._state = runtime_context.get_state(
             ValueStateDescriptor("combine-accumulator", PICKLED)
         )
 
-    def process_element(self, value, ctx):
+    def process_element(self, value: Any, ctx: Any) -> Iterator[tuple[Any, Any]]:
         accumulator = self._state.value()
         if accumulator is None:
             accumulator = self.combine_fn.create_accumulator()
@@ -496,7 +500,7 @@ class CombinePerKeyFunction(KeyedProcessFunction):
         self._state.update(accumulator)
         yield ctx.get_current_key(), self.combine_fn.extract_output(accumulator)
 
-    def close(self):
+    def close(self) -> None:
         if hasattr(self.combine_fn, "teardown"):
             self.combine_fn.teardown()
 
@@ -504,10 +508,10 @@ class CombinePerKeyFunction(KeyedProcessFunction):
 def combine_per_key(
     stream: DataStream,
     combine_fn: beam.CombineFn,
-    key_selector,
-    value_selector=None,
-    key_type=None,
-    output_type=None,
+    key_selector: Callable[[Any], Any],
+    value_selector: Optional[Callable[[Any], Any]] = None,
+    key_type: Any = None,
+    output_type: Any = None,
     name: Optional[str] = None,
 ) -> DataStream:
     """Beam ``CombinePerKey`` on a DataStream, as a changelog of ``(key, output)``.
@@ -549,9 +553,9 @@ class DeduplicateFunction(KeyedProcessFunction):
         self.duplicates_tag = duplicates_tag
         self.rejected_tag = rejected_tag
         self.ttl_days = ttl_days
-        self._seen = None
+        self._seen: Any = None  # ValueState, from open()
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         descriptor = ValueStateDescriptor("payment-fingerprint", Types.STRING())
         if self.ttl_days:
             descriptor.enable_time_to_live(
@@ -559,7 +563,7 @@ class DeduplicateFunction(KeyedProcessFunction):
             )
         self._seen = runtime_context.get_state(descriptor)
 
-    def process_element(self, payment: Payment, ctx):
+    def process_element(self, payment: Payment, ctx: Any) -> Iterator[Any]:
         verdict = classify_duplicate(payment, self._seen.value())
         if verdict == NEW:
             self._seen.update(fingerprint(payment))
@@ -567,10 +571,10 @@ class DeduplicateFunction(KeyedProcessFunction):
         elif verdict == DUPLICATE:
             yield self.duplicates_tag, payment
         else:
-            yield self.rejected_tag, rejected_row(verdict)
+            yield self.rejected_tag, rejected_row(cast(Rejection, verdict))
 
 
-def payment_fields(payment: Payment) -> tuple:
+def payment_fields(payment: Payment) -> tuple[Any, ...]:
     """A `Payment`'s `PAYMENT_ROW_TYPE` fields, in the type's order."""
     conflict = conflict_rejection(payment)
     return (
@@ -600,7 +604,7 @@ def _base_name(path: str) -> str:
     return os.path.basename(path)
 
 
-def source_line(row) -> SourceLine:
+def source_line(row: Any) -> SourceLine:
     """A numbered line read by the job's file source (source, line_number, line bytes), with
     the file's base name as its source, as the Beam pipeline and the reference record it."""
     line = row[2]
@@ -664,7 +668,7 @@ def parse_payment_lines(
     )
 
 
-def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> DataStream:
+def source_lines_stream(env: Any, lines: Iterable[Any], name: str = "SourceLines") -> DataStream:
     """A bounded DataStream of raw lines or `SourceLine`s (any picklable objects whose
     classes the workers can import) from a Python collection.
 
@@ -682,14 +686,14 @@ def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> Data
     )
 
 
-def _load_source_line(blob: str):
+def _load_source_line(blob: str) -> Any:
     """Inverse of the encoding in `source_lines_stream`."""
     return pickle.loads(base64.b64decode(blob))
 
 
-def final_balances(changelog: Iterable) -> list:
+def final_balances(changelog: Iterable[Any]) -> list[Any]:
     """Latest `BalanceRow` per (account_id, currency) of a balances changelog, sorted."""
-    latest: dict[tuple, Any] = {}
+    latest: dict[tuple[str, str], Any] = {}
     for row in changelog:
         key = (row.account_id, row.currency)
         if key not in latest or row.event_count > latest[key].event_count:

@@ -20,7 +20,7 @@ Input streams must carry named rows (``output_type=Types.ROW_NAMED(...)``). The 
 """
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream
@@ -46,11 +46,11 @@ class Deduplicated(NamedTuple):
     conflicts: DataStream
 
 
-def _row_operators():
+def _row_operators() -> Any:
     return get_gateway().jvm.dev.tpc.stream.RowOperators
 
 
-def _strings(values: Sequence[str]):
+def _strings(values: Sequence[str]) -> Any:
     gateway = get_gateway()
     return to_jarray(gateway.jvm.String, list(values))
 
@@ -96,7 +96,7 @@ def project(rows: DataStream, fields: Mapping[str, str]) -> DataStream:
     )
 
 
-def _basic_array_types():
+def _basic_array_types() -> list[Any]:
     # The element types of Flink's BasicArrayTypeInfo (String[], Long[], ...); a column of any
     # other type is an object array, as RowOperators.columnType decides on the Java side.
     return [
@@ -112,7 +112,7 @@ def _basic_array_types():
     ]
 
 
-def columns_type(row_type):
+def columns_type(row_type: Any) -> Any:
     """The type of a columnar batch of ``row_type`` rows (see `batch`): the same field names,
     each an array, ``Types.BASIC_ARRAY`` for strings and boxed numbers, else
     ``Types.OBJECT_ARRAY`` (e.g. of bytes)."""

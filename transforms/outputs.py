@@ -16,12 +16,13 @@ import glob
 import json
 import os
 from collections.abc import Iterator
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, TypeVar, Union
 
 from transforms.payments import BalanceRow, LedgerRow, RejectedRow
 from transforms.reference import Outcome
 
 Row = Union[LedgerRow, BalanceRow, RejectedRow]
+R = TypeVar("R", LedgerRow, BalanceRow, RejectedRow)
 
 
 def row_to_json(row: NamedTuple) -> str:
@@ -32,13 +33,13 @@ def row_to_json(row: NamedTuple) -> str:
     )
 
 
-def _bytes_as_hex(value):
+def _bytes_as_hex(value: object) -> str:
     if isinstance(value, bytes):
         return value.hex()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _row_from_json(row_type: type[NamedTuple], text: str) -> NamedTuple:
+def _row_from_json(row_type: type[R], text: str) -> R:
     fields = json.loads(text)
     for name, kind in row_type.__annotations__.items():
         if kind == Optional[bytes] and isinstance(fields.get(name), str):
@@ -53,7 +54,7 @@ def _files(directory: str, name: str) -> list[str]:
     )
 
 
-def read_rows(directory: str, name: str, row_type: type[NamedTuple]) -> Iterator[NamedTuple]:
+def read_rows(directory: str, name: str, row_type: type[R]) -> Iterator[R]:
     for path in _files(directory, name):
         with open(path, encoding="utf-8") as f:
             for line in f:

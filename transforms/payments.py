@@ -73,7 +73,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, NoReturn, Optional, Union, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
 
@@ -188,10 +188,14 @@ class _Invalid(Exception):
 
 def strip_line_terminator(line: RawLine) -> RawLine:
     """Remove one trailing ``\\n`` (and a ``\\r`` before it), as file readers leave them."""
-    nl, cr = (b"\n", b"\r") if isinstance(line, bytes) else ("\n", "\r")
-    if line.endswith(nl):
+    if isinstance(line, bytes):
+        if line.endswith(b"\n"):
+            line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+    elif line.endswith("\n"):
         line = line[:-1]
-        if line.endswith(cr):
+        if line.endswith("\r"):
             line = line[:-1]
     return line
 
@@ -275,7 +279,7 @@ def to_minor_units(amount: Decimal, minor_units: int) -> int:
         raise ValueError(Reason.NON_POSITIVE_AMOUNT, "amount must be > 0")
     # Work on the digit tuple: no int() of unbounded digit strings, no powers of huge exponents.
     digits = digits[next(i for i, d in enumerate(digits) if d) :]  # drop leading zeros
-    shift = exponent + minor_units
+    shift = cast(int, exponent) + minor_units  # an int: the amount is finite
     if shift < 0:
         dropped = digits[shift:] if -shift <= len(digits) else digits
         if -shift > len(digits) or any(dropped):
@@ -285,7 +289,7 @@ def to_minor_units(amount: Decimal, minor_units: int) -> int:
         digits, shift = digits[:shift], 0
     if len(digits) + shift > 19:  # >= 10**19 minor units
         raise ValueError(Reason.AMOUNT_OUT_OF_RANGE, "amount beyond 64-bit minor units")
-    minor = int("".join(map(str, digits))) * 10**shift
+    minor: int = int("".join(map(str, digits))) * 10**shift
     if minor > MAX_AMOUNT_MINOR:
         raise ValueError(Reason.AMOUNT_OUT_OF_RANGE, "amount beyond 64-bit minor units")
     return minor
@@ -335,12 +339,12 @@ def normalise_timestamp(value: str) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-def _reject_constant(name: str):
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
 def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = {}
+    obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
             raise _Invalid(Reason.DUPLICATE_FIELD, key)
@@ -359,7 +363,13 @@ def _check_identifier(name: str, value: str) -> str:
     return value
 
 
-def _validate(obj: Any, currencies: Mapping[str, int], raw: str, source, line_number) -> Payment:
+def _validate(
+    obj: Any,
+    currencies: Mapping[str, int],
+    raw: str,
+    source: Optional[str],
+    line_number: Optional[int],
+) -> Payment:
     if not isinstance(obj, dict):
         raise _Invalid(Reason.NOT_AN_OBJECT, type(obj).__name__)
     for field in REQUIRED_FIELDS:
@@ -546,7 +556,7 @@ def resolve_duplicates(
         elif verdict == DUPLICATE:
             duplicates.append(payment)
         else:
-            rejected.append(verdict)
+            rejected.append(cast(Rejection, verdict))
     return accepted, duplicates, rejected
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -32,7 +32,7 @@ DEFAULT_PATTERN = "*.jsonl"
 
 class PaymentsOptions(PipelineOptions):
     @classmethod
-    def _add_argparse_args(cls, parser):
+    def _add_argparse_args(cls, parser: Any) -> None:
         # Not required=True: Beam parses every registered options class whenever any
         # PipelineOptions is viewed, so a required flag would break unrelated pipelines.
         parser.add_argument(
@@ -59,7 +59,7 @@ def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
     return input_path
 
 
-def read_numbered_lines(readable_file) -> Iterator[SourceLine]:
+def read_numbered_lines(readable_file: Any) -> Iterator[SourceLine]:
     """A matched file's lines as `SourceLine` (bytes), numbered from 1."""
     path = readable_file.metadata.path
     source = os.path.basename(path.rstrip("/"))
@@ -73,14 +73,14 @@ def read_numbered_lines(readable_file) -> Iterator[SourceLine]:
             yield SourceLine(source, number, line)
 
 
-class ReadPaymentLines(beam.PTransform):
+class ReadPaymentLines(beam.PTransform[Any, Any]):
     """File pattern -> `SourceLine`s (one file per element, read sequentially)."""
 
-    def __init__(self, file_pattern: str, label=None):
+    def __init__(self, file_pattern: str, label: Optional[str] = None):
         super().__init__(label)
         self.file_pattern = file_pattern
 
-    def expand(self, pbegin):
+    def expand(self, pbegin: Any) -> Any:
         return (
             pbegin
             | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
@@ -89,15 +89,15 @@ class ReadPaymentLines(beam.PTransform):
         )
 
 
-class WriteJsonLines(beam.PTransform):
+class WriteJsonLines(beam.PTransform[Any, Any]):
     """NamedTuple rows -> ``<directory>/<name>.jsonl`` (one file)."""
 
-    def __init__(self, directory: str, name: str, label=None):
+    def __init__(self, directory: str, name: str, label: Optional[str] = None):
         super().__init__(label)
         self.directory = directory
         self.name = name
 
-    def expand(self, rows):
+    def expand(self, rows: Any) -> Any:
         return (
             rows
             | "ToJson" >> beam.Map(row_to_json)
@@ -110,7 +110,7 @@ class WriteJsonLines(beam.PTransform):
         )
 
 
-def _count(pcoll, name: str):
+def _count(pcoll: Any, name: str) -> Any:
     return (
         pcoll
         | f"Count{name.title()}" >> beam.combiners.Count.Globally()
@@ -118,7 +118,7 @@ def _count(pcoll, name: str):
     )
 
 
-def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
+def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions) -> Any:
     """Add the read -> business step -> write graph to ``pipeline``; returns the outputs."""
     currencies = load_currencies(options.currencies) if options.currencies else None
     output = options.output

@@ -14,7 +14,7 @@ Flink job by arrival, which is file order within one file.)
 import glob
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union, cast
 
 from transforms.payments import (
     DUPLICATE,
@@ -44,10 +44,12 @@ class Outcome(NamedTuple):
     duplicates: int
     lines: int
 
-    def normalised(self) -> tuple[list, list, list, int]:
+    def normalised(
+        self,
+    ) -> tuple[list[LedgerRow], list[BalanceRow], list[RejectedRow], int]:
         """Order-independent form for comparisons: sorted rows and the duplicate count."""
 
-        def key(row: tuple) -> tuple:
+        def key(row: RejectedRow) -> tuple[object, ...]:
             return tuple("" if v is None else v for v in row)
 
         return (
@@ -58,7 +60,9 @@ class Outcome(NamedTuple):
         )
 
 
-def read_lines(path: Union[str, os.PathLike], source: Optional[str] = None) -> Iterator[SourceLine]:
+def read_lines(
+    path: Union[str, "os.PathLike[str]"], source: Optional[str] = None
+) -> Iterator[SourceLine]:
     """The lines of a JSON-lines file as bytes, numbered from 1.
 
     Lines end at ``\\n`` only (a ``\\r`` before it is dropped by the parser); a final line
@@ -111,7 +115,8 @@ def iter_outcomes(
         elif verdict == DUPLICATE:
             yield DUPLICATE, result
         else:
-            yield verdict.reason, rejected_row(verdict)
+            conflict = cast(Rejection, verdict)
+            yield conflict.reason, rejected_row(conflict)
 
 
 def line_outcomes(
@@ -135,11 +140,11 @@ def process_lines(
     for outcome, row in iter_outcomes(lines, source, currencies):
         count += 1
         if outcome == LEDGER:
-            ledger.append(row)
+            ledger.append(cast(LedgerRow, row))
         elif outcome == DUPLICATE:
             duplicates += 1
         else:
-            rejected.append(row)
+            rejected.append(cast(RejectedRow, row))
     return Outcome(ledger, balances(ledger), rejected, duplicates, count)
 
 

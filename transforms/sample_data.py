@@ -18,7 +18,7 @@ import json
 import random
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.payments import format_minor_units
@@ -65,7 +65,7 @@ def _payment(
     codes: Sequence[str],
     currencies: Mapping[str, int],
     base: datetime,
-) -> dict:
+) -> dict[str, Any]:
     currency = rng.choice(codes)
     units = currencies[currency]
     minor = rng.randint(1, 10 ** (units + 4))
@@ -92,7 +92,7 @@ def _payment(
     }
 
 
-def _line(obj: dict) -> bytes:
+def _line(obj: dict[str, Any]) -> bytes:
     """JSON text of a payment; ``_number`` amounts are written as JSON numbers, verbatim."""
     clean = {k: v for k, v in obj.items() if not k.startswith("_")}
     text = json.dumps(clean, ensure_ascii=False)
@@ -118,7 +118,7 @@ def generate(
     codes = sorted(table)
     base = datetime(2024, 1, 1, tzinfo=timezone.utc)
     lines: list[bytes] = []
-    originals: list[dict] = []
+    originals: list[dict[str, Any]] = []
     n_dup = round(events * duplicate_share)
     n_conf = round(events * conflict_share)
     n_bad = round(events * bad_share)
@@ -150,12 +150,12 @@ def generate(
     return Sample(lines, number, n_dup, n_conf, n_bad)
 
 
-def generate_lines(events: int, seed: int = 0, **kwargs) -> list[bytes]:
+def generate_lines(events: int, seed: int = 0, **kwargs: Any) -> list[bytes]:
     """Just the lines of `generate` (bytes, each ending in ``\\n``)."""
     return generate(events, seed, **kwargs).lines
 
 
-def write_jsonl(path: str, events: int, seed: int = 0, **kwargs) -> Sample:
+def write_jsonl(path: str, events: int, seed: int = 0, **kwargs: Any) -> Sample:
     """Write a generated sample to ``path`` and return it."""
     sample = generate(events, seed, **kwargs)
     with open(path, "wb") as f:

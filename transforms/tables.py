@@ -65,9 +65,9 @@ class Table:
         return [column.name for column in self.written]
 
 
-def _text(name: str, constraints: str = "NOT NULL", **more: object) -> Column:
+def _text(name: str, constraints: str = "NOT NULL") -> Column:
     python = Optional[str] if not constraints else str
-    return Column(name, python, "STRING", "text", "text", constraints, **more)
+    return Column(name, python, "STRING", "text", "text", constraints)
 
 
 def _bigint(name: str, constraints: str = "NOT NULL") -> Column:

@@ -25,7 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from localenv.paths import sub_dir
 
@@ -76,7 +76,14 @@ class LocalKafka:
         self.controller_port: Optional[int] = None
         self._base: Optional[Path] = None
         self._process: Optional[subprocess.Popen] = None
-        self._log = None
+        self._log: Optional[BinaryIO] = None
+
+    @property
+    def base(self) -> Path:
+        """The server's directory (data, logs); only while it runs."""
+        if self._base is None:
+            raise RuntimeError("not started")
+        return self._base
 
     @property
     def bootstrap_servers(self) -> str:
@@ -111,11 +118,11 @@ class LocalKafka:
 
     @property
     def config_file(self) -> Path:
-        return self._base / "server.properties"
+        return self.base / "server.properties"
 
     @property
     def log_file(self) -> Path:
-        return self._base / "broker.log"
+        return self.base / "broker.log"
 
     def _write_config(self) -> None:
         settings = {
@@ -127,7 +134,7 @@ class LocalKafka:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self._base / "data"),
+            "log.dirs": str(self.base / "data"),
             # One node: every internal topic with one replica, and no waiting for more.
             "offsets.topic.replication.factor": 1,
             "offsets.topic.num.partitions": 2,
@@ -150,7 +157,7 @@ class LocalKafka:
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
     def _jvm(self, classpath: list[Path], main_class: str, *args: str) -> list[str]:
-        tmp = self._base / "tmp"
+        tmp = self.base / "tmp"
         tmp.mkdir(exist_ok=True)
         return [
             java_executable(),
@@ -189,21 +196,21 @@ class LocalKafka:
             return
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self._log = open(self.log_file, "ab")
-        self._process = subprocess.Popen(
+        process = self._process = subprocess.Popen(
             self._jvm(broker_classpath(), "kafka.Kafka", str(self.config_file)),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=self._base,
             start_new_session=True,
         )  # Ctrl-C in a terminal reaches the owner, which stops it
-        self._wait_until_ready(offset)
+        self._wait_until_ready(process, offset)
 
-    def _wait_until_ready(self, log_offset: int) -> None:
+    def _wait_until_ready(self, process: subprocess.Popen, log_offset: int) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise KafkaSetupError(
-                    f"the Kafka broker exited ({self._process.returncode}) "
+                    f"the Kafka broker exited ({process.returncode}) "
                     f"during start-up:\n{self.log_tail()}"
                 )
             with open(self.log_file, "rb") as log:
@@ -243,7 +250,7 @@ class LocalKafka:
         return self._process is not None and self._process.poll() is None
 
     def broker_pid(self) -> Optional[int]:
-        return self._process.pid if self.running() else None
+        return self._process.pid if self._process is not None and self.running() else None
 
     def stop_broker(self, kill: bool = False, timeout: float = 30.0) -> None:
         """Stop the broker JVM (SIGTERM: a controlled shutdown; `kill`: SIGKILL, a crash) and

@@ -8,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -187,7 +187,9 @@ def sink_fault_report(directory: Path) -> Optional[dict]:
     marker = next(Path(directory).glob("fault-*"), None)
     if marker is None:
         return None
-    report = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
+    report: dict[str, Any] = dict(
+        line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line
+    )
     report["rows"] = int(report["rows"])
     return report
 
