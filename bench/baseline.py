@@ -10,96 +10,142 @@ and currency) and the position reached in each file go into **one** transaction,
 and a rerun resume exactly where the last commit left off. Dedupe memory is a dict, reloaded
 from the ledger on start.
 """
+
 import argparse
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import cast
 
 from jobs.database import add_connection_arguments, connect
 from jobs.payments_schema import ensure_schema
-from transforms.payments import (NEW, DUPLICATE, Payment, Rejection, classify_duplicate,
-                                 fingerprint, parse_line)
+from transforms.payments import (
+    DUPLICATE,
+    NEW,
+    Payment,
+    Rejection,
+    classify_duplicate,
+    fingerprint,
+    parse_line,
+)
 
-OFFSETS_DDL = ("CREATE TABLE IF NOT EXISTS baseline_offsets (source text PRIMARY KEY, "
-               "lines_done bigint NOT NULL)")
+OFFSETS_DDL = (
+    "CREATE TABLE IF NOT EXISTS baseline_offsets (source text PRIMARY KEY, "
+    "lines_done bigint NOT NULL)"
+)
 
 
-def input_files(input_dir: str) -> List[Path]:
+def input_files(input_dir: str) -> list[Path]:
     """The files the job reads: every non-hidden file under the directory, in name order."""
-    from jobs.reconcile import input_files as job_input_files
+    from jobs.inputs import input_files as job_input_files
+
     return sorted(job_input_files(input_dir))
 
 
-def numbered_lines(path: Path, skip: int) -> Iterator[Tuple[int, bytes]]:
+def numbered_lines(path: Path, skip: int) -> Iterator[tuple[int, bytes]]:
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             if number > skip:
                 yield number, line
 
 
-def load_seen(conn) -> Dict[str, str]:
+def load_seen(conn) -> dict[str, str]:
     """event_id -> fingerprint of every payment already in the ledger (dedupe after a restart)."""
     seen = {}
     for event_id, account, kind, amount, currency, occurred in conn.execute(
-            "SELECT event_id, account_id, type, amount_minor, currency, "
-            "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') "
-            "FROM ledger"):
+        "SELECT event_id, account_id, type, amount_minor, currency, "
+        "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') "
+        "FROM ledger"
+    ):
         seen[event_id] = fingerprint(Payment(event_id, account, kind, amount, currency, occurred))
     return seen
 
 
 class Chunk:
     def __init__(self):
-        self.ledger: List[tuple] = []
-        self.rejected: List[tuple] = []
-        self.duplicates: List[tuple] = []
-        self.balances: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
-        self.offsets: Dict[str, int] = {}
+        self.ledger: list[tuple] = []
+        self.rejected: list[tuple] = []
+        self.duplicates: list[tuple] = []
+        self.balances: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self.offsets: dict[str, int] = {}
         self.lines = 0
 
-    def add(self, result, seen: Dict[str, str]) -> None:
+    def add(self, result, seen: dict[str, str]) -> None:
         self.lines += 1
         if isinstance(result, Rejection):
-            self.rejected.append((result.reason, result.raw, result.source, result.line_number,
-                                  result.detail, result.raw_bytes))
+            self.rejected.append(
+                (
+                    result.reason,
+                    result.raw,
+                    result.source,
+                    result.line_number,
+                    result.detail,
+                    result.raw_bytes,
+                )
+            )
             return
         verdict = classify_duplicate(result, seen.get(result.event_id))
         if verdict == NEW:
             seen[result.event_id] = fingerprint(result)
-            self.ledger.append((result.event_id, result.account_id, result.type,
-                                result.amount_minor, result.currency, result.occurred_at))
+            self.ledger.append(
+                (
+                    result.event_id,
+                    result.account_id,
+                    result.type,
+                    result.amount_minor,
+                    result.currency,
+                    result.occurred_at,
+                )
+            )
             total = self.balances[(result.account_id, result.currency)]
             total[0] += result.amount_minor
             total[1] += 1
         elif verdict == DUPLICATE:
             self.duplicates.append((result.event_id, result.source, result.line_number))
         else:
-            self.rejected.append((verdict.reason, verdict.raw, verdict.source,
-                                  verdict.line_number, verdict.detail, verdict.raw_bytes))
+            conflict = cast(Rejection, verdict)
+            self.rejected.append(
+                (
+                    conflict.reason,
+                    conflict.raw,
+                    conflict.source,
+                    conflict.line_number,
+                    conflict.detail,
+                    conflict.raw_bytes,
+                )
+            )
 
     def commit(self, conn) -> None:
         with conn.transaction():
             with conn.cursor() as cur:
-                copy(cur, "ledger (event_id, account_id, type, amount_minor, currency, "
-                          "occurred_at)", self.ledger)
-                copy(cur, "rejected (reason, raw, source, line_number, detail, raw_bytes)",
-                     self.rejected)
+                copy(
+                    cur,
+                    "ledger (event_id, account_id, type, amount_minor, currency, occurred_at)",
+                    self.ledger,
+                )
+                copy(
+                    cur,
+                    "rejected (reason, raw, source, line_number, detail, raw_bytes)",
+                    self.rejected,
+                )
                 copy(cur, "duplicates (event_id, source, line_number)", self.duplicates)
                 cur.executemany(
                     "INSERT INTO balances (account_id, currency, balance_minor, event_count) "
                     "VALUES (%s, %s, %s, %s) ON CONFLICT (account_id, currency) DO UPDATE SET "
                     "balance_minor = balances.balance_minor + EXCLUDED.balance_minor, "
                     "event_count = balances.event_count + EXCLUDED.event_count",
-                    [(a, c, b, n) for (a, c), (b, n) in sorted(self.balances.items())])
+                    [(a, c, b, n) for (a, c), (b, n) in sorted(self.balances.items())],
+                )
                 cur.executemany(
                     "INSERT INTO baseline_offsets (source, lines_done) VALUES (%s, %s) "
                     "ON CONFLICT (source) DO UPDATE SET lines_done = EXCLUDED.lines_done",
-                    sorted(self.offsets.items()))
+                    sorted(self.offsets.items()),
+                )
 
 
-def copy(cur, target: str, rows: List[tuple]) -> None:
+def copy(cur, target: str, rows: list[tuple]) -> None:
     if rows:
         with cur.copy(f"COPY {target} FROM STDIN") as writer:
             for row in rows:

@@ -8,12 +8,20 @@ on the real file source, with a choice of sinks.
 at-least-once mode; `discard` sends every stream to Flink's DiscardingSink, which measures the
 job without the database. Prints one line: `job finished: LINES lines in S s`.
 """
+
 import argparse
 import sys
 import time
 
-from jobs.payments import (PaymentSinks, PaymentsConfig, build_pipeline, build_sinks,
-                           create_environment, file_source, prepare_database)
+from jobs.payments import (
+    PaymentsConfig,
+    PaymentSinks,
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    file_source,
+    prepare_database,
+)
 from jobs.reconcile import count_lines
 
 SINK_CHOICES = ("exactly-once", "at-least-once", "discard")
@@ -24,8 +32,10 @@ def discarding_sinks() -> PaymentSinks:
     from pyflink.java_gateway import get_gateway
 
     def discard():
-        return Sink(get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2
-                    .DiscardingSink())
+        return Sink(
+            get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
+        )
+
     return PaymentSinks(discard(), discard(), discard(), discard())
 
 
@@ -48,23 +58,39 @@ def main(argv=None) -> int:
     parser.add_argument("--mode", choices=["process", "thread"], default="process")
     parser.add_argument("--checkpoint-interval", default=None)
     parser.add_argument("--checkpoint-dir", default=None)
-    parser.add_argument("--batch-lines", type=int, default=500,
-                        help="lines per record into Python (0: one line per record)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a Flink setting over flink-conf/config.yaml's, for ablations "
-                             "(e.g. python.fn-execution.bundle.size=100000); repeatable")
+    parser.add_argument(
+        "--batch-lines",
+        type=int,
+        default=500,
+        help="lines per record into Python (0: one line per record)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Flink setting over flink-conf/config.yaml's, for ablations "
+        "(e.g. python.fn-execution.bundle.size=100000); repeatable",
+    )
     args = parser.parse_args(argv)
-    config = PaymentsConfig(input=args.input, db_url=args.db_url, db_user=args.db_user,
-                            password_env=args.password_env, parallelism=args.parallelism,
-                            execution_mode=args.mode, checkpoint_interval=args.checkpoint_interval,
-                            checkpoint_dir=args.checkpoint_dir, sink_id_prefix="bench",
-                            batch_lines=args.batch_lines or None,
-                            extra_settings=dict(item.split("=", 1) for item in args.set))
+    config = PaymentsConfig(
+        input=args.input,
+        db_url=args.db_url,
+        db_user=args.db_user,
+        password_env=args.password_env,
+        parallelism=args.parallelism,
+        execution_mode=args.mode,
+        checkpoint_interval=args.checkpoint_interval,
+        checkpoint_dir=args.checkpoint_dir,
+        sink_id_prefix="bench",
+        batch_lines=args.batch_lines or None,
+        extra_settings=dict(item.split("=", 1) for item in args.set),
+    )
     started = time.monotonic()
     if args.sinks != "discard":
         prepare_database(config)
     env = create_environment(config)
-    build_pipeline(env, file_source(config.input), sinks_for(args.sinks, config), config)
+    build_pipeline(env, file_source(args.input), sinks_for(args.sinks, config), config)
     env.execute(f"payments-bench-{args.sinks}")
     elapsed = time.monotonic() - started
     print(f"job finished: {count_lines(args.input)} lines in {elapsed:.2f} s", flush=True)
@@ -74,5 +100,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     exit_code = main()
     from localenv.flink import skip_final_garbage_collection
+
     skip_final_garbage_collection()
     sys.exit(exit_code)

@@ -5,6 +5,7 @@
 
 The table `ledger` must exist. Prints `sink finished: N rows in S s`.
 """
+
 import argparse
 import sys
 import time
@@ -22,31 +23,44 @@ def main(argv=None) -> int:
     parser.add_argument("--db-user")
     parser.add_argument("--password-env", default="PGPASSWORD")
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--mode", default="prepared",
-                        choices=["prepared", "staged", "at_least_once"])
+    parser.add_argument(
+        "--mode", default="prepared", choices=["prepared", "staged", "at_least_once"]
+    )
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", default="2 s")
     parser.add_argument("--batch-size", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    from localenv.flink import job_environment
     from pyflink.java_gateway import get_gateway
+
+    from localenv.flink import job_environment
     from sinks import TwoPhaseCommitSink, add_sink_jars
 
     started = time.monotonic()
-    env = job_environment(args.parallelism, {
-        "execution.checkpointing.interval": args.checkpoint_interval,
-        "execution.checkpointing.mode": "EXACTLY_ONCE"})
+    env = job_environment(
+        args.parallelism,
+        {
+            "execution.checkpointing.interval": args.checkpoint_interval,
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+        },
+    )
     add_sink_jars(env)
     generator = get_gateway().jvm.dev.tpc.bench.LedgerRowGenerator
-    rows = env.from_source(Source(generator.source(args.count)),
-                           WatermarkStrategy.no_watermarks(), "ledger-rows")
-    sink = (TwoPhaseCommitSink.builder()
-            .set_jdbc_url(args.db_url).set_user(args.db_user)
-            .set_password_env(args.password_env)
-            .set_row_type(LEDGER_ROW_TYPE).add_statement(LEDGER_SQL)
-            .set_sink_id(f"bench-alone-{args.mode}".replace("_", "-"))
-            .set_mode(args.mode).set_batch_size(args.batch_size).build())
+    rows = env.from_source(
+        Source(generator.source(args.count)), WatermarkStrategy.no_watermarks(), "ledger-rows"
+    )
+    sink = (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(args.db_url)
+        .set_user(args.db_user)
+        .set_password_env(args.password_env)
+        .set_row_type(LEDGER_ROW_TYPE)
+        .add_statement(LEDGER_SQL)
+        .set_sink_id(f"bench-alone-{args.mode}".replace("_", "-"))
+        .set_mode(args.mode)
+        .set_batch_size(args.batch_size)
+        .build()
+    )
     rows.sink_to(sink).name("ledger-sink")
     env.execute(f"sink-alone-{args.mode}")
     elapsed = time.monotonic() - started

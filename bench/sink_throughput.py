@@ -7,6 +7,7 @@ checkpoints every second) for each mode in interleaved rounds, so that the share
 noise falls on all modes alike, and reports records/s and the ratio to the at-least-once
 baseline. Starts its own throwaway PostgreSQL.
 """
+
 import argparse
 import json
 import re
@@ -26,16 +27,40 @@ def run_once(db, mode, args, table):
     with db.connect(autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(f"CREATE TABLE {table} (id bigint NOT NULL, v text NOT NULL)")
-    command = [sys.executable, "-m", "jobs.sink_check", "--db-url", db.jdbc_url,
-               "--db-user", db.user, "--password-env", "TPC_BENCH_PASSWORD", "--mode", mode,
-               "--sink-id", f"bench_{mode}", "--table", table, "--count", str(args.count),
-               "--parallelism", str(args.parallelism), "--checkpoint-interval-ms", "1000",
-               "--bundle-size", "1000", "--batch-size", "1000",
-               "--execution-mode", args.execution_mode]
+    command = [
+        sys.executable,
+        "-m",
+        "jobs.sink_check",
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        "TPC_BENCH_PASSWORD",
+        "--mode",
+        mode,
+        "--sink-id",
+        f"bench_{mode}",
+        "--table",
+        table,
+        "--count",
+        str(args.count),
+        "--parallelism",
+        str(args.parallelism),
+        "--checkpoint-interval-ms",
+        "1000",
+        "--bundle-size",
+        "1000",
+        "--batch-size",
+        "1000",
+        "--execution-mode",
+        args.execution_mode,
+    ]
     env = child_process_environment({"TPC_BENCH_PASSWORD": db.password})
     started = time.monotonic()
-    result = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=env,
-                            timeout=900)
+    result = subprocess.run(
+        command, cwd=PROJECT_ROOT, capture_output=True, text=True, env=env, timeout=900
+    )
     wall = time.monotonic() - started
     if result.returncode != 0:
         raise SystemExit(f"{mode} failed:\n{result.stderr[-3000:]}")
@@ -45,8 +70,12 @@ def run_once(db, mode, args, table):
         rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if rows != args.count:
         raise SystemExit(f"{mode}: expected {args.count} rows, found {rows}")
-    return {"mode": mode, "job_seconds": job_seconds, "wall_seconds": wall,
-            "records_per_second": args.count / job_seconds}
+    return {
+        "mode": mode,
+        "job_seconds": job_seconds,
+        "wall_seconds": wall,
+        "records_per_second": args.count / job_seconds,
+    }
 
 
 def main(argv=None):
@@ -60,15 +89,22 @@ def main(argv=None):
     with LocalPostgres() as server:
         db = server.create_database("bench")
         for round_number in range(args.rounds):
-            for mode in (MODES if round_number % 2 == 0 else list(reversed(MODES))):
+            for mode in MODES if round_number % 2 == 0 else list(reversed(MODES)):
                 result = run_once(db, mode, args, "bench_rows")
                 result["round"] = round_number
                 results.append(result)
-                print(f"round {round_number} {mode:>14}: {result['records_per_second']:>9,.0f} rec/s "
-                      f"({result['job_seconds']:.1f} s)", flush=True)
-    baseline = statistics.median(r["records_per_second"] for r in results if r["mode"] == "at_least_once")
-    print(f"\n{args.count:,} records, parallelism {args.parallelism}, "
-          f"{args.execution_mode} mode, {args.rounds} interleaved rounds (median):")
+                print(
+                    f"round {round_number} {mode:>14}: {result['records_per_second']:>9,.0f} rec/s "
+                    f"({result['job_seconds']:.1f} s)",
+                    flush=True,
+                )
+    baseline = statistics.median(
+        r["records_per_second"] for r in results if r["mode"] == "at_least_once"
+    )
+    print(
+        f"\n{args.count:,} records, parallelism {args.parallelism}, "
+        f"{args.execution_mode} mode, {args.rounds} interleaved rounds (median):"
+    )
     print("| mode | records/s | vs at-least-once |\n|---|---|---|")
     summary = {}
     for mode in MODES:

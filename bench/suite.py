@@ -21,7 +21,9 @@ Wall times include everything a user waits for (JVM and Python worker start, job
 `startup` is the same job on 1,000 lines; "net" rates subtract it. Results go to
 `<out>/results.json` and `<out>/README.md` (and `chart.png` when matplotlib is installed).
 """
+
 import argparse
+import functools
 import json
 import os
 import platform
@@ -34,7 +36,7 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Optional
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -49,6 +51,7 @@ TIMEOUT_SECONDS = 1800
 
 # --------------------------------------------------------------------------- inputs
 
+
 def write_input(directory: Path, lines: int, files: int = 8, seed: int = 5) -> int:
     """About `lines` generated lines (duplicates, conflicts and bad lines mixed in, as in the
     demo) split into `files` files, as a directory of daily files would be. Returns the count."""
@@ -56,12 +59,13 @@ def write_input(directory: Path, lines: int, files: int = 8, seed: int = 5) -> i
     generated = sample_data.generate_lines(round(lines / 1.08), seed=seed, id_prefix="b")
     per_file = -(-len(generated) // files)
     for index in range(files):
-        chunk = generated[index * per_file:(index + 1) * per_file]
+        chunk = generated[index * per_file : (index + 1) * per_file]
         (directory / f"part-{index:03d}.jsonl").write_bytes(b"".join(chunk))
     return len(generated)
 
 
 # --------------------------------------------------------------------------- running
+
 
 class Bench:
     def __init__(self, server: LocalPostgres, work: Path):
@@ -73,28 +77,52 @@ class Bench:
         self.databases += 1
         return self.server.create_database(f"bench_{self.databases}")
 
-    def env(self, db, extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    def env(self, db, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
         return child_process_environment({PASSWORD_ENV: db.password, **(extra or {})})
 
-    def db_args(self, db) -> List[str]:
+    def db_args(self, db) -> list[str]:
         return ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env", PASSWORD_ENV]
 
-    def run(self, module: str, db, *args: str, env: Optional[Dict[str, str]] = None) -> float:
+    def run(self, module: str, db, *args: str, env: Optional[dict[str, str]] = None) -> float:
         """Runs `python -m module` to its end; returns its wall time in seconds."""
         command = [sys.executable, "-m", module, *self.db_args(db), *args]
         started = time.monotonic()
-        result = subprocess.run(command, cwd=PROJECT_ROOT, env=self.env(db, env), text=True,
-                                capture_output=True, timeout=TIMEOUT_SECONDS)
+        result = subprocess.run(
+            command,
+            cwd=PROJECT_ROOT,
+            env=self.env(db, env),
+            text=True,
+            capture_output=True,
+            timeout=TIMEOUT_SECONDS,
+        )
         elapsed = time.monotonic() - started
         if result.returncode != 0:
             raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr[-4000:]}")
         return elapsed
 
-    def job(self, input_dir: Path, lines: int, parallelism: int, mode: str,
-            sinks: str = "exactly-once", env: Optional[Dict[str, str]] = None) -> float:
+    def job(
+        self,
+        input_dir: Path,
+        lines: int,
+        parallelism: int,
+        mode: str,
+        sinks: str = "exactly-once",
+        env: Optional[dict[str, str]] = None,
+    ) -> float:
         db = self.database()
-        seconds = self.run("bench.payments_job", db, "--input", str(input_dir), "--sinks", sinks,
-                           "--parallelism", str(parallelism), "--mode", mode, env=env)
+        seconds = self.run(
+            "bench.payments_job",
+            db,
+            "--input",
+            str(input_dir),
+            "--sinks",
+            sinks,
+            "--parallelism",
+            str(parallelism),
+            "--mode",
+            mode,
+            env=env,
+        )
         if sinks != "discard":
             assert_accounted(db, lines, exactly=(sinks == "exactly-once"))
         return seconds
@@ -109,19 +137,25 @@ class Bench:
 def assert_accounted(db, lines: int, exactly: bool) -> None:
     """Every line ended in one table (at least once for at-least-once sinks)."""
     with db.connect() as conn:
-        found = conn.execute("SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
-                             "duplicates) + (SELECT count(*) FROM rejected)").fetchone()[0]
+        found = conn.execute(
+            "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
+            "duplicates) + (SELECT count(*) FROM rejected)"
+        ).fetchone()[0]
     if (found != lines) if exactly else (found < lines):
         raise RuntimeError(f"expected {lines} lines accounted for, found {found}")
 
 
-def summary(values: List[float]) -> dict:
-    return {"runs": [round(v, 3) for v in values], "median": round(statistics.median(values), 3),
-            "min": round(min(values), 3), "max": round(max(values), 3)}
+def summary(values: list[float]) -> dict:
+    return {
+        "runs": [round(v, 3) for v in values],
+        "median": round(statistics.median(values), 3),
+        "min": round(min(values), 3),
+        "max": round(max(values), 3),
+    }
 
 
-def interleaved(rounds: int, variants: Dict[str, Callable[[], float]]) -> Dict[str, dict]:
-    times: Dict[str, List[float]] = {name: [] for name in variants}
+def interleaved(rounds: int, variants: dict[str, Callable[[], float]]) -> dict[str, dict]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
     for round_number in range(rounds):
         for name, measure in variants.items():
             seconds = measure()
@@ -132,33 +166,41 @@ def interleaved(rounds: int, variants: Dict[str, Callable[[], float]]) -> Dict[s
 
 # --------------------------------------------------------------------------- sections
 
+
 def throughput(bench: Bench, args) -> dict:
     input_dir, tiny = bench.work / "throughput", bench.work / "tiny"
     lines = write_input(input_dir, args.lines)
     tiny_lines = write_input(tiny, 1000, seed=6)
-    variants: Dict[str, Callable[[], float]] = {
-        "script (single process)": lambda: bench.baseline(input_dir, lines)}
+    variants: dict[str, Callable[[], float]] = {
+        "script (single process)": lambda: bench.baseline(input_dir, lines)
+    }
     for parallelism in (1, 2):
         for mode in ("process", "thread"):
-            variants[f"job p{parallelism} {mode}"] = (
-                lambda p=parallelism, m=mode: bench.job(input_dir, lines, p, m))
-    variants["job p2 process, at-least-once sinks"] = \
-        lambda: bench.job(input_dir, lines, 2, "process", "at-least-once")
-    variants["job p2 process, discarding sinks"] = \
-        lambda: bench.job(input_dir, lines, 2, "process", "discard")
-    variants["startup: job p2 process on 1,000 lines"] = \
-        lambda: bench.job(tiny, tiny_lines, 2, "process")
+            variants[f"job p{parallelism} {mode}"] = functools.partial(
+                bench.job, input_dir, lines, parallelism, mode
+            )
+    variants["job p2 process, at-least-once sinks"] = lambda: bench.job(
+        input_dir, lines, 2, "process", "at-least-once"
+    )
+    variants["job p2 process, discarding sinks"] = lambda: bench.job(
+        input_dir, lines, 2, "process", "discard"
+    )
+    variants["startup: job p2 process on 1,000 lines"] = lambda: bench.job(
+        tiny, tiny_lines, 2, "process"
+    )
     # What the CDS archive of Flink's classes (localenv/jvm_archive.py) buys at every start.
-    variants["startup without the JVM archive"] = \
-        lambda: bench.job(tiny, tiny_lines, 2, "process", env={"TPC_JVM_ARCHIVE": "off"})
+    variants["startup without the JVM archive"] = lambda: bench.job(
+        tiny, tiny_lines, 2, "process", env={"TPC_JVM_ARCHIVE": "off"}
+    )
     results = interleaved(args.rounds, variants)
     startup = results["startup: job p2 process on 1,000 lines"]["median"]
     for name, result in results.items():
         if not name.startswith("startup"):
             result["lines_per_second"] = round(lines / result["median"])
             if name.startswith("job"):
-                result["net_lines_per_second"] = round(lines / max(result["median"] - startup,
-                                                                   0.001))
+                result["net_lines_per_second"] = round(
+                    lines / max(result["median"] - startup, 0.001)
+                )
     return {"lines": lines, "startup_seconds": startup, "results": results}
 
 
@@ -170,17 +212,27 @@ def scaling(bench: Bench, args) -> dict:
     for size in sizes:
         input_dir = bench.work / f"scaling-{size}"
         lines = write_input(input_dir, size)
-        results = interleaved(args.rounds, {
-            "job p2 process": lambda: bench.job(input_dir, lines, 2, "process"),
-            "script": lambda: bench.baseline(input_dir, lines),
-            "startup": lambda: bench.job(tiny, tiny_lines, 2, "process")})
+        results = interleaved(
+            args.rounds,
+            {
+                "job p2 process": functools.partial(bench.job, input_dir, lines, 2, "process"),
+                "script": functools.partial(bench.baseline, input_dir, lines),
+                "startup": lambda: bench.job(tiny, tiny_lines, 2, "process"),
+            },
+        )
         startup = results.pop("startup")["median"]
-        row = {"lines": lines, "startup_seconds": startup,
-               **{name: {**r, "lines_per_second": round(lines / r["median"])}
-                  for name, r in results.items()}}
+        row = {
+            "lines": lines,
+            "startup_seconds": startup,
+            **{
+                name: {**r, "lines_per_second": round(lines / r["median"])}
+                for name, r in results.items()
+            },
+        }
         # The per-line cost: is it the same at every size? (start-up is a fixed cost)
         row["job p2 process"]["net_lines_per_second"] = round(
-            lines / max(row["job p2 process"]["median"] - startup, 0.001))
+            lines / max(row["job p2 process"]["median"] - startup, 0.001)
+        )
         rows.append(row)
     return {"sizes": rows}
 
@@ -189,18 +241,31 @@ def raw_copy(db, count: int) -> float:
     """COPY of the same rows the JVM generator makes, from this process, one transaction."""
     with db.connect() as conn:
         started = time.monotonic()
-        with conn.cursor() as cur, cur.copy(
+        with (
+            conn.cursor() as cur,
+            cur.copy(
                 "COPY ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
-                "FROM STDIN") as copy:
+                "FROM STDIN"
+            ) as copy,
+        ):
             for n in range(count):
-                copy.write_row((f"e-{n}", f"acc-{n % 1000}", "charge", n, "USD",
-                                "2024-01-01T00:00:00.000000+00:00"))
+                copy.write_row(
+                    (
+                        f"e-{n}",
+                        f"acc-{n % 1000}",
+                        "charge",
+                        n,
+                        "USD",
+                        "2024-01-01T00:00:00.000000+00:00",
+                    )
+                )
         conn.commit()
         return time.monotonic() - started
 
 
 def sink(bench: Bench, args) -> dict:
     from jobs.payments_schema import ensure_schema
+
     count = 100_000 if args.quick else 1_000_000
 
     def fresh():
@@ -218,8 +283,10 @@ def sink(bench: Bench, args) -> dict:
             raise RuntimeError(f"sink alone ({mode}): {rows} rows for {rows_wanted}")
         return seconds
 
-    variants = {f"sink {mode}": (lambda m=mode: alone(m))
-                for mode in ("prepared", "staged", "at_least_once")}
+    variants: dict[str, Callable[[], float]] = {
+        f"sink {mode}": functools.partial(alone, mode)
+        for mode in ("prepared", "staged", "at_least_once")
+    }
     variants["raw COPY"] = lambda: raw_copy(fresh(), count)
     # The raw COPY runs in an open connection; the sink's runs include a job start, measured
     # here on 1,000 rows and taken off for the net rate.
@@ -233,16 +300,29 @@ def sink(bench: Bench, args) -> dict:
     return {"rows": count, "startup_seconds": startup, "results": results}
 
 
-def percentile(values: List[float], share: float) -> float:
+def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def start_job(bench: Bench, db, input_dir: Path, *extra: str) -> subprocess.Popen:
     log = open(bench.work / f"job-{time.monotonic_ns()}.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "jobs.payments", "--input", str(input_dir),
-                             *bench.db_args(db), *extra], cwd=PROJECT_ROOT, env=bench.env(db),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobs.payments",
+            "--input",
+            str(input_dir),
+            *bench.db_args(db),
+            *extra,
+        ],
+        cwd=PROJECT_ROOT,
+        env=bench.env(db),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop_job(process: subprocess.Popen) -> None:
@@ -266,15 +346,31 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
     db = bench.database()
     input_dir = bench.work / f"latency-{interval.replace(' ', '')}"
     input_dir.mkdir()
-    job = start_job(bench, db, input_dir, "--watch", "100 ms", "--checkpoint-interval", interval,
-                    "--checkpoint-dir", str(bench.work / f"latency-checkpoints-{time.time_ns()}"))
-    written: Dict[int, float] = {}
-    latencies: List[float] = []
-    seen: Dict[int, int] = {}
+    job = start_job(
+        bench,
+        db,
+        input_dir,
+        "--watch",
+        "100 ms",
+        "--checkpoint-interval",
+        interval,
+        "--checkpoint-dir",
+        str(bench.work / f"latency-checkpoints-{time.time_ns()}"),
+    )
+    written: dict[int, float] = {}
+    latencies: list[float] = []
+    seen: dict[int, int] = {}
     try:
+
         def write_file(number: int, lines: int) -> None:
-            data = sample_data.generate_lines(lines, seed=number, id_prefix=f"lat-{number:05d}",
-                                              duplicate_share=0, conflict_share=0, bad_share=0)
+            data = sample_data.generate_lines(
+                lines,
+                seed=number,
+                id_prefix=f"lat-{number:05d}",
+                duplicate_share=0,
+                conflict_share=0,
+                bad_share=0,
+            )
             hidden = input_dir / f".part-{number:05d}"
             hidden.write_bytes(b"".join(data))
             written[number] = time.monotonic()
@@ -285,8 +381,9 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
             if not ledger_count(db):
                 return
             with db.connect() as conn:
-                counts = conn.execute("SELECT split_part(event_id, '-', 2)::int, count(*) "
-                                      "FROM ledger GROUP BY 1").fetchall()
+                counts = conn.execute(
+                    "SELECT split_part(event_id, '-', 2)::int, count(*) FROM ledger GROUP BY 1"
+                ).fetchall()
             for number, count in counts:
                 new = count - seen.get(number, 0)
                 if new > 0 and number > 0:
@@ -304,6 +401,7 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
                 write_file(number, per_file)
                 if stop.wait(0.1):
                     return
+
         feeder = threading.Thread(target=feed)
         feeder.start()
         deadline = time.monotonic() + seconds + 60
@@ -318,15 +416,20 @@ def latency_at(bench: Bench, interval: str, seconds: float, rate: int) -> dict:
         stop_job(job)
     if not latencies:
         raise RuntimeError(f"no rows became visible at checkpoint interval {interval}")
-    return {"rows": len(latencies), "p50_seconds": round(percentile(latencies, 0.5), 3),
-            "p99_seconds": round(percentile(latencies, 0.99), 3),
-            "max_seconds": round(max(latencies), 3)}
+    return {
+        "rows": len(latencies),
+        "p50_seconds": round(percentile(latencies, 0.5), 3),
+        "p99_seconds": round(percentile(latencies, 0.99), 3),
+        "max_seconds": round(max(latencies), 3),
+    }
 
 
 def latency(bench: Bench, args) -> dict:
     seconds = 6 if args.quick else 20
-    return {interval: latency_at(bench, interval, seconds, rate=1000)
-            for interval in ("200 ms", "1 s", "5 s")}
+    return {
+        interval: latency_at(bench, interval, seconds, rate=1000)
+        for interval in ("200 ms", "1 s", "5 s")
+    }
 
 
 def recovery(bench: Bench, args) -> dict:
@@ -340,7 +443,7 @@ def recovery(bench: Bench, args) -> dict:
         checkpoints = bench.work / f"recovery-checkpoints-{attempt}"
         job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints))
         try:
-            wait_for(lambda: ledger_count(db) > 0, 240, "the first commit")
+            wait_for(lambda db=db: ledger_count(db) > 0, 240, "the first commit")
             time.sleep(1)
             finished = job.poll() is not None
         finally:
@@ -349,91 +452,157 @@ def recovery(bench: Bench, args) -> dict:
         committed = ledger_count(db)
         checkpoint = newest_complete_checkpoint(checkpoints)
         if finished or checkpoint is None:
-            raise RuntimeError("the recovery job finished (or retained no checkpoint) before "
-                               "the kill: give it more lines")
+            raise RuntimeError(
+                "the recovery job finished (or retained no checkpoint) before "
+                "the kill: give it more lines"
+            )
         replayed_seconds = killed_at - (checkpoint / "_metadata").stat().st_mtime
         restarted = time.monotonic()
-        job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints) + "-restored",
-                        "--from-checkpoint", str(checkpoint))
+        job = start_job(
+            bench,
+            db,
+            input_dir,
+            "--checkpoint-dir",
+            str(checkpoints) + "-restored",
+            "--from-checkpoint",
+            str(checkpoint),
+        )
         try:
-            wait_for(lambda: ledger_count(db) > committed, 240, "the first commit after restore")
+            wait_for(
+                lambda db=db, n=committed: ledger_count(db) > n,
+                240,
+                "the first commit after restore",
+            )
             first_commit = time.monotonic() - restarted
         finally:
             stop_job(job)
-        results.append({"seconds_to_first_new_commit": round(first_commit, 2),
-                        "replayed_seconds_of_work": round(replayed_seconds, 2),
-                        "rows_committed_before_kill": committed})
-        print(f"  recovery {attempt + 1}: first new commit after {first_commit:.1f} s; "
-              f"replayed the last {replayed_seconds:.1f} s of work", flush=True)
-    return {"lines": lines, "runs": results,
-            "median_seconds_to_first_new_commit": statistics.median(
-                r["seconds_to_first_new_commit"] for r in results)}
+        results.append(
+            {
+                "seconds_to_first_new_commit": round(first_commit, 2),
+                "replayed_seconds_of_work": round(replayed_seconds, 2),
+                "rows_committed_before_kill": committed,
+            }
+        )
+        print(
+            f"  recovery {attempt + 1}: first new commit after {first_commit:.1f} s; "
+            f"replayed the last {replayed_seconds:.1f} s of work",
+            flush=True,
+        )
+    return {
+        "lines": lines,
+        "runs": results,
+        "median_seconds_to_first_new_commit": statistics.median(
+            r["seconds_to_first_new_commit"] for r in results
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- report
 
+
 def machine() -> dict:
     import pyflink
+
     java = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
-    return {"cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "pyflink": getattr(pyflink, "__version__", "2.3.0"),
-            "java": java.splitlines()[0] if java else "?",
-            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)}
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "pyflink": getattr(pyflink, "__version__", "2.3.0"),
+        "java": java.splitlines()[0] if java else "?",
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
+    }
 
 
 def markdown(report: dict) -> str:
-    out = [f"# Benchmark results ({report['date']})", "",
-           f"Machine: {report['machine']}", "",
-           f"Command: `{report['command']}`", ""]
+    out = [
+        f"# Benchmark results ({report['date']})",
+        "",
+        f"Machine: {report['machine']}",
+        "",
+        f"Command: `{report['command']}`",
+        "",
+    ]
     if "throughput" in report:
         t = report["throughput"]
         script = t["results"]["script (single process)"]["median"]
-        out += [f"## Throughput: {t['lines']:,} lines, median of {report['rounds']} rounds",
-                "", f"Job start-up (the same job on 1,000 lines): {t['startup_seconds']:.1f} s.",
-                "", "| run | wall s (median, min-max) | lines/s | net of start-up | vs script |",
-                "|---|---|---|---|---|"]
+        out += [
+            f"## Throughput: {t['lines']:,} lines, median of {report['rounds']} rounds",
+            "",
+            f"Job start-up (the same job on 1,000 lines): {t['startup_seconds']:.1f} s.",
+            "",
+            "| run | wall s (median, min-max) | lines/s | net of start-up | vs script |",
+            "|---|---|---|---|---|",
+        ]
         for name, r in t["results"].items():
-            out.append(f"| {name} | {r['median']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | "
-                       f"{r.get('lines_per_second', 0):,} | "
-                       f"{r.get('net_lines_per_second', 0):,} | {script / r['median']:.2f}x |")
+            out.append(
+                f"| {name} | {r['median']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | "
+                f"{r.get('lines_per_second', 0):,} | "
+                f"{r.get('net_lines_per_second', 0):,} | {script / r['median']:.2f}x |"
+            )
         out.append("")
     if "scaling" in report:
-        out += ["## Scaling", "", "Net: the job's time less its start-up (the same job on 1,000 "
-                "lines, measured in the same rounds).", "",
-                "| lines | job p2 lines/s | job p2 net lines/s | script lines/s |",
-                "|---|---|---|---|"]
+        out += [
+            "## Scaling",
+            "",
+            "Net: the job's time less its start-up (the same job on 1,000 "
+            "lines, measured in the same rounds).",
+            "",
+            "| lines | job p2 lines/s | job p2 net lines/s | script lines/s |",
+            "|---|---|---|---|",
+        ]
         for row in report["scaling"]["sizes"]:
             job = row["job p2 process"]
-            out.append(f"| {row['lines']:,} | {job['lines_per_second']:,} | "
-                       f"{job.get('net_lines_per_second', 0):,} | "
-                       f"{row['script']['lines_per_second']:,} |")
+            out.append(
+                f"| {row['lines']:,} | {job['lines_per_second']:,} | "
+                f"{job.get('net_lines_per_second', 0):,} | "
+                f"{row['script']['lines_per_second']:,} |"
+            )
         out.append("")
     if "sink" in report:
         s = report["sink"]
         copy_rate = s["results"]["raw COPY"]["rows_per_second"]
-        out += [f"## Sink alone ({s['rows']:,} ledger rows from the JVM) vs raw COPY", "",
-                f"Job start-up (the same sink job on 1,000 rows): {s.get('startup_seconds', 0)} s; "
-                "the net rate takes it off (the raw COPY runs in an open connection).", "",
-                "| run | wall s | rows/s | net rows/s | net vs raw COPY |", "|---|---|---|---|---|"]
+        out += [
+            f"## Sink alone ({s['rows']:,} ledger rows from the JVM) vs raw COPY",
+            "",
+            f"Job start-up (the same sink job on 1,000 rows): {s.get('startup_seconds', 0)} s; "
+            "the net rate takes it off (the raw COPY runs in an open connection).",
+            "",
+            "| run | wall s | rows/s | net rows/s | net vs raw COPY |",
+            "|---|---|---|---|---|",
+        ]
         for name, r in s["results"].items():
             net = r.get("net_rows_per_second", r["rows_per_second"])
-            out.append(f"| {name} | {r['median']:.1f} | {r['rows_per_second']:,} | {net:,} | "
-                       f"{net / copy_rate:.2f}x |")
+            out.append(
+                f"| {name} | {r['median']:.1f} | {r['rows_per_second']:,} | {net:,} | "
+                f"{net / copy_rate:.2f}x |"
+            )
         out.append("")
     if "latency" in report:
-        out += ["## Commit latency (line written to row visible)", "",
-                "| checkpoint interval | rows | p50 s | p99 s | max s |", "|---|---|---|---|---|"]
+        out += [
+            "## Commit latency (line written to row visible)",
+            "",
+            "| checkpoint interval | rows | p50 s | p99 s | max s |",
+            "|---|---|---|---|---|",
+        ]
         for interval, r in report["latency"].items():
-            out.append(f"| {interval} | {r['rows']:,} | {r['p50_seconds']} | {r['p99_seconds']} "
-                       f"| {r['max_seconds']} |")
+            out.append(
+                f"| {interval} | {r['rows']:,} | {r['p50_seconds']} | {r['p99_seconds']} "
+                f"| {r['max_seconds']} |"
+            )
         out.append("")
     if "recovery" in report:
-        out += ["## Recovery after kill -9", "",
-                "| run | s to first new commit | s of work replayed | rows committed before |",
-                "|---|---|---|---|"]
+        out += [
+            "## Recovery after kill -9",
+            "",
+            "| run | s to first new commit | s of work replayed | rows committed before |",
+            "|---|---|---|---|",
+        ]
         for index, r in enumerate(report["recovery"]["runs"], 1):
-            out.append(f"| {index} | {r['seconds_to_first_new_commit']} | "
-                       f"{r['replayed_seconds_of_work']} | {r['rows_committed_before_kill']:,} |")
+            out.append(
+                f"| {index} | {r['seconds_to_first_new_commit']} | "
+                f"{r['replayed_seconds_of_work']} | {r['rows_committed_before_kill']:,} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -441,6 +610,7 @@ def markdown(report: dict) -> str:
 def chart(report: dict, path: Path) -> Optional[Path]:
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -452,8 +622,10 @@ def chart(report: dict, path: Path) -> Optional[Path]:
     values = [results[n]["lines_per_second"] for n in names]
     figure, axis = plt.subplots(figsize=(9, 4))
     axis.barh(names[::-1], values[::-1], color="#4a7ab5")
-    axis.set_xlabel(f"lines/s, wall time ({report['throughput']['lines']:,} lines, "
-                    f"{report['machine']['cores']} cores)")
+    axis.set_xlabel(
+        f"lines/s, wall time ({report['throughput']['lines']:,} lines, "
+        f"{report['machine']['cores']} cores)"
+    )
     axis.set_title("Payments: the job and the single-process script, side by side")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -473,10 +645,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true",
-                        help="small inputs, short latency runs (checks the suite works)")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small inputs, short latency runs (checks the suite works)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections of {','.join(SECTIONS)}",
+    )
     parser.add_argument("--out", help="result directory (default var/bench/<timestamp>)")
     args = parser.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
@@ -486,13 +664,23 @@ def main(argv=None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     out = Path(args.out) if args.out else PROJECT_ROOT / "var" / "bench" / stamp
     out.mkdir(parents=True, exist_ok=True)
-    report = {"date": stamp, "machine": machine(), "rounds": args.rounds,
-              "command": "python -m bench.suite " + " ".join(argv if argv is not None
-                                                              else sys.argv[1:])}
-    measure = {"throughput": throughput, "scaling": scaling, "sink": sink, "latency": latency,
-               "recovery": recovery}
-    with LocalPostgres(max_prepared_transactions=64) as server, \
-            tempfile.TemporaryDirectory(prefix="tpc-bench-") as work:
+    report = {
+        "date": stamp,
+        "machine": machine(),
+        "rounds": args.rounds,
+        "command": "python -m bench.suite " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    measure = {
+        "throughput": throughput,
+        "scaling": scaling,
+        "sink": sink,
+        "latency": latency,
+        "recovery": recovery,
+    }
+    with (
+        LocalPostgres(max_prepared_transactions=64) as server,
+        tempfile.TemporaryDirectory(prefix="tpc-bench-") as work,
+    ):
         bench = Bench(server, Path(work))
         for section in sections:
             print(f"{section}:", flush=True)

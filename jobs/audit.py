@@ -24,39 +24,58 @@ memory is what the reference itself needs (the expected rows; no input line is k
 `jobs.reconcile` is the cheap summary (counts and sums, no parsing); this is the full check,
 and the fault campaign's oracle (`audit(conn, input_dir).clean`).
 """
+
 import argparse
 import hashlib
 import os
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Optional
 
-from jobs.reconcile import input_files
+from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
-from transforms.payments import DUPLICATE, format_minor_units
-from transforms.reference import LEDGER, iter_outcomes, read_lines
+from transforms.payments import LedgerRow, Payment, format_minor_units
+from transforms.reference import iter_outcomes, read_lines
 
-__all__ = ["audit", "expect", "AuditReport", "TableDiff", "DeadLetter", "Pending",
-           "pending_work", "load_dead_letters", "main"]
+__all__ = [
+    "audit",
+    "expect",
+    "AuditReport",
+    "TableDiff",
+    "DeadLetter",
+    "Pending",
+    "pending_work",
+    "load_dead_letters",
+    "main",
+]
 
 TABLES = ("ledger", "balances", "rejected", "duplicates")
 # The fields each table is compared on, after its key.
-KEY_FIELDS = {"ledger": ("event_id",), "balances": ("account_id", "currency"),
-              "rejected": ("source", "line_number"), "duplicates": ("source", "line_number")}
-VALUE_FIELDS = {"ledger": ("account_id", "type", "amount_minor", "currency", "occurred_at"),
-                "balances": ("balance_minor", "event_count"),
-                "rejected": ("reason", "line"),
-                "duplicates": ("event_id",)}
+KEY_FIELDS = {
+    "ledger": ("event_id",),
+    "balances": ("account_id", "currency"),
+    "rejected": ("source", "line_number"),
+    "duplicates": ("source", "line_number"),
+}
+VALUE_FIELDS = {
+    "ledger": ("account_id", "type", "amount_minor", "currency", "occurred_at"),
+    "balances": ("balance_minor", "event_count"),
+    "rejected": ("reason", "line"),
+    "duplicates": ("event_id",),
+}
 
 # occurred_at as the transforms write it (LedgerRow): UTC, 6 fractional digits.
-OCCURRED_AT_UTC = ("to_char(occurred_at AT TIME ZONE 'UTC', "
-                   """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')""")
+OCCURRED_AT_UTC = (
+    "to_char(occurred_at AT TIME ZONE 'UTC', "
+    """'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""
+)
 FOUND_ROWS = {
     "ledger": "SELECT event_id, account_id, type, amount_minor, currency, "
-              f"{OCCURRED_AT_UTC} FROM ledger",
+    f"{OCCURRED_AT_UTC} FROM ledger",
     "balances": "SELECT account_id, currency, balance_minor, event_count FROM balances",
     # the line is coalesce(raw_bytes, raw in UTF-8); `detail` is a hint, never compared
     "rejected": "SELECT source, line_number, reason, raw, raw_bytes, id FROM rejected",
@@ -67,6 +86,7 @@ FOUND_ROWS = {
 class Line:
     """A line compared by its exact bytes (a digest), shown by its length and a preview of its
     text (head and tail, so that most edits show)."""
+
     __slots__ = ("digest", "size", "preview")
     HEAD, TAIL = 40, 20
 
@@ -74,8 +94,11 @@ class Line:
         data = bytes(raw_bytes) if raw_bytes is not None else raw.encode("utf-8")
         self.digest = hashlib.blake2b(data, digest_size=16).digest()
         self.size = len(data)
-        self.preview = (raw if len(raw) <= self.HEAD + self.TAIL + 1
-                        else raw[:self.HEAD] + "…" + raw[-self.TAIL:])
+        self.preview = (
+            raw
+            if len(raw) <= self.HEAD + self.TAIL + 1
+            else raw[: self.HEAD] + "…" + raw[-self.TAIL :]
+        )
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Line) and other.digest == self.digest
@@ -89,21 +112,22 @@ class Line:
 
 # --------------------------------------------------------------------------- expectation
 
+
 @dataclass
 class Expectation:
     """What the tables must hold: key -> value tuple (see KEY_FIELDS / VALUE_FIELDS; the
     ledger's key is the bare event_id, not a 1-tuple: a million of those add up)."""
+
     lines: int = 0
     files: int = 0
-    tables: Dict[str, Dict[Any, Any]] = field(
-        default_factory=lambda: {name: {} for name in TABLES})
+    tables: dict[str, dict[Any, Any]] = field(default_factory=lambda: {name: {} for name in TABLES})
 
 
 class _Several(list):
     """Values expected under one key more than once (two input files with one base name)."""
 
 
-def _put(table: Dict[Any, Any], key, value: tuple) -> None:
+def _put(table: dict[Any, Any], key, value: tuple) -> None:
     if key not in table:
         table[key] = value
     elif isinstance(table[key], _Several):
@@ -112,8 +136,11 @@ def _put(table: Dict[Any, Any], key, value: tuple) -> None:
         table[key] = _Several([table[key], value])
 
 
-def expect(input_dir: str, currencies: Optional[Mapping[str, int]] = None,
-           kafka: Optional[Tuple[str, int]] = None) -> Expectation:
+def expect(
+    input_dir: str,
+    currencies: Optional[Mapping[str, int]] = None,
+    kafka: Optional[tuple[str, int]] = None,
+) -> Expectation:
     """The expected rows for the files under `input_dir`, streamed through the reference.
     `kafka` = (topic, partitions): the job read them from that topic, as `jobs.produce` put
     them into it when it was empty, so each line is named by partition and offset."""
@@ -122,28 +149,35 @@ def expect(input_dir: str, currencies: Optional[Mapping[str, int]] = None,
     def lines():
         if kafka:
             from jobs.produce import kafka_lines
+
             yield from (line for *_, line in kafka_lines(input_dir, *kafka))
             return
         for path in paths:
-            yield from read_lines(path)          # source: the file's base name, as the job
+            yield from read_lines(path)  # source: the file's base name, as the job
 
     result = Expectation(files=len(paths))
-    ledger, rejected, duplicates = (result.tables[name]
-                                    for name in ("ledger", "rejected", "duplicates"))
-    totals: Dict[Tuple[str, str], List[int]] = defaultdict(lambda: [0, 0])
-    for outcome, row in iter_outcomes(lines(), currencies=currencies):
+    ledger, rejected, duplicates = (
+        result.tables[name] for name in ("ledger", "rejected", "duplicates")
+    )
+    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for _, row in iter_outcomes(lines(), currencies=currencies):
         result.lines += 1
-        if outcome == LEDGER:
-            _put(ledger, row.event_id, (row.account_id, row.type, row.amount_minor,
-                                        row.currency, row.occurred_at))
+        # outcome "ledger": a LedgerRow; "duplicate": the Payment; a reason: its RejectedRow
+        if isinstance(row, LedgerRow):
+            _put(
+                ledger,
+                row.event_id,
+                (row.account_id, row.type, row.amount_minor, row.currency, row.occurred_at),
+            )
             total = totals[(row.account_id, row.currency)]
             total[0] += row.amount_minor
             total[1] += 1
-        elif outcome == DUPLICATE:
+        elif isinstance(row, Payment):
             _put(duplicates, (row.source, row.line_number), (row.event_id,))
         else:
-            _put(rejected, (row.source, row.line_number),
-                 (row.reason, Line(row.raw, row.raw_bytes)))
+            _put(
+                rejected, (row.source, row.line_number), (row.reason, Line(row.raw, row.raw_bytes))
+            )
     result.tables["balances"] = {key: (b, n) for key, (b, n) in totals.items()}
     return result
 
@@ -151,14 +185,14 @@ def expect(input_dir: str, currencies: Optional[Mapping[str, int]] = None,
 # --------------------------------------------------------------------------- differences
 
 MISSING, DUPLICATED, UNEXPECTED, ALTERED = "missing", "duplicated", "unexpected", "altered"
-DEAD_LETTERED, EXPLAINED = "dead-lettered", "explained"      # accounted for by dead letters
+DEAD_LETTERED, EXPLAINED = "dead-lettered", "explained"  # accounted for by dead letters
 DIFFERENCE_KINDS = (MISSING, DUPLICATED, UNEXPECTED, ALTERED)
 _MATCHED = object()
 
 
 @dataclass
 class Example:
-    key: Any                                  # a tuple, or the ledger's bare event_id
+    key: Any  # a tuple, or the ledger's bare event_id
     expected: Optional[tuple] = None
     found: Optional[tuple] = None
     note: str = ""
@@ -167,12 +201,13 @@ class Example:
 @dataclass
 class TableDiff:
     """One table's comparison: counts per kind of difference, and the first examples of each."""
+
     name: str
     max_examples: int = 20
     expected: int = 0
     found: int = 0
     counts: Counter = field(default_factory=Counter)
-    examples: Dict[str, List[Example]] = field(default_factory=lambda: defaultdict(list))
+    examples: dict[str, list[Example]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, kind: str, example: Example) -> None:
         self.counts[kind] += 1
@@ -184,16 +219,22 @@ class TableDiff:
         return sum(self.counts[kind] for kind in DIFFERENCE_KINDS)
 
     def status(self) -> str:
-        parts = [f"{self.counts[kind]:,} {kind}" + (" by dead letters" if kind == EXPLAINED else "")
-                 for kind in DIFFERENCE_KINDS + (DEAD_LETTERED, EXPLAINED) if self.counts[kind]]
+        parts = [
+            f"{self.counts[kind]:,} {kind}" + (" by dead letters" if kind == EXPLAINED else "")
+            for kind in DIFFERENCE_KINDS + (DEAD_LETTERED, EXPLAINED)
+            if self.counts[kind]
+        ]
         return ", ".join(parts) if parts else "ok"
 
     def describe(self, example: Example, kind: str) -> str:
         keys = format_key(self.name, example.key)
         names = VALUE_FIELDS[self.name]
         if kind in (ALTERED, EXPLAINED) and example.expected and example.found:
-            values = "; ".join(f"{n}: expected {e!r}, found {f!r}"
-                               for n, e, f in zip(names, example.expected, example.found) if e != f)
+            values = "; ".join(
+                f"{n}: expected {e!r}, found {f!r}"
+                for n, e, f in zip(names, example.expected, example.found)
+                if e != f
+            )
         else:
             shown = example.expected if example.found is None else example.found
             values = " ".join(f"{n}={v!r}" for n, v in zip(names, shown)) if shown else ""
@@ -202,13 +243,16 @@ class TableDiff:
 
 def format_key(table: str, key) -> str:
     """`event_id='e-1'`, `source='a.jsonl'  line_number=7`: a key as the report names rows."""
-    values = key if isinstance(key, tuple) else (key,)   # the ledger's key is the bare event_id
+    values = key if isinstance(key, tuple) else (key,)  # the ledger's key is the bare event_id
     return "  ".join(f"{k}={v!r}" for k, v in zip(KEY_FIELDS[table], values))
 
 
-def compare(diff: TableDiff, expected: Dict[Any, Any], found: Iterable[Tuple[Any, tuple, str]],
-            explains: Optional[Callable[[Any, tuple, tuple], bool]] = None
-            ) -> List[Tuple[Any, tuple]]:
+def compare(
+    diff: TableDiff,
+    expected: dict[Any, Any],
+    found: Iterable[tuple[Any, tuple, str]],
+    explains: Optional[Callable[[Any, tuple, tuple], bool]] = None,
+) -> list[tuple[Any, tuple]]:
     """Match the table's rows (key, value, note) against `expected`, which it consumes (each
     matched value is replaced by a marker: no second copy of the expectation). `explains(key,
     expected, found)` may account for an altered row (and record it). Returns the missing
@@ -229,7 +273,7 @@ def compare(diff: TableDiff, expected: Dict[Any, Any], found: Iterable[Tuple[Any
             expected[key] = _MATCHED
     missing = []
     for key, wanted in expected.items():
-        for value in (wanted if isinstance(wanted, _Several) else [wanted]):
+        for value in wanted if isinstance(wanted, _Several) else [wanted]:
             if value is not _MATCHED:
                 missing.append((key, value))
     return missing
@@ -251,24 +295,31 @@ def _match_several(diff, key, wanted: _Several, value, note) -> None:
 
 DEAD_LETTER_TABLE = "tpc_dead_letters"
 # The sink ids of the payments job (jobs.payments.build_sinks): <prefix>-<table>.
-SINK_TABLES = {"ledger": "ledger", "balances": "balances", "rejected": "rejected",
-               "duplicates": "duplicates"}
+SINK_TABLES = {
+    "ledger": "ledger",
+    "balances": "balances",
+    "rejected": "rejected",
+    "duplicates": "duplicates",
+}
 
 
 @dataclass
 class DeadLetter:
     """A row the sink could not write and set aside, with the database's reason."""
+
     table: str
-    key: Any                                  # as the table's rows are keyed (KEY_FIELDS)
-    fields: Dict[str, Any]
+    key: Any  # as the table's rows are keyed (KEY_FIELDS)
+    fields: dict[str, Any]
     sqlstate: Optional[str]
     message: Optional[str]
 
     @property
-    def delta(self) -> Tuple[int, int]:
+    def delta(self) -> tuple[int, int]:
         """A balance delta's (balance_minor, event_count)."""
-        return (int(Decimal(str(self.fields.get("balance_minor") or 0))),
-                int(Decimal(str(self.fields.get("event_count") or 0))))
+        return (
+            int(Decimal(str(self.fields.get("balance_minor") or 0))),
+            int(Decimal(str(self.fields.get("event_count") or 0))),
+        )
 
 
 def _dead_letter_key(table: str, fields: Mapping[str, Any]):
@@ -281,57 +332,74 @@ def _dead_letter_key(table: str, fields: Mapping[str, Any]):
     try:
         number = int(number) if number not in (None, "") else None
     except ValueError:
-        pass                                   # kept as text: it then matches no row
+        pass  # kept as text: it then matches no row
     return fields.get("source"), number
 
 
-def load_dead_letters(conn, control_schema: str = "public",
-                      sink_id_prefix: str = "payments") -> Optional[List[DeadLetter]]:
+def load_dead_letters(
+    conn, control_schema: str = "public", sink_id_prefix: str = "payments"
+) -> Optional[list[DeadLetter]]:
     """The payments sinks' dead letters; None when the sink has no dead-letter table."""
     from psycopg import sql
+
     if not _table_exists(conn, control_schema, DEAD_LETTER_TABLE):
         return None
     tables = {f"{sink_id_prefix}-{suffix}": table for suffix, table in SINK_TABLES.items()}
     rows = conn.execute(
-        sql.SQL("SELECT sink_id, fields, sqlstate, message FROM {}.{} WHERE sink_id = ANY(%s)")
-        .format(sql.Identifier(control_schema), sql.Identifier(DEAD_LETTER_TABLE)),
-        (list(tables),)).fetchall()
+        sql.SQL(
+            "SELECT sink_id, fields, sqlstate, message FROM {}.{} WHERE sink_id = ANY(%s)"
+        ).format(sql.Identifier(control_schema), sql.Identifier(DEAD_LETTER_TABLE)),
+        (list(tables),),
+    ).fetchall()
     letters = []
     for sink_id, fields, sqlstate, message in rows:
         table = tables[sink_id]
         fields = dict(fields or {})
-        letters.append(DeadLetter(table, _dead_letter_key(table, fields), fields, sqlstate,
-                                  message))
+        letters.append(
+            DeadLetter(table, _dead_letter_key(table, fields), fields, sqlstate, message)
+        )
     return letters
 
 
 def _table_exists(conn, schema: str, table: str) -> bool:
     return conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
-        (schema, table)).fetchone()[0]
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, table)
+    ).fetchone()[0]
 
 
 # --------------------------------------------------------------------------- pending work
 
+
 @dataclass
 class Pending:
-    kind: str            # "prepared transaction" | "staged batch"
+    kind: str  # "prepared transaction" | "staged batch"
     gid: str
     age: timedelta
     rows: Optional[int] = None
 
 
-def pending_work(conn, control_schema: str = "public") -> List[Pending]:
+def pending_work(conn, control_schema: str = "public") -> list[Pending]:
     """The sinks' dangling work in this database: prepared transactions with a `tpc:` gid and
     staged batches not yet applied (of any sink id: the books are final only without them)."""
     from psycopg import sql
-    pending = [Pending("prepared transaction", gid, age) for gid, age in conn.execute(
-        "SELECT gid, now() - prepared FROM pg_prepared_xacts "
-        "WHERE database = current_database() AND starts_with(gid, 'tpc:') ORDER BY prepared")]
+
+    pending = [
+        Pending("prepared transaction", gid, age)
+        for gid, age in conn.execute(
+            "SELECT gid, now() - prepared FROM pg_prepared_xacts "
+            "WHERE database = current_database() AND starts_with(gid, 'tpc:') ORDER BY prepared"
+        )
+    ]
     if _table_exists(conn, control_schema, "tpc_staged_batches"):
-        pending += [Pending("staged batch", gid, age, rows) for gid, age, rows in conn.execute(
-            sql.SQL("SELECT gid, now() - staged_at, row_count FROM {}.tpc_staged_batches "
-                    "ORDER BY staged_at").format(sql.Identifier(control_schema)))]
+        pending += [
+            Pending("staged batch", gid, age, rows)
+            for gid, age, rows in conn.execute(
+                sql.SQL(
+                    "SELECT gid, now() - staged_at, row_count FROM {}.tpc_staged_batches "
+                    "ORDER BY staged_at"
+                ).format(sql.Identifier(control_schema))
+            )
+        ]
     return pending
 
 
@@ -348,19 +416,20 @@ def _age(age: timedelta) -> str:
 
 # --------------------------------------------------------------------------- the audit
 
+
 @dataclass
 class AuditReport:
     lines: int
     files: int
-    tables: Dict[str, TableDiff]
-    rejected_by_reason: Dict[str, Tuple[int, int]]     # reason -> (expected, found)
-    per_currency: Dict[str, Tuple[int, int]]           # currency -> (expected, found) balance sum
-    dead_letters: Optional[List[DeadLetter]]           # None: no dead-letter table
-    stray_dead_letters: List[Tuple[DeadLetter, str]]   # dead letters that explain nothing
-    pending: List[Pending]
+    tables: dict[str, TableDiff]
+    rejected_by_reason: dict[str, tuple[int, int]]  # reason -> (expected, found)
+    per_currency: dict[str, tuple[int, int]]  # currency -> (expected, found) balance sum
+    dead_letters: Optional[list[DeadLetter]]  # None: no dead-letter table
+    stray_dead_letters: list[tuple[DeadLetter, str]]  # dead letters that explain nothing
+    pending: list[Pending]
     fail_on_dead_letters: bool = False
-    dead_lettered_reasons: Counter = field(default_factory=Counter)   # rejected rows, by reason
-    dead_lettered_amounts: Counter = field(default_factory=Counter)   # balance deltas, by currency
+    dead_lettered_reasons: Counter = field(default_factory=Counter)  # rejected rows, by reason
+    dead_lettered_amounts: Counter = field(default_factory=Counter)  # balance deltas, by currency
 
     @property
     def differences(self) -> int:
@@ -374,37 +443,79 @@ class AuditReport:
     def clean(self) -> bool:
         return self.differences == 0
 
-    def summary_rows(self) -> List[Tuple[str, str, str, str]]:
+    def summary_rows(self) -> list[tuple[str, str, str, str]]:
         """(what, expected, found, status) rows of the summary table."""
         t = self.tables
-        rows = [("lines in", f"{self.lines:,}", "",
-                 f"{self.files} file" + ("" if self.files == 1 else "s"))]
+        rows = [
+            (
+                "lines in",
+                f"{self.lines:,}",
+                "",
+                f"{self.files} file" + ("" if self.files == 1 else "s"),
+            )
+        ]
         in_tables = sum(t[name].found for name in ("ledger", "duplicates", "rejected"))
-        set_aside = sum(t[name].counts[DEAD_LETTERED] for name in ("ledger", "duplicates",
-                                                                    "rejected"))
-        rows.append(("  in ledger, duplicates, rejected", "", f"{in_tables:,}",
-                     f"+ {set_aside:,} dead-lettered" if set_aside else ""))
-        rows.append(("  lines accounted for", f"{self.lines:,}", f"{in_tables + set_aside:,}",
-                     "ok" if in_tables + set_aside == self.lines else "NO"))
-        for label, name in (("ledger rows", "ledger"), ("duplicates", "duplicates"),
-                            ("rejected", "rejected")):
+        set_aside = sum(
+            t[name].counts[DEAD_LETTERED] for name in ("ledger", "duplicates", "rejected")
+        )
+        rows.append(
+            (
+                "  in ledger, duplicates, rejected",
+                "",
+                f"{in_tables:,}",
+                f"+ {set_aside:,} dead-lettered" if set_aside else "",
+            )
+        )
+        rows.append(
+            (
+                "  lines accounted for",
+                f"{self.lines:,}",
+                f"{in_tables + set_aside:,}",
+                "ok" if in_tables + set_aside == self.lines else "NO",
+            )
+        )
+        for label, name in (
+            ("ledger rows", "ledger"),
+            ("duplicates", "duplicates"),
+            ("rejected", "rejected"),
+        ):
             rows.append((label, f"{t[name].expected:,}", f"{t[name].found:,}", t[name].status()))
             if name == "rejected":
-                for reason, (e, f) in sorted(self.rejected_by_reason.items(),
-                                             key=lambda kv: (-kv[1][0], kv[0])):
+                for reason, (e, f) in sorted(
+                    self.rejected_by_reason.items(), key=lambda kv: (-kv[1][0], kv[0])
+                ):
                     dead = self.dead_lettered_reasons[reason]
-                    rows.append((f"  {reason}", f"{e:,}", f"{f:,}",
-                                 "" if e == f else f"{dead:,} dead-lettered" if e == f + dead
-                                 else "differs"))
-        rows.append(("balances (account, currency)", f"{t['balances'].expected:,}",
-                     f"{t['balances'].found:,}", t["balances"].status()))
+                    rows.append(
+                        (
+                            f"  {reason}",
+                            f"{e:,}",
+                            f"{f:,}",
+                            ""
+                            if e == f
+                            else f"{dead:,} dead-lettered"
+                            if e == f + dead
+                            else "differs",
+                        )
+                    )
+        rows.append(
+            (
+                "balances (account, currency)",
+                f"{t['balances'].expected:,}",
+                f"{t['balances'].found:,}",
+                t["balances"].status(),
+            )
+        )
         for currency, (e, f) in sorted(self.per_currency.items()):
             units = DEFAULT_CURRENCIES.get(currency, 0)
             short = self.dead_lettered_amounts[currency]
-            rows.append((f"  {currency} total", format_minor_units(e, units),
-                         format_minor_units(f, units),
-                         "" if e == f else "short by its dead letters" if e == f + short
-                         else "differs"))
+            rows.append(
+                (
+                    f"  {currency} total",
+                    format_minor_units(e, units),
+                    format_minor_units(f, units),
+                    "" if e == f else "short by its dead letters" if e == f + short else "differs",
+                )
+            )
         if self.dead_letters is None:
             rows.append(("dead letters", "", "-", "no dead-letter table"))
         else:
@@ -415,8 +526,10 @@ class AuditReport:
                 status += f"; {len(self.stray_dead_letters):,} explain nothing"
             rows.append(("dead letters", "", f"{len(self.dead_letters):,}", status))
         kinds = Counter(p.kind for p in self.pending)
-        for label, kind in (("prepared transactions (tpc:)", "prepared transaction"),
-                            ("staged batches", "staged batch")):
+        for label, kind in (
+            ("prepared transactions (tpc:)", "prepared transaction"),
+            ("staged batches", "staged batch"),
+        ):
             rows.append((label, "0", f"{kinds[kind]:,}", "DANGLING" if kinds[kind] else "ok"))
         return rows
 
@@ -424,8 +537,10 @@ class AuditReport:
         """The summary table, then up to `max_diff` examples per table and kind of difference."""
         rows = [("", "expected", "found", "")] + self.summary_rows()
         widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        out = [f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip()
-               for a, b, c, d in rows]
+        out = [
+            f"{a:<{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}  {d}".rstrip()
+            for a, b, c, d in rows
+        ]
         for name in TABLES:
             diff = self.tables[name]
             kinds = [k for k in DIFFERENCE_KINDS + (DEAD_LETTERED, EXPLAINED) if diff.counts[k]]
@@ -439,27 +554,36 @@ class AuditReport:
                     out.append(f"  ... and {diff.counts[kind] - len(examples):,} more {kind}")
         if self.stray_dead_letters:
             out += ["", f"dead letters that explain no difference: {len(self.stray_dead_letters)}"]
-            out += [f"  {letter.table}: {format_key(letter.table, letter.key)}: {why}  "
-                    f"(sqlstate {letter.sqlstate}: {letter.message})"
-                    for letter, why in self.stray_dead_letters[:max_diff]]
+            out += [
+                f"  {letter.table}: {format_key(letter.table, letter.key)}: {why}  "
+                f"(sqlstate {letter.sqlstate}: {letter.message})"
+                for letter, why in self.stray_dead_letters[:max_diff]
+            ]
         if self.pending:
-            out += ["", f"dangling sink work: {len(self.pending)} (a job still running, or one "
-                        "that stopped between pre-commit and commit: restore it from its "
-                        "checkpoint, or clean up by hand as sinks/README.md describes)"]
-            out += [f"  {p.kind:<21} {p.gid}  age {_age(p.age)}"
-                    + (f", {p.rows:,} rows" if p.rows is not None else "")
-                    for p in self.pending[:max_diff]]
+            out += [
+                "",
+                f"dangling sink work: {len(self.pending)} (a job still running, or one "
+                "that stopped between pre-commit and commit: restore it from its "
+                "checkpoint, or clean up by hand as sinks/README.md describes)",
+            ]
+            out += [
+                f"  {p.kind:<21} {p.gid}  age {_age(p.age)}"
+                + (f", {p.rows:,} rows" if p.rows is not None else "")
+                for p in self.pending[:max_diff]
+            ]
         letters = len(self.dead_letters or ())
         out.append("")
         if self.clean:
-            out.append("audit: clean" + (f" ({letters:,} rows dead-lettered, accounted for)"
-                                         if letters else ""))
+            out.append(
+                "audit: clean"
+                + (f" ({letters:,} rows dead-lettered, accounted for)" if letters else "")
+            )
         else:
             out.append(f"audit: {self.differences:,} DIFFERENCES")
         return "\n".join(out)
 
 
-def _found_rows(conn, table: str, itersize: int = 10_000) -> Iterator[Tuple[tuple, tuple, str]]:
+def _found_rows(conn, table: str, itersize: int = 10_000) -> Iterator[tuple[tuple, tuple, str]]:
     """(key, value, note) per row, read with a server-side cursor (constant memory)."""
     with conn.cursor(name=f"audit_{table}") as cur:
         cur.itersize = itersize
@@ -475,14 +599,20 @@ def _found_rows(conn, table: str, itersize: int = 10_000) -> Iterator[Tuple[tupl
                 yield (row[0], row[1]), (row[2],), f"(id {row[3]})"
 
 
-def audit(conn, input_dir: str, sink_id_prefix: str = "payments",
-          control_schema: str = "public", max_examples: int = 20,
-          currencies: Optional[Mapping[str, int]] = None,
-          fail_on_dead_letters: bool = False,
-          kafka: Optional[Tuple[str, int]] = None) -> AuditReport:
+def audit(
+    conn,
+    input_dir: str,
+    sink_id_prefix: str = "payments",
+    control_schema: str = "public",
+    max_examples: int = 20,
+    currencies: Optional[Mapping[str, int]] = None,
+    fail_on_dead_letters: bool = False,
+    kafka: Optional[tuple[str, int]] = None,
+) -> AuditReport:
     """Compare the payments tables with what the input must give. Reads the database in one
     repeatable-read snapshot when `conn` is not already inside a transaction."""
     import psycopg
+
     if not os.path.isdir(input_dir):
         raise FileNotFoundError(f"input directory not found: {input_dir}")
     expectation = expect(input_dir, currencies, kafka)
@@ -501,7 +631,7 @@ def audit(conn, input_dir: str, sink_id_prefix: str = "payments",
         balance_letters = _BalanceLetters(diffs["balances"], letters["balances"])
         found_reasons: Counter = Counter()
         found_currency: Counter = Counter()
-        stray: List[Tuple[DeadLetter, str]] = []
+        stray: list[tuple[DeadLetter, str]] = []
         dead_lettered_reasons: Counter = Counter()
         for name in TABLES:
             rows = _found_rows(conn, name)
@@ -510,27 +640,42 @@ def audit(conn, input_dir: str, sink_id_prefix: str = "payments",
             elif name == "balances":
                 rows = _counting_balances(rows, found_currency)
             if name == "balances":
-                missing = compare(diffs[name], expectation.tables[name], rows,
-                                  balance_letters.explains)
+                missing = compare(
+                    diffs[name], expectation.tables[name], rows, balance_letters.explains
+                )
                 balance_letters.account_for_missing(missing)
                 stray += balance_letters.rest()
             else:
                 missing = compare(diffs[name], expectation.tables[name], rows)
-                stray += _account_for_rows(diffs[name], missing, letters[name],
-                                           dead_lettered_reasons if name == "rejected" else None)
+                stray += _account_for_rows(
+                    diffs[name],
+                    missing,
+                    letters[name],
+                    dead_lettered_reasons if name == "rejected" else None,
+                )
         pending = pending_work(conn, control_schema)
     return AuditReport(
-        lines=expectation.lines, files=expectation.files, tables=diffs,
-        rejected_by_reason={r: (expected_reasons[r], found_reasons[r])
-                            for r in set(expected_reasons) | set(found_reasons)},
-        per_currency={c: (expected_currency[c], found_currency[c])
-                      for c in set(expected_currency) | set(found_currency)},
-        dead_letters=dead_letters, stray_dead_letters=stray, pending=pending,
-        fail_on_dead_letters=fail_on_dead_letters, dead_lettered_reasons=dead_lettered_reasons,
-        dead_lettered_amounts=balance_letters.short_by_currency)
+        lines=expectation.lines,
+        files=expectation.files,
+        tables=diffs,
+        rejected_by_reason={
+            r: (expected_reasons[r], found_reasons[r])
+            for r in set(expected_reasons) | set(found_reasons)
+        },
+        per_currency={
+            c: (expected_currency[c], found_currency[c])
+            for c in set(expected_currency) | set(found_currency)
+        },
+        dead_letters=dead_letters,
+        stray_dead_letters=stray,
+        pending=pending,
+        fail_on_dead_letters=fail_on_dead_letters,
+        dead_lettered_reasons=dead_lettered_reasons,
+        dead_lettered_amounts=balance_letters.short_by_currency,
+    )
 
 
-def _values(table: Dict[tuple, Any]) -> Iterator[tuple]:
+def _values(table: dict[tuple, Any]) -> Iterator[tuple]:
     for value in table.values():
         yield from (value if isinstance(value, _Several) else [value])
 
@@ -547,21 +692,24 @@ def _counting_balances(rows, per_currency: Counter):
         yield key, value, note
 
 
-def _letters_by_key(dead_letters: List[DeadLetter]) -> Dict[str, Dict[tuple, List[DeadLetter]]]:
-    letters: Dict[str, Dict[tuple, List[DeadLetter]]] = {name: defaultdict(list) for name in TABLES}
+def _letters_by_key(dead_letters: list[DeadLetter]) -> dict[str, dict[tuple, list[DeadLetter]]]:
+    letters: dict[str, dict[tuple, list[DeadLetter]]] = {name: defaultdict(list) for name in TABLES}
     for letter in dead_letters:
         letters[letter.table][letter.key].append(letter)
     return letters
 
 
-def _why(letters: List[DeadLetter]) -> str:
+def _why(letters: list[DeadLetter]) -> str:
     reasons = Counter(f"sqlstate {letter.sqlstate}: {letter.message}" for letter in letters)
     return "; ".join(reason + (f" (x{n})" if n > 1 else "") for reason, n in reasons.items())
 
 
-def _account_for_rows(diff: TableDiff, missing: List[Tuple[tuple, tuple]],
-                      letters: Dict[tuple, List[DeadLetter]],
-                      by_first_field: Optional[Counter] = None) -> List[Tuple[DeadLetter, str]]:
+def _account_for_rows(
+    diff: TableDiff,
+    missing: list[tuple[tuple, tuple]],
+    letters: dict[tuple, list[DeadLetter]],
+    by_first_field: Optional[Counter] = None,
+) -> list[tuple[DeadLetter, str]]:
     """A missing row with a dead letter under its key is dead-lettered, not missing; returns
     the dead letters that stand for no missing row. Counts the dead-lettered rows by their
     first value field (a rejected row's reason) into `by_first_field`."""
@@ -572,16 +720,19 @@ def _account_for_rows(diff: TableDiff, missing: List[Tuple[tuple, tuple]],
                 by_first_field[value[0]] += 1
         else:
             diff.add(MISSING, Example(key, expected=value))
-    return [(letter, "its row is in the table too, or the input gives no such row")
-            for rest in letters.values() for letter in rest]
+    return [
+        (letter, "its row is in the table too, or the input gives no such row")
+        for rest in letters.values()
+        for letter in rest
+    ]
 
 
 class _BalanceLetters:
     """Balances: a balance short by exactly the sum of its dead-lettered deltas is explained."""
 
-    def __init__(self, diff: TableDiff, letters: Dict[tuple, List[DeadLetter]]):
+    def __init__(self, diff: TableDiff, letters: dict[tuple, list[DeadLetter]]):
         self.diff, self.letters = diff, letters
-        self.stray: List[Tuple[DeadLetter, str]] = []
+        self.stray: list[tuple[DeadLetter, str]] = []
         self.short_by_currency: Counter = Counter()
 
     def explains(self, key: tuple, expected: tuple, found: tuple) -> bool:
@@ -589,73 +740,122 @@ class _BalanceLetters:
         if not letters:
             return False
         short = (expected[0] - found[0], expected[1] - found[1])
-        total = (sum(letter.delta[0] for letter in letters),
-                 sum(letter.delta[1] for letter in letters))
+        total = (
+            sum(letter.delta[0] for letter in letters),
+            sum(letter.delta[1] for letter in letters),
+        )
         if total == short:
             self.short_by_currency[key[1]] += short[0]
-            self.diff.add(EXPLAINED, Example(
-                key, expected, found, f"short by {short[0]:,} minor units and {short[1]:,} "
-                f"events, the sum of {len(letters)} dead-lettered delta(s): {_why(letters)}"))
+            self.diff.add(
+                EXPLAINED,
+                Example(
+                    key,
+                    expected,
+                    found,
+                    f"short by {short[0]:,} minor units and {short[1]:,} "
+                    f"events, the sum of {len(letters)} dead-lettered delta(s): {_why(letters)}",
+                ),
+            )
             return True
-        self.stray += [(letter, f"its balance is short by {short}, not by the dead-lettered "
-                                f"{total}") for letter in letters]
+        self.stray += [
+            (letter, f"its balance is short by {short}, not by the dead-lettered {total}")
+            for letter in letters
+        ]
         return False
 
-    def account_for_missing(self, missing: List[Tuple[tuple, tuple]]) -> None:
+    def account_for_missing(self, missing: list[tuple[tuple, tuple]]) -> None:
         for key, value in missing:
             if not self.explains(key, value, (0, 0)):
                 self.diff.add(MISSING, Example(key, expected=value))
 
-    def rest(self) -> List[Tuple[DeadLetter, str]]:
-        return self.stray + [(letter, "its balance shows no shortfall")
-                             for rest in self.letters.values() for letter in rest]
+    def rest(self) -> list[tuple[DeadLetter, str]]:
+        return self.stray + [
+            (letter, "its balance shows no shortfall")
+            for rest in self.letters.values()
+            for letter in rest
+        ]
 
 
 # --------------------------------------------------------------------------- command
 
+
 def main(argv=None) -> int:
     from jobs.database import add_connection_arguments, connect
+
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog="exit status: 0 clean, 1 differences, 2 usage or connection error")
+        epilog="exit status: 0 clean, 1 differences, 2 usage or connection error",
+    )
     parser.add_argument("--input", required=True, help="the directory the job read")
     add_connection_arguments(parser)
-    parser.add_argument("--sink-id-prefix", default="payments",
-                        help="the job's --sink-id-prefix (dead letters are per sink id)")
-    parser.add_argument("--control-schema", default="public",
-                        help="schema of the sink's control tables")
-    parser.add_argument("--max-diff", type=int, default=20,
-                        help="example rows shown per table and kind of difference")
-    parser.add_argument("--fail-on-dead-letters", action="store_true",
-                        help="count dead-lettered rows as differences")
-    parser.add_argument("--currencies", metavar="FILE",
-                        help="the job's --currencies table (default: transforms/currencies.json)."
-                             " After an upgrade that changed the rules, lines processed under "
-                             "the old ones show as differences: audit with each version's table")
-    parser.add_argument("--kafka-topic", metavar="TOPIC",
-                        help="the job read --input's lines from this topic, produced into it "
-                             "by `jobs.produce` while it was empty: compare rejected and "
-                             "duplicate rows by partition and offset")
-    parser.add_argument("--kafka-partitions", type=int, default=2, metavar="N",
-                        help="the topic's partitions (with --kafka-topic)")
+    parser.add_argument(
+        "--sink-id-prefix",
+        default="payments",
+        help="the job's --sink-id-prefix (dead letters are per sink id)",
+    )
+    parser.add_argument(
+        "--control-schema", default="public", help="schema of the sink's control tables"
+    )
+    parser.add_argument(
+        "--max-diff",
+        type=int,
+        default=20,
+        help="example rows shown per table and kind of difference",
+    )
+    parser.add_argument(
+        "--fail-on-dead-letters",
+        action="store_true",
+        help="count dead-lettered rows as differences",
+    )
+    parser.add_argument(
+        "--currencies",
+        metavar="FILE",
+        help="the job's --currencies table (default: transforms/currencies.json)."
+        " After an upgrade that changed the rules, lines processed under "
+        "the old ones show as differences: audit with each version's table",
+    )
+    parser.add_argument(
+        "--kafka-topic",
+        metavar="TOPIC",
+        help="the job read --input's lines from this topic, produced into it "
+        "by `jobs.produce` while it was empty: compare rejected and "
+        "duplicate rows by partition and offset",
+    )
+    parser.add_argument(
+        "--kafka-partitions",
+        type=int,
+        default=2,
+        metavar="N",
+        help="the topic's partitions (with --kafka-topic)",
+    )
     args = parser.parse_args(argv)
     args.max_diff = max(args.max_diff, 0)
     if not os.path.isdir(args.input):
         print(f"audit: input directory not found: {args.input}", file=sys.stderr)
         return 2
     import psycopg
+
     try:
         with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
             from transforms.currencies import load_currencies
+
             currencies = load_currencies(args.currencies) if args.currencies else None
-            report = audit(conn, args.input, args.sink_id_prefix, args.control_schema,
-                           args.max_diff, currencies=currencies,
-                           fail_on_dead_letters=args.fail_on_dead_letters,
-                           kafka=(args.kafka_topic, args.kafka_partitions)
-                           if args.kafka_topic else None)
+            report = audit(
+                conn,
+                args.input,
+                args.sink_id_prefix,
+                args.control_schema,
+                args.max_diff,
+                currencies=currencies,
+                fail_on_dead_letters=args.fail_on_dead_letters,
+                kafka=(args.kafka_topic, args.kafka_partitions) if args.kafka_topic else None,
+            )
     except psycopg.errors.UndefinedTable as e:
-        print(f"audit: {e.diag.message_primary}: is this the payments job's database? "
-              "(python -m jobs.payments_schema creates the tables)", file=sys.stderr)
+        print(
+            f"audit: {e.diag.message_primary}: is this the payments job's database? "
+            "(python -m jobs.payments_schema creates the tables)",
+            file=sys.stderr,
+        )
         return 2
     except psycopg.OperationalError as e:
         print(f"audit: cannot reach the database: {e}", file=sys.stderr)

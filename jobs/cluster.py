@@ -1,6 +1,6 @@
 """A standalone Flink session cluster on loopback, and jobs submitted to it with `flink run`.
 
-    python -m jobs.cluster start                  # 1 JobManager + one TaskManager per flink-conf/workers line
+    python -m jobs.cluster start                  # 1 JobManager + a TaskManager per workers line
     python -m jobs.cluster status                 # TaskManagers, slots, jobs (from the REST API)
     PGPASSWORD=... python -m jobs.cluster submit --module jobs.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
@@ -18,6 +18,7 @@ TaskManagers registered; and a `stop` that checks nothing is left running.
 Passwords never go on a command line: jobs read them from an environment variable (e.g.
 `--password-env PGPASSWORD`) in the `flink run` client, which builds the sink.
 """
+
 import argparse
 import json
 import os
@@ -31,19 +32,22 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Optional, Union
 
 from localenv.flink import child_process_environment
-from localenv.processes import alive, command_line, descendants, kill
 from localenv.paths import PROJECT_ROOT, sub_dir
+from localenv.processes import alive, command_line, descendants, kill
 
 CONF_DIR = PROJECT_ROOT / "flink-conf"
 # The packages setup.py installs; shipped to the Python workers with `-pyfs` as one zip.
 PACKAGES = ("jobs", "transforms", "sinks", "localenv")
 HOST = "127.0.0.1"  # only loopback may be used on our machines
-DAEMON_CLASSES = ("org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
-                  "org.apache.flink.runtime.taskexecutor.TaskManagerRunner")
+DAEMON_CLASSES = (
+    "org.apache.flink.runtime.entrypoint.StandaloneSessionClusterEntrypoint",
+    "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
+)
 
 
 class ClusterError(RuntimeError):
@@ -53,10 +57,11 @@ class ClusterError(RuntimeError):
 # -- configuration ---------------------------------------------------------------------------
 def pyflink_bin() -> Path:
     import pyflink  # cheap: pyflink/__init__ starts no JVM
+
     return Path(pyflink.__file__).resolve().parent / "bin"
 
 
-def read_config(conf_dir: Path = CONF_DIR) -> Dict[str, str]:
+def read_config(conf_dir: Path = CONF_DIR) -> dict[str, str]:
     """config.yaml flattened to Flink's dotted keys."""
     import yaml
 
@@ -66,10 +71,11 @@ def read_config(conf_dir: Path = CONF_DIR) -> Dict[str, str]:
                 yield from flatten(value, f"{prefix}{key}.")
             else:
                 yield f"{prefix}{key}", str(value)
+
     return dict(flatten(yaml.safe_load((conf_dir / "config.yaml").read_text())))
 
 
-def configured_ports(conf_dir: Path = CONF_DIR) -> Tuple[int, int]:
+def configured_ports(conf_dir: Path = CONF_DIR) -> tuple[int, int]:
     config = read_config(conf_dir)
     return int(config.get("rest.port", 8081)), int(config.get("jobmanager.rpc.port", 6123))
 
@@ -82,8 +88,9 @@ def worker_count(conf_dir: Path = CONF_DIR) -> int:
 class Cluster:
     """One named cluster: its directories under var/flink-cluster/<name>/ and its ports."""
 
-    def __init__(self, name: str = "default", rest_port: Optional[int] = None,
-                 rpc_port: Optional[int] = None):
+    def __init__(
+        self, name: str = "default", rest_port: Optional[int] = None, rpc_port: Optional[int] = None
+    ):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ClusterError(f"cluster name {name!r}: use letters, digits, '_', '.', '-'")
         self.name = name
@@ -95,10 +102,15 @@ class Cluster:
         state = self._read_state()
         default_rest, default_rpc = configured_ports()
         # flag > environment > what `start` recorded > flink-conf/config.yaml
-        self.rest_port = int(rest_port or os.environ.get("TPC_FLINK_REST_PORT")
-                             or state.get("rest_port") or default_rest)
-        self.rpc_port = int(rpc_port or os.environ.get("TPC_FLINK_RPC_PORT")
-                            or state.get("rpc_port") or default_rpc)
+        self.rest_port = int(
+            rest_port
+            or os.environ.get("TPC_FLINK_REST_PORT")
+            or state.get("rest_port")
+            or default_rest
+        )
+        self.rpc_port = int(
+            rpc_port or os.environ.get("TPC_FLINK_RPC_PORT") or state.get("rpc_port") or default_rpc
+        )
 
     @property
     def web_ui(self) -> str:
@@ -111,25 +123,34 @@ class Cluster:
             return {}
 
     # -- environment of Flink's scripts ------------------------------------------------------
-    def script_environment(self, tmp_dir: Optional[Path] = None) -> Dict[str, str]:
+    def script_environment(self, tmp_dir: Optional[Path] = None) -> dict[str, str]:
         """The environment for bin/*.sh and bin/flink: our config, logs, pids and temp dir.
 
         The daemons inherit it (and nothing of it is secret: no password is needed by the
         cluster, the sink carries its connection settings in the job graph)."""
         tmp_dir = tmp_dir or self.tmp_dir
         env = child_process_environment()
-        env.update(FLINK_CONF_DIR=str(CONF_DIR), FLINK_LOG_DIR=str(self.log_dir),
-                   FLINK_PID_DIR=str(self.pid_dir), TMPDIR=str(tmp_dir))
+        env.update(
+            FLINK_CONF_DIR=str(CONF_DIR),
+            FLINK_LOG_DIR=str(self.log_dir),
+            FLINK_PID_DIR=str(self.pid_dir),
+            TMPDIR=str(tmp_dir),
+        )
         # io.tmp.dirs defaults to java.io.tmpdir in a standalone cluster, so this one flag keeps
         # blobs, the file cache, Python worker dirs and flink-rpc-*.jar out of /tmp.
         jvm_args = re.sub(r"-Djava\.io\.tmpdir=\S+", "", env.get("JVM_ARGS", "")).split()
         env["JVM_ARGS"] = " ".join([*jvm_args, f"-Djava.io.tmpdir={tmp_dir}"])
         return env
 
-    def _script(self, *command: str) -> None:
-        result = subprocess.run([str(c) for c in command], env=self.script_environment(),
-                                cwd=PROJECT_ROOT, capture_output=True, text=True,
-                                start_new_session=True)  # the daemons outlive this process
+    def _script(self, *command: Union[str, Path]) -> None:
+        result = subprocess.run(
+            [str(c) for c in command],
+            env=self.script_environment(),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
+        )  # the daemons outlive this process
         output = (result.stdout + result.stderr).strip()
         if output:
             print(output, flush=True)
@@ -149,7 +170,7 @@ class Cluster:
             return False
 
     # -- processes -----------------------------------------------------------------------------
-    def processes(self) -> Set[int]:
+    def processes(self) -> set[int]:
         """JobManager/TaskManager JVMs of this cluster: by pid file, and by a scan of /proc for
         Flink daemons whose log file is in this cluster's log dir (survives lost pid files)."""
         pids = {pid for pid in self._pid_file_pids() if self._is_ours(pid)}
@@ -158,16 +179,17 @@ class Cluster:
                 pids.add(int(entry.name))
         return pids
 
-    def _pid_file_pids(self) -> Set[int]:
-        pids = set()
+    def _pid_file_pids(self) -> set[int]:
+        pids: set[int] = set()
         for pid_file in self.pid_dir.glob("*.pid"):
             pids.update(int(p) for p in pid_file.read_text().split() if p.isdigit())
         return pids
 
     def _is_ours(self, pid: int) -> bool:
         cmdline = command_line(pid)
-        return (any(c in cmdline for c in DAEMON_CLASSES)
-                and f"-Dlog.file={self.log_dir}/" in cmdline)
+        return (
+            any(c in cmdline for c in DAEMON_CLASSES) and f"-Dlog.file={self.log_dir}/" in cmdline
+        )
 
     # -- commands --------------------------------------------------------------------------
     def start(self, timeout: float = 120.0) -> None:
@@ -176,16 +198,21 @@ class Cluster:
             if self.reachable():
                 print(f"cluster '{self.name}' is already running; web UI: {self.web_ui}")
                 return
-            raise ClusterError(f"processes of cluster '{self.name}' are still running (pids "
-                               f"{sorted(running)}) but {self.web_ui} does not answer; run "
-                               f"`python -m jobs.cluster stop` first")
-        for what, port, flag in (("REST/web UI", self.rest_port, "--rest-port"),
-                                 ("JobManager RPC", self.rpc_port, "--rpc-port")):
+            raise ClusterError(
+                f"processes of cluster '{self.name}' are still running (pids "
+                f"{sorted(running)}) but {self.web_ui} does not answer; run "
+                f"`python -m jobs.cluster stop` first"
+            )
+        for what, port, flag in (
+            ("REST/web UI", self.rest_port, "--rest-port"),
+            ("JobManager RPC", self.rpc_port, "--rpc-port"),
+        ):
             if not port_free(port):
                 raise ClusterError(
                     f"{HOST}:{port} ({what} port) is in use, by another Flink cluster or mini "
                     f"cluster perhaps; choose another with `start {flag} PORT` (or "
-                    f"TPC_FLINK_{'REST' if flag == '--rest-port' else 'RPC'}_PORT)")
+                    f"TPC_FLINK_{'REST' if flag == '--rest-port' else 'RPC'}_PORT)"
+                )
         workers = worker_count()
         bin_dir = pyflink_bin()
         if (self.rest_port, self.rpc_port) == configured_ports():
@@ -194,21 +221,35 @@ class Cluster:
             # start-cluster.sh takes no arguments; for an all-loopback `workers` file it runs
             # exactly these, so run them ourselves with the ports as dynamic properties.
             print(f"Starting cluster (REST port {self.rest_port}, RPC port {self.rpc_port}).")
-            self._script(bin_dir / "jobmanager.sh", "start", "-D", f"rest.port={self.rest_port}",
-                         "-D", f"jobmanager.rpc.port={self.rpc_port}")
+            self._script(
+                bin_dir / "jobmanager.sh",
+                "start",
+                "-D",
+                f"rest.port={self.rest_port}",
+                "-D",
+                f"jobmanager.rpc.port={self.rpc_port}",
+            )
             for _ in range(workers):
-                self._script(bin_dir / "taskmanager.sh", "start",
-                             "-D", f"jobmanager.rpc.port={self.rpc_port}")
-        self.state_file.write_text(json.dumps(
-            {"rest_port": self.rest_port, "rpc_port": self.rpc_port, "workers": workers}))
+                self._script(
+                    bin_dir / "taskmanager.sh",
+                    "start",
+                    "-D",
+                    f"jobmanager.rpc.port={self.rpc_port}",
+                )
+        self.state_file.write_text(
+            json.dumps({"rest_port": self.rest_port, "rpc_port": self.rpc_port, "workers": workers})
+        )
         try:
             self._wait_for_taskmanagers(workers, timeout)
         except BaseException:
             print(self.log_tails(), file=sys.stderr)
             self.stop()
             raise
-        print(f"Flink cluster '{self.name}' is up: {workers} TaskManagers registered.\n"
-              f"Web UI: {self.web_ui}\nLogs:   {self.log_dir}", flush=True)
+        print(
+            f"Flink cluster '{self.name}' is up: {workers} TaskManagers registered.\n"
+            f"Web UI: {self.web_ui}\nLogs:   {self.log_dir}",
+            flush=True,
+        )
 
     def _wait_for_taskmanagers(self, expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -223,8 +264,10 @@ class Cluster:
             if not self.processes():
                 raise ClusterError("the cluster's JVMs exited during start-up (see logs above)")
             time.sleep(0.5)
-        raise ClusterError(f"only {registered} of {expected} TaskManagers registered at "
-                           f"{self.web_ui} after {timeout:.0f} s")
+        raise ClusterError(
+            f"only {registered} of {expected} TaskManagers registered at "
+            f"{self.web_ui} after {timeout:.0f} s"
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         daemons = self.processes()
@@ -249,75 +292,112 @@ class Cluster:
             busy = [p for p in (self.rest_port, self.rpc_port) if not wait_port_free(p, 10.0)]
             if busy:
                 raise ClusterError(f"cluster stopped, but ports {busy} are still in use")
-        print(f"Flink cluster '{self.name}' stopped" if daemons
-              else f"no Flink cluster '{self.name}' was running", flush=True)
+        print(
+            f"Flink cluster '{self.name}' stopped"
+            if daemons
+            else f"no Flink cluster '{self.name}' was running",
+            flush=True,
+        )
 
     def status(self, show_all: bool = False) -> int:
         if not self.reachable():
             pids = self.processes()
-            print(f"no Flink cluster answers at {self.web_ui}"
-                  + (f" (but its processes {sorted(pids)} are running)" if pids else ""))
+            print(
+                f"no Flink cluster answers at {self.web_ui}"
+                + (f" (but its processes {sorted(pids)} are running)" if pids else "")
+            )
             return 1
         overview = self.rest("/overview")
-        print(f"Flink {overview['flink-version']} cluster '{self.name}' at {self.web_ui}: "
-              f"{overview['taskmanagers']} TaskManagers, "
-              f"{overview['slots-available']}/{overview['slots-total']} slots free")
+        print(
+            f"Flink {overview['flink-version']} cluster '{self.name}' at {self.web_ui}: "
+            f"{overview['taskmanagers']} TaskManagers, "
+            f"{overview['slots-available']}/{overview['slots-total']} slots free"
+        )
         jobs = self.rest("/jobs/overview")["jobs"]
         running = [j for j in jobs if j["state"] not in ("FINISHED", "FAILED", "CANCELED")]
         print(f"running jobs: {len(running)}")
         for job in sorted(jobs, key=lambda j: j["start-time"]):
             if show_all or job in running:
-                print(f"  {job['jid']}  {job['state']:<10} {job['duration'] / 1000:7.1f} s  "
-                      f"{job['name']}")
+                print(
+                    f"  {job['jid']}  {job['state']:<10} {job['duration'] / 1000:7.1f} s  "
+                    f"{job['name']}"
+                )
         return 0
 
-    def submit(self, job_args: List[str], module: Optional[str] = None,
-               file: Optional[str] = None, detached: bool = False,
-               extra_jars: Iterable[str] = ()) -> int:
+    def submit(
+        self,
+        job_args: list[str],
+        module: Optional[str] = None,
+        file: Optional[str] = None,
+        detached: bool = False,
+        extra_jars: Iterable[str] = (),
+    ) -> int:
         """Run a Python job with `flink run`; attached, the exit status is the job's."""
         if not self.reachable():
-            raise ClusterError(f"no Flink cluster answers at {self.web_ui}; start it with "
-                               f"`python -m jobs.cluster start`")
-        ship = Path(__import__("tempfile").mkdtemp(prefix="submit-", dir=sub_dir(
-            "flink-cluster", self.name, "ship")))
+            raise ClusterError(
+                f"no Flink cluster answers at {self.web_ui}; start it with "
+                f"`python -m jobs.cluster start`"
+            )
+        ship = Path(
+            __import__("tempfile").mkdtemp(
+                prefix="submit-", dir=sub_dir("flink-cluster", self.name, "ship")
+            )
+        )
         try:
             command = self.submit_command(job_args, module, file, detached, extra_jars, ship)
             print("$ " + " ".join(command), flush=True)
             # cwd = project root: `python -m` puts it first on the client's sys.path, so the
             # client imports the project itself (with its var/ dir and built jar), while the
             # workers import the shipped copy. The client's temp files go with `ship`.
-            return subprocess.run(command, env=self.script_environment(tmp_dir=ship),
-                                  cwd=PROJECT_ROOT).returncode
+            return subprocess.run(
+                command, env=self.script_environment(tmp_dir=ship), cwd=PROJECT_ROOT
+            ).returncode
         finally:
             shutil.rmtree(ship, ignore_errors=True)  # uploaded to the blob server by now
 
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         from sinks.build import sink_jar
+
         packages = zip_packages(ship / "job-packages.zip")
         extra_jars = [*job_jars(job_args), *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
-        jar = (merge_jars(ship / "job-dependencies.jar", [sink_jar(), *map(Path, extra_jars)])
-               if extra_jars else sink_jar())
+        jar = (
+            merge_jars(ship / "job-dependencies.jar", [sink_jar(), *map(Path, extra_jars)])
+            if extra_jars
+            else sink_jar()
+        )
         site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]
-        command = [str(pyflink_bin() / "flink"), "run", "-m", f"{HOST}:{self.rest_port}",
-                   # Flink 2.3 takes ONE jar for a Python job (a second -j is ignored, and
-                   # -Dpipeline.jars is overwritten), so extra jars travel merged into it.
-                   "-j", str(jar),
-                   "-pyfs", str(packages),
-                   "-pyexec", sys.executable,        # python.executable: the workers
-                   "-pyclientexec", sys.executable,  # python.client.executable: this client
-                   "-pypath", os.pathsep.join(site_packages)]  # python.pythonpath (thread mode)
+        command = [
+            str(pyflink_bin() / "flink"),
+            "run",
+            "-m",
+            f"{HOST}:{self.rest_port}",
+            # Flink 2.3 takes ONE jar for a Python job (a second -j is ignored, and
+            # -Dpipeline.jars is overwritten), so extra jars travel merged into it.
+            "-j",
+            str(jar),
+            "-pyfs",
+            str(packages),
+            "-pyexec",
+            sys.executable,  # python.executable: the workers
+            "-pyclientexec",
+            sys.executable,  # python.client.executable: this client
+            "-pypath",
+            os.pathsep.join(site_packages),
+        ]  # python.pythonpath (thread mode)
         if detached:
             command.append("-d")
         command += ["-pym", module] if module else ["-py", str(Path(file).resolve())]
         return command + ["--", *job_args]
 
-    def running_jobs(self) -> List[dict]:
-        return [job for job in self.rest("/jobs/overview")["jobs"]
-                if job["state"] not in ("FINISHED", "FAILED", "CANCELED")]
+    def running_jobs(self) -> list[dict]:
+        return [
+            job
+            for job in self.rest("/jobs/overview")["jobs"]
+            if job["state"] not in ("FINISHED", "FAILED", "CANCELED")
+        ]
 
-    def stop_job(self, job_id: Optional[str], savepoint_dir: str,
-                 timeout: float = 600.0) -> str:
+    def stop_job(self, job_id: Optional[str], savepoint_dir: str, timeout: float = 600.0) -> str:
         """`flink stop --savepointPath DIR JOB_ID`: a savepoint (canonical format), the sinks
         commit it, the job finishes. Without a job id, the one running job. Returns the path."""
         if not self.reachable():
@@ -327,25 +407,43 @@ class Cluster:
             if len(running) != 1:
                 raise ClusterError(
                     f"{len(running)} jobs are running; name the one to stop (see "
-                    f"`python -m jobs.cluster status`)")
+                    f"`python -m jobs.cluster status`)"
+                )
             job_id = running[0]["jid"]
         target = Path(savepoint_dir).resolve()
         target.mkdir(parents=True, exist_ok=True)
-        command = [str(pyflink_bin() / "flink"), "stop", "-m", f"{HOST}:{self.rest_port}",
-                   "--savepointPath", target.as_uri(), "--type", "canonical", job_id]
+        command = [
+            str(pyflink_bin() / "flink"),
+            "stop",
+            "-m",
+            f"{HOST}:{self.rest_port}",
+            "--savepointPath",
+            target.as_uri(),
+            "--type",
+            "canonical",
+            job_id,
+        ]
         print("$ " + " ".join(command), flush=True)
-        result = subprocess.run(command, env=self.script_environment(), cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            command,
+            env=self.script_environment(),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         output = result.stdout + result.stderr
         found = re.search(r"Savepoint completed\. Path: (\S+)", output)
         if result.returncode != 0 or not found:
             tail = "\n".join(output.strip().splitlines()[-15:])
             raise ClusterError(f"could not stop job {job_id} with a savepoint:\n{tail}")
         path = found.group(1)
-        path = path[len("file:"):] if path.startswith("file:") else path
-        print(f"job {job_id} stopped with savepoint {path}\n"
-              f"start the next version with: submit ... -- ... --from-savepoint {path}",
-              flush=True)
+        path = path[len("file:") :] if path.startswith("file:") else path
+        print(
+            f"job {job_id} stopped with savepoint {path}\n"
+            f"start the next version with: submit ... -- ... --from-savepoint {path}",
+            flush=True,
+        )
         return path
 
     def log_tails(self, lines: int = 20) -> str:
@@ -357,15 +455,17 @@ class Cluster:
 
 
 # -- shipping ------------------------------------------------------------------------------
-def job_jars(job_args: Iterable[str]) -> List[Path]:
+def job_jars(job_args: Iterable[str]) -> list[Path]:
     """Jars a job needs besides the sink jar, from its arguments: a job reading Kafka
     (`--source kafka`) needs Flink's Kafka connector and the Kafka client."""
     args = list(job_args)
     reads_kafka = "--source=kafka" in args or any(
-        a == "--source" and b == "kafka" for a, b in zip(args, args[1:]))
+        a == "--source" and b == "kafka" for a, b in zip(args, args[1:])
+    )
     if not reads_kafka:
         return []
     from sinks.build import kafka_connector_jars
+
     return kafka_connector_jars()
 
 
@@ -386,8 +486,8 @@ def merge_jars(target: Path, jars: Iterable[Path]) -> Path:
     concatenated; signatures dropped, as a merged jar cannot keep them). Multi-release stays
     on when a jar had it: the JDBC driver inside the sink jar has Java 11 variants."""
     jars = [Path(jar).resolve() for jar in jars]
-    seen: Set[str] = set()
-    services: Dict[str, bytes] = {}
+    seen: set[str] = set()
+    services: dict[str, bytes] = {}
     manifest = "Manifest-Version: 1.0\r\n"
     if any(_multi_release(jar) for jar in jars):
         manifest += "Multi-Release: true\r\n"
@@ -444,15 +544,25 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m jobs.cluster",
         description="A standalone Flink session cluster on 127.0.0.1 (flink-conf/), and jobs "
-                    "submitted to it with `flink run`.")
-    parser.add_argument("--name", default=os.environ.get("TPC_FLINK_CLUSTER_NAME", "default"),
-                        help="cluster name: its files live in var/flink-cluster/NAME/")
-    parser.add_argument("--rest-port", type=int,
-                        help="REST/web UI port (default: TPC_FLINK_REST_PORT, the port `start` "
-                             "used, else rest.port of flink-conf/config.yaml)")
-    parser.add_argument("--rpc-port", type=int,
-                        help="JobManager RPC port (default: TPC_FLINK_RPC_PORT, the port "
-                             "`start` used, else jobmanager.rpc.port)")
+        "submitted to it with `flink run`.",
+    )
+    parser.add_argument(
+        "--name",
+        default=os.environ.get("TPC_FLINK_CLUSTER_NAME", "default"),
+        help="cluster name: its files live in var/flink-cluster/NAME/",
+    )
+    parser.add_argument(
+        "--rest-port",
+        type=int,
+        help="REST/web UI port (default: TPC_FLINK_REST_PORT, the port `start` "
+        "used, else rest.port of flink-conf/config.yaml)",
+    )
+    parser.add_argument(
+        "--rpc-port",
+        type=int,
+        help="JobManager RPC port (default: TPC_FLINK_RPC_PORT, the port "
+        "`start` used, else jobmanager.rpc.port)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start the cluster and wait for its TaskManagers")
     start.add_argument("--timeout", type=float, default=120.0)
@@ -460,21 +570,32 @@ def parse_args(argv=None):
     status = commands.add_parser("status", help="TaskManagers, slots and running jobs")
     status.add_argument("--all", action="store_true", help="list finished jobs too")
     submit = commands.add_parser(
-        "submit", help="run a Python job on the cluster with `flink run`",
+        "submit",
+        help="run a Python job on the cluster with `flink run`",
         description="Everything after `--` goes to the job, e.g. "
-                    "`submit --module jobs.sink_check -- --db-url ... --count 10000`.")
+        "`submit --module jobs.sink_check -- --db-url ... --count 10000`.",
+    )
     what = submit.add_mutually_exclusive_group(required=True)
     what.add_argument("--module", help="job module, e.g. jobs.sink_check (flink run -pym)")
     what.add_argument("--file", help="job script (flink run -py)")
-    submit.add_argument("--detached", action="store_true",
-                        help="return once submitted (flink run -d) instead of when it ends")
-    submit.add_argument("--jar", action="append", default=[],
-                        help="another jar the job needs (merged with the sink jar)")
+    submit.add_argument(
+        "--detached",
+        action="store_true",
+        help="return once submitted (flink run -d) instead of when it ends",
+    )
+    submit.add_argument(
+        "--jar",
+        action="append",
+        default=[],
+        help="another jar the job needs (merged with the sink jar)",
+    )
     submit.add_argument("job_args", nargs=argparse.REMAINDER)
     stop_job = commands.add_parser(
-        "stop-job", help="stop a job with a savepoint (flink stop), to upgrade it",
+        "stop-job",
+        help="stop a job with a savepoint (flink stop), to upgrade it",
         description="Takes a savepoint, lets the sinks commit it, and finishes the job; prints "
-                    "the savepoint's path for the next version's --from-savepoint.")
+        "the savepoint's path for the next version's --from-savepoint.",
+    )
     stop_job.add_argument("job_id", nargs="?", help="default: the one running job")
     stop_job.add_argument("--savepoint-dir", required=True, metavar="DIR")
     stop_job.add_argument("--timeout", type=float, default=600.0)

@@ -6,12 +6,13 @@ With `--source kafka` the lines take a detour through a throwaway local Kafka br
 produces the files into a topic of 2 partitions (`jobs.produce`), and the job reads the topic up
 to its end offsets. The reconciliation is the same: the files are the reference.
 """
+
 import os
 import shutil
 import time
 from contextlib import ExitStack
+from typing import Any, Callable
 
-from jobs.payments import PaymentsConfig, submit
 from jobs.reconcile import count_lines, reconcile
 from localenv.paths import sub_dir
 from localenv.postgres import LocalPostgres
@@ -21,62 +22,85 @@ from transforms import sample_data
 def write_sample_files(directory, events: int, files: int = 3) -> None:
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
-    sample = sample_data.generate(events, seed=7, duplicate_share=0.05, conflict_share=0.01,
-                                  bad_share=0.02)
+    sample = sample_data.generate(
+        events, seed=7, duplicate_share=0.05, conflict_share=0.01, bad_share=0.02
+    )
     per_file = -(-len(sample.lines) // files)
     for index in range(files):
-        chunk = sample.lines[index * per_file:(index + 1) * per_file]
+        chunk = sample.lines[index * per_file : (index + 1) * per_file]
         (directory / f"payments-{index + 1:03d}.jsonl").write_bytes(b"".join(chunk))
 
 
 def committed_counts(db):
     with db.connect() as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM ledger), (SELECT count(*) FROM "
-                            "duplicates), (SELECT count(*) FROM rejected)").fetchone()
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM ledger), (SELECT count(*) FROM "
+            "duplicates), (SELECT count(*) FROM rejected)"
+        ).fetchone()
 
 
-def run_demo(args) -> int:
+def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -> int:
+    """Run the demo with `args` (jobs.payments' parsed flags). `job_config` and `submit` are
+    `jobs.payments.PaymentsConfig` and `jobs.payments.submit`: the job's `main` passes them, so
+    that this module, which the job's command line runs, does not import the job back (see
+    tests/test_imports.py)."""
     demo = sub_dir("demo")
     input_dir = demo / "input"
     write_sample_files(input_dir, args.events)
     lines = count_lines(str(input_dir))
     shutil.rmtree(demo / "checkpoints", ignore_errors=True)
-    print(f"generated {lines:,} lines ({args.events:,} events with duplicates, conflicting "
-          f"duplicates and bad lines) in {input_dir}")
+    print(
+        f"generated {lines:,} lines ({args.events:,} events with duplicates, conflicting "
+        f"duplicates and bad lines) in {input_dir}"
+    )
     with ExitStack() as stack:
         server = stack.enter_context(LocalPostgres())
         db = server.create_database("payments_demo")
         os.environ["TPC_DEMO_PASSWORD"] = db.password
         print(f"started PostgreSQL at {db.jdbc_url}")
-        config = PaymentsConfig(
-            input=str(input_dir), db_url=db.jdbc_url, db_user=db.user,
-            password_env="TPC_DEMO_PASSWORD", parallelism=args.parallelism,
+        config = job_config(
+            input=str(input_dir),
+            db_url=db.jdbc_url,
+            db_user=db.user,
+            password_env="TPC_DEMO_PASSWORD",
+            parallelism=args.parallelism,
             checkpoint_interval=args.checkpoint_interval or "1 s",
-            checkpoint_dir=str(demo / "checkpoints"), execution_mode=args.execution_mode,
+            checkpoint_dir=str(demo / "checkpoints"),
+            execution_mode=args.execution_mode,
             state_backend=args.state_backend,
-            ledger_mode=args.ledger_mode)
+            ledger_mode=args.ledger_mode,
+        )
         if args.source == "kafka":
             from jobs.produce import produce
             from localenv.kafka import LocalKafka
+
             kafka = stack.enter_context(LocalKafka())
             print(f"started Kafka at {kafka.bootstrap_servers}")
             produced = produce(str(input_dir), kafka.bootstrap_servers, "payments", 2)
-            print(f"produced {sum(n for _, n in produced.values()):,} records into topic "
-                  f"'payments' ({len(produced)} partitions)")
+            print(
+                f"produced {sum(n for _, n in produced.values()):,} records into topic "
+                f"'payments' ({len(produced)} partitions)"
+            )
             config.source, config.input, config.bounded = "kafka", None, True
             config.bootstrap_servers, config.topic = kafka.bootstrap_servers, "payments"
         started = time.monotonic()
         client = submit(config, wait=False)
-        print(f"running job {client.get_job_id()} on the local mini cluster "
-              f"(parallelism {config.parallelism}, checkpoints every {config.checkpoint_interval})")
+        print(
+            f"running job {client.get_job_id()} on the local mini cluster "
+            f"(parallelism {config.parallelism}, checkpoints every {config.checkpoint_interval})"
+        )
         result_future = client.get_job_execution_result()
         while not result_future.done():
             time.sleep(1)
             ledger, duplicates, rejected = committed_counts(db)
             done = ledger + duplicates + rejected
-            print(f"\r  {time.monotonic() - started:5.0f} s  committed "
-                  f"{done:>7,}/{lines:,} lines: ledger {ledger:,}, duplicates {duplicates:,}, "
-                  f"rejected {rejected:,}   ", end="", flush=True)
+            print(
+                f"\r  {time.monotonic() - started:5.0f} s  committed "
+                f"{done:>7,}/{lines:,} lines: ledger {ledger:,}, duplicates {duplicates:,}, "
+                f"rejected {rejected:,}   ",
+                end="",
+                flush=True,
+            )
         print()
         result_future.result()  # raises if the job failed
         with db.connect() as conn:

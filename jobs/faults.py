@@ -5,6 +5,7 @@ The failure fires in the first Python worker that, after `after_seconds` and `af
 records of its own, manages to create
 `marker` (O_EXCL), so exactly one attempt fails even though workers restart after it.
 """
+
 import os
 import time
 from typing import Optional
@@ -17,15 +18,21 @@ class InjectedFailure(RuntimeError):
 
 
 class FailOnce(MapFunction):
-    def __init__(self, marker: Optional[str] = None, after_seconds: float = 2.0,
-                 throttle_every: int = 0, throttle_ms: float = 1.0, after_records: int = 0):
+    def __init__(
+        self,
+        marker: Optional[str] = None,
+        after_seconds: float = 2.0,
+        throttle_every: int = 0,
+        throttle_ms: float = 1.0,
+        after_records: int = 0,
+    ):
         self.marker = marker
         self.after_seconds = after_seconds
         self.after_records = after_records
         self.throttle_every = throttle_every
         self.throttle_ms = throttle_ms
         self.seen = 0
-        self.started = None
+        self.started = 0.0  # set in open()
 
     def open(self, runtime_context: RuntimeContext):
         self.started = time.monotonic()
@@ -34,12 +41,18 @@ class FailOnce(MapFunction):
         self.seen += 1
         if self.throttle_every and self.seen % self.throttle_every == 0:
             time.sleep(self.throttle_ms / 1000.0)
-        if (self.marker and self.seen >= self.after_records
-                and time.monotonic() - self.started > self.after_seconds and self._claim()):
+        if (
+            self.marker
+            and self.seen >= self.after_records
+            and time.monotonic() - self.started > self.after_seconds
+            and self._claim()
+        ):
             raise InjectedFailure(f"injected failure after {self.seen} records")
         return value
 
     def _claim(self) -> bool:
+        if not self.marker:
+            return False
         try:
             os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:

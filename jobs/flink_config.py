@@ -4,20 +4,21 @@
 Only job-level keys are taken from the file (checkpointing, restart strategy, state backend,
 Python execution); cluster keys stay with the cluster.
 """
+
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Optional
 
 import yaml
 
 from localenv.flink import FLINK_CONF_DIR
 
-JOB_KEY_PREFIXES = ("execution.", "restart-strategy.", "state.", "python.", "pipeline.",
-                    "table.")
+JOB_KEY_PREFIXES = ("execution.", "restart-strategy.", "state.", "python.", "pipeline.", "table.")
 
 
-def flatten(tree: Mapping, prefix: str = "") -> Dict[str, str]:
-    flat: Dict[str, str] = {}
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
     for key, value in tree.items():
         name = f"{prefix}{key}"
         if isinstance(value, Mapping):
@@ -32,14 +33,14 @@ SAFETY_NET = {
     "execution.checkpointing.interval": "2 s",
     "execution.checkpointing.mode": "EXACTLY_ONCE",
     "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
-    "restart-strategy.type": "exponential-delay",   # see config.yaml for the reasoning
+    "restart-strategy.type": "exponential-delay",  # see config.yaml for the reasoning
     "restart-strategy.exponential-delay.initial-backoff": "1 s",
     "restart-strategy.exponential-delay.max-backoff": "10 s",
     "restart-strategy.exponential-delay.attempts-before-reset-backoff": "70",
 }
 
 
-def job_defaults(conf_dir: Optional[Path] = None) -> Dict[str, str]:
+def job_defaults(conf_dir: Optional[Path] = None) -> dict[str, str]:
     """Job-level settings of `<conf_dir>/config.yaml` as flat Flink keys."""
     path = Path(conf_dir or FLINK_CONF_DIR) / "config.yaml"
     tree = yaml.safe_load(path.read_text()) or {} if path.is_file() else {}

@@ -27,82 +27,86 @@ Every line ends in exactly one table: ledger, duplicates or rejected. The busine
 `transforms/`; this file only wires them. Exactly-once settings come from
 `flink-conf/config.yaml`, overridden by the flags below.
 """
+
 import argparse
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream
 from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
 
 from jobs.flink_config import file_uri, job_defaults
-from transforms.flink_adapters import LEDGER_ROW_TYPE, REJECTED_ROW_TYPE, parse_payment_lines
+from transforms.flink_adapters import (
+    BALANCE_ROW_TYPE,
+    DUPLICATE_ROW_TYPE,
+    LEDGER_ROW_TYPE,
+    REJECTED_ROW_TYPE,
+    parse_payment_lines,
+)
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
+from transforms.tables import BALANCES, DUPLICATES, LEDGER, REJECTED, insert_sql
 
-LINE_TYPE = Types.ROW_NAMED(["source", "line_number", "line"],
-                            [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
-DUPLICATE_ROW_TYPE = Types.ROW_NAMED(["event_id", "source", "line_number"],
-                                     [Types.STRING(), Types.STRING(), Types.LONG()])
-BALANCE_DELTA_ROW_TYPE = Types.ROW_NAMED(
-    ["account_id", "currency", "balance_minor", "event_count"],
-    [Types.STRING(), Types.STRING(), Types.BIG_DEC(), Types.LONG()])
+LINE_TYPE = Types.ROW_NAMED(
+    ["source", "line_number", "line"],
+    [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
+)
 
-# Which fields of a payment row (PAYMENT_ROW_TYPE) feed which table, as target: source.
-LEDGER_FIELDS = {name: name for name in LEDGER_ROW_TYPE.get_field_names()}
-DUPLICATE_FIELDS = {name: name for name in DUPLICATE_ROW_TYPE.get_field_names()}
-CONFLICT_FIELDS = {"reason": "conflict_reason", "raw": "raw", "source": "source",
-                   "line_number": "line_number", "detail": "conflict_detail",
-                   "raw_bytes": "conflict_raw_bytes"}
+# Which fields of a payment row (PAYMENT_ROW_TYPE) feed which table, as target: source. The
+# tables, their row types and statements are declared once, in transforms/tables.py.
+LEDGER_FIELDS = {name: name for name in LEDGER.field_names}
+DUPLICATE_FIELDS = {name: name for name in DUPLICATES.field_names}
+# A conflicting duplicate's rejected row: the rejection it carries, and where it came from.
+CONFLICT_FIELDS = {
+    name: {
+        "reason": "conflict_reason",
+        "detail": "conflict_detail",
+        "raw_bytes": "conflict_raw_bytes",
+    }.get(name, name)
+    for name in REJECTED.field_names
+}
 
-LEDGER_SQL = ("INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
-              "VALUES (:event_id, :account_id, :type, :amount_minor, :currency, "
-              "CAST(:occurred_at AS timestamptz))")
-BALANCE_SQL = ("INSERT INTO balances (account_id, currency, balance_minor, event_count) "
-               "VALUES (:account_id, :currency, :balance_minor, :event_count) "
-               "ON CONFLICT (account_id, currency) DO UPDATE SET "
-               "balance_minor = balances.balance_minor + EXCLUDED.balance_minor, "
-               "event_count = balances.event_count + EXCLUDED.event_count")
-REJECTED_SQL = ("INSERT INTO rejected (reason, raw, source, line_number, detail, raw_bytes) "
-                "VALUES (:reason, :raw, :source, :line_number, :detail, :raw_bytes)")
-DUPLICATE_SQL = ("INSERT INTO duplicates (event_id, source, line_number) "
-                 "VALUES (:event_id, :source, :line_number)")
+LEDGER_SQL = insert_sql(LEDGER)
+BALANCE_SQL = insert_sql(BALANCES)
+REJECTED_SQL = insert_sql(REJECTED)
+DUPLICATE_SQL = insert_sql(DUPLICATES)
 
 
 @dataclass
 class PaymentsConfig:
-    input: Optional[str]                             # files; None with source="kafka"
+    input: Optional[str]  # files; None with source="kafka"
     db_url: str
     db_user: Optional[str] = None
     password_env: str = "PGPASSWORD"
     parallelism: int = 2
-    checkpoint_interval: Optional[str] = None        # default: flink-conf/config.yaml
-    checkpoint_dir: Optional[str] = None             # default: var/checkpoints/payments
-    watch: Optional[str] = None                      # e.g. "5 s": keep discovering files
-    from_checkpoint: Optional[str] = None             # a retained checkpoint or a savepoint
-    savepoint_dir: Optional[str] = None               # where `stop_with_savepoint` writes
-    currencies: Optional[str] = None                  # JSON table; default transforms/currencies.json
+    checkpoint_interval: Optional[str] = None  # default: flink-conf/config.yaml
+    checkpoint_dir: Optional[str] = None  # default: var/checkpoints/payments
+    watch: Optional[str] = None  # e.g. "5 s": keep discovering files
+    from_checkpoint: Optional[str] = None  # a retained checkpoint or a savepoint
+    savepoint_dir: Optional[str] = None  # where `stop_with_savepoint` writes
+    currencies: Optional[str] = None  # JSON table; default transforms/currencies.json
     execution_mode: str = "process"
-    state_backend: Optional[str] = None              # hashmap | rocksdb
+    state_backend: Optional[str] = None  # hashmap | rocksdb
     dedupe_ttl_days: int = 30
-    ledger_mode: str = "prepared"                    # insert-only, distinct keys
-    balances_mode: str = "staged"                    # hot keys: running sums
+    ledger_mode: str = "prepared"  # insert-only, distinct keys
+    balances_mode: str = "staged"  # hot keys: running sums
     rejected_mode: str = "staged"
     sink_id_prefix: str = "payments"
     sink_batch_size: int = 500
     # A row the database refuses (e.g. a constraint added to a table) is recorded in
     # tpc_dead_letters and the job goes on: one line must never stop the payments of a day.
     on_row_error: str = "dead_letter"
-    bundle_size: Optional[int] = None                # default: BUNDLE_LINES worth of records
-    batch_lines: Optional[int] = 500                 # lines per record into Python; None: 1
-    source: str = "files"                            # files | kafka
-    bootstrap_servers: Optional[str] = None          # kafka: HOST:PORT[,HOST:PORT]
+    bundle_size: Optional[int] = None  # default: BUNDLE_LINES worth of records
+    batch_lines: Optional[int] = 500  # lines per record into Python; None: 1
+    source: str = "files"  # files | kafka
+    bootstrap_servers: Optional[str] = None  # kafka: HOST:PORT[,HOST:PORT]
     topic: Optional[str] = None
-    group_id: Optional[str] = None                   # default: the sink id prefix
-    starting_offsets: str = "earliest"               # earliest | latest | committed
-    bounded: bool = False                            # kafka: stop at the end offsets at start
-    extra_settings: Dict[str, str] = field(default_factory=dict)
+    group_id: Optional[str] = None  # default: the sink id prefix
+    starting_offsets: str = "earliest"  # earliest | latest | committed
+    bounded: bool = False  # kafka: stop at the end offsets at start
+    extra_settings: dict[str, str] = field(default_factory=dict)
 
 
 class PaymentSinks(NamedTuple):
@@ -115,6 +119,7 @@ class PaymentSinks(NamedTuple):
 def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
     """Replayable, checkpointed lines of every file under `input_dir`, with file and line."""
     from pyflink.java_gateway import get_gateway
+
     j_format = get_gateway().jvm.dev.tpc.source.NumberedLinesFormat()
     builder = FileSource.for_bulk_file_format(BulkFormat(j_format), os.path.abspath(input_dir))
     if watch_interval:
@@ -128,35 +133,42 @@ def kafka_lines(env, config: PaymentsConfig) -> DataStream:
     (committing them to the consumer group on checkpoint is informative only)."""
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
     from pyflink.java_gateway import get_gateway
+
     records = get_gateway().jvm.dev.tpc.source.KafkaLineRecords
-    builder = (KafkaSource.builder()
-               .set_bootstrap_servers(config.bootstrap_servers)
-               .set_topics(config.topic)
-               .set_group_id(config.group_id or config.sink_id_prefix)
-               .set_starting_offsets(KafkaOffsetsInitializer(
-                   records.startingOffsets(config.starting_offsets)))
-               # Never read records of aborted (or still open) producer transactions.
-               .set_property("isolation.level", "read_committed")
-               # A broker outage: requests time out and reconnects back off, up to 10 s apart;
-               # the reader keeps trying, a failing enumerator restarts the job (restart-strategy).
-               .set_property("request.timeout.ms", "15000")
-               .set_property("default.api.timeout.ms", "30000")
-               .set_property("reconnect.backoff.ms", "200")
-               .set_property("reconnect.backoff.max.ms", "10000")
-               .set_property("socket.connection.setup.timeout.max.ms", "10000"))
+    builder = (
+        KafkaSource.builder()
+        .set_bootstrap_servers(config.bootstrap_servers)
+        .set_topics(config.topic)
+        .set_group_id(config.group_id or config.sink_id_prefix)
+        .set_starting_offsets(
+            KafkaOffsetsInitializer(records.startingOffsets(config.starting_offsets))
+        )
+        # Never read records of aborted (or still open) producer transactions.
+        .set_property("isolation.level", "read_committed")
+        # A broker outage: requests time out and reconnects back off, up to 10 s apart;
+        # the reader keeps trying, a failing enumerator restarts the job (restart-strategy).
+        .set_property("request.timeout.ms", "15000")
+        .set_property("default.api.timeout.ms", "30000")
+        .set_property("reconnect.backoff.ms", "200")
+        .set_property("reconnect.backoff.max.ms", "10000")
+        .set_property("socket.connection.setup.timeout.max.ms", "10000")
+    )
     if config.bounded:
         builder.set_bounded(KafkaOffsetsInitializer.latest())
     # PyFlink's builder only takes value-only deserializers, which never see a record's
     # partition and offset: hand the Java builder ours (raw bytes, no decoding).
     builder._j_builder.setDeserializer(records())
-    return (env.from_source(builder.build(), WatermarkStrategy.no_watermarks(), "payment-records",
-                            type_info=LINE_TYPE).uid("payment-records"))
+    return env.from_source(
+        builder.build(), WatermarkStrategy.no_watermarks(), "payment-records", type_info=LINE_TYPE
+    ).uid("payment-records")
 
 
 def line_source(env, config: PaymentsConfig):
     """What `build_pipeline` reads: the files (default) or the Kafka topic."""
     if config.source == "kafka":
         return kafka_lines(env, config)
+    if config.input is None:
+        raise SystemExit("--input is required (or use --source kafka)")
     return file_source(config.input, config.watch)
 
 
@@ -165,6 +177,7 @@ def load_currency_table(config: PaymentsConfig):
     if not config.currencies:
         return None
     from transforms.currencies import load_currencies
+
     return load_currencies(config.currencies)
 
 
@@ -173,21 +186,26 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
     from sinks import TwoPhaseCommitSink
 
     def sink(name, row_type, statement, mode):
-        return (TwoPhaseCommitSink.builder()
-                .set_jdbc_url(config.db_url).set_user(config.db_user)
-                .set_password_env(config.password_env)
-                .set_row_type(row_type).add_statement(statement)
-                .set_sink_id(f"{config.sink_id_prefix}-{name}")
-                .set_mode(modes.get(name, mode))
-                .set_batch_size(config.sink_batch_size)
-                .set_on_row_error(config.on_row_error)
-                .build())
+        return (
+            TwoPhaseCommitSink.builder()
+            .set_jdbc_url(config.db_url)
+            .set_user(config.db_user)
+            .set_password_env(config.password_env)
+            .set_row_type(row_type)
+            .add_statement(statement)
+            .set_sink_id(f"{config.sink_id_prefix}-{name}")
+            .set_mode(modes.get(name, mode))
+            .set_batch_size(config.sink_batch_size)
+            .set_on_row_error(config.on_row_error)
+            .build()
+        )
 
     return PaymentSinks(
         ledger=sink("ledger", LEDGER_ROW_TYPE, LEDGER_SQL, config.ledger_mode),
-        balances=sink("balances", BALANCE_DELTA_ROW_TYPE, BALANCE_SQL, config.balances_mode),
+        balances=sink("balances", BALANCE_ROW_TYPE, BALANCE_SQL, config.balances_mode),
         rejected=sink("rejected", REJECTED_ROW_TYPE, REJECTED_SQL, config.rejected_mode),
-        duplicates=sink("duplicates", DUPLICATE_ROW_TYPE, DUPLICATE_SQL, config.rejected_mode))
+        duplicates=sink("duplicates", DUPLICATE_ROW_TYPE, DUPLICATE_SQL, config.rejected_mode),
+    )
 
 
 def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> None:
@@ -197,30 +215,66 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
     All the Python work is one stateless operator (parse and validate, chained to the source);
     dedupe, balance sums and routing run on the JVM, keyed by event_id and by account."""
     if not isinstance(source, DataStream):
-        source = env.from_source(source, WatermarkStrategy.no_watermarks(), "payment-files",
-                                 type_info=LINE_TYPE).uid("payment-files")
+        source = env.from_source(
+            source, WatermarkStrategy.no_watermarks(), "payment-files", type_info=LINE_TYPE
+        ).uid("payment-files")
     # Thread mode cannot pass arrays of rows (see parse_payment_lines): one line per record.
-    parsed = parse_payment_lines(source, currencies=load_currency_table(config),
-                                 batch_lines=None if config.execution_mode == "thread"
-                                 else config.batch_lines)
-    payments = deduplicate(parsed.payments, key_field="event_id", fingerprint_field="fingerprint",
-                           ttl_days=config.dedupe_ttl_days)
+    parsed = parse_payment_lines(
+        source,
+        currencies=load_currency_table(config),
+        batch_lines=None if config.execution_mode == "thread" else config.batch_lines,
+    )
+    payments = deduplicate(
+        parsed.payments,
+        key_field="event_id",
+        fingerprint_field="fingerprint",
+        ttl_days=config.dedupe_ttl_days,
+    )
     payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
 
-    (project(payments.first_seen, LEDGER_FIELDS).name("ledger-rows").uid("ledger-rows")
-     .sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink"))
+    (
+        project(payments.first_seen, LEDGER_FIELDS)
+        .name("ledger-rows")
+        .uid("ledger-rows")
+        .sink_to(sinks.ledger)
+        .name("ledger-sink")
+        .uid("ledger-sink")
+    )
     # One delta per account and checkpoint, owned by one subtask: few upserts, and no two
     # transactions of this job ever wait for each other's row locks.
-    (sum_per_checkpoint(payments.first_seen, ["account_id", "currency"], "amount_minor",
-                        sum_as="balance_minor", count_as="event_count")
-     .name("balance-deltas").uid("balance-deltas")
-     .sink_to(sinks.balances).name("balances-sink").uid("balances-sink"))
-    conflicts = (project(payments.conflicts, CONFLICT_FIELDS).name("conflicting-duplicates")
-                 .uid("conflicting-duplicates"))
-    (parsed.rejected.union(conflicts)
-     .sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink"))
-    (project(payments.duplicates, DUPLICATE_FIELDS).name("duplicate-rows").uid("duplicate-rows")
-     .sink_to(sinks.duplicates).name("duplicates-sink").uid("duplicates-sink"))
+    (
+        sum_per_checkpoint(
+            payments.first_seen,
+            ["account_id", "currency"],
+            "amount_minor",
+            sum_as="balance_minor",
+            count_as="event_count",
+        )
+        .name("balance-deltas")
+        .uid("balance-deltas")
+        .sink_to(sinks.balances)
+        .name("balances-sink")
+        .uid("balances-sink")
+    )
+    conflicts = (
+        project(payments.conflicts, CONFLICT_FIELDS)
+        .name("conflicting-duplicates")
+        .uid("conflicting-duplicates")
+    )
+    (
+        parsed.rejected.union(conflicts)
+        .sink_to(sinks.rejected)
+        .name("rejected-sink")
+        .uid("rejected-sink")
+    )
+    (
+        project(payments.duplicates, DUPLICATE_FIELDS)
+        .name("duplicate-rows")
+        .uid("duplicate-rows")
+        .sink_to(sinks.duplicates)
+        .name("duplicates-sink")
+        .uid("duplicates-sink")
+    )
 
 
 # Lines Java may hand to a Python worker before it waits for their results. Every checkpoint
@@ -230,20 +284,24 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
 BUNDLE_LINES = 10_000
 
 
-def flink_settings(config: PaymentsConfig) -> Dict[str, str]:
+def flink_settings(config: PaymentsConfig) -> dict[str, str]:
     """flink-conf/config.yaml's job defaults, then this run's flags."""
     from localenv.paths import sub_dir
+
     settings = job_defaults()
-    settings.setdefault("execution.checkpointing.dir",
-                        (sub_dir("checkpoints", config.sink_id_prefix)).as_uri())
+    settings.setdefault(
+        "execution.checkpointing.dir", (sub_dir("checkpoints", config.sink_id_prefix)).as_uri()
+    )
     overrides = {
         "execution.checkpointing.interval": config.checkpoint_interval,
         "execution.checkpointing.dir": config.checkpoint_dir and file_uri(config.checkpoint_dir),
-        "execution.state-recovery.path": config.from_checkpoint and file_uri(config.from_checkpoint),
+        "execution.state-recovery.path": config.from_checkpoint
+        and file_uri(config.from_checkpoint),
         "state.backend.type": config.state_backend,
         "python.execution-mode": config.execution_mode,
-        "python.fn-execution.bundle.size": str(config.bundle_size or max(
-            1, BUNDLE_LINES // (config.batch_lines or 1))),
+        "python.fn-execution.bundle.size": str(
+            config.bundle_size or max(1, BUNDLE_LINES // (config.batch_lines or 1))
+        ),
     }
     settings.update({k: v for k, v in overrides.items() if v})
     settings.update(config.extra_settings)
@@ -260,7 +318,7 @@ def flink_settings(config: PaymentsConfig) -> Dict[str, str]:
 def parse_duration_ms(text: str) -> int:
     units = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000}
     number = text.strip().rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
-    unit = text.strip()[len(number):].strip() or "ms"
+    unit = text.strip()[len(number) :].strip() or "ms"
     if unit not in units:
         raise ValueError(f"unknown duration unit in {text!r}: use ms, s, min or h")
     return int(float(number) * units[unit])
@@ -269,6 +327,7 @@ def parse_duration_ms(text: str) -> int:
 def create_environment(config: PaymentsConfig):
     from localenv.flink import job_environment, use_python_worker_processes
     from sinks import add_kafka_jars, add_sink_jars
+
     use_python_worker_processes()
     env = job_environment(config.parallelism, flink_settings(config))
     add_sink_jars(env)
@@ -280,6 +339,7 @@ def create_environment(config: PaymentsConfig):
 def prepare_database(config: PaymentsConfig) -> None:
     from jobs.database import connect
     from jobs.payments_schema import ensure_schema
+
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
 
@@ -292,8 +352,10 @@ def submit(config: PaymentsConfig, wait: bool = True):
     if config.source == "files" and not os.path.isdir(config.input or ""):
         raise SystemExit(f"--input {config.input} is not a directory")
     if config.from_checkpoint and not os.path.exists(config.from_checkpoint):
-        raise SystemExit(f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
-                         "no such checkpoint or savepoint")
+        raise SystemExit(
+            f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
+            "no such checkpoint or savepoint"
+        )
     prepare_database(config)
     env = create_environment(config)
     build_pipeline(env, line_source(env, config), build_sinks(config), config)
@@ -307,7 +369,7 @@ def submit(config: PaymentsConfig, wait: bool = True):
 
 class Stopped(NamedTuple):
     job_id: str
-    savepoint: Optional[str]   # None: the job ended by itself (bounded input)
+    savepoint: Optional[str]  # None: the job ended by itself (bounded input)
 
     def get_job_id(self):
         return self.job_id
@@ -320,16 +382,19 @@ def stop_with_savepoint(job_client, savepoint_dir: str, timeout: float = 600.0) 
     # (stopWithSavepoint(boolean, String); Flink 2 added a SavepointFormatType): call Java.
     from pyflink.common.completable_future import CompletableFuture
     from pyflink.java_gateway import get_gateway
+
     canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    future = CompletableFuture(job_client._j_job_client.stopWithSavepoint(
-        False, file_uri(savepoint_dir), canonical), str)
+    future = CompletableFuture(
+        job_client._j_job_client.stopWithSavepoint(False, file_uri(savepoint_dir), canonical), str
+    )
     path = future.result() if timeout is None else _result_within(future, timeout)
-    return path[len("file:"):] if path.startswith("file:") else path
+    return path[len("file:") :] if path.startswith("file:") else path
 
 
 def _result_within(future, timeout: float):
     # pyflink's CompletableFuture.result() takes no timeout; poll it.
     import time
+
     deadline = time.monotonic() + timeout
     while not future.done():
         if time.monotonic() > deadline:
@@ -342,22 +407,29 @@ def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
     """Wait for the job; on SIGTERM/SIGINT stop it with a savepoint and print the path."""
     import signal
     import threading
+
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     job_id = str(job_client.get_job_id())
-    print(f"job {job_id} running; SIGTERM or Ctrl-C stops it with a savepoint in "
-          f"{savepoint_dir}", flush=True)
+    print(
+        f"job {job_id} running; SIGTERM or Ctrl-C stops it with a savepoint in {savepoint_dir}",
+        flush=True,
+    )
     try:
         result = job_client.get_job_execution_result()
         while not stop.wait(0.5):
             if result.done():
-                result.result()   # raises if the job failed
+                result.result()  # raises if the job failed
                 return Stopped(job_id, None)
         print(f"stopping job {job_id} with a savepoint ...", flush=True)
         path = stop_with_savepoint(job_client, savepoint_dir)
-        print(f"job {job_id} stopped with savepoint {path}\n"
-              f"start the next version with --from-savepoint {path}", flush=True)
+        print(
+            f"job {job_id} stopped with savepoint {path}\n"
+            f"start the next version with --from-savepoint {path}",
+            flush=True,
+        )
         return Stopped(job_id, path)
     finally:
         for sig, handler in previous.items():
@@ -370,103 +442,164 @@ class UpgradeRefused(RuntimeError):
 
 # Every operator of this job that holds state, by uid. Renaming one, removing one, or changing
 # the type of its state makes savepoints of earlier versions unusable (see README, "Upgrading").
-STATEFUL_UIDS = ("payment-files", "payment-records", "dedupe-by-event-id", "ledger-sink", "balances-sink",
-                 "rejected-sink", "duplicates-sink")
+STATEFUL_UIDS = (
+    "payment-files",
+    "payment-records",
+    "dedupe-by-event-id",
+    "ledger-sink",
+    "balances-sink",
+    "rejected-sink",
+    "duplicates-sink",
+)
 
 
 def operator_id(uid: str) -> str:
     """The operator id Flink derives from a uid (murmur3_128 of it, as StreamGraphHasherV2)."""
     from pyflink.java_gateway import get_gateway
+
     hashing = get_gateway().jvm.org.apache.flink.shaded.guava33.com.google.common.hash.Hashing
-    return bytes(hashing.murmur3_128(0).newHasher().putString(
-        uid, get_gateway().jvm.java.nio.charset.StandardCharsets.UTF_8).hash().asBytes()).hex()
+    return bytes(
+        hashing.murmur3_128(0)
+        .newHasher()
+        .putString(uid, get_gateway().jvm.java.nio.charset.StandardCharsets.UTF_8)
+        .hash()
+        .asBytes()
+    ).hex()
 
 
 def explain_refusal(error: BaseException) -> Optional[str]:
     """What a refused start means and what to do, from Flink's or the sink's error; None if
     `error` is no refusal to start."""
     import re
+
     text = str(error)
-    unmapped = re.search(r"Cannot map checkpoint/savepoint state for operator ([0-9a-f]{32})",
-                         text)
+    unmapped = re.search(r"Cannot map checkpoint/savepoint state for operator ([0-9a-f]{32})", text)
     if unmapped:
         op = unmapped.group(1)
         try:
             # A Sink V2's committer is an operator of its own, uid "Sink Committer: <uid>".
-            candidates = [*STATEFUL_UIDS, *(f"Sink Committer: {u}" for u in STATEFUL_UIDS
-                                            if u.endswith("-sink"))]
+            candidates = [
+                *STATEFUL_UIDS,
+                *(f"Sink Committer: {u}" for u in STATEFUL_UIDS if u.endswith("-sink")),
+            ]
             uid = next((u for u in candidates if operator_id(u) == op), None)
         except Exception:  # no JVM at hand: the id alone still helps
             uid = None
         what = f"operator '{uid}' (id {op})" if uid else f"operator id {op}"
-        return (f"incompatible upgrade: the savepoint holds state of {what}, which this version "
-                "of the job does not have (a stateful operator was removed or its uid changed). "
-                "Nothing was written. Deploy a version that keeps that operator under the same "
-                "uid, or start from a savepoint taken by this version. Dropping the state "
-                "(execution.state-recovery.ignore-unclaimed-state) would forget what it "
-                "remembers, e.g. which event ids were seen: do that only on purpose.")
+        return (
+            f"incompatible upgrade: the savepoint holds state of {what}, which this version "
+            "of the job does not have (a stateful operator was removed or its uid changed). "
+            "Nothing was written. Deploy a version that keeps that operator under the same "
+            "uid, or start from a savepoint taken by this version. Dropping the state "
+            "(execution.state-recovery.ignore-unclaimed-state) would forget what it "
+            "remembers, e.g. which event ids were seen: do that only on purpose."
+        )
     if "StateMigrationException" in text or "incompatible" in text and "serializer" in text:
-        return ("incompatible upgrade: the type of a stateful operator's state changed, so the "
-                "savepoint's state cannot be read by this version. Nothing was written. Keep "
-                "the state's type (or give the new operator a new uid and start it empty, on "
-                "purpose), then start from the savepoint again.")
-    renamed = re.search(r"restored state belongs to sink id '([^']+)' but this sink is "
-                        r"'([^']+)'", text)
+        return (
+            "incompatible upgrade: the type of a stateful operator's state changed, so the "
+            "savepoint's state cannot be read by this version. Nothing was written. Keep "
+            "the state's type (or give the new operator a new uid and start it empty, on "
+            "purpose), then start from the savepoint again."
+        )
+    renamed = re.search(
+        r"restored state belongs to sink id '([^']+)' but this sink is "
+        r"'([^']+)'",
+        text,
+    )
     if renamed:
-        return (f"incompatible upgrade: the savepoint holds the state of sink id "
-                f"'{renamed.group(1)}', but this job's sink is '{renamed.group(2)}'. Nothing was "
-                "written. Keep --sink-id-prefix (and the sinks' uids) the same across upgrades; "
-                "a new sink id is a new job: start it without a savepoint.")
-    refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text,
-                        re.DOTALL)
+        return (
+            f"incompatible upgrade: the savepoint holds the state of sink id "
+            f"'{renamed.group(1)}', but this job's sink is '{renamed.group(2)}'. Nothing was "
+            "written. Keep --sink-id-prefix (and the sinks' uids) the same across upgrades; "
+            "a new sink id is a new job: start it without a savepoint."
+        )
+    refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text, re.DOTALL)
     if refused:
-        return (refused.group(0) + " Nothing was written.")
+        return refused.group(0) + " Nothing was written."
     return None
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Payments files to PostgreSQL, exactly once (PyFlink).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--demo", action="store_true",
-                        help="generate sample payments, start a local PostgreSQL, run the job on "
-                             "the mini cluster and print a reconciliation")
-    parser.add_argument("--source", choices=["files", "kafka"], default="files",
-                        help="read --input's files, or a Kafka topic")
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="generate sample payments, start a local PostgreSQL, run the job on "
+        "the mini cluster and print a reconciliation",
+    )
+    parser.add_argument(
+        "--source",
+        choices=["files", "kafka"],
+        default="files",
+        help="read --input's files, or a Kafka topic",
+    )
     parser.add_argument("--input", help="directory of JSON-lines files")
     kafka = parser.add_argument_group("--source kafka")
     kafka.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]")
     kafka.add_argument("--topic")
-    kafka.add_argument("--group-id", help="consumer group for the informative offset commits "
-                                          "(default: --sink-id-prefix)")
-    kafka.add_argument("--starting-offsets", choices=["earliest", "latest", "committed"],
-                       default="earliest",
-                       help="where a job without restored state starts; a restored job "
-                            "continues from its checkpoint's offsets")
-    kafka.add_argument("--bounded", action="store_true",
-                       help="stop at the partitions' end offsets as of the start (default: run "
-                            "until cancelled)")
+    kafka.add_argument(
+        "--group-id",
+        help="consumer group for the informative offset commits (default: --sink-id-prefix)",
+    )
+    kafka.add_argument(
+        "--starting-offsets",
+        choices=["earliest", "latest", "committed"],
+        default="earliest",
+        help="where a job without restored state starts; a restored job "
+        "continues from its checkpoint's offsets",
+    )
+    kafka.add_argument(
+        "--bounded",
+        action="store_true",
+        help="stop at the partitions' end offsets as of the start (default: run until cancelled)",
+    )
     parser.add_argument("--db-url", help="jdbc:postgresql://host:port/database")
     parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument("--password-env", default="PGPASSWORD",
-                        help="environment variable holding the database password")
+    parser.add_argument(
+        "--password-env",
+        default="PGPASSWORD",
+        help="environment variable holding the database password",
+    )
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
     parser.add_argument("--checkpoint-dir")
-    parser.add_argument("--watch", nargs="?", const="5 s", metavar="INTERVAL",
-                        help="keep discovering new files (default interval 5 s)")
-    parser.add_argument("--from-checkpoint", "--from-savepoint", metavar="PATH",
-                        dest="from_checkpoint",
-                        help="start from a savepoint (see --savepoint-dir) or a retained "
-                             "checkpoint (its chk-N directory); the sinks refuse one older "
-                             "than what they already committed")
-    parser.add_argument("--savepoint-dir", metavar="DIR",
-                        help="on SIGTERM or Ctrl-C, stop the job with a savepoint in DIR and "
-                             "print its path (the way to upgrade the job's code)")
-    parser.add_argument("--currencies", metavar="FILE",
-                        help="JSON currency table (default: transforms/currencies.json)")
-    parser.add_argument("--mode", dest="execution_mode", default="process",
-                        choices=["process", "thread"], help="Python execution mode")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const="5 s",
+        metavar="INTERVAL",
+        help="keep discovering new files (default interval 5 s)",
+    )
+    parser.add_argument(
+        "--from-checkpoint",
+        "--from-savepoint",
+        metavar="PATH",
+        dest="from_checkpoint",
+        help="start from a savepoint (see --savepoint-dir) or a retained "
+        "checkpoint (its chk-N directory); the sinks refuse one older "
+        "than what they already committed",
+    )
+    parser.add_argument(
+        "--savepoint-dir",
+        metavar="DIR",
+        help="on SIGTERM or Ctrl-C, stop the job with a savepoint in DIR and "
+        "print its path (the way to upgrade the job's code)",
+    )
+    parser.add_argument(
+        "--currencies",
+        metavar="FILE",
+        help="JSON currency table (default: transforms/currencies.json)",
+    )
+    parser.add_argument(
+        "--mode",
+        dest="execution_mode",
+        default="process",
+        choices=["process", "thread"],
+        help="Python execution mode",
+    )
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
     parser.add_argument("--dedupe-ttl-days", type=int, default=30)
     parser.add_argument("--ledger-mode", default="prepared", choices=["prepared", "staged"])
@@ -482,23 +615,37 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
     elif not args.input or not args.db_url:
         raise SystemExit("--input and --db-url are required (or use --demo)")
     return PaymentsConfig(
-        input=args.input, db_url=args.db_url, db_user=args.db_user,
-        password_env=args.password_env, parallelism=args.parallelism,
-        checkpoint_interval=args.checkpoint_interval, checkpoint_dir=args.checkpoint_dir,
-        watch=args.watch, from_checkpoint=args.from_checkpoint,
-        savepoint_dir=args.savepoint_dir, currencies=args.currencies,
-        execution_mode=args.execution_mode, state_backend=args.state_backend,
-        dedupe_ttl_days=args.dedupe_ttl_days, ledger_mode=args.ledger_mode,
-        sink_id_prefix=args.sink_id_prefix, source=args.source,
-        bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id,
-        starting_offsets=args.starting_offsets, bounded=args.bounded)
+        input=args.input,
+        db_url=args.db_url,
+        db_user=args.db_user,
+        password_env=args.password_env,
+        parallelism=args.parallelism,
+        checkpoint_interval=args.checkpoint_interval,
+        checkpoint_dir=args.checkpoint_dir,
+        watch=args.watch,
+        from_checkpoint=args.from_checkpoint,
+        savepoint_dir=args.savepoint_dir,
+        currencies=args.currencies,
+        execution_mode=args.execution_mode,
+        state_backend=args.state_backend,
+        dedupe_ttl_days=args.dedupe_ttl_days,
+        ledger_mode=args.ledger_mode,
+        sink_id_prefix=args.sink_id_prefix,
+        source=args.source,
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        group_id=args.group_id,
+        starting_offsets=args.starting_offsets,
+        bounded=args.bounded,
+    )
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.demo:
         from jobs.demo import run_demo
-        return run_demo(args)
+
+        return run_demo(args, PaymentsConfig, submit)
     try:
         result = submit(config_from_args(args))
     except Exception as error:
@@ -515,5 +662,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     exit_code = main()
     from localenv.flink import skip_final_garbage_collection
+
     skip_final_garbage_collection()
     sys.exit(exit_code)

@@ -5,22 +5,14 @@
 A quick summary from counts and sums (the input is counted, not parsed). `jobs.audit` is the
 full check: it recomputes every expected row and diffs the tables row by row.
 """
+
 import argparse
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Tuple
 
+from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.payments import format_minor_units
-
-
-def input_files(input_dir: str) -> List[Path]:
-    """The files the job reads: every file below the directory except hidden ones ('.', '_'),
-    as Flink's FileSource enumerates them."""
-    return sorted(p for p in Path(input_dir).rglob("*")
-                  if p.is_file() and not any(part.startswith((".", "_"))
-                                             for part in p.relative_to(input_dir).parts))
 
 
 def count_lines(input_dir: str) -> int:
@@ -37,44 +29,56 @@ class Reconciliation:
     ledger_rows: int
     duplicates: int
     rejected: int
-    rejected_by_reason: Dict[str, int]
-    per_currency: Dict[str, Tuple[int, int]]        # currency -> (ledger sum, balances sum)
+    rejected_by_reason: dict[str, int]
+    per_currency: dict[str, tuple[int, int]]  # currency -> (ledger sum, balances sum)
     balance_events: int
-    pending: Dict[str, int] = field(default_factory=dict)
+    pending: dict[str, int] = field(default_factory=dict)
     # Lines whose ledger, duplicate or rejected row the database refused, recorded by the sinks'
     # dead-letter policy (tpc_dead_letters) instead.
     dead_letters: int = 0
 
     @property
     def every_line_accounted(self) -> bool:
-        return self.lines_read == (self.ledger_rows + self.duplicates + self.rejected
-                                   + self.dead_letters)
+        return self.lines_read == (
+            self.ledger_rows + self.duplicates + self.rejected + self.dead_letters
+        )
 
     @property
     def books_balance(self) -> bool:
-        return (self.every_line_accounted and self.balance_events == self.ledger_rows
-                and all(ledger == balance for ledger, balance in self.per_currency.values())
-                and not any(self.pending.values()))
+        return (
+            self.every_line_accounted
+            and self.balance_events == self.ledger_rows
+            and all(ledger == balance for ledger, balance in self.per_currency.values())
+            and not any(self.pending.values())
+        )
 
     def report(self) -> str:
-        out = [f"lines read        {self.lines_read:>10,}",
-               f"  ledger rows     {self.ledger_rows:>10,}",
-               f"  duplicates      {self.duplicates:>10,}",
-               f"  rejected        {self.rejected:>10,}"]
+        out = [
+            f"lines read        {self.lines_read:>10,}",
+            f"  ledger rows     {self.ledger_rows:>10,}",
+            f"  duplicates      {self.duplicates:>10,}",
+            f"  rejected        {self.rejected:>10,}",
+        ]
         for reason, count in sorted(self.rejected_by_reason.items(), key=lambda kv: -kv[1]):
             out.append(f"    {reason:<28}{count:>6,}")
         if self.dead_letters:
-            out.append(f"  dead letters    {self.dead_letters:>10,}  (refused by the database: "
-                       f"see tpc_dead_letters, and jobs.audit)")
-        out.append(f"  accounted for   {'yes' if self.every_line_accounted else 'NO':>10}"
-                   f"  (ledger + duplicates + rejected + dead letters = "
-                   f"{self.ledger_rows + self.duplicates + self.rejected + self.dead_letters:,})")
+            out.append(
+                f"  dead letters    {self.dead_letters:>10,}  (refused by the database: "
+                f"see tpc_dead_letters, and jobs.audit)"
+            )
+        out.append(
+            f"  accounted for   {'yes' if self.every_line_accounted else 'NO':>10}"
+            f"  (ledger + duplicates + rejected + dead letters = "
+            f"{self.ledger_rows + self.duplicates + self.rejected + self.dead_letters:,})"
+        )
         out.append("balances by currency (ledger total = sum of balances):")
         for currency, (ledger, balance) in sorted(self.per_currency.items()):
             units = DEFAULT_CURRENCIES.get(currency, 0)
             mark = "ok" if ledger == balance else "MISMATCH"
-            out.append(f"  {currency}  {format_minor_units(ledger, units):>22}  "
-                       f"{format_minor_units(balance, units):>22}  {mark}")
+            out.append(
+                f"  {currency}  {format_minor_units(ledger, units):>22}  "
+                f"{format_minor_units(balance, units):>22}  {mark}"
+            )
         if any(self.pending.values()):
             out.append(f"pending sink work: {self.pending}")
         out.append(f"books balance: {'yes' if self.books_balance else 'NO'}")
@@ -84,32 +88,43 @@ class Reconciliation:
 def reconcile(conn, input_dir: str, sink_id_prefix: str = "payments") -> Reconciliation:
     # the same definitions of dangling work and of dead letters as the audit
     from jobs.audit import load_dead_letters, pending_work
+
     letters = load_dead_letters(conn, sink_id_prefix=sink_id_prefix) or []
-    one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+
+    def one(sql):
+        return conn.execute(sql).fetchone()[0]
+
     pending = [p.kind for p in pending_work(conn)]
-    per_currency: Dict[str, Tuple[int, int]] = {}
+    per_currency: dict[str, tuple[int, int]] = {}
     for currency, total in conn.execute(
-            "SELECT currency, sum(amount_minor) FROM ledger GROUP BY currency"):
+        "SELECT currency, sum(amount_minor) FROM ledger GROUP BY currency"
+    ):
         per_currency[currency] = (int(total), 0)
     for currency, total in conn.execute(
-            "SELECT currency, sum(balance_minor) FROM balances GROUP BY currency"):
+        "SELECT currency, sum(balance_minor) FROM balances GROUP BY currency"
+    ):
         per_currency[currency] = (per_currency.get(currency, (0, 0))[0], int(total))
     return Reconciliation(
         lines_read=count_lines(input_dir),
         ledger_rows=one("SELECT count(*) FROM ledger"),
         duplicates=one("SELECT count(*) FROM duplicates"),
         rejected=one("SELECT count(*) FROM rejected"),
-        rejected_by_reason=dict(conn.execute(
-            "SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall()),
+        rejected_by_reason=dict(
+            conn.execute("SELECT reason, count(*) FROM rejected GROUP BY reason").fetchall()
+        ),
         per_currency=per_currency,
         balance_events=int(one("SELECT coalesce(sum(event_count), 0) FROM balances")),
-        pending={"prepared": pending.count("prepared transaction"),
-                 "staged": pending.count("staged batch")},
-        dead_letters=sum(1 for letter in letters if letter.table != "balances"))
+        pending={
+            "prepared": pending.count("prepared transaction"),
+            "staged": pending.count("staged batch"),
+        },
+        dead_letters=sum(1 for letter in letters if letter.table != "balances"),
+    )
 
 
 def main(argv=None) -> int:
     from jobs.database import add_connection_arguments, connect
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
     add_connection_arguments(parser)

@@ -9,6 +9,7 @@ Each number becomes a row (id, v). Faults can be injected: `--fail-once-marker F
 Python map raise once (the first attempt that finds FILE absent creates it), after
 `--fail-after-seconds`. `--hot-key` turns every row into an upsert of one balance row instead.
 """
+
 import argparse
 import os
 import sys
@@ -23,9 +24,11 @@ from jobs.flink_config import file_uri
 ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
 
 INSERT_ROW = "INSERT INTO {table} (id, v) VALUES (:id, :v)"
-UPSERT_HOT_ROW = ("INSERT INTO {table} (k, total, events) VALUES ('hot', :id, 1) "
-                  "ON CONFLICT (k) DO UPDATE SET total = {table}.total + EXCLUDED.total, "
-                  "events = {table}.events + 1")
+UPSERT_HOT_ROW = (
+    "INSERT INTO {table} (k, total, events) VALUES ('hot', :id, 1) "
+    "ON CONFLICT (k) DO UPDATE SET total = {table}.total + EXCLUDED.total, "
+    "events = {table}.events + 1"
+)
 
 
 def number_to_row(value) -> Row:
@@ -47,18 +50,24 @@ class NumberToRow:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--demo", action="store_true",
-                        help="start a throwaway local PostgreSQL, run with one injected failure "
-                             "and print what was committed")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start a throwaway local PostgreSQL, run with one injected failure "
+        "and print what was committed",
+    )
     parser.add_argument("--db-url")
     parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
     parser.add_argument("--password-env", default="PGPASSWORD")
     parser.add_argument("--table", default="sink_check")
-    parser.add_argument("--mode", default="staged",
-                        choices=["prepared", "staged", "at_least_once"])
+    parser.add_argument("--mode", default="staged", choices=["prepared", "staged", "at_least_once"])
     parser.add_argument("--sink-id", default="sink_check")
-    parser.add_argument("--second-sink", nargs=3, metavar=("SINK_ID", "MODE", "TABLE"),
-                        help="also write every row through a second sink")
+    parser.add_argument(
+        "--second-sink",
+        nargs=3,
+        metavar=("SINK_ID", "MODE", "TABLE"),
+        help="also write every row through a second sink",
+    )
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval-ms", type=int, default=500)
@@ -70,18 +79,32 @@ def parse_args(argv=None):
     parser.add_argument("--bundle-size", type=int, default=100)
     parser.add_argument("--fail-once-marker")
     parser.add_argument("--fail-after-seconds", type=float, default=2.0)
-    parser.add_argument("--fail-after-records", type=int, default=0,
-                        help="fail only once a subtask has seen this many records")
+    parser.add_argument(
+        "--fail-after-records",
+        type=int,
+        default=0,
+        help="fail only once a subtask has seen this many records",
+    )
     parser.add_argument("--throttle-every", type=int, default=0)
     parser.add_argument("--throttle-ms", type=float, default=1.0)
     parser.add_argument("--hot-key", action="store_true")
     parser.add_argument("--on-row-error", default="fail", choices=["fail", "dead_letter"])
-    parser.add_argument("--nul-every", type=int, default=0,
-                        help="every N-th row's text holds a NUL (a row PostgreSQL refuses)")
-    parser.add_argument("--owner-wait-s", type=float,
-                        help="how long a writer waits for another job holding its sink id")
-    parser.add_argument("--job-id", help="fix the Flink job id (32 hex digits; tests use it "
-                                         "to stand in for an earlier attempt of this job)")
+    parser.add_argument(
+        "--nul-every",
+        type=int,
+        default=0,
+        help="every N-th row's text holds a NUL (a row PostgreSQL refuses)",
+    )
+    parser.add_argument(
+        "--owner-wait-s",
+        type=float,
+        help="how long a writer waits for another job holding its sink id",
+    )
+    parser.add_argument(
+        "--job-id",
+        help="fix the Flink job id (32 hex digits; tests use it "
+        "to stand in for an earlier attempt of this job)",
+    )
     parser.add_argument("--execution-mode", default="process", choices=["process", "thread"])
     return parser.parse_args(argv)
 
@@ -101,8 +124,9 @@ def flink_settings(args) -> dict:
     }
     if args.checkpoint_dir:
         settings["execution.checkpointing.dir"] = file_uri(args.checkpoint_dir)
-        settings["execution.checkpointing.externalized-checkpoint-retention"] = \
+        settings["execution.checkpointing.externalized-checkpoint-retention"] = (
             "RETAIN_ON_CANCELLATION"
+        )
         settings["execution.checkpointing.num-retained"] = "3"
     if args.from_checkpoint:
         settings["execution.state-recovery.path"] = file_uri(args.from_checkpoint)
@@ -113,18 +137,21 @@ def flink_settings(args) -> dict:
 
 def build_sink(args, sink_id, mode, table):
     from sinks import TwoPhaseCommitSink
+
     statement = (UPSERT_HOT_ROW if args.hot_key else INSERT_ROW).format(table=table)
-    builder = (TwoPhaseCommitSink.builder()
-               .set_jdbc_url(args.db_url)
-               .set_user(args.db_user)
-               .set_password_env(args.password_env)
-               .set_row_type(ROW_TYPE)
-               .add_statement(statement)
-               .set_sink_id(sink_id)
-               .set_mode(mode)
-               .set_batch_size(args.batch_size)
-               .set_lock_timeout_ms(args.lock_timeout_ms)
-               .set_on_row_error(args.on_row_error))
+    builder = (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(args.db_url)
+        .set_user(args.db_user)
+        .set_password_env(args.password_env)
+        .set_row_type(ROW_TYPE)
+        .add_statement(statement)
+        .set_sink_id(sink_id)
+        .set_mode(mode)
+        .set_batch_size(args.batch_size)
+        .set_lock_timeout_ms(args.lock_timeout_ms)
+        .set_on_row_error(args.on_row_error)
+    )
     if args.owner_wait_s is not None:
         builder.set_owner_wait_s(args.owner_wait_s)
     return builder.build()
@@ -133,17 +160,25 @@ def build_sink(args, sink_id, mode, table):
 def build_pipeline(env, args):
     source = NumberSequenceSource(1, args.count)
     numbers = env.from_source(source, WatermarkStrategy.no_watermarks(), "numbers").uid("numbers")
-    numbers = numbers.map(FailOnce(args.fail_once_marker, args.fail_after_seconds,
-                                   args.throttle_every, args.throttle_ms,
-                                   args.fail_after_records),
-                          output_type=Types.LONG()).name("fault-injection")
+    numbers = numbers.map(
+        FailOnce(
+            args.fail_once_marker,
+            args.fail_after_seconds,
+            args.throttle_every,
+            args.throttle_ms,
+            args.fail_after_records,
+        ),
+        output_type=Types.LONG(),
+    ).name("fault-injection")
     rows = numbers.map(NumberToRow(args.nul_every), output_type=ROW_TYPE).name("to-row")
-    rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)) \
-        .uid(f"sink-{args.sink_id}").name(f"sink-{args.sink_id}")
+    rows.sink_to(build_sink(args, args.sink_id, args.mode, args.table)).uid(
+        f"sink-{args.sink_id}"
+    ).name(f"sink-{args.sink_id}")
     if args.second_sink:
         sink_id, mode, table = args.second_sink
-        rows.sink_to(build_sink(args, sink_id, mode, table)) \
-            .uid(f"sink-{sink_id}").name(f"sink-{sink_id}")
+        rows.sink_to(build_sink(args, sink_id, mode, table)).uid(f"sink-{sink_id}").name(
+            f"sink-{sink_id}"
+        )
 
 
 def main(argv=None) -> int:
@@ -157,7 +192,9 @@ def main(argv=None) -> int:
 
 def demo(args) -> int:
     import tempfile
+
     from localenv.postgres import LocalPostgres
+
     with LocalPostgres() as server, tempfile.TemporaryDirectory() as tmp:
         db = server.create_database("sink_check_demo")
         with db.connect(autocommit=True) as conn:
@@ -166,18 +203,25 @@ def demo(args) -> int:
         args.db_url, args.db_user = db.jdbc_url, db.user
         args.fail_once_marker = os.path.join(tmp, "failed-once")
         args.throttle_every, args.throttle_ms = args.throttle_every or 10, 2.0
-        print(f"PostgreSQL {db.jdbc_url}; writing 1..{args.count} through sink "
-              f"'{args.sink_id}' ({args.mode}), with one injected failure mid-stream", flush=True)
+        print(
+            f"PostgreSQL {db.jdbc_url}; writing 1..{args.count} through sink "
+            f"'{args.sink_id}' ({args.mode}), with one injected failure mid-stream",
+            flush=True,
+        )
         run(args)
         with db.connect() as conn:
             rows, distinct = conn.execute(
-                f"SELECT count(*), count(DISTINCT id) FROM {args.table}").fetchone()
+                f"SELECT count(*), count(DISTINCT id) FROM {args.table}"
+            ).fetchone()
             transactions, logged = conn.execute(
-                "SELECT count(*), coalesce(sum(row_count), 0) FROM tpc_commit_log").fetchone()
+                "SELECT count(*), coalesce(sum(row_count), 0) FROM tpc_commit_log"
+            ).fetchone()
             prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()[0]
             staged = conn.execute("SELECT count(*) FROM tpc_staged_rows").fetchone()[0]
-    print(f"committed: {rows} rows, {distinct} distinct ids, in {transactions} transactions "
-          f"({logged} rows in the commit log); pending prepared: {prepared}, staged: {staged}")
+    print(
+        f"committed: {rows} rows, {distinct} distinct ids, in {transactions} transactions "
+        f"({logged} rows in the commit log); pending prepared: {prepared}, staged: {staged}"
+    )
     exact = rows == distinct == args.count and prepared == staged == 0
     print("exactly once: " + ("yes" if exact else "NO"))
     return 0 if exact else 1
@@ -186,15 +230,18 @@ def demo(args) -> int:
 def run(args) -> int:
     from localenv.flink import job_environment
     from sinks import add_sink_jars
+
     env = job_environment(args.parallelism, flink_settings(args))
     add_sink_jars(env)
     build_pipeline(env, args)
     started = time.monotonic()
     result = env.execute(f"sink-check-{args.sink_id}")
     elapsed = time.monotonic() - started
-    print(f"job {result.get_job_id()} finished: {args.count} records in {elapsed:.1f} s "
-          f"({args.count / elapsed:,.0f} rec/s) through sink '{args.sink_id}' ({args.mode})",
-          flush=True)
+    print(
+        f"job {result.get_job_id()} finished: {args.count} records in {elapsed:.1f} s "
+        f"({args.count / elapsed:,.0f} rec/s) through sink '{args.sink_id}' ({args.mode})",
+        flush=True,
+    )
     return 0
 
 

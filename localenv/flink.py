@@ -5,48 +5,25 @@ workers with whatever `python` is first on PATH; this module fixes those once, i
 Call `prepare_process_environment()` before anything starts the JVM (it is idempotent and
 `local_environment()` calls it).
 """
+
 import getpass
 import os
 import shutil
 import site
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, Optional
+from typing import Optional
 
 from localenv import jvm_archive
+from localenv.child_env import ARCHIVE_OPTIONS
+
+# Re-exported: the jobs, tests and benchmarks import them from here.
+from localenv.child_env import PYFLINK_RUNTIME_VARIABLES as PYFLINK_RUNTIME_VARIABLES
+from localenv.child_env import child_process_environment as child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 
 FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
-
-# Set in os.environ by PyFlink once a job has run in this process (its Python workers run in
-# "loopback" mode inside the client). A child process that inherits them tries to reuse this
-# process's gateway and worker server, and fails; `child_process_environment()` drops them.
-PYFLINK_RUNTIME_VARIABLES = (
-    "PYFLINK_GATEWAY_DISABLED", "PYFLINK_GATEWAY_PORT", "PYTHON_LOOPBACK_SERVER_ADDRESS",
-    "_PYFLINK_CONN_INFO_PATH", "BOOT_LOG_DIR", "SEMI_PERSISTENT_DIRECTORY", "python",
-    "_PYTHON_WORKER_MEMORY_LIMIT", "TABLE_LOCAL_TIME_ZONE",
-    # Per process (see prepare_process_environment): a child names its own log file.
-    "FLINK_IDENT_STRING",
-)
-_PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
-
-
-def child_process_environment(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    """os.environ for starting another Python/Flink process from this one, without what an
-    in-process PyFlink job left behind."""
-    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_RUNTIME_VARIABLES}
-    # The CDS archive matches the local gateway JVM's class path only; a Flink script's JVM
-    # (a TaskManager, `flink run`) has another. A Python child adds it back for its own JVM.
-    jvm_args = jvm_archive.without_archive(env.get("JVM_ARGS", ""))
-    if jvm_args:
-        env["JVM_ARGS"] = jvm_args
-    else:
-        env.pop("JVM_ARGS", None)
-    env.pop("PYTHONPATH", None)
-    if _PYTHONPATH_AT_IMPORT is not None:
-        env["PYTHONPATH"] = _PYTHONPATH_AT_IMPORT
-    env.update(extra or {})
-    return env
 
 
 def prepare_process_environment() -> None:
@@ -68,7 +45,7 @@ def prepare_process_environment() -> None:
         jvm_args.append(f"-Djava.io.tmpdir={tmp}")
     # Flink's classes from this machine's CDS archive, if `.ci/setup` made one: about a second
     # less start-up per job (see localenv/jvm_archive.py).
-    if not any(arg.startswith(jvm_archive.ARCHIVE_OPTIONS) for arg in jvm_args):
+    if not any(arg.startswith(ARCHIVE_OPTIONS) for arg in jvm_args):
         jvm_args.extend(jvm_archive.jvm_options())
     os.environ["JVM_ARGS"] = " ".join(jvm_args)
 
@@ -87,7 +64,8 @@ def require_java() -> None:
     raise JavaNotFoundError(
         "Java not found: PyFlink runs on a Java 11+ runtime. Install one (Debian: `apt-get "
         "install openjdk-17-jdk-headless`, which also brings javac to build the sink) or set "
-        "JAVA_HOME.")
+        "JAVA_HOME."
+    )
 
 
 def use_python_worker_processes() -> None:
@@ -108,10 +86,11 @@ def skip_final_garbage_collection() -> None:
     walks every object PyFlink, py4j and Beam made, about 0.4 s on our machines (py-spy:
     `gc_collect_main` after the job had returned), and nothing of a finished job needs it."""
     import gc
+
     gc.freeze()
 
 
-def python_worker_settings() -> Dict[str, str]:
+def python_worker_settings() -> dict[str, str]:
     """Settings that make Python workers run this interpreter with this environment's packages."""
     site_packages = [p for p in site.getsitepackages() if Path(p).is_dir()]
     return {
@@ -122,7 +101,7 @@ def python_worker_settings() -> Dict[str, str]:
     }
 
 
-def local_settings(parallelism: int = 2) -> Dict[str, str]:
+def local_settings(parallelism: int = 2) -> dict[str, str]:
     tmp = sub_dir("flink", "tmp")
     return {
         **python_worker_settings(),
@@ -132,8 +111,9 @@ def local_settings(parallelism: int = 2) -> Dict[str, str]:
     }
 
 
-def local_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] = None,
-                      jars: Iterable[str] = ()):
+def local_environment(
+    parallelism: int = 2, settings: Optional[dict[str, str]] = None, jars: Iterable[str] = ()
+):
     """A StreamExecutionEnvironment for Flink's local mini cluster.
 
     `settings` are Flink configuration keys (e.g. `execution.checkpointing.interval`) applied on
@@ -143,7 +123,7 @@ def local_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] =
     return _environment({**local_settings(parallelism), **(settings or {})}, parallelism, jars)
 
 
-def _environment(settings: Dict[str, str], parallelism: int, jars: Iterable[str]):
+def _environment(settings: dict[str, str], parallelism: int, jars: Iterable[str]):
     from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment
 
@@ -167,8 +147,9 @@ def running_under_flink_cli() -> bool:
     return "PYFLINK_GATEWAY_PORT" in os.environ
 
 
-def job_environment(parallelism: int = 2, settings: Optional[Dict[str, str]] = None,
-                    jars: Iterable[str] = ()):
+def job_environment(
+    parallelism: int = 2, settings: Optional[dict[str, str]] = None, jars: Iterable[str] = ()
+):
     """The environment a job module should use: right locally and under `flink run`.
 
     Run directly (`python -m jobs.x`), this is `local_environment()`: a mini cluster with the

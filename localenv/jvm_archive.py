@@ -15,6 +15,7 @@ not depend on whether it happened to be the first.
 
 `TPC_JVM_ARCHIVE=off` runs without the archive (e.g. to measure what it buys).
 """
+
 import argparse
 import hashlib
 import os
@@ -25,8 +26,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
+from localenv.child_env import child_process_environment, without_archive
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import tagged
 
@@ -48,9 +50,10 @@ def _java_executable() -> Optional[Path]:
     return Path(found).resolve() if found else None
 
 
-def _class_path_files() -> List[Path]:
+def _class_path_files() -> list[Path]:
     """What the local gateway JVM's class path is built from (pyflink's lib and opt jars)."""
     import pyflink
+
     home = Path(pyflink.__file__).resolve().parent
     return sorted([*home.glob("lib/*.jar"), *home.glob("opt/flink-python*.jar")])
 
@@ -74,12 +77,7 @@ def archive_path(key: Optional[str] = None) -> Optional[Path]:
     return sub_dir("flink", "cds") / f"flink-{key}.jsa" if key else None
 
 
-# What `jvm_options` adds, and what a training run must not inherit.
-ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile", "-XX:ArchiveClassesAtExit", "-Xshare",
-                   "-Xlog:cds")
-
-
-def jvm_options() -> List[str]:
+def jvm_options() -> list[str]:
     """The JVM options that use this machine's archive, or none when there is none (or the
     user opted out). `-Xshare:auto` (the default) means a JVM that cannot map the archive
     runs without it rather than failing; it would say so on stdout, in the middle of a job's
@@ -92,34 +90,48 @@ def jvm_options() -> List[str]:
     return [f"-XX:SharedArchiveFile={path}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
 
 
-def without_archive(jvm_args: str) -> str:
-    return " ".join(arg for arg in jvm_args.split() if not arg.startswith(ARCHIVE_OPTIONS))
-
-
 def _training_run(work: Path, archive: Path) -> None:
     """Runs the payments job on generated lines in a child process whose JVM writes `archive`
     at exit; returns once that JVM has exited."""
-    from localenv.flink import child_process_environment
     from transforms import sample_data
 
     input_dir = work / "input"
     input_dir.mkdir()
     (input_dir / "part-000.jsonl").write_bytes(
-        b"".join(sample_data.generate_lines(TRAINING_LINES, seed=1, id_prefix="cds")))
-    env = child_process_environment({
-        OPT_OUT_VARIABLE: "off",   # train from scratch, never on top of a stale archive
-        "JVM_ARGS": f"{without_archive(os.environ.get('JVM_ARGS', ''))} "
-                    f"-XX:ArchiveClassesAtExit={archive}",
-    })
+        b"".join(sample_data.generate_lines(TRAINING_LINES, seed=1, id_prefix="cds"))
+    )
+    env = child_process_environment(
+        {
+            OPT_OUT_VARIABLE: "off",  # train from scratch, never on top of a stale archive
+            "JVM_ARGS": f"{without_archive(os.environ.get('JVM_ARGS', ''))} "
+            f"-XX:ArchiveClassesAtExit={archive}",
+        }
+    )
     # The JVM writes the archive at exit, after the job's process has returned: wait for every
     # process of the training run (they inherit the tag) to be gone.
     tag = uuid.uuid4().hex
     env[TRAINING_TAG] = tag
-    command = [sys.executable, "-m", "bench.payments_job", "--input", str(input_dir),
-               "--db-url", "jdbc:postgresql://unused", "--sinks", "discard",
-               "--checkpoint-dir", str(work / "checkpoints")]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=TRAINING_TIMEOUT_S)
+    command = [
+        sys.executable,
+        "-m",
+        "bench.payments_job",
+        "--input",
+        str(input_dir),
+        "--db-url",
+        "jdbc:postgresql://unused",
+        "--sinks",
+        "discard",
+        "--checkpoint-dir",
+        str(work / "checkpoints"),
+    ]
+    result = subprocess.run(
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TRAINING_TIMEOUT_S,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"the training run failed:\n{result.stderr[-3000:]}")
     deadline = time.monotonic() + WRITE_TIMEOUT_S
@@ -135,6 +147,8 @@ def build(force: bool = False) -> Optional[Path]:
     if key is None:
         return None
     path = archive_path(key)
+    if path is None:
+        return None
     if path.is_file() and not force:
         return path
     with tempfile.TemporaryDirectory(prefix="cds-", dir=path.parent) as tmp:
@@ -142,8 +156,8 @@ def build(force: bool = False) -> Optional[Path]:
         _training_run(Path(tmp), staged)
         if not staged.is_file():
             raise RuntimeError("the training JVM exited without writing the archive")
-        os.replace(staged, path)   # atomic: a starting JVM sees the whole archive or none
-    for stale in path.parent.glob("flink-*.jsa"):   # archives of an earlier JDK or pyflink
+        os.replace(staged, path)  # atomic: a starting JVM sees the whole archive or none
+    for stale in path.parent.glob("flink-*.jsa"):  # archives of an earlier JDK or pyflink
         if stale != path:
             stale.unlink(missing_ok=True)
     return path
@@ -163,8 +177,10 @@ def main(argv=None) -> int:
     if path is None:
         print("jvm archive: no Java found; nothing to do", file=sys.stderr)
         return 1
-    print(f"jvm archive: {path} ({path.stat().st_size // 2**20} MB, "
-          f"{time.monotonic() - started:.0f} s)")
+    print(
+        f"jvm archive: {path} ({path.stat().st_size // 2**20} MB, "
+        f"{time.monotonic() - started:.0f} s)"
+    )
     return 0
 
 

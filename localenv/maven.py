@@ -6,6 +6,7 @@ and their runtime dependencies into a directory of `var/`. Like the sink's build
 `~/.m2` first, online only when something was never downloaded, once per pom content (a stamp
 file beside the jars), one resolution at a time per directory.
 """
+
 import fcntl
 import hashlib
 import os
@@ -15,14 +16,15 @@ import subprocess
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List
 
 # Maven's words when ~/.m2 lacks something (first run) ...
 _OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
 # ... and when the network would not give it.
-_UNREACHABLE = re.compile(r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
-                          r"Connection refused|timed out|Network is unreachable|"
-                          r"No route to host|Could not resolve")
+_UNREACHABLE = re.compile(
+    r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
+    r"Connection refused|timed out|Network is unreachable|"
+    r"No route to host|Could not resolve"
+)
 
 
 class MavenError(RuntimeError):
@@ -44,7 +46,7 @@ def _tail(result: subprocess.CompletedProcess, lines: int = 30) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.0) -> List[Path]:
+def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.0) -> list[Path]:
     """The jars `pom` depends on (runtime scope), in `out_dir`; resolved unless already there
     for this pom's content. `what` names them in messages ("the Kafka broker")."""
     pom = Path(pom).resolve()
@@ -62,29 +64,46 @@ def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.
             return jars()
         mvn = shutil.which("mvn")
         if not mvn:
-            raise MavenError(f"{what} is resolved by Maven (`mvn`), which is not installed. "
-                             "Install it (Debian: `apt-get install maven`) or run "
-                             "`bash .ci/setup`.")
+            raise MavenError(
+                f"{what} is resolved by Maven (`mvn`), which is not installed. "
+                "Install it (Debian: `apt-get install maven`) or run "
+                "`bash .ci/setup`."
+            )
         # Into a fresh directory beside the target, then swapped in: a jar of an older pom
         # never stays, and a concurrent reader never sees half a directory.
         with tempfile.TemporaryDirectory(prefix=out_dir.name + "-", dir=out_dir.parent) as tmp:
-            command = lambda offline: [  # noqa: E731
-                mvn, "-B", "-q", *(["-o"] if offline else []), "-f", str(pom),
-                "dependency:copy-dependencies", "-DincludeScope=runtime",
-                f"-DoutputDirectory={tmp}"]
-            run = lambda offline: subprocess.run(  # noqa: E731
-                command(offline), capture_output=True, text=True, cwd=pom.parent,
-                timeout=timeout)
+
+            def run(offline: bool) -> subprocess.CompletedProcess:
+                command = [
+                    mvn,
+                    "-B",
+                    "-q",
+                    *(["-o"] if offline else []),
+                    "-f",
+                    str(pom),
+                    "dependency:copy-dependencies",
+                    "-DincludeScope=runtime",
+                    f"-DoutputDirectory={tmp}",
+                ]
+                return subprocess.run(
+                    command, capture_output=True, text=True, cwd=pom.parent, timeout=timeout
+                )
+
             result = run(True)
             if result.returncode != 0 and _OFFLINE_MISS.search(result.stdout + result.stderr):
                 print(f"localenv.maven: downloading {what} into ~/.m2 (once)", flush=True)
                 result = run(False)
             if result.returncode != 0:
-                hint = ("Check that Maven Central is reachable from this machine (a proxy or "
-                        "mirror goes in ~/.m2/settings.xml). "
-                        if _UNREACHABLE.search(result.stdout + result.stderr) else "")
-                raise MavenError(f"Maven could not resolve {what} from {pom}. {hint}Maven said:\n"
-                                 + _tail(result))
+                hint = (
+                    "Check that Maven Central is reachable from this machine (a proxy or "
+                    "mirror goes in ~/.m2/settings.xml). "
+                    if _UNREACHABLE.search(result.stdout + result.stderr)
+                    else ""
+                )
+                raise MavenError(
+                    f"Maven could not resolve {what} from {pom}. {hint}Maven said:\n"
+                    + _tail(result)
+                )
             old = out_dir.with_name(out_dir.name + ".old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(out_dir, old)

@@ -1,4 +1,5 @@
 """Where the project keeps what it produces at run time (never committed, see .gitignore)."""
+
 import os
 from pathlib import Path
 

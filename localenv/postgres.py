@@ -10,6 +10,7 @@ unprivileged `postgres` user (override with `TPC_POSTGRES_OS_USER`).
         db = server.create_database("demo")
         print(db.jdbc_url, db.conninfo)   # password: db.password / PGPASSWORD
 """
+
 import glob
 import os
 import pwd
@@ -33,8 +34,15 @@ class PostgresSetupError(RuntimeError):
 def find_bin_dir() -> Path:
     """Directory holding initdb/pg_ctl: `$PG_BIN_DIR`, else the newest /usr/lib/postgresql/*/bin."""
     explicit = os.environ.get("PG_BIN_DIR")
-    candidates = [explicit] if explicit else sorted(
-        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True)
+    candidates = (
+        [explicit]
+        if explicit
+        else sorted(
+            glob.glob("/usr/lib/postgresql/*/bin"),
+            key=lambda p: int(Path(p).parent.name),
+            reverse=True,
+        )
+    )
     for candidate in candidates:
         if candidate and (Path(candidate) / "initdb").exists():
             return Path(candidate)
@@ -43,7 +51,8 @@ def find_bin_dir() -> Path:
         return Path(found).parent
     raise PostgresSetupError(
         "PostgreSQL server binaries (initdb, pg_ctl) not found. Install them "
-        "(Debian: `apt-get install postgresql`) or set PG_BIN_DIR to their directory.")
+        "(Debian: `apt-get install postgresql`) or set PG_BIN_DIR to their directory."
+    )
 
 
 def free_port() -> int:
@@ -55,6 +64,7 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Database:
     """Connection facts for one database on a local server."""
+
     host: str
     port: int
     name: str
@@ -72,6 +82,7 @@ class Database:
 
     def connect(self, **kwargs):
         import psycopg
+
         return psycopg.connect(self.conninfo, password=self.password, **kwargs)
 
     def __repr__(self) -> str:  # never print the password
@@ -79,8 +90,12 @@ class Database:
 
 
 class LocalPostgres:
-    def __init__(self, max_prepared_transactions: int = 64, max_connections: int = 200,
-                 extra_settings: Optional[dict] = None):
+    def __init__(
+        self,
+        max_prepared_transactions: int = 64,
+        max_connections: int = 200,
+        extra_settings: Optional[dict] = None,
+    ):
         self.max_prepared_transactions = max_prepared_transactions
         self.max_connections = max_connections
         self.extra_settings = dict(extra_settings or {})
@@ -91,13 +106,20 @@ class LocalPostgres:
         self._bin = find_bin_dir()
         self._os_user = self._choose_os_user()
 
+    @property
+    def base(self) -> Path:
+        """The server's directory (data, logs); only while it runs."""
+        if self._base is None:
+            raise RuntimeError("not started")
+        return self._base
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "LocalPostgres":
         # The system temp dir is world-traversable, so the unprivileged server user can reach it
         # even when the project lives under root's home.
         self._base = Path(tempfile.mkdtemp(prefix="tpc-postgres-"))
-        data = self._base / "data"
-        pwfile = self._base / "pwfile"
+        data = self.base / "data"
+        pwfile = self.base / "pwfile"
         pwfile.write_text(self.password + "\n")
         os.chmod(self._base, 0o755)
         if self._os_user:
@@ -106,9 +128,24 @@ class LocalPostgres:
             os.chown(pwfile, record.pw_uid, record.pw_gid)
         os.chmod(pwfile, 0o600)
         try:
-            self._run([str(self._bin / "initdb"), "-D", str(data), "-U", SUPERUSER,
-                       "--pwfile", str(pwfile), "--auth", "scram-sha-256", "-E", "UTF8",
-                       "--locale", "C", "--no-sync"])
+            self._run(
+                [
+                    str(self._bin / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    SUPERUSER,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth",
+                    "scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--locale",
+                    "C",
+                    "--no-sync",
+                ]
+            )
             pwfile.unlink()
             settings = {
                 "listen_addresses": self.host,
@@ -133,9 +170,23 @@ class LocalPostgres:
     def _start_server(self, data: Path) -> None:
         for _attempt in range(5):
             self.port = free_port()
-            log = self._base / "server.log"
-            result = self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(log),
-                                "-o", f"-p {self.port}", "-w", "-t", "60", "start"], check=False)
+            log = self.base / "server.log"
+            result = self._run(
+                [
+                    str(self._bin / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-l",
+                    str(log),
+                    "-o",
+                    f"-p {self.port}",
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                check=False,
+            )
             if result.returncode == 0:
                 return
             if "could not bind" not in self.log_tail():  # a port race is worth a retry
@@ -144,27 +195,61 @@ class LocalPostgres:
 
     def restart(self) -> None:
         """Stop (fast: open sessions are disconnected) and start again on the same port."""
-        data = self._base / "data"
+        data = self.base / "data"
         self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
-        self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-l", str(self._base / "server.log"),
-                   "-o", f"-p {self.port}", "-w", "-t", "60", "start"])
+        self._run(
+            [
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(self.base / "server.log"),
+                "-o",
+                f"-p {self.port}",
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
 
     def stop_immediately(self) -> None:
         """Crash the server on purpose: `pg_ctl stop -m immediate` (no shutdown checkpoint,
         every session cut off; the next start recovers from the WAL). Data directory and port
         are kept for `start_again()`."""
-        self._run([str(self._bin / "pg_ctl"), "-D", str(self._base / "data"), "-m", "immediate",
-                   "-w", "stop"])
+        self._run(
+            [
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.base / "data"),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ]
+        )
 
     def start_again(self) -> None:
         """Start a stopped server on the same port and data directory (after crash recovery)."""
-        self._run([str(self._bin / "pg_ctl"), "-D", str(self._base / "data"), "-l",
-                   str(self._base / "server.log"), "-o", f"-p {self.port}", "-w", "-t", "120",
-                   "start"])
+        self._run(
+            [
+                str(self._bin / "pg_ctl"),
+                "-D",
+                str(self.base / "data"),
+                "-l",
+                str(self.base / "server.log"),
+                "-o",
+                f"-p {self.port}",
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ]
+        )
 
     def server_pid(self) -> Optional[int]:
         """The postmaster's process id, while it runs."""
-        pid_file = self._base / "data" / "postmaster.pid" if self._base else None
+        pid_file = self.base / "data" / "postmaster.pid" if self._base else None
         if not pid_file or not pid_file.exists():
             return None
         return int(pid_file.read_text().split()[0])
@@ -172,10 +257,12 @@ class LocalPostgres:
     def stop(self) -> None:
         if self._base is None:
             return
-        data = self._base / "data"
+        data = self.base / "data"
         if (data / "postmaster.pid").exists():
-            self._run([str(self._bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w",
-                       "stop"], check=False)
+            self._run(
+                [str(self._bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                check=False,
+            )
         shutil.rmtree(self._base, ignore_errors=True)
         self._base = None
 
@@ -194,13 +281,15 @@ class LocalPostgres:
     def create_database(self, name: str) -> Database:
         import psycopg
         from psycopg import sql
-        with psycopg.connect(self.database().conninfo, password=self.password,
-                             autocommit=True) as conn:
+
+        with psycopg.connect(
+            self.database().conninfo, password=self.password, autocommit=True
+        ) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         return self.database(name)
 
     def log_tail(self, lines: int = 30) -> str:
-        log = self._base / "server.log" if self._base else None
+        log = self.base / "server.log" if self._base else None
         if not log or not log.exists():
             return "(no server log)"
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
@@ -217,21 +306,30 @@ class LocalPostgres:
             raise PostgresSetupError(
                 f"running as root, and PostgreSQL refuses to run as root, but there is no "
                 f"'{name}' user to run it as. Install the postgresql package (it creates the "
-                f"user) or set TPC_POSTGRES_OS_USER to an unprivileged user.") from None
+                f"user) or set TPC_POSTGRES_OS_USER to an unprivileged user."
+            ) from None
         return name
 
     def _run(self, command, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(command, user=self._os_user, capture_output=True, text=True,
-                                cwd=str(self._base), env={**os.environ, "LC_ALL": "C"})
+        result = subprocess.run(
+            command,
+            user=self._os_user,
+            capture_output=True,
+            text=True,
+            cwd=str(self._base),
+            env={**os.environ, "LC_ALL": "C"},
+        )
         if check and result.returncode != 0:
             raise PostgresSetupError(
                 f"{Path(command[0]).name} failed ({result.returncode}):\n{result.stdout}\n"
-                f"{result.stderr}")
+                f"{result.stderr}"
+            )
         return result
 
 
 def wait_until_accepting(db: Database, timeout: float = 30.0) -> None:
     import psycopg
+
     deadline = time.monotonic() + timeout
     while True:
         try:

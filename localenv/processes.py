@@ -1,15 +1,21 @@
 """Finding processes through /proc: a process tree, the living, and the processes that carry a
 tag in their environment (which every descendant inherits, even one whose parent is gone)."""
+
 import os
 import signal
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Dict, Iterable, List, Set
 
 
 def command_line(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace").strip()
+        return (
+            Path(f"/proc/{pid}/cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+            .strip()
+        )
     except OSError:
         return ""
 
@@ -21,12 +27,12 @@ def parent_of(pid: int) -> int:
         return 0
 
 
-def _pids() -> List[int]:
+def _pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
-def descendants(roots: Set[int]) -> Set[int]:
-    children: Dict[int, List[int]] = {}
+def descendants(roots: set[int]) -> set[int]:
+    children: dict[int, list[int]] = {}
     for pid in _pids():
         children.setdefault(parent_of(pid), []).append(pid)
     found, todo = set(), list(roots)
@@ -38,7 +44,7 @@ def descendants(roots: Set[int]) -> Set[int]:
     return found
 
 
-def alive(pids: Iterable[int]) -> Set[int]:
+def alive(pids: Iterable[int]) -> set[int]:
     living = set()
     for pid in pids:
         try:
@@ -50,7 +56,7 @@ def alive(pids: Iterable[int]) -> Set[int]:
     return living
 
 
-def tagged(name: str, value: str) -> Set[int]:
+def tagged(name: str, value: str) -> set[int]:
     """Living processes whose environment holds `name=value`, this one excluded."""
     needle = f"{name}={value}".encode()
     found = set()

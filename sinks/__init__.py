@@ -3,6 +3,7 @@
 Names are resolved lazily: importing this package starts no JVM and imports no pyflink, so
 `python -m sinks.build` works on its own.
 """
+
 _EXPORTS = {
     "TwoPhaseCommitSink": "sinks.two_phase_commit",
     "TwoPhaseCommitSinkBuilder": "sinks.two_phase_commit",
@@ -19,5 +20,6 @@ __all__ = list(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         import importlib
+
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'sinks' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Housekeeping for TwoPhaseCommitSink: list a database's sink leftovers, abort or purge them.
 
-    python -m sinks.admin list  --db-url jdbc:postgresql://HOST:5432/DB --db-user USER [--sink-id ID]
+    python -m sinks.admin list  --db-url jdbc:postgresql://HOST:5432/DB --db-user U [--sink-id ID]
     python -m sinks.admin abort --sink-id ID --db-url ... [--yes] [--force]
     python -m sinks.admin purge --sink-id ID --db-url ... [--dead-letters] [--yes] [--force]
 
@@ -15,18 +15,19 @@ The password comes from the environment (`--password-env`, default PGPASSWORD).
 Exit status: 0 done (or nothing to do), 1 refused, not confirmed, or not everything could be
 removed, 2 usage or connection error.
 """
+
 import argparse
 import re
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Dict, List, Optional
+from typing import Optional
 
 __all__ = ["SinkLeftovers", "leftovers", "connected_sessions", "abort", "purge", "main"]
 
-SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")    # as SinkConfig.SINK_ID
-SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")    # as SinkConfig.SCHEMA
-GID_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]+")           # as TransactionId.quoted
+SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as SinkConfig.SINK_ID
+SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # as SinkConfig.SCHEMA
+GID_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]+")  # as TransactionId.quoted
 # PostgreSQL keeps application_name to NAMEDATALEN - 1 bytes.
 APPLICATION_NAME_MAX = 63
 # The admin's own statements must not hang behind a lock (an orphan may hold one).
@@ -36,6 +37,7 @@ SESSION_SETTINGS = "SET lock_timeout = '10s'; SET statement_timeout = '60s'"
 @dataclass
 class SinkLeftovers:
     """What one sink id has in a database."""
+
     sink_id: str
     prepared: int = 0
     oldest_prepared: Optional[timedelta] = None
@@ -45,7 +47,7 @@ class SinkLeftovers:
     commit_log_rows: int = 0
     last_commit: Optional[datetime] = None
     dead_letters: int = 0
-    sessions: List[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)
 
 
 def prefix_of(sink_id: str) -> str:
@@ -57,8 +59,10 @@ def prefix_of(sink_id: str) -> str:
 def _table(conn, schema: str, name: str):
     """The control table as an SQL identifier, or None when it does not exist."""
     from psycopg import sql
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL",
-                          (f'"{schema}"."{name}"',)).fetchone()[0]
+
+    exists = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{name}"',)
+    ).fetchone()[0]
     return sql.Identifier(schema, name) if exists else None
 
 
@@ -70,27 +74,34 @@ def _is_session_of(application_name: str, sink_id: str) -> bool:
     if re.fullmatch(rf"tpc-sink-{re.escape(sink_id)}-\d+-(writer|committer).*", application_name):
         return True
     own = f"tpc-sink-{sink_id}-"
-    return (len(application_name.encode()) >= APPLICATION_NAME_MAX
-            and (own.startswith(application_name) or application_name.startswith(own)))
+    return len(application_name.encode()) >= APPLICATION_NAME_MAX and (
+        own.startswith(application_name) or application_name.startswith(own)
+    )
 
 
-def connected_sessions(conn, sink_id: str) -> List[str]:
+def connected_sessions(conn, sink_id: str) -> list[str]:
     """Sessions of this sink id's writers and committers connected to this database."""
     rows = conn.execute(
         "SELECT pid, application_name, coalesce(host(client_addr), 'local'), "
         "date_trunc('second', backend_start)::text FROM pg_stat_activity "
         "WHERE datname = current_database() AND starts_with(application_name, 'tpc-sink-') "
-        "AND pid <> pg_backend_pid()").fetchall()
-    return [f"{name} (pid {pid}, from {addr}, since {since})"
-            for pid, name, addr, since in rows if _is_session_of(name, sink_id)]
+        "AND pid <> pg_backend_pid()"
+    ).fetchall()
+    return [
+        f"{name} (pid {pid}, from {addr}, since {since})"
+        for pid, name, addr, since in rows
+        if _is_session_of(name, sink_id)
+    ]
 
 
-def leftovers(conn, control_schema: str = "public",
-              sink_id: Optional[str] = None) -> List[SinkLeftovers]:
+def leftovers(
+    conn, control_schema: str = "public", sink_id: Optional[str] = None
+) -> list[SinkLeftovers]:
     """Per sink id (all, or the one given): prepared transactions in this database, staged
     batches, commit-log rows, dead letters and connected sessions."""
     from psycopg import sql
-    found: Dict[str, SinkLeftovers] = {}
+
+    found: dict[str, SinkLeftovers] = {}
 
     def entry(sid: str) -> SinkLeftovers:
         return found.setdefault(sid, SinkLeftovers(sid))
@@ -98,35 +109,46 @@ def leftovers(conn, control_schema: str = "public",
     only = "" if sink_id is None else " AND starts_with(gid, %(prefix)s)"
     params = {"prefix": prefix_of(sink_id) if sink_id else None, "sink_id": sink_id}
     for sid, count, oldest in conn.execute(
-            "SELECT split_part(gid, ':', 2), count(*), max(now() - prepared) "
-            "FROM pg_prepared_xacts WHERE database = current_database() "
-            "AND starts_with(gid, 'tpc:')" + only + " GROUP BY 1", params):
+        "SELECT split_part(gid, ':', 2), count(*), max(now() - prepared) "
+        "FROM pg_prepared_xacts WHERE database = current_database() "
+        "AND starts_with(gid, 'tpc:')" + only + " GROUP BY 1",
+        params,
+    ):
         e = entry(sid)
         e.prepared, e.oldest_prepared = count, oldest
     where = sql.SQL("" if sink_id is None else " WHERE sink_id = %(sink_id)s")
     batches = _table(conn, control_schema, "tpc_staged_batches")
     if batches:
-        for sid, count, rows, oldest in conn.execute(sql.SQL(
+        for sid, count, rows, oldest in conn.execute(
+            sql.SQL(
                 "SELECT sink_id, count(*), coalesce(sum(row_count), 0), max(now() - staged_at) "
-                "FROM {}{} GROUP BY 1").format(batches, where), params):
+                "FROM {}{} GROUP BY 1"
+            ).format(batches, where),
+            params,
+        ):
             e = entry(sid)
             e.staged_batches, e.staged_rows, e.oldest_staged = count, int(rows), oldest
     log = _table(conn, control_schema, "tpc_commit_log")
     if log:
-        for sid, count, newest in conn.execute(sql.SQL(
-                "SELECT sink_id, count(*), max(written_at) FROM {}{} GROUP BY 1")
-                .format(log, where), params):
+        for sid, count, newest in conn.execute(
+            sql.SQL("SELECT sink_id, count(*), max(written_at) FROM {}{} GROUP BY 1").format(
+                log, where
+            ),
+            params,
+        ):
             e = entry(sid)
             e.commit_log_rows, e.last_commit = count, newest
     letters = _table(conn, control_schema, "tpc_dead_letters")
     if letters:
-        for sid, count in conn.execute(sql.SQL(
-                "SELECT sink_id, count(*) FROM {}{} GROUP BY 1").format(letters, where), params):
+        for sid, count in conn.execute(
+            sql.SQL("SELECT sink_id, count(*) FROM {}{} GROUP BY 1").format(letters, where), params
+        ):
             entry(sid).dead_letters = count
-    for name, in conn.execute(
-            "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
-            "AND starts_with(application_name, 'tpc-sink-') AND pid <> pg_backend_pid()"):
-        for sid in ([sink_id] if sink_id else list(found)):
+    for (name,) in conn.execute(
+        "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
+        "AND starts_with(application_name, 'tpc-sink-') AND pid <> pg_backend_pid()"
+    ):
+        for sid in [sink_id] if sink_id else list(found):
             if _is_session_of(name, sid):
                 entry(sid).sessions.append(name)
     if sink_id is not None:
@@ -137,8 +159,10 @@ def leftovers(conn, control_schema: str = "public",
 def prepared_elsewhere(conn) -> int:
     """`tpc:` prepared transactions in the server's other databases (they hold back VACUUM
     here too, but can only be rolled back from their own database)."""
-    return conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE database <> "
-                        "current_database() AND starts_with(gid, 'tpc:')").fetchone()[0]
+    return conn.execute(
+        "SELECT count(*) FROM pg_prepared_xacts WHERE database <> "
+        "current_database() AND starts_with(gid, 'tpc:')"
+    ).fetchone()[0]
 
 
 def _age(value: Optional[timedelta]) -> str:
@@ -157,17 +181,37 @@ def _age(value: Optional[timedelta]) -> str:
     return f"{seconds}s"
 
 
-def render(entries: List[SinkLeftovers]) -> str:
+def render(entries: list[SinkLeftovers]) -> str:
     """A table, one line per sink id."""
-    header = ("sink id", "prepared", "oldest prepared", "staged batches", "staged rows",
-              "oldest staged", "commit log", "last commit", "dead letters", "sessions")
+    header = (
+        "sink id",
+        "prepared",
+        "oldest prepared",
+        "staged batches",
+        "staged rows",
+        "oldest staged",
+        "commit log",
+        "last commit",
+        "dead letters",
+        "sessions",
+    )
     lines = [header]
     for e in entries:
         last = e.last_commit.astimezone().strftime("%Y-%m-%d %H:%M:%S") if e.last_commit else "-"
-        lines.append((e.sink_id, f"{e.prepared:,}", _age(e.oldest_prepared),
-                      f"{e.staged_batches:,}", f"{e.staged_rows:,}", _age(e.oldest_staged),
-                      f"{e.commit_log_rows:,}", last, f"{e.dead_letters:,}",
-                      f"{len(e.sessions):,}"))
+        lines.append(
+            (
+                e.sink_id,
+                f"{e.prepared:,}",
+                _age(e.oldest_prepared),
+                f"{e.staged_batches:,}",
+                f"{e.staged_rows:,}",
+                _age(e.oldest_staged),
+                f"{e.commit_log_rows:,}",
+                last,
+                f"{e.dead_letters:,}",
+                f"{len(e.sessions):,}",
+            )
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = []
     for line in lines:
@@ -184,11 +228,13 @@ class Removed:
     commit_log_rows: int = 0
     writer_owners: int = 0
     dead_letters: int = 0
-    failures: List[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        parts = [f"rolled back {self.rolled_back} prepared transaction(s)",
-                 f"deleted {self.staged_batches} staged batch(es) ({self.staged_rows} rows)"]
+        parts = [
+            f"rolled back {self.rolled_back} prepared transaction(s)",
+            f"deleted {self.staged_batches} staged batch(es) ({self.staged_rows} rows)",
+        ]
         if self.commit_log_rows or self.writer_owners or self.dead_letters:
             parts.append(f"{self.commit_log_rows} commit-log row(s)")
             parts.append(f"{self.writer_owners} writer-owner row(s)")
@@ -201,11 +247,17 @@ def abort(conn, sink_id: str, control_schema: str = "public") -> Removed:
     staged batches. `conn` must be in autocommit mode (ROLLBACK PREPARED cannot run inside a
     transaction block)."""
     from psycopg import sql
+
     _require_sink_id(sink_id)
     removed = Removed()
-    gids = [gid for gid, in conn.execute(
-        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
-        "AND starts_with(gid, %s) ORDER BY prepared", (prefix_of(sink_id),))]
+    gids = [
+        gid
+        for (gid,) in conn.execute(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
+            "AND starts_with(gid, %s) ORDER BY prepared",
+            (prefix_of(sink_id),),
+        )
+    ]
     for gid in gids:
         if not GID_PATTERN.fullmatch(gid):
             removed.failures.append(f"{gid!r}: not a transaction id of this sink, left alone")
@@ -213,43 +265,55 @@ def abort(conn, sink_id: str, control_schema: str = "public") -> Removed:
         try:
             conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
             removed.rolled_back += 1
-        except Exception as error:  # noqa: BLE001 -- reported, the others still go
+        except Exception as error:  # reported, the others still go
             removed.failures.append(f"{gid}: {_first_line(error)}")
     batches = _table(conn, control_schema, "tpc_staged_batches")
     rows = _table(conn, control_schema, "tpc_staged_rows")
     with conn.transaction():
         if rows:
-            removed.staged_rows = conn.execute(sql.SQL(
-                "DELETE FROM {} WHERE starts_with(gid, %s)").format(rows),
-                (prefix_of(sink_id),)).rowcount
+            removed.staged_rows = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE starts_with(gid, %s)").format(rows),
+                (prefix_of(sink_id),),
+            ).rowcount
         if batches:
-            removed.staged_batches = conn.execute(sql.SQL(
-                "DELETE FROM {} WHERE sink_id = %s OR starts_with(gid, %s)").format(batches),
-                (sink_id, prefix_of(sink_id))).rowcount
+            removed.staged_batches = conn.execute(
+                sql.SQL("DELETE FROM {} WHERE sink_id = %s OR starts_with(gid, %s)").format(
+                    batches
+                ),
+                (sink_id, prefix_of(sink_id)),
+            ).rowcount
     return removed
 
 
-def purge(conn, sink_id: str, control_schema: str = "public",
-          dead_letters: bool = False) -> Removed:
+def purge(
+    conn, sink_id: str, control_schema: str = "public", dead_letters: bool = False
+) -> Removed:
     """`abort`, then deletes the sink id's commit-log and writer-owner rows, and with
     `dead_letters` its dead letters: nothing of the sink id is left."""
     from psycopg import sql
+
     removed = abort(conn, sink_id, control_schema)
     with conn.transaction():
-        for attribute, name, wanted in (("commit_log_rows", "tpc_commit_log", True),
-                                        ("writer_owners", "tpc_writer_owners", True),
-                                        ("dead_letters", "tpc_dead_letters", dead_letters)):
+        for attribute, name, wanted in (
+            ("commit_log_rows", "tpc_commit_log", True),
+            ("writer_owners", "tpc_writer_owners", True),
+            ("dead_letters", "tpc_dead_letters", dead_letters),
+        ):
             table = _table(conn, control_schema, name)
             if table and wanted:
-                setattr(removed, attribute, conn.execute(sql.SQL(
-                    "DELETE FROM {} WHERE sink_id = %s").format(table), (sink_id,)).rowcount)
+                setattr(
+                    removed,
+                    attribute,
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE sink_id = %s").format(table), (sink_id,)
+                    ).rowcount,
+                )
     return removed
 
 
 def _require_sink_id(sink_id: str) -> None:
     if not SINK_ID_PATTERN.fullmatch(sink_id or ""):
-        raise ValueError(f"sink id {sink_id!r} is invalid: 1 to 64 characters from "
-                         "A-Z a-z 0-9 _ -")
+        raise ValueError(f"sink id {sink_id!r} is invalid: 1 to 64 characters from A-Z a-z 0-9 _ -")
 
 
 def _first_line(error: Exception) -> str:
@@ -258,35 +322,52 @@ def _first_line(error: Exception) -> str:
 
 # --------------------------------------------------------------------------- command
 
+
 def _parser() -> argparse.ArgumentParser:
     from jobs.database import add_connection_arguments
+
     common = argparse.ArgumentParser(add_help=False)
     add_connection_arguments(common)
-    common.add_argument("--control-schema", default="public",
-                        help="schema of the sink's control tables (default public)")
+    common.add_argument(
+        "--control-schema",
+        default="public",
+        help="schema of the sink's control tables (default public)",
+    )
     parser = argparse.ArgumentParser(
-        prog="python -m sinks.admin", description=__doc__.splitlines()[0],
+        prog="python -m sinks.admin",
+        description=__doc__.splitlines()[0],
         epilog="exit status: 0 done, 1 refused or not confirmed or incomplete, "
-               "2 usage or connection error")
+        "2 usage or connection error",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    listing = commands.add_parser("list", parents=[common],
-                                  help="per sink id: prepared transactions, staged batches, "
-                                       "commit log, dead letters, sessions, with ages")
+    listing = commands.add_parser(
+        "list",
+        parents=[common],
+        help="per sink id: prepared transactions, staged batches, "
+        "commit log, dead letters, sessions, with ages",
+    )
     listing.add_argument("--sink-id", help="only this sink id")
-    for name, text in (("abort", "roll back the sink id's prepared transactions and delete its "
-                                 "staged batches"),
-                       ("purge", "abort, then delete the sink id's commit-log and writer-owner "
-                                 "rows: retire the sink id")):
+    for name, text in (
+        ("abort", "roll back the sink id's prepared transactions and delete its staged batches"),
+        (
+            "purge",
+            "abort, then delete the sink id's commit-log and writer-owner rows: retire the sink id",
+        ),
+    ):
         command = commands.add_parser(name, parents=[common], help=text, description=text)
         command.add_argument("--sink-id", required=True)
-        command.add_argument("--yes", action="store_true",
-                             help="do not ask for confirmation")
-        command.add_argument("--force", action="store_true",
-                             help="go on even while a writer or committer of the sink id is "
-                                  "connected")
+        command.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        command.add_argument(
+            "--force",
+            action="store_true",
+            help="go on even while a writer or committer of the sink id is connected",
+        )
         if name == "purge":
-            command.add_argument("--dead-letters", action="store_true",
-                                 help="delete the sink id's dead letters too (kept by default)")
+            command.add_argument(
+                "--dead-letters",
+                action="store_true",
+                help="delete the sink id's dead letters too (kept by default)",
+            )
     return parser
 
 
@@ -297,17 +378,22 @@ def main(argv=None) -> int:
     except SystemExit as exit_:
         return 2 if exit_.code else 0
     if args.sink_id is not None and not SINK_ID_PATTERN.fullmatch(args.sink_id):
-        print(f"admin: sink id {args.sink_id!r} is invalid: 1 to 64 characters from "
-              "A-Z a-z 0-9 _ -", file=sys.stderr)
+        print(
+            f"admin: sink id {args.sink_id!r} is invalid: 1 to 64 characters from A-Z a-z 0-9 _ -",
+            file=sys.stderr,
+        )
         return 2
     if not SCHEMA_PATTERN.fullmatch(args.control_schema):
         print(f"admin: control schema {args.control_schema!r} is invalid", file=sys.stderr)
         return 2
     import psycopg
+
     from jobs.database import connect
+
     try:
-        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10,
-                     autocommit=True) as conn:
+        with connect(
+            args.db_url, args.db_user, args.password_env, connect_timeout=10, autocommit=True
+        ) as conn:
             conn.execute(SESSION_SETTINGS)
             if args.command == "list":
                 return _list(conn, args)
@@ -328,9 +414,11 @@ def _list(conn, args) -> int:
         print(render(entries))
     elsewhere = prepared_elsewhere(conn)
     if elsewhere:
-        print(f"\n{elsewhere} prepared transaction(s) with a tpc: id in other databases of this "
-              "server (they hold back VACUUM here too; run this command against those "
-              "databases)")
+        print(
+            f"\n{elsewhere} prepared transaction(s) with a tpc: id in other databases of this "
+            "server (they hold back VACUUM here too; run this command against those "
+            "databases)"
+        )
     return 0
 
 
@@ -338,26 +426,36 @@ def _remove(conn, args) -> int:
     sink_id = args.sink_id
     sessions = connected_sessions(conn, sink_id)
     if sessions and not args.force:
-        print(f"admin: refusing to {args.command} sink id '{sink_id}': a job using it is "
-              f"connected to this database:\n  " + "\n  ".join(sessions) +
-              "\nStop that job first (its writers would redo or commit what this removes), or, "
-              "if these sessions are stale, pass --force.", file=sys.stderr)
+        print(
+            f"admin: refusing to {args.command} sink id '{sink_id}': a job using it is "
+            f"connected to this database:\n  "
+            + "\n  ".join(sessions)
+            + "\nStop that job first (its writers would redo or commit what this removes), or, "
+            "if these sessions are stale, pass --force.",
+            file=sys.stderr,
+        )
         return 1
     before = leftovers(conn, args.control_schema, sink_id)[0]
     purging = args.command == "purge"
-    print(f"sink id '{sink_id}' in this database:\n"
-          f"  {before.prepared} prepared transaction(s) (oldest {_age(before.oldest_prepared)})"
-          f" to roll back\n"
-          f"  {before.staged_batches} staged batch(es), {before.staged_rows} rows, to delete")
+    print(
+        f"sink id '{sink_id}' in this database:\n"
+        f"  {before.prepared} prepared transaction(s) (oldest {_age(before.oldest_prepared)})"
+        f" to roll back\n"
+        f"  {before.staged_batches} staged batch(es), {before.staged_rows} rows, to delete"
+    )
     if purging:
         kept = "delete" if args.dead_letters else "keep (pass --dead-letters to delete)"
-        print(f"  {before.commit_log_rows} commit-log row(s) and its writer-owner rows to "
-              f"delete\n  {before.dead_letters} dead letter(s) to {kept}\n"
-              "A job restored afterwards from a checkpoint of this sink id fails "
-              "(its transactions look lost): start it without a checkpoint.")
+        print(
+            f"  {before.commit_log_rows} commit-log row(s) and its writer-owner rows to "
+            f"delete\n  {before.dead_letters} dead letter(s) to {kept}\n"
+            "A job restored afterwards from a checkpoint of this sink id fails "
+            "(its transactions look lost): start it without a checkpoint."
+        )
     else:
-        print("Rows of the rolled-back transactions are never applied: do this only for a "
-              "job that will not be resumed from the checkpoint that holds them.")
+        print(
+            "Rows of the rolled-back transactions are never applied: do this only for a "
+            "job that will not be resumed from the checkpoint that holds them."
+        )
     if sessions:
         print("--force: going on although these are connected:\n  " + "\n  ".join(sessions))
     if not args.yes:
@@ -368,8 +466,11 @@ def _remove(conn, args) -> int:
         if answer.strip() != sink_id:
             print("not confirmed: nothing changed", file=sys.stderr)
             return 1
-    removed = (purge(conn, sink_id, args.control_schema, args.dead_letters) if purging
-               else abort(conn, sink_id, args.control_schema))
+    removed = (
+        purge(conn, sink_id, args.control_schema, args.dead_letters)
+        if purging
+        else abort(conn, sink_id, args.control_schema)
+    )
     print(f"{args.command} '{sink_id}': {removed.describe()}")
     for failure in removed.failures:
         print(f"  could not roll back {failure}", file=sys.stderr)

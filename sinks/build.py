@@ -16,6 +16,7 @@ for those that need a database. A plain `mvn test` in `sinks/java` runs them too
 database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
 name a server.
 """
+
 import argparse
 import fcntl
 import hashlib
@@ -27,7 +28,6 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import List
 
 from localenv.paths import sub_dir
 
@@ -39,9 +39,11 @@ JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, strea
 # Maven's words when the local repository lacks something (first build) ...
 _OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
 # ... and when the network would not give it.
-_UNREACHABLE = re.compile(r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
-                          r"Connection refused|timed out|Network is unreachable|"
-                          r"No route to host|Could not resolve")
+_UNREACHABLE = re.compile(
+    r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
+    r"Connection refused|timed out|Network is unreachable|"
+    r"No route to host|Could not resolve"
+)
 
 
 class SinkBuildError(RuntimeError):
@@ -79,7 +81,8 @@ def check_flink_version() -> None:
         raise SinkBuildError(
             f"{POM} builds against Flink {wanted}, but the installed pyflink is {installed}: "
             f"set flink.version in the pom to {installed} (the jar must match the Flink that "
-            "runs it)")
+            "runs it)"
+        )
 
 
 def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: bool = False):
@@ -87,12 +90,19 @@ def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: boo
     if not mvn:
         raise SinkBuildError(
             "building the sink needs Maven (`mvn`). Install it (Debian: `apt-get install maven`) "
-            "or run `bash .ci/setup`, then `python -m sinks.build`.")
-    return [mvn, "-B", *(["-o"] if offline else []), "-f", str(POM),
-            f"-Dtpc.build.directory={build_dir}",
-            # The jar is built quietly and without tests; a test run shows Surefire's counts.
-            *(["--no-transfer-progress"] if tests else ["-q", "-Dmaven.test.skip=true"]),
-            *goals]
+            "or run `bash .ci/setup`, then `python -m sinks.build`."
+        )
+    return [
+        mvn,
+        "-B",
+        *(["-o"] if offline else []),
+        "-f",
+        str(POM),
+        f"-Dtpc.build.directory={build_dir}",
+        # The jar is built quietly and without tests; a test run shows Surefire's counts.
+        *(["--no-transfer-progress"] if tests else ["-q", "-Dmaven.test.skip=true"]),
+        *goals,
+    ]
 
 
 def _maven(command) -> subprocess.CompletedProcess:
@@ -109,14 +119,18 @@ def run_maven(build_dir: Path) -> None:
     if not shutil.which("javac"):
         raise SinkBuildError(
             "building the sink needs a JDK (javac), not just a Java runtime. Install one "
-            "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`.")
+            "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`."
+        )
     result = _maven(maven_command(build_dir, offline=True))
     if result.returncode == 0:
         return
     if not _OFFLINE_MISS.search(result.stdout + result.stderr):
         raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
-    print("sinks.build: downloading the Java dependencies into ~/.m2 (once)", file=sys.stderr,
-          flush=True)
+    print(
+        "sinks.build: downloading the Java dependencies into ~/.m2 (once)",
+        file=sys.stderr,
+        flush=True,
+    )
     result = _maven(maven_command(build_dir, offline=False))
     if result.returncode == 0:
         return
@@ -125,8 +139,8 @@ def run_maven(build_dir: Path) -> None:
             "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
             "driver, Maven's plugins). The first build fetches them from Maven Central into "
             "~/.m2, later builds run offline. Check that Maven Central is reachable from this "
-            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
-            + _tail(result))
+            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n" + _tail(result)
+        )
     raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
 
 
@@ -167,10 +181,11 @@ def sink_jar(force: bool = False) -> Path:
     return jar
 
 
-def kafka_connector_jars() -> List[Path]:
+def kafka_connector_jars() -> list[Path]:
     """Flink's Kafka connector and the Kafka client, in var/jars/kafka/ (resolved by Maven from
     sinks/kafka/pom.xml on first use): what a job reading Kafka ships beside `sink_jar()`."""
     from localenv.maven import MavenError, copy_dependencies
+
     try:
         return copy_dependencies(KAFKA_POM, sub_dir("jars") / "kafka", "Flink's Kafka connector")
     except MavenError as error:
@@ -185,8 +200,12 @@ def run_java_tests() -> int:
     with LocalPostgres() as server:
         db = server.create_database("java_tests")
         # The password reaches Maven's JVM through the environment only, never its command line.
-        env = {**os.environ, "TPC_TEST_JDBC_URL": db.jdbc_url, "TPC_TEST_DB_USER": db.user,
-               "TPC_TEST_DB_PASSWORD": db.password}
+        env = {
+            **os.environ,
+            "TPC_TEST_JDBC_URL": db.jdbc_url,
+            "TPC_TEST_DB_USER": db.user,
+            "TPC_TEST_DB_PASSWORD": db.password,
+        }
         print("$ " + " ".join(command), flush=True)
         return subprocess.run(command, env=env, cwd=JAVA_MODULE).returncode
 
@@ -194,10 +213,14 @@ def run_java_tests() -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
-    parser.add_argument("--kafka", action="store_true",
-                        help="also resolve Flink's Kafka connector into var/jars/kafka/")
-    parser.add_argument("--test", action="store_true",
-                        help="then run the JUnit tests, with a throwaway PostgreSQL")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="also resolve Flink's Kafka connector into var/jars/kafka/",
+    )
+    parser.add_argument(
+        "--test", action="store_true", help="then run the JUnit tests, with a throwaway PostgreSQL"
+    )
     args = parser.parse_args(argv)
     try:
         print(f"sink jar: {sink_jar(force=args.force)}", flush=True)

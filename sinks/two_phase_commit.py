@@ -19,12 +19,14 @@
 transactions, the statements against the schema) and raises `SinkConfigurationError` with
 advice. The sink knows nothing about the rows' meaning: it runs the statements for each row.
 """
+
 import datetime
 import math
 import os
 import re
+from collections.abc import Sequence
 from enum import Enum
-from typing import Dict, List, Optional, Sequence
+from typing import Optional
 
 from pyflink.datastream.connectors.base import Sink
 
@@ -34,8 +36,11 @@ JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
 SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 # pgjdbc properties the sink sets on every connection, and the setter that owns each.
-_OWN_PROPERTIES = {"connectTimeout": "set_connect_timeout_s", "socketTimeout": "set_socket_timeout_s",
-                   "tcpKeepAlive": "(always on)"}
+_OWN_PROPERTIES = {
+    "connectTimeout": "set_connect_timeout_s",
+    "socketTimeout": "set_socket_timeout_s",
+    "tcpKeepAlive": "(always on)",
+}
 
 
 class SinkConfigurationError(ValueError):
@@ -43,8 +48,8 @@ class SinkConfigurationError(ValueError):
 
 
 class CommitMode(str, Enum):
-    PREPARED = "prepared"        # PREPARE TRANSACTION / COMMIT PREPARED
-    STAGED = "staged"            # staging table, applied at commit (hot keys, stock PostgreSQL)
+    PREPARED = "prepared"  # PREPARE TRANSACTION / COMMIT PREPARED
+    STAGED = "staged"  # staging table, applied at commit (hot keys, stock PostgreSQL)
     AT_LEAST_ONCE = "at_least_once"  # autocommitted batches: a baseline and a test control
 
 
@@ -63,6 +68,7 @@ def add_kafka_jars(env) -> None:
     var/jars/kafka/) to a StreamExecutionEnvironment: for jobs that read Kafka, next to
     `add_sink_jars`, whose jar holds the record format (dev.tpc.source.KafkaLineRecords)."""
     from sinks.build import kafka_connector_jars
+
     try:
         jars = kafka_connector_jars()
     except RuntimeError as error:
@@ -70,11 +76,12 @@ def add_kafka_jars(env) -> None:
     env.add_jars(*(jar.resolve().as_uri() for jar in jars))
 
 
-def statement_parameters(sql: str) -> List[str]:
+def statement_parameters(sql: str) -> list[str]:
     """Named `:field` parameters of a statement (an approximation of the Java parser's rules,
     good enough for early errors; the Java side is authoritative)."""
-    without_literals = re.sub(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql,
-                              flags=re.S)
+    without_literals = re.sub(
+        r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S
+    )
     return _NAMED_PARAMETER.findall(without_literals)
 
 
@@ -96,8 +103,8 @@ class TwoPhaseCommitSinkBuilder:
         self._user: Optional[str] = None
         self._password: Optional[str] = None
         self._password_env: Optional[str] = None
-        self._statements: List[str] = []
-        self._field_names: Optional[List[str]] = None
+        self._statements: list[str] = []
+        self._field_names: Optional[list[str]] = None
         self._sink_id: Optional[str] = None
         self._mode = CommitMode.STAGED
         self._batch_size = 500
@@ -107,14 +114,14 @@ class TwoPhaseCommitSinkBuilder:
         self._socket_timeout_s = 90
         self._connect_timeout_s = 10
         self._control_schema = "public"
-        self._connection_properties: Dict[str, str] = {}
+        self._connection_properties: dict[str, str] = {}
         self._max_commit_retries = 10
         self._commit_retry_initial_ms = 500
         self._commit_retry_max_ms = 10_000
         self._on_row_error = "fail"
         self._commit_log_retention_s = 7 * 24 * 3600
         self._prepared_warning_s = 15 * 60
-        self._owner_wait_s: Optional[float] = None       # None: SinkConfig's default (90 s)
+        self._owner_wait_s: Optional[float] = None  # None: SinkConfig's default (90 s)
         self._check = True
 
     def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
@@ -150,7 +157,8 @@ class TwoPhaseCommitSinkBuilder:
         if not names:
             raise SinkConfigurationError(
                 "set_row_type needs Types.ROW_NAMED([...], [...]) so fields have names; the "
-                "stream feeding the sink must use the same type as its output_type")
+                "stream feeding the sink must use the same type as its output_type"
+            )
         self._field_names = list(names)
         return self
 
@@ -165,10 +173,13 @@ class TwoPhaseCommitSinkBuilder:
 
     def set_mode(self, mode) -> "TwoPhaseCommitSinkBuilder":
         try:
-            self._mode = CommitMode(mode.value if isinstance(mode, CommitMode) else str(mode).lower())
+            self._mode = CommitMode(
+                mode.value if isinstance(mode, CommitMode) else str(mode).lower()
+            )
         except ValueError:
             raise SinkConfigurationError(
-                f"unknown commit mode {mode!r}: use 'prepared', 'staged' or 'at_least_once'") from None
+                f"unknown commit mode {mode!r}: use 'prepared', 'staged' or 'at_least_once'"
+            ) from None
         return self
 
     def set_batch_size(self, rows: int) -> "TwoPhaseCommitSinkBuilder":
@@ -199,7 +210,9 @@ class TwoPhaseCommitSinkBuilder:
         self._connect_timeout_s = int(seconds)
         return self
 
-    def set_commit_retry_backoff_ms(self, initial: int, maximum: int) -> "TwoPhaseCommitSinkBuilder":
+    def set_commit_retry_backoff_ms(
+        self, initial: int, maximum: int
+    ) -> "TwoPhaseCommitSinkBuilder":
         """The committer's wait before retrying a commit that failed with a transient error:
         `initial`, doubling up to `maximum`. Default 500 ms to 10 s."""
         self._commit_retry_initial_ms, self._commit_retry_max_ms = int(initial), int(maximum)
@@ -220,7 +233,8 @@ class TwoPhaseCommitSinkBuilder:
         policy = str(policy).lower()
         if policy not in ("fail", "dead_letter"):
             raise SinkConfigurationError(
-                f"unknown row error policy {policy!r}: use 'fail' or 'dead_letter'")
+                f"unknown row error policy {policy!r}: use 'fail' or 'dead_letter'"
+            )
         self._on_row_error = policy
         return self
 
@@ -259,7 +273,8 @@ class TwoPhaseCommitSinkBuilder:
         if key in _OWN_PROPERTIES:
             raise SinkConfigurationError(
                 f"connection property {key!r} is set by the sink on every connection; use "
-                f"{_OWN_PROPERTIES[key]} instead")
+                f"{_OWN_PROPERTIES[key]} instead"
+            )
         self._connection_properties[key] = str(value)
         return self
 
@@ -280,21 +295,27 @@ class TwoPhaseCommitSinkBuilder:
     def _validate(self) -> None:
         if not self._jdbc_url or not self._jdbc_url.startswith("jdbc:postgresql:"):
             raise SinkConfigurationError(
-                f"set_jdbc_url needs a jdbc:postgresql://host:port/database URL, got {self._jdbc_url!r}")
+                "set_jdbc_url needs a jdbc:postgresql://host:port/database URL, "
+                f"got {self._jdbc_url!r}"
+            )
         if re.search(r"(?i)password=", self._jdbc_url):
             raise SinkConfigurationError(
                 "do not put the password in the JDBC URL (it would reach logs and the web UI); "
-                "use set_password_env('PGPASSWORD')")
+                "use set_password_env('PGPASSWORD')"
+            )
         if not self._sink_id or not SINK_ID_PATTERN.fullmatch(self._sink_id):
             raise SinkConfigurationError(
-                f"sink id {self._sink_id!r} is invalid: use 1 to 64 characters from A-Z a-z 0-9 _ - "
-                "(it becomes part of PostgreSQL transaction ids)")
+                f"sink id {self._sink_id!r} is invalid: use 1 to 64 characters from "
+                "A-Z a-z 0-9 _ - "
+                "(it becomes part of PostgreSQL transaction ids)"
+            )
         if not self._statements:
             raise SinkConfigurationError("add at least one statement with add_statement(sql)")
         if not self._field_names:
             raise SinkConfigurationError(
                 "set_row_type(Types.ROW_NAMED(...)) is required: the sink binds :name parameters "
-                "from the row's field names")
+                "from the row's field names"
+            )
         for sql in self._statements:
             if "?" in re.sub(r"'(?:[^']|'')*'", "", sql):
                 raise SinkConfigurationError(f"use :field parameters, not '?', in: {sql}")
@@ -302,7 +323,8 @@ class TwoPhaseCommitSinkBuilder:
             if missing:
                 raise SinkConfigurationError(
                     f"statement names field(s) {missing} that the rows lack; rows have "
-                    f"{self._field_names}: {sql}")
+                    f"{self._field_names}: {sql}"
+                )
         if self._batch_size < 1:
             raise SinkConfigurationError("batch size must be at least 1")
 
@@ -313,7 +335,8 @@ class TwoPhaseCommitSinkBuilder:
             value = os.environ.get(self._password_env)
             if value is None:
                 raise SinkConfigurationError(
-                    f"environment variable {self._password_env} (the database password) is not set")
+                    f"environment variable {self._password_env} (the database password) is not set"
+                )
             return value
         return None
 
@@ -334,16 +357,17 @@ class TwoPhaseCommitSinkBuilder:
         """The validated Java `SinkConfig` this builder describes, without contacting the
         database (`build()` uses it; tests and tools may open connections with it)."""
         self._validate()
+        from py4j.protocol import Py4JJavaError
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import load_java_class
-        from py4j.protocol import Py4JJavaError
 
         try:
             load_java_class(JAVA_SINK_CLASS)
         except Exception:
             raise SinkConfigurationError(
                 f"{JAVA_SINK_CLASS} is not loaded in the Flink client: call "
-                "sinks.add_sink_jars(env) before building the sink") from None
+                "sinks.add_sink_jars(env) before building the sink"
+            ) from None
         gateway = get_gateway()
         jvm = gateway.jvm
         statements = jvm.java.util.ArrayList()
@@ -356,16 +380,30 @@ class TwoPhaseCommitSinkBuilder:
         for key, value in self._connection_properties.items():
             properties.put(key, value)
         try:
-            config = jvm.dev.tpc.sink.SinkConfig(
-                self._jdbc_url, self._user, self._resolve_password(), self._sink_id,
-                self._mode.value, statements, fields, int(self._batch_size),
-                int(self._lock_timeout_ms), self._control_schema, properties,
-                int(self._max_commit_retries), int(self._statement_timeout_ms),
-                int(self._socket_timeout_s), int(self._connect_timeout_s),
-                int(self._commit_retry_initial_ms), int(self._commit_retry_max_ms)
-            ).withRowErrorPolicy(self._on_row_error).withCommitLogRetentionSeconds(
-                int(self._commit_log_retention_s)).withPreparedTransactionWarningSeconds(
-                int(self._prepared_warning_s))
+            config = (
+                jvm.dev.tpc.sink.SinkConfig(
+                    self._jdbc_url,
+                    self._user,
+                    self._resolve_password(),
+                    self._sink_id,
+                    self._mode.value,
+                    statements,
+                    fields,
+                    int(self._batch_size),
+                    int(self._lock_timeout_ms),
+                    self._control_schema,
+                    properties,
+                    int(self._max_commit_retries),
+                    int(self._statement_timeout_ms),
+                    int(self._socket_timeout_s),
+                    int(self._connect_timeout_s),
+                    int(self._commit_retry_initial_ms),
+                    int(self._commit_retry_max_ms),
+                )
+                .withRowErrorPolicy(self._on_row_error)
+                .withCommitLogRetentionSeconds(int(self._commit_log_retention_s))
+                .withPreparedTransactionWarningSeconds(int(self._prepared_warning_s))
+            )
             if self._owner_wait_s is not None:
                 config.withOwnerWaitMillis(int(self._owner_wait_s * 1000))
             return config

@@ -8,6 +8,7 @@ Nothing a test starts may outlive it. Every process of this session carries
 dies), so after each test whatever it started and left running is found, killed and reported
 as an error of that test; and at the end of the session anything still running fails the run.
 """
+
 import os
 import re
 import time
@@ -45,23 +46,32 @@ def outliving(allowed: set, grace: float) -> set:
 
 def in_process_jvm() -> set:
     """The JVM PyFlink starts for jobs run inside the test process: it lives for the session."""
-    return {pid for pid in session_processes()
-            if parent_of(pid) == os.getpid() and "PythonGatewayServer" in command_line(pid)}
+    return {
+        pid
+        for pid in session_processes()
+        if parent_of(pid) == os.getpid() and "PythonGatewayServer" in command_line(pid)
+    }
 
 
 @pytest.fixture
 def control_seen(record_property):
     """Records what an at-least-once control observed; the run's summary lists every control."""
+
     def seen(duplicated: int, at_least: int, what: str = "duplicated rows") -> None:
         record_property("control", f"{duplicated} {what} (at least {at_least} expected)")
+
     return seen
 
 
 def pytest_terminal_summary(terminalreporter):
-    lines = [f"{report.nodeid}: {value}"
-             for outcome in ("passed", "failed")
-             for report in terminalreporter.stats.get(outcome, []) if report.when == "call"
-             for key, value in report.user_properties if key == "control"]
+    lines = [
+        f"{report.nodeid}: {value}"
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if report.when == "call"
+        for key, value in report.user_properties
+        if key == "control"
+    ]
     if lines:
         terminalreporter.section("at-least-once controls")
         for line in lines:
@@ -103,8 +113,9 @@ def nothing_outlives_the_test():
     if left:
         listing = describe(left)
         kill(left)
-        pytest.fail(f"{len(left)} process(es) outlived the test and were killed:\n{listing}",
-                    pytrace=False)
+        pytest.fail(
+            f"{len(left)} process(es) outlived the test and were killed:\n{listing}", pytrace=False
+        )
 
 
 def pytest_sessionfinish(session):
@@ -114,7 +125,9 @@ def pytest_sessionfinish(session):
         kill(left)
         session.config.get_terminal_writer().line(
             f"\nFAILED: {len(left)} process(es) of this test session were still running at its "
-            f"end and were killed:\n{listing}", red=True)
+            f"end and were killed:\n{listing}",
+            red=True,
+        )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

@@ -16,10 +16,12 @@ Pure Python (no Beam, no Flink). The table is data: the default lives in
 A table is a `Currencies` object: an immutable, picklable mapping, so it travels into Beam
 DoFns and PyFlink functions and can be shared safely.
 """
+
 import json
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping, Union
+from typing import Union
 
 CURRENCY_FILE = Path(__file__).with_name("currencies.json")
 
@@ -28,11 +30,11 @@ _CODE = re.compile(r"^[A-Z]{3}$")
 MAX_MINOR_UNITS = 18
 
 
-
-class Currencies(Mapping):
+class Currencies(Mapping[str, int]):
     """Immutable, picklable mapping ISO 4217 code -> minor units (build it with the helpers)."""
 
     __slots__ = ("_units",)
+    _units: dict[str, int]  # set once, in __init__ / __setstate__
 
     def __init__(self, units: Mapping[str, int]):
         object.__setattr__(self, "_units", dict(sorted(units.items())))
@@ -46,13 +48,13 @@ class Currencies(Mapping):
     def __len__(self) -> int:
         return len(self._units)
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Currencies is immutable; use extend_currencies()")
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, int]:
         return self._units
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Mapping[str, int]) -> None:
         object.__setattr__(self, "_units", dict(state))
 
     def __repr__(self) -> str:
@@ -67,9 +69,14 @@ def validate_currencies(table: Mapping[str, int]) -> Currencies:
             continue
         if not isinstance(code, str) or not _CODE.match(code):
             raise ValueError(f"currency code must be 3 upper-case letters, got {code!r}")
-        if isinstance(units, bool) or not isinstance(units, int) or not 0 <= units <= MAX_MINOR_UNITS:
-            raise ValueError(f"minor units of {code} must be an int in 0..{MAX_MINOR_UNITS}, "
-                             f"got {units!r}")
+        if (
+            isinstance(units, bool)
+            or not isinstance(units, int)
+            or not 0 <= units <= MAX_MINOR_UNITS
+        ):
+            raise ValueError(
+                f"minor units of {code} must be an int in 0..{MAX_MINOR_UNITS}, got {units!r}"
+            )
         checked[code] = units
     return Currencies(checked)
 
@@ -83,8 +90,7 @@ def load_currencies(path: Union[str, Path] = CURRENCY_FILE) -> Currencies:
     return validate_currencies(data)
 
 
-def extend_currencies(base: Mapping[str, int], extra: Mapping[str, int]
-                      ) -> Currencies:
+def extend_currencies(base: Mapping[str, int], extra: Mapping[str, int]) -> Currencies:
     """A new table with `extra` added to (or overriding) `base`."""
     return validate_currencies({**base, **extra})
 

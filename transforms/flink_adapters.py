@@ -14,8 +14,9 @@ can be driven by a Flink function, so the same business code runs in both:
   whose latest value per key equals Beam's ``CombinePerKey`` result on the same input.
 * `DeduplicateFunction`: first-wins duplicate handling over `classify_duplicate`, with the
   fingerprint in keyed ``ValueState`` (optional TTL).
-* `payments_business_step(lines)`: the whole payments step on a DataStream, built from the
-  same DoFn/CombineFn as `transforms.beam.PaymentsBusinessStep`.
+* `parse_payment_lines(lines)`: `ParsePaymentFn` over batches of numbered lines, typed rows
+  out: the one Python step of the payments job (`jobs.payments.build_pipeline`, whose graph
+  the Beam/Flink parity test runs).
 
 Checked when the job is *built* (`UnsupportedDoFnError`): state and timer parameters,
 window/timestamp/pane/key/side-input/restriction/watermark/bundle-finalizer/context
@@ -32,13 +33,15 @@ override ``finish_bundle`` run one bundle per task lifetime.
 Elements cross Flink operators as pickled Python objects unless ``output_type`` is given;
 rows for Java sinks need ``Types.ROW_NAMED`` (see `LEDGER_ROW_TYPE` and `to_flink_row`).
 """
+
 import base64
 import functools
 import inspect
 import operator
 import os
 import pickle
-from typing import Any, Callable, Dict, Iterable, Mapping, NamedTuple, Optional
+from collections.abc import Container, Iterable, Iterator, Mapping
+from typing import Any, Callable, NamedTuple, Optional, cast
 
 import apache_beam as beam
 import cloudpickle
@@ -51,31 +54,78 @@ from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, Proc
 from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
 
 from transforms import beam as payment_transforms
+from transforms import tables
 from transforms.payments import (
-    DUPLICATE, NEW, Payment, SourceLine, balance_key, balance_row, classify_duplicate,
-    conflict_rejection, fingerprint, ledger_row, rejected_row)
+    DUPLICATE,
+    NEW,
+    Payment,
+    Rejection,
+    SourceLine,
+    classify_duplicate,
+    conflict_rejection,
+    fingerprint,
+    rejected_row,
+)
+from transforms.tables import Table
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
-LEDGER_ROW_TYPE = Types.ROW_NAMED(
-    ["event_id", "account_id", "type", "amount_minor", "currency", "occurred_at"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
-     Types.STRING()])
-BALANCE_ROW_TYPE = Types.ROW_NAMED(
-    ["account_id", "currency", "balance_minor", "event_count"],
-    [Types.STRING(), Types.STRING(), Types.LONG(), Types.LONG()])
-REJECTED_ROW_TYPE = Types.ROW_NAMED(
-    ["reason", "raw", "source", "line_number", "detail", "raw_bytes"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
-     Types.PRIMITIVE_ARRAY(Types.BYTE())])
+#: transforms.tables.FLINK_TYPES -> the pyflink type.
+_FLINK_TYPES: dict[str, Callable[[], Any]] = {
+    "STRING": Types.STRING,
+    "LONG": Types.LONG,
+    "BIG_DEC": Types.BIG_DEC,
+    "BYTES": lambda: Types.PRIMITIVE_ARRAY(Types.BYTE()),
+}
+
+
+def row_type(table: Table) -> Any:
+    """The Flink row type (``Types.ROW_NAMED``) of the rows a sink writes into ``table``."""
+    return Types.ROW_NAMED(
+        table.field_names, [_FLINK_TYPES[column.flink]() for column in table.written]
+    )
+
+
+#: The output tables' rows, from their declarations in transforms/tables.py.
+LEDGER_ROW_TYPE = row_type(tables.LEDGER)
+BALANCE_ROW_TYPE = row_type(tables.BALANCES)
+REJECTED_ROW_TYPE = row_type(tables.REJECTED)
+DUPLICATE_ROW_TYPE = row_type(tables.DUPLICATES)
+
 #: A valid payment as it leaves Python: its ledger fields, the fingerprint that decides
 #: duplicates, where it came from, and the rejection it becomes if it conflicts.
 PAYMENT_ROW_TYPE = Types.ROW_NAMED(
-    ["event_id", "fingerprint", "account_id", "type", "amount_minor", "currency", "occurred_at",
-     "source", "line_number", "raw", "conflict_reason", "conflict_detail", "conflict_raw_bytes"],
-    [Types.STRING(), Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(),
-     Types.STRING(), Types.STRING(), Types.STRING(), Types.LONG(), Types.STRING(),
-     Types.STRING(), Types.STRING(), Types.PRIMITIVE_ARRAY(Types.BYTE())])
+    [
+        "event_id",
+        "fingerprint",
+        "account_id",
+        "type",
+        "amount_minor",
+        "currency",
+        "occurred_at",
+        "source",
+        "line_number",
+        "raw",
+        "conflict_reason",
+        "conflict_detail",
+        "conflict_raw_bytes",
+    ],
+    [
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.LONG(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.LONG(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.STRING(),
+        Types.PRIMITIVE_ARRAY(Types.BYTE()),
+    ],
+)
 
 
 class UnsupportedDoFnError(ValueError):
@@ -89,11 +139,12 @@ def to_flink_row(row: NamedTuple) -> Row:
 
 # --------------------------------------------------------------------------- validation
 
-def _overrides(obj, base, name: str) -> bool:
+
+def _overrides(obj: object, base: object, name: str) -> bool:
     return getattr(type(obj), name, None) is not getattr(base, name, None)
 
 
-def _is_beam_param(default) -> bool:
+def _is_beam_param(default: object) -> bool:
     """A Beam DoFn parameter marker (DoFn.WindowParam, StateParam(...), BundleFinalizerParam...)."""
     if isinstance(default, _DoFnParam):
         return True
@@ -127,21 +178,27 @@ def validate_dofn(dofn: beam.DoFn) -> None:
             problems.append(f"process() takes *{param.name} (side inputs are not supported)")
         elif index == 0:
             if param.default is not param.empty and param.default is not beam.DoFn.ElementParam:
-                problems.append(f"first process() parameter {param.name!r} is "
-                                f"{param.default}, not the element")
+                problems.append(
+                    f"first process() parameter {param.name!r} is {param.default}, not the element"
+                )
         elif param.default is param.empty:
-            problems.append(f"extra process() argument {param.name!r} (side inputs and "
-                            f"extra arguments are not supported)")
+            problems.append(
+                f"extra process() argument {param.name!r} (side inputs and "
+                f"extra arguments are not supported)"
+            )
         elif _is_beam_param(param.default):
-            problems.append(f"process() parameter {param.name!r} = {param.default} "
-                            f"(window/timestamp/pane/key/side-input/state/timer parameters)")
+            problems.append(
+                f"process() parameter {param.name!r} = {param.default} "
+                f"(window/timestamp/pane/key/side-input/state/timer parameters)"
+            )
     for method in ("setup", "start_bundle", "finish_bundle", "teardown"):
         for param in inspect.signature(getattr(dofn, method)).parameters.values():
             if param.default is not param.empty and _is_beam_param(param.default):
                 problems.append(f"{method}() parameter {param.name!r} = {param.default}")
     if problems:
         raise UnsupportedDoFnError(
-            f"{name} cannot run in the PyFlink adapter: " + "; ".join(problems))
+            f"{name} cannot run in the PyFlink adapter: " + "; ".join(problems)
+        )
     try:
         cloudpickle.loads(cloudpickle.dumps(dofn))
     except Exception as exc:
@@ -152,27 +209,38 @@ def validate_combine_fn(combine_fn: beam.CombineFn) -> None:
     if not isinstance(combine_fn, beam.CombineFn):
         raise UnsupportedDoFnError(f"expected an apache_beam.CombineFn, got {combine_fn!r}")
     for method in ("create_accumulator", "add_input", "extract_output"):
-        params = [p for p in inspect.signature(getattr(combine_fn, method)).parameters.values()
-                  if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(getattr(combine_fn, method)).parameters.values()
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         if params:
             raise UnsupportedDoFnError(
                 f"{type(combine_fn).__name__}.{method} takes *args/**kwargs (side inputs are "
-                f"not supported)")
+                f"not supported)"
+            )
     try:
         cloudpickle.loads(cloudpickle.dumps(combine_fn))
     except Exception as exc:
-        raise UnsupportedDoFnError(f"{type(combine_fn).__name__} does not survive "
-                                   f"cloudpickle: {exc}") from exc
+        raise UnsupportedDoFnError(
+            f"{type(combine_fn).__name__} does not survive cloudpickle: {exc}"
+        ) from exc
 
 
 # --------------------------------------------------------------------------- DoFn
 
-def _unwrap(value):
+
+def _unwrap(value: Any) -> Any:
     return value.value if isinstance(value, WindowedValue) else value
 
 
-def _routed(dofn: beam.DoFn, results: Optional[Iterable[Any]], declared,
-            convert: Mapping[Optional[str], Callable], where: str):
+def _routed(
+    dofn: beam.DoFn,
+    results: Optional[Iterable[Any]],
+    declared: Container[Optional[str]],
+    convert: Mapping[Optional[str], Callable[..., Any]],
+    where: str,
+) -> Iterator[tuple[Optional[str], Any]]:
     """``(tag, value)`` for each output of a DoFn call: ``None`` for the main output, the
     TaggedOutput's tag otherwise (which must be in ``declared``), the value unwrapped and
     converted by ``convert[tag]`` if given."""
@@ -182,8 +250,10 @@ def _routed(dofn: beam.DoFn, results: Optional[Iterable[Any]], declared,
         if isinstance(result, pvalue.TaggedOutput):
             tag, value = result.tag, _unwrap(result.value)
             if tag not in declared:
-                raise RuntimeError(f"{type(dofn).__name__} emitted to undeclared tag {tag!r}; "
-                                   f"declare it in {where}")
+                raise RuntimeError(
+                    f"{type(dofn).__name__} emitted to undeclared tag {tag!r}; "
+                    f"declare it in {where}"
+                )
         else:
             tag, value = None, _unwrap(result)
         converter = convert.get(tag)
@@ -193,9 +263,14 @@ def _routed(dofn: beam.DoFn, results: Optional[Iterable[Any]], declared,
 class DoFnProcessFunction(ProcessFunction):
     """A Flink `ProcessFunction` driving a Beam DoFn (build it with `apply_dofn`)."""
 
-    def __init__(self, dofn: beam.DoFn, side_tags: Mapping[str, OutputTag],
-                 bundle_size: Optional[int], convert_input: Optional[Callable] = None,
-                 convert_output: Optional[Mapping[Optional[str], Callable]] = None):
+    def __init__(
+        self,
+        dofn: beam.DoFn,
+        side_tags: Mapping[str, OutputTag],
+        bundle_size: Optional[int],
+        convert_input: Optional[Callable[..., Any]] = None,
+        convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
+    ):
         self.dofn = dofn
         self.side_tags = dict(side_tags)
         self.bundle_size = bundle_size
@@ -204,17 +279,18 @@ class DoFnProcessFunction(ProcessFunction):
         self._in_bundle = False
         self._count = 0
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         self.dofn.setup()
         self._in_bundle = False
         self._count = 0
 
-    def _emit(self, results: Optional[Iterable[Any]]):
-        for tag, value in _routed(self.dofn, results, self.side_tags, self.convert_output,
-                                  "apply_dofn(side_outputs=...)"):
+    def _emit(self, results: Optional[Iterable[Any]]) -> Iterator[Any]:
+        for tag, value in _routed(
+            self.dofn, results, self.side_tags, self.convert_output, "apply_dofn(side_outputs=...)"
+        ):
             yield value if tag is None else (self.side_tags[tag], value)
 
-    def process_element(self, value, ctx):
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Any]:
         if self.convert_input is not None:
             value = self.convert_input(value)
         if not self._in_bundle:
@@ -227,7 +303,7 @@ class DoFnProcessFunction(ProcessFunction):
             self._count = 0
             yield from self._emit(self.dofn.finish_bundle())
 
-    def close(self):
+    def close(self) -> None:
         try:
             if self._in_bundle:
                 self._in_bundle = False
@@ -235,7 +311,8 @@ class DoFnProcessFunction(ProcessFunction):
                 if pending:
                     raise RuntimeError(
                         f"{type(self.dofn).__name__}.finish_bundle emitted {len(pending)} "
-                        f"element(s) at close, where PyFlink cannot emit; use bundle_size=1")
+                        f"element(s) at close, where PyFlink cannot emit; use bundle_size=1"
+                    )
         finally:
             self.dofn.teardown()
 
@@ -251,52 +328,64 @@ class DoFnBundleFunction(ProcessFunction):
     building one per result cost PyFlink's coders 3.5 and 7 us a line here, the same data in
     columns 0.2 and 3.9 us (measured on the payments job's lines and payments)."""
 
-    def __init__(self, dofn: beam.DoFn, outputs: Mapping[Optional[str], int],
-                 convert_input: Optional[Callable] = None,
-                 convert_output: Optional[Mapping[Optional[str], Callable]] = None):
+    def __init__(
+        self,
+        dofn: beam.DoFn,
+        outputs: Mapping[Optional[str], int],
+        convert_input: Optional[Callable[..., Any]] = None,
+        convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
+    ):
         self.dofn = dofn
-        self.outputs = dict(outputs)    # tag -> number of fields of its rows
+        self.outputs = dict(outputs)  # tag -> number of fields of its rows
         self.convert_input = convert_input
         self.convert_output = dict(convert_output or {})
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         self.dofn.setup()
 
-    def _collect(self, results, collected: Dict[Optional[str], list]):
-        for tag, value in _routed(self.dofn, results, collected, self.convert_output,
-                                  "apply_dofn_to_batches(outputs=...)"):
+    def _collect(
+        self, results: Optional[Iterable[Any]], collected: dict[Optional[str], list[Any]]
+    ) -> None:
+        for tag, value in _routed(
+            self.dofn, results, collected, self.convert_output, "apply_dofn_to_batches(outputs=...)"
+        ):
             collected[tag].append(value)
 
-    def _columns(self, tag: Optional[str], rows: list) -> Row:
+    def _columns(self, tag: Optional[str], rows: list[Any]) -> Row:
         width = self.outputs[tag]
         if not rows:
             return Row(*([] for _ in range(width)))
         columns = [list(column) for column in zip(*rows)]
         if len(columns) != width or any(len(row) != width for row in rows):
-            raise ValueError(f"output {tag or 'main'!r}: rows of {width} fields expected, got "
-                             f"{sorted({len(row) for row in rows})}; convert_output must return "
-                             "one value per field of the output's row type, in order")
+            raise ValueError(
+                f"output {tag or 'main'!r}: rows of {width} fields expected, got "
+                f"{sorted({len(row) for row in rows})}; convert_output must return "
+                "one value per field of the output's row type, in order"
+            )
         return Row(*columns)
 
-    def process_element(self, value, ctx):
-        collected: Dict[Optional[str], list] = {tag: [] for tag in self.outputs}
-        convert_input, process = self.convert_input, self.dofn.process
+    def process_element(self, value: Any, ctx: Any) -> Iterator[Row]:
+        collected: dict[Optional[str], list[Any]] = {tag: [] for tag in self.outputs}
+        convert_input = self.convert_input
+        process: Callable[[Any], Optional[Iterable[Any]]] = self.dofn.process
         self.dofn.start_bundle()
         for element in zip(*value):
-            self._collect(process(convert_input(element) if convert_input else element),
-                          collected)
+            self._collect(process(convert_input(element) if convert_input else element), collected)
         self._collect(self.dofn.finish_bundle(), collected)
         yield Row(*(self._columns(tag, rows) for tag, rows in collected.items()))
 
-    def close(self):
+    def close(self) -> None:
         self.dofn.teardown()
 
 
-def apply_dofn_to_batches(batches: DataStream, dofn: beam.DoFn,
-                          outputs: Mapping[Optional[str], Any],
-                          convert_input: Optional[Callable] = None,
-                          convert_output: Optional[Mapping[Optional[str], Callable]] = None,
-                          name: Optional[str] = None) -> DataStream:
+def apply_dofn_to_batches(
+    batches: DataStream,
+    dofn: beam.DoFn,
+    outputs: Mapping[Optional[str], Any],
+    convert_input: Optional[Callable[..., Any]] = None,
+    convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
+    name: Optional[str] = None,
+) -> DataStream:
     """Run ``dofn`` over columnar batches (from `transforms.jvm_operators.batch`), one Beam
     bundle per batch, in one Python operator that crosses the Python boundary once per batch.
 
@@ -309,14 +398,14 @@ def apply_dofn_to_batches(batches: DataStream, dofn: beam.DoFn,
     validate_dofn(dofn)
     names = ["main" if tag is None else tag for tag in outputs]
     from transforms.jvm_operators import columns_type
+
     output_type = Types.ROW_NAMED(names, [columns_type(t) for t in outputs.values()])
     widths = {tag: len(t.get_field_names()) for tag, t in outputs.items()}
     function = DoFnBundleFunction(dofn, widths, convert_input, convert_output)
-    return batches.process(function, output_type=output_type).name(
-        name or type(dofn).__name__)
+    return batches.process(function, output_type=output_type).name(name or type(dofn).__name__)
 
 
-def row_fields(row_type) -> Callable[[Any], tuple]:
+def row_fields(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
     """A converter for `apply_dofn_to_batches`: an object with attributes named like
     ``row_type``'s fields (e.g. a NamedTuple) -> the tuple of those fields, in order."""
     return operator.attrgetter(*row_type.get_field_names())
@@ -325,7 +414,7 @@ def row_fields(row_type) -> Callable[[Any], tuple]:
 class DoFnOutputs:
     """The streams of `apply_dofn`: ``.main`` and ``[tag]`` / ``.tag`` for side outputs."""
 
-    def __init__(self, main: DataStream, side: Dict[str, DataStream]):
+    def __init__(self, main: DataStream, side: dict[str, DataStream]):
         self.main = main
         self._side = side
 
@@ -339,12 +428,17 @@ class DoFnOutputs:
             raise AttributeError(tag) from None
 
 
-def apply_dofn(stream: DataStream, dofn: beam.DoFn, output_type=None,
-               side_outputs: Optional[Mapping[str, Any]] = None, name: Optional[str] = None,
-               bundle_size: Optional[int] = None, parallelism: Optional[int] = None,
-               convert_input: Optional[Callable] = None,
-               convert_output: Optional[Mapping[Optional[str], Callable]] = None
-               ) -> DoFnOutputs:
+def apply_dofn(
+    stream: DataStream,
+    dofn: beam.DoFn,
+    output_type: Any = None,
+    side_outputs: Optional[Mapping[str, Any]] = None,
+    name: Optional[str] = None,
+    bundle_size: Optional[int] = None,
+    parallelism: Optional[int] = None,
+    convert_input: Optional[Callable[..., Any]] = None,
+    convert_output: Optional[Mapping[Optional[str], Callable[..., Any]]] = None,
+) -> DoFnOutputs:
     """Run ``dofn`` on every element of ``stream``.
 
     ``side_outputs`` maps each TaggedOutput tag the DoFn may emit to its Flink type (``None``
@@ -364,19 +458,24 @@ def apply_dofn(stream: DataStream, dofn: beam.DoFn, output_type=None,
     if bundle_size is not None and bundle_size < 1:
         raise ValueError("bundle_size must be >= 1")
     label = name or type(dofn).__name__
-    tags = {tag: OutputTag(f"{label}-{tag}", type_info if type_info is not None else PICKLED)
-            for tag, type_info in (side_outputs or {}).items()}
-    main = stream.process(DoFnProcessFunction(dofn, tags, bundle_size, convert_input,
-                                              convert_output),
-                          output_type=output_type if output_type is not None else PICKLED)
+    tags = {
+        tag: OutputTag(f"{label}-{tag}", type_info if type_info is not None else PICKLED)
+        for tag, type_info in (side_outputs or {}).items()
+    }
+    main = stream.process(
+        DoFnProcessFunction(dofn, tags, bundle_size, convert_input, convert_output),
+        output_type=output_type if output_type is not None else PICKLED,
+    )
     main = main.name(label)
     if parallelism is not None:
         main = main.set_parallelism(parallelism)
-    return DoFnOutputs(main, {tag: main.get_side_output(output_tag)
-                              for tag, output_tag in tags.items()})
+    return DoFnOutputs(
+        main, {tag: main.get_side_output(output_tag) for tag, output_tag in tags.items()}
+    )
 
 
 # --------------------------------------------------------------------------- CombineFn
+
 
 class CombinePerKeyFunction(KeyedProcessFunction):
     """Keyed running combine over ``(key, value)`` pairs: the accumulator lives in
@@ -384,15 +483,16 @@ class CombinePerKeyFunction(KeyedProcessFunction):
 
     def __init__(self, combine_fn: beam.CombineFn):
         self.combine_fn = combine_fn
-        self._state = None
+        self._state: Any = None  # ValueState, from open()
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         if hasattr(self.combine_fn, "setup"):
             self.combine_fn.setup()
         self._state = runtime_context.get_state(
-            ValueStateDescriptor("combine-accumulator", PICKLED))
+            ValueStateDescriptor("combine-accumulator", PICKLED)
+        )
 
-    def process_element(self, value, ctx):
+    def process_element(self, value: Any, ctx: Any) -> Iterator[tuple[Any, Any]]:
         accumulator = self._state.value()
         if accumulator is None:
             accumulator = self.combine_fn.create_accumulator()
@@ -400,14 +500,20 @@ class CombinePerKeyFunction(KeyedProcessFunction):
         self._state.update(accumulator)
         yield ctx.get_current_key(), self.combine_fn.extract_output(accumulator)
 
-    def close(self):
+    def close(self) -> None:
         if hasattr(self.combine_fn, "teardown"):
             self.combine_fn.teardown()
 
 
-def combine_per_key(stream: DataStream, combine_fn: beam.CombineFn, key_selector,
-                    value_selector=None, key_type=None, output_type=None,
-                    name: Optional[str] = None) -> DataStream:
+def combine_per_key(
+    stream: DataStream,
+    combine_fn: beam.CombineFn,
+    key_selector: Callable[[Any], Any],
+    value_selector: Optional[Callable[[Any], Any]] = None,
+    key_type: Any = None,
+    output_type: Any = None,
+    name: Optional[str] = None,
+) -> DataStream:
     """Beam ``CombinePerKey`` on a DataStream, as a changelog of ``(key, output)``.
 
     ``key_selector``/``value_selector`` pick the key and the combined value from each
@@ -417,16 +523,21 @@ def combine_per_key(stream: DataStream, combine_fn: beam.CombineFn, key_selector
     validate_combine_fn(combine_fn)
     label = name or type(combine_fn).__name__
     select_value = value_selector if value_selector is not None else (lambda element: element)
-    pairs = stream.map(lambda element: (key_selector(element), select_value(element)),
-                       output_type=PICKLED).name(f"{label}-KeyValue")
-    return (pairs
-            .key_by(lambda kv: kv[0], key_type=key_type)
-            .process(CombinePerKeyFunction(combine_fn),
-                     output_type=output_type if output_type is not None else PICKLED)
-            .name(label))
+    pairs = stream.map(
+        lambda element: (key_selector(element), select_value(element)), output_type=PICKLED
+    ).name(f"{label}-KeyValue")
+    return (
+        pairs.key_by(lambda kv: kv[0], key_type=key_type)
+        .process(
+            CombinePerKeyFunction(combine_fn),
+            output_type=output_type if output_type is not None else PICKLED,
+        )
+        .name(label)
+    )
 
 
 # --------------------------------------------------------------------------- payments
+
 
 class DeduplicateFunction(KeyedProcessFunction):
     """Keyed by event_id: first valid payment wins (main output), later ones go to the
@@ -436,21 +547,23 @@ class DeduplicateFunction(KeyedProcessFunction):
     duplicate arriving after the TTL is then accepted again).
     """
 
-    def __init__(self, duplicates_tag: OutputTag, rejected_tag: OutputTag,
-                 ttl_days: Optional[int] = None):
+    def __init__(
+        self, duplicates_tag: OutputTag, rejected_tag: OutputTag, ttl_days: Optional[int] = None
+    ):
         self.duplicates_tag = duplicates_tag
         self.rejected_tag = rejected_tag
         self.ttl_days = ttl_days
-        self._seen = None
+        self._seen: Any = None  # ValueState, from open()
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: Any) -> None:
         descriptor = ValueStateDescriptor("payment-fingerprint", Types.STRING())
         if self.ttl_days:
             descriptor.enable_time_to_live(
-                StateTtlConfig.new_builder(Time.days(self.ttl_days)).build())
+                StateTtlConfig.new_builder(Time.days(self.ttl_days)).build()
+            )
         self._seen = runtime_context.get_state(descriptor)
 
-    def process_element(self, payment: Payment, ctx):
+    def process_element(self, payment: Payment, ctx: Any) -> Iterator[Any]:
         verdict = classify_duplicate(payment, self._seen.value())
         if verdict == NEW:
             self._seen.update(fingerprint(payment))
@@ -458,16 +571,27 @@ class DeduplicateFunction(KeyedProcessFunction):
         elif verdict == DUPLICATE:
             yield self.duplicates_tag, payment
         else:
-            yield self.rejected_tag, rejected_row(verdict)
+            yield self.rejected_tag, rejected_row(cast(Rejection, verdict))
 
 
-def payment_fields(payment: Payment) -> tuple:
+def payment_fields(payment: Payment) -> tuple[Any, ...]:
     """A `Payment`'s `PAYMENT_ROW_TYPE` fields, in the type's order."""
     conflict = conflict_rejection(payment)
-    return (payment.event_id, fingerprint(payment), payment.account_id, payment.type,
-            payment.amount_minor, payment.currency, payment.occurred_at, payment.source,
-            payment.line_number, payment.raw, conflict.reason, conflict.detail,
-            conflict.raw_bytes)
+    return (
+        payment.event_id,
+        fingerprint(payment),
+        payment.account_id,
+        payment.type,
+        payment.amount_minor,
+        payment.currency,
+        payment.occurred_at,
+        payment.source,
+        payment.line_number,
+        payment.raw,
+        conflict.reason,
+        conflict.detail,
+        conflict.raw_bytes,
+    )
 
 
 def payment_flink_row(payment: Payment) -> Row:
@@ -480,21 +604,23 @@ def _base_name(path: str) -> str:
     return os.path.basename(path)
 
 
-def source_line(row) -> SourceLine:
+def source_line(row: Any) -> SourceLine:
     """A numbered line read by the job's file source (source, line_number, line bytes), with
     the file's base name as its source, as the Beam pipeline and the reference record it."""
     line = row[2]
-    return SourceLine(_base_name(row[0]), row[1],
-                      line if isinstance(line, bytes) else bytes(line))
+    return SourceLine(_base_name(row[0]), row[1], line if isinstance(line, bytes) else bytes(line))
 
 
 class ParsedLines(NamedTuple):
-    payments: DataStream    # PAYMENT_ROW_TYPE
-    rejected: DataStream    # REJECTED_ROW_TYPE
+    payments: DataStream  # PAYMENT_ROW_TYPE
+    rejected: DataStream  # REJECTED_ROW_TYPE
 
 
-def parse_payment_lines(lines: DataStream, currencies: Optional[Mapping[str, int]] = None,
-                        batch_lines: Optional[int] = 500) -> ParsedLines:
+def parse_payment_lines(
+    lines: DataStream,
+    currencies: Optional[Mapping[str, int]] = None,
+    batch_lines: Optional[int] = 500,
+) -> ParsedLines:
     """`ParsePaymentFn` on numbered lines: typed payment rows and rejected rows, so that the JVM
     operators and sinks downstream read them without Python.
 
@@ -504,94 +630,70 @@ def parse_payment_lines(lines: DataStream, currencies: Optional[Mapping[str, int
     in PyFlink's thread mode: its converters hand every row of an array to Java as one reused
     object (PyFlink 2.3), so arrays of rows cannot cross the boundary there."""
     from transforms import jvm_operators
+
     rejected = payment_transforms.REJECTED
     dofn = payment_transforms.ParsePaymentFn(currencies)
     if batch_lines is None:
         # Typed side outputs mix up fields of consecutive rows in thread mode (PyFlink 2.3):
         # rejected rows leave pickled and are typed by a map of their own.
-        parsed = apply_dofn(lines, dofn, output_type=PAYMENT_ROW_TYPE,
-                            side_outputs={rejected: None}, convert_input=source_line,
-                            convert_output={None: payment_flink_row}, name="parse-payments")
+        parsed = apply_dofn(
+            lines,
+            dofn,
+            output_type=PAYMENT_ROW_TYPE,
+            side_outputs={rejected: None},
+            convert_input=source_line,
+            convert_output={None: payment_flink_row},
+            name="parse-payments",
+        )
         parsed.main.uid("parse-payments")
-        return ParsedLines(parsed.main, parsed[rejected].map(
-            to_flink_row, output_type=REJECTED_ROW_TYPE).name("rejected-lines")
-            .uid("rejected-lines"))
+        return ParsedLines(
+            parsed.main,
+            parsed[rejected]
+            .map(to_flink_row, output_type=REJECTED_ROW_TYPE)
+            .name("rejected-lines")
+            .uid("rejected-lines"),
+        )
     parsed = apply_dofn_to_batches(
-        jvm_operators.batch(lines, batch_lines).name("line-batches").uid("line-batches"), dofn,
+        jvm_operators.batch(lines, batch_lines).name("line-batches").uid("line-batches"),
+        dofn,
         outputs={None: PAYMENT_ROW_TYPE, rejected: REJECTED_ROW_TYPE},
-        convert_input=source_line, name="parse-payments",
-        convert_output={None: payment_fields, rejected: row_fields(REJECTED_ROW_TYPE)})
+        convert_input=source_line,
+        name="parse-payments",
+        convert_output={None: payment_fields, rejected: row_fields(REJECTED_ROW_TYPE)},
+    )
     parsed.uid("parse-payments")
-    return ParsedLines(jvm_operators.unbatch(parsed, "main").name("payments").uid("payments"),
-                       jvm_operators.unbatch(parsed, rejected).name("rejected-lines")
-                       .uid("rejected-lines"))
+    return ParsedLines(
+        jvm_operators.unbatch(parsed, "main").name("payments").uid("payments"),
+        jvm_operators.unbatch(parsed, rejected).name("rejected-lines").uid("rejected-lines"),
+    )
 
 
-class PaymentStreams(NamedTuple):
-    ledger: DataStream      # LedgerRow (pickled)
-    balances: DataStream    # BalanceRow changelog (pickled); latest per key is final
-    rejected: DataStream    # RejectedRow (pickled)
-    duplicates: DataStream  # Payment (pickled)
-
-
-def payments_business_step(lines: DataStream, currencies: Optional[Mapping[str, int]] = None,
-                           dedupe_ttl_days: Optional[int] = None,
-                           parse_parallelism: Optional[int] = None) -> PaymentStreams:
-    """The payments step on a DataStream of raw lines / `SourceLine`s (pickled).
-
-    Same DoFn (`ParsePaymentFn`) and CombineFn (`BalanceCombineFn`) as the Beam pipeline;
-    duplicates are resolved in *arrival order* per event_id by `DeduplicateFunction`.
-
-    Order matters for conflicting duplicates: it is kept from the source to the keyed
-    dedupe only while records are forwarded, i.e. when the parse runs at the source's
-    parallelism (``parse_parallelism``; with a FileSource that is the job's parallelism
-    and order is kept within each file). A rebalance between source and parse (e.g. a
-    parallelism-1 source feeding a parallelism-2 parse) can let a later conflicting line
-    overtake the first one: the Beam pipeline orders by (source, line_number) instead.
-    """
-    parsed = apply_dofn(lines, payment_transforms.ParsePaymentFn(currencies),
-                        side_outputs={payment_transforms.REJECTED: None}, name="ParsePayments",
-                        parallelism=parse_parallelism)
-    duplicates_tag = OutputTag("payments-duplicates", PICKLED)
-    rejected_tag = OutputTag("payments-conflicts", PICKLED)
-    accepted = (parsed.main
-                .key_by(lambda payment: payment.event_id, key_type=Types.STRING())
-                .process(DeduplicateFunction(duplicates_tag, rejected_tag, dedupe_ttl_days),
-                         output_type=PICKLED)
-                .name("DeduplicatePayments"))
-    ledger = accepted.map(ledger_row, output_type=PICKLED).name("LedgerRows")
-    balances = (combine_per_key(ledger, payment_transforms.BalanceCombineFn(),
-                                key_selector=balance_key,
-                                value_selector=lambda row: row.amount_minor,
-                                name="Balances")
-                .map(lambda kv: balance_row(kv[0], kv[1]), output_type=PICKLED)
-                .name("BalanceRows"))
-    rejected = parsed[payment_transforms.REJECTED].union(accepted.get_side_output(rejected_tag))
-    return PaymentStreams(ledger, balances, rejected, accepted.get_side_output(duplicates_tag))
-
-
-def source_lines_stream(env, lines: Iterable, name: str = "SourceLines") -> DataStream:
+def source_lines_stream(env: Any, lines: Iterable[Any], name: str = "SourceLines") -> DataStream:
     """A bounded DataStream of raw lines or `SourceLine`s (any picklable objects whose
     classes the workers can import) from a Python collection.
 
     ``from_collection`` cannot ship arbitrary Python objects (the Java side unpickles them),
     so each item travels as base64 text of its pickle and is unpickled by the first Python
     operator. Source and decoding run at parallelism 1; apply the next operator with
-    ``parallelism=1`` to keep the collection order (see `payments_business_step`).
+    ``parallelism=1`` to keep the collection order.
     """
     blobs = [base64.b64encode(pickle.dumps(item)).decode("ascii") for item in lines]
-    return (env.from_collection(blobs, type_info=Types.STRING())
-            .map(_load_source_line, output_type=PICKLED).name(name).set_parallelism(1))
+    return (
+        env.from_collection(blobs, type_info=Types.STRING())
+        .map(_load_source_line, output_type=PICKLED)
+        .name(name)
+        .set_parallelism(1)
+    )
 
 
-def _load_source_line(blob: str):
+def _load_source_line(blob: str) -> Any:
     """Inverse of the encoding in `source_lines_stream`."""
     return pickle.loads(base64.b64decode(blob))
 
 
-def final_balances(changelog: Iterable) -> list:
+def final_balances(changelog: Iterable[Any]) -> list[Any]:
     """Latest `BalanceRow` per (account_id, currency) of a balances changelog, sorted."""
-    latest: Dict[tuple, Any] = {}
+    latest: dict[tuple[str, str], Any] = {}
     for row in changelog:
         key = (row.account_id, row.currency)
         if key not in latest or row.event_count > latest[key].event_count:
@@ -599,10 +701,31 @@ def final_balances(changelog: Iterable) -> list:
     return [latest[key] for key in sorted(latest)]
 
 
-__all__ = ["apply_dofn", "combine_per_key", "DoFnOutputs", "DoFnProcessFunction",
-           "CombinePerKeyFunction", "DeduplicateFunction", "payments_business_step",
-           "PaymentStreams", "final_balances", "source_lines_stream", "validate_dofn", "validate_combine_fn",
-           "UnsupportedDoFnError", "to_flink_row", "LEDGER_ROW_TYPE", "BALANCE_ROW_TYPE",
-           "REJECTED_ROW_TYPE", "PAYMENT_ROW_TYPE", "payment_flink_row", "source_line",
-           "parse_payment_lines", "ParsedLines", "apply_dofn_to_batches", "DoFnBundleFunction",
-           "row_fields", "payment_fields"]
+__all__ = [
+    "apply_dofn",
+    "combine_per_key",
+    "DoFnOutputs",
+    "DoFnProcessFunction",
+    "CombinePerKeyFunction",
+    "DeduplicateFunction",
+    "final_balances",
+    "source_lines_stream",
+    "validate_dofn",
+    "validate_combine_fn",
+    "UnsupportedDoFnError",
+    "to_flink_row",
+    "LEDGER_ROW_TYPE",
+    "BALANCE_ROW_TYPE",
+    "REJECTED_ROW_TYPE",
+    "DUPLICATE_ROW_TYPE",
+    "row_type",
+    "PAYMENT_ROW_TYPE",
+    "payment_flink_row",
+    "source_line",
+    "parse_payment_lines",
+    "ParsedLines",
+    "apply_dofn_to_batches",
+    "DoFnBundleFunction",
+    "row_fields",
+    "payment_fields",
+]

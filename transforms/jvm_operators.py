@@ -18,79 +18,112 @@ these only compare, add and move them.
 Input streams must carry named rows (``output_type=Types.ROW_NAMED(...)``). The Java side is
 `dev.tpc.stream.RowOperators`, built into the sink's jar (add it with `sinks.add_sink_jars`).
 """
-from typing import Mapping, NamedTuple, Optional, Sequence
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Optional
 
 from pyflink.common import Types
 from pyflink.datastream import DataStream
 from pyflink.java_gateway import get_gateway
 from pyflink.util.java_utils import to_jarray
 
-__all__ = ["Deduplicated", "deduplicate", "sum_per_checkpoint", "project", "batch", "unbatch",
-           "columns_type"]
+__all__ = [
+    "Deduplicated",
+    "deduplicate",
+    "sum_per_checkpoint",
+    "project",
+    "batch",
+    "unbatch",
+    "columns_type",
+]
 
 MILLIS_PER_DAY = 24 * 3600 * 1000
 
 
 class Deduplicated(NamedTuple):
-    first_seen: DataStream   # the keyed operator itself: give it a uid
+    first_seen: DataStream  # the keyed operator itself: give it a uid
     duplicates: DataStream
     conflicts: DataStream
 
 
-def _row_operators():
+def _row_operators() -> Any:
     return get_gateway().jvm.dev.tpc.stream.RowOperators
 
 
-def _strings(values: Sequence[str]):
+def _strings(values: Sequence[str]) -> Any:
     gateway = get_gateway()
     return to_jarray(gateway.jvm.String, list(values))
 
 
-def deduplicate(rows: DataStream, key_field: str, fingerprint_field: str,
-                ttl_days: Optional[int] = None) -> Deduplicated:
+def deduplicate(
+    rows: DataStream, key_field: str, fingerprint_field: str, ttl_days: Optional[int] = None
+) -> Deduplicated:
     """Keyed by ``key_field``: the first row per key goes to ``first_seen``; a later row with
     the same ``fingerprint_field`` to ``duplicates``, with another to ``conflicts``. Only the
     first fingerprint is kept (keyed state), forgotten after ``ttl_days`` if given."""
-    result = _row_operators().deduplicate(rows._j_data_stream, key_field, fingerprint_field,
-                                          (ttl_days or 0) * MILLIS_PER_DAY)
-    return Deduplicated(DataStream(result.firstSeen()), DataStream(result.duplicates()),
-                        DataStream(result.conflicts()))
+    result = _row_operators().deduplicate(
+        rows._j_data_stream, key_field, fingerprint_field, (ttl_days or 0) * MILLIS_PER_DAY
+    )
+    return Deduplicated(
+        DataStream(result.firstSeen()),
+        DataStream(result.duplicates()),
+        DataStream(result.conflicts()),
+    )
 
 
-def sum_per_checkpoint(rows: DataStream, group_fields: Sequence[str], sum_field: str,
-                       sum_as: str, count_as: str) -> DataStream:
+def sum_per_checkpoint(
+    rows: DataStream, group_fields: Sequence[str], sum_field: str, sum_as: str, count_as: str
+) -> DataStream:
     """Rows of (``group_fields``..., ``sum_as``, ``count_as``): per group, the exact sum of
     ``sum_field`` (a decimal, never overflowing) and the number of rows since the last
     checkpoint, emitted just before each checkpoint barrier and at end of input. One subtask
     owns each group. Nothing is held across checkpoints, so nothing is lost or doubled by a
     restore: the source replays exactly what was summed since."""
-    return DataStream(_row_operators().sumPerCheckpoint(
-        rows._j_data_stream, _strings(group_fields), sum_field, sum_as, count_as))
+    return DataStream(
+        _row_operators().sumPerCheckpoint(
+            rows._j_data_stream, _strings(group_fields), sum_field, sum_as, count_as
+        )
+    )
 
 
 def project(rows: DataStream, fields: Mapping[str, str]) -> DataStream:
     """Named rows with ``target`` = the input's ``source`` field, for each item of ``fields``
     (in order)."""
-    return DataStream(_row_operators().project(
-        rows._j_data_stream, _strings(list(fields)), _strings(list(fields.values()))))
+    return DataStream(
+        _row_operators().project(
+            rows._j_data_stream, _strings(list(fields)), _strings(list(fields.values()))
+        )
+    )
 
 
-def _basic_array_types():
+def _basic_array_types() -> list[Any]:
     # The element types of Flink's BasicArrayTypeInfo (String[], Long[], ...); a column of any
     # other type is an object array, as RowOperators.columnType decides on the Java side.
-    return [Types.STRING(), Types.BOOLEAN(), Types.BYTE(), Types.SHORT(), Types.INT(),
-            Types.LONG(), Types.FLOAT(), Types.DOUBLE(), Types.CHAR()]
+    return [
+        Types.STRING(),
+        Types.BOOLEAN(),
+        Types.BYTE(),
+        Types.SHORT(),
+        Types.INT(),
+        Types.LONG(),
+        Types.FLOAT(),
+        Types.DOUBLE(),
+        Types.CHAR(),
+    ]
 
 
-def columns_type(row_type):
+def columns_type(row_type: Any) -> Any:
     """The type of a columnar batch of ``row_type`` rows (see `batch`): the same field names,
     each an array, ``Types.BASIC_ARRAY`` for strings and boxed numbers, else
     ``Types.OBJECT_ARRAY`` (e.g. of bytes)."""
     basic = _basic_array_types()
     return Types.ROW_NAMED(
         row_type.get_field_names(),
-        [Types.BASIC_ARRAY(t) if t in basic else Types.OBJECT_ARRAY(t)
-         for t in row_type.get_field_types()])
+        [
+            Types.BASIC_ARRAY(t) if t in basic else Types.OBJECT_ARRAY(t)
+            for t in row_type.get_field_types()
+        ],
+    )
 
 
 def batch(rows: DataStream, max_rows: int) -> DataStream:

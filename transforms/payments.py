@@ -65,13 +65,15 @@ Row shapes (NamedTuples; ``row._asdict()`` gives the plain dict):
   ``line_number`` (1-based) are ``None`` when unknown; ``detail`` is a short human hint
   (e.g. the field name), not a stable value; ``raw_bytes`` see above.
 """
+
 import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, NamedTuple, NoReturn, Optional, Union, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
 
@@ -83,7 +85,7 @@ MAX_LINE_BYTES = 64 * 1024
 #: Longest accepted ``event_id`` / ``account_id`` in characters.
 MAX_ID_LENGTH = 256
 #: Largest amount in minor units (PostgreSQL bigint / Java long).
-MAX_AMOUNT_MINOR = 2 ** 63 - 1
+MAX_AMOUNT_MINOR = 2**63 - 1
 
 TYPES = ("charge", "refund")
 REQUIRED_FIELDS = ("event_id", "account_id", "type", "amount", "currency", "occurred_at")
@@ -91,6 +93,7 @@ REQUIRED_FIELDS = ("event_id", "account_id", "type", "amount", "currency", "occu
 
 class Reason:
     """Stable reason codes of the ``rejected`` table (never rename one: data depends on it)."""
+
     EMPTY_LINE = "empty_line"
     LINE_TOO_LONG = "line_too_long"
     INVALID_ENCODING = "invalid_encoding"
@@ -112,31 +115,32 @@ class Reason:
 
 
 #: Every reason code, in check order.
-REASON_CODES: Tuple[str, ...] = tuple(
-    value for key, value in vars(Reason).items() if key.isupper())
+REASON_CODES: tuple[str, ...] = tuple(value for key, value in vars(Reason).items() if key.isupper())
 
 
 class Payment(NamedTuple):
     """A valid payment, plus where it came from (for rejections found later)."""
+
     event_id: str
     account_id: str
     type: str
-    amount_minor: int          # signed: charge > 0, refund < 0
+    amount_minor: int  # signed: charge > 0, refund < 0
     currency: str
-    occurred_at: str           # UTC, YYYY-MM-DDTHH:MM:SS.ffffff+00:00
-    raw: str = ""              # raw_text() of the line
+    occurred_at: str  # UTC, YYYY-MM-DDTHH:MM:SS.ffffff+00:00
+    raw: str = ""  # raw_text() of the line
     source: Optional[str] = None
     line_number: Optional[int] = None
 
 
 class Rejection(NamedTuple):
     """A line that cannot be a ledger row, with its stable reason code."""
+
     reason: str
     raw: str
     source: Optional[str] = None
     line_number: Optional[int] = None
     detail: str = ""
-    raw_bytes: Optional[bytes] = None    # the exact line when `raw` is not (see exact_bytes)
+    raw_bytes: Optional[bytes] = None  # the exact line when `raw` is not (see exact_bytes)
 
 
 class LedgerRow(NamedTuple):
@@ -161,11 +165,12 @@ class RejectedRow(NamedTuple):
     source: Optional[str] = None
     line_number: Optional[int] = None
     detail: str = ""
-    raw_bytes: Optional[bytes] = None    # the exact line when `raw` is not (see exact_bytes)
+    raw_bytes: Optional[bytes] = None  # the exact line when `raw` is not (see exact_bytes)
 
 
 class SourceLine(NamedTuple):
     """A raw line with its position: what the file readers produce."""
+
     source: Optional[str]
     line_number: Optional[int]
     line: RawLine
@@ -180,12 +185,17 @@ class _Invalid(Exception):
 
 # --------------------------------------------------------------------------- raw lines
 
+
 def strip_line_terminator(line: RawLine) -> RawLine:
     """Remove one trailing ``\\n`` (and a ``\\r`` before it), as file readers leave them."""
-    nl, cr = (b"\n", b"\r") if isinstance(line, bytes) else ("\n", "\r")
-    if line.endswith(nl):
+    if isinstance(line, bytes):
+        if line.endswith(b"\n"):
+            line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+    elif line.endswith("\n"):
         line = line[:-1]
-        if line.endswith(cr):
+        if line.endswith("\r"):
             line = line[:-1]
     return line
 
@@ -207,8 +217,7 @@ def storable_text(text: str) -> str:
     ``\\udXXX`` (they cannot be encoded in UTF-8, so no database or JVM could take them)."""
     if text.isascii():
         return text.replace("\x00", "\\x00")
-    return (text.encode("utf-8", errors="backslashreplace").decode("utf-8")
-            .replace("\x00", "\\x00"))
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def exact_bytes(line: RawLine, raw: Optional[str] = None) -> Optional[bytes]:
@@ -216,8 +225,11 @@ def exact_bytes(line: RawLine, raw: Optional[str] = None) -> Optional[bytes]:
 
     A ``str`` line is taken as UTF-8 with its lone surrogates (``surrogatepass``), which is
     how Python reads such bytes back."""
-    data = (bytes(line) if isinstance(line, (bytes, bytearray, memoryview))
-            else line.encode("utf-8", errors="surrogatepass"))
+    data = (
+        bytes(line)
+        if isinstance(line, (bytes, bytearray, memoryview))
+        else line.encode("utf-8", errors="surrogatepass")
+    )
     text = raw_text(line) if raw is None else raw
     return None if text.encode("utf-8") == data else data
 
@@ -266,17 +278,18 @@ def to_minor_units(amount: Decimal, minor_units: int) -> int:
     if sign or not any(digits):
         raise ValueError(Reason.NON_POSITIVE_AMOUNT, "amount must be > 0")
     # Work on the digit tuple: no int() of unbounded digit strings, no powers of huge exponents.
-    digits = digits[next(i for i, d in enumerate(digits) if d):]  # drop leading zeros
-    shift = exponent + minor_units
+    digits = digits[next(i for i, d in enumerate(digits) if d) :]  # drop leading zeros
+    shift = cast(int, exponent) + minor_units  # an int: the amount is finite
     if shift < 0:
         dropped = digits[shift:] if -shift <= len(digits) else digits
         if -shift > len(digits) or any(dropped):
-            raise ValueError(Reason.AMOUNT_NOT_EXACT,
-                             f"more than {minor_units} decimals for the currency")
+            raise ValueError(
+                Reason.AMOUNT_NOT_EXACT, f"more than {minor_units} decimals for the currency"
+            )
         digits, shift = digits[:shift], 0
     if len(digits) + shift > 19:  # >= 10**19 minor units
         raise ValueError(Reason.AMOUNT_OUT_OF_RANGE, "amount beyond 64-bit minor units")
-    minor = int("".join(map(str, digits))) * 10 ** shift
+    minor: int = int("".join(map(str, digits))) * 10**shift
     if minor > MAX_AMOUNT_MINOR:
         raise ValueError(Reason.AMOUNT_OUT_OF_RANGE, "amount beyond 64-bit minor units")
     return minor
@@ -296,7 +309,8 @@ def format_minor_units(amount_minor: int, minor_units: int) -> str:
 
 _TIMESTAMP = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-    r"(?P<offset>Z|z|[+-]\d{2}:\d{2})?$")
+    r"(?P<offset>Z|z|[+-]\d{2}:\d{2})?$"
+)
 
 
 def normalise_timestamp(value: str) -> str:
@@ -324,12 +338,13 @@ def normalise_timestamp(value: str) -> str:
 
 # --------------------------------------------------------------------------- parsing
 
-def _reject_constant(name: str):
+
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _pairs_without_duplicates(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
-    obj = {}
+def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
     for key, value in pairs:
         if key in obj:
             raise _Invalid(Reason.DUPLICATE_FIELD, key)
@@ -348,7 +363,13 @@ def _check_identifier(name: str, value: str) -> str:
     return value
 
 
-def _validate(obj: Any, currencies: Mapping[str, int], raw: str, source, line_number) -> Payment:
+def _validate(
+    obj: Any,
+    currencies: Mapping[str, int],
+    raw: str,
+    source: Optional[str],
+    line_number: Optional[int],
+) -> Payment:
     if not isinstance(obj, dict):
         raise _Invalid(Reason.NOT_AN_OBJECT, type(obj).__name__)
     for field in REQUIRED_FIELDS:
@@ -376,18 +397,34 @@ def _validate(obj: Any, currencies: Mapping[str, int], raw: str, source, line_nu
         occurred_at = normalise_timestamp(obj["occurred_at"])
     except ValueError as exc:
         raise _Invalid(*exc.args) from None
-    return Payment(event_id, account_id, kind, minor if kind == "charge" else -minor,
-                   currency, occurred_at, raw, source, line_number)
+    return Payment(
+        event_id,
+        account_id,
+        kind,
+        minor if kind == "charge" else -minor,
+        currency,
+        occurred_at,
+        raw,
+        source,
+        line_number,
+    )
 
 
 # One decoder for every line: json.loads with these options would build a new one per call.
-_JSON = json.JSONDecoder(parse_float=Decimal, parse_int=Decimal, parse_constant=_reject_constant,
-                         object_pairs_hook=_pairs_without_duplicates)
+_JSON = json.JSONDecoder(
+    parse_float=Decimal,
+    parse_int=Decimal,
+    parse_constant=_reject_constant,
+    object_pairs_hook=_pairs_without_duplicates,
+)
 
 
-def parse_line(line: RawLine, currencies: Optional[Mapping[str, int]] = None,
-               source: Optional[str] = None, line_number: Optional[int] = None
-               ) -> Union[Payment, Rejection]:
+def parse_line(
+    line: RawLine,
+    currencies: Optional[Mapping[str, int]] = None,
+    source: Optional[str] = None,
+    line_number: Optional[int] = None,
+) -> Union[Payment, Rejection]:
     """Parse and validate one raw line (``bytes`` or ``str``) into a `Payment` or `Rejection`.
 
     Never raises for bad input: every problem becomes a `Rejection` with a reason code (see
@@ -426,13 +463,14 @@ def parse_line(line: RawLine, currencies: Optional[Mapping[str, int]] = None,
             raise _Invalid(Reason.MALFORMED_JSON, str(exc)[:80]) from None
         return _validate(obj, currencies, raw, source, line_number)
     except _Invalid as invalid:
-        return Rejection(invalid.reason, raw, source, line_number, invalid.detail,
-                         exact_bytes(line, raw))
+        return Rejection(
+            invalid.reason, raw, source, line_number, invalid.detail, exact_bytes(line, raw)
+        )
 
 
-def parse_source_line(item: Union[SourceLine, RawLine],
-                      currencies: Optional[Mapping[str, int]] = None
-                      ) -> Union[Payment, Rejection]:
+def parse_source_line(
+    item: Union[SourceLine, RawLine], currencies: Optional[Mapping[str, int]] = None
+) -> Union[Payment, Rejection]:
     """`parse_line` for a `SourceLine` (or a bare raw line without position)."""
     if isinstance(item, (bytes, str, bytearray, memoryview)):
         return parse_line(item, currencies)
@@ -442,6 +480,7 @@ def parse_source_line(item: Union[SourceLine, RawLine],
 
 # --------------------------------------------------------------------------- duplicates
 
+
 def fingerprint(payment: Payment) -> str:
     """Content fingerprint (SHA-256 hex) of a payment's ledger fields.
 
@@ -450,8 +489,14 @@ def fingerprint(payment: Payment) -> str:
     text are not part of it. Changing this function invalidates fingerprints kept in Flink
     state: treat it as a stored format.
     """
-    fields = [payment.event_id, payment.account_id, payment.type, payment.amount_minor,
-              payment.currency, payment.occurred_at]
+    fields = [
+        payment.event_id,
+        payment.account_id,
+        payment.type,
+        payment.amount_minor,
+        payment.currency,
+        payment.occurred_at,
+    ]
     canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -460,8 +505,7 @@ NEW = "new"
 DUPLICATE = "duplicate"
 
 
-def classify_duplicate(payment: Payment, seen_fingerprint: Optional[str]
-                       ) -> Union[str, Rejection]:
+def classify_duplicate(payment: Payment, seen_fingerprint: Optional[str]) -> Union[str, Rejection]:
     """``'new'``, ``'duplicate'`` or a ``conflicting_duplicate`` `Rejection`.
 
     ``seen_fingerprint`` is the fingerprint of the payment already accepted for the same
@@ -478,27 +522,33 @@ def classify_duplicate(payment: Payment, seen_fingerprint: Optional[str]
 def conflict_rejection(payment: Payment) -> Rejection:
     """The rejection of ``payment`` when its ``event_id`` was already accepted with other
     content (a job that compares fingerprints elsewhere, e.g. on the JVM, takes it from here)."""
-    return Rejection(Reason.CONFLICTING_DUPLICATE, payment.raw, payment.source,
-                     payment.line_number, "event_id already accepted with other content")
+    return Rejection(
+        Reason.CONFLICTING_DUPLICATE,
+        payment.raw,
+        payment.source,
+        payment.line_number,
+        "event_id already accepted with other content",
+    )
 
 
-def position_key(item: Union[Payment, Rejection, SourceLine]) -> Tuple[str, int]:
+def position_key(item: Union[Payment, Rejection, SourceLine]) -> tuple[str, int]:
     """Sort key "first in (source, line_number) order": unknown positions sort last."""
     source = item.source if item.source is not None else "\uffff"
-    line_number = item.line_number if item.line_number is not None else 2 ** 62
+    line_number = item.line_number if item.line_number is not None else 2**62
     return source, line_number
 
 
-def resolve_duplicates(payments: Iterable[Payment]
-                       ) -> Tuple[Optional[Payment], List[Payment], List[Rejection]]:
+def resolve_duplicates(
+    payments: Iterable[Payment],
+) -> tuple[Optional[Payment], list[Payment], list[Rejection]]:
     """All payments of one ``event_id``, in arrival order -> (accepted, duplicates, rejected).
 
     The first payment is accepted; later ones are duplicates or conflicting duplicates of it.
     """
     accepted: Optional[Payment] = None
     seen: Optional[str] = None
-    duplicates: List[Payment] = []
-    rejected: List[Rejection] = []
+    duplicates: list[Payment] = []
+    rejected: list[Rejection] = []
     for payment in payments:
         verdict = classify_duplicate(payment, seen)
         if verdict == NEW:
@@ -506,44 +556,51 @@ def resolve_duplicates(payments: Iterable[Payment]
         elif verdict == DUPLICATE:
             duplicates.append(payment)
         else:
-            rejected.append(verdict)
+            rejected.append(cast(Rejection, verdict))
     return accepted, duplicates, rejected
 
 
 # --------------------------------------------------------------------------- rows
 
+
 def ledger_row(payment: Payment) -> LedgerRow:
-    return LedgerRow(payment.event_id, payment.account_id, payment.type, payment.amount_minor,
-                     payment.currency, payment.occurred_at)
+    return LedgerRow(
+        payment.event_id,
+        payment.account_id,
+        payment.type,
+        payment.amount_minor,
+        payment.currency,
+        payment.occurred_at,
+    )
 
 
 def rejected_row(rejection: Rejection) -> RejectedRow:
     return RejectedRow(*rejection)
 
 
-def balance_key(row: Union[LedgerRow, Payment]) -> Tuple[str, str]:
+def balance_key(row: Union[LedgerRow, Payment]) -> tuple[str, str]:
     return row.account_id, row.currency
 
 
-def add_to_balance(accumulator: Tuple[int, int], amount_minor: int) -> Tuple[int, int]:
+def add_to_balance(accumulator: tuple[int, int], amount_minor: int) -> tuple[int, int]:
     """(balance_minor, event_count) + one ledger amount."""
     return accumulator[0] + amount_minor, accumulator[1] + 1
 
 
-def merge_balances(accumulators: Iterable[Tuple[int, int]]) -> Tuple[int, int]:
+def merge_balances(accumulators: Iterable[tuple[int, int]]) -> tuple[int, int]:
     balance, count = 0, 0
     for b, c in accumulators:
         balance, count = balance + b, count + c
     return balance, count
 
 
-def balance_row(key: Tuple[str, str], accumulator: Tuple[int, int]) -> BalanceRow:
+def balance_row(key: tuple[str, str], accumulator: tuple[int, int]) -> BalanceRow:
     return BalanceRow(key[0], key[1], accumulator[0], accumulator[1])
 
 
-def balances(rows: Iterable[LedgerRow]) -> List[BalanceRow]:
+def balances(rows: Iterable[LedgerRow]) -> list[BalanceRow]:
     """Balances per (account_id, currency), sorted by key."""
-    totals: Dict[Tuple[str, str], Tuple[int, int]] = {}
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
     for row in rows:
         key = balance_key(row)
         totals[key] = add_to_balance(totals.get(key, (0, 0)), row.amount_minor)

@@ -11,10 +11,12 @@ only one that works offline here). Files are read as bytes through Beam's `FileS
 (local paths, and ``gs://``/``s3://`` where the extra is installed), lines end at ``\\n``,
 numbered from 1 per file; ``source`` is the file's base name.
 """
+
 import json
 import logging
 import os
-from typing import Iterator, List, Optional, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, Optional
 
 import apache_beam as beam
 from apache_beam.io import fileio
@@ -30,18 +32,25 @@ DEFAULT_PATTERN = "*.jsonl"
 
 class PaymentsOptions(PipelineOptions):
     @classmethod
-    def _add_argparse_args(cls, parser):
+    def _add_argparse_args(cls, parser: Any) -> None:
         # Not required=True: Beam parses every registered options class whenever any
         # PipelineOptions is viewed, so a required flag would break unrelated pipelines.
-        parser.add_argument("--input", default=None,
-                            help="(required) a JSON-lines file, a directory (reads --pattern "
-                                 "in it) or a glob")
-        parser.add_argument("--output", default=None,
-                            help="(required) directory for the output files")
-        parser.add_argument("--pattern", default=DEFAULT_PATTERN,
-                            help="file pattern when --input is a directory")
-        parser.add_argument("--currencies", default=None,
-                            help="JSON currency table (default: transforms/currencies.json)")
+        parser.add_argument(
+            "--input",
+            default=None,
+            help="(required) a JSON-lines file, a directory (reads --pattern in it) or a glob",
+        )
+        parser.add_argument(
+            "--output", default=None, help="(required) directory for the output files"
+        )
+        parser.add_argument(
+            "--pattern", default=DEFAULT_PATTERN, help="file pattern when --input is a directory"
+        )
+        parser.add_argument(
+            "--currencies",
+            default=None,
+            help="JSON currency table (default: transforms/currencies.json)",
+        )
 
 
 def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
@@ -50,7 +59,7 @@ def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
     return input_path
 
 
-def read_numbered_lines(readable_file) -> Iterator[SourceLine]:
+def read_numbered_lines(readable_file: Any) -> Iterator[SourceLine]:
     """A matched file's lines as `SourceLine` (bytes), numbered from 1."""
     path = readable_file.metadata.path
     source = os.path.basename(path.rstrip("/"))
@@ -64,43 +73,52 @@ def read_numbered_lines(readable_file) -> Iterator[SourceLine]:
             yield SourceLine(source, number, line)
 
 
-class ReadPaymentLines(beam.PTransform):
+class ReadPaymentLines(beam.PTransform[Any, Any]):
     """File pattern -> `SourceLine`s (one file per element, read sequentially)."""
 
-    def __init__(self, file_pattern: str, label=None):
+    def __init__(self, file_pattern: str, label: Optional[str] = None):
         super().__init__(label)
         self.file_pattern = file_pattern
 
-    def expand(self, pbegin):
-        return (pbegin
-                | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
-                | "ReadMatches" >> fileio.ReadMatches()
-                | "ReadLines" >> beam.FlatMap(read_numbered_lines))
+    def expand(self, pbegin: Any) -> Any:
+        return (
+            pbegin
+            | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
+            | "ReadMatches" >> fileio.ReadMatches()
+            | "ReadLines" >> beam.FlatMap(read_numbered_lines)
+        )
 
 
-class WriteJsonLines(beam.PTransform):
+class WriteJsonLines(beam.PTransform[Any, Any]):
     """NamedTuple rows -> ``<directory>/<name>.jsonl`` (one file)."""
 
-    def __init__(self, directory: str, name: str, label=None):
+    def __init__(self, directory: str, name: str, label: Optional[str] = None):
         super().__init__(label)
         self.directory = directory
         self.name = name
 
-    def expand(self, rows):
-        return (rows
-                | "ToJson" >> beam.Map(row_to_json)
-                | "Write" >> beam.io.WriteToText(os.path.join(self.directory, self.name),
-                                                 file_name_suffix=".jsonl",
-                                                 shard_name_template=""))
+    def expand(self, rows: Any) -> Any:
+        return (
+            rows
+            | "ToJson" >> beam.Map(row_to_json)
+            | "Write"
+            >> beam.io.WriteToText(
+                os.path.join(self.directory, self.name),
+                file_name_suffix=".jsonl",
+                shard_name_template="",
+            )
+        )
 
 
-def _count(pcoll, name: str):
-    return (pcoll
-            | f"Count{name.title()}" >> beam.combiners.Count.Globally()
-            | f"Name{name.title()}" >> beam.Map(lambda n, key=name: (key, n)))
+def _count(pcoll: Any, name: str) -> Any:
+    return (
+        pcoll
+        | f"Count{name.title()}" >> beam.combiners.Count.Globally()
+        | f"Name{name.title()}" >> beam.Map(lambda n, key=name: (key, n))
+    )
 
 
-def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
+def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions) -> Any:
     """Add the read -> business step -> write graph to ``pipeline``; returns the outputs."""
     currencies = load_currencies(options.currencies) if options.currencies else None
     output = options.output
@@ -109,15 +127,22 @@ def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions):
     results["ledger"] | "WriteLedger" >> WriteJsonLines(output, "ledger")
     results["balances"] | "WriteBalances" >> WriteJsonLines(output, "balances")
     results["rejected"] | "WriteRejected" >> WriteJsonLines(output, "rejected")
-    counts = [_count(lines, "lines"), _count(results["ledger"], "ledger"),
-              _count(results["duplicates"], "duplicates"),
-              _count(results["rejected"], "rejected")]
-    (counts
-     | "AllCounts" >> beam.Flatten()
-     | "Summary" >> beam.combiners.ToDict()
-     | "SummaryJson" >> beam.Map(lambda d: json.dumps(dict(sorted(d.items()))))
-     | "WriteSummary" >> beam.io.WriteToText(os.path.join(output, "summary"),
-                                             file_name_suffix=".json", shard_name_template=""))
+    counts = [
+        _count(lines, "lines"),
+        _count(results["ledger"], "ledger"),
+        _count(results["duplicates"], "duplicates"),
+        _count(results["rejected"], "rejected"),
+    ]
+    (
+        counts
+        | "AllCounts" >> beam.Flatten()
+        | "Summary" >> beam.combiners.ToDict()
+        | "SummaryJson" >> beam.Map(lambda d: json.dumps(dict(sorted(d.items()))))
+        | "WriteSummary"
+        >> beam.io.WriteToText(
+            os.path.join(output, "summary"), file_name_suffix=".json", shard_name_template=""
+        )
+    )
     return results
 
 
@@ -138,7 +163,7 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     return result
 
 
-def main(argv: Optional[List[str]] = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     logging.getLogger().setLevel(logging.WARNING)
     run(argv)
 

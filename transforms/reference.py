@@ -10,32 +10,59 @@ one with the same fingerprint is a duplicate, with another fingerprint a
 ``conflicting_duplicate`` rejection. (The Beam pipeline orders by (source, line_number); the
 Flink job by arrival, which is file order within one file.)
 """
+
 import glob
 import os
-from typing import Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple, Optional, Union, cast
 
 from transforms.payments import (
-    DUPLICATE, NEW, BalanceRow, LedgerRow, Payment, RawLine, RejectedRow, Rejection, SourceLine,
-    balances, classify_duplicate, fingerprint, ledger_row, parse_line, rejected_row)
+    DUPLICATE,
+    NEW,
+    BalanceRow,
+    LedgerRow,
+    Payment,
+    RawLine,
+    RejectedRow,
+    Rejection,
+    SourceLine,
+    balances,
+    classify_duplicate,
+    fingerprint,
+    ledger_row,
+    parse_line,
+    rejected_row,
+)
 
 
 class Outcome(NamedTuple):
     """Result of the business step. ``lines == len(ledger) + duplicates + len(rejected)``."""
-    ledger: List[LedgerRow]
-    balances: List[BalanceRow]
-    rejected: List[RejectedRow]
+
+    ledger: list[LedgerRow]
+    balances: list[BalanceRow]
+    rejected: list[RejectedRow]
     duplicates: int
     lines: int
 
-    def normalised(self) -> Tuple[list, list, list, int]:
+    def normalised(
+        self,
+    ) -> tuple[list[LedgerRow], list[BalanceRow], list[RejectedRow], int]:
         """Order-independent form for comparisons: sorted rows and the duplicate count."""
-        key = lambda row: tuple("" if v is None else v for v in row)  # noqa: E731
-        return (sorted(self.ledger), sorted(self.balances),
-                sorted(self.rejected, key=key), self.duplicates)
+
+        def key(row: RejectedRow) -> tuple[object, ...]:
+            return tuple("" if v is None else v for v in row)
+
+        return (
+            sorted(self.ledger),
+            sorted(self.balances),
+            sorted(self.rejected, key=key),
+            self.duplicates,
+        )
 
 
-def read_lines(path: Union[str, os.PathLike], source: Optional[str] = None
-               ) -> Iterator[SourceLine]:
+def read_lines(
+    path: Union[str, "os.PathLike[str]"], source: Optional[str] = None
+) -> Iterator[SourceLine]:
     """The lines of a JSON-lines file as bytes, numbered from 1.
 
     Lines end at ``\\n`` only (a ``\\r`` before it is dropped by the parser); a final line
@@ -48,15 +75,16 @@ def read_lines(path: Union[str, os.PathLike], source: Optional[str] = None
             yield SourceLine(name, number, line)
 
 
-def input_files(input_path: str, pattern: str = "*.jsonl") -> List[str]:
+def input_files(input_path: str, pattern: str = "*.jsonl") -> list[str]:
     """A file, or the files matching ``pattern`` in a directory, sorted."""
     if os.path.isdir(input_path):
         return sorted(glob.glob(os.path.join(input_path, pattern)))
     return [input_path]
 
 
-def _numbered(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str]
-              ) -> Iterator[SourceLine]:
+def _numbered(
+    lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str]
+) -> Iterator[SourceLine]:
     for number, item in enumerate(lines, start=1):
         if isinstance(item, SourceLine):
             yield item
@@ -67,12 +95,14 @@ def _numbered(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str]
 LEDGER = "ledger"
 
 
-def iter_outcomes(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str] = None,
-                  currencies: Optional[Mapping[str, int]] = None
-                  ) -> Iterator[Tuple[str, Union[LedgerRow, Payment, RejectedRow]]]:
+def iter_outcomes(
+    lines: Iterable[Union[RawLine, SourceLine]],
+    source: Optional[str] = None,
+    currencies: Optional[Mapping[str, int]] = None,
+) -> Iterator[tuple[str, Union[LedgerRow, Payment, RejectedRow]]]:
     """One ``(outcome, row)`` per input line, in input order: ``("ledger", LedgerRow)``,
     ``("duplicate", Payment)`` or ``(reason_code, RejectedRow)``."""
-    seen: Dict[str, str] = {}
+    seen: dict[str, str] = {}
     for item in _numbered(lines, source):
         result = parse_line(item.line, currencies, item.source, item.line_number)
         if isinstance(result, Rejection):
@@ -85,41 +115,56 @@ def iter_outcomes(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[
         elif verdict == DUPLICATE:
             yield DUPLICATE, result
         else:
-            yield verdict.reason, rejected_row(verdict)
+            conflict = cast(Rejection, verdict)
+            yield conflict.reason, rejected_row(conflict)
 
 
-def line_outcomes(lines: Iterable[Union[RawLine, SourceLine]],
-                  currencies: Optional[Mapping[str, int]] = None) -> List[str]:
+def line_outcomes(
+    lines: Iterable[Union[RawLine, SourceLine]], currencies: Optional[Mapping[str, int]] = None
+) -> list[str]:
     """Where each line ends: ``"ledger"``, ``"duplicate"`` or its reason code."""
     return [outcome for outcome, _ in iter_outcomes(lines, currencies=currencies)]
 
 
-def process_lines(lines: Iterable[Union[RawLine, SourceLine]], source: Optional[str] = None,
-                  currencies: Optional[Mapping[str, int]] = None) -> Outcome:
+def process_lines(
+    lines: Iterable[Union[RawLine, SourceLine]],
+    source: Optional[str] = None,
+    currencies: Optional[Mapping[str, int]] = None,
+) -> Outcome:
     """Run the business step over raw lines (bytes/str, numbered from 1 under ``source``)
     or `SourceLine`s (kept as given), in input order."""
-    ledger: List[LedgerRow] = []
-    rejected: List[RejectedRow] = []
+    ledger: list[LedgerRow] = []
+    rejected: list[RejectedRow] = []
     duplicates = 0
     count = 0
     for outcome, row in iter_outcomes(lines, source, currencies):
         count += 1
         if outcome == LEDGER:
-            ledger.append(row)
+            ledger.append(cast(LedgerRow, row))
         elif outcome == DUPLICATE:
             duplicates += 1
         else:
-            rejected.append(row)
+            rejected.append(cast(RejectedRow, row))
     return Outcome(ledger, balances(ledger), rejected, duplicates, count)
 
 
-def process_files(paths: Iterable[str], currencies: Optional[Mapping[str, int]] = None
-                  ) -> Outcome:
+def process_files(paths: Iterable[str], currencies: Optional[Mapping[str, int]] = None) -> Outcome:
     """`process_lines` over files in the given order (see `read_lines`)."""
+
     def lines() -> Iterator[SourceLine]:
         for path in paths:
             yield from read_lines(path)
+
     return process_lines(lines(), currencies=currencies)
 
 
-__all__ = ["Outcome", "process_lines", "line_outcomes", "iter_outcomes", "process_files", "read_lines", "input_files", "Payment"]
+__all__ = [
+    "Outcome",
+    "process_lines",
+    "line_outcomes",
+    "iter_outcomes",
+    "process_files",
+    "read_lines",
+    "input_files",
+    "Payment",
+]

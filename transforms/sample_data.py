@@ -12,11 +12,13 @@ the same arguments always give the same bytes. Shares are fractions of ``events`
 The total number of lines is ``events`` + the extra duplicate/conflict/bad lines (`Sample`
 tells how many of each were generated). Pure Python, no Beam or Flink.
 """
+
 import argparse
 import json
 import random
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import List, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple, Optional
 
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.payments import format_minor_units
@@ -24,7 +26,7 @@ from transforms.payments import format_minor_units
 #: Bad lines used by the generator (one per family; `tests/corpus` holds the full corpus).
 BAD_LINES: Sequence[bytes] = (
     b'{"event_id": "bad-1", "account_id": "acc-1"',
-    b'not json at all',
+    b"not json at all",
     b'{"event_id": "bad-2", "account_id": "acc-1", "type": "charge", "amount": "1.00", '
     b'"currency": "USD"}',
     b'{"event_id": "bad-3", "account_id": "acc-1", "type": "transfer", "amount": "1.00", '
@@ -42,29 +44,36 @@ BAD_LINES: Sequence[bytes] = (
     b'{"event_id": 9, "account_id": "acc-1", "type": "charge", "amount": "1.00", '
     b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}',
     b'\xff\xfe{"event_id": "bad-10"}',
-    b'',
+    b"",
 )
 
 _OFFSETS = ("Z", "+00:00", "+02:00", "-05:00", "+05:30")
 
 
 class Sample(NamedTuple):
-    lines: List[bytes]
+    lines: list[bytes]
     events: int
     duplicates: int
     conflicts: int
     bad: int
 
 
-def _payment(rng: random.Random, event_id: str, accounts: int, codes: Sequence[str],
-             currencies: Mapping[str, int], base: datetime) -> dict:
+def _payment(
+    rng: random.Random,
+    event_id: str,
+    accounts: int,
+    codes: Sequence[str],
+    currencies: Mapping[str, int],
+    base: datetime,
+) -> dict[str, Any]:
     currency = rng.choice(codes)
     units = currencies[currency]
     minor = rng.randint(1, 10 ** (units + 4))
     amount = format_minor_units(minor, units)
     offset = rng.choice(_OFFSETS)
-    when = base + timedelta(seconds=rng.randint(0, 86400 * 30),
-                            microseconds=rng.choice((0, rng.randint(0, 999999))))
+    when = base + timedelta(
+        seconds=rng.randint(0, 86400 * 30), microseconds=rng.choice((0, rng.randint(0, 999999)))
+    )
     if offset == "Z":
         stamp = when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"
     else:
@@ -83,7 +92,7 @@ def _payment(rng: random.Random, event_id: str, accounts: int, codes: Sequence[s
     }
 
 
-def _line(obj: dict) -> bytes:
+def _line(obj: dict[str, Any]) -> bytes:
     """JSON text of a payment; ``_number`` amounts are written as JSON numbers, verbatim."""
     clean = {k: v for k, v in obj.items() if not k.startswith("_")}
     text = json.dumps(clean, ensure_ascii=False)
@@ -93,17 +102,23 @@ def _line(obj: dict) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
-def generate(events: int, seed: int = 0, duplicate_share: float = 0.05,
-             conflict_share: float = 0.01, bad_share: float = 0.02, accounts: int = 50,
-             currencies: Optional[Mapping[str, int]] = None, id_prefix: str = "evt"
-             ) -> Sample:
+def generate(
+    events: int,
+    seed: int = 0,
+    duplicate_share: float = 0.05,
+    conflict_share: float = 0.01,
+    bad_share: float = 0.02,
+    accounts: int = 50,
+    currencies: Optional[Mapping[str, int]] = None,
+    id_prefix: str = "evt",
+) -> Sample:
     """Generate a `Sample`; see the module docstring."""
     rng = random.Random(seed)
     table = dict(currencies if currencies is not None else DEFAULT_CURRENCIES)
     codes = sorted(table)
     base = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    lines: List[bytes] = []
-    originals: List[dict] = []
+    lines: list[bytes] = []
+    originals: list[dict[str, Any]] = []
     n_dup = round(events * duplicate_share)
     n_conf = round(events * conflict_share)
     n_bad = round(events * bad_share)
@@ -113,7 +128,7 @@ def generate(events: int, seed: int = 0, duplicate_share: float = 0.05,
     rng.shuffle(plan)
     # an extra before any event would have nothing to duplicate: move events first
     first_event = plan.index("event") if events else len(plan)
-    plan = ["event"] + plan[:first_event] + plan[first_event + 1:] if events else plan
+    plan = ["event"] + plan[:first_event] + plan[first_event + 1 :] if events else plan
     number = 0
     for kind in plan:
         if kind == "event" or (kind in ("dup", "conf") and not originals):
@@ -126,20 +141,21 @@ def generate(events: int, seed: int = 0, duplicate_share: float = 0.05,
         elif kind == "conf":
             original = dict(rng.choice(originals))
             units = table[original["currency"]]
-            original["amount"] = format_minor_units(rng.randint(10 ** (units + 4) + 1,
-                                                                10 ** (units + 5)), units)
+            original["amount"] = format_minor_units(
+                rng.randint(10 ** (units + 4) + 1, 10 ** (units + 5)), units
+            )
             lines.append(_line(original))
         else:
             lines.append(rng.choice(BAD_LINES) + b"\n")
     return Sample(lines, number, n_dup, n_conf, n_bad)
 
 
-def generate_lines(events: int, seed: int = 0, **kwargs) -> List[bytes]:
+def generate_lines(events: int, seed: int = 0, **kwargs: Any) -> list[bytes]:
     """Just the lines of `generate` (bytes, each ending in ``\\n``)."""
     return generate(events, seed, **kwargs).lines
 
 
-def write_jsonl(path: str, events: int, seed: int = 0, **kwargs) -> Sample:
+def write_jsonl(path: str, events: int, seed: int = 0, **kwargs: Any) -> Sample:
     """Write a generated sample to ``path`` and return it."""
     sample = generate(events, seed, **kwargs)
     with open(path, "wb") as f:
@@ -158,13 +174,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--id-prefix", default="evt")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
-    sample = write_jsonl(args.output, args.events, args.seed,
-                         duplicate_share=args.duplicate_share, conflict_share=args.conflict_share,
-                         bad_share=args.bad_share, accounts=args.accounts,
-                         id_prefix=args.id_prefix)
-    print(f"wrote {len(sample.lines)} lines to {args.output}: {sample.events} events, "
-          f"{sample.duplicates} exact duplicates, {sample.conflicts} conflicting, "
-          f"{sample.bad} bad")
+    sample = write_jsonl(
+        args.output,
+        args.events,
+        args.seed,
+        duplicate_share=args.duplicate_share,
+        conflict_share=args.conflict_share,
+        bad_share=args.bad_share,
+        accounts=args.accounts,
+        id_prefix=args.id_prefix,
+    )
+    print(
+        f"wrote {len(sample.lines)} lines to {args.output}: {sample.events} events, "
+        f"{sample.duplicates} exact duplicates, {sample.conflicts} conflicting, "
+        f"{sample.bad} bad"
+    )
 
 
 if __name__ == "__main__":

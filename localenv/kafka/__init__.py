@@ -14,6 +14,7 @@ and removes the directory, also when the test that started it failed.
 `stop_broker()`/`start_broker()` take the broker down and up again on the same port and data, to
 test what a job does through a broker outage.
 """
+
 import base64
 import os
 import shutil
@@ -24,7 +25,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import BinaryIO, Optional
 
 from localenv.paths import sub_dir
 
@@ -38,9 +39,10 @@ class KafkaSetupError(RuntimeError):
     """The local broker could not be resolved or started; the message says why."""
 
 
-def broker_classpath() -> List[Path]:
+def broker_classpath() -> list[Path]:
     """Kafka's broker jars in var/kafka/lib, resolved by Maven on first use."""
     from localenv.maven import MavenError, copy_dependencies
+
     try:
         return copy_dependencies(POM, sub_dir("kafka") / "lib", "the Kafka broker")
     except MavenError as error:
@@ -53,8 +55,10 @@ def java_executable() -> str:
         return str(Path(java_home, "bin", "java"))
     found = shutil.which("java")
     if not found:
-        raise KafkaSetupError("Java not found: the Kafka broker runs on a Java 17 runtime. "
-                              "Install one (Debian: `apt-get install openjdk-17-jdk-headless`).")
+        raise KafkaSetupError(
+            "Java not found: the Kafka broker runs on a Java 17 runtime. "
+            "Install one (Debian: `apt-get install openjdk-17-jdk-headless`)."
+        )
     return found
 
 
@@ -72,7 +76,14 @@ class LocalKafka:
         self.controller_port: Optional[int] = None
         self._base: Optional[Path] = None
         self._process: Optional[subprocess.Popen] = None
-        self._log = None
+        self._log: Optional[BinaryIO] = None
+
+    @property
+    def base(self) -> Path:
+        """The server's directory (data, logs); only while it runs."""
+        if self._base is None:
+            raise RuntimeError("not started")
+        return self._base
 
     @property
     def bootstrap_servers(self) -> str:
@@ -89,8 +100,16 @@ class LocalKafka:
             self._write_config()
             # KRaft needs its storage formatted with a cluster id before the first start.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            self._java(classpath, "kafka.tools.StorageTool", "format", "--cluster-id",
-                       cluster_id, "--config", str(self.config_file), "--ignore-formatted")
+            self._java(
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "--cluster-id",
+                cluster_id,
+                "--config",
+                str(self.config_file),
+                "--ignore-formatted",
+            )
             self.start_broker()
         except BaseException:
             self.stop()
@@ -99,11 +118,11 @@ class LocalKafka:
 
     @property
     def config_file(self) -> Path:
-        return self._base / "server.properties"
+        return self.base / "server.properties"
 
     @property
     def log_file(self) -> Path:
-        return self._base / "broker.log"
+        return self.base / "broker.log"
 
     def _write_config(self) -> None:
         settings = {
@@ -115,7 +134,7 @@ class LocalKafka:
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "log.dirs": str(self._base / "data"),
+            "log.dirs": str(self.base / "data"),
             # One node: every internal topic with one replica, and no waiting for more.
             "offsets.topic.replication.factor": 1,
             "offsets.topic.num.partitions": 2,
@@ -125,7 +144,7 @@ class LocalKafka:
             "share.coordinator.state.topic.min.isr": 1,
             "group.initial.rebalance.delay.ms": 0,
             "num.partitions": 1,
-            "auto.create.topics.enable": "false",   # a typo in a topic name fails loudly
+            "auto.create.topics.enable": "false",  # a typo in a topic name fails loudly
             # A small machine: few threads, small segments.
             "num.network.threads": 2,
             "num.io.threads": 2,
@@ -137,22 +156,38 @@ class LocalKafka:
         }
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
 
-    def _jvm(self, classpath: List[Path], main_class: str, *args: str) -> List[str]:
-        tmp = self._base / "tmp"
+    def _jvm(self, classpath: list[Path], main_class: str, *args: str) -> list[str]:
+        tmp = self.base / "tmp"
         tmp.mkdir(exist_ok=True)
-        return [java_executable(), f"-Xmx{self.heap}", f"-Xms{min_heap(self.heap)}",
-                "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xss512k",
-                f"-Djava.io.tmpdir={tmp}",
-                "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
-                "-Dorg.slf4j.simpleLogger.showDateTime=true",
-                "-cp", os.pathsep.join(str(p) for p in classpath), main_class, *args]
+        return [
+            java_executable(),
+            f"-Xmx{self.heap}",
+            f"-Xms{min_heap(self.heap)}",
+            "-XX:+UseSerialGC",
+            "-XX:TieredStopAtLevel=1",
+            "-Xss512k",
+            f"-Djava.io.tmpdir={tmp}",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=info",
+            "-Dorg.slf4j.simpleLogger.showDateTime=true",
+            "-cp",
+            os.pathsep.join(str(p) for p in classpath),
+            main_class,
+            *args,
+        ]
 
-    def _java(self, classpath: List[Path], main_class: str, *args: str) -> None:
-        result = subprocess.run(self._jvm(classpath, main_class, *args), capture_output=True,
-                                text=True, timeout=120, cwd=self._base)
+    def _java(self, classpath: list[Path], main_class: str, *args: str) -> None:
+        result = subprocess.run(
+            self._jvm(classpath, main_class, *args),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self._base,
+        )
         if result.returncode != 0:
-            raise KafkaSetupError(f"{main_class} {args[0]} failed ({result.returncode}):\n"
-                                  f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+            raise KafkaSetupError(
+                f"{main_class} {args[0]} failed ({result.returncode}):\n"
+                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
 
     def start_broker(self) -> None:
         """Start the broker JVM (on the same port and data after `stop_broker`) and wait until
@@ -161,26 +196,32 @@ class LocalKafka:
             return
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         self._log = open(self.log_file, "ab")
-        self._process = subprocess.Popen(
+        process = self._process = subprocess.Popen(
             self._jvm(broker_classpath(), "kafka.Kafka", str(self.config_file)),
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=self._base,
-            start_new_session=True)  # Ctrl-C in a terminal reaches the owner, which stops it
-        self._wait_until_ready(offset)
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=self._base,
+            start_new_session=True,
+        )  # Ctrl-C in a terminal reaches the owner, which stops it
+        self._wait_until_ready(process, offset)
 
-    def _wait_until_ready(self, log_offset: int) -> None:
+    def _wait_until_ready(self, process: subprocess.Popen, log_offset: int) -> None:
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise KafkaSetupError(f"the Kafka broker exited ({self._process.returncode}) "
-                                      f"during start-up:\n{self.log_tail()}")
+            if process.poll() is not None:
+                raise KafkaSetupError(
+                    f"the Kafka broker exited ({process.returncode}) "
+                    f"during start-up:\n{self.log_tail()}"
+                )
             with open(self.log_file, "rb") as log:
                 log.seek(log_offset)
                 started = READY_LINE.encode() in log.read()
             if started and self._answers():
                 return
             time.sleep(0.25)
-        raise KafkaSetupError(f"the Kafka broker did not start within {self.start_timeout:.0f} s:"
-                              f"\n{self.log_tail()}")
+        raise KafkaSetupError(
+            f"the Kafka broker did not start within {self.start_timeout:.0f} s:\n{self.log_tail()}"
+        )
 
     def _answers(self) -> bool:
         """The broker answers a metadata request on its client port."""
@@ -189,15 +230,18 @@ class LocalKafka:
         except ImportError:  # the kafka extra is missing: the log line has to do
             return True
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                     request_timeout_ms=5000, bootstrap_timeout_ms=5000,
-                                     client_id="tpc-localenv")
-        except Exception:  # noqa: BLE001 - not yet
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers,
+                request_timeout_ms=5000,
+                bootstrap_timeout_ms=5000,
+                client_id="tpc-localenv",
+            )
+        except Exception:  # not yet
             return False
         try:
             admin.list_topics()
             return True
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         finally:
             admin.close()
@@ -206,7 +250,7 @@ class LocalKafka:
         return self._process is not None and self._process.poll() is None
 
     def broker_pid(self) -> Optional[int]:
-        return self._process.pid if self.running() else None
+        return self._process.pid if self._process is not None and self.running() else None
 
     def stop_broker(self, kill: bool = False, timeout: float = 30.0) -> None:
         """Stop the broker JVM (SIGTERM: a controlled shutdown; `kill`: SIGKILL, a crash) and
@@ -241,6 +285,7 @@ class LocalKafka:
     # -- topics ----------------------------------------------------------------------------
     def create_topic(self, name: str, partitions: int = 1) -> None:
         from jobs.produce import create_topic
+
         create_topic(self.bootstrap_servers, name, partitions)
 
     def log_tail(self, lines: int = 30) -> str:
@@ -258,10 +303,13 @@ def min_heap(heap: str) -> str:
 
 def main(argv=None) -> int:
     import argparse
-    parser = argparse.ArgumentParser(prog="python -m localenv.kafka",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["resolve"],
-                        help="resolve: copy the broker's jars into var/kafka/lib")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m localenv.kafka", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "command", choices=["resolve"], help="resolve: copy the broker's jars into var/kafka/lib"
+    )
     parser.parse_args(argv)
     jars = broker_classpath()
     print(f"Kafka broker: {len(jars)} jars in {jars[0].parent}")

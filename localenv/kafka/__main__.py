@@ -1,4 +1,5 @@
 import sys
+
 from localenv.kafka import main
 
 sys.exit(main())

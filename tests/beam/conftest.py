@@ -1,13 +1,8 @@
 """Beam tier: pipelines on the DirectRunner (no JVM, no downloads)."""
+
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
 
 PYFLINK_WORKER = "pyflink.fn_execution.beam.beam_operations"
 
@@ -21,8 +16,11 @@ def require_clean_beam_worker():
     mini-cluster tests, or in another pytest process.
     """
     if PYFLINK_WORKER in sys.modules:
-        pytest.fail("a PyFlink job ran earlier in this process and replaced Beam's ParDo "
-                    "factory; run tests/beam in a separate pytest process", pytrace=False)
+        pytest.fail(
+            "a PyFlink job ran earlier in this process and replaced Beam's ParDo "
+            "factory; run tests/beam in a separate pytest process",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -34,8 +32,10 @@ def direct_test_pipeline():
     """A TestPipeline forced onto the DirectRunner (Prism/Flink runners need downloads)."""
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.testing.test_pipeline import TestPipeline
-    return TestPipeline(runner="DirectRunner",
-                        options=PipelineOptions(["--runner=DirectRunner"]), blocking=True)
+
+    return TestPipeline(
+        runner="DirectRunner", options=PipelineOptions(["--runner=DirectRunner"]), blocking=True
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The file-to-file Beam pipeline (`python -m transforms.pipeline`) on the DirectRunner."""
+
 import json
 import subprocess
 import sys
@@ -25,20 +26,39 @@ def test_pipeline_matches_the_reference_on_corpus_and_generated_files(tmp_path):
     assert got.normalised() == want.normalised()
     assert got.lines == want.lines == len(got.ledger) + got.duplicates + len(got.rejected)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary == {"duplicates": want.duplicates, "ledger": len(want.ledger),
-                       "lines": want.lines, "rejected": len(want.rejected)}
+    assert summary == {
+        "duplicates": want.duplicates,
+        "ledger": len(want.ledger),
+        "lines": want.lines,
+        "rejected": len(want.rejected),
+    }
 
 
 def test_command_line_with_currency_file(tmp_path):
     (tmp_path / "in.jsonl").write_bytes(
         b'{"event_id": "1", "account_id": "a", "type": "charge", "amount": "5", '
-        b'"currency": "ISK", "occurred_at": "2024-01-01T00:00:00Z"}\n\n')
+        b'"currency": "ISK", "occurred_at": "2024-01-01T00:00:00Z"}\n\n'
+    )
     (tmp_path / "cur.json").write_text('{"ISK": 0}')
-    subprocess.run([sys.executable, "-m", "transforms.pipeline", "--input",
-                    str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"),
-                    "--currencies", str(tmp_path / "cur.json"), "--runner=DirectRunner"],
-                   check=True, cwd=bp.__file__.rsplit("/", 2)[0], capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transforms.pipeline",
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--output",
+            str(tmp_path / "out"),
+            "--currencies",
+            str(tmp_path / "cur.json"),
+            "--runner=DirectRunner",
+        ],
+        check=True,
+        cwd=bp.__file__.rsplit("/", 2)[0],
+        capture_output=True,
+    )
     out = load_outputs(str(tmp_path / "out"))
     assert [(r.account_id, r.amount_minor) for r in out.ledger] == [("a", 5)]
     assert [(r.reason, r.source, r.line_number) for r in out.rejected] == [
-        ("empty_line", "in.jsonl", 2)]
+        ("empty_line", "in.jsonl", 2)
+    ]

@@ -1,5 +1,6 @@
 """The benchmark command runs end to end on a tiny input and writes a well-formed result.
 It asserts nothing about speed: speed is measured by `python -m bench.suite`, never in tests."""
+
 import json
 import subprocess
 import sys
@@ -15,16 +16,37 @@ pytestmark = pytest.mark.minicluster
 def test_throughput_section_on_a_tiny_input_writes_json_and_markdown(tmp_path):
     out = tmp_path / "results"
     result = subprocess.run(
-        [sys.executable, "-m", "bench.suite", "--only", "throughput", "--lines", "2000",
-         "--rounds", "1", "--out", str(out)],
-        cwd=PROJECT_ROOT, env=child_process_environment(), capture_output=True, text=True,
-        timeout=900, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "bench.suite",
+            "--only",
+            "throughput",
+            "--lines",
+            "2000",
+            "--rounds",
+            "1",
+            "--out",
+            str(out),
+        ],
+        cwd=PROJECT_ROOT,
+        env=child_process_environment(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        start_new_session=True,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     report = json.loads((out / "results.json").read_text())
     assert report["machine"]["cores"] >= 1 and report["rounds"] == 1
     runs = report["throughput"]["results"]
-    assert {"script (single process)", "job p2 process", "job p2 thread",
-            "job p2 process, at-least-once sinks", "job p2 process, discarding sinks"} <= set(runs)
+    assert {
+        "script (single process)",
+        "job p2 process",
+        "job p2 thread",
+        "job p2 process, at-least-once sinks",
+        "job p2 process, discarding sinks",
+    } <= set(runs)
     for name, run in runs.items():
         assert len(run["runs"]) == 1 and run["median"] > 0, name
     table = (out / "README.md").read_text()

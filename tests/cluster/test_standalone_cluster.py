@@ -5,6 +5,7 @@ with `python -m jobs.cluster`, on free ports if 8081/6123 are taken), named afte
 that it never touches a developer's own cluster. The fixture always stops it; the last test stops
 it itself and checks that nothing of it is left: no JVM, no Python worker, no bound port.
 """
+
 import json
 import os
 import shutil
@@ -32,9 +33,14 @@ def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedP
     if env is None:  # the daemons never get the password: they log their workers' environment
         env = child_process_environment()
         env.pop(PASSWORD_ENV, None)
-    result = subprocess.run([sys.executable, "-m", "jobs.cluster", "--name", name, *args],
-                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                            timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "jobs.cluster", "--name", name, *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     sys.stdout.write(result.stdout[-6000:])
     sys.stderr.write(result.stderr[-6000:])
     return result
@@ -49,8 +55,9 @@ def cluster(request):
     handle = Cluster(name, rest_port, rpc_port)
     started = time.monotonic()
     try:
-        result = cluster_command(name, "--rest-port", str(rest_port), "--rpc-port",
-                                 str(rpc_port), "start")
+        result = cluster_command(
+            name, "--rest-port", str(rest_port), "--rpc-port", str(rpc_port), "start"
+        )
         assert result.returncode == 0, "cluster did not start"
         assert f"Web UI: http://127.0.0.1:{rest_port}" in result.stdout
         print(f"cluster up in {time.monotonic() - started:.1f} s")
@@ -63,10 +70,23 @@ def cluster(request):
 
 def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
     env = child_process_environment({PASSWORD_ENV: db.password})  # only this client needs it
-    result = cluster_command(cluster.name, "submit", "--module", "jobs.sink_check", "--",
-                             "--db-url", db.jdbc_url, "--db-user", db.user,
-                             "--password-env", PASSWORD_ENV, "--count", str(COUNT),
-                             *job_args, env=env)
+    result = cluster_command(
+        cluster.name,
+        "submit",
+        "--module",
+        "jobs.sink_check",
+        "--",
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        PASSWORD_ENV,
+        "--count",
+        str(COUNT),
+        *job_args,
+        env=env,
+    )
     assert db.password not in result.stdout + result.stderr
     return result
 
@@ -92,17 +112,31 @@ def test_staged_job_through_flink_run(cluster, database):
     job = cluster.rest(f"/jobs/{job_id(result.stdout)}")
     assert job["state"] == "FINISHED"
     # parallelism 2, spread over both TaskManagers (taskmanager.load-balance.mode: slots)
-    hosts = {subtask["taskmanager-id"]
-             for vertex in job["vertices"]
-             for subtask in cluster.rest(f"/jobs/{job['jid']}/vertices/{vertex['id']}")["subtasks"]}
+    hosts = {
+        subtask["taskmanager-id"]
+        for vertex in job["vertices"]
+        for subtask in cluster.rest(f"/jobs/{job['jid']}/vertices/{vertex['id']}")["subtasks"]
+    }
     assert len(hosts) == 2
 
 
 def test_prepared_job_survives_a_python_worker_failure(cluster, database, tmp_path):
     create_sequence_table(database)
     marker = tmp_path / "failed-once"  # written by a Python worker of a TaskManager
-    result = submit(cluster, database, "--mode", "prepared", "--fail-once-marker", str(marker),
-                    "--fail-after-seconds", "1", "--throttle-every", "5", "--throttle-ms", "5")
+    result = submit(
+        cluster,
+        database,
+        "--mode",
+        "prepared",
+        "--fail-once-marker",
+        str(marker),
+        "--fail-after-seconds",
+        "1",
+        "--throttle-every",
+        "5",
+        "--throttle-ms",
+        "5",
+    )
     assert result.returncode == 0
     assert marker.exists(), "the injected failure never happened"
     exceptions = json.dumps(cluster.rest(f"/jobs/{job_id(result.stdout)}/exceptions"))
@@ -114,15 +148,35 @@ def test_prepared_job_survives_a_python_worker_failure(cluster, database, tmp_pa
 
 def test_payments_job_through_flink_run(cluster, database, tmp_path):
     """The payments job, unchanged, on the cluster: the same tables as the pure transforms."""
-    from tests.jobs.support import (database_outcome, expected_in_database_shape,
-                                    expected_outcome, write_inputs)
+    from tests.jobs.support import (
+        database_outcome,
+        expected_in_database_shape,
+        expected_outcome,
+        write_inputs,
+    )
+
     input_dir = write_inputs(tmp_path / "input", events=5_000)
     env = child_process_environment({PASSWORD_ENV: database.password})
-    result = cluster_command(cluster.name, "submit", "--module", "jobs.payments", "--",
-                             "--input", str(input_dir), "--db-url", database.jdbc_url,
-                             "--db-user", database.user, "--password-env", PASSWORD_ENV,
-                             "--checkpoint-interval", "1 s",
-                             "--checkpoint-dir", str(tmp_path / "checkpoints"), env=env)
+    result = cluster_command(
+        cluster.name,
+        "submit",
+        "--module",
+        "jobs.payments",
+        "--",
+        "--input",
+        str(input_dir),
+        "--db-url",
+        database.jdbc_url,
+        "--db-user",
+        database.user,
+        "--password-env",
+        PASSWORD_ENV,
+        "--checkpoint-interval",
+        "1 s",
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
+        env=env,
+    )
     assert result.returncode == 0
     assert database.password not in result.stdout + result.stderr
     assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"

@@ -2,6 +2,7 @@
 payments job (version A) stopped with `stop-job --savepoint-dir`, version B (a currency added)
 submitted with `--from-savepoint` while files keep arriving; then the stale savepoint refused.
 See tests/jobs/test_upgrades.py for the same flow on the mini cluster."""
+
 import json
 import re
 import threading
@@ -9,34 +10,61 @@ import time
 
 import pytest
 
-from tests.cluster.test_standalone_cluster import (PASSWORD_ENV, cluster,  # noqa: F401 fixture
-                                                   cluster_command, job_id)
+from localenv.flink import child_process_environment
+from tests.cluster.test_standalone_cluster import (
+    PASSWORD_ENV,
+    cluster,  # noqa: F401 (a fixture)
+    cluster_command,
+    job_id,
+)
 from tests.jobs.support import database_outcome
 from tests.jobs.test_payments_faults import committed_lines
-from tests.jobs.test_upgrades import (dead_letters, expectation, repeated_valid_lines,
-                                      write_lines, zzz_lines)
+from tests.jobs.test_upgrades import (
+    dead_letters,
+    expectation,
+    repeated_valid_lines,
+    write_lines,
+    zzz_lines,
+)
 from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
-from localenv.flink import child_process_environment
 
 pytestmark = pytest.mark.cluster
 
 
-def submit_payments(cluster, db, tmp_path, input_dir, *extra, detached=True):
+def submit_payments(flink, db, tmp_path, input_dir, *extra, detached=True):
     env = child_process_environment({PASSWORD_ENV: db.password})
     result = cluster_command(
-        cluster.name, "submit", *(["--detached"] if detached else []), "--module",
-        "jobs.payments", "--", "--input", str(input_dir), "--db-url", db.jdbc_url,
-        "--db-user", db.user, "--password-env", PASSWORD_ENV, "--watch", "300 ms",
-        "--checkpoint-interval", "500 ms", "--checkpoint-dir", str(tmp_path / "checkpoints"),
-        *extra, env=env)
+        flink.name,
+        "submit",
+        *(["--detached"] if detached else []),
+        "--module",
+        "jobs.payments",
+        "--",
+        "--input",
+        str(input_dir),
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        PASSWORD_ENV,
+        "--watch",
+        "300 ms",
+        "--checkpoint-interval",
+        "500 ms",
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
+        *extra,
+        env=env,
+    )
     assert db.password not in result.stdout + result.stderr
     return result
 
 
-def stop_job(cluster, jid, savepoints) -> str:
-    result = cluster_command(cluster.name, "stop-job", jid, "--savepoint-dir", str(savepoints))
+def stop_job(flink, jid, savepoints) -> str:
+    result = cluster_command(flink.name, "stop-job", jid, "--savepoint-dir", str(savepoints))
     assert result.returncode == 0, result.stderr[-3000:]
     return re.search(r"stopped with savepoint (\S+)", result.stdout).group(1)
 
@@ -65,6 +93,7 @@ def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):  # noqa
             staged.rename(input_dir / f"2-stream-{n:03d}.jsonl")
             written.append(n)
             time.sleep(1.0)
+
     writer = threading.Thread(target=keep_writing, daemon=True)
     writer.start()
     try:
@@ -73,12 +102,21 @@ def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):  # noqa
         assert cluster.rest(f"/jobs/{version_a}")["state"] == "FINISHED"
         stopped_at = committed_lines(database)
 
-        result = submit_payments(cluster, database, tmp_path, input_dir,
-                                 "--currencies", str(currencies_b), "--from-savepoint", savepoint)
+        result = submit_payments(
+            cluster,
+            database,
+            tmp_path,
+            input_dir,
+            "--currencies",
+            str(currencies_b),
+            "--from-savepoint",
+            savepoint,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         version_b = job_id(result.stdout)
-        write_lines(input_dir / "3-b.jsonl",
-                    zzz_lines("zzz-b", 15) + repeated_valid_lines(first.lines, 30))
+        write_lines(
+            input_dir / "3-b.jsonl", zzz_lines("zzz-b", 15) + repeated_valid_lines(first.lines, 30)
+        )
     finally:
         writer.join(timeout=60)
     expected, moved = expectation(input_dir, input_dir / "1-a-zzz.jsonl", table_b)
@@ -93,8 +131,9 @@ def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):  # noqa
 
     # Version A's savepoint is stale now: B committed later checkpoints. Refused, clearly.
     before = database_outcome(database)
-    result = submit_payments(cluster, database, tmp_path, input_dir,
-                             "--from-savepoint", savepoint, detached=False)
+    result = submit_payments(
+        cluster, database, tmp_path, input_dir, "--from-savepoint", savepoint, detached=False
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr  # flink run passes the client's stderr to stdout
     assert re.search(r"error: sink 'payments-[a-z]+' refuses to restore checkpoint", output)

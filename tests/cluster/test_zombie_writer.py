@@ -6,6 +6,7 @@ Thawed and released, the zombie goes on, and cannot pre-commit: its session is g
 The writer is held by the sink's fault seam in its `zombie` action (it ignores the cancellation
 a thawed TaskManager receives, as a writer stuck in a long call would), on a cluster of its own
 whose daemons carry the seam's settings."""
+
 import os
 import signal
 import time
@@ -16,8 +17,14 @@ from jobs.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.postgres import free_port
 from tests.cluster.test_standalone_cluster import PASSWORD_ENV, cluster_command, job_id
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, missing_ids,
-                                 sink_fault_report, wait_for)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    missing_ids,
+    sink_fault_report,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
@@ -34,18 +41,29 @@ def zombie_cluster(fault_dir):
     name = f"pytest-zombie-{os.getpid()}"
     rest_port = free_port() if not port_free(8082) else 8082
     handle = Cluster(name, rest_port, free_port())
-    env = child_process_environment({"TPC_SINK_FAULT_DIR": str(fault_dir),
-                                     "TPC_SINK_FAULT_PHASE": "write",
-                                     "TPC_SINK_FAULT_ACTION": "zombie",
-                                     "TPC_SINK_FAULT_NTH": "3"})
+    env = child_process_environment(
+        {
+            "TPC_SINK_FAULT_DIR": str(fault_dir),
+            "TPC_SINK_FAULT_PHASE": "write",
+            "TPC_SINK_FAULT_ACTION": "zombie",
+            "TPC_SINK_FAULT_NTH": "3",
+        }
+    )
     env.pop(PASSWORD_ENV, None)
     try:
-        result = cluster_command(name, "--rest-port", str(rest_port), "--rpc-port",
-                                 str(handle.rpc_port), "start", env=env)
+        result = cluster_command(
+            name,
+            "--rest-port",
+            str(rest_port),
+            "--rpc-port",
+            str(handle.rpc_port),
+            "start",
+            env=env,
+        )
         assert result.returncode == 0, "cluster did not start"
         yield handle
     finally:
-        report = sink_fault_report(fault_dir)   # never leave a frozen TaskManager behind
+        report = sink_fault_report(fault_dir)  # never leave a frozen TaskManager behind
         if report:
             try:
                 os.kill(int(report["pid"]), signal.SIGCONT)
@@ -60,37 +78,64 @@ def job_state(cluster, jid) -> str:
 
 
 def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
-        zombie_cluster, database, fault_dir):
+    zombie_cluster, database, fault_dir
+):
     create_sequence_table(database)
     env = child_process_environment({PASSWORD_ENV: database.password})
-    result = cluster_command(zombie_cluster.name, "submit", "--detached", "--module",
-                             "jobs.sink_check", "--", "--db-url", database.jdbc_url,
-                             "--db-user", database.user, "--password-env", PASSWORD_ENV,
-                             "--mode", "prepared", "--count", str(COUNT),
-                             "--throttle-every", "1", "--throttle-ms", "5", "--batch-size", "20",
-                             env=env)
+    result = cluster_command(
+        zombie_cluster.name,
+        "submit",
+        "--detached",
+        "--module",
+        "jobs.sink_check",
+        "--",
+        "--db-url",
+        database.jdbc_url,
+        "--db-user",
+        database.user,
+        "--password-env",
+        PASSWORD_ENV,
+        "--mode",
+        "prepared",
+        "--count",
+        str(COUNT),
+        "--throttle-every",
+        "1",
+        "--throttle-ms",
+        "5",
+        "--batch-size",
+        "20",
+        env=env,
+    )
     assert result.returncode == 0
     jid = job_id(result.stdout)
-    report = wait_for(lambda: sink_fault_report(fault_dir), 180,
-                      "a writer to stop with rows in an open transaction")
+    report = wait_for(
+        lambda: sink_fault_report(fault_dir),
+        180,
+        "a writer to stop with rows in an open transaction",
+    )
     zombie_pid = int(report["pid"])
     os.kill(zombie_pid, signal.SIGSTOP)
     try:
         # The JobManager declares the frozen TaskManager lost (heartbeat timeout, 50 s), and
         # the failed subtask runs again on the other one.
-        wait_for(lambda: job_state(zombie_cluster, jid) in ("FINISHED", "FAILED"), 300,
-                 "the job to fail over and finish")
+        wait_for(
+            lambda: job_state(zombie_cluster, jid) in ("FINISHED", "FAILED"),
+            300,
+            "the job to fail over and finish",
+        )
     finally:
         os.kill(zombie_pid, signal.SIGCONT)
     assert job_state(zombie_cluster, jid) == "FINISHED"
-    (fault_dir / "release").touch()   # the zombie writer goes on with its transaction
+    (fault_dir / "release").touch()  # the zombie writer goes on with its transaction
     time.sleep(5)
 
     with database.connect() as conn:
         zombie_work = conn.execute(
             "SELECT (SELECT count(*) FROM pg_prepared_xacts WHERE gid = %(gid)s), "
             "(SELECT count(*) FROM tpc_commit_log WHERE gid = %(gid)s)",
-            {"gid": report["gid"]}).fetchone()
+            {"gid": report["gid"]},
+        ).fetchone()
     assert zombie_work == (0, 0), "the zombie pre-committed"
     assert id_counts(database) == (COUNT, COUNT)
     assert missing_ids(database, COUNT) == 0

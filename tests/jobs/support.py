@@ -1,12 +1,13 @@
 """Shared pieces of the payments job's tests: inputs, the pure-Python expectation, and what
 the database holds, in the same normalised shapes."""
+
 import os
 from collections import Counter
 from datetime import timezone
 from pathlib import Path
 
+from jobs.inputs import input_files
 from jobs.payments import PaymentsConfig
-from jobs.reconcile import input_files
 from tests.corpus import write_corpus
 from transforms import sample_data
 from transforms.reference import process_files
@@ -16,8 +17,7 @@ def write_inputs(directory: Path, events: int = 20_000, seed: int = 11) -> Path:
     """The bad-input corpus and a generated file with duplicates, conflicts and bad lines."""
     directory.mkdir(parents=True, exist_ok=True)
     write_corpus(directory)
-    sample_data.write_jsonl(str(directory / "generated.jsonl"), events, seed=seed,
-                            id_prefix="gen")
+    sample_data.write_jsonl(str(directory / "generated.jsonl"), events, seed=seed, id_prefix="gen")
     return directory
 
 
@@ -27,12 +27,20 @@ def expected_outcome(input_dir: Path):
 
 def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:
     os.environ["TPC_TEST_DB_PASSWORD"] = db.password
-    settings = dict(input=str(input_dir), db_url=db.jdbc_url, db_user=db.user,
-                    password_env="TPC_TEST_DB_PASSWORD", parallelism=2,
-                    checkpoint_interval="500 ms", checkpoint_dir=str(tmp_path / "checkpoints"),
-                    bundle_size=100,
-                    extra_settings={"restart-strategy.exponential-delay.initial-backoff": "500 ms",
-                                    "python.fn-execution.bundle.time": "100"})
+    settings = dict(
+        input=str(input_dir),
+        db_url=db.jdbc_url,
+        db_user=db.user,
+        password_env="TPC_TEST_DB_PASSWORD",
+        parallelism=2,
+        checkpoint_interval="500 ms",
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        bundle_size=100,
+        extra_settings={
+            "restart-strategy.exponential-delay.initial-backoff": "500 ms",
+            "python.fn-execution.bundle.time": "100",
+        },
+    )
     settings.update(overrides)
     return PaymentsConfig(**settings)
 
@@ -41,16 +49,29 @@ def database_outcome(db):
     """(ledger rows, balances, rejected rows, duplicate count) as sorted tuples."""
     with db.connect() as conn:
         ledger = sorted(
-            (event_id, account, kind, amount, currency,
-             occurred.astimezone(timezone.utc).isoformat(timespec="microseconds"))
+            (
+                event_id,
+                account,
+                kind,
+                amount,
+                currency,
+                occurred.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+            )
             for event_id, account, kind, amount, currency, occurred in conn.execute(
-                "SELECT event_id, account_id, type, amount_minor, currency, occurred_at "
-                "FROM ledger"))
-        balances = sorted((a, c, int(b), n) for a, c, b, n in conn.execute(
-            "SELECT account_id, currency, balance_minor, event_count FROM balances"))
-        rejected = sorted(conn.execute(
-            "SELECT reason, raw, coalesce(source, ''), coalesce(line_number, 0) FROM rejected"
-        ).fetchall())
+                "SELECT event_id, account_id, type, amount_minor, currency, occurred_at FROM ledger"
+            )
+        )
+        balances = sorted(
+            (a, c, int(b), n)
+            for a, c, b, n in conn.execute(
+                "SELECT account_id, currency, balance_minor, event_count FROM balances"
+            )
+        )
+        rejected = sorted(
+            conn.execute(
+                "SELECT reason, raw, coalesce(source, ''), coalesce(line_number, 0) FROM rejected"
+            ).fetchall()
+        )
         duplicates = conn.execute("SELECT count(*) FROM duplicates").fetchone()[0]
     return ledger, balances, rejected, duplicates
 
@@ -58,8 +79,9 @@ def database_outcome(db):
 def expected_in_database_shape(outcome):
     ledger = sorted(tuple(row) for row in outcome.ledger)
     balances = sorted(tuple(row) for row in outcome.balances)
-    rejected = sorted((r.reason, r.raw, r.source or "", r.line_number or 0)
-                      for r in outcome.rejected)
+    rejected = sorted(
+        (r.reason, r.raw, r.source or "", r.line_number or 0) for r in outcome.rejected
+    )
     return ledger, balances, rejected, outcome.duplicates
 
 

@@ -9,16 +9,27 @@ and every rejected line must be recoverable byte for byte from the rejected tabl
 Its control is the property test of the pure rules (tests/transforms): before rejection
 details were made storable, a NUL or lone surrogate in ``type`` reached PostgreSQL (or the
 UTF-8 encoder of the Python worker) and stopped the job."""
-import pytest
+
 import hypothesis
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from jobs.audit import audit
-from jobs.payments import build_pipeline, build_sinks, create_environment, file_source, \
-    prepare_database
+from jobs.payments import (
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    file_source,
+    prepare_database,
+)
 from jobs.reconcile import reconcile
-from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
-                                payments_config, write_inputs)
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    expected_outcome,
+    payments_config,
+    write_inputs,
+)
 from tests.transforms.strategies import hostile_lines
 from transforms.reference import process_files
 
@@ -48,8 +59,13 @@ def drawn_lines(count: int, seed: int) -> list:
     lines = []
 
     @hypothesis.seed(seed)
-    @settings(max_examples=count, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=count,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(hostile_lines)
     def collect(line):
         lines.append(line)
@@ -73,9 +89,13 @@ def test_hostile_strings_in_every_field_are_all_accounted_for(database, tmp_path
     assert database_outcome(database) == expected_in_database_shape(expected)
     with database.connect() as conn:
         books = reconcile(conn, str(input_dir))
-        stored = dict(((source, number), line) for source, number, line in conn.execute(
-            "SELECT source, line_number, coalesce(raw_bytes, convert_to(raw, 'UTF8')) "
-            "FROM rejected"))
+        stored = dict(
+            ((source, number), line)
+            for source, number, line in conn.execute(
+                "SELECT source, line_number, coalesce(raw_bytes, convert_to(raw, 'UTF8')) "
+                "FROM rejected"
+            )
+        )
     assert books.every_line_accounted and books.books_balance, books.report()
     file_lines = (input_dir / "hostile.jsonl").read_bytes().split(b"\n")
     for (source, number), line in stored.items():
@@ -84,7 +104,8 @@ def test_hostile_strings_in_every_field_are_all_accounted_for(database, tmp_path
 
 
 def test_rows_the_database_refuses_are_dead_lettered_and_the_audit_accounts_for_them(
-        database, tmp_path):
+    database, tmp_path
+):
     """Constraints the job's author never saw (added to `ledger` and `rejected`) refuse some
     rows: the job finishes, each refused row is a dead letter exactly once, and the audit and
     the reconciliation account for every line."""
@@ -97,19 +118,24 @@ def test_rows_the_database_refuses_are_dead_lettered_and_the_audit_accounts_for_
     config = payments_config(database, input_dir, tmp_path)
     prepare_database(config)
     with database.connect(autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE ledger ADD CONSTRAINT no_account_x "
-                     f"CHECK (account_id <> '{account}')")
-        conn.execute("ALTER TABLE rejected ADD CONSTRAINT no_invalid_type "
-                     "CHECK (reason <> 'invalid_type')")
+        conn.execute(
+            f"ALTER TABLE ledger ADD CONSTRAINT no_account_x CHECK (account_id <> '{account}')"
+        )
+        conn.execute(
+            "ALTER TABLE rejected ADD CONSTRAINT no_invalid_type CHECK (reason <> 'invalid_type')"
+        )
 
     run_job(config)
 
     with database.connect() as conn:
-        letters = conn.execute("SELECT sink_id, sqlstate, count(*) FROM tpc_dead_letters "
-                               "GROUP BY 1, 2 ORDER BY 1").fetchall()
+        letters = conn.execute(
+            "SELECT sink_id, sqlstate, count(*) FROM tpc_dead_letters GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
         books = reconcile(conn, str(input_dir))
         report = audit(conn, str(input_dir))
-    assert letters == [("payments-ledger", "23514", len(refused_ledger)),
-                       ("payments-rejected", "23514", len(refused_rejected))]
+    assert letters == [
+        ("payments-ledger", "23514", len(refused_ledger)),
+        ("payments-rejected", "23514", len(refused_rejected)),
+    ]
     assert books.every_line_accounted, books.report()
     assert report.clean, report.render(20)

@@ -6,19 +6,35 @@ mid-stream, and a failure of the balances sink right after the third non-empty c
 balance rows became durable (pre-committed, or flushed by the at-least-once sink) and before
 that checkpoint could complete. The restore replays those rows, so the control counts at least
 that many events twice, on every run."""
+
 import time
 
 import pytest
 from pyflink.common import WatermarkStrategy
 
 from jobs.faults import FailOnce
-from jobs.payments import (LINE_TYPE, build_pipeline, build_sinks, create_environment,
-                           file_source, prepare_database)
+from jobs.payments import (
+    LINE_TYPE,
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    file_source,
+    prepare_database,
+)
 from jobs.reconcile import reconcile
-from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
-                                payments_config)
-from tests.sinks.support import (newest_complete_checkpoint, replayed_rows, sink_fault,
-                                 sink_fault_in_this_jvm, wait_for)
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    expected_outcome,
+    payments_config,
+)
+from tests.sinks.support import (
+    newest_complete_checkpoint,
+    replayed_rows,
+    sink_fault,
+    sink_fault_in_this_jvm,
+    wait_for,
+)
 from transforms import sample_data
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
@@ -27,19 +43,30 @@ pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 def throttled_lines(env, config, marker=None):
     """The job's real file source, slowed down (and failing once if `marker` is given) so that
     the run spans many checkpoints."""
-    return (env.from_source(file_source(config.input, config.watch),
-                            WatermarkStrategy.no_watermarks(), "payment-files", type_info=LINE_TYPE)
-            .uid("payment-files")
-            .map(FailOnce(marker, after_seconds=3, after_records=5_000, throttle_every=20,
-                          throttle_ms=3),
-                 output_type=LINE_TYPE).name("fault-injection"))
+    return (
+        env.from_source(
+            file_source(config.input, config.watch),
+            WatermarkStrategy.no_watermarks(),
+            "payment-files",
+            type_info=LINE_TYPE,
+        )
+        .uid("payment-files")
+        .map(
+            FailOnce(
+                marker, after_seconds=3, after_records=5_000, throttle_every=20, throttle_ms=3
+            ),
+            output_type=LINE_TYPE,
+        )
+        .name("fault-injection")
+    )
 
 
 def start(config, marker=None, **sink_modes):
     prepare_database(config)
     env = create_environment(config)
-    build_pipeline(env, throttled_lines(env, config, marker), build_sinks(config, **sink_modes),
-                   config)
+    build_pipeline(
+        env, throttled_lines(env, config, marker), build_sinks(config, **sink_modes), config
+    )
     return env
 
 
@@ -59,8 +86,9 @@ def run_failing_job(config, tmp_path, name, **sink_modes) -> int:
     """Runs the job through both failures; returns how many balance rows the restore replays."""
     marker = tmp_path / "failed-once"
     fault_dir = tmp_path / "sink-fault"
-    balances_fault = sink_fault(fault_dir, "fail", nth=3,
-                                sink_id=f"{config.sink_id_prefix}-balances")
+    balances_fault = sink_fault(
+        fault_dir, "fail", nth=3, sink_id=f"{config.sink_id_prefix}-balances"
+    )
     with sink_fault_in_this_jvm(balances_fault):
         start(config, str(marker), **sink_modes).execute(name)
     assert marker.exists(), "the injected Python failure never fired"
@@ -76,28 +104,36 @@ def test_failures_mid_stream_then_recovery_are_exactly_once(database, generated_
 
 
 def test_control_at_least_once_balances_double_count(
-        database, control_seen, generated_input, tmp_path):
+    database, control_seen, generated_input, tmp_path
+):
     """Same run, balances through the at-least-once sink: the replay after the failure adds
     amounts a second time, so the balances no longer match the (exactly-once) ledger."""
     input_dir, expected = generated_input
-    replayed = run_failing_job(payments_config(database, input_dir, tmp_path), tmp_path,
-                               "payments-control", balances="at_least_once")
+    replayed = run_failing_job(
+        payments_config(database, input_dir, tmp_path),
+        tmp_path,
+        "payments-control",
+        balances="at_least_once",
+    )
     ledger, balances, _, _ = database_outcome(database)
     assert ledger == expected_in_database_shape(expected)[0]
     counted_events = sum(row[3] for row in balances)
     # Each balance row is one account's delta for a checkpoint, counting at least one event:
     # every replayed row counts at least one event twice.
     control_seen(counted_events - len(ledger), replayed, "events counted twice")
-    assert counted_events >= len(ledger) + replayed, \
+    assert counted_events >= len(ledger) + replayed, (
         f"expected at least {replayed} events counted twice; found {counted_events - len(ledger)}"
+    )
     with database.connect() as conn:
         assert not reconcile(conn, str(input_dir)).books_balance
 
 
 def committed_lines(db):
     with db.connect() as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
-                            "duplicates) + (SELECT count(*) FROM rejected)").fetchone()[0]
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
+            "duplicates) + (SELECT count(*) FROM rejected)"
+        ).fetchone()[0]
 
 
 def test_watch_job_cancelled_and_resumed_from_retained_checkpoint(database, tmp_path):
@@ -117,9 +153,14 @@ def test_watch_job_cancelled_and_resumed_from_retained_checkpoint(database, tmp_
     # A new file arrives while the job is down; the resumed job must pick it up too.
     sample_data.write_jsonl(str(input_dir / "day-2.jsonl"), 4_000, seed=22, id_prefix="d2")
     expected = expected_outcome(input_dir)
-    resumed = payments_config(database, input_dir, tmp_path, watch="500 ms",
-                              from_checkpoint=str(checkpoint),
-                              checkpoint_dir=str(tmp_path / "checkpoints-resumed"))
+    resumed = payments_config(
+        database,
+        input_dir,
+        tmp_path,
+        watch="500 ms",
+        from_checkpoint=str(checkpoint),
+        checkpoint_dir=str(tmp_path / "checkpoints-resumed"),
+    )
     client = start(resumed).execute_async("payments-watch-resumed")
     try:
         wait_for(lambda: committed_lines(database) >= expected.lines, 240, "all lines to commit")

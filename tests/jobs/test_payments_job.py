@@ -1,12 +1,23 @@
 """The payments job on the local mini cluster (parallelism 2) against the pure transforms on
 the same input: the bad-input corpus plus 20,000 generated events with duplicates."""
+
 import pytest
 
-from jobs.payments import build_pipeline, build_sinks, create_environment, file_source, \
-    prepare_database
+from jobs.payments import (
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    file_source,
+    prepare_database,
+)
 from jobs.reconcile import reconcile
-from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
-                                payments_config, write_inputs)
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    expected_outcome,
+    payments_config,
+    write_inputs,
+)
 
 pytestmark = [pytest.mark.minicluster]
 
@@ -29,7 +40,9 @@ def test_job_matches_the_pure_transforms_and_accounts_for_every_line(database, i
     run_job(payments_config(database, input_dir, tmp_path))
 
     ledger, balances, rejected, duplicates = database_outcome(database)
-    want_ledger, want_balances, want_rejected, want_duplicates = expected_in_database_shape(expected)
+    want_ledger, want_balances, want_rejected, want_duplicates = expected_in_database_shape(
+        expected
+    )
     assert len(ledger) == len(want_ledger) and ledger == want_ledger
     assert balances == want_balances
     assert len(rejected) == len(want_rejected) and rejected == want_rejected
@@ -43,6 +56,9 @@ def test_job_matches_the_pure_transforms_and_accounts_for_every_line(database, i
 def test_thread_mode_with_rocksdb_state_gives_the_same_tables(database, tmp_path):
     """The other execution mode and state backend the job offers: same result."""
     input_dir = write_inputs(tmp_path / "input", events=3_000, seed=5)
-    run_job(payments_config(database, input_dir, tmp_path, execution_mode="thread",
-                            state_backend="rocksdb"))
+    run_job(
+        payments_config(
+            database, input_dir, tmp_path, execution_mode="thread", state_backend="rocksdb"
+        )
+    )
     assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))

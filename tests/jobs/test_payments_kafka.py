@@ -12,6 +12,7 @@ The fault tests run the source unbounded and stop the job once every line is com
 nothing more arrived for a while): a *bounded* KafkaSource restored from a checkpoint never
 finishes in flink-connector-kafka 5.0.0-2.2 (FLINK-31006: the restored enumerator never sends
 "no more splits"), so restores are tested the way a streaming job runs."""
+
 import sys
 import time
 
@@ -20,15 +21,33 @@ from pyflink.common import WatermarkStrategy  # noqa: F401  (pyflink importable:
 
 from jobs.audit import audit
 from jobs.faults import FailOnce
-from jobs.payments import (LINE_TYPE, build_pipeline, build_sinks, create_environment,
-                           kafka_lines, prepare_database)
-from jobs.produce import kafka_lines as produced_lines, produce
+from jobs.payments import (
+    LINE_TYPE,
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    kafka_lines,
+    prepare_database,
+)
+from jobs.produce import kafka_lines as produced_lines
+from jobs.produce import produce
 from jobs.reconcile import reconcile
 from localenv.kafka import LocalKafka
-from tests.jobs.support import (database_outcome, expected_in_database_shape, payments_config,
-                                write_inputs)
-from tests.sinks.support import (job_environment, kill_job, newest_complete_checkpoint,
-                                 replayed_rows, sink_fault, sink_fault_report, wait_for)
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    payments_config,
+    write_inputs,
+)
+from tests.sinks.support import (
+    job_environment,
+    kill_job,
+    newest_complete_checkpoint,
+    replayed_rows,
+    sink_fault,
+    sink_fault_report,
+    wait_for,
+)
 from transforms.reference import process_lines
 
 pytestmark = [pytest.mark.minicluster]
@@ -51,14 +70,19 @@ def produced(kafka, tmp_path_factory):
     counts = produce(str(directory), kafka.bootstrap_servers, TOPIC, PARTITIONS)
     assert {p: first for p, (first, _) in counts.items()} == {0: 0, 1: 0}
     assert all(count for _, count in counts.values()), "both partitions must carry lines"
-    expected = process_lines(line for *_, line in produced_lines(str(directory), TOPIC,
-                                                                  PARTITIONS))
+    expected = process_lines(line for *_, line in produced_lines(str(directory), TOPIC, PARTITIONS))
     return directory, expected
 
 
 def kafka_config(db, kafka, tmp_path, **overrides):
-    settings = dict(input=None, source="kafka", bootstrap_servers=kafka.bootstrap_servers,
-                    topic=TOPIC, bounded=True, group_id=f"test-{tmp_path.name}")
+    settings = dict(
+        input=None,
+        source="kafka",
+        bootstrap_servers=kafka.bootstrap_servers,
+        topic=TOPIC,
+        bounded=True,
+        group_id=f"test-{tmp_path.name}",
+    )
     settings.update(overrides)
     return payments_config(db, None, tmp_path, **settings)
 
@@ -86,11 +110,30 @@ def test_job_reading_kafka_matches_the_pure_transforms(database, kafka, produced
 
 # -- kill -9 and restore, and its control -----------------------------------------------------
 def job_command(db, kafka, tmp_path, checkpoints, *extra):
-    return [sys.executable, "-m", "tests.jobs.kafka_job", "--source", "kafka",
-            "--bootstrap-servers", kafka.bootstrap_servers, "--topic", TOPIC,
-            "--group-id", f"test-{tmp_path.name}", "--db-url", db.jdbc_url, "--db-user", db.user,
-            "--password-env", "TPC_TEST_DB_PASSWORD", "--checkpoint-interval", "500 ms",
-            "--checkpoint-dir", str(checkpoints), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "tests.jobs.kafka_job",
+        "--source",
+        "kafka",
+        "--bootstrap-servers",
+        kafka.bootstrap_servers,
+        "--topic",
+        TOPIC,
+        "--group-id",
+        f"test-{tmp_path.name}",
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        "TPC_TEST_DB_PASSWORD",
+        "--checkpoint-interval",
+        "500 ms",
+        "--checkpoint-dir",
+        str(checkpoints),
+        *extra,
+    ]
 
 
 def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
@@ -99,16 +142,25 @@ def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
     runs it until `finished(db)`. Returns the rows of the paused checkpoint (the restore replays
     them)."""
     import subprocess
+
     from localenv.paths import PROJECT_ROOT
+
     pause = tmp_path / "pause"
     log = open(tmp_path / "first-run.log", "w")
     job = subprocess.Popen(
-        job_command(db, kafka, tmp_path, tmp_path / "checkpoints", *extra), cwd=PROJECT_ROOT,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=job_environment(db, sink_fault(pause, "pause", nth=3, sink_id="payments-ledger")))
+        job_command(db, kafka, tmp_path, tmp_path / "checkpoints", *extra),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=job_environment(db, sink_fault(pause, "pause", nth=3, sink_id="payments-ledger")),
+    )
     try:
-        wait_for(lambda: sink_fault_report(pause) or job.poll() is not None, 180,
-                 "the ledger writer to pause after a durable checkpoint")
+        wait_for(
+            lambda: sink_fault_report(pause) or job.poll() is not None,
+            180,
+            "the ledger writer to pause after a durable checkpoint",
+        )
         assert job.poll() is None, (tmp_path / "first-run.log").read_text()[-3000:]
     finally:
         kill_job(job)
@@ -117,10 +169,21 @@ def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
     assert checkpoint is not None, (tmp_path / "first-run.log").read_text()[-3000:]
     log = open(tmp_path / "restored-run.log", "w")
     job = subprocess.Popen(
-        job_command(db, kafka, tmp_path, tmp_path / "checkpoints-restored",
-                    "--from-checkpoint", str(checkpoint), *extra),
-        cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env=job_environment(db))
+        job_command(
+            db,
+            kafka,
+            tmp_path,
+            tmp_path / "checkpoints-restored",
+            "--from-checkpoint",
+            str(checkpoint),
+            *extra,
+        ),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=job_environment(db),
+    )
     try:
         wait_for(lambda: finished(db) or job.poll() is not None, 240, "every line to commit")
         assert job.poll() is None, (tmp_path / "restored-run.log").read_text()[-4000:]
@@ -134,14 +197,16 @@ def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
 @pytest.mark.chaos
 def test_kill_9_while_reading_kafka_then_restore_is_exact(database, kafka, produced, tmp_path):
     input_dir, expected = produced
-    kill_at_seam_then_restore(database, kafka, tmp_path,
-                              lambda db: database_count(db) >= expected.lines)
+    kill_at_seam_then_restore(
+        database, kafka, tmp_path, lambda db: database_count(db) >= expected.lines
+    )
     assert_exact(database, expected, input_dir)
 
 
 @pytest.mark.chaos
 def test_control_at_least_once_ledger_duplicates_after_the_same_kill(
-        database, control_seen, kafka, produced, tmp_path):
+    database, control_seen, kafka, produced, tmp_path
+):
     """The same kill with the ledger through the at-least-once sink (no unique key on
     event_id): the paused checkpoint's ledger rows were flushed, the restore replays their
     records from the checkpointed offsets, and they are written twice."""
@@ -150,45 +215,57 @@ def test_control_at_least_once_ledger_duplicates_after_the_same_kill(
         # The job creates missing tables; a ledger without its primary key makes the
         # duplicates countable instead of a refused row.
         from jobs.payments_schema import ensure_schema
+
         ensure_schema(conn)
         conn.execute("ALTER TABLE ledger DROP CONSTRAINT ledger_pkey")
+
     def finished(db):
         with db.connect() as conn:
             return conn.execute(
                 "SELECT (SELECT count(DISTINCT event_id) FROM ledger) = %s AND "
                 "(SELECT count(*) FROM duplicates) + (SELECT count(*) FROM rejected) >= %s",
-                (len(expected.ledger), expected.duplicates + len(expected.rejected))).fetchone()[0]
+                (len(expected.ledger), expected.duplicates + len(expected.rejected)),
+            ).fetchone()[0]
 
-    replayed = kill_at_seam_then_restore(database, kafka, tmp_path, finished,
-                                         "--ledger-sink-mode", "at_least_once")
+    replayed = kill_at_seam_then_restore(
+        database, kafka, tmp_path, finished, "--ledger-sink-mode", "at_least_once"
+    )
     with database.connect() as conn:
         rows, distinct = conn.execute(
-            "SELECT count(*), count(DISTINCT event_id) FROM ledger").fetchone()
+            "SELECT count(*), count(DISTINCT event_id) FROM ledger"
+        ).fetchone()
     assert distinct == len(expected.ledger), "at-least-once must still lose nothing"
     control_seen(rows - distinct, replayed)
-    assert rows >= distinct + replayed, \
+    assert rows >= distinct + replayed, (
         f"expected at least {replayed} ledger rows twice from the replay; found {rows - distinct}"
+    )
 
 
 # -- the broker goes away and comes back ------------------------------------------------------
 @pytest.mark.chaos
-def test_broker_stopped_and_restarted_mid_run_is_exact(database, kafka, produced, tmp_path,
-                                                      adopt_process):
+def test_broker_stopped_and_restarted_mid_run_is_exact(
+    database, kafka, produced, tmp_path, adopt_process
+):
     input_dir, expected = produced
     config = kafka_config(database, kafka, tmp_path, bounded=False)
     prepare_database(config)
     env = create_environment(config)
     # Slowed down so that the job is still reading when the broker goes.
-    lines = (kafka_lines(env, config)
-             .map(FailOnce(None, throttle_every=20, throttle_ms=4), output_type=LINE_TYPE)
-             .name("throttle"))
+    lines = (
+        kafka_lines(env, config)
+        .map(FailOnce(None, throttle_every=20, throttle_ms=4), output_type=LINE_TYPE)
+        .name("throttle")
+    )
     build_pipeline(env, lines, build_sinks(config), config)
     client = env.execute_async("payments-kafka-broker-restart")
-    committed = lambda: database_count(database)  # noqa: E731
+
+    def committed():
+        return database_count(database)
+
     wait_for(lambda: committed() > 2_000, 120, "the first rows to commit")
-    kafka.stop_broker(kill=True)   # a crash, not a controlled shutdown
+    kafka.stop_broker(kill=True)  # a crash, not a controlled shutdown
     at_stop = committed()
-    time.sleep(8)                  # checkpoints go on; the reader retries with back-off
+    time.sleep(8)  # checkpoints go on; the reader retries with back-off
     kafka.start_broker()
     adopt_process(kafka.broker_pid())  # the module's broker again, stopped by its fixture
     try:
@@ -202,5 +279,7 @@ def test_broker_stopped_and_restarted_mid_run_is_exact(database, kafka, produced
 
 def database_count(db):
     with db.connect() as conn:
-        return conn.execute("SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
-                            "duplicates) + (SELECT count(*) FROM rejected)").fetchone()[0]
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
+            "duplicates) + (SELECT count(*) FROM rejected)"
+        ).fetchone()[0]

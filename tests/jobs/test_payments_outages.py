@@ -14,20 +14,30 @@ commit retries back to back) fails the job.
 
 The server is this module's own, so crashing it cannot disturb other tests.
 """
+
 import time
 import uuid
 
 import pytest
 
-from jobs.payments import build_pipeline, build_sinks, create_environment, prepare_database
 from jobs.audit import audit
+from jobs.payments import build_pipeline, build_sinks, create_environment, prepare_database
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    expected_outcome,
+    payments_config,
+)
 from tests.jobs.test_payments_faults import throttled_lines
-from tests.jobs.support import (database_outcome, expected_in_database_shape, expected_outcome,
-                                payments_config)
-from tests.sinks.support import (dangling, sink_fault, sink_fault_in_this_jvm, sink_fault_report,
-                                 wait_for)
+from tests.sinks.support import (
+    dangling,
+    sink_fault,
+    sink_fault_in_this_jvm,
+    sink_fault_report,
+    wait_for,
+)
 from transforms import sample_data
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
@@ -37,9 +47,12 @@ LONG_OUTAGE_SECONDS = 300
 # The job's own defaults (flink-conf/config.yaml), plus quick Python bundles.
 DEFAULT_SETTINGS = {"python.fn-execution.bundle.time": "100"}
 # Before issue 9: restarts 10 x 2 s apart, commit retries back to back (no back-off).
-OLD_SETTINGS = {**DEFAULT_SETTINGS, "restart-strategy.type": "fixed-delay",
-                "restart-strategy.fixed-delay.attempts": "10",
-                "restart-strategy.fixed-delay.delay": "2 s"}
+OLD_SETTINGS = {
+    **DEFAULT_SETTINGS,
+    "restart-strategy.type": "fixed-delay",
+    "restart-strategy.fixed-delay.attempts": "10",
+    "restart-strategy.fixed-delay.delay": "2 s",
+}
 
 
 @pytest.fixture(scope="module")
@@ -73,21 +86,28 @@ def job_end(client, seconds: float):
     return ("failed", error) if error else ("finished", None)
 
 
-def run_through_outage(server, config, tmp_path, phase: str, outage_seconds: float,
-                       adopt_process) -> dict:
+def run_through_outage(
+    server, config, tmp_path, phase: str, outage_seconds: float, adopt_process
+) -> dict:
     """Runs the job, crashes the database when the ledger sink reaches `phase`, starts it
     again after `outage_seconds` (or as soon as the job has failed), and waits for the end."""
     hold = tmp_path / f"hold-{phase}"
-    settings = {**sink_fault(hold, "hold", nth=3, sink_id=f"{config.sink_id_prefix}-ledger"),
-                "TPC_SINK_FAULT_PHASE": phase}
+    settings = {
+        **sink_fault(hold, "hold", nth=3, sink_id=f"{config.sink_id_prefix}-ledger"),
+        "TPC_SINK_FAULT_PHASE": phase,
+    }
     prepare_database(config)
     with sink_fault_in_this_jvm(settings):
         env = create_environment(config)
         build_pipeline(env, throttled_lines(env, config), build_sinks(config), config)
         client = env.execute_async(f"payments-outage-{phase}")
         try:
-            report = wait_for(lambda: sink_fault_report(hold), 120,
-                              f"the ledger sink to reach phase '{phase}'", interval=0.05)
+            report = wait_for(
+                lambda: sink_fault_report(hold),
+                120,
+                f"the ledger sink to reach phase '{phase}'",
+                interval=0.05,
+            )
         except AssertionError:
             client.cancel().result()
             raise
@@ -106,16 +126,22 @@ def run_through_outage(server, config, tmp_path, phase: str, outage_seconds: flo
     if ended is None:
         client.cancel().result()
         raise AssertionError("the job was still running 300 s after the database came back")
-    return {"phase": report.get("phase"), "down_for": down_for, "ended": ended[0],
-            "error": ended[1], "after_return": time.monotonic() - back}
+    return {
+        "phase": report.get("phase"),
+        "down_for": down_for,
+        "ended": ended[0],
+        "error": ended[1],
+        "after_return": time.monotonic() - back,
+    }
 
 
 def restart_attempts_that_committed(db) -> int:
     """Highest task attempt number among committed transactions (ids end in
     `<job id>.<attempt>`): above 0 means the job failed over and committed afterwards."""
     with db.connect() as conn:
-        return conn.execute("SELECT coalesce(max(split_part(gid, '.', 2)::int), 0) "
-                            "FROM tpc_commit_log").fetchone()[0]
+        return conn.execute(
+            "SELECT coalesce(max(split_part(gid, '.', 2)::int), 0) FROM tpc_commit_log"
+        ).fetchone()[0]
 
 
 def assert_exact_after(outcome: dict, db, input_dir, expected) -> None:
@@ -129,52 +155,68 @@ def assert_exact_after(outcome: dict, db, input_dir, expected) -> None:
     assert report.clean, report.render(20)
     assert dangling(db) == (0, 0, 0)
     attempts = restart_attempts_that_committed(db)
-    print(f"phase {outcome['phase']}: database down {outcome['down_for']:.0f} s, job finished "
-          f"{outcome['after_return']:.0f} s after its return; committed in task attempt "
-          f"{attempts}")
+    print(
+        f"phase {outcome['phase']}: database down {outcome['down_for']:.0f} s, job finished "
+        f"{outcome['after_return']:.0f} s after its return; committed in task attempt "
+        f"{attempts}"
+    )
     assert attempts >= 1, "the outage never made the job fail over: it tested nothing"
 
 
 @pytest.mark.parametrize("phase", ["write", "precommit", "commit"])
 def test_job_rides_out_a_60_second_database_crash_exactly(
-        outage_server, outage_db, generated_input, tmp_path, phase, adopt_process):
+    outage_server, outage_db, generated_input, tmp_path, phase, adopt_process
+):
     input_dir, expected = generated_input
-    config = payments_config(outage_db, input_dir, tmp_path, sink_batch_size=100,
-                             extra_settings=DEFAULT_SETTINGS)
-    outcome = run_through_outage(outage_server, config, tmp_path, phase, OUTAGE_SECONDS,
-                                 adopt_process)
+    config = payments_config(
+        outage_db, input_dir, tmp_path, sink_batch_size=100, extra_settings=DEFAULT_SETTINGS
+    )
+    outcome = run_through_outage(
+        outage_server, config, tmp_path, phase, OUTAGE_SECONDS, adopt_process
+    )
     assert outcome["phase"] == phase
     assert_exact_after(outcome, outage_db, input_dir, expected)
 
 
 def test_control_old_settings_fail_the_job_in_a_60_second_crash(
-        outage_server, outage_db, generated_input, tmp_path, adopt_process, monkeypatch,
-        control_seen):
+    outage_server, outage_db, generated_input, tmp_path, adopt_process, monkeypatch, control_seen
+):
     """Same crash, the settings before: the job gives up before the database returns."""
     from sinks import TwoPhaseCommitSink
     from sinks.two_phase_commit import TwoPhaseCommitSinkBuilder
-    monkeypatch.setattr(TwoPhaseCommitSink, "builder", staticmethod(
-        lambda: TwoPhaseCommitSinkBuilder().set_commit_retry_backoff_ms(0, 0)))
+
+    monkeypatch.setattr(
+        TwoPhaseCommitSink,
+        "builder",
+        staticmethod(lambda: TwoPhaseCommitSinkBuilder().set_commit_retry_backoff_ms(0, 0)),
+    )
     input_dir, _ = generated_input
-    config = payments_config(outage_db, input_dir, tmp_path, sink_batch_size=100,
-                             extra_settings=OLD_SETTINGS)
-    outcome = run_through_outage(outage_server, config, tmp_path, "write", OUTAGE_SECONDS,
-                                 adopt_process)
+    config = payments_config(
+        outage_db, input_dir, tmp_path, sink_batch_size=100, extra_settings=OLD_SETTINGS
+    )
+    outcome = run_through_outage(
+        outage_server, config, tmp_path, "write", OUTAGE_SECONDS, adopt_process
+    )
     failed = outcome["ended"] == "failed" and outcome["down_for"] < OUTAGE_SECONDS
-    control_seen(int(failed), 1, f"job failure(s) while the database was down "
-                                 f"(gave up after {outcome['down_for']:.0f} s)")
+    control_seen(
+        int(failed),
+        1,
+        f"job failure(s) while the database was down (gave up after {outcome['down_for']:.0f} s)",
+    )
     assert failed, f"the old settings survived a {OUTAGE_SECONDS} s outage: {outcome}"
-    assert "Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy" in str(
-        outcome["error"])
+    assert "Recovery is suppressed by FixedDelayRestartBackoffTimeStrategy" in str(outcome["error"])
 
 
 @pytest.mark.campaign
 def test_job_rides_out_a_5_minute_database_crash_exactly(
-        outage_server, outage_db, generated_input, tmp_path, adopt_process):
+    outage_server, outage_db, generated_input, tmp_path, adopt_process
+):
     input_dir, expected = generated_input
-    config = payments_config(outage_db, input_dir, tmp_path, sink_batch_size=100,
-                             extra_settings=DEFAULT_SETTINGS)
-    outcome = run_through_outage(outage_server, config, tmp_path, "precommit",
-                                 LONG_OUTAGE_SECONDS, adopt_process)
+    config = payments_config(
+        outage_db, input_dir, tmp_path, sink_batch_size=100, extra_settings=DEFAULT_SETTINGS
+    )
+    outcome = run_through_outage(
+        outage_server, config, tmp_path, "precommit", LONG_OUTAGE_SECONDS, adopt_process
+    )
     assert outcome["down_for"] >= LONG_OUTAGE_SECONDS - 1
     assert_exact_after(outcome, outage_db, input_dir, expected)

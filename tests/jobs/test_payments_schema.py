@@ -1,5 +1,6 @@
 """The payments tables: created when missing, checked when present, never altered by the job;
 a table of an older version of the job is refused with the statement that migrates it."""
+
 import pytest
 
 from jobs.payments_schema import TABLES, SchemaMismatch, ensure_schema

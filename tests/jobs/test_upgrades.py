@@ -5,6 +5,7 @@ stale savepoint, both refused before a row moves.
 Version A knows the default currencies; version B adds "ZZZ" (a currency file, as a user would
 deploy it). Lines in ZZZ committed under A are `unsupported_currency`; under B they are ledger
 rows. Lines of A repeated after the upgrade are still duplicates: the dedupe state crossed it."""
+
 import json
 import re
 import threading
@@ -13,9 +14,15 @@ from collections import defaultdict
 
 import pytest
 
-from jobs.payments import (build_pipeline, build_sinks, create_environment, file_source,
-                           explain_refusal, prepare_database,
-                           stop_with_savepoint)
+from jobs.payments import (
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    explain_refusal,
+    file_source,
+    prepare_database,
+    stop_with_savepoint,
+)
 from jobs.reconcile import reconcile
 from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
 from tests.jobs.test_payments_faults import committed_lines
@@ -28,10 +35,20 @@ pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
 
 def zzz_lines(prefix: str, count: int):
-    return [json.dumps({"event_id": f"{prefix}-{i}", "account_id": f"{prefix}-acct-{i % 3}",
-                        "type": "charge" if i % 4 else "refund", "amount": f"{i + 1}.25",
-                        "currency": "ZZZ", "occurred_at": "2026-11-27T10:00:00+00:00"}) + "\n"
-            for i in range(count)]
+    return [
+        json.dumps(
+            {
+                "event_id": f"{prefix}-{i}",
+                "account_id": f"{prefix}-acct-{i % 3}",
+                "type": "charge" if i % 4 else "refund",
+                "amount": f"{i + 1}.25",
+                "currency": "ZZZ",
+                "occurred_at": "2026-11-27T10:00:00+00:00",
+            }
+        )
+        + "\n"
+        for i in range(count)
+    ]
 
 
 def write_lines(path, lines):
@@ -53,16 +70,27 @@ def start_job(config, without_dedupe=False):
 def build_pipeline_without_dedupe(env, config):
     """Version "C": someone removed the dedupe operator (its state has nowhere to go)."""
     from pyflink.common import WatermarkStrategy
+
     from jobs.payments import LEDGER_FIELDS, LINE_TYPE
     from transforms.flink_adapters import parse_payment_lines
     from transforms.jvm_operators import project
+
     sinks = build_sinks(config)
-    source = env.from_source(file_source(config.input, config.watch),
-                             WatermarkStrategy.no_watermarks(), "payment-files",
-                             type_info=LINE_TYPE).uid("payment-files")
+    source = env.from_source(
+        file_source(config.input, config.watch),
+        WatermarkStrategy.no_watermarks(),
+        "payment-files",
+        type_info=LINE_TYPE,
+    ).uid("payment-files")
     parsed = parse_payment_lines(source)
-    (project(parsed.payments, LEDGER_FIELDS).name("ledger-rows").uid("ledger-rows")
-     .sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink"))
+    (
+        project(parsed.payments, LEDGER_FIELDS)
+        .name("ledger-rows")
+        .uid("ledger-rows")
+        .sink_to(sinks.ledger)
+        .name("ledger-sink")
+        .uid("ledger-sink")
+    )
     parsed.rejected.sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink")
 
 
@@ -78,8 +106,9 @@ def expectation(input_dir, a_only_zzz_file, currencies_b):
         sums[(account, currency)][1] += 1
     balances = sorted((a, c, s, n) for (a, c), (s, n) in sums.items())
     _, _, rejected, duplicates = expected_in_database_shape(outcome)
-    rejected = sorted(rejected + [(r.reason, r.raw, r.source or "", r.line_number or 0)
-                                  for r in under_a.rejected])
+    rejected = sorted(
+        rejected + [(r.reason, r.raw, r.source or "", r.line_number or 0) for r in under_a.rejected]
+    )
     return (ledger, balances, rejected, duplicates), len(moved)
 
 
@@ -93,8 +122,13 @@ def test_watch_job_upgraded_through_a_savepoint(database, tmp_path):
 
     first = sample_data.write_jsonl(str(input_dir / "1-a.jsonl"), 4_000, seed=31, id_prefix="a")
     write_lines(input_dir / "1-a-zzz.jsonl", zzz_lines("zzz-a", 30))
-    version_a = payments_config(database, input_dir, tmp_path, watch="300 ms",
-                                checkpoint_dir=str(tmp_path / "checkpoints-a"))
+    version_a = payments_config(
+        database,
+        input_dir,
+        tmp_path,
+        watch="300 ms",
+        checkpoint_dir=str(tmp_path / "checkpoints-a"),
+    )
     client = start_job(version_a)
     before = len(first.lines) + 30
     wait_for(lambda: committed_lines(database) >= before, 180, "version A's first files")
@@ -108,22 +142,28 @@ def test_watch_job_upgraded_through_a_savepoint(database, tmp_path):
         while not stop_writing.is_set() and n < 12:
             n += 1
             path = input_dir / f"2-stream-{n:03d}.jsonl"
-            sample_data.write_jsonl(str(tmp_path / f".s{n}"), 600, seed=100 + n,
-                                    id_prefix=f"s{n}")
+            sample_data.write_jsonl(str(tmp_path / f".s{n}"), 600, seed=100 + n, id_prefix=f"s{n}")
             (tmp_path / f".s{n}").rename(path)
             written.append(path)
             time.sleep(0.7)
+
     writer = threading.Thread(target=keep_writing, daemon=True)
     writer.start()
     try:
         wait_for(lambda: len(written) >= 3, 60, "files written while A runs")
         savepoint = stop_with_savepoint(client, str(savepoints), timeout=180)
         stopped_at = committed_lines(database)
-        assert (savepoints.exists() and any(savepoints.iterdir())), savepoint
+        assert savepoints.exists() and any(savepoints.iterdir()), savepoint
 
-        version_b = payments_config(database, input_dir, tmp_path, watch="300 ms",
-                                    currencies=str(currencies_b), from_checkpoint=savepoint,
-                                    checkpoint_dir=str(tmp_path / "checkpoints-b"))
+        version_b = payments_config(
+            database,
+            input_dir,
+            tmp_path,
+            watch="300 ms",
+            currencies=str(currencies_b),
+            from_checkpoint=savepoint,
+            checkpoint_dir=str(tmp_path / "checkpoints-b"),
+        )
         client = start_job(version_b)
         # After the upgrade: new ZZZ events (ledger rows under B), and lines A already applied
         # (same event id, same content) which must still be recognised as duplicates.
@@ -176,8 +216,9 @@ def repeated_valid_lines(lines, count=40):
     return out
 
 
-def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves(database,
-                                                                                  tmp_path):
+def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves(
+    database, tmp_path
+):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     savepoints = tmp_path / "savepoints"
@@ -190,8 +231,9 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     # The dedupe operator removed: its state has nowhere to go. Refused at start.
     sample_data.write_jsonl(str(input_dir / "2.jsonl"), 500, seed=42, id_prefix="j")
     before = database_outcome(database)
-    restored = payments_config(database, input_dir, tmp_path, watch="300 ms",
-                               from_checkpoint=first_savepoint)
+    restored = payments_config(
+        database, input_dir, tmp_path, watch="300 ms", from_checkpoint=first_savepoint
+    )
     with pytest.raises(Exception) as refused:
         start_and_wait_running(restored, without_dedupe=True)
     message = explain_refusal(refused.value)
@@ -202,8 +244,14 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     assert database_outcome(database) == before
 
     # The sink ids changed (another --sink-id-prefix): refused too.
-    renamed = payments_config(database, input_dir, tmp_path, watch="300 ms",
-                              from_checkpoint=first_savepoint, sink_id_prefix="payments-v2")
+    renamed = payments_config(
+        database,
+        input_dir,
+        tmp_path,
+        watch="300 ms",
+        from_checkpoint=first_savepoint,
+        sink_id_prefix="payments-v2",
+    )
     with pytest.raises(Exception) as refused:
         start_and_wait_running(renamed)
     message = explain_refusal(refused.value)
@@ -243,17 +291,41 @@ def run_cli(db, input_dir, tmp_path, *extra):
     """`python -m jobs.payments ... --watch --savepoint-dir DIR` in the background."""
     import subprocess
     import sys
+
     from localenv.flink import child_process_environment
     from localenv.paths import PROJECT_ROOT
+
     env = child_process_environment({"TPC_TEST_DB_PASSWORD": db.password})
     log = open(tmp_path / f"cli-{time.monotonic_ns()}.log", "w+")
     process = subprocess.Popen(
-        [sys.executable, "-m", "jobs.payments", "--input", str(input_dir), "--db-url",
-         db.jdbc_url, "--db-user", db.user, "--password-env", "TPC_TEST_DB_PASSWORD",
-         "--watch", "300 ms", "--checkpoint-interval", "500 ms",
-         "--checkpoint-dir", str(tmp_path / "checkpoints"),
-         "--savepoint-dir", str(tmp_path / "savepoints"), *extra],
-        cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "jobs.payments",
+            "--input",
+            str(input_dir),
+            "--db-url",
+            db.jdbc_url,
+            "--db-user",
+            db.user,
+            "--password-env",
+            "TPC_TEST_DB_PASSWORD",
+            "--watch",
+            "300 ms",
+            "--checkpoint-interval",
+            "500 ms",
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+            "--savepoint-dir",
+            str(tmp_path / "savepoints"),
+            *extra,
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return process, log
 
 
@@ -265,7 +337,9 @@ def output_of(log) -> str:
 
 def test_the_command_stops_with_a_savepoint_on_sigterm_and_resumes_from_it(database, tmp_path):
     import signal
+
     from tests.jobs.support import expected_outcome
+
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     sample_data.write_jsonl(str(input_dir / "1.jsonl"), 1_500, seed=61, id_prefix="c")
@@ -287,7 +361,7 @@ def test_the_command_stops_with_a_savepoint_on_sigterm_and_resumes_from_it(datab
     process, log = run_cli(database, input_dir, tmp_path, "--from-savepoint", first_savepoint)
     try:
         wait_for(lambda: committed_lines(database) >= expected.lines, 180, "the second file")
-        process.send_signal(signal.SIGINT)   # Ctrl-C
+        process.send_signal(signal.SIGINT)  # Ctrl-C
         assert process.wait(180) == 0, output_of(log)[-3000:]
     finally:
         process.kill() if process.poll() is None else None
@@ -299,6 +373,7 @@ def test_the_command_stops_with_a_savepoint_on_sigterm_and_resumes_from_it(datab
         assert process.wait(180) == 1, output_of(log)[-3000:]
     finally:
         process.kill() if process.poll() is None else None
-    assert re.search(r"error: sink 'payments-[a-z]+' refuses to restore checkpoint",
-                     output_of(log)), output_of(log)[-3000:]
+    assert re.search(
+        r"error: sink 'payments-[a-z]+' refuses to restore checkpoint", output_of(log)
+    ), output_of(log)[-3000:]
     assert database_outcome(database) == expected_in_database_shape(expected)

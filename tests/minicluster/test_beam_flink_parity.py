@@ -1,57 +1,88 @@
-"""Parity: the Beam pipeline (DirectRunner) and the PyFlink adapters give identical ledger,
+"""Parity: the Beam pipeline (DirectRunner) and the payments job (the graph of
+`jobs.payments.build_pipeline`, on the mini cluster, into PostgreSQL) give identical ledger,
 balances, rejected lines and duplicate count on the corpus plus 10,000 generated events.
 """
+
 import subprocess
 import sys
+from datetime import timezone
 from pathlib import Path
 
 import pytest
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from tests.corpus import write_corpus  # noqa: E402
-from transforms.outputs import load_outputs  # noqa: E402
-from transforms.reference import Outcome, input_files, process_files, read_lines  # noqa: E402
-from transforms.sample_data import write_jsonl  # noqa: E402
+from tests.corpus import write_corpus
+from tests.jobs.support import payments_config
+from transforms.outputs import load_outputs
+from transforms.payments import BalanceRow, LedgerRow, RejectedRow
+from transforms.reference import Outcome, input_files, process_files, read_lines
+from transforms.sample_data import write_jsonl
 
 pytestmark = pytest.mark.minicluster
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def run_flink(files):
-    from localenv.flink import local_environment
-    from transforms import flink_adapters as fa
-    env = local_environment(parallelism=2)
-    lines = [line for path in files for line in read_lines(path)]
-    # the collection source has parallelism 1; parsing at 1 keeps per-key order (as a
-    # FileSource with a chained parse does within a file); dedupe/balances run at 2
-    out = fa.payments_business_step(fa.source_lines_stream(env, lines), parse_parallelism=1,
-                                    dedupe_ttl_days=7)
-    p = fa.PICKLED
-    tagged = out.ledger.map(lambda r: ("ledger", r), output_type=p).union(
-        out.balances.map(lambda r: ("balance", r), output_type=p),
-        out.rejected.map(lambda r: ("rejected", r), output_type=p),
-        out.duplicates.map(lambda r: ("duplicate", r), output_type=p))
-    with tagged.execute_and_collect() as results:
-        got = list(results)
-    rows = {"ledger": [], "balance": [], "rejected": [], "duplicate": []}
-    for label, row in got:
-        rows[label].append(row)
-    return Outcome(rows["ledger"], fa.final_balances(rows["balance"]), rows["rejected"],
-                   len(rows["duplicate"]), len(lines))
+
+def run_job(database, src, tmp_path, files) -> Outcome:
+    """The production job's graph on the files of `src`, its tables read back as an Outcome."""
+    from jobs.payments import (
+        build_pipeline,
+        build_sinks,
+        create_environment,
+        file_source,
+        prepare_database,
+    )
+
+    config = payments_config(database, src, tmp_path, dedupe_ttl_days=7)
+    prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, file_source(config.input), build_sinks(config), config)
+    env.execute("beam-flink-parity")
+    with database.connect() as conn:
+        ledger = [
+            LedgerRow(*row[:5], row[5].astimezone(timezone.utc).isoformat(timespec="microseconds"))
+            for row in conn.execute(
+                "SELECT event_id, account_id, type, amount_minor, currency, occurred_at FROM ledger"
+            )
+        ]
+        balances = [
+            BalanceRow(account, currency, int(balance), count)
+            for account, currency, balance, count in conn.execute(
+                "SELECT account_id, currency, balance_minor, event_count FROM balances"
+            )
+        ]
+        rejected = [
+            RejectedRow(*row[:5], None if row[5] is None else bytes(row[5]))
+            for row in conn.execute(
+                "SELECT reason, raw, source, line_number, detail, raw_bytes FROM rejected"
+            )
+        ]
+        duplicates = conn.execute("SELECT count(*) FROM duplicates").fetchone()[0]
+    lines = sum(1 for path in files for _ in read_lines(path))
+    return Outcome(ledger, balances, rejected, duplicates, lines)
 
 
 def run_beam(src, out):
     """The Beam pipeline in its own process: PyFlink's local (loopback) execution registers
     its own ParDo operation factory in Beam's worker, process-wide, after which a Beam
     DirectRunner pipeline in the same process fails (protobuf DecodeError)."""
-    subprocess.run([sys.executable, "-m", "transforms.pipeline", "--input", str(src),
-                    "--output", str(out), "--runner=DirectRunner"], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "transforms.pipeline",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+            "--runner=DirectRunner",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     return load_outputs(str(out))
 
 
-def test_beam_pipeline_and_pyflink_adapters_agree(tmp_path):
+def test_beam_pipeline_and_the_payments_job_agree(database, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     write_corpus(src)
@@ -59,7 +90,7 @@ def test_beam_pipeline_and_pyflink_adapters_agree(tmp_path):
     files = input_files(str(src))
 
     beam_outcome = run_beam(src, tmp_path / "beam")
-    flink_outcome = run_flink(files)
+    flink_outcome = run_job(database, src, tmp_path, files)
     reference = process_files(files)
 
     assert reference.lines == 119 + len(sample.lines) and len(reference.ledger) >= 10000

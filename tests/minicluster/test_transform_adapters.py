@@ -4,30 +4,25 @@ One job (job start costs ~10 s) carries several checks: DoFn lifecycle, TaggedOu
 side outputs, finish_bundle outputs, the payments parse DoFn on the corpus and the
 balances CombineFn per key. Unsupported DoFns are refused while the job is built.
 """
+
 import os
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import apache_beam as beam
 import pytest
+from apache_beam import pvalue
+from apache_beam.transforms.userstate import BagStateSpec
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
-ROOT = str(Path(__file__).resolve().parents[2])
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import apache_beam as beam  # noqa: E402
-from apache_beam import pvalue  # noqa: E402
-from apache_beam.transforms.userstate import BagStateSpec  # noqa: E402
-from apache_beam.transforms.window import GlobalWindow  # noqa: E402
-from apache_beam.utils.timestamp import MIN_TIMESTAMP  # noqa: E402
-from apache_beam.utils.windowed_value import WindowedValue  # noqa: E402
-
-from tests.corpus import load_corpus  # noqa: E402
-from transforms import beam as pb  # noqa: E402
-from transforms import flink_adapters as fa  # noqa: E402
-from transforms.payments import Payment, Rejection, SourceLine, parse_line, rejected_row  # noqa
-from transforms.reference import process_lines  # noqa: E402
+from tests.corpus import load_corpus
+from transforms import beam as pb
+from transforms import flink_adapters as fa
+from transforms.payments import Payment, Rejection, SourceLine, parse_line, rejected_row
+from transforms.reference import process_lines
 
 pytestmark = pytest.mark.minicluster
 
@@ -100,32 +95,41 @@ def _tag(label):
 @pytest.fixture(scope="module")
 def env():
     from localenv.flink import local_environment
+
     return local_environment(parallelism=2)
 
 
 def test_unsupported_dofns_fail_when_the_job_is_built(env):
     numbers = env.from_collection([1, 2, 3])
-    for dofn, words in [(StatefulDoFn(), "state"), (WindowDoFn(), "window"),
-                        (SideInputDoFn(), "side inputs")]:
+    for dofn, words in [
+        (StatefulDoFn(), "state"),
+        (WindowDoFn(), "window"),
+        (SideInputDoFn(), "side inputs"),
+    ]:
         with pytest.raises(fa.UnsupportedDoFnError, match=words):
             fa.apply_dofn(numbers, dofn)
 
 
 def test_dofns_and_combine_fn_run_in_pyflink(env, tmp_path):
     from pyflink.common import Types
+
     cases = load_corpus()
     lines = [SourceLine("corpus", case.line_number, case.line) for case in cases]
     numbers = env.from_collection(list(range(1, 101)), type_info=Types.INT())
 
     lifecycle = fa.apply_dofn(numbers, LifecycleDoFn(str(tmp_path)), side_outputs={"odd": None})
     buffered = fa.apply_dofn(numbers, BufferingDoFn())
-    parsed = fa.apply_dofn(fa.source_lines_stream(env, lines), pb.ParsePaymentFn(),
-                           side_outputs={pb.REJECTED: None})
+    parsed = fa.apply_dofn(
+        fa.source_lines_stream(env, lines), pb.ParsePaymentFn(), side_outputs={pb.REJECTED: None}
+    )
     reference = process_lines(lines)
     ledger = fa.source_lines_stream(env, reference.ledger, name="ReferenceLedger")
-    balances = fa.combine_per_key(ledger, pb.BalanceCombineFn(),
-                                  key_selector=lambda row: (row.account_id, row.currency),
-                                  value_selector=lambda row: row.amount_minor)
+    balances = fa.combine_per_key(
+        ledger,
+        pb.BalanceCombineFn(),
+        key_selector=lambda row: (row.account_id, row.currency),
+        value_selector=lambda row: row.amount_minor,
+    )
 
     p = fa.PICKLED
     tagged = lifecycle.main.map(_tag("even"), output_type=p).union(
@@ -133,7 +137,8 @@ def test_dofns_and_combine_fn_run_in_pyflink(env, tmp_path):
         buffered.main.map(_tag("buffered"), output_type=p),
         parsed.main.map(_tag("payment"), output_type=p),
         parsed.rejected.map(_tag("rejected"), output_type=p),
-        balances.map(_tag("balance"), output_type=p))
+        balances.map(_tag("balance"), output_type=p),
+    )
     with tagged.execute_and_collect() as results:
         got = list(results)
     by_label = {}
@@ -153,16 +158,19 @@ def test_dofns_and_combine_fn_run_in_pyflink(env, tmp_path):
     # finish_bundle outputs are emitted (bundle_size defaults to 1 for such DoFns)
     assert sorted(by_label["buffered"]) == [n + 1000 for n in range(1, 101)]
     # the payments parse DoFn: same payments and rejected rows as the pure function
-    expected = [parse_line(case.line, source="corpus", line_number=case.line_number)
-                for case in cases]
+    expected = [
+        parse_line(case.line, source="corpus", line_number=case.line_number) for case in cases
+    ]
     assert sorted(by_label["payment"]) == sorted(r for r in expected if isinstance(r, Payment))
     assert sorted(by_label["rejected"], key=lambda r: r.line_number) == [
-        rejected_row(r) for r in expected if isinstance(r, Rejection)]
+        rejected_row(r) for r in expected if isinstance(r, Rejection)
+    ]
     assert Counter(r.reason for r in by_label["rejected"])["invalid_encoding"] == 5
     # CombineFn per key: latest value per key equals the reference balances
     final = {}
     for key, (balance, count) in by_label["balance"]:
         if count > final.get(key, (0, 0))[1]:
             final[key] = (balance, count)
-    assert final == {(b.account_id, b.currency): (b.balance_minor, b.event_count)
-                     for b in reference.balances}
+    assert final == {
+        (b.account_id, b.currency): (b.balance_minor, b.event_count) for b in reference.balances
+    }

@@ -1,5 +1,6 @@
 """Helpers for the sink's tests: run the acceptance job (`jobs.sink_check`) in its own process,
 and read back what reached the database."""
+
 import os
 import signal
 import subprocess
@@ -7,7 +8,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Any, Optional
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -23,46 +24,73 @@ def create_sequence_table(db, table: str = "sink_check") -> None:
 
 def create_hot_table(db, table: str = "hot_balance") -> None:
     with db.connect(autocommit=True) as conn:
-        conn.execute(f"CREATE TABLE {table} (k text PRIMARY KEY, total numeric NOT NULL, "
-                     f"events bigint NOT NULL)")
+        conn.execute(
+            f"CREATE TABLE {table} (k text PRIMARY KEY, total numeric NOT NULL, "
+            f"events bigint NOT NULL)"
+        )
 
 
 def job_command(db, *args: str) -> list:
-    return [sys.executable, "-m", "jobs.sink_check", "--db-url", db.jdbc_url,
-            "--db-user", db.user, "--password-env", "TPC_TEST_DB_PASSWORD", *args]
+    return [
+        sys.executable,
+        "-m",
+        "jobs.sink_check",
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        "TPC_TEST_DB_PASSWORD",
+        *args,
+    ]
 
 
 def job_environment(db, extra: Optional[dict] = None) -> dict:
     return child_process_environment({"TPC_TEST_DB_PASSWORD": db.password, **(extra or {})})
 
 
-def run_job(db, *args: str, extra_env: Optional[dict] = None,
-            timeout: float = JOB_TIMEOUT_SECONDS) -> subprocess.CompletedProcess:
+def run_job(
+    db, *args: str, extra_env: Optional[dict] = None, timeout: float = JOB_TIMEOUT_SECONDS
+) -> subprocess.CompletedProcess:
     """Run the job to its end; its output is returned (and shown by pytest on failure).
     On timeout the whole process group (client, JVM, Python workers) is killed."""
-    process = subprocess.Popen(job_command(db, *args), cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True,
-                               env=job_environment(db, extra_env))
+    process = subprocess.Popen(
+        job_command(db, *args),
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env=job_environment(db, extra_env),
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as expired:
         kill_job(process)
         stdout, stderr = process.communicate()
-        raise AssertionError(f"job still running after {timeout:.0f} s:\n{stderr[-6000:]}")
+        raise AssertionError(
+            f"job still running after {timeout:.0f} s:\n{stderr[-6000:]}"
+        ) from expired
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     sys.stdout.write(result.stdout[-4000:])
     sys.stderr.write(result.stderr[-8000:])
     return result
 
 
-def start_job(db, *args: str, extra_env: Optional[dict] = None,
-              log_path: Optional[Path] = None) -> subprocess.Popen:
+def start_job(
+    db, *args: str, extra_env: Optional[dict] = None, log_path: Optional[Path] = None
+) -> subprocess.Popen:
     """Start the job in its own process group, so `kill_job` can kill -9 all of it (the Python
     client, its JVM and the Python workers)."""
     out = open(log_path, "w") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(job_command(db, *args), cwd=PROJECT_ROOT, stdout=out,
-                            stderr=subprocess.STDOUT, env=job_environment(db, extra_env),
-                            start_new_session=True)
+    return subprocess.Popen(
+        job_command(db, *args),
+        cwd=PROJECT_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=job_environment(db, extra_env),
+        start_new_session=True,
+    )
 
 
 def kill_job(process: subprocess.Popen) -> None:
@@ -90,20 +118,26 @@ def missing_ids(db, count: int, table: str = "sink_check") -> int:
     with db.connect() as conn:
         return conn.execute(
             f"SELECT count(*) FROM generate_series(1, %s) g(id) "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = g.id)", (count,)).fetchone()[0]
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = g.id)",
+            (count,),
+        ).fetchone()[0]
 
 
 def dangling(db, sink_id: Optional[str] = None):
     """(prepared transactions, staged batches, staged rows) left behind, for one sink or all."""
     prefix = f"tpc:{sink_id}:" if sink_id else "tpc:"
     with db.connect() as conn:
-        prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE "
-                                "database = current_database() AND starts_with(gid, %s)",
-                                (prefix,)).fetchone()[0]
-        batches = conn.execute("SELECT count(*) FROM tpc_staged_batches WHERE "
-                               "starts_with(gid, %s)", (prefix,)).fetchone()[0]
-        rows = conn.execute("SELECT count(*) FROM tpc_staged_rows WHERE starts_with(gid, %s)",
-                            (prefix,)).fetchone()[0]
+        prepared = conn.execute(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE "
+            "database = current_database() AND starts_with(gid, %s)",
+            (prefix,),
+        ).fetchone()[0]
+        batches = conn.execute(
+            "SELECT count(*) FROM tpc_staged_batches WHERE starts_with(gid, %s)", (prefix,)
+        ).fetchone()[0]
+        rows = conn.execute(
+            "SELECT count(*) FROM tpc_staged_rows WHERE starts_with(gid, %s)", (prefix,)
+        ).fetchone()[0]
     return prepared, batches, rows
 
 
@@ -117,22 +151,27 @@ def expected_sum(count: int) -> int:
     return count * (count + 1) // 2
 
 
-def sink_fault(directory: Path, action: str = "pause", nth: int = 3,
-               sink_id: Optional[str] = None) -> Dict[str, str]:
+def sink_fault(
+    directory: Path, action: str = "pause", nth: int = 3, sink_id: Optional[str] = None
+) -> dict[str, str]:
     """Settings that arm the sink's fault seam (see sinks/README.md): at the `nth` non-empty
     checkpoint, right after its rows became durable and before it can complete, `pause` (for a
     `kill -9`) or `fail` once. Pass them as a job's environment, or to `sink_fault_in_this_jvm`."""
-    settings = {"TPC_SINK_FAULT_DIR": str(directory), "TPC_SINK_FAULT_NTH": str(nth),
-                "TPC_SINK_FAULT_ACTION": action}
+    settings = {
+        "TPC_SINK_FAULT_DIR": str(directory),
+        "TPC_SINK_FAULT_NTH": str(nth),
+        "TPC_SINK_FAULT_ACTION": action,
+    }
     if sink_id:
         settings["TPC_SINK_FAULT_SINK_ID"] = sink_id
     return settings
 
 
 @contextmanager
-def sink_fault_in_this_jvm(settings: Dict[str, str]):
+def sink_fault_in_this_jvm(settings: dict[str, str]):
     """Arms the seam in this process's JVM (the mini cluster of in-process jobs) for a block."""
     from pyflink.java_gateway import get_gateway
+
     system = get_gateway().jvm.java.lang.System
     for key, value in settings.items():
         system.setProperty(key, value)
@@ -148,7 +187,9 @@ def sink_fault_report(directory: Path) -> Optional[dict]:
     marker = next(Path(directory).glob("fault-*"), None)
     if marker is None:
         return None
-    report = dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
+    report: dict[str, Any] = dict(
+        line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line
+    )
     report["rows"] = int(report["rows"])
     return report
 

@@ -5,6 +5,7 @@ The leftovers are made by hand: prepared transactions with `tpc:` ids, staged ba
 commit-log rows, dead letters and writer-owner rows of two sink ids, `pay_1` and `payX1`. In a
 `LIKE` pattern the `_` of `pay_1` matches the `X`: every test that touches `pay_1` checks that
 `payX1` kept everything."""
+
 import io
 import subprocess
 import sys
@@ -48,29 +49,41 @@ def db(database, monkeypatch):
     with database.connect(autocommit=True) as conn:
         conn.execute(CONTROL_TABLES)
         for n, sink_id in enumerate(SINKS):
-            for subtask in (0, 1):                     # 2 prepared transactions per sink id
+            for subtask in (0, 1):  # 2 prepared transactions per sink id
                 conn.execute("BEGIN")
                 conn.execute("INSERT INTO target VALUES (%s)", (f"{sink_id}-{subtask}",))
                 conn.execute(f"PREPARE TRANSACTION '{gid(sink_id, subtask, 7)}'")
-            for counter in (3, 4, 5):                  # 3 staged batches of 2 rows
+            for counter in (3, 4, 5):  # 3 staged batches of 2 rows
                 g = gid(sink_id, 0, counter)
-                conn.execute("INSERT INTO tpc_staged_batches (gid, sink_id, subtask, counter, "
-                             "row_count, staged_at) VALUES (%s, %s, 0, %s, 2, "
-                             "now() - interval '2 hours')", (g, sink_id, counter))
-                conn.execute("INSERT INTO tpc_staged_rows VALUES (%s, 1, 'a'), (%s, 2, 'b')",
-                             (g, g))
-            conn.execute("INSERT INTO tpc_commit_log (gid, sink_id, subtask, counter, "
-                         "row_count, mode, written_at) SELECT 'tpc:' || %s || ':0:' || c || "
-                         "':x.0', %s, 0, c, 1, 'STAGED', now() - c * interval '1 day' "
-                         "FROM generate_series(1, %s) c", (sink_id, sink_id, 4 + n))
-            conn.execute("INSERT INTO tpc_dead_letters (sink_id, subtask, statement, message, "
-                         "fields, payload) VALUES (%s, 0, 1, 'refused', '{}', '')", (sink_id,))
-            conn.execute("INSERT INTO tpc_writer_owners VALUES (%s, 0, 'job', 0, 1, now())",
-                         (sink_id,))
+                conn.execute(
+                    "INSERT INTO tpc_staged_batches (gid, sink_id, subtask, counter, "
+                    "row_count, staged_at) VALUES (%s, %s, 0, %s, 2, "
+                    "now() - interval '2 hours')",
+                    (g, sink_id, counter),
+                )
+                conn.execute(
+                    "INSERT INTO tpc_staged_rows VALUES (%s, 1, 'a'), (%s, 2, 'b')", (g, g)
+                )
+            conn.execute(
+                "INSERT INTO tpc_commit_log (gid, sink_id, subtask, counter, "
+                "row_count, mode, written_at) SELECT 'tpc:' || %s || ':0:' || c || "
+                "':x.0', %s, 0, c, 1, 'STAGED', now() - c * interval '1 day' "
+                "FROM generate_series(1, %s) c",
+                (sink_id, sink_id, 4 + n),
+            )
+            conn.execute(
+                "INSERT INTO tpc_dead_letters (sink_id, subtask, statement, message, "
+                "fields, payload) VALUES (%s, 0, 1, 'refused', '{}', '')",
+                (sink_id,),
+            )
+            conn.execute(
+                "INSERT INTO tpc_writer_owners VALUES (%s, 0, 'job', 0, 1, now())", (sink_id,)
+            )
     yield database
     with database.connect(autocommit=True) as conn:
-        for g, in conn.execute("SELECT gid FROM pg_prepared_xacts "
-                               "WHERE database = current_database()").fetchall():
+        for (g,) in conn.execute(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
+        ).fetchall():
             conn.execute(f"ROLLBACK PREPARED '{g}'")
 
 
@@ -78,8 +91,9 @@ def run(db, *args, stdin=None, monkeypatch=None, capsys=None):
     """main() in this process: (exit status, stdout, stderr)."""
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-    status = admin.main([*args, "--db-url", db.jdbc_url, "--db-user", db.user,
-                         "--password-env", PASSWORD_ENV])
+    status = admin.main(
+        [*args, "--db-url", db.jdbc_url, "--db-user", db.user, "--password-env", PASSWORD_ENV]
+    )
     out, err = capsys.readouterr()
     return status, out, err
 
@@ -96,7 +110,8 @@ def state(db, sink_id):
             "(SELECT count(*) FROM tpc_commit_log WHERE sink_id = %(s)s), "
             "(SELECT count(*) FROM tpc_dead_letters WHERE sink_id = %(s)s), "
             "(SELECT count(*) FROM tpc_writer_owners WHERE sink_id = %(s)s)",
-            {"p": prefix, "s": sink_id}).fetchone()
+            {"p": prefix, "s": sink_id},
+        ).fetchone()
 
 
 FULL = {"pay_1": (2, 3, 6, 4, 1, 1), "payX1": (2, 3, 6, 5, 1, 1)}
@@ -118,38 +133,45 @@ def test_list_shows_each_sink_id_with_counts_and_ages(db, capsys):
         assert row[-2:] == ["1", "0"], row
     status, out, _ = run(db, "list", "--sink-id", "pay_1", capsys=capsys)
     assert status == 0 and [line.split()[0] for line in out.splitlines()[1:]] == ["pay_1"]
-    assert state(db, "pay_1") == FULL["pay_1"]          # listing changes nothing
+    assert state(db, "pay_1") == FULL["pay_1"]  # listing changes nothing
 
 
 def test_the_readmes_like_recipe_needs_the_escape(db):
     """sinks/README.md: `_` is a LIKE wildcard; the escaped pattern and starts_with agree."""
     with db.connect() as conn:
+
         def count(condition):
-            return conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE database = "
-                                "current_database() AND " + condition).fetchone()[0]
-        assert count("gid LIKE 'tpc:pay_1:%'") == 4                  # payX1's too
+            return conn.execute(
+                "SELECT count(*) FROM pg_prepared_xacts WHERE database = "
+                "current_database() AND " + condition
+            ).fetchone()[0]
+
+        assert count("gid LIKE 'tpc:pay_1:%'") == 4  # payX1's too
         assert count(r"gid LIKE 'tpc:pay\_1:%'") == 2
         assert count("starts_with(gid, 'tpc:pay_1:')") == 2
 
 
 def test_abort_asks_for_the_sink_id_and_touches_only_that_sink(db, capsys, monkeypatch):
-    status, out, err = run(db, "abort", "--sink-id", "pay_1", stdin="pay1\n",
-                           monkeypatch=monkeypatch, capsys=capsys)
+    status, out, err = run(
+        db, "abort", "--sink-id", "pay_1", stdin="pay1\n", monkeypatch=monkeypatch, capsys=capsys
+    )
     assert status == 1 and "not confirmed" in err
     assert "2 prepared transaction(s)" in out and "Type the sink id" in out
     assert state(db, "pay_1") == FULL["pay_1"]
-    status, out, err = run(db, "abort", "--sink-id", "pay_1", stdin="", monkeypatch=monkeypatch,
-                           capsys=capsys)                  # end of input: not confirmed
+    status, out, err = run(
+        db, "abort", "--sink-id", "pay_1", stdin="", monkeypatch=monkeypatch, capsys=capsys
+    )  # end of input: not confirmed
     assert status == 1 and state(db, "pay_1") == FULL["pay_1"]
 
-    status, out, err = run(db, "abort", "--sink-id", "pay_1", stdin="pay_1\n",
-                           monkeypatch=monkeypatch, capsys=capsys)
+    status, out, err = run(
+        db, "abort", "--sink-id", "pay_1", stdin="pay_1\n", monkeypatch=monkeypatch, capsys=capsys
+    )
     assert status == 0, err
     assert "rolled back 2 prepared transaction(s), deleted 3 staged batch(es) (6 rows)" in out
     # the commit log, dead letters and owners stay; the other sink id keeps everything
     assert state(db, "pay_1") == (0, 0, 0, 4, 1, 1)
     assert state(db, "payX1") == FULL["payX1"]
-    with db.connect() as conn:          # the row locks went with the rollback, not payX1's
+    with db.connect() as conn:  # the row locks went with the rollback, not payX1's
         conn.execute("SET lock_timeout = '2s'")
         conn.execute("INSERT INTO target VALUES ('pay_1-0'), ('pay_1-1')")
         with pytest.raises(Exception, match="lock timeout"):
@@ -163,8 +185,9 @@ def test_purge_with_yes_retires_the_sink_id_and_keeps_dead_letters_unless_asked(
     assert "4 commit-log row(s), 1 writer-owner row(s), 0 dead letter(s)" in out
     assert state(db, "pay_1") == (0, 0, 0, 0, 1, 0)
     assert state(db, "payX1") == FULL["payX1"]
-    status, out, err = run(db, "purge", "--sink-id", "pay_1", "--yes", "--dead-letters",
-                           capsys=capsys)
+    status, out, err = run(
+        db, "purge", "--sink-id", "pay_1", "--yes", "--dead-letters", capsys=capsys
+    )
     assert status == 0, err
     assert state(db, "pay_1") == (0, 0, 0, 0, 0, 0)
     assert state(db, "payX1") == FULL["payX1"]
@@ -172,8 +195,10 @@ def test_purge_with_yes_retires_the_sink_id_and_keeps_dead_letters_unless_asked(
 
 def test_refuses_while_a_session_of_the_sink_id_is_connected(db, capsys):
     import psycopg
-    with psycopg.connect(db.conninfo, password=db.password,
-                         application_name="tpc-sink-pay_1-1-writer"):
+
+    with psycopg.connect(
+        db.conninfo, password=db.password, application_name="tpc-sink-pay_1-1-writer"
+    ):
         status, out, err = run(db, "abort", "--sink-id", "pay_1", "--yes", capsys=capsys)
         assert status == 1
         assert "refusing to abort sink id 'pay_1'" in err and "tpc-sink-pay_1-1-writer" in err
@@ -182,9 +207,8 @@ def test_refuses_while_a_session_of_the_sink_id_is_connected(db, capsys):
         status, out, err = run(db, "abort", "--sink-id", "payX1", "--yes", capsys=capsys)
         assert status == 0, err
         status, out, _ = run(db, "list", "--sink-id", "pay_1", capsys=capsys)
-        assert out.splitlines()[1].split()[-1] == "1"     # the session is listed
-        status, out, err = run(db, "purge", "--sink-id", "pay_1", "--yes", "--force",
-                               capsys=capsys)
+        assert out.splitlines()[1].split()[-1] == "1"  # the session is listed
+        status, out, err = run(db, "purge", "--sink-id", "pay_1", "--yes", "--force", capsys=capsys)
         assert status == 0, err
         assert "--force: going on" in out
     assert state(db, "pay_1") == (0, 0, 0, 0, 1, 0)
@@ -193,9 +217,9 @@ def test_refuses_while_a_session_of_the_sink_id_is_connected(db, capsys):
 def test_session_names_are_matched_exactly():
     assert admin._is_session_of("tpc-sink-a-0-writer", "a")
     assert admin._is_session_of("tpc-sink-a-12-committer", "a")
-    assert not admin._is_session_of("tpc-sink-a-b-0-writer", "a")     # sink id 'a-b'
+    assert not admin._is_session_of("tpc-sink-a-b-0-writer", "a")  # sink id 'a-b'
     assert not admin._is_session_of("tpc-sink-aXb-0-writer", "a_b")
-    long_id = "x" * 64                                  # the server keeps 63 bytes of the name
+    long_id = "x" * 64  # the server keeps 63 bytes of the name
     assert admin._is_session_of(f"tpc-sink-{long_id}-0-writer"[:63], long_id)
 
 
@@ -205,17 +229,24 @@ def test_command_line_exit_codes(db):
     env = {"PATH": "/usr/bin:/bin", PASSWORD_ENV: db.password}
 
     def cli(*args):
-        return subprocess.run([*base, *args], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                              text=True, timeout=60)
+        return subprocess.run(
+            [*base, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
 
     listed = cli("list", *connection)
     assert listed.returncode == 0 and "pay_1" in listed.stdout, listed.stderr
-    assert cli("abort", *connection).returncode == 2                      # --sink-id required
+    assert cli("abort", *connection).returncode == 2  # --sink-id required
     assert cli("abort", "--sink-id", "bad:id", *connection).returncode == 2
     unreachable = ["--db-url", "jdbc:postgresql://127.0.0.1:1/x", "--db-user", "u"]
     assert cli("list", *unreachable).returncode == 2
-    aborted = subprocess.run([*base, "abort", "--sink-id", "payX1", *connection],
-                             input="payX1\n", cwd=PROJECT_ROOT, env=env, capture_output=True,
-                             text=True, timeout=60)
+    aborted = subprocess.run(
+        [*base, "abort", "--sink-id", "payX1", *connection],
+        input="payX1\n",
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert aborted.returncode == 0, aborted.stderr
     assert state(db, "payX1")[:3] == (0, 0, 0)

@@ -1,4 +1,5 @@
 """Misconfiguration fails in `build()`, before any job runs, with a message that says what to do."""
+
 import pytest
 
 from localenv.postgres import free_port
@@ -12,6 +13,7 @@ ROW_FIELDS = ["id", "v"]
 def flink_env():
     from localenv.flink import local_environment
     from sinks import add_sink_jars
+
     env = local_environment(parallelism=1)
     add_sink_jars(env)
     return env
@@ -26,17 +28,23 @@ def out_table(database):
 
 def builder(db, monkeypatch, mode="staged", sink_id="cfg", statement=None):
     from sinks import TwoPhaseCommitSink
+
     monkeypatch.setenv("TPC_CFG_TEST_PASSWORD", db.password)
-    return (TwoPhaseCommitSink.builder()
-            .set_jdbc_url(db.jdbc_url).set_user(db.user)
-            .set_password_env("TPC_CFG_TEST_PASSWORD")
-            .set_field_names(ROW_FIELDS)
-            .add_statement(statement or "INSERT INTO out (id, v) VALUES (:id, :v)")
-            .set_sink_id(sink_id).set_mode(mode))
+    return (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(db.jdbc_url)
+        .set_user(db.user)
+        .set_password_env("TPC_CFG_TEST_PASSWORD")
+        .set_field_names(ROW_FIELDS)
+        .add_statement(statement or "INSERT INTO out (id, v) VALUES (:id, :v)")
+        .set_sink_id(sink_id)
+        .set_mode(mode)
+    )
 
 
 def assert_config_error(build, *needles):
     from sinks import SinkConfigurationError
+
     with pytest.raises(SinkConfigurationError) as error:
         build()
     message = str(error.value)
@@ -52,13 +60,16 @@ def test_valid_configuration_builds_and_reports_the_server(flink_env, out_table,
 
 def test_unreachable_database(flink_env, out_table, monkeypatch):
     from dataclasses import replace
+
     unreachable = replace(out_table, port=free_port())
-    assert_config_error(builder(unreachable, monkeypatch).build, "unreachable",
-                        f"127.0.0.1:{unreachable.port}")
+    assert_config_error(
+        builder(unreachable, monkeypatch).build, "unreachable", f"127.0.0.1:{unreachable.port}"
+    )
 
 
 def test_wrong_password_is_reported_without_echoing_it(flink_env, out_table, monkeypatch):
     from dataclasses import replace
+
     wrong = replace(out_table, password="not-the-password")
     message = assert_config_error(builder(wrong, monkeypatch).build, "authentication failed")
     assert "not-the-password" not in message
@@ -70,13 +81,15 @@ def test_missing_password_variable(flink_env, out_table, monkeypatch):
     assert_config_error(b.build, "TPC_CFG_TEST_PASSWORD", "not set")
 
 
-def test_prepared_transactions_disabled(flink_env, postgres_server_without_prepared_transactions,
-                                        monkeypatch):
+def test_prepared_transactions_disabled(
+    flink_env, postgres_server_without_prepared_transactions, monkeypatch
+):
     db = postgres_server_without_prepared_transactions.create_database("no_prepared")
     with db.connect(autocommit=True) as conn:
         conn.execute("CREATE TABLE out (id bigint, v text)")
-    assert_config_error(builder(db, monkeypatch, mode="prepared").build,
-                        "max_prepared_transactions", "staged")
+    assert_config_error(
+        builder(db, monkeypatch, mode="prepared").build, "max_prepared_transactions", "staged"
+    )
     # The same stock server is fine for staged mode, which needs no prepared transactions.
     builder(db, monkeypatch, mode="staged").build()
 
@@ -88,14 +101,18 @@ def test_bad_sink_id(flink_env, out_table, monkeypatch, sink_id):
 
 def test_statement_naming_a_field_the_rows_lack(flink_env, out_table, monkeypatch):
     statement = "INSERT INTO out (id, v) VALUES (:id, :amount)"
-    assert_config_error(builder(out_table, monkeypatch, statement=statement).build,
-                        "amount", "rows lack")
+    assert_config_error(
+        builder(out_table, monkeypatch, statement=statement).build, "amount", "rows lack"
+    )
 
 
 def test_statement_the_database_rejects(flink_env, out_table, monkeypatch):
     statement = "INSERT INTO no_such_table (id) VALUES (:id)"
-    assert_config_error(builder(out_table, monkeypatch, statement=statement).build,
-                        "statement rejected by PostgreSQL", "no_such_table")
+    assert_config_error(
+        builder(out_table, monkeypatch, statement=statement).build,
+        "statement rejected by PostgreSQL",
+        "no_such_table",
+    )
 
 
 def test_password_in_url_is_refused(flink_env, out_table, monkeypatch):
@@ -107,21 +124,33 @@ def test_unknown_mode(flink_env, out_table, monkeypatch):
     assert_config_error(lambda: builder(out_table, monkeypatch, mode="eventually"), "commit mode")
 
 
-@pytest.mark.parametrize("checkpointing, needle", [
-    ({}, "checkpointing is off"),
-    ({"execution.checkpointing.interval": "1 s",
-      "execution.checkpointing.mode": "AT_LEAST_ONCE"}, "execution.checkpointing.mode is AT_LEAST_ONCE"),
-])
+@pytest.mark.parametrize(
+    "checkpointing, needle",
+    [
+        ({}, "checkpointing is off"),
+        (
+            {
+                "execution.checkpointing.interval": "1 s",
+                "execution.checkpointing.mode": "AT_LEAST_ONCE",
+            },
+            "execution.checkpointing.mode is AT_LEAST_ONCE",
+        ),
+    ],
+)
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 def test_a_job_without_exactly_once_checkpoints_is_refused_before_it_runs(
-        out_table, monkeypatch, checkpointing, needle, mode):
+    out_table, monkeypatch, checkpointing, needle, mode
+):
     from pyflink.common import Row, Types
+
     from localenv.flink import local_environment
     from sinks import add_sink_jars
+
     env = local_environment(parallelism=1, settings=checkpointing)
     add_sink_jars(env)
-    rows = env.from_collection([Row(1, "a")], type_info=Types.ROW_NAMED(
-        ROW_FIELDS, [Types.LONG(), Types.STRING()]))
+    rows = env.from_collection(
+        [Row(1, "a")], type_info=Types.ROW_NAMED(ROW_FIELDS, [Types.LONG(), Types.STRING()])
+    )
     rows.sink_to(builder(out_table, monkeypatch, mode=mode).build())
     with pytest.raises(Exception) as error:
         env.execute("no-exactly-once-checkpoints")
@@ -132,12 +161,16 @@ def test_a_job_without_exactly_once_checkpoints_is_refused_before_it_runs(
 
 def test_a_bounded_batch_job_needs_no_checkpoints(out_table, monkeypatch):
     from pyflink.common import Row, Types
+
     from localenv.flink import local_environment
     from sinks import add_sink_jars
+
     env = local_environment(parallelism=1, settings={"execution.runtime-mode": "BATCH"})
     add_sink_jars(env)
-    rows = env.from_collection([Row(1, "a"), Row(2, "b")], type_info=Types.ROW_NAMED(
-        ROW_FIELDS, [Types.LONG(), Types.STRING()]))
+    rows = env.from_collection(
+        [Row(1, "a"), Row(2, "b")],
+        type_info=Types.ROW_NAMED(ROW_FIELDS, [Types.LONG(), Types.STRING()]),
+    )
     rows.sink_to(builder(out_table, monkeypatch, mode="staged").build())
     env.execute("batch-without-checkpoints")
     with out_table.connect() as conn:

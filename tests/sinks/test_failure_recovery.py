@@ -9,10 +9,18 @@ non-empty checkpoint's rows became durable (pre-committed, or flushed by the at-
 sink) and before that checkpoint could complete. The restore must replay that checkpoint's
 rows, so the at-least-once control writes at least that many rows twice, on every run.
 """
+
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, missing_ids,
-                                 replayed_rows, run_job, sink_fault)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    missing_ids,
+    replayed_rows,
+    run_job,
+    sink_fault,
+)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
@@ -25,10 +33,24 @@ SLOW = ["--throttle-every", "10", "--throttle-ms", "2"]
 def run_failing_job(db, tmp_path, mode, *extra):
     create_sequence_table(db)
     marker = tmp_path / "failed-once"
-    result = run_job(db, "--mode", mode, "--count", str(COUNT), "--batch-size", "100",
-                     "--fail-once-marker", str(marker), "--fail-after-seconds", "0",
-                     "--fail-after-records", str(COUNT * 3 // 10), *SLOW, *extra,
-                     extra_env=sink_fault(tmp_path / "sink-fault", "fail", nth=3))
+    result = run_job(
+        db,
+        "--mode",
+        mode,
+        "--count",
+        str(COUNT),
+        "--batch-size",
+        "100",
+        "--fail-once-marker",
+        str(marker),
+        "--fail-after-seconds",
+        "0",
+        "--fail-after-records",
+        str(COUNT * 3 // 10),
+        *SLOW,
+        *extra,
+        extra_env=sink_fault(tmp_path / "sink-fault", "fail", nth=3),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert marker.exists(), "the injected failure never fired: the test proved nothing"
     return replayed_rows(tmp_path / "sink-fault")
@@ -51,8 +73,9 @@ def test_control_at_least_once_sink_duplicates_in_the_same_run(database, control
     rows, distinct = id_counts(database)
     assert distinct == COUNT, "at-least-once must still lose nothing"
     control_seen(rows - COUNT, replayed)
-    assert rows >= COUNT + replayed, \
+    assert rows >= COUNT + replayed, (
         f"expected at least {replayed} duplicated rows from the replay; found {rows - COUNT}"
+    )
 
 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
@@ -60,11 +83,14 @@ def test_bounded_job_commits_its_tail_at_end_of_input(database, mode):
     """No periodic checkpoint fires within this short job (interval 10 min): every row is
     committed by the final checkpoint at end of input."""
     create_sequence_table(database)
-    result = run_job(database, "--mode", mode, "--count", "5000",
-                     "--checkpoint-interval-ms", "600000")
+    result = run_job(
+        database, "--mode", mode, "--count", "5000", "--checkpoint-interval-ms", "600000"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert id_counts(database) == (5000, 5000)
     assert dangling(database) == (0, 0, 0)
     with database.connect() as conn:
-        committed = conn.execute("SELECT coalesce(sum(row_count), 0) FROM tpc_commit_log").fetchone()[0]
+        committed = conn.execute(
+            "SELECT coalesce(sum(row_count), 0) FROM tpc_commit_log"
+        ).fetchone()[0]
     assert committed == 5000

@@ -6,13 +6,21 @@ The zombie is played by a database session that holds the subtask's lock and an 
 transaction of rows, registered as attempt 0 of the very job id the next run is given. Its
 control is the same zombie against the at-least-once sink, which has no fence: there the zombie
 pre-commits, and its prepared transaction is left behind, holding its rows and locks."""
+
 import uuid
 
 import psycopg
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, kill_job, run_job,
-                                 start_job, wait_for)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    kill_job,
+    run_job,
+    start_job,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
@@ -22,13 +30,31 @@ COUNT = 3_000
 def test_a_second_job_with_the_same_sink_id_is_refused_at_start(database, tmp_path):
     create_sequence_table(database)
     # about 25 s: long enough for the second job to start while it runs
-    first = start_job(database, "--mode", "prepared", "--count", "10000",
-                      "--throttle-every", "1", "--throttle-ms", "5",
-                      log_path=tmp_path / "first.log")
+    first = start_job(
+        database,
+        "--mode",
+        "prepared",
+        "--count",
+        "10000",
+        "--throttle-every",
+        "1",
+        "--throttle-ms",
+        "5",
+        log_path=tmp_path / "first.log",
+    )
     try:
         wait_for(lambda: id_counts(database)[0] > 0, 120, "the first job to commit")
-        second = run_job(database, "--mode", "prepared", "--count", "100",
-                         "--owner-wait-s", "2", "--restart-attempts", "3")
+        second = run_job(
+            database,
+            "--mode",
+            "prepared",
+            "--count",
+            "100",
+            "--owner-wait-s",
+            "2",
+            "--restart-attempts",
+            "3",
+        )
         assert second.returncode != 0
         assert "sink 'sink_check' subtask" in second.stderr
         assert "is in use by job" in second.stderr and "share a sink id" in second.stderr
@@ -47,10 +73,13 @@ def zombie_session(db, job_id: str, subtask: int = 0):
     subtask's lock, is registered as its owner, and has rows written in an open transaction."""
     conn = db.connect(autocommit=True)
     conn.execute("SELECT pg_advisory_lock(hashtext('tpc:sink_check'), %s)", (subtask,))
-    conn.execute("INSERT INTO tpc_writer_owners (sink_id, subtask, job_id, attempt, pid, since) "
-                 "VALUES ('sink_check', %s, %s, 0, pg_backend_pid(), now()) "
-                 "ON CONFLICT (sink_id, subtask) DO UPDATE SET job_id = EXCLUDED.job_id, "
-                 "attempt = 0, pid = EXCLUDED.pid", (subtask, job_id))
+    conn.execute(
+        "INSERT INTO tpc_writer_owners (sink_id, subtask, job_id, attempt, pid, since) "
+        "VALUES ('sink_check', %s, %s, 0, pg_backend_pid(), now()) "
+        "ON CONFLICT (sink_id, subtask) DO UPDATE SET job_id = EXCLUDED.job_id, "
+        "attempt = 0, pid = EXCLUDED.pid",
+        (subtask, job_id),
+    )
     conn.autocommit = False
     conn.execute("INSERT INTO sink_check (id, v) SELECT -g, 'zombie' FROM generate_series(1, 5) g")
     return conn
@@ -70,8 +99,7 @@ def test_a_zombie_writer_of_the_same_job_is_fenced_off_and_cannot_pre_commit(dat
     job_id = uuid.uuid4().hex
     zombie = zombie_session(database, job_id)
     try:
-        result = run_job(database, "--mode", "prepared", "--count", str(COUNT),
-                         "--job-id", job_id)
+        result = run_job(database, "--mode", "prepared", "--count", str(COUNT), "--job-id", job_id)
         assert result.returncode == 0, result.stderr[-3000:]
         with pytest.raises(psycopg.OperationalError):
             zombie.execute(f"PREPARE TRANSACTION 'tpc:sink_check:0:999999:{job_id}.0'")
@@ -89,8 +117,9 @@ def test_control_without_a_fence_the_zombie_pre_commits(database, control_seen):
     zombie = zombie_session(database, job_id)
     gid = f"tpc:sink_check:0:999999:{job_id}.0"
     try:
-        result = run_job(database, "--mode", "at_least_once", "--count", str(COUNT),
-                         "--job-id", job_id)
+        result = run_job(
+            database, "--mode", "at_least_once", "--count", str(COUNT), "--job-id", job_id
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         zombie.execute(f"PREPARE TRANSACTION '{gid}'")
     finally:

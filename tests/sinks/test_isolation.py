@@ -1,16 +1,31 @@
 """Two sinks in one job, and two jobs on one database, never touch each other's transactions
 or staged rows -- not even while they recover from failures at the same time."""
+
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, missing_ids,
-                                 run_job, start_job)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    missing_ids,
+    run_job,
+    start_job,
+)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
 COUNT = 10_000
 # Fail once a subtask is 60% through its half of the numbers, whatever the machine's speed.
-SLOW = ["--throttle-every", "10", "--throttle-ms", "2", "--fail-after-seconds", "0",
-        "--fail-after-records", str(COUNT * 3 // 10)]
+SLOW = [
+    "--throttle-every",
+    "10",
+    "--throttle-ms",
+    "2",
+    "--fail-after-seconds",
+    "0",
+    "--fail-after-records",
+    str(COUNT * 3 // 10),
+]
 
 
 def foreign_gid(db):
@@ -26,10 +41,15 @@ def plant_foreign_leftovers(db):
         conn.execute("BEGIN")
         conn.execute("INSERT INTO foreign_target VALUES (1)")
         conn.execute(f"PREPARE TRANSACTION '{foreign_gid(db)}'")
-        conn.execute("INSERT INTO tpc_staged_batches (gid, sink_id, subtask, counter, row_count) "
-                     "VALUES (%s, 'foreign', 0, 999999, 1)", (foreign_gid(db),))
-        conn.execute("INSERT INTO tpc_staged_rows (gid, seq, payload) VALUES (%s, 0, '\\x00')",
-                     (foreign_gid(db),))
+        conn.execute(
+            "INSERT INTO tpc_staged_batches (gid, sink_id, subtask, counter, row_count) "
+            "VALUES (%s, 'foreign', 0, 999999, 1)",
+            (foreign_gid(db),),
+        )
+        conn.execute(
+            "INSERT INTO tpc_staged_rows (gid, seq, payload) VALUES (%s, 0, '\\x00')",
+            (foreign_gid(db),),
+        )
 
 
 def assert_foreign_leftovers_untouched(db):
@@ -38,8 +58,9 @@ def assert_foreign_leftovers_untouched(db):
 
 def remove_foreign_leftovers(db):
     with db.connect(autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_prepared_xacts WHERE gid = %s",
-                        (foreign_gid(db),)).fetchone():
+        if conn.execute(
+            "SELECT 1 FROM pg_prepared_xacts WHERE gid = %s", (foreign_gid(db),)
+        ).fetchone():
             conn.execute(f"ROLLBACK PREPARED '{foreign_gid(db)}'")
         conn.execute("DELETE FROM tpc_staged_rows WHERE gid = %s", (foreign_gid(db),))
         conn.execute("DELETE FROM tpc_staged_batches WHERE gid = %s", (foreign_gid(db),))
@@ -63,9 +84,24 @@ def ensure_control_tables(db):
 def test_two_sinks_in_one_job_recover_independently(database, foreign_leftovers, tmp_path):
     create_sequence_table(database, "via_prepared")
     create_sequence_table(database, "via_staged")
-    result = run_job(database, "--count", str(COUNT), "--mode", "prepared", "--sink-id", "alpha",
-                     "--table", "via_prepared", "--second-sink", "beta", "staged", "via_staged",
-                     "--fail-once-marker", str(tmp_path / "failed"), *SLOW)
+    result = run_job(
+        database,
+        "--count",
+        str(COUNT),
+        "--mode",
+        "prepared",
+        "--sink-id",
+        "alpha",
+        "--table",
+        "via_prepared",
+        "--second-sink",
+        "beta",
+        "staged",
+        "via_staged",
+        "--fail-once-marker",
+        str(tmp_path / "failed"),
+        *SLOW,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "failed").exists()
     for table in ("via_prepared", "via_staged"):
@@ -80,10 +116,21 @@ def test_two_jobs_on_one_database_recover_independently(database, foreign_leftov
     jobs = {}
     for sink_id, mode in (("job_a", "prepared"), ("job_b", "staged")):
         create_sequence_table(database, sink_id)
-        jobs[sink_id] = start_job(database, "--count", str(COUNT), "--mode", mode,
-                                  "--sink-id", sink_id, "--table", sink_id,
-                                  "--fail-once-marker", str(tmp_path / f"failed-{sink_id}"),
-                                  *SLOW, log_path=tmp_path / f"{sink_id}.log")
+        jobs[sink_id] = start_job(
+            database,
+            "--count",
+            str(COUNT),
+            "--mode",
+            mode,
+            "--sink-id",
+            sink_id,
+            "--table",
+            sink_id,
+            "--fail-once-marker",
+            str(tmp_path / f"failed-{sink_id}"),
+            *SLOW,
+            log_path=tmp_path / f"{sink_id}.log",
+        )
     for sink_id, process in jobs.items():
         assert process.wait(timeout=300) == 0, (tmp_path / f"{sink_id}.log").read_text()[-3000:]
         assert (tmp_path / f"failed-{sink_id}").exists()

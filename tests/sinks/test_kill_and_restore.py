@@ -2,11 +2,23 @@
 then a restore from the newest retained checkpoint, at the same and at other parallelisms; and
 the at-least-once control killed at the same point (right after it flushed a checkpoint's rows),
 which provably writes those rows twice."""
+
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, kill_job,
-                                 missing_ids, newest_complete_checkpoint, replayed_rows, run_job,
-                                 sink_fault, sink_fault_report, start_job, wait_for)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    kill_job,
+    missing_ids,
+    newest_complete_checkpoint,
+    replayed_rows,
+    run_job,
+    sink_fault,
+    sink_fault_report,
+    start_job,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
@@ -16,12 +28,15 @@ SLOW = ["--throttle-every", "10", "--throttle-ms", "2"]
 
 def pending_in_database(db, gid):
     with db.connect() as conn:
-        prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s",
-                                (gid,)).fetchone()[0]
-        staged = conn.execute("SELECT count(*) FROM tpc_staged_batches WHERE gid = %s",
-                              (gid,)).fetchone()[0]
-        committed = conn.execute("SELECT count(*) FROM tpc_commit_log WHERE gid = %s",
-                                 (gid,)).fetchone()[0]
+        prepared = conn.execute(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE gid = %s", (gid,)
+        ).fetchone()[0]
+        staged = conn.execute(
+            "SELECT count(*) FROM tpc_staged_batches WHERE gid = %s", (gid,)
+        ).fetchone()[0]
+        committed = conn.execute(
+            "SELECT count(*) FROM tpc_commit_log WHERE gid = %s", (gid,)
+        ).fetchone()[0]
     return prepared, staged, committed
 
 
@@ -32,17 +47,32 @@ def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism, *job_
     paused checkpoint."""
     checkpoints = tmp_path / "checkpoints"
     pause = tmp_path / "pause"
-    job = start_job(db, "--mode", mode, "--count", str(COUNT), "--parallelism", "2",
-                    "--checkpoint-dir", str(checkpoints), *SLOW, *job_args,
-                    extra_env=sink_fault(pause, "pause", nth=5),
-                    log_path=tmp_path / "first-run.log")
+    job = start_job(
+        db,
+        "--mode",
+        mode,
+        "--count",
+        str(COUNT),
+        "--parallelism",
+        "2",
+        "--checkpoint-dir",
+        str(checkpoints),
+        *SLOW,
+        *job_args,
+        extra_env=sink_fault(pause, "pause", nth=5),
+        log_path=tmp_path / "first-run.log",
+    )
     try:
-        report = wait_for(lambda: sink_fault_report(pause), 180,
-                          "a writer to pause right after a checkpoint's rows became durable")
+        report = wait_for(
+            lambda: sink_fault_report(pause),
+            180,
+            "a writer to pause right after a checkpoint's rows became durable",
+        )
         if mode != "at_least_once":
             # The transaction is pre-committed (prepared or staged) and not yet committed.
-            assert pending_in_database(db, report["gid"]) == \
-                ((1, 0, 0) if mode == "prepared" else (0, 1, 0))
+            assert pending_in_database(db, report["gid"]) == (
+                (1, 0, 0) if mode == "prepared" else (0, 1, 0)
+            )
         rows_before_kill = id_counts(db)[0]
     finally:
         kill_job(job)
@@ -50,10 +80,20 @@ def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism, *job_
 
     checkpoint = newest_complete_checkpoint(checkpoints)
     assert checkpoint is not None, (tmp_path / "first-run.log").read_text()[-3000:]
-    result = run_job(db, "--mode", mode, "--count", str(COUNT),
-                     "--parallelism", str(restore_parallelism),
-                     "--checkpoint-dir", str(tmp_path / "checkpoints-after-restore"),
-                     "--from-checkpoint", str(checkpoint), *job_args)
+    result = run_job(
+        db,
+        "--mode",
+        mode,
+        "--count",
+        str(COUNT),
+        "--parallelism",
+        str(restore_parallelism),
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints-after-restore"),
+        "--from-checkpoint",
+        str(checkpoint),
+        *job_args,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return report
 
@@ -79,18 +119,28 @@ def test_control_at_least_once_kill_9_after_flush_duplicates(database, control_s
     rows, distinct = id_counts(database)
     assert distinct == COUNT, "at-least-once must still lose nothing"
     control_seen(rows - COUNT, replayed)
-    assert rows >= COUNT + replayed, \
+    assert rows >= COUNT + replayed, (
         f"expected at least {replayed} duplicated rows from the replay; found {rows - COUNT}"
+    )
 
 
 def run_until_paused(db, tmp_path, name: str, nth: int, *job_args: str) -> None:
     """Runs the job (prepared mode unless `job_args` say otherwise) with checkpoints retained
     under tmp_path/checkpoints-<name> until a writer pauses after its `nth` non-empty
     checkpoint, then kills all of it with `kill -9`."""
-    job = start_job(db, "--mode", "prepared", "--count", str(COUNT), "--checkpoint-dir",
-                    str(tmp_path / f"checkpoints-{name}"), *SLOW, *job_args,
-                    extra_env=sink_fault(tmp_path / f"pause-{name}", "pause", nth=nth),
-                    log_path=tmp_path / f"{name}.log")
+    job = start_job(
+        db,
+        "--mode",
+        "prepared",
+        "--count",
+        str(COUNT),
+        "--checkpoint-dir",
+        str(tmp_path / f"checkpoints-{name}"),
+        *SLOW,
+        *job_args,
+        extra_env=sink_fault(tmp_path / f"pause-{name}", "pause", nth=nth),
+        log_path=tmp_path / f"{name}.log",
+    )
     try:
         wait_for(lambda: sink_fault_report(tmp_path / f"pause-{name}"), 180, "a writer to pause")
     finally:
@@ -100,8 +150,10 @@ def run_until_paused(db, tmp_path, name: str, nth: int, *job_args: str) -> None:
 def retained_and_older_than_committed(db, checkpoint_root):
     """(every retained complete checkpoint, those older than the newest committed one), oldest
     first; fails the test if none is older."""
-    retained = sorted((p for p in checkpoint_root.glob("*/chk-*") if (p / "_metadata").exists()),
-                      key=lambda p: int(p.name.split("-")[1]))
+    retained = sorted(
+        (p for p in checkpoint_root.glob("*/chk-*") if (p / "_metadata").exists()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
     with db.connect() as conn:
         newest_committed = conn.execute("SELECT max(counter) FROM tpc_commit_log").fetchone()[0]
     older = [p for p in retained if int(p.name.split("-")[1]) < newest_committed]
@@ -119,14 +171,24 @@ def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_p
     retained, older = retained_and_older_than_committed(database, tmp_path / "checkpoints-first")
     rows_before = id_counts(database)[0]
 
-    result = run_job(database, "--mode", mode, "--count", str(COUNT), "--restart-attempts", "0",
-                     "--from-checkpoint", str(older[-1]))
+    result = run_job(
+        database,
+        "--mode",
+        mode,
+        "--count",
+        str(COUNT),
+        "--restart-attempts",
+        "0",
+        "--from-checkpoint",
+        str(older[-1]),
+    )
     assert result.returncode != 0
     assert "refuses to restore checkpoint" in result.stderr
     assert id_counts(database)[0] == rows_before, "rows moved although the restore was refused"
 
-    result = run_job(database, "--mode", mode, "--count", str(COUNT),
-                     "--from-checkpoint", str(retained[-1]))
+    result = run_job(
+        database, "--mode", mode, "--count", str(COUNT), "--from-checkpoint", str(retained[-1])
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert id_counts(database) == (COUNT, COUNT)
     assert dangling(database) == (0, 0, 0)
@@ -138,8 +200,16 @@ def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(databas
     of the scaled-up run is refused."""
     create_sequence_table(database)
     run_until_paused(database, tmp_path, "p2", 3)
-    run_until_paused(database, tmp_path, "p3", 10, "--parallelism", "3", "--from-checkpoint",
-                     str(newest_complete_checkpoint(tmp_path / "checkpoints-p2")))
+    run_until_paused(
+        database,
+        tmp_path,
+        "p3",
+        10,
+        "--parallelism",
+        "3",
+        "--from-checkpoint",
+        str(newest_complete_checkpoint(tmp_path / "checkpoints-p2")),
+    )
     with database.connect() as conn:
         lineages = dict(conn.execute("SELECT subtask, lineage FROM tpc_writer_owners"))
     # The added subtask (no state of its own) took a sibling's lineage, so it checks too.
@@ -148,8 +218,19 @@ def test_after_a_scale_up_restoring_an_older_checkpoint_is_still_refused(databas
     _, older = retained_and_older_than_committed(database, tmp_path / "checkpoints-p3")
     rows_before = id_counts(database)[0]
 
-    result = run_job(database, "--mode", "prepared", "--count", str(COUNT), "--parallelism", "3",
-                     "--restart-attempts", "0", "--from-checkpoint", str(older[0]))
+    result = run_job(
+        database,
+        "--mode",
+        "prepared",
+        "--count",
+        str(COUNT),
+        "--parallelism",
+        "3",
+        "--restart-attempts",
+        "0",
+        "--from-checkpoint",
+        str(older[0]),
+    )
     assert result.returncode != 0
     assert "refuses to restore checkpoint" in result.stderr
     assert id_counts(database)[0] == rows_before, "rows moved although the restore was refused"

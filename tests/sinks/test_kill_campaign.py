@@ -6,14 +6,25 @@ control run through the same kills must not.
 All three runs follow one schedule (one seed). The first kill is not left to chance: it lands
 while a writer is paused right after a checkpoint's rows became durable, before that checkpoint
 completed, so the control provably writes those rows twice; the later kills land at random."""
+
 import random
 import time
 
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, kill_job,
-                                 missing_ids, newest_complete_checkpoint, replayed_rows,
-                                 sink_fault, sink_fault_report, start_job, wait_for)
+from tests.sinks.support import (
+    create_sequence_table,
+    dangling,
+    id_counts,
+    kill_job,
+    missing_ids,
+    newest_complete_checkpoint,
+    replayed_rows,
+    sink_fault,
+    sink_fault_report,
+    start_job,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.campaign, pytest.mark.minicluster, pytest.mark.chaos]
 
@@ -34,17 +45,29 @@ def run_campaign(db, tmp_path, mode, seed=SEED) -> int:
     checkpoint = None
     kills = 0
     for attempt in range(KILLS + 1):
-        args = ["--mode", mode, "--count", str(COUNT), "--batch-size", "50",
-                "--parallelism", str(rng.choice([1, 2, 3])),
-                "--checkpoint-dir", str(tmp_path / f"checkpoints-{attempt}"),
-                "--throttle-every", "5", "--throttle-ms", "2"]
+        args = [
+            "--mode",
+            mode,
+            "--count",
+            str(COUNT),
+            "--batch-size",
+            "50",
+            "--parallelism",
+            str(rng.choice([1, 2, 3])),
+            "--checkpoint-dir",
+            str(tmp_path / f"checkpoints-{attempt}"),
+            "--throttle-every",
+            "5",
+            "--throttle-ms",
+            "2",
+        ]
         if checkpoint:
             args += ["--from-checkpoint", str(checkpoint)]
         pause = tmp_path / "pause"
         first_pause = sink_fault(pause, "pause", nth=rng.randint(3, 6)) if attempt == 0 else {}
         job = start_job(db, *args, extra_env=first_pause, log_path=tmp_path / f"run-{attempt}.log")
         if first_pause:
-            wait_for(lambda: sink_fault_report(pause), 300, "the first writer to pause")
+            wait_for(lambda pause=pause: sink_fault_report(pause), 300, "the first writer to pause")
             kill_job(job)
             kills += 1
             checkpoint = newest_complete_checkpoint(tmp_path / f"checkpoints-{attempt}")

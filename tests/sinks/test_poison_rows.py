@@ -7,12 +7,12 @@ checkpoint is pre-committed, naming the sink, the row and the SQLSTATE; under "d
 job finishes and each refused row is in the dead-letter table exactly once, also after a
 `kill -9` and a restore in between. The control is that same kill schedule through the
 at-least-once sink: the replayed checkpoint's refused rows are dead-lettered twice."""
+
 import re
 
 import pytest
 
-from tests.sinks.support import (create_sequence_table, dangling, id_counts, replayed_rows,
-                                 run_job)
+from tests.sinks.support import create_sequence_table, dangling, id_counts, replayed_rows, run_job
 from tests.sinks.test_kill_and_restore import COUNT as KILL_COUNT
 from tests.sinks.test_kill_and_restore import kill_after_pause_then_restore
 
@@ -30,28 +30,46 @@ def refused_ids(count: int) -> set:
 def create_table_with_check(db) -> None:
     create_sequence_table(db)
     with db.connect(autocommit=True) as conn:
-        conn.execute(f"ALTER TABLE sink_check ADD CONSTRAINT no_multiples_of_{CHECK_EVERY} "
-                     f"CHECK (id % {CHECK_EVERY} <> 0)")
+        conn.execute(
+            f"ALTER TABLE sink_check ADD CONSTRAINT no_multiples_of_{CHECK_EVERY} "
+            f"CHECK (id % {CHECK_EVERY} <> 0)"
+        )
 
 
 def dead_letters(db, sink_id: str = "sink_check"):
     """[(id, sqlstate)] of the sink's dead letters, one per row found."""
     with db.connect() as conn:
-        return sorted(conn.execute(
-            "SELECT (fields->>'id')::bigint, sqlstate FROM tpc_dead_letters WHERE sink_id = %s",
-            (sink_id,)).fetchall())
+        return sorted(
+            conn.execute(
+                "SELECT (fields->>'id')::bigint, sqlstate FROM tpc_dead_letters WHERE sink_id = %s",
+                (sink_id,),
+            ).fetchall()
+        )
 
 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 def test_fail_policy_stops_the_job_before_any_pre_commit_naming_the_row(database, mode):
     create_table_with_check(database)
-    result = run_job(database, "--mode", mode, "--count", str(COUNT), "--on-row-error", "fail",
-                     *POISON, "--restart-attempts", "5")
+    result = run_job(
+        database,
+        "--mode",
+        mode,
+        "--count",
+        str(COUNT),
+        "--on-row-error",
+        "fail",
+        *POISON,
+        "--restart-attempts",
+        "5",
+    )
     assert result.returncode != 0
     # Whichever refused row a subtask met first, named with its fields and SQLSTATE.
-    named = re.search(r"sink 'sink_check' subtask \d: the database refused a row \(statement 1, "
-                      r"SQLSTATE (\w+): .*?\); row \{id=(\d+), v='v\d+(\\x00)?'\}",
-                      result.stderr, re.S)
+    named = re.search(
+        r"sink 'sink_check' subtask \d: the database refused a row \(statement 1, "
+        r"SQLSTATE (\w+): .*?\); row \{id=(\d+), v='v\d+(\\x00)?'\}",
+        result.stderr,
+        re.S,
+    )
     assert named, result.stderr[-4000:]
     state, row_id = named.group(1), int(named.group(2))
     assert row_id in refused_ids(COUNT)
@@ -62,10 +80,10 @@ def test_fail_policy_stops_the_job_before_any_pre_commit_naming_the_row(database
     with database.connect() as conn:
         rows, committed = conn.execute(
             "SELECT (SELECT count(*) FROM sink_check), "
-            "(SELECT coalesce(sum(row_count), 0) FROM tpc_commit_log)").fetchone()
+            "(SELECT coalesce(sum(row_count), 0) FROM tpc_commit_log)"
+        ).fetchone()
         ids = {row[0] for row in conn.execute("SELECT id FROM sink_check")}
-        staged_rows_of_refused = conn.execute(
-            "SELECT count(*) FROM tpc_staged_rows").fetchone()[0]
+        staged_rows_of_refused = conn.execute("SELECT count(*) FROM tpc_staged_rows").fetchone()[0]
     # Only whole committed transactions are visible, and none holds a refused row.
     assert rows == committed and not ids & refused_ids(COUNT)
     if mode == "staged":
@@ -75,8 +93,9 @@ def test_fail_policy_stops_the_job_before_any_pre_commit_naming_the_row(database
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 def test_dead_letter_policy_records_each_refused_row_once_and_goes_on(database, mode):
     create_table_with_check(database)
-    result = run_job(database, "--mode", mode, "--count", str(COUNT), "--on-row-error",
-                     "dead_letter", *POISON)
+    result = run_job(
+        database, "--mode", mode, "--count", str(COUNT), "--on-row-error", "dead_letter", *POISON
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     refused = refused_ids(COUNT)
     assert id_counts(database) == (COUNT - len(refused), COUNT - len(refused))
@@ -87,7 +106,9 @@ def test_dead_letter_policy_records_each_refused_row_once_and_goes_on(database, 
     with database.connect() as conn:
         [(v, message, statement)] = conn.execute(
             "SELECT fields->>'v', message, statement FROM tpc_dead_letters "
-            "WHERE fields->>'id' = %s", (str(NUL_EVERY),)).fetchall()
+            "WHERE fields->>'id' = %s",
+            (str(NUL_EVERY),),
+        ).fetchall()
     assert v == f"v{NUL_EVERY}\\x00" and message and statement == 1
     assert dangling(database) == (0, 0, 0)
 
@@ -96,8 +117,9 @@ def test_dead_letter_policy_records_each_refused_row_once_and_goes_on(database, 
 @pytest.mark.parametrize("mode", ["prepared", "staged"])
 def test_dead_letters_stay_exactly_once_through_kill_9_and_restore(database, tmp_path, mode):
     create_table_with_check(database)
-    kill_after_pause_then_restore(database, tmp_path, mode, 2, "--on-row-error", "dead_letter",
-                                  *POISON)
+    kill_after_pause_then_restore(
+        database, tmp_path, mode, 2, "--on-row-error", "dead_letter", *POISON
+    )
     refused = refused_ids(KILL_COUNT)
     assert id_counts(database) == (KILL_COUNT - len(refused),) * 2
     assert [i for i, _ in dead_letters(database)] == sorted(refused)
@@ -105,11 +127,13 @@ def test_dead_letters_stay_exactly_once_through_kill_9_and_restore(database, tmp
 
 
 @pytest.mark.chaos
-def test_control_at_least_once_dead_letters_the_replayed_rows_twice(database, control_seen,
-                                                                   tmp_path):
+def test_control_at_least_once_dead_letters_the_replayed_rows_twice(
+    database, control_seen, tmp_path
+):
     create_table_with_check(database)
-    kill_after_pause_then_restore(database, tmp_path, "at_least_once", 2,
-                                  "--on-row-error", "dead_letter", *POISON)
+    kill_after_pause_then_restore(
+        database, tmp_path, "at_least_once", 2, "--on-row-error", "dead_letter", *POISON
+    )
     # The replayed checkpoint's rows of one subtask are consecutive ids: they hold at least
     # this many refused rows, each dead-lettered a second time by the replay.
     replayed = replayed_rows(tmp_path / "pause")

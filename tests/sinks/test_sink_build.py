@@ -1,6 +1,7 @@
 """The Java core's Maven build: one jar with the sink, the file format, the stream operators and
 the JDBC driver but no Flink classes; rebuilt when pom.xml or a main source changes; kept apart
 per var dir."""
+
 import os
 import subprocess
 import sys
@@ -19,10 +20,12 @@ def test_the_jar_ships_the_core_and_the_driver_but_not_flink():
         names = set(jar.namelist())
         drivers = jar.read("META-INF/services/java.sql.Driver").decode()
         manifest = jar.read("META-INF/MANIFEST.MF").decode()
-    for cls in ["dev/tpc/sink/PostgresTwoPhaseCommitSink.class",
-                "dev/tpc/source/NumberedLinesFormat.class",
-                "dev/tpc/stream/RowOperators.class",
-                "org/postgresql/Driver.class"]:
+    for cls in [
+        "dev/tpc/sink/PostgresTwoPhaseCommitSink.class",
+        "dev/tpc/source/NumberedLinesFormat.class",
+        "dev/tpc/stream/RowOperators.class",
+        "org/postgresql/Driver.class",
+    ]:
         assert cls in names
     assert "org.postgresql.Driver" in drivers
     assert "Multi-Release: true" in manifest  # the driver's Java 11 classes stay in use
@@ -38,6 +41,7 @@ def test_the_digest_covers_the_pom_and_main_sources_only():
 
 def test_the_pom_builds_against_the_installed_pyflink():
     from pyflink.version import __version__
+
     assert build.pom_flink_version() == __version__
     build.check_flink_version()
 
@@ -52,12 +56,18 @@ def test_another_var_dir_builds_its_own_jar_without_touching_the_shared_one(tmp_
     shared = build.sink_jar()
     before = shared.stat().st_mtime_ns
     other = tmp_path / "var"
-    result = subprocess.run([sys.executable, "-m", "sinks.build"], cwd=PROJECT_ROOT,
-                            env={**os.environ, "TPC_VAR_DIR": str(other)},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "sinks.build"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "TPC_VAR_DIR": str(other)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert (other / "jars" / build.JAR_NAME).is_file()
-    assert (other / "jars" / (build.JAR_NAME + ".sha256")).read_text().strip() \
-        == build.sources_digest()
+    assert (
+        other / "jars" / (build.JAR_NAME + ".sha256")
+    ).read_text().strip() == build.sources_digest()
     assert not list((other / "jars").glob("tpc-build-*"))  # Maven's target/ is gone
     assert shared.stat().st_mtime_ns == before

@@ -5,6 +5,7 @@ itself opens (`Connections.open`, so with the sink's own timeouts), and classifi
 place that decides (`SqlStates`). Permanent errors are the control: a classifier that called
 everything transient would pass the transient tests and fail these.
 """
+
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ def jvm():
 
     from localenv.flink import local_environment
     from sinks import add_sink_jars
+
     add_sink_jars(local_environment(parallelism=1))
     return get_gateway().jvm
 
@@ -36,10 +38,17 @@ def own_server():
 
 def builder(db, monkeypatch, **setters):
     from sinks import TwoPhaseCommitSink
+
     monkeypatch.setenv("TPC_TEST_ERRORS_PASSWORD", db.password)
-    b = (TwoPhaseCommitSink.builder().set_jdbc_url(db.jdbc_url).set_user(db.user)
-         .set_password_env("TPC_TEST_ERRORS_PASSWORD").set_field_names(["id"])
-         .add_statement("SELECT :id").set_sink_id("errors"))
+    b = (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(db.jdbc_url)
+        .set_user(db.user)
+        .set_password_env("TPC_TEST_ERRORS_PASSWORD")
+        .set_field_names(["id"])
+        .add_statement("SELECT :id")
+        .set_sink_id("errors")
+    )
     for name, value in setters.items():
         getattr(b, name)(*value) if isinstance(value, tuple) else getattr(b, name)(value)
     return b
@@ -69,32 +78,51 @@ def execute(connection, sql):
 
 def backend_pid(db, application_name):
     with db.connect() as conn:
-        row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                           (application_name,)).fetchone()
+        row = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (application_name,)
+        ).fetchone()
     assert row, f"no session named {application_name}"
     return row[0]
 
 
 # -- every connection carries the timeouts ---------------------------------------------------
 
+
 def test_every_connection_carries_timeouts_keepalives_and_durable_commits(
-        jvm, database, monkeypatch):
-    connection = open_connection(jvm, database, monkeypatch, set_lock_timeout_ms=1234,
-                                 set_statement_timeout_ms=5678, set_socket_timeout_s=17)
+    jvm, database, monkeypatch
+):
+    connection = open_connection(
+        jvm,
+        database,
+        monkeypatch,
+        set_lock_timeout_ms=1234,
+        set_statement_timeout_ms=5678,
+        set_socket_timeout_s=17,
+    )
     try:
         shown = {}
-        for setting in ("lock_timeout", "statement_timeout", "tcp_keepalives_idle",
-                        "tcp_keepalives_interval", "tcp_keepalives_count", "synchronous_commit"):
+        for setting in (
+            "lock_timeout",
+            "statement_timeout",
+            "tcp_keepalives_idle",
+            "tcp_keepalives_interval",
+            "tcp_keepalives_count",
+            "synchronous_commit",
+        ):
             statement = connection.createStatement()
             result = statement.executeQuery(f"SHOW {setting}")
             result.next()
             shown[setting] = result.getString(1)
             statement.close()
-        assert shown == {"lock_timeout": "1234ms", "statement_timeout": "5678ms",
-                         "tcp_keepalives_idle": "30", "tcp_keepalives_interval": "10",
-                         "tcp_keepalives_count": "3",
-                         # the test server runs with synchronous_commit = off: raised for the sink
-                         "synchronous_commit": "local"}
+        assert shown == {
+            "lock_timeout": "1234ms",
+            "statement_timeout": "5678ms",
+            "tcp_keepalives_idle": "30",
+            "tcp_keepalives_interval": "10",
+            "tcp_keepalives_count": "3",
+            # the test server runs with synchronous_commit = off: raised for the sink
+            "synchronous_commit": "local",
+        }
         assert connection.getNetworkTimeout() == 17_000  # pgjdbc's socketTimeout, in ms
     finally:
         connection.close()
@@ -109,15 +137,18 @@ def test_every_connection_carries_timeouts_keepalives_and_durable_commits(
 
 def test_socket_timeout_must_exceed_statement_timeout(jvm, database, monkeypatch):
     from sinks import SinkConfigurationError
+
     with pytest.raises(SinkConfigurationError, match="must exceed the statement timeout"):
-        builder(database, monkeypatch, set_statement_timeout_ms=120_000,
-                set_socket_timeout_s=90).java_config()
+        builder(
+            database, monkeypatch, set_statement_timeout_ms=120_000, set_socket_timeout_s=90
+        ).java_config()
     with pytest.raises(SinkConfigurationError, match="set_socket_timeout_s"):
         builder(database, monkeypatch).set_connection_property("socketTimeout", "0")
 
 
-def test_commit_back_off_fits_flinks_retry_cap_and_the_checkpoint_timeout(jvm, database,
-                                                                          monkeypatch):
+def test_commit_back_off_fits_flinks_retry_cap_and_the_checkpoint_timeout(
+    jvm, database, monkeypatch
+):
     config = builder(database, monkeypatch).java_config()
     delays = [config.commitRetryDelayMillis(retry) for retry in range(config.maxCommitRetries())]
     assert delays == [500, 1000, 2000, 4000, 8000, 10_000, 10_000, 10_000, 10_000, 10_000]
@@ -129,8 +160,10 @@ def test_commit_back_off_fits_flinks_retry_cap_and_the_checkpoint_timeout(jvm, d
 
 # -- transient classes, produced for real ----------------------------------------------------
 
+
 def test_unreachable_server_is_transient_08001(jvm, database, monkeypatch):
     from dataclasses import replace
+
     nowhere = replace(database, port=free_port())
     state, transient = java_error(jvm, lambda: open_connection(jvm, nowhere, monkeypatch))
     assert (state, transient) == ("08001", True)
@@ -149,8 +182,9 @@ def test_terminated_session_is_transient_57P01(jvm, database, monkeypatch):
 
 
 def test_statement_timeout_is_transient_57014(jvm, database, monkeypatch):
-    connection = open_connection(jvm, database, monkeypatch, set_statement_timeout_ms=200,
-                                 set_socket_timeout_s=5)
+    connection = open_connection(
+        jvm, database, monkeypatch, set_statement_timeout_ms=200, set_socket_timeout_s=5
+    )
     try:
         state, transient = java_error(jvm, lambda: execute(connection, "SELECT pg_sleep(3)"))
     finally:
@@ -165,8 +199,7 @@ def test_lock_timeout_is_transient_55P03(jvm, database, monkeypatch):
     try:
         with database.connect() as holder:  # holds the lock until the block ends
             holder.execute("LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
-            state, transient = java_error(jvm, lambda: execute(connection,
-                                                               "SELECT * FROM locked"))
+            state, transient = java_error(jvm, lambda: execute(connection, "SELECT * FROM locked"))
     finally:
         connection.close()
     assert (state, transient) == ("55P03", True)
@@ -184,7 +217,8 @@ def test_serialization_failure_is_transient_40001(jvm, database, monkeypatch):
         with database.connect(autocommit=True) as conn:
             conn.execute("UPDATE account SET n = n + 1 WHERE id = 1")
         state, transient = java_error(
-            jvm, lambda: execute(connection, "UPDATE account SET n = n + 1 WHERE id = 1"))
+            jvm, lambda: execute(connection, "UPDATE account SET n = n + 1 WHERE id = 1")
+        )
         connection.rollback()
     finally:
         connection.close()
@@ -193,6 +227,7 @@ def test_serialization_failure_is_transient_40001(jvm, database, monkeypatch):
 
 def test_too_many_connections_is_transient_53300(jvm, postgres_server, database, monkeypatch):
     from dataclasses import replace
+
     role, password = f"tpc_limited_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with database.connect(autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0 PASSWORD '{password}'")
@@ -242,28 +277,32 @@ def test_busy_prepared_transaction_is_transient_55000(jvm, own_server, monkeypat
         conn.execute(f"PREPARE TRANSACTION '{gid}'")
     waiting = db.connect(autocommit=True)
     waiting.execute("SET synchronous_commit = on")
-    committing = threading.Thread(target=lambda: waiting.execute(f"COMMIT PREPARED '{gid}'"),
-                                  daemon=True)
+    committing = threading.Thread(
+        target=lambda: waiting.execute(f"COMMIT PREPARED '{gid}'"), daemon=True
+    )
     try:
         committing.start()
         with db.connect(autocommit=True) as conn:
             deadline = time.monotonic() + 20
-            while not conn.execute("SELECT count(*) FROM pg_stat_activity "
-                                   "WHERE wait_event = 'SyncRep'").fetchone()[0]:
+            while not conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+            ).fetchone()[0]:
                 assert time.monotonic() < deadline, "COMMIT PREPARED never waited"
                 time.sleep(0.05)
         connection = open_connection(jvm, db, monkeypatch)
         try:
-            state, transient = java_error(jvm, lambda: execute(connection,
-                                                               f"COMMIT PREPARED '{gid}'"))
+            state, transient = java_error(
+                jvm, lambda: execute(connection, f"COMMIT PREPARED '{gid}'")
+            )
         finally:
             connection.close()
     finally:
         with db.connect(autocommit=True) as conn:
             conn.execute("ALTER SYSTEM RESET synchronous_standby_names")
             conn.execute("SELECT pg_reload_conf()")
-            conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
-                         "WHERE wait_event = 'SyncRep'")
+            conn.execute(
+                "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'"
+            )
         committing.join(timeout=20)
         waiting.close()
     assert (state, transient) == ("55000", True)
@@ -271,14 +310,19 @@ def test_busy_prepared_transaction_is_transient_55000(jvm, own_server, monkeypat
 
 # -- permanent classes: the control ----------------------------------------------------------
 
-@pytest.mark.parametrize("sql, expected", [
-    ("SELECT * FROM no_such_table", "42P01"),
-    ("CREATE TABLE twice (id int); CREATE TABLE twice (id int)", "42P07"),
-    ("SELECT 1/0", "22012"),
-    ("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'unique_violation'; END $$", "23505"),
-])
+
+@pytest.mark.parametrize(
+    "sql, expected",
+    [
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("CREATE TABLE twice (id int); CREATE TABLE twice (id int)", "42P07"),
+        ("SELECT 1/0", "22012"),
+        ("DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = 'unique_violation'; END $$", "23505"),
+    ],
+)
 def test_errors_that_fail_the_same_way_every_time_are_permanent(
-        jvm, database, monkeypatch, sql, expected):
+    jvm, database, monkeypatch, sql, expected
+):
     connection = open_connection(jvm, database, monkeypatch)
     try:
         assert java_error(jvm, lambda: execute(connection, sql)) == (expected, False)
@@ -288,16 +332,33 @@ def test_errors_that_fail_the_same_way_every_time_are_permanent(
 
 def test_wrong_password_is_permanent_28P01(jvm, database, monkeypatch):
     from dataclasses import replace
+
     wrong = replace(database, password="not-the-password")
     assert java_error(jvm, lambda: open_connection(jvm, wrong, monkeypatch)) == ("28P01", False)
 
 
-@pytest.mark.parametrize("state, transient", [
-    (None, True), ("08000", True), ("08006", True), ("08P01", True), ("53100", True),
-    ("57P02", True), ("57P03", True), ("57P05", True), ("25P03", True), ("40P01", True),
-    ("40003", True), ("57P04", False), ("57000", False), ("55006", False), ("42501", False),
-    ("XX000", False), ("0A000", False),
-])
+@pytest.mark.parametrize(
+    "state, transient",
+    [
+        (None, True),
+        ("08000", True),
+        ("08006", True),
+        ("08P01", True),
+        ("53100", True),
+        ("57P02", True),
+        ("57P03", True),
+        ("57P05", True),
+        ("25P03", True),
+        ("40P01", True),
+        ("40003", True),
+        ("57P04", False),
+        ("57000", False),
+        ("55006", False),
+        ("42501", False),
+        ("XX000", False),
+        ("0A000", False),
+    ],
+)
 def test_classification_table(jvm, state, transient):
     """The classes that cannot be produced cheaply for real (server starting up, disk full,
     deadlock, database dropped ...), by SQLSTATE."""

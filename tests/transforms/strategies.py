@@ -1,4 +1,5 @@
 """Hypothesis strategies for payment lines (shared by the unit and Beam tiers)."""
+
 import json
 
 from hypothesis import strategies as st
@@ -12,8 +13,8 @@ _SMALL_CORPUS = [c.line for c in load_corpus() if len(c.line) < 4096]
 event_ids = st.sampled_from([f"e-{i}" for i in range(12)])
 accounts = st.sampled_from(["acc-1", "acc-2", "kontø", "账户", " pad", ""])
 amounts = st.one_of(
-    st.decimals(min_value=-10, max_value=10 ** 6, places=3, allow_nan=False).map(str),
-    st.integers(min_value=-5, max_value=2 ** 64).map(str),
+    st.decimals(min_value=-10, max_value=10**6, places=3, allow_nan=False).map(str),
+    st.integers(min_value=-5, max_value=2**64).map(str),
     st.sampled_from(["NaN", "1e400", "0.001", "abc", "", "1.10"]),
 )
 timestamps = st.one_of(
@@ -70,31 +71,54 @@ def line_streams(draw, max_size=40):
 
 #: Code points that broke the job, or could: NUL, lone surrogates, noncharacters, the last
 #: code point, a BOM, line and paragraph separators, DEL, C1 controls.
-EDGE_CODE_POINTS = ["\x00", "\ud800", "\udbff", "\udc00", "\udfff", "\ufffe", "\uffff",
-                    "\U0010ffff", "\U0001f4b8", "\ufeff", "\u2028", "\u2029", "\x7f", "\x85",
-                    "\\", '"', "\n", "\r"]
+EDGE_CODE_POINTS = [
+    "\x00",
+    "\ud800",
+    "\udbff",
+    "\udc00",
+    "\udfff",
+    "\ufffe",
+    "\uffff",
+    "\U0010ffff",
+    "\U0001f4b8",
+    "\ufeff",
+    "\u2028",
+    "\u2029",
+    "\x7f",
+    "\x85",
+    "\\",
+    '"',
+    "\n",
+    "\r",
+]
 
 #: Any code point at all, surrogates included (hypothesis leaves out category Cs by default).
-any_text = st.text(alphabet=st.characters(codec=None, categories=None, exclude_categories=()),
-                   max_size=12)
+any_text = st.text(
+    alphabet=st.characters(codec=None, categories=None, exclude_categories=()), max_size=12
+)
 hostile_text = st.one_of(
     any_text,
     st.lists(st.sampled_from(EDGE_CODE_POINTS), min_size=1, max_size=4).map("".join),
-    st.integers(min_value=200, max_value=3000).map(lambda n: "x" * n),   # very long values
+    st.integers(min_value=200, max_value=3000).map(lambda n: "x" * n),  # very long values
 )
 
 
 @st.composite
 def hostile_payment_objects(draw):
     """A payment object, valid or not, with hostile strings in any field or key."""
-    obj = {"event_id": f"h-{draw(st.integers(0, 30))}", "account_id": "acc-1",
-           "type": "charge", "amount": "1.00", "currency": "EUR",
-           "occurred_at": "2024-01-01T00:00:00Z"}
+    obj = {
+        "event_id": f"h-{draw(st.integers(0, 30))}",
+        "account_id": "acc-1",
+        "type": "charge",
+        "amount": "1.00",
+        "currency": "EUR",
+        "occurred_at": "2024-01-01T00:00:00Z",
+    }
     for field in draw(st.lists(st.sampled_from(sorted(obj)), max_size=3, unique=True)):
         text = draw(hostile_text)
         obj[field] = draw(st.sampled_from([text, obj[field] + text, text + obj[field]]))
     if draw(st.booleans()):
-        obj[draw(hostile_text)] = draw(hostile_text)       # an unknown key: ignored if valid
+        obj[draw(hostile_text)] = draw(hostile_text)  # an unknown key: ignored if valid
     return obj
 
 
@@ -110,5 +134,9 @@ def _json_line(obj, ensure_ascii: bool, duplicate_key: bool) -> bytes:
 
 
 #: Lines of hostile JSON: about one in four repeats its first key.
-hostile_lines = st.builds(_json_line, hostile_payment_objects(), st.booleans(),
-                          st.sampled_from([False, False, False, True]))
+hostile_lines = st.builds(
+    _json_line,
+    hostile_payment_objects(),
+    st.booleans(),
+    st.sampled_from([False, False, False, True]),
+)

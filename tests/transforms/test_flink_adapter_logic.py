@@ -3,22 +3,20 @@
 `DoFnProcessFunction` is called directly (as PyFlink's worker would); nothing here starts
 Flink. The same adapters run on the mini cluster in tests/minicluster.
 """
+
+import apache_beam as beam
 import pytest
+from apache_beam import pvalue
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
+from pyflink.common import Row
+from pyflink.datastream import OutputTag
 
-beam = pytest.importorskip("apache_beam")
-pytest.importorskip("pyflink")
-
-from apache_beam import pvalue  # noqa: E402
-from apache_beam.transforms.userstate import BagStateSpec, TimerSpec, on_timer  # noqa: E402
-from apache_beam.transforms.timeutil import TimeDomain  # noqa: E402
-from apache_beam.transforms.window import GlobalWindow  # noqa: E402
-from apache_beam.utils.timestamp import MIN_TIMESTAMP  # noqa: E402
-from apache_beam.utils.windowed_value import WindowedValue  # noqa: E402
-from pyflink.common import Row  # noqa: E402
-from pyflink.datastream import OutputTag  # noqa: E402
-
-from transforms import beam as pb  # noqa: E402
-from transforms import flink_adapters as fa  # noqa: E402
+from transforms import beam as pb
+from transforms import flink_adapters as fa
 
 
 class Recorder(beam.DoFn):
@@ -58,14 +56,21 @@ def test_lifecycle_and_tagged_outputs_with_bundles_of_one():
     dofn = Recorder()
     out = drive(fa.DoFnProcessFunction(dofn, {"odd": odd}, bundle_size=1), [2, 3])
     assert out == [2, "flushed", (odd, 3), "flushed"]
-    assert dofn.events == ["setup", "start_bundle", "process 2", "finish_bundle",
-                           "start_bundle", "process 3", "finish_bundle", "teardown"]
+    assert dofn.events == [
+        "setup",
+        "start_bundle",
+        "process 2",
+        "finish_bundle",
+        "start_bundle",
+        "process 3",
+        "finish_bundle",
+        "teardown",
+    ]
 
 
 def test_bundle_size_groups_elements():
     dofn = Recorder()
-    out = drive(fa.DoFnProcessFunction(dofn, {"odd": OutputTag("odd", fa.PICKLED)}, 2),
-                [2, 4])
+    out = drive(fa.DoFnProcessFunction(dofn, {"odd": OutputTag("odd", fa.PICKLED)}, 2), [2, 4])
     assert out == [2, 4, "flushed"]
     assert dofn.events.count("start_bundle") == 1 and dofn.events[-1] == "teardown"
 
@@ -140,18 +145,27 @@ class Unpicklable(beam.DoFn):
     def __init__(self):
         super().__init__()
         import threading
+
         self.lock = threading.Lock()
 
     def process(self, element):
         yield element
 
 
-@pytest.mark.parametrize("dofn,words", [
-    (WithState(), "state"), (WithTimer(), "timer"), (WithTimestamp(), "TimestampParam"),
-    (WithWindow(), "WindowParam"), (WithSideInput(), "side inputs"),
-    (WithVarArgs(), "side inputs"), (WithFinalizer(), "finaliz"),
-    (Unpicklable(), "cloudpickle"), (object(), "DoFn instance"),
-])
+@pytest.mark.parametrize(
+    "dofn,words",
+    [
+        (WithState(), "state"),
+        (WithTimer(), "timer"),
+        (WithTimestamp(), "TimestampParam"),
+        (WithWindow(), "WindowParam"),
+        (WithSideInput(), "side inputs"),
+        (WithVarArgs(), "side inputs"),
+        (WithFinalizer(), "finaliz"),
+        (Unpicklable(), "cloudpickle"),
+        (object(), "DoFn instance"),
+    ],
+)
 def test_unsupported_dofns_are_refused_at_build_time(dofn, words):
     with pytest.raises(fa.UnsupportedDoFnError, match=words):
         fa.validate_dofn(dofn)
@@ -159,9 +173,16 @@ def test_unsupported_dofns_are_refused_at_build_time(dofn, words):
 
 def test_final_balances_takes_the_latest_value_per_key():
     from transforms.payments import BalanceRow
-    rows = [BalanceRow("a", "USD", 5, 1), BalanceRow("a", "USD", 3, 2), BalanceRow("b", "EUR", 1, 1)]
-    assert fa.final_balances(reversed(rows)) == [BalanceRow("a", "USD", 3, 2),
-                                                BalanceRow("b", "EUR", 1, 1)]
+
+    rows = [
+        BalanceRow("a", "USD", 5, 1),
+        BalanceRow("a", "USD", 3, 2),
+        BalanceRow("b", "EUR", 1, 1),
+    ]
+    assert fa.final_balances(reversed(rows)) == [
+        BalanceRow("a", "USD", 3, 2),
+        BalanceRow("b", "EUR", 1, 1),
+    ]
 
 
 class _FakeState:
@@ -185,14 +206,19 @@ class _FakeRuntimeContext:
 
 def test_deduplicate_function_keeps_the_fingerprint_in_value_state():
     from transforms.payments import fingerprint, parse_line
+
     dup_tag, rej_tag = OutputTag("dup", fa.PICKLED), OutputTag("rej", fa.PICKLED)
     function = fa.DeduplicateFunction(dup_tag, rej_tag, ttl_days=7)
     context = _FakeRuntimeContext()
     function.open(context)
-    base = (b'{"event_id": "e", "account_id": "a", "type": "charge", "amount": "%s", '
-            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}')
-    first, same, other = (parse_line(base % amount, line_number=n)
-                          for n, amount in enumerate((b"1.00", b"1.0", b"2.00"), start=1))
+    base = (
+        b'{"event_id": "e", "account_id": "a", "type": "charge", "amount": "%s", '
+        b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}'
+    )
+    first, same, other = (
+        parse_line(base % amount, line_number=n)
+        for n, amount in enumerate((b"1.00", b"1.0", b"2.00"), start=1)
+    )
     out = [list(function.process_element(p, None)) for p in (first, same, other)]
     assert out[0] == [first] and out[1] == [(dup_tag, same)]
     [(tag, row)] = out[2]
@@ -205,38 +231,63 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
     bundle; the outputs come back as one Row holding, per output, a Row of columns."""
     from transforms.beam import REJECTED, ParsePaymentFn
     from transforms.payments import fingerprint, parse_line
-    good = (b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
-            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00+02:00"}\n')
+
+    good = (
+        b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
+        b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00+02:00"}\n'
+    )
     batch = Row(["/in/day.jsonl", "/in/day.jsonl"], [1, 2], [good, b"not json\n"])
     function = fa.DoFnBundleFunction(
-        ParsePaymentFn(), {None: len(fa.PAYMENT_ROW_TYPE.get_field_names()),
-                           REJECTED: len(fa.REJECTED_ROW_TYPE.get_field_names())},
+        ParsePaymentFn(),
+        {
+            None: len(fa.PAYMENT_ROW_TYPE.get_field_names()),
+            REJECTED: len(fa.REJECTED_ROW_TYPE.get_field_names()),
+        },
         convert_input=fa.source_line,
-        convert_output={None: fa.payment_fields,
-                        REJECTED: fa.row_fields(fa.REJECTED_ROW_TYPE)})
+        convert_output={None: fa.payment_fields, REJECTED: fa.row_fields(fa.REJECTED_ROW_TYPE)},
+    )
     function.open(None)
     [out] = list(function.process_element(batch, None))
     payments, rejected = out[0], out[1]
     expected = parse_line(good, None, "day.jsonl", 1)
-    assert [list(column) for column in payments] == [[v] for v in [
-        "e1", fingerprint(expected), "a", "refund", -150, "USD",
-        "2023-12-31T22:00:00.000000+00:00", "day.jsonl", 1, expected.raw,
-        "conflicting_duplicate", "event_id already accepted with other content", None]]
+    assert [list(column) for column in payments] == [
+        [v]
+        for v in [
+            "e1",
+            fingerprint(expected),
+            "a",
+            "refund",
+            -150,
+            "USD",
+            "2023-12-31T22:00:00.000000+00:00",
+            "day.jsonl",
+            1,
+            expected.raw,
+            "conflicting_duplicate",
+            "event_id already accepted with other content",
+            None,
+        ]
+    ]
     names = fa.REJECTED_ROW_TYPE.get_field_names()
     [row] = [dict(zip(names, values)) for values in zip(*rejected)]
-    assert (row["reason"], row["source"], row["line_number"]) == \
-        ("malformed_json", "day.jsonl", 2)
+    assert (row["reason"], row["source"], row["line_number"]) == ("malformed_json", "day.jsonl", 2)
     function.close()
 
 
 def test_bundle_function_refuses_rows_of_the_wrong_width():
     """A converter that returns too few fields would shift every column: fail, never guess."""
     from transforms.beam import ParsePaymentFn
-    good = (b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
-            b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}\n')
+
+    good = (
+        b'{"event_id": "e1", "account_id": "a", "type": "refund", "amount": "1.50", '
+        b'"currency": "USD", "occurred_at": "2024-01-01T00:00:00Z"}\n'
+    )
     function = fa.DoFnBundleFunction(
-        ParsePaymentFn(), {None: len(fa.PAYMENT_ROW_TYPE.get_field_names())},
-        convert_input=fa.source_line, convert_output={None: lambda p: (p.event_id,)})
+        ParsePaymentFn(),
+        {None: len(fa.PAYMENT_ROW_TYPE.get_field_names())},
+        convert_input=fa.source_line,
+        convert_output={None: lambda p: (p.event_id,)},
+    )
     function.open(None)
     with pytest.raises(ValueError, match="rows of 13 fields expected"):
         list(function.process_element(Row(["day.jsonl"], [1], [good]), None))

@@ -1,4 +1,5 @@
 """Property-based tests (hypothesis): conservation of lines and exactness of amounts."""
+
 from collections import Counter
 from decimal import Decimal
 
@@ -23,8 +24,9 @@ def test_every_line_ends_in_exactly_one_place(lines):
     assert counts[LEDGER] == len(result.ledger) and counts["duplicate"] == result.duplicates
     # the ledger never holds an event_id twice, balances are the ledger's sums
     assert len({row.event_id for row in result.ledger}) == len(result.ledger)
-    assert sum(b.balance_minor for b in result.balances) == sum(r.amount_minor
-                                                                for r in result.ledger)
+    assert sum(b.balance_minor for b in result.balances) == sum(
+        r.amount_minor for r in result.ledger
+    )
     assert sum(b.event_count for b in result.balances) == len(result.ledger)
     for row in result.ledger:
         assert (row.amount_minor > 0) == (row.type == "charge")
@@ -55,8 +57,16 @@ def test_minor_unit_conversion_round_trips(minor, units):
     assert p.to_minor_units(Decimal(text), units) == minor
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=Decimal("0.000001"),
-                   max_value=Decimal(10) ** 20), st.integers(0, 3))
+@given(
+    st.decimals(
+        allow_nan=False,
+        allow_infinity=False,
+        places=6,
+        min_value=Decimal("0.000001"),
+        max_value=Decimal(10) ** 20,
+    ),
+    st.integers(0, 3),
+)
 def test_conversion_is_exact_or_rejected_never_rounded(amount, units):
     try:
         minor = p.to_minor_units(amount, units)
@@ -93,11 +103,16 @@ def test_hostile_strings_in_any_field_are_classified_storable_and_kept_losslessl
 
 
 def test_the_cases_that_stopped_the_job_are_storable_rejections():
-    nul_type = (b'{"event_id":"n-1","account_id":"a","type":"char\\u0000ge","amount":"1",'
-                b'"currency":"EUR","occurred_at":"2024-01-01T00:00:00Z"}')
+    nul_type = (
+        b'{"event_id":"n-1","account_id":"a","type":"char\\u0000ge","amount":"1",'
+        b'"currency":"EUR","occurred_at":"2024-01-01T00:00:00Z"}'
+    )
     surrogate_type = nul_type.replace(b"\\u0000", b"\\ud800")
-    for line in (nul_type, surrogate_type, nul_type.replace(b'"currency":"EUR"',
-                                                            b'"currency":"\\udfff\\u0000"')):
+    for line in (
+        nul_type,
+        surrogate_type,
+        nul_type.replace(b'"currency":"EUR"', b'"currency":"\\udfff\\u0000"'),
+    ):
         result = p.parse_line(line)
         assert isinstance(result, p.Rejection) and storable(result.detail), result
         assert result.raw_bytes is None and result.raw.encode("utf-8") == line

@@ -1,4 +1,5 @@
 """Every rule and reason code of transforms.payments, one behaviour per test."""
+
 import json
 import pickle
 import sys
@@ -12,8 +13,14 @@ from transforms.currencies import DEFAULT_CURRENCIES, extend_currencies
 from transforms.payments import Payment, Reason, Rejection, parse_line
 from transforms.reference import line_outcomes
 
-BASE = {"event_id": "e-1", "account_id": "acc-1", "type": "charge", "amount": "10.50",
-        "currency": "USD", "occurred_at": "2024-03-01T12:00:00+02:00"}
+BASE = {
+    "event_id": "e-1",
+    "account_id": "acc-1",
+    "type": "charge",
+    "amount": "10.50",
+    "currency": "USD",
+    "occurred_at": "2024-03-01T12:00:00+02:00",
+}
 
 
 def line(**overrides) -> bytes:
@@ -29,17 +36,29 @@ def reason(raw, **kwargs):
 
 def test_no_beam_or_flink_in_pure_modules():
     import subprocess
-    code = ("import sys, transforms, transforms.payments, transforms.currencies, "
-            "transforms.reference, transforms.sample_data, transforms.outputs; "
-            "bad = [m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pyflink')]; "
-            "assert not bad, bad")
+
+    code = (
+        "import sys, transforms, transforms.payments, transforms.currencies, "
+        "transforms.reference, transforms.sample_data, transforms.outputs, transforms.tables; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pyflink')]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=p.__file__.rsplit("/", 2)[0])
 
 
 def test_valid_line_gives_payment_in_minor_units_and_utc():
     result = parse_line(line(), source="f.jsonl", line_number=3)
-    assert result == Payment("e-1", "acc-1", "charge", 1050, "USD",
-                             "2024-03-01T10:00:00.000000+00:00", line().decode(), "f.jsonl", 3)
+    assert result == Payment(
+        "e-1",
+        "acc-1",
+        "charge",
+        1050,
+        "USD",
+        "2024-03-01T10:00:00.000000+00:00",
+        line().decode(),
+        "f.jsonl",
+        3,
+    )
 
 
 def test_refund_is_negative():
@@ -55,11 +74,21 @@ def test_line_terminators_are_not_part_of_the_line():
     assert parse_line(line() + b"\n").raw == line().decode()
 
 
-@pytest.mark.parametrize("amount,currency,minor", [
-    ("10.50", "USD", 1050), ("10.5", "USD", 1050), ("10", "USD", 1000), ("0.01", "USD", 1),
-    ("1500", "JPY", 1500), ("7.0", "JPY", 7), ("1.234", "BHD", 1234), ("1.5E+2", "USD", 15000),
-    ("92233720368547758.07", "USD", 2 ** 63 - 1), ("9223372036854775807", "JPY", 2 ** 63 - 1),
-])
+@pytest.mark.parametrize(
+    "amount,currency,minor",
+    [
+        ("10.50", "USD", 1050),
+        ("10.5", "USD", 1050),
+        ("10", "USD", 1000),
+        ("0.01", "USD", 1),
+        ("1500", "JPY", 1500),
+        ("7.0", "JPY", 7),
+        ("1.234", "BHD", 1234),
+        ("1.5E+2", "USD", 15000),
+        ("92233720368547758.07", "USD", 2**63 - 1),
+        ("9223372036854775807", "JPY", 2**63 - 1),
+    ],
+)
 def test_amount_conversion_is_exact(amount, currency, minor):
     assert parse_line(line(amount=amount, currency=currency)).amount_minor == minor
 
@@ -83,13 +112,20 @@ def test_format_minor_units_inverts_to_minor_units():
         assert p.to_minor_units(Decimal(text.lstrip("-")), units) == abs(minor)
 
 
-@pytest.mark.parametrize("raw,expected", [
-    (b"", Reason.EMPTY_LINE), (b"  \t ", Reason.EMPTY_LINE), ("   ", Reason.EMPTY_LINE),
-    (b"{" + b" " * p.MAX_LINE_BYTES + b"}", Reason.LINE_TOO_LONG),
-    (b"\xff{}", Reason.INVALID_ENCODING), ("{\ud800}", Reason.INVALID_ENCODING),
-    (b"{nope", Reason.MALFORMED_JSON), (b"[1]", Reason.NOT_AN_OBJECT),
-    (line()[:-1] + b', "type": "refund"}', Reason.DUPLICATE_FIELD),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        (b"", Reason.EMPTY_LINE),
+        (b"  \t ", Reason.EMPTY_LINE),
+        ("   ", Reason.EMPTY_LINE),
+        (b"{" + b" " * p.MAX_LINE_BYTES + b"}", Reason.LINE_TOO_LONG),
+        (b"\xff{}", Reason.INVALID_ENCODING),
+        ("{\ud800}", Reason.INVALID_ENCODING),
+        (b"{nope", Reason.MALFORMED_JSON),
+        (b"[1]", Reason.NOT_AN_OBJECT),
+        (line()[:-1] + b', "type": "refund"}', Reason.DUPLICATE_FIELD),
+    ],
+)
 def test_line_level_reasons(raw, expected):
     assert reason(raw) == expected
 
@@ -101,18 +137,34 @@ def test_missing_and_null_fields(field):
     assert parse_line(line(**{field: ...})).detail == field
 
 
-@pytest.mark.parametrize("field,value", [
-    ("event_id", 1), ("account_id", 2.5), ("type", ["charge"]), ("currency", 840),
-    ("occurred_at", 1700000000), ("amount", True), ("amount", [1]), ("amount", {"v": 1}),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("event_id", 1),
+        ("account_id", 2.5),
+        ("type", ["charge"]),
+        ("currency", 840),
+        ("occurred_at", 1700000000),
+        ("amount", True),
+        ("amount", [1]),
+        ("amount", {"v": 1}),
+    ],
+)
 def test_mistyped_fields(field, value):
     assert reason(line(**{field: value})) == Reason.MISTYPED_FIELD
 
 
-@pytest.mark.parametrize("field,value", [
-    ("event_id", ""), ("event_id", " e"), ("account_id", "a\n"), ("account_id", "a\u0000"),
-    ("account_id", "a\u0085b"), ("account_id", "x" * (p.MAX_ID_LENGTH + 1)),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("event_id", ""),
+        ("event_id", " e"),
+        ("account_id", "a\n"),
+        ("account_id", "a\u0000"),
+        ("account_id", "a\u0085b"),
+        ("account_id", "x" * (p.MAX_ID_LENGTH + 1)),
+    ],
+)
 def test_invalid_identifiers(field, value):
     assert reason(line(**{field: value})) == Reason.INVALID_IDENTIFIER
 
@@ -143,8 +195,28 @@ def test_currency_table_is_data_a_user_can_extend():
         extend_currencies(DEFAULT_CURRENCIES, {"ISK": -1})
 
 
-@pytest.mark.parametrize("value", ["abc", "NaN", "nan", "Infinity", "-inf", "1,5", " 1", "1 ",
-                                   "+1", "0x10", "1_000", "", "1.", ".5", "$1", "1e", "--1"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "abc",
+        "NaN",
+        "nan",
+        "Infinity",
+        "-inf",
+        "1,5",
+        " 1",
+        "1 ",
+        "+1",
+        "0x10",
+        "1_000",
+        "",
+        "1.",
+        ".5",
+        "$1",
+        "1e",
+        "--1",
+    ],
+)
 def test_invalid_amount(value):
     assert reason(line(amount=value)) == Reason.INVALID_AMOUNT
 
@@ -155,36 +227,59 @@ def test_non_positive_amount(value):
     assert reason(line(amount=value, type="refund")) == Reason.NON_POSITIVE_AMOUNT
 
 
-@pytest.mark.parametrize("value,currency", [("1.001", "USD"), ("1.5", "JPY"),
-                                            ("0.0001", "BHD"), ("1e-3", "EUR")])
+@pytest.mark.parametrize(
+    "value,currency", [("1.001", "USD"), ("1.5", "JPY"), ("0.0001", "BHD"), ("1e-3", "EUR")]
+)
 def test_amount_not_exact(value, currency):
     assert reason(line(amount=value, currency=currency)) == Reason.AMOUNT_NOT_EXACT
 
 
-@pytest.mark.parametrize("value,currency", [("92233720368547758.08", "USD"),
-                                            ("9223372036854775808", "JPY"), ("1e19", "JPY"),
-                                            ("1e999999999", "USD"), ("9" * 5000, "USD")])
+@pytest.mark.parametrize(
+    "value,currency",
+    [
+        ("92233720368547758.08", "USD"),
+        ("9223372036854775808", "JPY"),
+        ("1e19", "JPY"),
+        ("1e999999999", "USD"),
+        ("9" * 5000, "USD"),
+    ],
+)
 def test_amount_out_of_range(value, currency):
     assert reason(line(amount=value, currency=currency)) == Reason.AMOUNT_OUT_OF_RANGE
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00.000000+00:00"),
-    ("2024-01-01T10:00:00z", "2024-01-01T10:00:00.000000+00:00"),
-    ("2024-01-01T10:00:00.5+01:00", "2024-01-01T09:00:00.500000+00:00"),
-    ("2024-01-01T00:30:00-05:30", "2024-01-01T06:00:00.000000+00:00"),
-    ("2024-12-31T23:59:59.999999-01:00", "2025-01-01T00:59:59.999999+00:00"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("2024-01-01T10:00:00Z", "2024-01-01T10:00:00.000000+00:00"),
+        ("2024-01-01T10:00:00z", "2024-01-01T10:00:00.000000+00:00"),
+        ("2024-01-01T10:00:00.5+01:00", "2024-01-01T09:00:00.500000+00:00"),
+        ("2024-01-01T00:30:00-05:30", "2024-01-01T06:00:00.000000+00:00"),
+        ("2024-12-31T23:59:59.999999-01:00", "2025-01-01T00:59:59.999999+00:00"),
+    ],
+)
 def test_timestamps_are_normalised_to_utc(value, expected):
     assert parse_line(line(occurred_at=value)).occurred_at == expected
 
 
-@pytest.mark.parametrize("value", ["2024-01-01", "2024-13-01T00:00:00Z",
-                                   "2023-02-29T00:00:00Z", "2024-01-01T24:00:00Z",
-                                   "2024-01-01 10:00:00Z", "2024-01-01T10:00:00.1234567Z",
-                                   "2024-01-01T10:00:00+24:00", "0001-01-01T00:00:00+01:00",
-                                   "9999-12-31T23:00:00-02:00", "tomorrow", "1704103200",
-                                   "2024-01-01T10:00Z", "２０２４-01-01T10:00:00Z"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-01-01",
+        "2024-13-01T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "2024-01-01T24:00:00Z",
+        "2024-01-01 10:00:00Z",
+        "2024-01-01T10:00:00.1234567Z",
+        "2024-01-01T10:00:00+24:00",
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:00:00-02:00",
+        "tomorrow",
+        "1704103200",
+        "2024-01-01T10:00Z",
+        "２０２４-01-01T10:00:00Z",
+    ],
+)
 def test_invalid_timestamp(value):
     assert reason(line(occurred_at=value)) == Reason.INVALID_TIMESTAMP
 
@@ -216,8 +311,9 @@ def test_raw_text_is_lossless_and_storable():
 
 def test_fingerprint_depends_on_normalised_content_only():
     a = parse_line(line(), source="a", line_number=1)
-    b = parse_line(line(amount="10.5", occurred_at="2024-03-01T10:00:00Z"), source="b",
-                   line_number=9)
+    b = parse_line(
+        line(amount="10.5", occurred_at="2024-03-01T10:00:00Z"), source="b", line_number=9
+    )
     c = parse_line(line(amount="10.51"))
     assert p.fingerprint(a) == p.fingerprint(b) != p.fingerprint(c)
     assert len(p.fingerprint(a)) == 64
@@ -237,8 +333,11 @@ def test_classify_duplicate():
 def test_resolve_duplicates_first_wins():
     a, b, c = parse_line(line()), parse_line(line()), parse_line(line(amount="1"))
     accepted, dups, rejected = p.resolve_duplicates([a, c, b])
-    assert accepted == a and dups == [b] and [r.reason for r in rejected] == [
-        Reason.CONFLICTING_DUPLICATE]
+    assert (
+        accepted == a
+        and dups == [b]
+        and [r.reason for r in rejected] == [Reason.CONFLICTING_DUPLICATE]
+    )
 
 
 def test_ledger_and_balance_rows():
@@ -246,21 +345,42 @@ def test_ledger_and_balance_rows():
     refund = parse_line(line(event_id="e-2", type="refund", amount="0.50"))
     other = parse_line(line(event_id="e-3", currency="JPY", amount="7"))
     rows = [p.ledger_row(x) for x in (charge, refund, other)]
-    assert rows[0]._asdict() == {"event_id": "e-1", "account_id": "acc-1", "type": "charge",
-                                 "amount_minor": 1050, "currency": "USD",
-                                 "occurred_at": "2024-03-01T10:00:00.000000+00:00"}
-    assert p.balances(rows) == [p.BalanceRow("acc-1", "JPY", 7, 1),
-                                p.BalanceRow("acc-1", "USD", 1000, 2)]
+    assert rows[0]._asdict() == {
+        "event_id": "e-1",
+        "account_id": "acc-1",
+        "type": "charge",
+        "amount_minor": 1050,
+        "currency": "USD",
+        "occurred_at": "2024-03-01T10:00:00.000000+00:00",
+    }
+    assert p.balances(rows) == [
+        p.BalanceRow("acc-1", "JPY", 7, 1),
+        p.BalanceRow("acc-1", "USD", 1000, 2),
+    ]
     assert p.merge_balances([(1, 1), (2, 3)]) == (3, 4)
 
 
 def test_every_reason_code_is_stable_and_covered_by_the_corpus():
     assert p.REASON_CODES == (
-        "empty_line", "line_too_long", "invalid_encoding", "malformed_json", "not_an_object",
-        "duplicate_field", "missing_field", "mistyped_field", "invalid_identifier",
-        "invalid_type", "unsupported_currency", "invalid_amount", "non_positive_amount",
-        "amount_not_exact", "amount_out_of_range", "invalid_timestamp",
-        "timestamp_without_offset", "conflicting_duplicate")
+        "empty_line",
+        "line_too_long",
+        "invalid_encoding",
+        "malformed_json",
+        "not_an_object",
+        "duplicate_field",
+        "missing_field",
+        "mistyped_field",
+        "invalid_identifier",
+        "invalid_type",
+        "unsupported_currency",
+        "invalid_amount",
+        "non_positive_amount",
+        "amount_not_exact",
+        "amount_out_of_range",
+        "invalid_timestamp",
+        "timestamp_without_offset",
+        "conflicting_duplicate",
+    )
     assert {c.expected for c in load_corpus()} == set(p.REASON_CODES) | {"ledger", "duplicate"}
 
 
@@ -273,9 +393,11 @@ def test_corpus_every_case_ends_where_expected():
     assert not wrong
 
 
-@pytest.mark.parametrize("case", [c for c in CORPUS if c.expected not in ("ledger", "duplicate",
-                                                                         "conflicting_duplicate")],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CORPUS if c.expected not in ("ledger", "duplicate", "conflicting_duplicate")],
+    ids=lambda c: c.name,
+)
 def test_corpus_case_alone(case):
     result = parse_line(case.line)
     assert isinstance(result, Rejection) and result.reason == case.expected

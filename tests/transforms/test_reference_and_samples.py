@@ -1,4 +1,5 @@
 """The pure reference step and the sample-data generator."""
+
 from transforms import sample_data
 from transforms.payments import SourceLine
 from transforms.reference import input_files, process_files, process_lines, read_lines
@@ -19,8 +20,9 @@ def test_generator_is_deterministic_and_shares_are_respected():
 
 
 def test_generator_without_extras_is_all_ledger():
-    lines = sample_data.generate_lines(300, seed=1, duplicate_share=0, conflict_share=0,
-                                       bad_share=0)
+    lines = sample_data.generate_lines(
+        300, seed=1, duplicate_share=0, conflict_share=0, bad_share=0
+    )
     assert len(process_lines(lines).ledger) == 300
 
 
@@ -29,11 +31,15 @@ def test_files_are_read_as_bytes_with_positions(tmp_path):
     (tmp_path / "a.jsonl").write_bytes(b'\xff\n\n{"x": 1}')  # no final newline
     files = input_files(str(tmp_path))
     assert [f.rsplit("/", 1)[1] for f in files] == ["a.jsonl", "b.jsonl"]
-    assert list(read_lines(files[0])) == [SourceLine("a.jsonl", 1, b"\xff\n"),
-                                         SourceLine("a.jsonl", 2, b"\n"),
-                                         SourceLine("a.jsonl", 3, b'{"x": 1}')]
+    assert list(read_lines(files[0])) == [
+        SourceLine("a.jsonl", 1, b"\xff\n"),
+        SourceLine("a.jsonl", 2, b"\n"),
+        SourceLine("a.jsonl", 3, b'{"x": 1}'),
+    ]
     outcome = process_files(files)
     assert [(r.source, r.line_number, r.reason) for r in outcome.rejected[:3]] == [
-        ("a.jsonl", 1, "invalid_encoding"), ("a.jsonl", 2, "empty_line"),
-        ("a.jsonl", 3, "missing_field")]
+        ("a.jsonl", 1, "invalid_encoding"),
+        ("a.jsonl", 2, "empty_line"),
+        ("a.jsonl", 3, "missing_field"),
+    ]
     assert outcome.lines == 3 + 50 + 2 + 0 + 1  # events + round() of each share

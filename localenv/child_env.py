@@ -1,0 +1,55 @@
+"""The environment to start a child Python or Flink process with, from a process that may
+have run a PyFlink job in-process (`child_process_environment`).
+
+Its own module so that `localenv.flink` (which uses the JVM archive) and `localenv.jvm_archive`
+(whose training run starts a child process) both use it without importing each other.
+"""
+
+import os
+from typing import Optional
+
+# What `localenv.jvm_archive.jvm_options` adds, and what a training run must not inherit.
+ARCHIVE_OPTIONS = ("-XX:SharedArchiveFile", "-XX:ArchiveClassesAtExit", "-Xshare", "-Xlog:cds")
+
+
+def without_archive(jvm_args: str) -> str:
+    """`jvm_args` without the options that use or write a JVM archive."""
+    return " ".join(arg for arg in jvm_args.split() if not arg.startswith(ARCHIVE_OPTIONS))
+
+
+# Set in os.environ by PyFlink once a job has run in this process (its Python workers run in
+# "loopback" mode inside the client). A child process that inherits them tries to reuse this
+# process's gateway and worker server, and fails; `child_process_environment()` drops them.
+PYFLINK_RUNTIME_VARIABLES = (
+    "PYFLINK_GATEWAY_DISABLED",
+    "PYFLINK_GATEWAY_PORT",
+    "PYTHON_LOOPBACK_SERVER_ADDRESS",
+    "_PYFLINK_CONN_INFO_PATH",
+    "BOOT_LOG_DIR",
+    "SEMI_PERSISTENT_DIRECTORY",
+    "python",
+    "_PYTHON_WORKER_MEMORY_LIMIT",
+    "TABLE_LOCAL_TIME_ZONE",
+    # Per process (see localenv.flink.prepare_process_environment): a child names its own log
+    # file.
+    "FLINK_IDENT_STRING",
+)
+_PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
+
+
+def child_process_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """os.environ for starting another Python/Flink process from this one, without what an
+    in-process PyFlink job left behind."""
+    env = {k: v for k, v in os.environ.items() if k not in PYFLINK_RUNTIME_VARIABLES}
+    # The CDS archive matches the local gateway JVM's class path only; a Flink script's JVM
+    # (a TaskManager, `flink run`) has another. A Python child adds it back for its own JVM.
+    jvm_args = without_archive(env.get("JVM_ARGS", ""))
+    if jvm_args:
+        env["JVM_ARGS"] = jvm_args
+    else:
+        env.pop("JVM_ARGS", None)
+    env.pop("PYTHONPATH", None)
+    if _PYTHONPATH_AT_IMPORT is not None:
+        env["PYTHONPATH"] = _PYTHONPATH_AT_IMPORT
+    env.update(extra or {})
+    return env

@@ -1,0 +1,194 @@
+"""The tables the payments job writes, each declared once: its columns with their Python, Flink
+and SQL types and constraints.
+
+Everything else is derived from `TABLES` here: the Flink row types the sinks take
+(`transforms.flink_adapters.row_type`), the insert statements (`insert_sql`), the DDL
+(`create_table_sql`) and the schema check (`expected_columns`) of `jobs.payments_schema`.
+`tests/transforms/test_tables.py` checks that they, and the row shapes of
+`transforms.payments` (`LedgerRow`, `BalanceRow`, `RejectedRow`), agree with it.
+
+Plain data and the standard library only (no Beam, no Flink): jobs and transforms both import
+it. Flink types are named by their `pyflink.common.Types` factory (``"STRING"``, ``"LONG"``,
+``"BIG_DEC"``, ``"BYTES"`` for a byte array).
+
+Adding a column: add it at the end of its table (with a default or nullable: rows of older
+versions lack it), and to the row shape in `transforms/payments.py`; an existing database
+needs the ``ALTER TABLE`` that `jobs.payments_schema` prints, by hand.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+FLINK_TYPES = ("STRING", "LONG", "BIG_DEC", "BYTES")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    #: What the row shapes in transforms/payments.py hold (``Optional[...]`` when nullable).
+    python: object
+    #: The `pyflink.common.Types` factory of the sink's row field (see FLINK_TYPES).
+    flink: str
+    #: The type as the DDL writes it, and as PostgreSQL's information_schema reports it.
+    sql: str
+    sql_reported: str
+    #: What follows the type in the DDL, e.g. ``NOT NULL`` or ``PRIMARY KEY``.
+    constraints: str = ""
+    #: The insert's value for the column (default ``:name``, the row field).
+    insert_value: Optional[str] = None
+    #: SQL comment lines written above the column in the DDL.
+    comment: tuple[str, ...] = ()
+    #: False for a column the database fills (e.g. a bigserial id): not in the rows.
+    written: bool = True
+
+    @property
+    def nullable(self) -> bool:
+        return "NOT NULL" not in self.constraints and "PRIMARY KEY" not in self.constraints
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    #: A primary key over several columns (a table-level constraint in the DDL).
+    primary_key: tuple[str, ...] = ()
+    #: Upsert on `primary_key` adding the other written columns to the stored row.
+    add_on_conflict: bool = False
+
+    @property
+    def written(self) -> tuple[Column, ...]:
+        """The columns the sink writes, in the row type's order."""
+        return tuple(column for column in self.columns if column.written)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [column.name for column in self.written]
+
+
+def _text(name: str, constraints: str = "NOT NULL") -> Column:
+    python = Optional[str] if not constraints else str
+    return Column(name, python, "STRING", "text", "text", constraints)
+
+
+def _bigint(name: str, constraints: str = "NOT NULL") -> Column:
+    python = Optional[int] if not constraints else int
+    return Column(name, python, "LONG", "bigint", "bigint", constraints)
+
+
+_ID = Column("id", int, "LONG", "bigserial", "bigint", "PRIMARY KEY", written=False)
+
+LEDGER = Table(
+    "ledger",
+    (
+        _text("event_id", "PRIMARY KEY"),
+        _text("account_id"),
+        _text("type", "NOT NULL CHECK (type IN ('charge', 'refund'))"),
+        _bigint("amount_minor"),
+        _text("currency"),
+        # The rows carry the instant as text (see transforms/README.md, "Row shapes").
+        Column(
+            "occurred_at",
+            str,
+            "STRING",
+            "timestamptz",
+            "timestamp with time zone",
+            "NOT NULL",
+            insert_value="CAST(:occurred_at AS timestamptz)",
+        ),
+    ),
+)
+
+BALANCES = Table(
+    "balances",
+    (
+        _text("account_id"),
+        _text("currency"),
+        # numeric: a sum of 64-bit amounts can leave bigint's range (hence BigDecimal in Flink).
+        Column("balance_minor", int, "BIG_DEC", "numeric(40, 0)", "numeric", "NOT NULL"),
+        _bigint("event_count"),
+    ),
+    primary_key=("account_id", "currency"),
+    add_on_conflict=True,
+)
+
+REJECTED = Table(
+    "rejected",
+    (
+        _ID,
+        _text("reason"),
+        _text("raw"),
+        _text("source", ""),
+        _bigint("line_number", ""),
+        _text("detail", "NOT NULL DEFAULT ''"),
+        Column(
+            "raw_bytes",
+            Optional[bytes],
+            "BYTES",
+            "bytea",
+            "bytea",
+            comment=(
+                "the line's exact bytes when raw had to escape some (invalid UTF-8, NUL, lone",
+                "surrogates); the line is coalesce(raw_bytes, convert_to(raw, 'UTF8'))",
+            ),
+        ),
+    ),
+)
+
+DUPLICATES = Table(
+    "duplicates",
+    (_ID, _text("event_id"), _text("source", ""), _bigint("line_number", "")),
+)
+
+#: Every table of the payments job, in creation order.
+TABLES: dict[str, Table] = {table.name: table for table in (LEDGER, BALANCES, REJECTED, DUPLICATES)}
+
+
+def insert_sql(table: Table) -> str:
+    """The sink's statement for one row of `table` (named parameters, ``:field``)."""
+    names = ", ".join(column.name for column in table.written)
+    values = ", ".join(column.insert_value or f":{column.name}" for column in table.written)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({values})"
+    if table.add_on_conflict:
+        added = ", ".join(
+            f"{column.name} = {table.name}.{column.name} + EXCLUDED.{column.name}"
+            for column in table.written
+            if column.name not in table.primary_key
+        )
+        sql += f" ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {added}"
+    return sql
+
+
+def create_table_sql(table: Table) -> str:
+    """The DDL of `table`, laid out as jobs.payments_schema always printed it."""
+    width = max(len(column.name) for column in table.columns) + 1
+    indent = " " * 12
+    items = []  # one per column (its comment lines, then its definition) and constraint
+    for column in table.columns:
+        definition = f"{column.name:<{width}}{column.sql}"
+        if column.constraints:
+            definition += f" {column.constraints}"
+        lines = [f"{indent}-- {comment}" for comment in column.comment] + [indent + definition]
+        items.append("\n".join(lines))
+    if table.primary_key:
+        items.append(f"{indent}PRIMARY KEY ({', '.join(table.primary_key)})")
+    return f"\n        CREATE TABLE {table.name} (\n" + ",\n".join(items) + "\n        )"
+
+
+def expected_columns(table: Table) -> list[tuple[str, str]]:
+    """``(column_name, data_type)`` of every column, as information_schema.columns has them."""
+    return [(column.name, column.sql_reported) for column in table.columns]
+
+
+__all__ = [
+    "BALANCES",
+    "DUPLICATES",
+    "FLINK_TYPES",
+    "LEDGER",
+    "REJECTED",
+    "TABLES",
+    "Column",
+    "Table",
+    "create_table_sql",
+    "expected_columns",
+    "insert_sql",
+]
