@@ -183,6 +183,50 @@ def test_payments_job_through_flink_run(cluster, database, tmp_path):
     assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))
 
 
+def test_payments_job_reading_kafka_through_flink_run(cluster, database, tmp_path):
+    """The payments job reading Kafka, submitted with `flink run` (the connector travels in the
+    shipped jar): the same tables as the pure transforms compute from the produced lines."""
+    from jobs.produce import kafka_lines, produce
+    from localenv.kafka import LocalKafka
+    from tests.jobs.support import database_outcome, expected_in_database_shape, write_inputs
+    from transforms.reference import process_lines
+
+    input_dir = write_inputs(tmp_path / "input", events=5_000)
+    with LocalKafka() as kafka:
+        produce(str(input_dir), kafka.bootstrap_servers, "payments", 2)
+        env = child_process_environment({PASSWORD_ENV: database.password})
+        result = cluster_command(
+            cluster.name,
+            "submit",
+            "--module",
+            "jobs.payments",
+            "--",
+            "--source",
+            "kafka",
+            "--bootstrap-servers",
+            kafka.bootstrap_servers,
+            "--topic",
+            "payments",
+            "--bounded",
+            "--db-url",
+            database.jdbc_url,
+            "--db-user",
+            database.user,
+            "--password-env",
+            PASSWORD_ENV,
+            "--checkpoint-interval",
+            "1 s",
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+            env=env,
+        )
+    assert result.returncode == 0
+    assert database.password not in result.stdout + result.stderr
+    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
+    lines = (line for *_, line in kafka_lines(str(input_dir), "payments", 2))
+    assert database_outcome(database) == expected_in_database_shape(process_lines(lines))
+
+
 def test_stop_leaves_nothing_running(cluster):
     daemons = cluster.processes()
     assert len(daemons) == 3  # one JobManager, two TaskManagers
