@@ -218,11 +218,8 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         source = env.from_source(
             source, WatermarkStrategy.no_watermarks(), "payment-files", type_info=LINE_TYPE
         ).uid("payment-files")
-    # Thread mode cannot pass arrays of rows (see parse_payment_lines): one line per record.
     parsed = parse_payment_lines(
-        source,
-        currencies=load_currency_table(config),
-        batch_lines=None if config.execution_mode == "thread" else config.batch_lines,
+        source, currencies=load_currency_table(config), batch_lines=config.batch_lines
     )
     payments = deduplicate(
         parsed.payments,

@@ -626,9 +626,10 @@ def parse_payment_lines(
 
     With ``batch_lines`` the lines cross into Python in batches of up to that many (one Beam
     bundle each) and the results come back as one record per batch: the Python boundary costs
-    far more per record than the parse itself. Batches never span a checkpoint. Pass ``None``
-    in PyFlink's thread mode: its converters hand every row of an array to Java as one reused
-    object (PyFlink 2.3), so arrays of rows cannot cross the boundary there."""
+    far more per record than the parse itself. Batches never span a checkpoint. They cross as
+    columns (an array per field), which PyFlink's thread mode converts faithfully too (arrays
+    of *rows* it handed to Java as one reused object, PyFlink 2.3). ``None``: one line per
+    record."""
     from transforms import jvm_operators
 
     rejected = payment_transforms.REJECTED

@@ -74,8 +74,15 @@ def drawn_lines(count: int, seed: int) -> list:
     return lines
 
 
-@pytest.mark.parametrize("ledger_mode", ["prepared", "staged"])
-def test_hostile_strings_in_every_field_are_all_accounted_for(database, tmp_path, ledger_mode):
+# Thread mode too: there the lines and results cross into the embedded interpreter (pemja),
+# another place where strings can break.
+@pytest.mark.parametrize(
+    "ledger_mode, execution_mode",
+    [("prepared", "process"), ("staged", "process"), ("prepared", "thread")],
+)
+def test_hostile_strings_in_every_field_are_all_accounted_for(
+    database, tmp_path, ledger_mode, execution_mode
+):
     lines = drawn_lines(300, seed=20261127)
     input_dir = tmp_path / "input"
     input_dir.mkdir()
@@ -84,7 +91,11 @@ def test_hostile_strings_in_every_field_are_all_accounted_for(database, tmp_path
     (input_dir / "hostile.jsonl").write_bytes(b"\n".join(STOPPED_THE_JOB + lines) + b"\n")
     expected = process_files([str(input_dir / "hostile.jsonl")])
 
-    run_job(payments_config(database, input_dir, tmp_path, ledger_mode=ledger_mode))
+    run_job(
+        payments_config(
+            database, input_dir, tmp_path, ledger_mode=ledger_mode, execution_mode=execution_mode
+        )
+    )
 
     assert database_outcome(database) == expected_in_database_shape(expected)
     with database.connect() as conn:
