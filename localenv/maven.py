@@ -13,14 +13,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, TextIO
 
 # Maven's words when ~/.m2 lacks something (first run) ...
-_OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
+OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
 # ... and when the network would not give it.
-_UNREACHABLE = re.compile(
+UNREACHABLE = re.compile(
     r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
     r"Connection refused|timed out|Network is unreachable|"
     r"No route to host|Could not resolve"
@@ -32,7 +34,8 @@ class MavenError(RuntimeError):
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """One process at a time per `path` (a lock file), across processes."""
     with open(path, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -41,9 +44,22 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _tail(result: subprocess.CompletedProcess, lines: int = 30) -> str:
+def tail(result: subprocess.CompletedProcess, lines: int = 30) -> str:
+    """The last lines of Maven's output, without colours (3.8 colours even in batch mode)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
     return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def offline_first(
+    run: Callable[[bool], subprocess.CompletedProcess], note: str, stream: TextIO = sys.stderr
+) -> tuple[subprocess.CompletedProcess, bool]:
+    """`run(offline=True)` from `~/.m2`; again online, after printing `note`, only when Maven
+    says something was never downloaded. Returns the last result and whether it went online."""
+    result = run(True)
+    if result.returncode == 0 or not OFFLINE_MISS.search(result.stdout + result.stderr):
+        return result, False
+    print(note, file=stream, flush=True)
+    return run(False), True
 
 
 def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.0) -> list[Path]:
@@ -59,7 +75,7 @@ def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.
 
     if stamp.is_file() and stamp.read_text().strip() == digest and jars():
         return jars()
-    with _locked(out_dir.parent / (out_dir.name + ".lock")):
+    with locked(out_dir.parent / (out_dir.name + ".lock")):
         if stamp.is_file() and stamp.read_text().strip() == digest and jars():
             return jars()
         mvn = shutil.which("mvn")
@@ -89,20 +105,18 @@ def copy_dependencies(pom: Path, out_dir: Path, what: str, timeout: float = 900.
                     command, capture_output=True, text=True, cwd=pom.parent, timeout=timeout
                 )
 
-            result = run(True)
-            if result.returncode != 0 and _OFFLINE_MISS.search(result.stdout + result.stderr):
-                print(f"localenv.maven: downloading {what} into ~/.m2 (once)", flush=True)
-                result = run(False)
+            result, _ = offline_first(
+                run, f"localenv.maven: downloading {what} into ~/.m2 (once)", sys.stdout
+            )
             if result.returncode != 0:
                 hint = (
                     "Check that Maven Central is reachable from this machine (a proxy or "
                     "mirror goes in ~/.m2/settings.xml). "
-                    if _UNREACHABLE.search(result.stdout + result.stderr)
+                    if UNREACHABLE.search(result.stdout + result.stderr)
                     else ""
                 )
                 raise MavenError(
-                    f"Maven could not resolve {what} from {pom}. {hint}Maven said:\n"
-                    + _tail(result)
+                    f"Maven could not resolve {what} from {pom}. {hint}Maven said:\n" + tail(result)
                 )
             old = out_dir.with_name(out_dir.name + ".old")
             shutil.rmtree(old, ignore_errors=True)

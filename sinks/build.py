@@ -18,7 +18,6 @@ name a server.
 """
 
 import argparse
-import fcntl
 import hashlib
 import os
 import re
@@ -26,9 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
+from localenv.maven import UNREACHABLE, locked, offline_first, tail
 from localenv.paths import sub_dir
 
 JAVA_MODULE = Path(__file__).resolve().parent / "java"
@@ -36,14 +35,6 @@ POM = JAVA_MODULE / "pom.xml"
 MAIN_SOURCES = JAVA_MODULE / "src" / "main"
 KAFKA_POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
-# Maven's words when the local repository lacks something (first build) ...
-_OFFLINE_MISS = re.compile(r"offline mode|has not been downloaded from it before")
-# ... and when the network would not give it.
-_UNREACHABLE = re.compile(
-    r"Could not transfer|Unknown host|UnknownHost|Connect to .* failed|"
-    r"Connection refused|timed out|Network is unreachable|"
-    r"No route to host|Could not resolve"
-)
 
 
 class SinkBuildError(RuntimeError):
@@ -109,11 +100,6 @@ def _maven(command) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, cwd=JAVA_MODULE)
 
 
-def _tail(result: subprocess.CompletedProcess, lines: int = 40) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # 3.8 colours even in -B
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 def run_maven(build_dir: Path) -> None:
     """`mvn package` offline from `~/.m2`; online only when something was never downloaded."""
     if not shutil.which("javac"):
@@ -121,37 +107,21 @@ def run_maven(build_dir: Path) -> None:
             "building the sink needs a JDK (javac), not just a Java runtime. Install one "
             "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`."
         )
-    result = _maven(maven_command(build_dir, offline=True))
-    if result.returncode == 0:
-        return
-    if not _OFFLINE_MISS.search(result.stdout + result.stderr):
-        raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
-    print(
+    result, went_online = offline_first(
+        lambda offline: _maven(maven_command(build_dir, offline=offline)),
         "sinks.build: downloading the Java dependencies into ~/.m2 (once)",
-        file=sys.stderr,
-        flush=True,
     )
-    result = _maven(maven_command(build_dir, offline=False))
     if result.returncode == 0:
         return
-    if _UNREACHABLE.search(result.stdout + result.stderr):
+    if went_online and UNREACHABLE.search(result.stdout + result.stderr):
         raise SinkBuildError(
             "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
             "driver, Maven's plugins). The first build fetches them from Maven Central into "
             "~/.m2, later builds run offline. Check that Maven Central is reachable from this "
-            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n" + _tail(result)
+            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
+            + tail(result, 40)
         )
-    raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{_tail(result)}")
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{tail(result, 40)}")
 
 
 def sink_jar(force: bool = False) -> Path:
@@ -167,7 +137,7 @@ def sink_jar(force: bool = False) -> Path:
     if not force and up_to_date():
         return jar
     # One build at a time per var dir; whoever waited finds the jar built.
-    with _locked(out_dir / (JAR_NAME + ".lock")):
+    with locked(out_dir / (JAR_NAME + ".lock")):
         if not force and up_to_date():
             return jar
         check_flink_version()
