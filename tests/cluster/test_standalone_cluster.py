@@ -146,6 +146,34 @@ def test_prepared_job_survives_a_python_worker_failure(cluster, database, tmp_pa
         assert database.password not in log.read_text(errors="replace"), log.name
 
 
+def run_payments_job(cluster, db, tmp_path, *source_args):
+    """`jobs.payments` on `source_args`, submitted with `flink run`; it must finish, and the
+    password must never reach the output."""
+    env = child_process_environment({PASSWORD_ENV: db.password})
+    result = cluster_command(
+        cluster.name,
+        "submit",
+        "--module",
+        "jobs.payments",
+        "--",
+        *source_args,
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        PASSWORD_ENV,
+        "--checkpoint-interval",
+        "1 s",
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
+        env=env,
+    )
+    assert result.returncode == 0
+    assert db.password not in result.stdout + result.stderr
+    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
+
+
 def test_payments_job_through_flink_run(cluster, database, tmp_path):
     """The payments job, unchanged, on the cluster: the same tables as the pure transforms."""
     from tests.jobs.support import (
@@ -156,30 +184,7 @@ def test_payments_job_through_flink_run(cluster, database, tmp_path):
     )
 
     input_dir = write_inputs(tmp_path / "input", events=5_000)
-    env = child_process_environment({PASSWORD_ENV: database.password})
-    result = cluster_command(
-        cluster.name,
-        "submit",
-        "--module",
-        "jobs.payments",
-        "--",
-        "--input",
-        str(input_dir),
-        "--db-url",
-        database.jdbc_url,
-        "--db-user",
-        database.user,
-        "--password-env",
-        PASSWORD_ENV,
-        "--checkpoint-interval",
-        "1 s",
-        "--checkpoint-dir",
-        str(tmp_path / "checkpoints"),
-        env=env,
-    )
-    assert result.returncode == 0
-    assert database.password not in result.stdout + result.stderr
-    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
+    run_payments_job(cluster, database, tmp_path, "--input", str(input_dir))
     assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))
 
 
@@ -194,35 +199,13 @@ def test_payments_job_reading_kafka_through_flink_run(cluster, database, tmp_pat
     input_dir = write_inputs(tmp_path / "input", events=5_000)
     with LocalKafka() as kafka:
         produce(str(input_dir), kafka.bootstrap_servers, "payments", 2)
-        env = child_process_environment({PASSWORD_ENV: database.password})
-        result = cluster_command(
-            cluster.name,
-            "submit",
-            "--module",
-            "jobs.payments",
-            "--",
-            "--source",
-            "kafka",
-            "--bootstrap-servers",
-            kafka.bootstrap_servers,
-            "--topic",
-            "payments",
-            "--bounded",
-            "--db-url",
-            database.jdbc_url,
-            "--db-user",
-            database.user,
-            "--password-env",
-            PASSWORD_ENV,
-            "--checkpoint-interval",
-            "1 s",
-            "--checkpoint-dir",
-            str(tmp_path / "checkpoints"),
-            env=env,
+        run_payments_job(
+            cluster,
+            database,
+            tmp_path,
+            *("--source", "kafka", "--bootstrap-servers", kafka.bootstrap_servers),
+            *("--topic", "payments", "--bounded"),
         )
-    assert result.returncode == 0
-    assert database.password not in result.stdout + result.stderr
-    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
     lines = (line for *_, line in kafka_lines(str(input_dir), "payments", 2))
     assert database_outcome(database) == expected_in_database_shape(process_lines(lines))
 
