@@ -68,6 +68,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (a UUID in URL-safe base64), never starting with '-': the
+    storage tool would read such an id as an option and fail, one start in 64. Kafka's own
+    `Uuid.randomUuid()` draws again for the same reason."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafka:
     def __init__(self, heap: str = "256m", start_timeout: float = 90.0):
         self.heap = heap
@@ -99,7 +109,7 @@ class LocalKafka:
             self.port, self.controller_port = free_port(), free_port()
             self._write_config()
             # KRaft needs its storage formatted with a cluster id before the first start.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             self._java(
                 classpath,
                 "kafka.tools.StorageTool",
