@@ -13,9 +13,14 @@ import os
 import re
 import time
 import uuid
+from pathlib import Path
+from typing import Optional
 
+import psycopg
 import pytest
+from psycopg import sql
 
+from localenv.flink import JavaNotFoundError, prepare_process_environment
 from localenv.postgres import LocalPostgres
 from localenv.processes import command_line, descendants, kill, parent_of, tagged
 
@@ -42,6 +47,66 @@ def outliving(allowed: set, grace: float) -> set:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.25)
+
+
+def pytest_configure(config):
+    # Whichever test first needs Java starts this process's JVM (a fixture arming the sink's
+    # fault seam can come before any job): it must start with the project's log directory,
+    # temp directory and class archive, as a job's would.
+    try:
+        prepare_process_environment()
+    except JavaNotFoundError:
+        pass  # the tests that need Java say so themselves
+
+
+def jvm_log() -> Optional[Path]:
+    """This process's JVM log (see localenv.flink.prepare_process_environment), if any."""
+    directory = os.environ.get("FLINK_LOG_DIR")
+    ident = os.environ.get("FLINK_IDENT_STRING")
+    if not directory or not ident:
+        return None
+    return next(Path(directory).glob(f"flink-{ident}-python-*.log"), None)
+
+
+# What a failed test shows of this process's JVM log: errors, and tasks stuck in cancellation
+# (a task that never cancels costs the mini cluster its TaskManager, and the job then fails
+# with NoResourceAvailableException after every restart, which says nothing of the cause).
+TROUBLE = re.compile(r" ERROR |FATAL|did not react to cancelling|did not exit gracefully")
+TROUBLE_LINES = 200
+
+
+def jvm_log_trouble(log: Path, offset: int) -> str:
+    with log.open(errors="replace") as f:
+        f.seek(offset)
+        lines = f.read().splitlines()
+    shown: list[str] = []
+    for i, line in enumerate(lines):
+        if TROUBLE.search(line):
+            shown.append(line[:400])
+            for follow in lines[i + 1 : i + 25]:  # its stack trace, if any
+                if not follow[:1].isspace() and not follow.startswith(("Caused by", "app//")):
+                    break
+                shown.append(follow[:400])
+    if len(shown) > TROUBLE_LINES:
+        shown = shown[: TROUBLE_LINES // 2] + ["[...]"] + shown[-TROUBLE_LINES // 2 :]
+    return "\n".join(shown)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "setup":
+        log = jvm_log()
+        item.stash[LOG_OFFSET] = log.stat().st_size if log else 0
+    elif report.when == "call" and report.failed:
+        log = jvm_log()
+        trouble = log and jvm_log_trouble(log, item.stash.get(LOG_OFFSET, 0))
+        if trouble:
+            report.sections.append((f"this process's Flink log ({log}): trouble", trouble))
+
+
+LOG_OFFSET = pytest.StashKey[int]()
 
 
 def in_process_jvm() -> set:
@@ -146,6 +211,20 @@ def postgres_server_without_prepared_transactions():
 
 @pytest.fixture
 def database(postgres_server, request):
-    """A new, empty database for one test; its `.password` never appears in output."""
+    """A new, empty database for one test; its `.password` never appears in output.
+
+    Afterwards, whatever the test left prepared there is rolled back: a failed job's prepared
+    transactions would otherwise stay on the shared server, holding its locks and showing up
+    in later tests that count the server's `tpc:` transactions."""
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
-    return postgres_server.create_database(f"t_{slug}_{uuid.uuid4().hex[:6]}")
+    db = postgres_server.create_database(f"t_{slug}_{uuid.uuid4().hex[:6]}")
+    yield db
+    try:
+        conn = db.connect(autocommit=True)
+    except psycopg.OperationalError:
+        return  # the test left the server stopped, and has said so itself
+    with conn:
+        for (gid,) in conn.execute(
+            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
+        ).fetchall():
+            conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
