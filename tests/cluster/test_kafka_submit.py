@@ -1,4 +1,4 @@
-"""`jobs.cluster submit` of a job reading Kafka ships the Kafka connector: `flink run` takes
+"""`localenv.cluster submit` of a job reading Kafka ships the Kafka connector: `flink run` takes
 one jar for a Python job, so the connector and the Kafka client travel merged into it with the
 sink jar. (No cluster is started: this checks the command and the jar it names.)"""
 
@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 
-from jobs.cluster import Cluster
+from localenv.cluster import Cluster
 
 pytestmark = [pytest.mark.cluster]
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from jobs.cluster import Cluster, port_free
+from localenv.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.postgres import free_port
 from tests.cluster.test_standalone_cluster import PASSWORD_ENV, cluster_command, job_id

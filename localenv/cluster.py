@@ -1,11 +1,11 @@
 """A standalone Flink session cluster on loopback, and jobs submitted to it with `flink run`.
 
-    python -m jobs.cluster start                  # 1 JobManager + a TaskManager per workers line
-    python -m jobs.cluster status                 # TaskManagers, slots, jobs (from the REST API)
-    PGPASSWORD=... python -m jobs.cluster submit --module jobs.sink_check -- \\
+    python -m localenv.cluster start              # 1 JobManager + a TaskManager per workers line
+    python -m localenv.cluster status             # TaskManagers, slots, jobs (from the REST API)
+    PGPASSWORD=... python -m localenv.cluster submit --module jobs.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
-    python -m jobs.cluster stop-job [JOB_ID] --savepoint-dir DIR   # stop a job with a savepoint
-    python -m jobs.cluster stop                   # and make sure no process of it is left
+    python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
+    python -m localenv.cluster stop               # and make sure no process of it is left
 
 Nothing is hidden between you and Flink: `start`/`stop` run pyflink's bundled
 `bin/start-cluster.sh`/`bin/stop-cluster.sh` with FLINK_CONF_DIR=flink-conf, and `submit` runs
@@ -36,11 +36,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional, Union
 
-from localenv.flink import child_process_environment
+from localenv.flink import FLINK_CONF_DIR, child_process_environment, read_config
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import alive, command_line, descendants, kill
 
-CONF_DIR = PROJECT_ROOT / "flink-conf"
 # The packages setup.py installs; shipped to the Python workers with `-pyfs` as one zip.
 PACKAGES = ("jobs", "transforms", "sinks", "localenv")
 HOST = "127.0.0.1"  # only loopback may be used on our machines
@@ -61,26 +60,12 @@ def pyflink_bin() -> Path:
     return Path(pyflink.__file__).resolve().parent / "bin"
 
 
-def read_config(conf_dir: Path = CONF_DIR) -> dict[str, str]:
-    """config.yaml flattened to Flink's dotted keys."""
-    import yaml
-
-    def flatten(tree, prefix=""):
-        for key, value in (tree or {}).items():
-            if isinstance(value, dict):
-                yield from flatten(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", str(value)
-
-    return dict(flatten(yaml.safe_load((conf_dir / "config.yaml").read_text())))
-
-
-def configured_ports(conf_dir: Path = CONF_DIR) -> tuple[int, int]:
+def configured_ports(conf_dir: Path = FLINK_CONF_DIR) -> tuple[int, int]:
     config = read_config(conf_dir)
     return int(config.get("rest.port", 8081)), int(config.get("jobmanager.rpc.port", 6123))
 
 
-def worker_count(conf_dir: Path = CONF_DIR) -> int:
+def worker_count(conf_dir: Path = FLINK_CONF_DIR) -> int:
     lines = (conf_dir / "workers").read_text().splitlines()
     return sum(1 for line in lines if line.split("#", 1)[0].strip())
 
@@ -131,7 +116,7 @@ class Cluster:
         tmp_dir = tmp_dir or self.tmp_dir
         env = child_process_environment()
         env.update(
-            FLINK_CONF_DIR=str(CONF_DIR),
+            FLINK_CONF_DIR=str(FLINK_CONF_DIR),
             FLINK_LOG_DIR=str(self.log_dir),
             FLINK_PID_DIR=str(self.pid_dir),
             TMPDIR=str(tmp_dir),
@@ -201,7 +186,7 @@ class Cluster:
             raise ClusterError(
                 f"processes of cluster '{self.name}' are still running (pids "
                 f"{sorted(running)}) but {self.web_ui} does not answer; run "
-                f"`python -m jobs.cluster stop` first"
+                f"`python -m localenv.cluster stop` first"
             )
         for what, port, flag in (
             ("REST/web UI", self.rest_port, "--rest-port"),
@@ -336,7 +321,7 @@ class Cluster:
         if not self.reachable():
             raise ClusterError(
                 f"no Flink cluster answers at {self.web_ui}; start it with "
-                f"`python -m jobs.cluster start`"
+                f"`python -m localenv.cluster start`"
             )
         ship = Path(
             __import__("tempfile").mkdtemp(
@@ -407,7 +392,7 @@ class Cluster:
             if len(running) != 1:
                 raise ClusterError(
                     f"{len(running)} jobs are running; name the one to stop (see "
-                    f"`python -m jobs.cluster status`)"
+                    f"`python -m localenv.cluster status`)"
                 )
             job_id = running[0]["jid"]
         target = Path(savepoint_dir).resolve()
@@ -542,7 +527,7 @@ def wait_port_free(port: int, timeout: float) -> bool:
 # -- command line ----------------------------------------------------------------------------
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m jobs.cluster",
+        prog="python -m localenv.cluster",
         description="A standalone Flink session cluster on 127.0.0.1 (flink-conf/), and jobs "
         "submitted to it with `flink run`.",
     )
