@@ -2,7 +2,7 @@
 
     python -m localenv.cluster start              # 1 JobManager + a TaskManager per workers line
     python -m localenv.cluster status             # TaskManagers, slots, jobs (from the REST API)
-    PGPASSWORD=... python -m localenv.cluster submit --module jobs.sink_check -- \\
+    PGPASSWORD=... python -m localenv.cluster submit --module tests.harness.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
     python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
     python -m localenv.cluster stop               # and make sure no process of it is left
@@ -343,7 +343,7 @@ class Cluster:
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         from sinks.build import sink_jar
 
-        packages = zip_packages(ship / "job-packages.zip")
+        packages = zip_packages(ship / "job-packages.zip", shipped_packages(module))
         extra_jars = [*job_jars(job_args), *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
         jar = (
@@ -454,15 +454,37 @@ def job_jars(job_args: Iterable[str]) -> list[Path]:
     return kafka_connector_jars()
 
 
+def shipped_packages(module: Optional[str] = None) -> list[str]:
+    """PACKAGES, plus the package of a job module that lives in none of them (the sink's
+    acceptance job, `tests.harness.sink_check`): the workers unpickle its functions by module."""
+    packages = list(PACKAGES)
+    package = (module or "").rpartition(".")[0]
+    if package and package.split(".")[0] not in PACKAGES:
+        packages.append(package)
+    return packages
+
+
 def zip_packages(target: Path, packages: Iterable[str] = PACKAGES) -> Path:
     """The project's Python packages as one zip for `-pyfs`: Flink extracts a .zip and puts it
     on the PYTHONPATH of client and workers. (A directory given to -pyfs is itself put on the
-    PYTHONPATH, so `-pyfs jobs/` would make `sink_check`, not `jobs.sink_check`, importable.)"""
+    PYTHONPATH, so `-pyfs jobs/` would make `payments`, not `jobs.payments`, importable.)
+    A dotted package (`tests.harness`) is shipped whole with only the `__init__.py` of the
+    packages above it."""
+    files: set[Path] = set()
+    for package in packages:
+        parts = package.split(".")
+        for depth in range(1, len(parts)):
+            init = PROJECT_ROOT.joinpath(*parts[:depth], "__init__.py")
+            if init.is_file():
+                files.add(init)
+        files.update(
+            path
+            for path in PROJECT_ROOT.joinpath(*parts).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        )
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in packages:
-            for path in sorted((PROJECT_ROOT / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                    archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
+        for path in sorted(files):
+            archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
     return target
 
 
@@ -558,10 +580,10 @@ def parse_args(argv=None):
         "submit",
         help="run a Python job on the cluster with `flink run`",
         description="Everything after `--` goes to the job, e.g. "
-        "`submit --module jobs.sink_check -- --db-url ... --count 10000`.",
+        "`submit --module tests.harness.sink_check -- --db-url ... --count 10000`.",
     )
     what = submit.add_mutually_exclusive_group(required=True)
-    what.add_argument("--module", help="job module, e.g. jobs.sink_check (flink run -pym)")
+    what.add_argument("--module", help="job module, e.g. jobs.payments (flink run -pym)")
     what.add_argument("--file", help="job script (flink run -py)")
     submit.add_argument(
         "--detached",

@@ -75,7 +75,7 @@ def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
         cluster.name,
         "submit",
         "--module",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--",
         "--db-url",
         db.jdbc_url,

@@ -87,7 +87,7 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
         "submit",
         "--detached",
         "--module",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--",
         "--db-url",
         database.jdbc_url,
