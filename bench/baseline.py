@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-from jobs.database import add_connection_arguments, connect
 from jobs.payments_schema import ensure_schema
+from sinks.database import add_connection_arguments, connect
 from transforms.payments import (
     DUPLICATE,
     NEW,

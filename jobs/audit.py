@@ -780,7 +780,7 @@ class _BalanceLetters:
 
 
 def main(argv=None) -> int:
-    from jobs.database import add_connection_arguments, connect
+    from sinks.database import add_connection_arguments, connect
 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],

@@ -39,6 +39,7 @@ from pyflink.datastream import DataStream
 from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
 
 from jobs.flink_config import file_uri, job_defaults
+from sinks.database import add_connection_arguments
 from transforms.flink_adapters import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
@@ -334,8 +335,8 @@ def create_environment(config: PaymentsConfig):
 
 
 def prepare_database(config: PaymentsConfig) -> None:
-    from jobs.database import connect
     from jobs.payments_schema import ensure_schema
+    from sinks.database import connect
 
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
@@ -553,13 +554,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="stop at the partitions' end offsets as of the start (default: run until cancelled)",
     )
-    parser.add_argument("--db-url", help="jdbc:postgresql://host:port/database")
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument(
-        "--password-env",
-        default="PGPASSWORD",
-        help="environment variable holding the database password",
-    )
+    add_connection_arguments(parser, required=False)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
     parser.add_argument("--checkpoint-dir")

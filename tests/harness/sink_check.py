@@ -19,6 +19,7 @@ from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
 from jobs.flink_config import file_uri
+from sinks.database import add_connection_arguments
 from tests.harness.faults import FailOnce
 
 ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
@@ -56,9 +57,7 @@ def parse_args(argv=None):
         help="start a throwaway local PostgreSQL, run with one injected failure "
         "and print what was committed",
     )
-    parser.add_argument("--db-url")
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser, required=False)
     parser.add_argument("--table", default="sink_check")
     parser.add_argument("--mode", default="staged", choices=["prepared", "staged", "at_least_once"])
     parser.add_argument("--sink-id", default="sink_check")
