@@ -5,7 +5,6 @@ Only job-level keys are taken from the file (checkpointing, restart strategy, st
 Python execution); cluster keys stay with the cluster.
 """
 
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -29,8 +28,3 @@ def job_defaults(conf_dir: Optional[Path] = None) -> dict[str, str]:
     """Job-level settings of `<conf_dir>/config.yaml` as flat Flink keys."""
     from_file = {k: v for k, v in read_config(conf_dir).items() if k.startswith(JOB_KEY_PREFIXES)}
     return {**SAFETY_NET, **from_file}
-
-
-def file_uri(path: str) -> str:
-    """A checkpoint location as Flink wants it: URIs pass through, local paths become file://."""
-    return path if "://" in path else "file://" + os.path.abspath(path)

@@ -41,6 +41,11 @@ def flatten_config(tree: Mapping, prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def file_uri(path: str) -> str:
+    """A checkpoint location as Flink wants it: URIs pass through, local paths become file://."""
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
 def read_config(conf_dir: Optional[Path] = None) -> dict[str, str]:
     """`<conf_dir>/config.yaml` (default flink-conf/) flattened; {} if there is no such file."""
     import yaml

@@ -18,7 +18,7 @@ import time
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
-from jobs.flink_config import file_uri
+from localenv.flink import file_uri
 from sinks.database import add_connection_arguments
 from tests.harness.faults import FailOnce
 

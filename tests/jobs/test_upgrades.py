@@ -21,9 +21,9 @@ from jobs.payments import (
     explain_refusal,
     file_source,
     prepare_database,
-    stop_with_savepoint,
 )
 from jobs.reconcile import reconcile
+from localenv.job_control import stop_with_savepoint
 from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
 from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
