@@ -120,7 +120,8 @@ class PaymentSinks(NamedTuple):
 
 
 def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
-    """Replayable, checkpointed lines of every file under `input_dir`, with file and line."""
+    """Replayable, checkpointed lines of every file under `input_dir`, with file and line: the
+    files `transforms.inputs.input_files` lists (Flink skips names starting with '.' or '_')."""
     from sinks.sources import NumberedLinesFormat
 
     builder = FileSource.for_bulk_file_format(NumberedLinesFormat(), os.path.abspath(input_dir))

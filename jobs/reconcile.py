@@ -10,8 +10,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
-from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
+from transforms.inputs import input_files
 from transforms.payments import format_minor_units
 
 

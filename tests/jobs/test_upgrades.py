@@ -29,7 +29,8 @@ from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
-from transforms.reference import input_files, process_files
+from transforms.inputs import input_files
+from transforms.reference import process_files
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
