@@ -19,8 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
 
-from jobs.database import add_connection_arguments, connect
 from jobs.payments_schema import ensure_schema
+from sinks.database import add_connection_arguments, connect
+from transforms.inputs import input_files
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -35,13 +36,6 @@ OFFSETS_DDL = (
     "CREATE TABLE IF NOT EXISTS baseline_offsets (source text PRIMARY KEY, "
     "lines_done bigint NOT NULL)"
 )
-
-
-def input_files(input_dir: str) -> list[Path]:
-    """The files the job reads: every non-hidden file under the directory, in name order."""
-    from jobs.inputs import input_files as job_input_files
-
-    return sorted(job_input_files(input_dir))
 
 
 def numbered_lines(path: Path, skip: int) -> Iterator[tuple[int, bytes]]:
@@ -162,7 +156,7 @@ def run(conn, input_dir: str, chunk_lines: int = 10_000) -> int:
     conn.commit()
     applied = 0
     chunk = Chunk()
-    for path in input_files(input_dir):
+    for path in map(Path, input_files(input_dir)):  # the files the job reads
         source = path.name  # as the job and the reference record it
         for number, line in numbered_lines(path, done.get(str(path), 0)):
             chunk.add(parse_line(line, None, source, number), seen)

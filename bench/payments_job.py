@@ -23,6 +23,7 @@ from jobs.payments import (
     prepare_database,
 )
 from jobs.reconcile import count_lines
+from sinks.database import add_connection_arguments
 
 SINK_CHOICES = ("exactly-once", "at-least-once", "discard")
 
@@ -50,9 +51,7 @@ def sinks_for(choice: str, config: PaymentsConfig) -> PaymentSinks:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
-    parser.add_argument("--db-url", required=True)
-    parser.add_argument("--db-user")
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser)
     parser.add_argument("--sinks", choices=SINK_CHOICES, default="exactly-once")
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--mode", choices=["process", "thread"], default="process")

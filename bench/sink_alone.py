@@ -14,14 +14,13 @@ from pyflink.common import WatermarkStrategy
 from pyflink.datastream.connectors.base import Source
 
 from jobs.payments import LEDGER_SQL
+from sinks.database import add_connection_arguments
 from transforms.flink_adapters import LEDGER_ROW_TYPE
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db-url", required=True)
-    parser.add_argument("--db-user")
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument(
         "--mode", default="prepared", choices=["prepared", "staged", "at_least_once"]

@@ -2,10 +2,10 @@
 
     python -m bench.sink_throughput [--count 200000] [--rounds 2] [--parallelism 2]
 
-Runs `jobs.sink_check` (numbers -> Python map -> sink -> PostgreSQL, local mini cluster,
-checkpoints every second) for each mode in interleaved rounds, so that the shared machine's
-noise falls on all modes alike, and reports records/s and the ratio to the at-least-once
-baseline. Starts its own throwaway PostgreSQL.
+Runs the sink's acceptance job, `tests.harness.sink_check` (numbers -> Python map -> sink ->
+PostgreSQL, local mini cluster, checkpoints every second), for each mode in interleaved rounds,
+so that the shared machine's noise falls on all modes alike, and reports records/s and the ratio
+to the at-least-once baseline. Starts its own throwaway PostgreSQL.
 """
 
 import argparse
@@ -30,7 +30,7 @@ def run_once(db, mode, args, table):
     command = [
         sys.executable,
         "-m",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--db-url",
         db.jdbc_url,
         "--db-user",

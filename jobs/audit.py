@@ -4,7 +4,7 @@
         [--control-schema public] [--max-diff 20] [--fail-on-dead-letters]
 
 The expectation comes from the pure transforms (`transforms.reference.iter_outcomes`), fed the
-files the job reads (`jobs.reconcile.input_files`) in the order it reads them. It is compared
+files the job reads (`transforms.inputs.input_files`) in the order it reads them. It is compared
 row by row with `ledger` (by event_id), `balances` (by account and currency), `rejected` and
 `duplicates` (by file and line number). Each difference is one of:
 
@@ -36,8 +36,8 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable, Optional
 
-from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
+from transforms.inputs import input_files
 from transforms.payments import LedgerRow, Payment, format_minor_units
 from transforms.reference import iter_outcomes, read_lines
 
@@ -780,7 +780,7 @@ class _BalanceLetters:
 
 
 def main(argv=None) -> int:
-    from jobs.database import add_connection_arguments, connect
+    from sinks.database import add_connection_arguments, connect
 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],

@@ -5,28 +5,12 @@ Only job-level keys are taken from the file (checkpointing, restart strategy, st
 Python execution); cluster keys stay with the cluster.
 """
 
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
 
-import yaml
-
-from localenv.flink import FLINK_CONF_DIR
+from localenv.flink import read_config
 
 JOB_KEY_PREFIXES = ("execution.", "restart-strategy.", "state.", "python.", "pipeline.", "table.")
-
-
-def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return flat
-
 
 # Used only where config.yaml is silent, so that a job is never without checkpoints.
 SAFETY_NET = {
@@ -42,12 +26,5 @@ SAFETY_NET = {
 
 def job_defaults(conf_dir: Optional[Path] = None) -> dict[str, str]:
     """Job-level settings of `<conf_dir>/config.yaml` as flat Flink keys."""
-    path = Path(conf_dir or FLINK_CONF_DIR) / "config.yaml"
-    tree = yaml.safe_load(path.read_text()) or {} if path.is_file() else {}
-    from_file = {k: v for k, v in flatten(tree).items() if k.startswith(JOB_KEY_PREFIXES)}
+    from_file = {k: v for k, v in read_config(conf_dir).items() if k.startswith(JOB_KEY_PREFIXES)}
     return {**SAFETY_NET, **from_file}
-
-
-def file_uri(path: str) -> str:
-    """A checkpoint location as Flink wants it: URIs pass through, local paths become file://."""
-    return path if "://" in path else "file://" + os.path.abspath(path)

@@ -36,9 +36,12 @@ from typing import NamedTuple, Optional
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream
-from pyflink.datastream.connectors.file_system import BulkFormat, FileSource
+from pyflink.datastream.connectors.file_system import FileSource
 
-from jobs.flink_config import file_uri, job_defaults
+from jobs.flink_config import job_defaults
+from localenv.flink import file_uri
+from localenv.job_control import operator_id, stop_with_savepoint
+from sinks.database import add_connection_arguments
 from transforms.flink_adapters import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
@@ -117,11 +120,11 @@ class PaymentSinks(NamedTuple):
 
 
 def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
-    """Replayable, checkpointed lines of every file under `input_dir`, with file and line."""
-    from pyflink.java_gateway import get_gateway
+    """Replayable, checkpointed lines of every file under `input_dir`, with file and line: the
+    files `transforms.inputs.input_files` lists (Flink skips names starting with '.' or '_')."""
+    from sinks.sources import NumberedLinesFormat
 
-    j_format = get_gateway().jvm.dev.tpc.source.NumberedLinesFormat()
-    builder = FileSource.for_bulk_file_format(BulkFormat(j_format), os.path.abspath(input_dir))
+    builder = FileSource.for_bulk_file_format(NumberedLinesFormat(), os.path.abspath(input_dir))
     if watch_interval:
         builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
     return builder.build()
@@ -132,17 +135,15 @@ def kafka_lines(env, config: PaymentsConfig) -> DataStream:
     value bytes). Exactly once like the file source: the offsets live in Flink's checkpoints
     (committing them to the consumer group on checkpoint is informative only)."""
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
-    from pyflink.java_gateway import get_gateway
 
-    records = get_gateway().jvm.dev.tpc.source.KafkaLineRecords
+    from sinks.sources import kafka_starting_offsets, set_kafka_line_records
+
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(config.bootstrap_servers)
         .set_topics(config.topic)
         .set_group_id(config.group_id or config.sink_id_prefix)
-        .set_starting_offsets(
-            KafkaOffsetsInitializer(records.startingOffsets(config.starting_offsets))
-        )
+        .set_starting_offsets(kafka_starting_offsets(config.starting_offsets))
         # Never read records of aborted (or still open) producer transactions.
         .set_property("isolation.level", "read_committed")
         # A broker outage: requests time out and reconnects back off, up to 10 s apart;
@@ -155,9 +156,8 @@ def kafka_lines(env, config: PaymentsConfig) -> DataStream:
     )
     if config.bounded:
         builder.set_bounded(KafkaOffsetsInitializer.latest())
-    # PyFlink's builder only takes value-only deserializers, which never see a record's
-    # partition and offset: hand the Java builder ours (raw bytes, no decoding).
-    builder._j_builder.setDeserializer(records())
+    # Raw bytes, no decoding; the record's partition and offset say where it came from.
+    set_kafka_line_records(builder)
     return env.from_source(
         builder.build(), WatermarkStrategy.no_watermarks(), "payment-records", type_info=LINE_TYPE
     ).uid("payment-records")
@@ -334,8 +334,8 @@ def create_environment(config: PaymentsConfig):
 
 
 def prepare_database(config: PaymentsConfig) -> None:
-    from jobs.database import connect
     from jobs.payments_schema import ensure_schema
+    from sinks.database import connect
 
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
@@ -370,34 +370,6 @@ class Stopped(NamedTuple):
 
     def get_job_id(self):
         return self.job_id
-
-
-def stop_with_savepoint(job_client, savepoint_dir: str, timeout: float = 600.0) -> str:
-    """Stop the job gracefully: a savepoint in ``savepoint_dir``, the sinks commit it (its
-    transactions are the last this job writes), then the job finishes. Returns its path."""
-    # pyflink 2.3's JobClient.stop_with_savepoint calls a Java method that no longer exists
-    # (stopWithSavepoint(boolean, String); Flink 2 added a SavepointFormatType): call Java.
-    from pyflink.common.completable_future import CompletableFuture
-    from pyflink.java_gateway import get_gateway
-
-    canonical = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
-    future = CompletableFuture(
-        job_client._j_job_client.stopWithSavepoint(False, file_uri(savepoint_dir), canonical), str
-    )
-    path = future.result() if timeout is None else _result_within(future, timeout)
-    return path[len("file:") :] if path.startswith("file:") else path
-
-
-def _result_within(future, timeout: float):
-    # pyflink's CompletableFuture.result() takes no timeout; poll it.
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not future.done():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no savepoint after {timeout:.0f} s")
-        time.sleep(0.2)
-    return future.result()
 
 
 def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
@@ -448,20 +420,6 @@ STATEFUL_UIDS = (
     "rejected-sink",
     "duplicates-sink",
 )
-
-
-def operator_id(uid: str) -> str:
-    """The operator id Flink derives from a uid (murmur3_128 of it, as StreamGraphHasherV2)."""
-    from pyflink.java_gateway import get_gateway
-
-    hashing = get_gateway().jvm.org.apache.flink.shaded.guava33.com.google.common.hash.Hashing
-    return bytes(
-        hashing.murmur3_128(0)
-        .newHasher()
-        .putString(uid, get_gateway().jvm.java.nio.charset.StandardCharsets.UTF_8)
-        .hash()
-        .asBytes()
-    ).hex()
 
 
 def explain_refusal(error: BaseException) -> Optional[str]:
@@ -553,13 +511,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="stop at the partitions' end offsets as of the start (default: run until cancelled)",
     )
-    parser.add_argument("--db-url", help="jdbc:postgresql://host:port/database")
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument(
-        "--password-env",
-        default="PGPASSWORD",
-        help="environment variable holding the database password",
-    )
+    add_connection_arguments(parser, required=False)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
     parser.add_argument("--checkpoint-dir")

@@ -6,7 +6,7 @@ python -m jobs.payments_schema --db-url jdbc:postgresql://host:port/db   # creat
 import argparse
 import sys
 
-from jobs.database import add_connection_arguments, connect
+from sinks.database import add_connection_arguments, connect
 from transforms.tables import TABLES as PAYMENT_TABLES
 from transforms.tables import create_table_sql, expected_columns
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 from typing import Optional
 
-from jobs.inputs import input_files
+from transforms.inputs import input_files
 from transforms.payments import SourceLine, strip_line_terminator
 
 
@@ -50,7 +50,7 @@ def kafka_lines(
         with open(path, "rb") as f:
             for number, line in enumerate(f, start=1):
                 yield (
-                    path.name,
+                    os.path.basename(path),
                     number,
                     partition,
                     SourceLine(

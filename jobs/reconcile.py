@@ -10,8 +10,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
-from jobs.inputs import input_files
 from transforms.currencies import DEFAULT_CURRENCIES
+from transforms.inputs import input_files
 from transforms.payments import format_minor_units
 
 
@@ -123,7 +123,7 @@ def reconcile(conn, input_dir: str, sink_id_prefix: str = "payments") -> Reconci
 
 
 def main(argv=None) -> int:
-    from jobs.database import add_connection_arguments, connect
+    from sinks.database import add_connection_arguments, connect
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)

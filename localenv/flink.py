@@ -11,7 +11,7 @@ import os
 import shutil
 import site
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +24,36 @@ from localenv.child_env import child_process_environment as child_process_enviro
 from localenv.paths import PROJECT_ROOT, sub_dir
 
 FLINK_CONF_DIR = PROJECT_ROOT / "flink-conf"
+
+
+def flatten_config(tree: Mapping, prefix: str = "") -> dict[str, str]:
+    """Flink 2's nested `config.yaml` as the dotted keys of a Flink `Configuration`.
+
+    Values are strings as Flink writes them: booleans `true`/`false` (YAML's `true` is Python's
+    True, whose str() Flink would not take for a boolean key), everything else str()."""
+    flat: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_config(value, name + "."))
+        else:
+            flat[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return flat
+
+
+def file_uri(path: str) -> str:
+    """A checkpoint location as Flink wants it: URIs pass through, local paths become file://."""
+    return path if "://" in path else "file://" + os.path.abspath(path)
+
+
+def read_config(conf_dir: Optional[Path] = None) -> dict[str, str]:
+    """`<conf_dir>/config.yaml` (default flink-conf/) flattened; {} if there is no such file."""
+    import yaml
+
+    path = Path(conf_dir or FLINK_CONF_DIR) / "config.yaml"
+    if not path.is_file():
+        return {}
+    return flatten_config(yaml.safe_load(path.read_text()) or {})
 
 
 def prepare_process_environment() -> None:
@@ -158,7 +188,7 @@ def job_environment(
     cluster's REST port and the client submits to http://127.0.0.1:0), so only the job's own
     `settings` and parallelism are applied. Where the job runs (REST address, temp dirs, Python
     interpreter of the workers, shipped files) is then the submitter's business:
-    `flink run -pyexec/-pyclientexec/-pyfs/-D...`, see `jobs.cluster submit`.
+    `flink run -pyexec/-pyclientexec/-pyfs/-D...`, see `localenv.cluster submit`.
     """
     if not running_under_flink_cli():
         return local_environment(parallelism, settings, jars)

@@ -1,4 +1,6 @@
-"""Exactly-once PostgreSQL sink for PyFlink (see sinks/README.md).
+"""The connectors package (see sinks/README.md): the exactly-once PostgreSQL sink for PyFlink,
+the source formats its jar carries (`sinks.sources`) and the database connection flags
+(`sinks.database`).
 
 Names are resolved lazily: importing this package starts no JVM and imports no pyflink, so
 `python -m sinks.build` works on its own.
@@ -11,6 +13,9 @@ _EXPORTS = {
     "SinkConfigurationError": "sinks.two_phase_commit",
     "add_sink_jars": "sinks.two_phase_commit",
     "add_kafka_jars": "sinks.two_phase_commit",
+    "NumberedLinesFormat": "sinks.sources",
+    "set_kafka_line_records": "sinks.sources",
+    "kafka_starting_offsets": "sinks.sources",
     "kafka_connector_jars": "sinks.build",
     "sink_jar": "sinks.build",
 }

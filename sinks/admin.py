@@ -324,7 +324,7 @@ def _first_line(error: Exception) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from jobs.database import add_connection_arguments
+    from sinks.database import add_connection_arguments
 
     common = argparse.ArgumentParser(add_help=False)
     add_connection_arguments(common)
@@ -388,7 +388,7 @@ def main(argv=None) -> int:
         return 2
     import psycopg
 
-    from jobs.database import connect
+    from sinks.database import connect
 
     try:
         with connect(

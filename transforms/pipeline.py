@@ -7,9 +7,11 @@ For backfills and for checking the Flink job: it reads the same files, runs the 
         [--currencies currencies.json] [--runner DirectRunner] [other Beam options]
 
 Any Beam runner is chosen with the usual ``--runner`` option (default: DirectRunner, the
-only one that works offline here). Files are read as bytes through Beam's `FileSystems`
-(local paths, and ``gs://``/``s3://`` where the extra is installed), lines end at ``\\n``,
-numbered from 1 per file; ``source`` is the file's base name.
+only one that works offline here). A local directory or file is read as the Flink job reads
+it (`transforms.inputs.input_files`: recursively, without names starting with ``.`` or ``_``);
+a glob or a remote path (``gs://``/``s3://`` where the extra is installed) is matched by Beam's
+`FileSystems`. Files are read as bytes, lines end at ``\\n``, numbered from 1 per file;
+``source`` is the file's base name.
 """
 
 import json
@@ -24,10 +26,9 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from transforms.beam import PaymentsBusinessStep
 from transforms.currencies import load_currencies
+from transforms.inputs import input_files
 from transforms.outputs import row_to_json
 from transforms.payments import SourceLine
-
-DEFAULT_PATTERN = "*.jsonl"
 
 
 class PaymentsOptions(PipelineOptions):
@@ -38,13 +39,11 @@ class PaymentsOptions(PipelineOptions):
         parser.add_argument(
             "--input",
             default=None,
-            help="(required) a JSON-lines file, a directory (reads --pattern in it) or a glob",
+            help="(required) a JSON-lines file, a directory (read as the Flink job reads it) "
+            "or a glob",
         )
         parser.add_argument(
             "--output", default=None, help="(required) directory for the output files"
-        )
-        parser.add_argument(
-            "--pattern", default=DEFAULT_PATTERN, help="file pattern when --input is a directory"
         )
         parser.add_argument(
             "--currencies",
@@ -53,10 +52,9 @@ class PaymentsOptions(PipelineOptions):
         )
 
 
-def input_glob(input_path: str, pattern: str = DEFAULT_PATTERN) -> str:
-    if os.path.isdir(input_path):
-        return os.path.join(input_path, pattern)
-    return input_path
+def is_local_path(input_path: str) -> bool:
+    """A local file or directory (read by `input_files`), not a glob or a remote path."""
+    return "://" not in input_path and os.path.exists(input_path)
 
 
 def read_numbered_lines(readable_file: Any) -> Iterator[SourceLine]:
@@ -74,16 +72,24 @@ def read_numbered_lines(readable_file: Any) -> Iterator[SourceLine]:
 
 
 class ReadPaymentLines(beam.PTransform[Any, Any]):
-    """File pattern -> `SourceLine`s (one file per element, read sequentially)."""
+    """A local file or directory (the files `input_files` lists), or a file pattern for Beam's
+    `FileSystems` -> `SourceLine`s (one file per element, read sequentially)."""
 
-    def __init__(self, file_pattern: str, label: Optional[str] = None):
+    def __init__(self, input_path: str, label: Optional[str] = None):
         super().__init__(label)
-        self.file_pattern = file_pattern
+        self.input_path = input_path
 
     def expand(self, pbegin: Any) -> Any:
+        if is_local_path(self.input_path):
+            matched = (
+                pbegin
+                | "InputFiles" >> beam.Create(input_files(self.input_path))
+                | "MatchFiles" >> fileio.MatchAll()
+            )
+        else:
+            matched = pbegin | "MatchFiles" >> fileio.MatchFiles(self.input_path)
         return (
-            pbegin
-            | "MatchFiles" >> fileio.MatchFiles(self.file_pattern)
+            matched
             | "ReadMatches" >> fileio.ReadMatches()
             | "ReadLines" >> beam.FlatMap(read_numbered_lines)
         )
@@ -122,7 +128,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PaymentsOptions) -> Any:
     """Add the read -> business step -> write graph to ``pipeline``; returns the outputs."""
     currencies = load_currencies(options.currencies) if options.currencies else None
     output = options.output
-    lines = pipeline | "Read" >> ReadPaymentLines(input_glob(options.input, options.pattern))
+    lines = pipeline | "Read" >> ReadPaymentLines(options.input)
     results = lines | "Payments" >> PaymentsBusinessStep(currencies)
     results["ledger"] | "WriteLedger" >> WriteJsonLines(output, "ledger")
     results["balances"] | "WriteBalances" >> WriteJsonLines(output, "balances")

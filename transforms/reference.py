@@ -11,7 +11,6 @@ one with the same fingerprint is a duplicate, with another fingerprint a
 Flink job by arrival, which is file order within one file.)
 """
 
-import glob
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Optional, Union, cast
@@ -73,13 +72,6 @@ def read_lines(
     with open(path, "rb") as f:
         for number, line in enumerate(f, start=1):
             yield SourceLine(name, number, line)
-
-
-def input_files(input_path: str, pattern: str = "*.jsonl") -> list[str]:
-    """A file, or the files matching ``pattern`` in a directory, sorted."""
-    if os.path.isdir(input_path):
-        return sorted(glob.glob(os.path.join(input_path, pattern)))
-    return [input_path]
 
 
 def _numbered(
@@ -165,6 +157,5 @@ __all__ = [
     "iter_outcomes",
     "process_files",
     "read_lines",
-    "input_files",
     "Payment",
 ]

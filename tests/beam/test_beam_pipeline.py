@@ -8,8 +8,9 @@ import pytest
 
 from tests.corpus import write_corpus
 from transforms import pipeline as bp
+from transforms.inputs import input_files
 from transforms.outputs import load_outputs
-from transforms.reference import input_files, process_files
+from transforms.reference import process_files
 from transforms.sample_data import write_jsonl
 
 pytestmark = pytest.mark.beam

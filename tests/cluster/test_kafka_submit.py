@@ -1,12 +1,13 @@
-"""`jobs.cluster submit` of a job reading Kafka ships the Kafka connector: `flink run` takes
-one jar for a Python job, so the connector and the Kafka client travel merged into it with the
-sink jar. (No cluster is started: this checks the command and the jar it names.)"""
+"""`localenv.cluster submit` ships what a job needs. A job reading Kafka gets the Kafka
+connector: `flink run` takes one jar for a Python job, so the connector and the Kafka client
+travel merged into it with the sink jar. A job module outside the project's packages brings its
+own package. (No cluster is started: this checks the command and what it names.)"""
 
 import zipfile
 
 import pytest
 
-from jobs.cluster import Cluster
+from localenv.cluster import Cluster
 
 pytestmark = [pytest.mark.cluster]
 
@@ -55,3 +56,22 @@ def test_a_file_job_ships_the_sink_jar_alone(tmp_path):
         names = set(archive.namelist())
     assert not any(name in names for name in KAFKA_CLASSES)
     assert all(name in names for name in OUR_CLASSES)
+
+
+def test_a_job_module_outside_the_packages_ships_its_own_package(tmp_path):
+    """The sink's acceptance job lives in tests/harness/: its package travels with the project's
+    packages (the workers unpickle `FailOnce` by module), the rest of tests/ does not."""
+    command = Cluster("harness-ship-test").submit_command(
+        [], "tests.harness.sink_check", None, True, [], tmp_path
+    )
+    with zipfile.ZipFile(command[command.index("-pyfs") + 1]) as archive:
+        names = set(archive.namelist())
+    assert {
+        "jobs/payments.py",
+        "sinks/two_phase_commit.py",
+        "tests/__init__.py",
+        "tests/harness/__init__.py",
+        "tests/harness/sink_check.py",
+        "tests/harness/faults.py",
+    } <= names
+    assert not any(name.startswith(("tests/sinks/", "tests/conftest")) for name in names)

@@ -1,9 +1,10 @@
 """The sink acceptance job on a real standalone cluster, submitted with `flink run -pym`.
 
 One cluster for the module (a JobManager and two TaskManagers on 127.0.0.1, started and stopped
-with `python -m jobs.cluster`, on free ports if 8081/6123 are taken), named after this process so
-that it never touches a developer's own cluster. The fixture always stops it; the last test stops
-it itself and checks that nothing of it is left: no JVM, no Python worker, no bound port.
+with `python -m localenv.cluster`, on free ports if 8081/6123 are taken), named after this
+process so that it never touches a developer's own cluster. The fixture always stops it; the
+last test stops it itself and checks that nothing of it is left: no JVM, no Python worker, no
+bound port.
 """
 
 import json
@@ -16,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from jobs.cluster import Cluster, port_free
+from localenv.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import free_port
@@ -34,7 +35,7 @@ def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedP
         env = child_process_environment()
         env.pop(PASSWORD_ENV, None)
     result = subprocess.run(
-        [sys.executable, "-m", "jobs.cluster", "--name", name, *args],
+        [sys.executable, "-m", "localenv.cluster", "--name", name, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -74,7 +75,7 @@ def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
         cluster.name,
         "submit",
         "--module",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--",
         "--db-url",
         db.jdbc_url,

@@ -1,4 +1,4 @@
-"""The upgrade runbook on the standalone cluster, through `python -m jobs.cluster`: a `--watch`
+"""The upgrade runbook on the standalone cluster, through `python -m localenv.cluster`: a `--watch`
 payments job (version A) stopped with `stop-job --savepoint-dir`, version B (a currency added)
 submitted with `--from-savepoint` while files keep arriving; then the stale savepoint refused.
 See tests/jobs/test_upgrades.py for the same flow on the mini cluster."""

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from jobs.cluster import Cluster, port_free
+from localenv.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.postgres import free_port
 from tests.cluster.test_standalone_cluster import PASSWORD_ENV, cluster_command, job_id
@@ -87,7 +87,7 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
         "submit",
         "--detached",
         "--module",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--",
         "--db-url",
         database.jdbc_url,

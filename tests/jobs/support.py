@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import timezone
 from pathlib import Path
 
-from jobs.inputs import input_files
 from jobs.payments import PaymentsConfig
 from tests.corpus import write_corpus
 from transforms import sample_data
+from transforms.inputs import input_files
 from transforms.reference import process_files
 
 
@@ -22,7 +22,7 @@ def write_inputs(directory: Path, events: int = 20_000, seed: int = 11) -> Path:
 
 
 def expected_outcome(input_dir: Path):
-    return process_files([str(p) for p in input_files(str(input_dir))])
+    return process_files(input_files(str(input_dir)))
 
 
 def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:

@@ -12,7 +12,6 @@ import time
 import pytest
 from pyflink.common import WatermarkStrategy
 
-from jobs.faults import FailOnce
 from jobs.payments import (
     LINE_TYPE,
     build_pipeline,
@@ -22,6 +21,7 @@ from jobs.payments import (
     prepare_database,
 )
 from jobs.reconcile import reconcile
+from tests.harness.faults import FailOnce
 from tests.jobs.support import (
     database_outcome,
     expected_in_database_shape,

@@ -20,7 +20,6 @@ import pytest
 from pyflink.common import WatermarkStrategy  # noqa: F401  (pyflink importable: mini cluster tier)
 
 from jobs.audit import audit
-from jobs.faults import FailOnce
 from jobs.payments import (
     LINE_TYPE,
     build_pipeline,
@@ -33,6 +32,7 @@ from jobs.produce import kafka_lines as produced_lines
 from jobs.produce import produce
 from jobs.reconcile import reconcile
 from localenv.kafka import LocalKafka
+from tests.harness.faults import FailOnce
 from tests.jobs.support import (
     database_outcome,
     expected_in_database_shape,

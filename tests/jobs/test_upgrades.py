@@ -21,15 +21,16 @@ from jobs.payments import (
     explain_refusal,
     file_source,
     prepare_database,
-    stop_with_savepoint,
 )
 from jobs.reconcile import reconcile
+from localenv.job_control import stop_with_savepoint
 from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
 from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
-from transforms.reference import input_files, process_files
+from transforms.inputs import input_files
+from transforms.reference import process_files
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 

@@ -12,9 +12,10 @@ import pytest
 
 from tests.corpus import write_corpus
 from tests.jobs.support import payments_config
+from transforms.inputs import input_files
 from transforms.outputs import load_outputs
 from transforms.payments import BalanceRow, LedgerRow, RejectedRow
-from transforms.reference import Outcome, input_files, process_files, read_lines
+from transforms.reference import Outcome, process_files, read_lines
 from transforms.sample_data import write_jsonl
 
 pytestmark = pytest.mark.minicluster

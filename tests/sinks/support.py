@@ -1,5 +1,5 @@
-"""Helpers for the sink's tests: run the acceptance job (`jobs.sink_check`) in its own process,
-and read back what reached the database."""
+"""Helpers for the sink's tests: run the acceptance job (`tests.harness.sink_check`) in its own
+process, and read back what reached the database."""
 
 import os
 import signal
@@ -34,7 +34,7 @@ def job_command(db, *args: str) -> list:
     return [
         sys.executable,
         "-m",
-        "jobs.sink_check",
+        "tests.harness.sink_check",
         "--db-url",
         db.jdbc_url,
         "--db-user",

@@ -39,7 +39,8 @@ def test_no_beam_or_flink_in_pure_modules():
 
     code = (
         "import sys, transforms, transforms.payments, transforms.currencies, "
-        "transforms.reference, transforms.sample_data, transforms.outputs, transforms.tables; "
+        "transforms.reference, transforms.sample_data, transforms.outputs, transforms.tables, "
+        "transforms.inputs; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('apache_beam', 'pyflink')]; "
         "assert not bad, bad"
     )

@@ -1,8 +1,9 @@
 """The pure reference step and the sample-data generator."""
 
 from transforms import sample_data
+from transforms.inputs import input_files
 from transforms.payments import SourceLine
-from transforms.reference import input_files, process_files, process_lines, read_lines
+from transforms.reference import process_files, process_lines, read_lines
 
 
 def test_generator_is_deterministic_and_shares_are_respected():

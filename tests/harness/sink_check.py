@@ -2,8 +2,8 @@
 
 Used by the sink's tests, the benchmark and as a smoke test of a database:
 
-    PGPASSWORD=... python -m jobs.sink_check --db-url jdbc:postgresql://127.0.0.1:5432/db \\
-        --db-user app --count 100000 --mode staged
+    PGPASSWORD=... python -m tests.harness.sink_check \\
+        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 100000 --mode staged
 
 Each number becomes a row (id, v). Faults can be injected: `--fail-once-marker FILE` makes the
 Python map raise once (the first attempt that finds FILE absent creates it), after
@@ -18,8 +18,9 @@ import time
 from pyflink.common import Row, Types, WatermarkStrategy
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
 
-from jobs.faults import FailOnce
-from jobs.flink_config import file_uri
+from localenv.flink import file_uri
+from sinks.database import add_connection_arguments
+from tests.harness.faults import FailOnce
 
 ROW_TYPE = Types.ROW_NAMED(["id", "v"], [Types.LONG(), Types.STRING()])
 
@@ -56,9 +57,7 @@ def parse_args(argv=None):
         help="start a throwaway local PostgreSQL, run with one injected failure "
         "and print what was committed",
     )
-    parser.add_argument("--db-url")
-    parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser, required=False)
     parser.add_argument("--table", default="sink_check")
     parser.add_argument("--mode", default="staged", choices=["prepared", "staged", "at_least_once"])
     parser.add_argument("--sink-id", default="sink_check")

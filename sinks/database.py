@@ -1,13 +1,20 @@
-"""Python-side database access for the jobs' tools (psycopg 3), from the same flags the jobs
-take: a JDBC URL, a user, and the name of the environment variable holding the password."""
+"""The database connection flags, and Python-side access from them (psycopg 3): a JDBC URL, a
+user, and the name of the environment variable holding the password (never the password).
+
+One definition of the flags for every command that talks to the database: the jobs, their
+checks (`jobs.reconcile`, `jobs.audit`), `sinks.admin`, the benchmarks and the test harnesses.
+Here, in the sink's package, because the sink takes the same three settings and `sinks/` must
+not import `jobs/`."""
 
 import os
 from typing import Optional
 from urllib.parse import urlparse
 
 
-def add_connection_arguments(parser) -> None:
-    parser.add_argument("--db-url", required=True, help="jdbc:postgresql://host:port/database")
+def add_connection_arguments(parser, required: bool = True) -> None:
+    """--db-url, --db-user (default $PGUSER) and --password-env (default PGPASSWORD).
+    `required=False` for a command that can run without a database URL (a --demo)."""
+    parser.add_argument("--db-url", required=required, help="jdbc:postgresql://host:port/database")
     parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
     parser.add_argument(
         "--password-env",

@@ -1,11 +1,11 @@
 """A standalone Flink session cluster on loopback, and jobs submitted to it with `flink run`.
 
-    python -m jobs.cluster start                  # 1 JobManager + a TaskManager per workers line
-    python -m jobs.cluster status                 # TaskManagers, slots, jobs (from the REST API)
-    PGPASSWORD=... python -m jobs.cluster submit --module jobs.sink_check -- \\
+    python -m localenv.cluster start              # 1 JobManager + a TaskManager per workers line
+    python -m localenv.cluster status             # TaskManagers, slots, jobs (from the REST API)
+    PGPASSWORD=... python -m localenv.cluster submit --module tests.harness.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
-    python -m jobs.cluster stop-job [JOB_ID] --savepoint-dir DIR   # stop a job with a savepoint
-    python -m jobs.cluster stop                   # and make sure no process of it is left
+    python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
+    python -m localenv.cluster stop               # and make sure no process of it is left
 
 Nothing is hidden between you and Flink: `start`/`stop` run pyflink's bundled
 `bin/start-cluster.sh`/`bin/stop-cluster.sh` with FLINK_CONF_DIR=flink-conf, and `submit` runs
@@ -36,11 +36,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional, Union
 
-from localenv.flink import child_process_environment
+from localenv.flink import FLINK_CONF_DIR, child_process_environment, read_config
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import alive, command_line, descendants, kill
 
-CONF_DIR = PROJECT_ROOT / "flink-conf"
 # The packages setup.py installs; shipped to the Python workers with `-pyfs` as one zip.
 PACKAGES = ("jobs", "transforms", "sinks", "localenv")
 HOST = "127.0.0.1"  # only loopback may be used on our machines
@@ -61,26 +60,12 @@ def pyflink_bin() -> Path:
     return Path(pyflink.__file__).resolve().parent / "bin"
 
 
-def read_config(conf_dir: Path = CONF_DIR) -> dict[str, str]:
-    """config.yaml flattened to Flink's dotted keys."""
-    import yaml
-
-    def flatten(tree, prefix=""):
-        for key, value in (tree or {}).items():
-            if isinstance(value, dict):
-                yield from flatten(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", str(value)
-
-    return dict(flatten(yaml.safe_load((conf_dir / "config.yaml").read_text())))
-
-
-def configured_ports(conf_dir: Path = CONF_DIR) -> tuple[int, int]:
+def configured_ports(conf_dir: Path = FLINK_CONF_DIR) -> tuple[int, int]:
     config = read_config(conf_dir)
     return int(config.get("rest.port", 8081)), int(config.get("jobmanager.rpc.port", 6123))
 
 
-def worker_count(conf_dir: Path = CONF_DIR) -> int:
+def worker_count(conf_dir: Path = FLINK_CONF_DIR) -> int:
     lines = (conf_dir / "workers").read_text().splitlines()
     return sum(1 for line in lines if line.split("#", 1)[0].strip())
 
@@ -131,7 +116,7 @@ class Cluster:
         tmp_dir = tmp_dir or self.tmp_dir
         env = child_process_environment()
         env.update(
-            FLINK_CONF_DIR=str(CONF_DIR),
+            FLINK_CONF_DIR=str(FLINK_CONF_DIR),
             FLINK_LOG_DIR=str(self.log_dir),
             FLINK_PID_DIR=str(self.pid_dir),
             TMPDIR=str(tmp_dir),
@@ -201,7 +186,7 @@ class Cluster:
             raise ClusterError(
                 f"processes of cluster '{self.name}' are still running (pids "
                 f"{sorted(running)}) but {self.web_ui} does not answer; run "
-                f"`python -m jobs.cluster stop` first"
+                f"`python -m localenv.cluster stop` first"
             )
         for what, port, flag in (
             ("REST/web UI", self.rest_port, "--rest-port"),
@@ -336,7 +321,7 @@ class Cluster:
         if not self.reachable():
             raise ClusterError(
                 f"no Flink cluster answers at {self.web_ui}; start it with "
-                f"`python -m jobs.cluster start`"
+                f"`python -m localenv.cluster start`"
             )
         ship = Path(
             __import__("tempfile").mkdtemp(
@@ -358,7 +343,7 @@ class Cluster:
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         from sinks.build import sink_jar
 
-        packages = zip_packages(ship / "job-packages.zip")
+        packages = zip_packages(ship / "job-packages.zip", shipped_packages(module))
         extra_jars = [*job_jars(job_args), *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
         jar = (
@@ -407,7 +392,7 @@ class Cluster:
             if len(running) != 1:
                 raise ClusterError(
                     f"{len(running)} jobs are running; name the one to stop (see "
-                    f"`python -m jobs.cluster status`)"
+                    f"`python -m localenv.cluster status`)"
                 )
             job_id = running[0]["jid"]
         target = Path(savepoint_dir).resolve()
@@ -469,15 +454,37 @@ def job_jars(job_args: Iterable[str]) -> list[Path]:
     return kafka_connector_jars()
 
 
+def shipped_packages(module: Optional[str] = None) -> list[str]:
+    """PACKAGES, plus the package of a job module that lives in none of them (the sink's
+    acceptance job, `tests.harness.sink_check`): the workers unpickle its functions by module."""
+    packages = list(PACKAGES)
+    package = (module or "").rpartition(".")[0]
+    if package and package.split(".")[0] not in PACKAGES:
+        packages.append(package)
+    return packages
+
+
 def zip_packages(target: Path, packages: Iterable[str] = PACKAGES) -> Path:
     """The project's Python packages as one zip for `-pyfs`: Flink extracts a .zip and puts it
     on the PYTHONPATH of client and workers. (A directory given to -pyfs is itself put on the
-    PYTHONPATH, so `-pyfs jobs/` would make `sink_check`, not `jobs.sink_check`, importable.)"""
+    PYTHONPATH, so `-pyfs jobs/` would make `payments`, not `jobs.payments`, importable.)
+    A dotted package (`tests.harness`) is shipped whole with only the `__init__.py` of the
+    packages above it."""
+    files: set[Path] = set()
+    for package in packages:
+        parts = package.split(".")
+        for depth in range(1, len(parts)):
+            init = PROJECT_ROOT.joinpath(*parts[:depth], "__init__.py")
+            if init.is_file():
+                files.add(init)
+        files.update(
+            path
+            for path in PROJECT_ROOT.joinpath(*parts).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+        )
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in packages:
-            for path in sorted((PROJECT_ROOT / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                    archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
+        for path in sorted(files):
+            archive.write(path, path.relative_to(PROJECT_ROOT).as_posix())
     return target
 
 
@@ -542,7 +549,7 @@ def wait_port_free(port: int, timeout: float) -> bool:
 # -- command line ----------------------------------------------------------------------------
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m jobs.cluster",
+        prog="python -m localenv.cluster",
         description="A standalone Flink session cluster on 127.0.0.1 (flink-conf/), and jobs "
         "submitted to it with `flink run`.",
     )
@@ -573,10 +580,10 @@ def parse_args(argv=None):
         "submit",
         help="run a Python job on the cluster with `flink run`",
         description="Everything after `--` goes to the job, e.g. "
-        "`submit --module jobs.sink_check -- --db-url ... --count 10000`.",
+        "`submit --module tests.harness.sink_check -- --db-url ... --count 10000`.",
     )
     what = submit.add_mutually_exclusive_group(required=True)
-    what.add_argument("--module", help="job module, e.g. jobs.sink_check (flink run -pym)")
+    what.add_argument("--module", help="job module, e.g. jobs.payments (flink run -pym)")
     what.add_argument("--file", help="job script (flink run -py)")
     submit.add_argument(
         "--detached",

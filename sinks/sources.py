@@ -1,0 +1,47 @@
+"""The source formats the sink's jar carries, as PyFlink objects, in the style of PyFlink's own
+wrappers (`StreamFormat.text_line_format()`): a job builds its sources from these and never
+touches the py4j gateway.
+
+Both give rows of (source, line_number, line) with the line's bytes exactly as stored, so the
+Python parser sees what a plain Python file reader sees:
+
+- `NumberedLinesFormat()`: lines of files, for `FileSource.for_bulk_file_format`; `source` is
+  the file's name, line numbers count from 1 and survive restores.
+- `set_kafka_line_records(builder)`: Kafka records, for `KafkaSource.builder()`; `source` is
+  ``kafka:<topic>:<partition>``, `line_number` the offset. With `kafka_starting_offsets(mode)`.
+
+The Java classes are in `dev.tpc.source` (sinks/java); the jar must be on the job's class path
+(`sinks.add_sink_jars(env)`, and `sinks.add_kafka_jars(env)` for Kafka) before these are made.
+"""
+
+from pyflink.datastream.connectors.file_system import BulkFormat
+from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSourceBuilder
+from pyflink.java_gateway import get_gateway
+
+
+def _source_classes():
+    return get_gateway().jvm.dev.tpc.source
+
+
+class NumberedLinesFormat(BulkFormat):
+    """Lines of files, byte-exact, split at ``\\n`` only, numbered from 1 (files are not split,
+    the checkpointed position is the number of lines emitted)."""
+
+    def __init__(self):
+        super().__init__(_source_classes().NumberedLinesFormat())
+
+
+def set_kafka_line_records(builder: KafkaSourceBuilder) -> KafkaSourceBuilder:
+    """Make `builder`'s source emit each record as a line row (raw value bytes, no decoding;
+    a tombstone is an empty line). PyFlink's builder only takes value-only deserializers, which
+    never see a record's partition and offset, so this hands the Java builder ours."""
+    builder._j_builder.setDeserializer(_source_classes().KafkaLineRecords())
+    return builder
+
+
+def kafka_starting_offsets(mode: str) -> KafkaOffsetsInitializer:
+    """Where a job without restored state starts: ``earliest``, ``latest`` or ``committed``
+    (the consumer group's offsets, earliest for a partition without any). PyFlink's own
+    `committed_offsets()` names a class of the SQL connector jar, which the plain connector
+    lacks."""
+    return KafkaOffsetsInitializer(_source_classes().KafkaLineRecords.startingOffsets(mode))
