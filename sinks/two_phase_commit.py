@@ -15,13 +15,13 @@
         .set_mode("staged")
         .build())
 
-`build()` checks what can be checked before the job starts (driver, database, prepared
-transactions, the statements against the schema) and raises `SinkConfigurationError` with
-advice. The sink knows nothing about the rows' meaning: it runs the statements for each row.
+`build()` checks what can be checked before the job starts and raises `SinkConfigurationError`
+with advice: the settings (validated once, by the Java `SinkConfig.Builder` this builder hands
+them to), then the driver, the database, prepared transactions and the statements against the
+schema. The sink knows nothing about the rows' meaning: it runs the statements for each row.
 """
 
 import datetime
-import math
 import os
 import re
 from collections.abc import Sequence
@@ -33,14 +33,6 @@ from pyflink.datastream.connectors.base import Sink
 from sinks.build import sink_jar
 
 JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
-SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_NAMED_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-# pgjdbc properties the sink sets on every connection, and the setter that owns each.
-_OWN_PROPERTIES = {
-    "connectTimeout": "set_connect_timeout_s",
-    "socketTimeout": "set_socket_timeout_s",
-    "tcpKeepAlive": "(always on)",
-}
 
 
 class SinkConfigurationError(ValueError):
@@ -76,15 +68,6 @@ def add_kafka_jars(env) -> None:
     env.add_jars(*(jar.resolve().as_uri() for jar in jars))
 
 
-def statement_parameters(sql: str) -> list[str]:
-    """Named `:field` parameters of a statement (an approximation of the Java parser's rules,
-    good enough for early errors; the Java side is authoritative)."""
-    without_literals = re.sub(
-        r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S
-    )
-    return _NAMED_PARAMETER.findall(without_literals)
-
-
 class TwoPhaseCommitSink(Sink):
     """A PyFlink Sink wrapping the Java two-phase-commit core; create it with `builder()`."""
 
@@ -98,39 +81,27 @@ class TwoPhaseCommitSink(Sink):
 
 
 class TwoPhaseCommitSinkBuilder:
+    """Records the settings; `build()` hands them to the Java `SinkConfig.Builder`, which holds
+    the defaults and validates every setting once (PyFlink's connectors delegate the same way).
+    A setter here only converts Python values (a `timedelta`, an enum) for its Java twin of the
+    same name in camel case, so a bad value is reported by `build()` or `java_config()`."""
+
     def __init__(self):
-        self._jdbc_url: Optional[str] = None
-        self._user: Optional[str] = None
-        self._password: Optional[str] = None
+        self._calls: list[tuple[str, tuple]] = []  # (Java builder setter, arguments), in order
+        self._password: Optional[str] = None  # kept out of _calls: never shown in a message
         self._password_env: Optional[str] = None
-        self._statements: list[str] = []
-        self._field_names: Optional[list[str]] = None
-        self._sink_id: Optional[str] = None
-        self._mode = CommitMode.STAGED
-        self._batch_size = 500
-        # Defaults and the reasoning behind them: SinkConfig.java (DEFAULT_*), sinks/README.md.
-        self._lock_timeout_ms = 30_000
-        self._statement_timeout_ms = 60_000
-        self._socket_timeout_s = 90
-        self._connect_timeout_s = 10
-        self._control_schema = "public"
-        self._connection_properties: dict[str, str] = {}
-        self._max_commit_retries = 10
-        self._commit_retry_initial_ms = 500
-        self._commit_retry_max_ms = 10_000
-        self._on_row_error = "fail"
-        self._commit_log_retention_s = 7 * 24 * 3600
-        self._prepared_warning_s = 15 * 60
-        self._owner_wait_s: Optional[float] = None  # None: SinkConfig's default (90 s)
         self._check = True
 
-    def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
-        self._jdbc_url = url
+    def _record(self, java_setter: str, *args) -> "TwoPhaseCommitSinkBuilder":
+        self._calls.append((java_setter, args))
         return self
 
+    def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
+        """`jdbc:postgresql://host:port/database`, without the password."""
+        return self._record("setJdbcUrl", url)
+
     def set_user(self, user: str) -> "TwoPhaseCommitSinkBuilder":
-        self._user = user
-        return self
+        return self._record("setUser", user)
 
     def set_password(self, password: str) -> "TwoPhaseCommitSinkBuilder":
         """Prefer `set_password_env`; a password passed here must itself come from config."""
@@ -144,79 +115,64 @@ class TwoPhaseCommitSinkBuilder:
 
     def add_statement(self, sql: str) -> "TwoPhaseCommitSinkBuilder":
         """A statement run for every row, with `:field` parameters bound from the row."""
-        self._statements.append(sql)
-        return self
+        return self._record("addStatement", sql)
 
     def set_statements(self, statements: Sequence[str]) -> "TwoPhaseCommitSinkBuilder":
-        self._statements = list(statements)
-        return self
+        """Replaces the statements added so far."""
+        return self._record("setStatements", list(statements))
 
     def set_row_type(self, row_type) -> "TwoPhaseCommitSinkBuilder":
         """The stream's `Types.ROW_NAMED(...)` type; its field names are the parameter names."""
+        # Checked here, not in Java: only the Python type object knows whether it has names.
         names = getattr(row_type, "get_field_names", lambda: None)()
         if not names:
             raise SinkConfigurationError(
                 "set_row_type needs Types.ROW_NAMED([...], [...]) so fields have names; the "
                 "stream feeding the sink must use the same type as its output_type"
             )
-        self._field_names = list(names)
-        return self
+        return self.set_field_names(names)
 
     def set_field_names(self, names: Sequence[str]) -> "TwoPhaseCommitSinkBuilder":
-        self._field_names = list(names)
-        return self
+        return self._record("setFieldNames", list(names))
 
     def set_sink_id(self, sink_id: str) -> "TwoPhaseCommitSinkBuilder":
         """Stable id, unique per database among running jobs; part of every transaction id."""
-        self._sink_id = sink_id
-        return self
+        return self._record("setSinkId", sink_id)
 
     def set_mode(self, mode) -> "TwoPhaseCommitSinkBuilder":
-        try:
-            self._mode = CommitMode(
-                mode.value if isinstance(mode, CommitMode) else str(mode).lower()
-            )
-        except ValueError:
-            raise SinkConfigurationError(
-                f"unknown commit mode {mode!r}: use 'prepared', 'staged' or 'at_least_once'"
-            ) from None
-        return self
+        """A `CommitMode` or its value: 'prepared', 'staged' (default) or 'at_least_once'."""
+        return self._record("setMode", mode.value if isinstance(mode, CommitMode) else str(mode))
 
     def set_batch_size(self, rows: int) -> "TwoPhaseCommitSinkBuilder":
-        self._batch_size = int(rows)
-        return self
+        """Rows sent to PostgreSQL per JDBC batch. Default 500."""
+        return self._record("setBatchSize", int(rows))
 
     def set_lock_timeout_ms(self, millis: int) -> "TwoPhaseCommitSinkBuilder":
         """How long a statement waits for a lock before failing (55P03) with an explanation
         (0: forever). Default 30 s."""
-        self._lock_timeout_ms = int(millis)
-        return self
+        return self._record("setLockTimeoutMs", int(millis))
 
     def set_statement_timeout_ms(self, millis: int) -> "TwoPhaseCommitSinkBuilder":
         """The server cancels any of the sink's statements that runs longer (57014). Default
         60 s; keep it above the lock timeout and below the socket timeout."""
-        self._statement_timeout_ms = int(millis)
-        return self
+        return self._record("setStatementTimeoutMs", int(millis))
 
     def set_socket_timeout_s(self, seconds: int) -> "TwoPhaseCommitSinkBuilder":
         """The client gives up on a connection that sends nothing for this long (a hung or
         vanished server). Default 90 s: above the statement timeout, below Flink's 180 s
         task-cancellation watchdog."""
-        self._socket_timeout_s = int(seconds)
-        return self
+        return self._record("setSocketTimeoutS", int(seconds))
 
     def set_connect_timeout_s(self, seconds: int) -> "TwoPhaseCommitSinkBuilder":
         """How long opening a connection may take. Default 10 s."""
-        self._connect_timeout_s = int(seconds)
-        return self
+        return self._record("setConnectTimeoutS", int(seconds))
 
     def set_commit_retry_backoff_ms(
         self, initial: int, maximum: int
     ) -> "TwoPhaseCommitSinkBuilder":
         """The committer's wait before retrying a commit that failed with a transient error:
         `initial`, doubling up to `maximum`. Default 500 ms to 10 s."""
-        self._commit_retry_initial_ms, self._commit_retry_max_ms = int(initial), int(maximum)
-        return self
+        return self._record("setCommitRetryBackoffMs", int(initial), int(maximum))
 
     def set_on_row_error(self, policy: str) -> "TwoPhaseCommitSinkBuilder":
         """What to do with a row the database refuses (a constraint, a value out of range, a
@@ -230,13 +186,7 @@ class TwoPhaseCommitSinkBuilder:
 
         Errors of the statement itself (syntax, unknown column) or of the connection are never
         a row's fault: they fail or are retried whatever the policy."""
-        policy = str(policy).lower()
-        if policy not in ("fail", "dead_letter"):
-            raise SinkConfigurationError(
-                f"unknown row error policy {policy!r}: use 'fail' or 'dead_letter'"
-            )
-        self._on_row_error = policy
-        return self
+        return self._record("setOnRowError", str(policy))
 
     def set_owner_wait_s(self, seconds: float) -> "TwoPhaseCommitSinkBuilder":
         """How long a starting writer waits while another job's session still holds its
@@ -244,8 +194,7 @@ class TwoPhaseCommitSinkBuilder:
         closing its connections holds them until the server notices (TCP keepalive, about a
         minute). An earlier attempt of the same job (a zombie) is never waited for: its session
         is terminated."""
-        self._owner_wait_s = float(seconds)
-        return self
+        return self._record("setOwnerWaitS", _number(seconds, 1, "set_owner_wait_s"))
 
     def set_commit_log_retention_hours(self, hours) -> "TwoPhaseCommitSinkBuilder":
         """How long the sink keeps its commit-log rows (hours, or a `datetime.timedelta`).
@@ -253,37 +202,32 @@ class TwoPhaseCommitSinkBuilder:
         minutes; the newest row of each job lineage and subtask is always kept, so the refusal
         to restore an older checkpoint keeps working. Restoring a checkpoint whose transactions
         were committed longer ago than this is not supported: see sinks/README.md."""
-        self._commit_log_retention_s = _seconds(hours, 3600, "commit-log retention")
-        return self
+        return self._record(
+            "setCommitLogRetentionHours", _number(hours, 3600, "set_commit_log_retention_hours")
+        )
 
     def set_prepared_transaction_warning_s(self, seconds) -> "TwoPhaseCommitSinkBuilder":
         """Warn (log and gauge `tpcOldestPreparedTransactionAgeSeconds`) about this sink id's
         prepared transactions older than this (seconds, or a `datetime.timedelta`). Default 15
         minutes. A prepared transaction holds back VACUUM for the whole server."""
-        self._prepared_warning_s = _seconds(seconds, 1, "prepared-transaction warning threshold")
-        return self
+        return self._record(
+            "setPreparedTransactionWarningS",
+            _number(seconds, 1, "set_prepared_transaction_warning_s"),
+        )
 
     def set_control_schema(self, schema: str) -> "TwoPhaseCommitSinkBuilder":
         """Schema of the sink's own tables (commit log, staging)."""
-        self._control_schema = schema
-        return self
+        return self._record("setControlSchema", schema)
 
     def set_connection_property(self, key: str, value: str) -> "TwoPhaseCommitSinkBuilder":
         """A pgjdbc connection property. Timeouts and keepalive have their own setters."""
-        if key in _OWN_PROPERTIES:
-            raise SinkConfigurationError(
-                f"connection property {key!r} is set by the sink on every connection; use "
-                f"{_OWN_PROPERTIES[key]} instead"
-            )
-        self._connection_properties[key] = str(value)
-        return self
+        return self._record("setConnectionProperty", key, str(value))
 
     def set_max_commit_retries(self, retries: int) -> "TwoPhaseCommitSinkBuilder":
         """How many times the committer retries a commit that failed with a transient error,
         with back-off, before the job restarts (and commits it again). Default 10, which is also
         Flink's cap (`sink.committer.retries`): raising this needs that key raised too."""
-        self._max_commit_retries = int(retries)
-        return self
+        return self._record("setMaxCommitRetries", int(retries))
 
     def skip_preflight_check(self) -> "TwoPhaseCommitSinkBuilder":
         """Skip contacting the database in `build()` (e.g. when the client cannot reach it);
@@ -292,43 +236,9 @@ class TwoPhaseCommitSinkBuilder:
         return self
 
     # ---------------------------------------------------------------------------------------
-    def _validate(self) -> None:
-        if not self._jdbc_url or not self._jdbc_url.startswith("jdbc:postgresql:"):
-            raise SinkConfigurationError(
-                "set_jdbc_url needs a jdbc:postgresql://host:port/database URL, "
-                f"got {self._jdbc_url!r}"
-            )
-        if re.search(r"(?i)password=", self._jdbc_url):
-            raise SinkConfigurationError(
-                "do not put the password in the JDBC URL (it would reach logs and the web UI); "
-                "use set_password_env('PGPASSWORD')"
-            )
-        if not self._sink_id or not SINK_ID_PATTERN.fullmatch(self._sink_id):
-            raise SinkConfigurationError(
-                f"sink id {self._sink_id!r} is invalid: use 1 to 64 characters from "
-                "A-Z a-z 0-9 _ - "
-                "(it becomes part of PostgreSQL transaction ids)"
-            )
-        if not self._statements:
-            raise SinkConfigurationError("add at least one statement with add_statement(sql)")
-        if not self._field_names:
-            raise SinkConfigurationError(
-                "set_row_type(Types.ROW_NAMED(...)) is required: the sink binds :name parameters "
-                "from the row's field names"
-            )
-        for sql in self._statements:
-            if "?" in re.sub(r"'(?:[^']|'')*'", "", sql):
-                raise SinkConfigurationError(f"use :field parameters, not '?', in: {sql}")
-            missing = [p for p in statement_parameters(sql) if p not in self._field_names]
-            if missing:
-                raise SinkConfigurationError(
-                    f"statement names field(s) {missing} that the rows lack; rows have "
-                    f"{self._field_names}: {sql}"
-                )
-        if self._batch_size < 1:
-            raise SinkConfigurationError("batch size must be at least 1")
-
     def _resolve_password(self) -> Optional[str]:
+        # Read here, in Python: the variable is in this process's environment, which the JVM
+        # only copied when it started.
         if self._password is not None:
             return self._password
         if self._password_env:
@@ -341,6 +251,8 @@ class TwoPhaseCommitSinkBuilder:
         return None
 
     def build(self) -> TwoPhaseCommitSink:
+        """The sink, once the settings are valid and (unless `skip_preflight_check`) the
+        database accepts them; otherwise `SinkConfigurationError`, before any data moves."""
         from py4j.protocol import Py4JJavaError
         from pyflink.java_gateway import get_gateway
 
@@ -354,13 +266,14 @@ class TwoPhaseCommitSinkBuilder:
         return TwoPhaseCommitSink(j_sink, summary or "")
 
     def java_config(self):
-        """The validated Java `SinkConfig` this builder describes, without contacting the
-        database (`build()` uses it; tests and tools may open connections with it)."""
-        self._validate()
-        from py4j.protocol import Py4JJavaError
+        """The Java `SinkConfig` this builder describes, validated by `SinkConfig.Builder`,
+        without contacting the database (`build()` uses it; tests and tools may open
+        connections with it)."""
+        from py4j.protocol import Py4JError, Py4JJavaError
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import load_java_class
 
+        password = self._resolve_password()
         try:
             load_java_class(JAVA_SINK_CLASS)
         except Exception:
@@ -368,69 +281,59 @@ class TwoPhaseCommitSinkBuilder:
                 f"{JAVA_SINK_CLASS} is not loaded in the Flink client: call "
                 "sinks.add_sink_jars(env) before building the sink"
             ) from None
-        gateway = get_gateway()
-        jvm = gateway.jvm
-        statements = jvm.java.util.ArrayList()
-        for sql in self._statements:
-            statements.add(sql)
-        fields = jvm.java.util.ArrayList()
-        for name in self._field_names:
-            fields.add(name)
-        properties = jvm.java.util.HashMap()
-        for key, value in self._connection_properties.items():
-            properties.put(key, value)
+        j_builder = get_gateway().jvm.dev.tpc.sink.SinkConfig.builder()
+        for setter, args in self._calls:
+            try:
+                getattr(j_builder, setter)(*args)
+            except (Py4JError, AttributeError):
+                # No Java setter takes these types (py4j raises AttributeError for an object it
+                # cannot send at all); the values stay unshown, as they may be secret.
+                types = ", ".join(type(arg).__name__ for arg in args)
+                raise SinkConfigurationError(
+                    f"{_python_names(setter)}: cannot take a value of type {types}"
+                ) from None
+        if password is not None:
+            j_builder.setPassword(password)
         try:
-            config = (
-                jvm.dev.tpc.sink.SinkConfig(
-                    self._jdbc_url,
-                    self._user,
-                    self._resolve_password(),
-                    self._sink_id,
-                    self._mode.value,
-                    statements,
-                    fields,
-                    int(self._batch_size),
-                    int(self._lock_timeout_ms),
-                    self._control_schema,
-                    properties,
-                    int(self._max_commit_retries),
-                    int(self._statement_timeout_ms),
-                    int(self._socket_timeout_s),
-                    int(self._connect_timeout_s),
-                    int(self._commit_retry_initial_ms),
-                    int(self._commit_retry_max_ms),
-                )
-                .withRowErrorPolicy(self._on_row_error)
-                .withCommitLogRetentionSeconds(int(self._commit_log_retention_s))
-                .withPreparedTransactionWarningSeconds(int(self._prepared_warning_s))
-            )
-            if self._owner_wait_s is not None:
-                config.withOwnerWaitMillis(int(self._owner_wait_s * 1000))
-            return config
+            return j_builder.build()
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
 
 
-def _seconds(value, unit_seconds: int, what: str) -> int:
-    """Whole seconds (at least 1) of a `timedelta` or a number of `unit_seconds`."""
+def _number(value, unit_seconds: int, setter: str) -> float:
+    """A number, or a `timedelta` in units of `unit_seconds`, as a float for the Java builder
+    (which checks its range)."""
     if isinstance(value, datetime.timedelta):
-        seconds = value.total_seconds()
-    else:
-        try:
-            seconds = float(value) * unit_seconds
-        except (TypeError, ValueError):
-            raise SinkConfigurationError(f"{what}: not a number or timedelta: {value!r}") from None
-    if not math.isfinite(seconds) or seconds < 1:
-        raise SinkConfigurationError(f"{what} must be at least 1 second, got {value!r}")
-    return math.ceil(round(seconds, 6))
+        return value.total_seconds() / unit_seconds
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise SinkConfigurationError(
+            f"{setter}: {value!r} is not a number or a datetime.timedelta"
+        ) from None
+
+
+_JAVA_SETTER = re.compile(r"\b(?:set|add)[A-Z][A-Za-z]*\b")
+
+
+def _python_names(message: str) -> str:
+    """The Java builder's setters named in `message` (`setBatchSize`) as this builder's
+    (`set_batch_size`): each Java setter is the camel-case twin of a Python one."""
+
+    def python_name(match: re.Match) -> str:
+        name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", match.group(0)).lower()
+        return name if hasattr(TwoPhaseCommitSinkBuilder, name) else match.group(0)
+
+    return _JAVA_SETTER.sub(python_name, message)
 
 
 def _java_message(error) -> str:
-    """The innermost message of a Java exception: the advice, without the stack."""
+    """The innermost message of a Java exception: the advice, without the stack, with the
+    setters it names in their Python spelling."""
     throwable = error.java_exception
     message = throwable.getMessage()
     while throwable.getCause() is not None:
         throwable = throwable.getCause()
         if throwable.getClass().getName() == "dev.tpc.sink.SinkConfigurationException":
             message = throwable.getMessage()
-    return str(message)
+    return _python_names(str(message))

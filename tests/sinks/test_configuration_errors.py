@@ -1,5 +1,8 @@
 """Misconfiguration fails in `build()`, before any job runs, with a message that says what to do."""
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
 from localenv.postgres import free_port
@@ -50,6 +53,10 @@ def assert_config_error(build, *needles):
     message = str(error.value)
     for needle in needles:
         assert needle in message, message
+    # the advice alone: no Java stack, no py4j wrapping
+    assert error.value.__cause__ is None, repr(error.value.__cause__)
+    for noise in ("py4j", "An error occurred while calling", "\tat "):
+        assert noise not in message, message
     return message
 
 
@@ -59,8 +66,6 @@ def test_valid_configuration_builds_and_reports_the_server(flink_env, out_table,
 
 
 def test_unreachable_database(flink_env, out_table, monkeypatch):
-    from dataclasses import replace
-
     unreachable = replace(out_table, port=free_port())
     assert_config_error(
         builder(unreachable, monkeypatch).build, "unreachable", f"127.0.0.1:{unreachable.port}"
@@ -68,8 +73,6 @@ def test_unreachable_database(flink_env, out_table, monkeypatch):
 
 
 def test_wrong_password_is_reported_without_echoing_it(flink_env, out_table, monkeypatch):
-    from dataclasses import replace
-
     wrong = replace(out_table, password="not-the-password")
     message = assert_config_error(builder(wrong, monkeypatch).build, "authentication failed")
     assert "not-the-password" not in message
@@ -102,7 +105,10 @@ def test_bad_sink_id(flink_env, out_table, monkeypatch, sink_id):
 def test_statement_naming_a_field_the_rows_lack(flink_env, out_table, monkeypatch):
     statement = "INSERT INTO out (id, v) VALUES (:id, :amount)"
     assert_config_error(
-        builder(out_table, monkeypatch, statement=statement).build, "amount", "rows lack"
+        builder(out_table, monkeypatch, statement=statement).build,
+        "add_statement: ",
+        "':amount' that the rows lack",
+        "[id, v]",
     )
 
 
@@ -117,11 +123,56 @@ def test_statement_the_database_rejects(flink_env, out_table, monkeypatch):
 
 def test_password_in_url_is_refused(flink_env, out_table, monkeypatch):
     b = builder(out_table, monkeypatch).set_jdbc_url(out_table.jdbc_url + "?password=secret")
-    assert_config_error(b.build, "set_password_env")
+    message = assert_config_error(b.build, "set_jdbc_url: ", "password=***", "set_password_env")
+    assert "secret" not in message
 
 
 def test_unknown_mode(flink_env, out_table, monkeypatch):
-    assert_config_error(lambda: builder(out_table, monkeypatch, mode="eventually"), "commit mode")
+    assert_config_error(
+        builder(out_table, monkeypatch, mode="eventually").build,
+        "set_mode: unknown commit mode 'eventually'",
+        "'prepared', 'staged' or 'at_least_once'",
+    )
+
+
+@pytest.mark.parametrize(
+    "setter, args, needles",
+    [
+        ("set_jdbc_url", ("jdbc:mysql://db/x",), ["'jdbc:mysql://db/x'", "jdbc:postgresql://"]),
+        ("set_jdbc_url", (None,), ["required"]),
+        ("set_jdbc_url", (Path("db"),), ["cannot take a value of type PosixPath"]),
+        ("set_sink_id", ("tpc:colon",), ["sink id 'tpc:colon' is invalid", "1 to 64"]),
+        ("set_batch_size", (0,), ["batch size 0 is invalid", "at least 1"]),
+        ("set_on_row_error", ("skip",), ["'skip'", "'fail' or 'dead_letter'"]),
+        ("set_lock_timeout_ms", (-1,), ["-1 ms is invalid", "default 30000 ms"]),
+        ("set_connect_timeout_s", (-1,), ["-1 s is invalid"]),
+        ("set_socket_timeout_s", (30,), ["(30 s) must exceed", "set_statement_timeout_ms"]),
+        ("set_max_commit_retries", (-1,), ["-1 commit retries", "0 or more"]),
+        ("set_commit_retry_backoff_ms", (500, 100), ["from 500 ms up to 100 ms"]),
+        ("set_control_schema", ("Bad-Schema",), ["'Bad-Schema'", "lower-case SQL identifier"]),
+        ("set_connection_property", ("tcpKeepAlive", "false"), ["'tcpKeepAlive'", "always on"]),
+        ("set_connection_property", ("socketTimeout", "0"), ["use set_socket_timeout_s"]),
+        ("set_commit_log_retention_hours", (0.0001,), ["0.0001 hours", "at least 1 second"]),
+        ("set_prepared_transaction_warning_s", (0,), ["of 0 s", "at least 1 second"]),
+        ("set_owner_wait_s", (float("nan"),), ["NaN s", "0 (refuse at once)"]),
+        ("set_field_names", ([],), ["required", "set_row_type"]),
+        ("set_statements", ([],), ["at least one"]),
+        ("add_statement", ("INSERT INTO out VALUES (?)",), ["'?'"]),
+    ],
+)
+def test_a_bad_setting_is_named_before_the_database_is_contacted(
+    flink_env, out_table, monkeypatch, setter, args, needles
+):
+    """Through the Python builder, a bad setting fails `build()` with the Java builder's
+    advice, naming the Python setter and the value, before any connection is tried (the
+    database here is unreachable), let alone any data moved."""
+    unreachable = replace(out_table, port=free_port())
+    b = getattr(builder(unreachable, monkeypatch), setter)(*args)
+    named = "add_statement" if setter == "set_statements" else setter  # the one to call
+    message = assert_config_error(b.build, f"{named}: ", *needles)
+    assert "unreachable" not in message and unreachable.password not in message
+    with out_table.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM out").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize(

@@ -88,9 +88,9 @@ def test_retention_and_warning_threshold_settings(jvm, database):
     )
     for bad in (0, -1, 0.0001, float("nan"), "soon"):
         with pytest.raises(SinkConfigurationError):
-            builder(database, "hk").set_commit_log_retention_hours(bad)
+            builder(database, "hk").set_commit_log_retention_hours(bad).java_config()
         with pytest.raises(SinkConfigurationError):
-            builder(database, "hk").set_prepared_transaction_warning_s(bad)
+            builder(database, "hk").set_prepared_transaction_warning_s(bad).java_config()
 
 
 def test_old_prepared_transactions_are_reported_by_age_for_this_sink_id_only(jvm, database):

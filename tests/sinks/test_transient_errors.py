@@ -143,7 +143,7 @@ def test_socket_timeout_must_exceed_statement_timeout(jvm, database, monkeypatch
             database, monkeypatch, set_statement_timeout_ms=120_000, set_socket_timeout_s=90
         ).java_config()
     with pytest.raises(SinkConfigurationError, match="set_socket_timeout_s"):
-        builder(database, monkeypatch).set_connection_property("socketTimeout", "0")
+        builder(database, monkeypatch).set_connection_property("socketTimeout", "0").java_config()
 
 
 def test_commit_back_off_fits_flinks_retry_cap_and_the_checkpoint_timeout(

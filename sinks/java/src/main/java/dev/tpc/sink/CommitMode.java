@@ -12,9 +12,9 @@ public enum CommitMode {
     public static CommitMode parse(String name) {
         try {
             return CommitMode.valueOf(name.trim().toUpperCase(java.util.Locale.ROOT));
-        } catch (IllegalArgumentException e) {
-            throw new SinkConfigurationException(
-                    "unknown commit mode '" + name + "': use prepared, staged or at_least_once");
+        } catch (RuntimeException e) { // also null
+            throw new SinkConfigurationException("unknown commit mode '" + name
+                    + "': use 'prepared', 'staged' or 'at_least_once'");
         }
     }
 }

@@ -192,16 +192,18 @@ public final class NamedStatement implements Serializable {
     /** Positions in the row of each parameter, in placeholder order. */
     public int[] bindIndexes(List<String> fieldNames) {
         int[] indexes = new int[parameterNames.size()];
+        List<String> missing = new ArrayList<>();
         for (int p = 0; p < indexes.length; p++) {
-            int index = fieldNames.indexOf(parameterNames.get(p));
-            if (index < 0) {
-                throw new SinkConfigurationException(
-                        "statement names field ':" + parameterNames.get(p)
-                                + "' but the rows have only " + fieldNames
-                                + " (check the stream's output_type=Types.ROW_NAMED(...)): "
-                                + original);
+            indexes[p] = fieldNames.indexOf(parameterNames.get(p));
+            if (indexes[p] < 0 && !missing.contains(":" + parameterNames.get(p))) {
+                missing.add(":" + parameterNames.get(p));
             }
-            indexes[p] = index;
+        }
+        if (!missing.isEmpty()) {
+            throw new SinkConfigurationException("statement names field(s) '"
+                    + String.join("', '", missing) + "' that the rows lack; the rows have "
+                    + fieldNames + " (check the stream's output_type=Types.ROW_NAMED(...)): "
+                    + original);
         }
         return indexes;
     }

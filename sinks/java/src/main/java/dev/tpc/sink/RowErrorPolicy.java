@@ -25,7 +25,7 @@ public enum RowErrorPolicy {
     static RowErrorPolicy parse(String text) {
         try {
             return valueOf(text.trim().toUpperCase(Locale.ROOT));
-        } catch (RuntimeException e) {
+        } catch (RuntimeException e) { // also null
             throw new SinkConfigurationException("unknown row error policy '" + text
                     + "': use 'fail' or 'dead_letter'");
         }

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.List;
-import java.util.Map;
 import java.util.Properties;
 
 /**
@@ -40,7 +39,10 @@ final class TestDatabase {
 
     static SinkConfig config(String sinkId, String mode, List<String> statements,
             List<String> fields, int maxCommitRetries) {
-        return new SinkConfig(URL, USER, PASSWORD, sinkId, mode, statements, fields, 100, 5_000,
-                "public", Map.of(), maxCommitRetries, 10_000, 30, 5, 1, 4);
+        return SinkConfig.builder().setJdbcUrl(URL).setUser(USER).setPassword(PASSWORD)
+                .setSinkId(sinkId).setMode(mode).setStatements(statements).setFieldNames(fields)
+                .setBatchSize(100).setLockTimeoutMs(5_000).setMaxCommitRetries(maxCommitRetries)
+                .setStatementTimeoutMs(10_000).setSocketTimeoutS(30).setConnectTimeoutS(5)
+                .setCommitRetryBackoffMs(1, 4).build();
     }
 }
