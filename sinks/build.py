@@ -15,6 +15,10 @@ first use, so a fresh clone works without this step; running it during setup onl
 for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
 database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
 name a server.
+
+`--format` reformats the Java sources, main and test (palantir-java-format through Spotless,
+`spotless:apply`); `check_java_format()` checks them. `--fetch-formatter` downloads the formatter
+into `~/.m2` (`.ci/setup` does, so the check runs offline).
 """
 
 import argparse
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from localenv.maven import UNREACHABLE, locked, offline_first, tail
 from localenv.paths import sub_dir
@@ -35,6 +40,7 @@ POM = JAVA_MODULE / "pom.xml"
 MAIN_SOURCES = JAVA_MODULE / "src" / "main"
 KAFKA_POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
+FORMAT_COMMAND = "python -m sinks.build --format"
 
 
 class SinkBuildError(RuntimeError):
@@ -76,7 +82,9 @@ def check_flink_version() -> None:
         )
 
 
-def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: bool = False):
+def maven_command(
+    build_dir: Path, offline: bool, goals=("package",), tests: bool = False, pom: Path = POM
+):
     mvn = shutil.which("mvn")
     if not mvn:
         raise SinkBuildError(
@@ -88,7 +96,7 @@ def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: boo
         "-B",
         *(["-o"] if offline else []),
         "-f",
-        str(POM),
+        str(pom),
         f"-Dtpc.build.directory={build_dir}",
         # The jar is built quietly and without tests; a test run shows Surefire's counts.
         *(["--no-transfer-progress"] if tests else ["-q", "-Dmaven.test.skip=true"]),
@@ -96,8 +104,28 @@ def maven_command(build_dir: Path, offline: bool, goals=("package",), tests: boo
     ]
 
 
-def _maven(command) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, cwd=JAVA_MODULE)
+def _maven(command, cwd: Path = JAVA_MODULE) -> subprocess.CompletedProcess:
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+
+
+def _maven_offline_first(build_dir: Path, goals, pom: Path = POM) -> subprocess.CompletedProcess:
+    """Maven's result for `goals`, offline from `~/.m2`; online only when something was never
+    downloaded, and then an unreachable Maven Central is said so."""
+    result, went_online = offline_first(
+        lambda offline: _maven(
+            maven_command(build_dir, offline=offline, goals=goals, pom=pom), cwd=pom.parent
+        ),
+        "sinks.build: downloading the Java dependencies into ~/.m2 (once)",
+    )
+    if result.returncode != 0 and went_online and UNREACHABLE.search(result.stdout + result.stderr):
+        raise SinkBuildError(
+            "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
+            "driver, Maven's plugins, the formatter). The first build fetches them from Maven "
+            "Central into ~/.m2, later builds run offline. Check that Maven Central is reachable "
+            "from this machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
+            + tail(result, 40)
+        )
+    return result
 
 
 def run_maven(build_dir: Path) -> None:
@@ -107,21 +135,9 @@ def run_maven(build_dir: Path) -> None:
             "building the sink needs a JDK (javac), not just a Java runtime. Install one "
             "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`."
         )
-    result, went_online = offline_first(
-        lambda offline: _maven(maven_command(build_dir, offline=offline)),
-        "sinks.build: downloading the Java dependencies into ~/.m2 (once)",
-    )
-    if result.returncode == 0:
-        return
-    if went_online and UNREACHABLE.search(result.stdout + result.stderr):
-        raise SinkBuildError(
-            "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
-            "driver, Maven's plugins). The first build fetches them from Maven Central into "
-            "~/.m2, later builds run offline. Check that Maven Central is reachable from this "
-            "machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
-            + tail(result, 40)
-        )
-    raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{tail(result, 40)}")
+    result = _maven_offline_first(build_dir, ("package",))
+    if result.returncode != 0:
+        raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{tail(result, 40)}")
 
 
 def sink_jar(force: bool = False) -> Path:
@@ -162,6 +178,47 @@ def kafka_connector_jars() -> list[Path]:
         raise SinkBuildError(str(error)) from error
 
 
+def _spotless(goal: str, module: Path, build_dir: Optional[Path], *options: str):
+    # Spotless keeps an index of the files it found formatted in the build directory, so a
+    # second check only reads what changed.
+    build_dir = build_dir or sub_dir("java-format")
+    return _maven_offline_first(build_dir, (*options, f"spotless:{goal}"), pom=module / "pom.xml")
+
+
+def check_java_format(module: Path = JAVA_MODULE, build_dir: Optional[Path] = None) -> None:
+    """Raise `SinkBuildError`, naming the files with their diff and the command that fixes them,
+    unless every Java source of `module` (main and test) is as `format_java()` would leave it."""
+    result = _spotless("check", module, build_dir)
+    if result.returncode == 0:
+        return
+    lines = [re.sub(r"^\[ERROR\] ?", "", line) for line in tail(result, 400).splitlines()]
+    start = next((i for i, line in enumerate(lines) if "format violations" in line), None)
+    if start is None:  # not a verdict on the formatting: a file it cannot parse, say
+        raise SinkBuildError(f"Spotless could not check the Java sources:\n{tail(result, 40)}")
+    end = next((i for i, line in enumerate(lines) if "spotless:apply" in line), len(lines))
+    report = [lines[start][lines[start].index("The following") :], *lines[start + 1 : end]]
+    raise SinkBuildError(
+        "\n".join(report[:60])
+        + f"\nThe Java sources of {module} are not formatted (palantir-java-format, AOSP style, "
+        f"checked by Spotless). Run `{FORMAT_COMMAND}` to reformat them, then review and commit."
+    )
+
+
+def format_java(module: Path = JAVA_MODULE, build_dir: Optional[Path] = None) -> None:
+    """Reformat every Java source of `module` in place (`mvn spotless:apply`)."""
+    result = _spotless("apply", module, build_dir)
+    if result.returncode != 0:
+        raise SinkBuildError(f"formatting the Java sources of {module} failed:\n{tail(result)}")
+
+
+def fetch_formatter(module: Path = JAVA_MODULE) -> None:
+    """Download Spotless and the formatter into `~/.m2` without checking a file (a pattern that
+    matches none): `.ci/setup` does, so that the check later runs offline."""
+    result = _spotless("check", module, None, "-DspotlessFiles=^$")
+    if result.returncode != 0:
+        raise SinkBuildError(f"Maven could not resolve the Java formatter:\n{tail(result)}")
+
+
 def run_java_tests() -> int:
     """`mvn test` with a throwaway PostgreSQL for the database-backed tests; Maven's exit code."""
     from localenv.postgres import LocalPostgres
@@ -189,14 +246,33 @@ def main(argv=None) -> int:
         help="also resolve Flink's Kafka connector into var/jars/kafka/",
     )
     parser.add_argument(
-        "--test", action="store_true", help="then run the JUnit tests, with a throwaway PostgreSQL"
+        "--test",
+        action="store_true",
+        help="then run the JUnit tests, with a throwaway PostgreSQL",
+    )
+    parser.add_argument(
+        "--format",
+        action="store_true",
+        help="only reformat the Java sources, main and test (palantir-java-format, via Spotless)",
+    )
+    parser.add_argument(
+        "--fetch-formatter",
+        action="store_true",
+        help="also download the Java formatter into ~/.m2, checking nothing (.ci/setup does)",
     )
     args = parser.parse_args(argv)
     try:
+        if args.format:
+            format_java()
+            print(f"formatted the Java sources of {JAVA_MODULE}", flush=True)
+            return 0
         print(f"sink jar: {sink_jar(force=args.force)}", flush=True)
         if args.kafka:
             jars = kafka_connector_jars()
             print(f"Kafka connector: {len(jars)} jars in {jars[0].parent}", flush=True)
+        if args.fetch_formatter:
+            fetch_formatter()
+            print("Java formatter: in ~/.m2", flush=True)
         return run_java_tests() if args.test else 0
     except SinkBuildError as error:
         print(f"error: {error}", file=sys.stderr)
