@@ -19,15 +19,17 @@ public final class Connections {
     static Driver driver() {
         // Flink loads job jars in a child class loader that DriverManager does not search,
         // so the driver is instantiated directly.
-        ClassLoader[] loaders = {Thread.currentThread().getContextClassLoader(),
-                Connections.class.getClassLoader()};
+        ClassLoader[] loaders = {
+            Thread.currentThread().getContextClassLoader(), Connections.class.getClassLoader()
+        };
         for (ClassLoader loader : loaders) {
             if (loader == null) {
                 continue;
             }
             try {
                 return (Driver) Class.forName(DRIVER_CLASS, true, loader)
-                        .getDeclaredConstructor().newInstance();
+                        .getDeclaredConstructor()
+                        .newInstance();
             } catch (ClassNotFoundException e) {
                 // try the next loader
             } catch (ReflectiveOperationException e) {

@@ -52,9 +52,18 @@ final class FaultInjection {
     static final String ACTION = "TPC_SINK_FAULT_ACTION";
     static final String PHASE = "TPC_SINK_FAULT_PHASE";
 
-    enum Phase { WRITE, PRECOMMIT, COMMIT }
+    enum Phase {
+        WRITE,
+        PRECOMMIT,
+        COMMIT
+    }
 
-    private enum Action { PAUSE, FAIL, HOLD, ZOMBIE }
+    private enum Action {
+        PAUSE,
+        FAIL,
+        HOLD,
+        ZOMBIE
+    }
 
     private static final Map<String, AtomicInteger> CHECKPOINTS = new ConcurrentHashMap<>();
     private static final FaultInjection NONE =
@@ -85,17 +94,23 @@ final class FaultInjection {
         Action parsedAction;
         Phase parsedPhase;
         try {
-            parsedAction = action == null ? Action.PAUSE
+            parsedAction = action == null
+                    ? Action.PAUSE
                     : Action.valueOf(action.toUpperCase(java.util.Locale.ROOT));
-            parsedPhase = phase == null ? Phase.PRECOMMIT
+            parsedPhase = phase == null
+                    ? Phase.PRECOMMIT
                     : Phase.valueOf(phase.toUpperCase(java.util.Locale.ROOT));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(ACTION + " must be 'pause', 'fail', 'hold' or "
                     + "'zombie' and "
                     + PHASE + " 'write', 'precommit' or 'commit': " + action + ", " + phase);
         }
-        return new FaultInjection(Paths.get(dir), nth == null ? 3 : Integer.parseInt(nth),
-                setting(SINK_ID), parsedAction, parsedPhase);
+        return new FaultInjection(
+                Paths.get(dir),
+                nth == null ? 3 : Integer.parseInt(nth),
+                setting(SINK_ID),
+                parsedAction,
+                parsedPhase);
     }
 
     private static String setting(String name) {
@@ -123,9 +138,13 @@ final class FaultInjection {
     /** Called at a point of {@code phase}: acts if it is the N-th such point for this sink. */
     void at(Phase phase, String sink, int subtask, String gid, long rows)
             throws IOException, InterruptedException {
-        if (directory == null || this.phase != phase || (sinkId != null && !sinkId.equals(sink))
-                || CHECKPOINTS.computeIfAbsent(directory.toString(), d -> new AtomicInteger())
-                        .incrementAndGet() != actAt) {
+        if (directory == null
+                || this.phase != phase
+                || (sinkId != null && !sinkId.equals(sink))
+                || CHECKPOINTS
+                                .computeIfAbsent(directory.toString(), d -> new AtomicInteger())
+                                .incrementAndGet()
+                        != actAt) {
             return;
         }
         String report = "sink_id=" + sink + "\nsubtask=" + subtask + "\ngid="

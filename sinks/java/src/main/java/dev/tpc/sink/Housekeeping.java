@@ -48,22 +48,31 @@ public final class Housekeeping {
             try {
                 long trimmed = trimCommitLog(connection);
                 if (trimmed > 0) {
-                    LOG.info("sink '{}': trimmed {} commit-log rows older than {} s",
-                            config.sinkId(), trimmed, config.commitLogRetentionSeconds());
+                    LOG.info(
+                            "sink '{}': trimmed {} commit-log rows older than {} s",
+                            config.sinkId(),
+                            trimmed,
+                            config.commitLogRetentionSeconds());
                 }
             } catch (SQLException e) {
-                LOG.warn("sink '{}' could not trim the commit log: {}", config.sinkId(),
+                LOG.warn(
+                        "sink '{}' could not trim the commit log: {}",
+                        config.sinkId(),
                         e.getMessage());
             }
         }
         if (now >= nextCheckAtMillis) {
-            nextCheckAtMillis = now + Math.min(CHECK_INTERVAL_MILLIS,
-                    config.preparedTransactionWarningSeconds() * 1000);
+            nextCheckAtMillis = now
+                    + Math.min(
+                            CHECK_INTERVAL_MILLIS,
+                            config.preparedTransactionWarningSeconds() * 1000);
             try {
                 checkPreparedTransactions(connection);
             } catch (SQLException e) {
-                LOG.warn("sink '{}' could not check its prepared transactions: {}",
-                        config.sinkId(), e.getMessage());
+                LOG.warn(
+                        "sink '{}' could not check its prepared transactions: {}",
+                        config.sinkId(),
+                        e.getMessage());
             }
         }
     }
@@ -169,8 +178,8 @@ public final class Housekeeping {
                     if (age >= config.preparedTransactionWarningSeconds()) {
                         old.add(rs.getString(1));
                         if (described.size() < NAMED_IN_WARNING) {
-                            described.add(rs.getString(1) + " (prepared " + rs.getString(2)
-                                    + ", " + age + " s ago)");
+                            described.add(rs.getString(1) + " (prepared " + rs.getString(2) + ", "
+                                    + age + " s ago)");
                         }
                     }
                 }
@@ -182,17 +191,21 @@ public final class Housekeeping {
         }
         oldestPreparedAgeSeconds = oldest;
         if (!old.isEmpty()) {
-            LOG.warn("sink '{}' has {} prepared transaction(s) older than {} s: {}{}. A prepared "
-                    + "transaction holds back VACUUM for the whole server (no row version that "
-                    + "died after it began can be removed, in any database) and keeps its row "
-                    + "locks. The sink's own are committed within a checkpoint or two; older "
-                    + "ones are a commit that keeps failing (see the errors above) or left by "
-                    + "another job that uses the same sink id. List them with `python -m "
-                    + "sinks.admin list --sink-id {}`; once no running job still has to commit "
-                    + "them, `python -m sinks.admin abort --sink-id {}` rolls them back.",
-                    config.sinkId(), old.size(), config.preparedTransactionWarningSeconds(),
+            LOG.warn(
+                    "sink '{}' has {} prepared transaction(s) older than {} s: {}{}. A prepared "
+                            + "transaction holds back VACUUM for the whole server (no row version that "
+                            + "died after it began can be removed, in any database) and keeps its row "
+                            + "locks. The sink's own are committed within a checkpoint or two; older "
+                            + "ones are a commit that keeps failing (see the errors above) or left by "
+                            + "another job that uses the same sink id. List them with `python -m "
+                            + "sinks.admin list --sink-id {}`; once no running job still has to commit "
+                            + "them, `python -m sinks.admin abort --sink-id {}` rolls them back.",
+                    config.sinkId(),
+                    old.size(),
+                    config.preparedTransactionWarningSeconds(),
                     String.join(", ", described),
-                    old.size() > described.size() ? ", ..." : "", config.sinkId(),
+                    old.size() > described.size() ? ", ..." : "",
+                    config.sinkId(),
                     config.sinkId());
         }
         return old;

@@ -52,8 +52,11 @@ public final class PgCommittable {
                 throw new IOException("unknown committable version " + version);
             }
             try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(serialized))) {
-                return new PgCommittable(in.readUTF(), CommitMode.valueOf(in.readUTF()),
-                        in.readLong(), in.readLong());
+                return new PgCommittable(
+                        in.readUTF(),
+                        CommitMode.valueOf(in.readUTF()),
+                        in.readLong(),
+                        in.readLong());
             }
         }
     }

@@ -26,7 +26,10 @@ import java.util.Collection;
 final class PgCommitter implements Committer<PgCommittable> {
     private static final Logger LOG = LoggerFactory.getLogger(PgCommitter.class);
 
-    private enum Outcome { COMMITTED, ALREADY_COMMITTED }
+    private enum Outcome {
+        COMMITTED,
+        ALREADY_COMMITTED
+    }
 
     private final SinkConfig config;
     private final ControlTables tables;
@@ -51,12 +54,16 @@ final class PgCommitter implements Committer<PgCommittable> {
         this.committed = context.metricGroup().counter("tpcTransactionsCommitted");
         this.alreadyCommitted = context.metricGroup().counter("tpcTransactionsRecovered");
         this.retried = context.metricGroup().counter("tpcCommitRetries");
-        this.commitLatencyMillis = context.metricGroup().histogram("tpcCommitLatencyMillis",
-                new DescriptiveStatisticsHistogram(1000));
+        this.commitLatencyMillis = context.metricGroup()
+                .histogram("tpcCommitLatencyMillis", new DescriptiveStatisticsHistogram(1000));
         this.housekeeping = new Housekeeping(config);
-        context.metricGroup().gauge("tpcOldestPreparedTransactionAgeSeconds",
-                (Gauge<Long>) housekeeping::oldestPreparedTransactionAgeSeconds);
-        this.refusedRows = new RefusedRows(config, tables, subtask, "committer",
+        context.metricGroup().gauge("tpcOldestPreparedTransactionAgeSeconds", (Gauge<Long>)
+                housekeeping::oldestPreparedTransactionAgeSeconds);
+        this.refusedRows = new RefusedRows(
+                config,
+                tables,
+                subtask,
+                "committer",
                 context.metricGroup().counter("tpcRowsDeadLettered"));
     }
 
@@ -78,12 +85,17 @@ final class PgCommitter implements Committer<PgCommittable> {
         for (CommitRequest<PgCommittable> request : requests) {
             PgCommittable committable = request.getCommittable();
             if (request.getNumberOfRetries() == 0) {
-                faults.at(FaultInjection.Phase.COMMIT, config.sinkId(), subtask, committable.gid,
+                faults.at(
+                        FaultInjection.Phase.COMMIT,
+                        config.sinkId(),
+                        subtask,
+                        committable.gid,
                         committable.rowCount);
             }
             try {
                 Outcome outcome = committable.mode == CommitMode.STAGED
-                        ? commitStaged(committable) : commitPrepared(committable);
+                        ? commitStaged(committable)
+                        : commitPrepared(committable);
                 if (outcome == Outcome.ALREADY_COMMITTED) {
                     alreadyCommitted.inc();
                     request.signalAlreadyCommitted();
@@ -98,18 +110,27 @@ final class PgCommitter implements Committer<PgCommittable> {
                 int retries = request.getNumberOfRetries();
                 if (SqlStates.isTransient(e) && retries < config.maxCommitRetries()) {
                     retried.inc();
-                    LOG.warn("commit of {} failed ({}), retry {} of {} in {} ms: {}",
-                            committable.gid, SqlStates.describe(state), retries + 1,
-                            config.maxCommitRetries(), config.commitRetryDelayMillis(retries),
+                    LOG.warn(
+                            "commit of {} failed ({}), retry {} of {} in {} ms: {}",
+                            committable.gid,
+                            SqlStates.describe(state),
+                            retries + 1,
+                            config.maxCommitRetries(),
+                            config.commitRetryDelayMillis(retries),
                             e.getMessage());
                     request.retryLater();
                     backOffAfterRetry = Math.max(backOffAfterRetry, retries);
                 } else {
-                    throw new IOException("sink '" + config.sinkId() + "' could not commit "
-                            + committable.gid + " (" + SqlStates.describe(state)
-                            + (SqlStates.isTransient(e) ? ", after " + retries + " retries; the "
-                                    + "job restarts and commits it again" : "") + "): "
-                            + e.getMessage(), e);
+                    throw new IOException(
+                            "sink '" + config.sinkId() + "' could not commit "
+                                    + committable.gid + " (" + SqlStates.describe(state)
+                                    + (SqlStates.isTransient(e)
+                                            ? ", after " + retries + " retries; the "
+                                                    + "job restarts and commits it again"
+                                            : "")
+                                    + "): "
+                                    + e.getMessage(),
+                            e);
                 }
             }
         }
@@ -168,13 +189,13 @@ final class PgCommitter implements Committer<PgCommittable> {
                         + " rows but " + committable.rowCount + " were staged");
             }
             try (PreparedStatement deleteRows = c.prepareStatement(
-                         "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
-                 PreparedStatement deleteBatch = c.prepareStatement(
-                         "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?");
-                 PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
-                         + " (gid, sink_id, subtask, counter, row_count, mode, lineage) "
-                         + "SELECT ?, ?, subtask, counter, row_count, 'STAGED', lineage FROM "
-                         + tables.stagedBatches + " WHERE gid = ?")) {
+                            "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
+                    PreparedStatement deleteBatch = c.prepareStatement(
+                            "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?");
+                    PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
+                            + " (gid, sink_id, subtask, counter, row_count, mode, lineage) "
+                            + "SELECT ?, ?, subtask, counter, row_count, 'STAGED', lineage FROM "
+                            + tables.stagedBatches + " WHERE gid = ?")) {
                 log.setString(1, committable.gid);
                 log.setString(2, config.sinkId());
                 log.setString(3, committable.gid);
@@ -198,12 +219,14 @@ final class PgCommitter implements Committer<PgCommittable> {
 
     private Outcome alreadyCommittedOrLost(Connection c, PgCommittable committable)
             throws SQLException, IOException {
-        try (PreparedStatement ps = c.prepareStatement(
-                "SELECT 1 FROM " + tables.commitLog + " WHERE gid = ?")) {
+        try (PreparedStatement ps =
+                c.prepareStatement("SELECT 1 FROM " + tables.commitLog + " WHERE gid = ?")) {
             ps.setString(1, committable.gid);
             try (ResultSet rs = ps.executeQuery()) {
                 if (rs.next()) {
-                    LOG.info("{} was already committed (recovered after a restore)", committable.gid);
+                    LOG.info(
+                            "{} was already committed (recovered after a restore)",
+                            committable.gid);
                     return Outcome.ALREADY_COMMITTED;
                 }
             }

@@ -1,11 +1,10 @@
 package dev.tpc.sink;
 
-import org.apache.flink.runtime.execution.SuppressRestartsException;
-
 import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
 import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.runtime.execution.SuppressRestartsException;
 import org.apache.flink.types.Row;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -28,8 +27,9 @@ import java.util.List;
  * (staged mode). In at-least-once mode rows are autocommitted in batches and flushed at each
  * checkpoint.
  */
-final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
-        StatefulSinkWriter<Row, PgWriterState> {
+final class PgWriter
+        implements CommittingSinkWriter<Row, PgCommittable>,
+                StatefulSinkWriter<Row, PgWriterState> {
     private static final Logger LOG = LoggerFactory.getLogger(PgWriter.class);
     /** How long a subtask added by a scale-up waits for its siblings to register a lineage. */
     private static final long SIBLING_LINEAGE_WAIT_MILLIS = 30_000;
@@ -74,7 +74,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         this.attempt = context.getTaskInfo().getAttemptNumber();
         this.execution = jobId + "." + attempt;
         this.restoredCheckpointId = context.getRestoredCheckpointId().isPresent()
-                ? context.getRestoredCheckpointId().getAsLong() : null;
+                ? context.getRestoredCheckpointId().getAsLong()
+                : null;
         this.faults = FaultInjection.fromSettings();
         long restoredCounter = 0;
         String restoredLineage = "";
@@ -83,8 +84,9 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 // Not transient either: fail the job at once instead of restarting it.
                 throw new SuppressRestartsException(new SinkConfigurationException(
                         "restored state belongs to sink id '" + state.sinkId
-                        + "' but this sink is '" + config.sinkId() + "': keep the sink id (and "
-                        + "the operator uid) stable across restores"));
+                                + "' but this sink is '" + config.sinkId()
+                                + "': keep the sink id (and "
+                                + "the operator uid) stable across restores"));
             }
             restoredCounter = Math.max(restoredCounter, state.highestCounter);
             if (restoredLineage.isEmpty()) {
@@ -94,7 +96,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         // A fresh start begins a lineage; a restore continues the restored one. (A subtask added
         // by scaling up gets no state: it takes its siblings' lineage once connected, open().)
         this.lineage = restoredCheckpointId == null
-                ? java.util.UUID.randomUUID().toString() : restoredLineage;
+                ? java.util.UUID.randomUUID().toString()
+                : restoredLineage;
         this.lastSnapshotCheckpoint = restoredCheckpointId == null ? 0 : restoredCheckpointId;
         this.highestCounter = Math.max(restoredCounter, lastSnapshotCheckpoint);
 
@@ -104,7 +107,11 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         // Flink's standard sink metric (numRecordsSend): dashboards and Flink's connector test
         // suite read it; Flink does not count it for a sink by itself.
         this.recordsSend = context.metricGroup().getNumRecordsSendCounter();
-        this.refusedRows = new RefusedRows(config, tables, subtask, "writer",
+        this.refusedRows = new RefusedRows(
+                config,
+                tables,
+                subtask,
+                "writer",
                 context.metricGroup().counter("tpcRowsDeadLettered"));
         try {
             open();
@@ -112,8 +119,10 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             recover();
         } catch (SQLException e) {
             closeQuietly();
-            throw new IOException("sink '" + config.sinkId() + "' subtask " + subtask
-                    + " could not start: " + e.getMessage(), e);
+            throw new IOException(
+                    "sink '" + config.sinkId() + "' subtask " + subtask + " could not start: "
+                            + e.getMessage(),
+                    e);
         } catch (RuntimeException e) {
             closeQuietly();
             throw e;
@@ -121,8 +130,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     }
 
     private void open() throws SQLException {
-        connection = Connections.open(config,
-                "tpc-sink-" + config.sinkId() + "-" + subtask + "-writer");
+        connection =
+                Connections.open(config, "tpc-sink-" + config.sinkId() + "-" + subtask + "-writer");
         if (config.mode() == CommitMode.PREPARED) {
             Preflight.requirePreparedTransactions(connection);
         }
@@ -130,15 +139,21 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         if (config.mode() != CommitMode.AT_LEAST_ONCE) {
             // Before recovery: from here on no earlier attempt of this subtask can pre-commit.
             try {
-                WriterFence.acquire(connection, config, tables, subtask, jobId, attempt,
-                        lineage);
+                WriterFence.acquire(connection, config, tables, subtask, jobId, attempt, lineage);
                 if (restoredCheckpointId != null && lineage.isEmpty()) {
-                    lineage = WriterFence.siblingLineage(connection, config, tables, subtask,
-                            jobId, SIBLING_LINEAGE_WAIT_MILLIS);
+                    lineage = WriterFence.siblingLineage(
+                            connection,
+                            config,
+                            tables,
+                            subtask,
+                            jobId,
+                            SIBLING_LINEAGE_WAIT_MILLIS);
                     if (lineage.isEmpty()) {
-                        LOG.warn("sink '{}' subtask {}: restored without state and no other "
-                                + "writer of this job registered a lineage; this subtask cannot "
-                                + "check for a stale restore (the others do)", config.sinkId(),
+                        LOG.warn(
+                                "sink '{}' subtask {}: restored without state and no other "
+                                        + "writer of this job registered a lineage; this subtask cannot "
+                                        + "check for a stale restore (the others do)",
+                                config.sinkId(),
                                 subtask);
                     }
                 }
@@ -180,14 +195,14 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 if (!rs.wasNull()) {
                     // Retrying cannot help (the commit log will not change): fail the job
                     // now, before any row moves, instead of restarting it over and over.
-                    throw new SuppressRestartsException(new SinkConfigurationException(
-                            "sink '" + config.sinkId()
-                            + "' refuses to restore checkpoint " + restoredCheckpointId
-                            + ": this job already committed transactions of later checkpoints "
-                            + "(up to checkpoint " + newest + ", last at " + rs.getString(2)
-                            + "). Restoring an older checkpoint or savepoint would apply those "
-                            + "rows twice. Restore the savepoint the job was last stopped with, "
-                            + "or its newest retained checkpoint, instead."));
+                    throw new SuppressRestartsException(
+                            new SinkConfigurationException("sink '" + config.sinkId()
+                                    + "' refuses to restore checkpoint " + restoredCheckpointId
+                                    + ": this job already committed transactions of later checkpoints "
+                                    + "(up to checkpoint " + newest + ", last at " + rs.getString(2)
+                                    + "). Restoring an older checkpoint or savepoint would apply those "
+                                    + "rows twice. Restore the savepoint the job was last stopped with, "
+                                    + "or its newest retained checkpoint, instead."));
                 }
             }
         } finally {
@@ -215,7 +230,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 try (ResultSet rs = ps.executeQuery()) {
                     while (rs.next()) {
                         TransactionId.parse(rs.getString(1))
-                                .filter(id -> id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
+                                .filter(id ->
+                                        id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
                                 .ifPresent(orphans::add);
                     }
                 }
@@ -224,8 +240,12 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 try (Statement st = connection.createStatement()) {
                     st.execute("ROLLBACK PREPARED " + TransactionId.quoted(orphan.gid));
                     abortedOnRecovery.inc();
-                    LOG.info("sink '{}' subtask {}: rolled back prepared transaction {} (not part "
-                            + "of restored checkpoint {})", config.sinkId(), subtask, orphan.gid,
+                    LOG.info(
+                            "sink '{}' subtask {}: rolled back prepared transaction {} (not part "
+                                    + "of restored checkpoint {})",
+                            config.sinkId(),
+                            subtask,
+                            orphan.gid,
                             restoredCheckpointId);
                 } catch (SQLException e) {
                     if (!"42704".equals(e.getSQLState())) { // already gone: fine
@@ -247,7 +267,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             try (ResultSet rs = ps.executeQuery()) {
                 while (rs.next()) {
                     TransactionId.parse(rs.getString(1))
-                            .filter(id -> id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
+                            .filter(id ->
+                                    id.isOrphanFor(subtask, parallelism, restoredCheckpointId))
                             .ifPresent(id -> orphans.add(id.gid));
                 }
             }
@@ -259,17 +280,22 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
             boolean autoCommit = connection.getAutoCommit();
             connection.setAutoCommit(false);
             try (PreparedStatement rows = connection.prepareStatement(
-                         "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
-                 PreparedStatement batch = connection.prepareStatement(
-                         "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?")) {
+                            "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
+                    PreparedStatement batch = connection.prepareStatement(
+                            "DELETE FROM " + tables.stagedBatches + " WHERE gid = ?")) {
                 rows.setString(1, gid);
                 rows.executeUpdate();
                 batch.setString(1, gid);
                 batch.executeUpdate();
                 connection.commit();
                 abortedOnRecovery.inc();
-                LOG.info("sink '{}' subtask {}: discarded staged batch {} (not part of restored "
-                        + "checkpoint {})", config.sinkId(), subtask, gid, restoredCheckpointId);
+                LOG.info(
+                        "sink '{}' subtask {}: discarded staged batch {} (not part of restored "
+                                + "checkpoint {})",
+                        config.sinkId(),
+                        subtask,
+                        gid,
+                        restoredCheckpointId);
             } finally {
                 connection.setAutoCommit(autoCommit);
             }
@@ -292,7 +318,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 rowsSinceCheckpoint++;
             } else {
                 if (current == null) {
-                    current = TransactionId.create(config.sinkId(), subtask, nextCounter(), execution);
+                    current = TransactionId.create(
+                            config.sinkId(), subtask, nextCounter(), execution);
                     rowsInTransaction = 0;
                     refusedRows.setTransaction(current.gid);
                 }
@@ -302,9 +329,15 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                     direct.add(values);
                 }
                 rowsInTransaction++;
-                if (rowsInTransaction == config.batchSize() && faults.watches(
-                        FaultInjection.Phase.WRITE)) { // the first batch reached the database
-                    faults.at(FaultInjection.Phase.WRITE, config.sinkId(), subtask, current.gid,
+                if (rowsInTransaction == config.batchSize()
+                        && faults.watches(
+                                FaultInjection.Phase
+                                        .WRITE)) { // the first batch reached the database
+                    faults.at(
+                            FaultInjection.Phase.WRITE,
+                            config.sinkId(),
+                            subtask,
+                            current.gid,
                             rowsInTransaction);
                 }
             }
@@ -382,8 +415,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
         }
         current = null;
         preCommitted.inc();
-        PgCommittable committable = new PgCommittable(id.gid, config.mode(), rowsInTransaction,
-                System.currentTimeMillis());
+        PgCommittable committable = new PgCommittable(
+                id.gid, config.mode(), rowsInTransaction, System.currentTimeMillis());
         faults.afterCheckpointFlushed(config.sinkId(), subtask, id.gid, rowsInTransaction);
         return Collections.singletonList(committable);
     }
@@ -405,8 +438,8 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     }
 
     private IOException failure(String what, SQLException e) {
-        String message = "sink '" + config.sinkId() + "' subtask " + subtask + " failed in "
-                + what + ": " + e.getMessage();
+        String message = "sink '" + config.sinkId() + "' subtask " + subtask + " failed in " + what
+                + ": " + e.getMessage();
         if ("55P03".equals(e.getSQLState()) && config.mode() == CommitMode.PREPARED) {
             message += "\nA row this checkpoint writes is still locked, most likely by this "
                     + "sink's own prepared transaction of an earlier checkpoint"

@@ -51,7 +51,10 @@ public final class PgWriterState {
                 throw new IOException("unknown writer state version " + version);
             }
             try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(serialized))) {
-                return new PgWriterState(in.readUTF(), in.readInt(), in.readLong(),
+                return new PgWriterState(
+                        in.readUTF(),
+                        in.readInt(),
+                        in.readLong(),
                         version >= 2 ? in.readUTF() : "");
             }
         }

@@ -1,5 +1,6 @@
 package dev.tpc.sink;
 
+import org.apache.flink.api.common.RuntimeExecutionMode;
 import org.apache.flink.api.connector.sink2.Committer;
 import org.apache.flink.api.connector.sink2.CommitterInitContext;
 import org.apache.flink.api.connector.sink2.Sink;
@@ -8,7 +9,6 @@ import org.apache.flink.api.connector.sink2.StatefulSinkWriter;
 import org.apache.flink.api.connector.sink2.SupportsCommitter;
 import org.apache.flink.api.connector.sink2.SupportsWriterState;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
-import org.apache.flink.api.common.RuntimeExecutionMode;
 import org.apache.flink.configuration.ExecutionOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
@@ -26,9 +26,11 @@ import java.util.Collections;
  * the barrier arrives, and the committer makes them visible only after the checkpoint
  * completed. Built from Python by {@code sinks.TwoPhaseCommitSink}.
  */
-public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
-        SupportsCommitter<PgCommittable>, SupportsWriterState<Row, PgWriterState>,
-        SupportsPreWriteTopology<Row> {
+public final class PostgresTwoPhaseCommitSink
+        implements Sink<Row>,
+                SupportsCommitter<PgCommittable>,
+                SupportsWriterState<Row, PgWriterState>,
+                SupportsPreWriteTopology<Row> {
     private static final long serialVersionUID = 1L;
 
     private final SinkConfig config;
@@ -62,7 +64,8 @@ public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
         if (config.mode() == CommitMode.AT_LEAST_ONCE) {
             return; // the baseline mode promises nothing more
         }
-        if (env.getConfiguration().get(ExecutionOptions.RUNTIME_MODE) == RuntimeExecutionMode.BATCH) {
+        if (env.getConfiguration().get(ExecutionOptions.RUNTIME_MODE)
+                == RuntimeExecutionMode.BATCH) {
             return;
         }
         String sink = "sink '" + config.sinkId() + "' (" + config.mode().name().toLowerCase()
@@ -88,8 +91,9 @@ public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
     }
 
     @Override
-    public StatefulSinkWriter<Row, PgWriterState> restoreWriter(WriterInitContext context,
-            Collection<PgWriterState> recoveredState) throws IOException {
+    public StatefulSinkWriter<Row, PgWriterState> restoreWriter(
+            WriterInitContext context, Collection<PgWriterState> recoveredState)
+            throws IOException {
         return new PgWriter(config, context, recoveredState);
     }
 

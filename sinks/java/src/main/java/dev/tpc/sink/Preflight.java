@@ -32,7 +32,8 @@ public final class Preflight {
 
     static void requirePreparedTransactions(Connection connection) throws SQLException {
         try (Statement st = connection.createStatement();
-                ResultSet rs = st.executeQuery("SELECT current_setting('max_prepared_transactions')::int")) {
+                ResultSet rs = st.executeQuery(
+                        "SELECT current_setting('max_prepared_transactions')::int")) {
             rs.next();
             if (rs.getInt(1) <= 0) {
                 throw new SinkConfigurationException("commit mode 'prepared' needs PostgreSQL's "
@@ -54,8 +55,10 @@ public final class Preflight {
                     ps.getParameterMetaData(); // forces a server-side parse/describe
                 } catch (SQLException e) {
                     connection.rollback();
-                    throw new SinkConfigurationException("statement rejected by PostgreSQL: "
-                            + e.getMessage() + "\n  statement: " + statement.original(), e);
+                    throw new SinkConfigurationException(
+                            "statement rejected by PostgreSQL: " + e.getMessage()
+                                    + "\n  statement: " + statement.original(),
+                            e);
                 }
             }
         } finally {

@@ -30,7 +30,11 @@ final class RefusedRows {
      * @param where "writer" or "committer", for messages
      * @param deadLettered counts rows sent to the dead-letter table
      */
-    RefusedRows(SinkConfig config, ControlTables tables, int subtask, String where,
+    RefusedRows(
+            SinkConfig config,
+            ControlTables tables,
+            int subtask,
+            String where,
             Counter deadLettered) {
         this.config = config;
         this.tables = tables;
@@ -55,8 +59,8 @@ final class RefusedRows {
         if (config.rowErrorPolicy() == RowErrorPolicy.FAIL) {
             // A restart would meet the same row again: fail the job at once instead of after
             // the whole restart strategy's worth of attempts.
-            throw new SuppressRestartsException(new RefusedRowException(describe(row, statement,
-                    error), error));
+            throw new SuppressRestartsException(
+                    new RefusedRowException(describe(row, statement, error), error));
         }
         try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
                 + tables.deadLetters + " (sink_id, subtask, gid, statement, sqlstate, message, "
@@ -81,8 +85,10 @@ final class RefusedRows {
         StringBuilder fields = new StringBuilder("{");
         List<String> names = config.fieldNames();
         for (int i = 0; i < row.length; i++) {
-            fields.append(i == 0 ? "" : ", ").append(i < names.size() ? names.get(i) : "?")
-                    .append('=').append(render(row[i]));
+            fields.append(i == 0 ? "" : ", ")
+                    .append(i < names.size() ? names.get(i) : "?")
+                    .append('=')
+                    .append(render(row[i]));
         }
         fields.append('}');
         String pending = "committer".equals(where)
@@ -123,7 +129,8 @@ final class RefusedRows {
             String replacement = null;
             if (c == 0) {
                 replacement = "\\x00";
-            } else if (Character.isHighSurrogate(c) && i + 1 < text.length()
+            } else if (Character.isHighSurrogate(c)
+                    && i + 1 < text.length()
                     && Character.isLowSurrogate(text.charAt(i + 1))) {
                 if (out != null) {
                     out.append(c).append(text.charAt(i + 1));

@@ -18,10 +18,26 @@ import java.time.OffsetDateTime;
  * serialization (staged rows must stay readable by a later version of the sink).
  */
 final class RowCodec {
-    private static final byte NULL = 0, STRING = 1, LONG = 2, INT = 3, SHORT = 4, BYTE = 5,
-            DOUBLE = 6, FLOAT = 7, BOOLEAN = 8, DECIMAL = 9, SQL_TIMESTAMP = 10,
-            LOCAL_DATE_TIME = 11, INSTANT = 12, LOCAL_DATE = 13, LOCAL_TIME = 14, BYTES = 15,
-            SQL_DATE = 16, SQL_TIME = 17, BIG_INTEGER = 18, OFFSET_DATE_TIME = 19;
+    private static final byte NULL = 0,
+            STRING = 1,
+            LONG = 2,
+            INT = 3,
+            SHORT = 4,
+            BYTE = 5,
+            DOUBLE = 6,
+            FLOAT = 7,
+            BOOLEAN = 8,
+            DECIMAL = 9,
+            SQL_TIMESTAMP = 10,
+            LOCAL_DATE_TIME = 11,
+            INSTANT = 12,
+            LOCAL_DATE = 13,
+            LOCAL_TIME = 14,
+            BYTES = 15,
+            SQL_DATE = 16,
+            SQL_TIME = 17,
+            BIG_INTEGER = 18,
+            OFFSET_DATE_TIME = 19;
 
     private RowCodec() {}
 
@@ -135,15 +151,24 @@ final class RowCodec {
     private static Object read(DataInputStream in) throws IOException {
         byte tag = in.readByte();
         switch (tag) {
-            case NULL: return null;
-            case STRING: return readString(in);
-            case LONG: return in.readLong();
-            case INT: return in.readInt();
-            case SHORT: return in.readShort();
-            case BYTE: return in.readByte();
-            case DOUBLE: return in.readDouble();
-            case FLOAT: return in.readFloat();
-            case BOOLEAN: return in.readBoolean();
+            case NULL:
+                return null;
+            case STRING:
+                return readString(in);
+            case LONG:
+                return in.readLong();
+            case INT:
+                return in.readInt();
+            case SHORT:
+                return in.readShort();
+            case BYTE:
+                return in.readByte();
+            case DOUBLE:
+                return in.readDouble();
+            case FLOAT:
+                return in.readFloat();
+            case BOOLEAN:
+                return in.readBoolean();
             case DECIMAL: {
                 int scale = in.readInt();
                 byte[] unscaled = new byte[in.readInt()];
@@ -155,20 +180,29 @@ final class RowCodec {
                 in.readFully(raw);
                 return new BigInteger(raw);
             }
-            case SQL_TIMESTAMP: return java.sql.Timestamp.valueOf(LocalDateTime.parse(readString(in)));
-            case SQL_DATE: return java.sql.Date.valueOf(LocalDate.parse(readString(in)));
-            case SQL_TIME: return java.sql.Time.valueOf(LocalTime.parse(readString(in)));
-            case LOCAL_DATE_TIME: return LocalDateTime.parse(readString(in));
-            case INSTANT: return Instant.parse(readString(in));
-            case OFFSET_DATE_TIME: return OffsetDateTime.parse(readString(in));
-            case LOCAL_DATE: return LocalDate.parse(readString(in));
-            case LOCAL_TIME: return LocalTime.parse(readString(in));
+            case SQL_TIMESTAMP:
+                return java.sql.Timestamp.valueOf(LocalDateTime.parse(readString(in)));
+            case SQL_DATE:
+                return java.sql.Date.valueOf(LocalDate.parse(readString(in)));
+            case SQL_TIME:
+                return java.sql.Time.valueOf(LocalTime.parse(readString(in)));
+            case LOCAL_DATE_TIME:
+                return LocalDateTime.parse(readString(in));
+            case INSTANT:
+                return Instant.parse(readString(in));
+            case OFFSET_DATE_TIME:
+                return OffsetDateTime.parse(readString(in));
+            case LOCAL_DATE:
+                return LocalDate.parse(readString(in));
+            case LOCAL_TIME:
+                return LocalTime.parse(readString(in));
             case BYTES: {
                 byte[] raw = new byte[in.readInt()];
                 in.readFully(raw);
                 return raw;
             }
-            default: throw new IOException("corrupt staged row: unknown value tag " + tag);
+            default:
+                throw new IOException("corrupt staged row: unknown value tag " + tag);
         }
     }
 }

@@ -26,8 +26,8 @@ public enum RowErrorPolicy {
         try {
             return valueOf(text.trim().toUpperCase(Locale.ROOT));
         } catch (RuntimeException e) { // also null
-            throw new SinkConfigurationException("unknown row error policy '" + text
-                    + "': use 'fail' or 'dead_letter'");
+            throw new SinkConfigurationException(
+                    "unknown row error policy '" + text + "': use 'fail' or 'dead_letter'");
         }
     }
 }

@@ -29,11 +29,10 @@ import java.util.regex.Pattern;
  * batch row by row.
  */
 public final class SetBasedInsert {
-    private static final Pattern INSERT_INTO = Pattern.compile("\\s*INSERT\\s+INTO\\s.*",
-            Pattern.DOTALL);
+    private static final Pattern INSERT_INTO =
+            Pattern.compile("\\s*INSERT\\s+INTO\\s.*", Pattern.DOTALL);
     private static final Pattern NOT_PER_ROW_SAFE = Pattern.compile("\\b(SELECT|DEFAULT)\\b");
-    private static final Pattern TAIL = Pattern.compile(";?|(ON|RETURNING)\\s.*",
-            Pattern.DOTALL);
+    private static final Pattern TAIL = Pattern.compile(";?|(ON|RETURNING)\\s.*", Pattern.DOTALL);
     private static final Pattern DO_UPDATE = Pattern.compile("\\bDO\\s+UPDATE\\b");
     static final String ALIAS = "tpc_batch";
 
@@ -43,7 +42,11 @@ public final class SetBasedInsert {
     private final List<String> fields;
     private final boolean updatesOnConflict;
 
-    private SetBasedInsert(String head, String values, String tail, List<String> fields,
+    private SetBasedInsert(
+            String head,
+            String values,
+            String tail,
+            List<String> fields,
             boolean updatesOnConflict) {
         this.head = head;
         this.values = values;
@@ -95,8 +98,8 @@ public final class SetBasedInsert {
         if (fields.isEmpty()) {
             return Optional.empty();
         }
-        return Optional.of(new SetBasedInsert(head, values, tail, fields,
-                DO_UPDATE.matcher(rest).find()));
+        return Optional.of(new SetBasedInsert(
+                head, values, tail, fields, DO_UPDATE.matcher(rest).find()));
     }
 
     /** The row fields the statement reads, in the order of the arrays bound to it. */
@@ -125,8 +128,8 @@ public final class SetBasedInsert {
             int f = fields.indexOf(name);
             return types[f] == null ? "NULL" : ALIAS + "." + quoted(name);
         });
-        return head + "SELECT " + selected + " FROM unnest(" + String.join(", ", arrays)
-                + ") AS " + ALIAS + "(" + String.join(", ", columns) + ")" + tail;
+        return head + "SELECT " + selected + " FROM unnest(" + String.join(", ", arrays) + ") AS "
+                + ALIAS + "(" + String.join(", ", columns) + ")" + tail;
     }
 
     /**
@@ -168,7 +171,8 @@ public final class SetBasedInsert {
     private static String hex(byte[] bytes) {
         StringBuilder text = new StringBuilder(2 + 2 * bytes.length).append("\\x");
         for (byte b : bytes) {
-            text.append(Character.forDigit((b >> 4) & 0xF, 16)).append(Character.forDigit(b & 0xF, 16));
+            text.append(Character.forDigit((b >> 4) & 0xF, 16))
+                    .append(Character.forDigit(b & 0xF, 16));
         }
         return text.toString();
     }
@@ -226,10 +230,11 @@ public final class SetBasedInsert {
                 depth++;
             } else if (c == ')') {
                 depth--;
-            } else if (depth == 0 && masked.startsWith(keyword, i)
+            } else if (depth == 0
+                    && masked.startsWith(keyword, i)
                     && (i == 0 || !isWordPart(masked.charAt(i - 1)))
                     && (i + keyword.length() >= masked.length()
-                        || !isWordPart(masked.charAt(i + keyword.length())))) {
+                            || !isWordPart(masked.charAt(i + keyword.length())))) {
                 return i;
             }
         }

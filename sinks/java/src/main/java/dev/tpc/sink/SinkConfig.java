@@ -110,9 +110,14 @@ public final class SinkConfig implements Serializable {
     public static final long DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS = 15 * 60;
 
     /** Only {@link Builder#build()} creates a configuration, after validating every setting. */
-    private SinkConfig(Builder settings, CommitMode mode, List<NamedStatement> statements,
-            RowErrorPolicy rowErrorPolicy, long commitLogRetentionSeconds,
-            long preparedTransactionWarningSeconds, long ownerWaitMillis) {
+    private SinkConfig(
+            Builder settings,
+            CommitMode mode,
+            List<NamedStatement> statements,
+            RowErrorPolicy rowErrorPolicy,
+            long commitLogRetentionSeconds,
+            long preparedTransactionWarningSeconds,
+            long ownerWaitMillis) {
         this.jdbcUrl = settings.jdbcUrl;
         this.user = settings.user;
         this.password = settings.password;
@@ -190,8 +195,9 @@ public final class SinkConfig implements Serializable {
     public boolean stringsUntyped() {
         String property = connectionProperties.get("stringtype");
         return "unspecified".equalsIgnoreCase(property)
-                || (property == null && jdbcUrl.toLowerCase(java.util.Locale.ROOT)
-                        .matches(".*[?&]stringtype=unspecified(&.*)?"));
+                || (property == null
+                        && jdbcUrl.toLowerCase(java.util.Locale.ROOT)
+                                .matches(".*[?&]stringtype=unspecified(&.*)?"));
     }
 
     /** What to do with rows the database refuses ({@link RowErrorPolicy}). */
@@ -450,35 +456,47 @@ public final class SinkConfig implements Serializable {
          */
         public SinkConfig build() {
             if (jdbcUrl == null || jdbcUrl.isBlank()) {
-                throw invalid("setJdbcUrl", "the JDBC URL is required: "
-                        + "jdbc:postgresql://host:port/database");
+                throw invalid(
+                        "setJdbcUrl",
+                        "the JDBC URL is required: " + "jdbc:postgresql://host:port/database");
             }
             if (PASSWORD_IN_URL.matcher(jdbcUrl).find()) {
-                throw invalid("setJdbcUrl", "the JDBC URL " + quote(redactUrl(jdbcUrl))
-                        + " holds a password: do not put it there (it would reach logs and the "
-                        + "web UI); pass it with setPassword, read from the environment (from "
-                        + "Python: set_password_env('PGPASSWORD'))");
+                throw invalid(
+                        "setJdbcUrl",
+                        "the JDBC URL " + quote(redactUrl(jdbcUrl))
+                                + " holds a password: do not put it there (it would reach logs and the "
+                                + "web UI); pass it with setPassword, read from the environment (from "
+                                + "Python: set_password_env('PGPASSWORD'))");
             }
             if (!jdbcUrl.startsWith("jdbc:postgresql:")) {
-                throw invalid("setJdbcUrl", "the JDBC URL " + quote(jdbcUrl) + " is not "
-                        + "PostgreSQL's: use jdbc:postgresql://host:port/database");
+                throw invalid(
+                        "setJdbcUrl",
+                        "the JDBC URL " + quote(jdbcUrl) + " is not "
+                                + "PostgreSQL's: use jdbc:postgresql://host:port/database");
             }
             if (sinkId == null || !SINK_ID.matcher(sinkId).matches()) {
-                throw invalid("setSinkId", (sinkId == null ? "the sink id is required"
-                        : "sink id " + quote(sinkId) + " is invalid")
-                        + ": use 1 to 64 characters from A-Z a-z 0-9 _ - (it becomes part of "
-                        + "PostgreSQL transaction ids), stable and unique per database among "
-                        + "running jobs");
+                throw invalid(
+                        "setSinkId",
+                        (sinkId == null
+                                        ? "the sink id is required"
+                                        : "sink id " + quote(sinkId) + " is invalid")
+                                + ": use 1 to 64 characters from A-Z a-z 0-9 _ - (it becomes part of "
+                                + "PostgreSQL transaction ids), stable and unique per database among "
+                                + "running jobs");
             }
             CommitMode parsedMode = parsed("setMode", mode, CommitMode::parse);
             if (fieldNames.isEmpty()) {
-                throw invalid("setFieldNames", "the rows' field names are required: the sink "
-                        + "binds :field parameters by name (from Python: set_row_type with the "
-                        + "stream's Types.ROW_NAMED([...], [...]) output_type)");
+                throw invalid(
+                        "setFieldNames",
+                        "the rows' field names are required: the sink "
+                                + "binds :field parameters by name (from Python: set_row_type with the "
+                                + "stream's Types.ROW_NAMED([...], [...]) output_type)");
             }
             if (statements.isEmpty()) {
-                throw invalid("addStatement", "give at least one SQL statement to run for "
-                        + "every row, with :field parameters");
+                throw invalid(
+                        "addStatement",
+                        "give at least one SQL statement to run for "
+                                + "every row, with :field parameters");
             }
             List<NamedStatement> parsed = new ArrayList<>();
             for (String sql : statements) {
@@ -487,33 +505,56 @@ public final class SinkConfig implements Serializable {
                     statement.bindIndexes(fieldNames); // fails early on unknown fields
                     parsed.add(statement);
                 } catch (SinkConfigurationException | NullPointerException e) {
-                    throw invalid("addStatement", sql == null ? "a statement is null"
-                            : e.getMessage());
+                    throw invalid(
+                            "addStatement", sql == null ? "a statement is null" : e.getMessage());
                 }
             }
             if (batchSize < 1) {
-                throw invalid("setBatchSize", "batch size " + batchSize + " is invalid: use at "
-                        + "least 1 (rows per JDBC batch; default " + DEFAULT_BATCH_SIZE + ")");
+                throw invalid(
+                        "setBatchSize",
+                        "batch size " + batchSize + " is invalid: use at "
+                                + "least 1 (rows per JDBC batch; default " + DEFAULT_BATCH_SIZE
+                                + ")");
             }
-            atLeastZero("setLockTimeoutMs", "lock timeout", lockTimeoutMs, "ms",
+            atLeastZero(
+                    "setLockTimeoutMs",
+                    "lock timeout",
+                    lockTimeoutMs,
+                    "ms",
                     DEFAULT_LOCK_TIMEOUT_MILLIS);
-            atLeastZero("setStatementTimeoutMs", "statement timeout", statementTimeoutMs, "ms",
+            atLeastZero(
+                    "setStatementTimeoutMs",
+                    "statement timeout",
+                    statementTimeoutMs,
+                    "ms",
                     DEFAULT_STATEMENT_TIMEOUT_MILLIS);
-            atLeastZero("setSocketTimeoutS", "socket timeout", socketTimeoutS, "s",
+            atLeastZero(
+                    "setSocketTimeoutS",
+                    "socket timeout",
+                    socketTimeoutS,
+                    "s",
                     DEFAULT_SOCKET_TIMEOUT_SECONDS);
-            atLeastZero("setConnectTimeoutS", "connect timeout", connectTimeoutS, "s",
+            atLeastZero(
+                    "setConnectTimeoutS",
+                    "connect timeout",
+                    connectTimeoutS,
+                    "s",
                     DEFAULT_CONNECT_TIMEOUT_SECONDS);
-            if (socketTimeoutS > 0 && (statementTimeoutMs == 0
-                    || socketTimeoutS * 1000L <= statementTimeoutMs)) {
-                throw invalid("setSocketTimeoutS", "the socket timeout (" + socketTimeoutS
-                        + " s) must exceed the statement timeout (" + statementTimeoutMs
-                        + " ms, setStatementTimeoutMs), or a long but legal statement would be "
-                        + "cut off by the client and look like an outage; raise the socket "
-                        + "timeout or set a statement timeout below it");
+            if (socketTimeoutS > 0
+                    && (statementTimeoutMs == 0 || socketTimeoutS * 1000L <= statementTimeoutMs)) {
+                throw invalid(
+                        "setSocketTimeoutS",
+                        "the socket timeout (" + socketTimeoutS
+                                + " s) must exceed the statement timeout (" + statementTimeoutMs
+                                + " ms, setStatementTimeoutMs), or a long but legal statement would be "
+                                + "cut off by the client and look like an outage; raise the socket "
+                                + "timeout or set a statement timeout below it");
             }
             if (controlSchema == null || !SCHEMA.matcher(controlSchema).matches()) {
-                throw invalid("setControlSchema", "control schema " + quote(controlSchema)
-                        + " is invalid: use a lower-case SQL identifier such as 'public'");
+                throw invalid(
+                        "setControlSchema",
+                        "control schema " + quote(controlSchema)
+                                + " is invalid: use a lower-case SQL identifier such as 'public'");
             }
             for (Map.Entry<String, String> property : connectionProperties.entrySet()) {
                 String key = property.getKey();
@@ -521,45 +562,64 @@ public final class SinkConfig implements Serializable {
                     throw invalid("setConnectionProperty", "a connection property needs a name");
                 }
                 if (OWN_PROPERTIES.containsKey(key)) {
-                    throw invalid("setConnectionProperty", "connection property " + quote(key)
-                            + " is set by the sink on every connection: "
-                            + OWN_PROPERTIES.get(key));
+                    throw invalid(
+                            "setConnectionProperty",
+                            "connection property " + quote(key)
+                                    + " is set by the sink on every connection: "
+                                    + OWN_PROPERTIES.get(key));
                 }
                 if (property.getValue() == null) { // the value is never shown: it may be secret
-                    throw invalid("setConnectionProperty", "connection property " + quote(key)
-                            + " needs a value");
+                    throw invalid(
+                            "setConnectionProperty",
+                            "connection property " + quote(key) + " needs a value");
                 }
             }
             if (maxCommitRetries < 0) {
-                throw invalid("setMaxCommitRetries", maxCommitRetries + " commit retries is "
-                        + "invalid: use 0 or more (default " + DEFAULT_MAX_COMMIT_RETRIES
-                        + "; more needs Flink's sink.committer.retries raised too)");
+                throw invalid(
+                        "setMaxCommitRetries",
+                        maxCommitRetries + " commit retries is "
+                                + "invalid: use 0 or more (default " + DEFAULT_MAX_COMMIT_RETRIES
+                                + "; more needs Flink's sink.committer.retries raised too)");
             }
             if (commitRetryInitialMs < 0 || commitRetryMaxMs < commitRetryInitialMs) {
-                throw invalid("setCommitRetryBackoffMs", "a back-off from "
-                        + commitRetryInitialMs + " ms up to " + commitRetryMaxMs + " ms is "
-                        + "invalid: need 0 <= initial <= maximum (default "
-                        + DEFAULT_COMMIT_RETRY_INITIAL_MILLIS + " to "
-                        + DEFAULT_COMMIT_RETRY_MAX_MILLIS + ")");
+                throw invalid(
+                        "setCommitRetryBackoffMs",
+                        "a back-off from "
+                                + commitRetryInitialMs + " ms up to " + commitRetryMaxMs + " ms is "
+                                + "invalid: need 0 <= initial <= maximum (default "
+                                + DEFAULT_COMMIT_RETRY_INITIAL_MILLIS + " to "
+                                + DEFAULT_COMMIT_RETRY_MAX_MILLIS + ")");
             }
             RowErrorPolicy policy = parsed("setOnRowError", onRowError, RowErrorPolicy::parse);
-            long retentionSeconds = wholeSeconds("setCommitLogRetentionHours",
+            long retentionSeconds = wholeSeconds(
+                    "setCommitLogRetentionHours",
                     "a commit-log retention of " + plain(commitLogRetentionHours) + " hours",
-                    commitLogRetentionHours * 3600, "keep commit-log rows at least 1 second "
+                    commitLogRetentionHours * 3600,
+                    "keep commit-log rows at least 1 second "
                             + "(default " + DEFAULT_COMMIT_LOG_RETENTION_SECONDS / 3600
                             + " hours; see sinks/README.md)");
-            long warningSeconds = wholeSeconds("setPreparedTransactionWarningS",
+            long warningSeconds = wholeSeconds(
+                    "setPreparedTransactionWarningS",
                     "a prepared-transaction warning threshold of "
                             + plain(preparedTransactionWarningS) + " s",
-                    preparedTransactionWarningS, "use at least 1 second (default "
-                            + DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS + ")");
+                    preparedTransactionWarningS,
+                    "use at least 1 second (default " + DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS
+                            + ")");
             if (!Double.isFinite(ownerWaitS) || ownerWaitS < 0) {
-                throw invalid("setOwnerWaitS", "an owner wait of " + plain(ownerWaitS) + " s is "
-                        + "invalid: use 0 (refuse at once) or more seconds (default "
-                        + DEFAULT_OWNER_WAIT_MILLIS / 1000 + ")");
+                throw invalid(
+                        "setOwnerWaitS",
+                        "an owner wait of " + plain(ownerWaitS) + " s is "
+                                + "invalid: use 0 (refuse at once) or more seconds (default "
+                                + DEFAULT_OWNER_WAIT_MILLIS / 1000 + ")");
             }
-            return new SinkConfig(this, parsedMode, parsed, policy, retentionSeconds,
-                    warningSeconds, Math.round(ownerWaitS * 1000));
+            return new SinkConfig(
+                    this,
+                    parsedMode,
+                    parsed,
+                    policy,
+                    retentionSeconds,
+                    warningSeconds,
+                    Math.round(ownerWaitS * 1000));
         }
 
         private static SinkConfigurationException invalid(String setter, String problem) {
@@ -582,22 +642,26 @@ public final class SinkConfig implements Serializable {
         /** 0.0001 rather than 1.0E-4, 0 rather than 0.0: as the number was most likely written. */
         private static String plain(double value) {
             return Double.isFinite(value)
-                    ? new BigDecimal(Double.toString(value)).stripTrailingZeros().toPlainString()
+                    ? new BigDecimal(Double.toString(value))
+                            .stripTrailingZeros()
+                            .toPlainString()
                     : Double.toString(value);
         }
 
-        private static void atLeastZero(String setter, String what, long value, String unit,
-                long fallback) {
+        private static void atLeastZero(
+                String setter, String what, long value, String unit, long fallback) {
             if (value < 0) {
-                throw invalid(setter, "a " + what + " of " + value + " " + unit + " is invalid: "
-                        + "use 0 (none, not recommended) or more (default " + fallback + " "
-                        + unit + ")");
+                throw invalid(
+                        setter,
+                        "a " + what + " of " + value + " " + unit + " is invalid: "
+                                + "use 0 (none, not recommended) or more (default " + fallback + " "
+                                + unit + ")");
             }
         }
 
         /** Whole seconds, rounded up (ignoring float noise below a microsecond), at least 1. */
-        private static long wholeSeconds(String setter, String what, double seconds,
-                String advice) {
+        private static long wholeSeconds(
+                String setter, String what, double seconds, String advice) {
             if (!Double.isFinite(seconds) || seconds < 1) {
                 throw invalid(setter, what + " is invalid: " + advice);
             }

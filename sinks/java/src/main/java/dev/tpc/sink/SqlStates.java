@@ -40,8 +40,7 @@ public final class SqlStates {
             Map.entry("40003", "statement completion unknown"));
 
     /** Never transient although their class looks so: the database is gone. */
-    private static final Map<String, String> PERMANENT = Map.of(
-            "57P04", "database dropped");
+    private static final Map<String, String> PERMANENT = Map.of("57P04", "database dropped");
 
     /**
      * Whether retrying the same work may succeed. An exception without a SQLSTATE (nor one in
@@ -76,8 +75,12 @@ public final class SqlStates {
     }
 
     public static boolean isRowErrorState(String state) {
-        return state != null && (state.startsWith("22") || state.startsWith("23")
-                || state.startsWith("44") || state.equals("54000") || state.equals("P0001"));
+        return state != null
+                && (state.startsWith("22")
+                        || state.startsWith("23")
+                        || state.startsWith("44")
+                        || state.equals("54000")
+                        || state.equals("P0001"));
     }
 
     /** A short description of the error's class, for log lines. */
@@ -89,8 +92,8 @@ public final class SqlStates {
         if (reason != null) {
             return state + " " + reason + ": permanent";
         }
-        reason = TRANSIENT.getOrDefault(state,
-                state.length() >= 2 ? TRANSIENT.get(state.substring(0, 2)) : null);
+        reason = TRANSIENT.getOrDefault(
+                state, state.length() >= 2 ? TRANSIENT.get(state.substring(0, 2)) : null);
         return reason == null ? state + ": permanent" : state + " " + reason + ": transient";
     }
 
@@ -102,7 +105,8 @@ public final class SqlStates {
                 if (sql.getSQLState() != null) {
                     return sql.getSQLState();
                 }
-                if (sql.getNextException() != null && sql.getNextException() != sql
+                if (sql.getNextException() != null
+                        && sql.getNextException() != sql
                         && sql.getNextException().getSQLState() != null) {
                     return sql.getNextException().getSQLState();
                 }

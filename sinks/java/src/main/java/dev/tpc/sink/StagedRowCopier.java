@@ -16,7 +16,8 @@ import java.sql.SQLException;
  * goes as raw bytes, not as hex text), a buffer of rows at a time.
  */
 final class StagedRowCopier {
-    private static final byte[] SIGNATURE = "PGCOPY\n\377\r\n\0".getBytes(StandardCharsets.ISO_8859_1);
+    private static final byte[] SIGNATURE =
+            "PGCOPY\n\377\r\n\0".getBytes(StandardCharsets.ISO_8859_1);
 
     private final CopyManager copy;
     private final String copySql;
@@ -30,7 +31,8 @@ final class StagedRowCopier {
     StagedRowCopier(Connection connection, String stagedRowsTable, int batchSize)
             throws SQLException {
         this.copy = connection.unwrap(PGConnection.class).getCopyAPI();
-        this.copySql = "COPY " + stagedRowsTable + " (gid, seq, payload) FROM STDIN (FORMAT binary)";
+        this.copySql =
+                "COPY " + stagedRowsTable + " (gid, seq, payload) FROM STDIN (FORMAT binary)";
         this.batchSize = batchSize;
     }
 

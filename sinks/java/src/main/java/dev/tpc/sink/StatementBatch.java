@@ -73,8 +73,12 @@ final class StatementBatch implements AutoCloseable {
             perRowIndexes.add(statement.bindIndexes(config.fieldNames()));
             SetBasedInsert insert = SetBasedInsert.of(statement.original()).orElse(null);
             setBased.add(insert);
-            setBasedIndexes.add(insert == null ? null : insert.fields().stream()
-                    .mapToInt(config.fieldNames()::indexOf).toArray());
+            setBasedIndexes.add(
+                    insert == null
+                            ? null
+                            : insert.fields().stream()
+                                    .mapToInt(config.fieldNames()::indexOf)
+                                    .toArray());
         }
     }
 
@@ -90,8 +94,8 @@ final class StatementBatch implements AutoCloseable {
             return;
         }
         boolean inTransaction = !connection.getAutoCommit();
-        Savepoint batch = (refused != null || trial) && inTransaction
-                ? connection.setSavepoint() : null;
+        Savepoint batch =
+                (refused != null || trial) && inTransaction ? connection.setSavepoint() : null;
         try {
             try {
                 for (int s = 0; s < statements.size(); s++) {
@@ -163,7 +167,8 @@ final class StatementBatch implements AutoCloseable {
                     continue;
                 }
                 String type = SetBasedInsert.sqlType(value);
-                if (type == null || (types[f] != null && !types[f].equals(type))
+                if (type == null
+                        || (types[f] != null && !types[f].equals(type))
                         || (stringsUntyped && value instanceof String)) {
                     return false; // a type it does not carry, mixed types, or untyped strings
                 }
@@ -186,7 +191,8 @@ final class StatementBatch implements AutoCloseable {
         // Two rows of one batch updating the same key fail the whole statement; the per-row
         // form applies them one after the other, so that batch falls back to it.
         Savepoint savepoint = insert.updatesOnConflict() && !connection.getAutoCommit()
-                ? connection.setSavepoint() : null;
+                ? connection.setSavepoint()
+                : null;
         try {
             ps.executeUpdate();
         } catch (SQLException e) {
@@ -194,7 +200,8 @@ final class StatementBatch implements AutoCloseable {
                 if (savepoint != null) {
                     connection.rollback(savepoint);
                 }
-                LOG.debug("a batch updates one key twice; applying it row by row: {}",
+                LOG.debug(
+                        "a batch updates one key twice; applying it row by row: {}",
                         statements.get(s).original());
                 return false;
             }

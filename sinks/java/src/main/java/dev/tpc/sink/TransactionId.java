@@ -47,8 +47,8 @@ public final class TransactionId {
             return Optional.empty();
         }
         try {
-            return Optional.of(new TransactionId(gid, parts[1], Integer.parseInt(parts[2]),
-                    Long.parseLong(parts[3])));
+            return Optional.of(new TransactionId(
+                    gid, parts[1], Integer.parseInt(parts[2]), Long.parseLong(parts[3])));
         } catch (NumberFormatException e) {
             return Optional.empty();
         }

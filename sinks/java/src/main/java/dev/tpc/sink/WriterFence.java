@@ -32,8 +32,15 @@ final class WriterFence {
 
     private WriterFence() {}
 
-    static void acquire(Connection c, SinkConfig config, ControlTables tables, int subtask,
-            String jobId, int attempt, String lineage) throws SQLException, InterruptedException {
+    static void acquire(
+            Connection c,
+            SinkConfig config,
+            ControlTables tables,
+            int subtask,
+            String jobId,
+            int attempt,
+            String lineage)
+            throws SQLException, InterruptedException {
         boolean autoCommit = c.getAutoCommit();
         c.setAutoCommit(true);
         try {
@@ -43,16 +50,22 @@ final class WriterFence {
                 if (owner != null && owner.jobId.equals(jobId)) {
                     terminate(c, config, subtask, owner, attempt);
                 } else if (System.currentTimeMillis() >= deadline) {
-                    throw new SuppressRestartsException(new SinkConfigurationException(
-                            "sink '" + config.sinkId() + "' subtask " + subtask + " is in use by "
-                            + (owner == null ? "another session" : "job " + owner.jobId
-                                    + " (attempt " + owner.attempt + ", since " + owner.since
-                                    + ", server process " + owner.pid + ")")
-                            + ", and still was after " + config.ownerWaitMillis() / 1000
-                            + " s. Two running jobs must never share a sink id: each would take "
-                            + "the other's pending transactions for its own orphans. Stop the "
-                            + "other job, or give this one another sink id. (A job that died "
-                            + "holds it until the server notices its connection is gone.)"));
+                    throw new SuppressRestartsException(
+                            new SinkConfigurationException(
+                                    "sink '" + config.sinkId() + "' subtask " + subtask
+                                            + " is in use by "
+                                            + (owner == null
+                                                    ? "another session"
+                                                    : "job " + owner.jobId
+                                                            + " (attempt " + owner.attempt
+                                                            + ", since " + owner.since
+                                                            + ", server process " + owner.pid + ")")
+                                            + ", and still was after "
+                                            + config.ownerWaitMillis() / 1000
+                                            + " s. Two running jobs must never share a sink id: each would take "
+                                            + "the other's pending transactions for its own orphans. Stop the "
+                                            + "other job, or give this one another sink id. (A job that died "
+                                            + "holds it until the server notices its connection is gone.)"));
                 }
                 Thread.sleep(POLL_MILLIS);
             }
@@ -79,13 +92,20 @@ final class WriterFence {
      * siblings register as they start, at the same time: waits up to {@code waitMillis}.
      * Returns "" if none registers a lineage.
      */
-    static String siblingLineage(Connection c, SinkConfig config, ControlTables tables,
-            int subtask, String jobId, long waitMillis) throws SQLException, InterruptedException {
+    static String siblingLineage(
+            Connection c,
+            SinkConfig config,
+            ControlTables tables,
+            int subtask,
+            String jobId,
+            long waitMillis)
+            throws SQLException, InterruptedException {
         boolean autoCommit = c.getAutoCommit();
         c.setAutoCommit(true);
         try (PreparedStatement find = c.prepareStatement("SELECT lineage FROM "
-                + tables.writerOwners + " WHERE sink_id = ? AND job_id = ? AND lineage <> '' "
-                + "LIMIT 1");
+                        + tables.writerOwners
+                        + " WHERE sink_id = ? AND job_id = ? AND lineage <> '' "
+                        + "LIMIT 1");
                 PreparedStatement record = c.prepareStatement("UPDATE " + tables.writerOwners
                         + " SET lineage = ? WHERE sink_id = ? AND subtask = ?")) {
             find.setString(1, config.sinkId());
@@ -112,8 +132,8 @@ final class WriterFence {
 
     private static boolean tryLock(Connection c, SinkConfig config, int subtask)
             throws SQLException {
-        try (PreparedStatement ps = c.prepareStatement(
-                "SELECT pg_try_advisory_lock(hashtext(?), ?)")) {
+        try (PreparedStatement ps =
+                c.prepareStatement("SELECT pg_try_advisory_lock(hashtext(?), ?)")) {
             ps.setString(1, "tpc:" + config.sinkId());
             ps.setInt(2, subtask);
             try (ResultSet rs = ps.executeQuery()) {
@@ -146,17 +166,24 @@ final class WriterFence {
             ps.setString(1, config.sinkId());
             ps.setInt(2, subtask);
             try (ResultSet rs = ps.executeQuery()) {
-                return rs.next() ? new Owner(rs.getString(1), rs.getInt(2), rs.getInt(3),
-                        rs.getString(4)) : null;
+                return rs.next()
+                        ? new Owner(rs.getString(1), rs.getInt(2), rs.getInt(3), rs.getString(4))
+                        : null;
             }
         }
     }
 
-    private static void terminate(Connection c, SinkConfig config, int subtask, Owner zombie,
-            int attempt) throws SQLException {
-        LOG.warn("sink '{}' subtask {} (attempt {}): an earlier attempt ({}) of this job still "
-                + "holds the subtask's session (server process {}); terminating it, so that it "
-                + "can never pre-commit", config.sinkId(), subtask, attempt, zombie.attempt,
+    private static void terminate(
+            Connection c, SinkConfig config, int subtask, Owner zombie, int attempt)
+            throws SQLException {
+        LOG.warn(
+                "sink '{}' subtask {} (attempt {}): an earlier attempt ({}) of this job still "
+                        + "holds the subtask's session (server process {}); terminating it, so that it "
+                        + "can never pre-commit",
+                config.sinkId(),
+                subtask,
+                attempt,
+                zombie.attempt,
                 zombie.pid);
         try (PreparedStatement ps = c.prepareStatement("SELECT pg_terminate_backend(?)")) {
             ps.setInt(1, zombie.pid);

@@ -32,7 +32,9 @@ public final class KafkaLineRecords implements KafkaRecordDeserializationSchema<
     @Override
     public void deserialize(ConsumerRecord<byte[], byte[]> record, Collector<Row> out) {
         byte[] value = record.value();
-        out.collect(Row.of(source(record.topic(), record.partition()), record.offset(),
+        out.collect(Row.of(
+                source(record.topic(), record.partition()),
+                record.offset(),
                 value == null ? EMPTY : value));
     }
 
@@ -70,8 +72,8 @@ public final class KafkaLineRecords implements KafkaRecordDeserializationSchema<
             case "committed":
                 return OffsetsInitializer.committedOffsets(OffsetResetStrategy.EARLIEST);
             default:
-                throw new IllegalArgumentException("starting offsets '" + mode
-                        + "': use earliest, latest or committed");
+                throw new IllegalArgumentException(
+                        "starting offsets '" + mode + "': use earliest, latest or committed");
         }
     }
 }

@@ -34,13 +34,17 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
     private final StreamFormatAdapter<byte[]> lines = new StreamFormatAdapter<>(new ByteLines());
 
     @Override
-    public Reader<Row> createReader(Configuration config, FileSourceSplit split) throws IOException {
-        return new NumberingReader(lines.createReader(config, split), split.path().getPath());
+    public Reader<Row> createReader(Configuration config, FileSourceSplit split)
+            throws IOException {
+        return new NumberingReader(
+                lines.createReader(config, split), split.path().getPath());
     }
 
     @Override
-    public Reader<Row> restoreReader(Configuration config, FileSourceSplit split) throws IOException {
-        return new NumberingReader(lines.restoreReader(config, split), split.path().getPath());
+    public Reader<Row> restoreReader(Configuration config, FileSourceSplit split)
+            throws IOException {
+        return new NumberingReader(
+                lines.restoreReader(config, split), split.path().getPath());
     }
 
     @Override
@@ -50,8 +54,11 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
 
     @Override
     public TypeInformation<Row> getProducedType() {
-        return Types.ROW_NAMED(new String[] {"source", "line_number", "line"},
-                Types.STRING, Types.LONG, Types.PRIMITIVE_ARRAY(Types.BYTE));
+        return Types.ROW_NAMED(
+                new String[] {"source", "line_number", "line"},
+                Types.STRING,
+                Types.LONG,
+                Types.PRIMITIVE_ARRAY(Types.BYTE));
     }
 
     /** Lines as raw bytes, terminator included (as Python's file iteration yields them). */
@@ -59,8 +66,8 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
         private static final long serialVersionUID = 1L;
 
         @Override
-        public StreamFormat.Reader<byte[]> createReader(Configuration config,
-                FSDataInputStream stream) {
+        public StreamFormat.Reader<byte[]> createReader(
+                Configuration config, FSDataInputStream stream) {
             return new StreamFormat.Reader<byte[]>() {
                 // Scans a block at a time for '\n' (a byte-wise read() per byte cost more CPU
                 // than everything else the JVM does for a line).
@@ -115,7 +122,8 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
 
         @Override
         public TypeInformation<byte[]> getProducedType() {
-            return org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
+            return org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo
+                    .BYTE_PRIMITIVE_ARRAY_TYPE_INFO;
         }
     }
 
@@ -145,7 +153,8 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
                     long lineNumber = next.getRecordSkipCount();
                     return new RecordAndPosition<>(
                             Row.of(source, lineNumber, next.getRecord()),
-                            next.getOffset(), next.getRecordSkipCount());
+                            next.getOffset(),
+                            next.getRecordSkipCount());
                 }
 
                 @Override

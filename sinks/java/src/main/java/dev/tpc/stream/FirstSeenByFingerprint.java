@@ -7,9 +7,9 @@ import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.functions.KeyedProcessFunction;
+import org.apache.flink.types.Row;
 import org.apache.flink.util.Collector;
 import org.apache.flink.util.OutputTag;
-import org.apache.flink.types.Row;
 
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -38,8 +38,11 @@ final class FirstSeenByFingerprint extends KeyedProcessFunction<String, Row, Row
     private transient ValueState<String> legacyFingerprint;
     private transient MessageDigest sha256;
 
-    FirstSeenByFingerprint(int fingerprintField, long ttlMillis, OutputTag<Row> duplicates,
-                           OutputTag<Row> conflicts) {
+    FirstSeenByFingerprint(
+            int fingerprintField,
+            long ttlMillis,
+            OutputTag<Row> duplicates,
+            OutputTag<Row> conflicts) {
         this.fingerprintField = fingerprintField;
         this.ttlMillis = ttlMillis;
         this.duplicates = duplicates;
@@ -52,16 +55,20 @@ final class FirstSeenByFingerprint extends KeyedProcessFunction<String, Row, Row
         // heap backend writes its whole state at every checkpoint, and serializing a 64-char
         // string per key took a third of a core at a million keys. 16 bytes keep a
         // collision (a conflict taken for a duplicate) out of reach, even for a crafted one.
-        firstFingerprint = getRuntimeContext().getState(withTtl(new ValueStateDescriptor<>(
-                "first-seen-fingerprint-sha256-128",
-                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO), true));
+        firstFingerprint = getRuntimeContext()
+                .getState(withTtl(
+                        new ValueStateDescriptor<>(
+                                "first-seen-fingerprint-sha256-128",
+                                PrimitiveArrayTypeInfo.BYTE_PRIMITIVE_ARRAY_TYPE_INFO),
+                        true));
         // Checkpoints of the version before kept the whole fingerprint under this name: read
         // it for keys not seen since, so a restore from one still knows every event it saw.
         // It only shrinks (read, migrated, cleared), so it gets no incremental cleanup: on an
         // empty state every access started a new cleanup pass over all key groups, a third of
         // the dedupe task's samples (JFR, 1M lines). Expired entries still read as absent.
-        legacyFingerprint = getRuntimeContext().getState(withTtl(
-                new ValueStateDescriptor<>("first-seen-fingerprint", Types.STRING), false));
+        legacyFingerprint = getRuntimeContext()
+                .getState(withTtl(
+                        new ValueStateDescriptor<>("first-seen-fingerprint", Types.STRING), false));
         try {
             sha256 = MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
@@ -69,8 +76,8 @@ final class FirstSeenByFingerprint extends KeyedProcessFunction<String, Row, Row
         }
     }
 
-    private <T> ValueStateDescriptor<T> withTtl(ValueStateDescriptor<T> descriptor,
-                                                boolean cleanUpIncrementally) {
+    private <T> ValueStateDescriptor<T> withTtl(
+            ValueStateDescriptor<T> descriptor, boolean cleanUpIncrementally) {
         if (ttlMillis > 0 && !cleanUpIncrementally) {
             descriptor.enableTimeToLive(StateTtlConfig.newBuilder(Duration.ofMillis(ttlMillis))
                     .disableCleanupInBackground()

@@ -25,8 +25,7 @@ import java.util.Arrays;
  * {@code transforms/jvm_operators.py}; fields are named as in the stream's row type.
  */
 public final class RowOperators {
-    private RowOperators() {
-    }
+    private RowOperators() {}
 
     /** The three streams of {@link #deduplicate}; {@code firstSeen()} is the operator itself. */
     public static final class Deduplicated {
@@ -34,8 +33,10 @@ public final class RowOperators {
         private final OutputTag<Row> duplicates;
         private final OutputTag<Row> conflicts;
 
-        Deduplicated(SingleOutputStreamOperator<Row> firstSeen, OutputTag<Row> duplicates,
-                     OutputTag<Row> conflicts) {
+        Deduplicated(
+                SingleOutputStreamOperator<Row> firstSeen,
+                OutputTag<Row> duplicates,
+                OutputTag<Row> conflicts) {
             this.firstSeen = firstSeen;
             this.duplicates = duplicates;
             this.conflicts = conflicts;
@@ -59,16 +60,17 @@ public final class RowOperators {
      * rows with the same {@code fingerprintField} are duplicates, others conflicts. See
      * {@link FirstSeenByFingerprint}.
      */
-    public static Deduplicated deduplicate(DataStream<Row> rows, String keyField,
-                                           String fingerprintField, long ttlMillis) {
+    public static Deduplicated deduplicate(
+            DataStream<Row> rows, String keyField, String fingerprintField, long ttlMillis) {
         RowTypeInfo type = rowType(rows);
         int key = fieldIndex(type, keyField);
         int fingerprint = fieldIndex(type, fingerprintField);
         OutputTag<Row> duplicates = new OutputTag<>("duplicates", type);
         OutputTag<Row> conflicts = new OutputTag<>("conflicts", type);
-        SingleOutputStreamOperator<Row> firstSeen = rows
-                .keyBy(new StringFieldKey(key), Types.STRING)
-                .process(new FirstSeenByFingerprint(fingerprint, ttlMillis, duplicates, conflicts),
+        SingleOutputStreamOperator<Row> firstSeen = rows.keyBy(
+                        new StringFieldKey(key), Types.STRING)
+                .process(
+                        new FirstSeenByFingerprint(fingerprint, ttlMillis, duplicates, conflicts),
                         type);
         return new Deduplicated(firstSeen, duplicates, conflicts);
     }
@@ -80,7 +82,10 @@ public final class RowOperators {
      * {@code countAs} (how many rows). See {@link SumPerCheckpoint}.
      */
     public static SingleOutputStreamOperator<Row> sumPerCheckpoint(
-            DataStream<Row> rows, String[] groupFields, String sumField, String sumAs,
+            DataStream<Row> rows,
+            String[] groupFields,
+            String sumField,
+            String sumAs,
             String countAs) {
         RowTypeInfo type = rowType(rows);
         int[] group = new int[groupFields.length];
@@ -97,7 +102,9 @@ public final class RowOperators {
         types[group.length + 1] = Types.LONG;
         RowTypeInfo outType = new RowTypeInfo(types, names);
         return rows.keyBy(new FieldsKey(group), Types.STRING)
-                .transform("sum-per-checkpoint", outType,
+                .transform(
+                        "sum-per-checkpoint",
+                        outType,
                         new SumPerCheckpoint(group, fieldIndex(type, sumField)));
     }
 
@@ -105,8 +112,8 @@ public final class RowOperators {
      * Named rows of {@code targets[i]} = field {@code sources[i]} of each input row: selects,
      * reorders and renames fields, so that one stream can feed sinks of several shapes.
      */
-    public static SingleOutputStreamOperator<Row> project(DataStream<Row> rows, String[] targets,
-                                                          String[] sources) {
+    public static SingleOutputStreamOperator<Row> project(
+            DataStream<Row> rows, String[] targets, String[] sources) {
         if (targets.length != sources.length) {
             throw new IllegalArgumentException("project: as many target names as source fields");
         }
@@ -134,7 +141,9 @@ public final class RowOperators {
             columns[i] = columnType(type.getTypeAt(i));
             fieldClasses[i] = type.getTypeAt(i).getTypeClass();
         }
-        return rows.transform("batch", new RowTypeInfo(columns, type.getFieldNames()),
+        return rows.transform(
+                "batch",
+                new RowTypeInfo(columns, type.getFieldNames()),
                 new BatchPerCheckpoint(maxRows, fieldClasses));
     }
 
@@ -246,8 +255,8 @@ public final class RowOperators {
     private static int fieldIndex(RowTypeInfo type, String name) {
         int index = type.getFieldIndex(name);
         if (index < 0) {
-            throw new IllegalArgumentException("no field '" + name + "' in "
-                    + Arrays.toString(type.getFieldNames()));
+            throw new IllegalArgumentException(
+                    "no field '" + name + "' in " + Arrays.toString(type.getFieldNames()));
         }
         return index;
     }

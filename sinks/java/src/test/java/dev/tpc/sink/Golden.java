@@ -19,8 +19,8 @@ final class Golden {
 
     static byte[] read(String name, byte[] current) {
         if (Boolean.getBoolean("tpc.golden.write")) {
-            Path file = Paths.get(System.getProperty("basedir", "."),
-                    "src", "test", "resources", "golden", name);
+            Path file = Paths.get(
+                    System.getProperty("basedir", "."), "src", "test", "resources", "golden", name);
             try {
                 if (!Files.exists(file)) {
                     Files.createDirectories(file.getParent());

@@ -19,39 +19,56 @@ class NamedStatementTest {
 
     @Test
     void namedParametersBecomePlaceholdersInOrder() {
-        assertParsed("INSERT INTO t (a, b) VALUES (:a, :b_2)",
-                "INSERT INTO t (a, b) VALUES (?, ?)", "a", "b_2");
+        assertParsed(
+                "INSERT INTO t (a, b) VALUES (:a, :b_2)",
+                "INSERT INTO t (a, b) VALUES (?, ?)",
+                "a",
+                "b_2");
     }
 
     @Test
     void aParameterUsedTwiceIsBoundTwice() {
-        assertParsed("UPDATE t SET n = n + :d WHERE k = :k AND :d > 0",
-                "UPDATE t SET n = n + ? WHERE k = ? AND ? > 0", "d", "k", "d");
+        assertParsed(
+                "UPDATE t SET n = n + :d WHERE k = :k AND :d > 0",
+                "UPDATE t SET n = n + ? WHERE k = ? AND ? > 0",
+                "d",
+                "k",
+                "d");
     }
 
     @Test
     void castsAreNotParameters() {
-        assertParsed("SELECT :amount::numeric, x::text, (:t)::timestamptz",
-                "SELECT ?::numeric, x::text, (?)::timestamptz", "amount", "t");
+        assertParsed(
+                "SELECT :amount::numeric, x::text, (:t)::timestamptz",
+                "SELECT ?::numeric, x::text, (?)::timestamptz",
+                "amount",
+                "t");
     }
 
     @Test
     void quotedStringsAndIdentifiersAreLeftAlone() {
-        assertParsed("INSERT INTO \"t:x\" (\"c\"\"::y\") VALUES (':no', 'it''s :no', :yes)",
-                "INSERT INTO \"t:x\" (\"c\"\"::y\") VALUES (':no', 'it''s :no', ?)", "yes");
+        assertParsed(
+                "INSERT INTO \"t:x\" (\"c\"\"::y\") VALUES (':no', 'it''s :no', :yes)",
+                "INSERT INTO \"t:x\" (\"c\"\"::y\") VALUES (':no', 'it''s :no', ?)",
+                "yes");
     }
 
     @Test
     void commentsAreLeftAlone() {
-        assertParsed("SELECT :a -- :b\n, /* :c\n */ :d /* :e */",
-                "SELECT ? -- :b\n, /* :c\n */ ? /* :e */", "a", "d");
+        assertParsed(
+                "SELECT :a -- :b\n, /* :c\n */ :d /* :e */",
+                "SELECT ? -- :b\n, /* :c\n */ ? /* :e */",
+                "a",
+                "d");
         assertParsed("SELECT :a -- :b", "SELECT ? -- :b", "a");
     }
 
     @Test
     void digitsAndArraySlicesAreNotParameters() {
-        assertParsed("SELECT a[1:2], '10:30', x FROM t WHERE y = :y",
-                "SELECT a[1:2], '10:30', x FROM t WHERE y = ?", "y");
+        assertParsed(
+                "SELECT a[1:2], '10:30', x FROM t WHERE y = :y",
+                "SELECT a[1:2], '10:30', x FROM t WHERE y = ?",
+                "y");
     }
 
     @Test
@@ -61,7 +78,8 @@ class NamedStatementTest {
 
     @Test
     void positionalPlaceholdersAreRefused() {
-        SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
+        SinkConfigurationException e = assertThrows(
+                SinkConfigurationException.class,
                 () -> NamedStatement.parse("INSERT INTO t VALUES (?)"));
         assertTrue(e.getMessage().contains("named parameters"), e.getMessage());
     }
@@ -86,16 +104,19 @@ class NamedStatementTest {
     @Test
     void anUnknownFieldIsReportedWithTheRowsFields() {
         NamedStatement statement = NamedStatement.parse("VALUES (:missing)");
-        SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
-                () -> statement.bindIndexes(List.of("a", "b")));
-        assertTrue(e.getMessage().contains("':missing'") && e.getMessage().contains("[a, b]"),
+        SinkConfigurationException e = assertThrows(
+                SinkConfigurationException.class, () -> statement.bindIndexes(List.of("a", "b")));
+        assertTrue(
+                e.getMessage().contains("':missing'") && e.getMessage().contains("[a, b]"),
                 e.getMessage());
     }
 
     @Test
     void dollarQuotedStringsAreLeftAlone() {
-        assertParsed("SELECT $$ :no ' $$, $fn$ :no $$ $fn$, :yes",
-                "SELECT $$ :no ' $$, $fn$ :no $$ $fn$, ?", "yes");
+        assertParsed(
+                "SELECT $$ :no ' $$, $fn$ :no $$ $fn$, :yes",
+                "SELECT $$ :no ' $$, $fn$ :no $$ $fn$, ?",
+                "yes");
     }
 
     @Test
@@ -105,7 +126,8 @@ class NamedStatementTest {
 
     @Test
     void escapeStringsMayHoldBackslashQuotes() {
-        assertParsed("SELECT E'it\\'s :no', e'\\\\', :yes", "SELECT E'it\\'s :no', e'\\\\', ?", "yes");
+        assertParsed(
+                "SELECT E'it\\'s :no', e'\\\\', :yes", "SELECT E'it\\'s :no', e'\\\\', ?", "yes");
     }
 
     @Test
@@ -115,9 +137,12 @@ class NamedStatementTest {
 
     @Test
     void aDollarQuoteEndsOnlyAtItsOwnTag() {
-        assertParsed("SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, :yes",
-                "SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, ?", "yes");
-        assertParsed("DO $body$ BEGIN PERFORM $q$ :no $q$; END $body$ -- :no",
+        assertParsed(
+                "SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, :yes",
+                "SELECT $a$ :no $b$ :no $$ :no $b$ 'x $a$, ?",
+                "yes");
+        assertParsed(
+                "DO $body$ BEGIN PERFORM $q$ :no $q$; END $body$ -- :no",
                 "DO $body$ BEGIN PERFORM $q$ :no $q$; END $body$ -- :no");
         assertParsed("SELECT $_t1$:no$_t1$, :yes", "SELECT $_t1$:no$_t1$, ?", "yes");
     }
@@ -137,8 +162,8 @@ class NamedStatementTest {
 
     @Test
     void anUnterminatedDollarQuoteIsRefused() {
-        SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
-                () -> NamedStatement.parse("SELECT $fn$ :x $$"));
+        SinkConfigurationException e = assertThrows(
+                SinkConfigurationException.class, () -> NamedStatement.parse("SELECT $fn$ :x $$"));
         assertTrue(e.getMessage().contains("$fn$"), e.getMessage());
     }
 
@@ -157,8 +182,10 @@ class NamedStatementTest {
 
     @Test
     void unicodeAndBitStringsAreStandardStrings() {
-        assertParsed("SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', :yes",
-                "SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', ?", "yes");
+        assertParsed(
+                "SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', :yes",
+                "SELECT U&'d\\0061t :no' UESCAPE '!', U&\"c :no\", B'01', X'1F', ?",
+                "yes");
         // In a U& string a backslash escapes nothing that matters to the lexer: '\' ends it.
         assertParsed("SELECT U&'\\', :yes", "SELECT U&'\\', ?", "yes");
     }
@@ -170,7 +197,9 @@ class NamedStatementTest {
 
     @Test
     void castsStillAreNotParameters() {
-        assertParsed("SELECT $$1$$::int + :a::int, E'x'::text, $1::text",
-                "SELECT $$1$$::int + ?::int, E'x'::text, $1::text", "a");
+        assertParsed(
+                "SELECT $$1$$::int + :a::int, E'x'::text, $1::text",
+                "SELECT $$1$$::int + ?::int, E'x'::text, $1::text",
+                "a");
     }
 }

@@ -58,11 +58,12 @@ class PgCommitterTest {
         }
         if (admin != null) {
             try (Statement st = admin.createStatement();
-                 ResultSet rs = st.executeQuery("SELECT gid FROM pg_prepared_xacts WHERE "
-                         + "starts_with(gid, '" + TransactionId.sinkPrefix(sinkId) + "')")) {
+                    ResultSet rs = st.executeQuery("SELECT gid FROM pg_prepared_xacts WHERE "
+                            + "starts_with(gid, '" + TransactionId.sinkPrefix(sinkId) + "')")) {
                 while (rs.next()) {
                     try (Statement rollback = admin.createStatement()) {
-                        rollback.execute("ROLLBACK PREPARED " + TransactionId.quoted(rs.getString(1)));
+                        rollback.execute(
+                                "ROLLBACK PREPARED " + TransactionId.quoted(rs.getString(1)));
                     }
                 }
             }
@@ -74,8 +75,11 @@ class PgCommitterTest {
     }
 
     private Committer<PgCommittable> committer(String mode, int maxCommitRetries) {
-        SinkConfig config = TestDatabase.config(sinkId, mode,
-                List.of("INSERT INTO " + table + " (id, v) VALUES (:id, :v)"), FIELDS,
+        SinkConfig config = TestDatabase.config(
+                sinkId,
+                mode,
+                List.of("INSERT INTO " + table + " (id, v) VALUES (:id, :v)"),
+                FIELDS,
                 maxCommitRetries);
         committer = new PgCommitter(config, initContext());
         return committer;
@@ -101,10 +105,11 @@ class PgCommitterTest {
     private PgCommittable staged(long counter, long... ids) throws SQLException, IOException {
         TransactionId tx = TransactionId.create(sinkId, 0, counter, "job.0");
         try (Connection c = TestDatabase.connect();
-             PreparedStatement row = c.prepareStatement(
-                     "INSERT INTO tpc_staged_rows (gid, seq, payload) VALUES (?, ?, ?)");
-             PreparedStatement batch = c.prepareStatement("INSERT INTO tpc_staged_batches (gid, "
-                     + "sink_id, subtask, counter, row_count, lineage) VALUES (?, ?, 0, ?, ?, 'l')")) {
+                PreparedStatement row = c.prepareStatement(
+                        "INSERT INTO tpc_staged_rows (gid, seq, payload) VALUES (?, ?, ?)");
+                PreparedStatement batch = c.prepareStatement(
+                        "INSERT INTO tpc_staged_batches (gid, "
+                                + "sink_id, subtask, counter, row_count, lineage) VALUES (?, ?, 0, ?, ?, 'l')")) {
             for (int seq = 0; seq < ids.length; seq++) {
                 row.setString(1, tx.gid);
                 row.setLong(2, seq);
@@ -122,15 +127,15 @@ class PgCommitterTest {
 
     private long rows() throws SQLException {
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT count(*) FROM " + table)) {
+                ResultSet rs = st.executeQuery("SELECT count(*) FROM " + table)) {
             rs.next();
             return rs.getLong(1);
         }
     }
 
     private boolean inCommitLog(String gid) throws SQLException {
-        try (PreparedStatement ps = admin.prepareStatement(
-                "SELECT 1 FROM tpc_commit_log WHERE gid = ?")) {
+        try (PreparedStatement ps =
+                admin.prepareStatement("SELECT 1 FROM tpc_commit_log WHERE gid = ?")) {
             ps.setString(1, gid);
             try (ResultSet rs = ps.executeQuery()) {
                 return rs.next();
@@ -174,8 +179,10 @@ class PgCommitterTest {
         Committer<PgCommittable> committer = committer("prepared", 3);
         String gid = TransactionId.create(sinkId, 0, 7, "job.0").gid;
         for (CommitMode mode : new CommitMode[] {CommitMode.PREPARED, CommitMode.STAGED}) {
-            IOException e = assertThrows(IOException.class, () -> committer.commit(
-                    List.of(new Request(new PgCommittable(gid, mode, 5, 0), 0))));
+            IOException e = assertThrows(
+                    IOException.class,
+                    () -> committer.commit(
+                            List.of(new Request(new PgCommittable(gid, mode, 5, 0), 0))));
             assertTrue(e.getMessage().contains("is lost"), e.getMessage());
         }
     }
@@ -205,8 +212,8 @@ class PgCommitterTest {
         terminateCommitterSessions();
 
         PgCommittable c = prepared(2, 2);
-        IOException e = assertThrows(IOException.class,
-                () -> committer.commit(List.of(new Request(c, 0))));
+        IOException e =
+                assertThrows(IOException.class, () -> committer.commit(List.of(new Request(c, 0))));
         assertTrue(e.getMessage().contains("after 0 retries"), e.getMessage());
         // Nothing is lost: the restarted job's committer commits it.
         Request afterRestart = new Request(c, 0);
@@ -217,9 +224,9 @@ class PgCommitterTest {
 
     private void terminateCommitterSessions() throws SQLException {
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT count(pg_terminate_backend(pid)) FROM "
-                     + "pg_stat_activity WHERE application_name = 'tpc-sink-" + sinkId
-                     + "-0-committer'")) {
+                ResultSet rs = st.executeQuery("SELECT count(pg_terminate_backend(pid)) FROM "
+                        + "pg_stat_activity WHERE application_name = 'tpc-sink-" + sinkId
+                        + "-0-committer'")) {
             rs.next();
             assertEquals(1, rs.getInt(1), "the committer's session");
         }
@@ -319,12 +326,16 @@ class PgCommitterTest {
 
     @SuppressWarnings("unchecked")
     private static <T> T proxy(Class<T> type, Answer answer) {
-        return (T) Proxy.newProxyInstance(PgCommitterTest.class.getClassLoader(),
-                new Class<?>[] {type}, (self, method, args) -> {
+        return (T) Proxy.newProxyInstance(
+                PgCommitterTest.class.getClassLoader(),
+                new Class<?>[] {type},
+                (self, method, args) -> {
                     if (method.getDeclaringClass() == Object.class) {
-                        return method.getName().equals("toString") ? type.getSimpleName()
-                                : method.getName().equals("hashCode") ? System.identityHashCode(self)
-                                : self == args[0];
+                        return method.getName().equals("toString")
+                                ? type.getSimpleName()
+                                : method.getName().equals("hashCode")
+                                        ? System.identityHashCode(self)
+                                        : self == args[0];
                     }
                     return answer.answer(method.getName(), args);
                 });

@@ -75,8 +75,12 @@ class PgSinkOperatorsTest {
     }
 
     private PostgresTwoPhaseCommitSink sink(String mode) {
-        return new PostgresTwoPhaseCommitSink(TestDatabase.config(sinkId, mode,
-                List.of("INSERT INTO " + table + " (id, v) VALUES (:id, :v)"), FIELDS, 10));
+        return new PostgresTwoPhaseCommitSink(TestDatabase.config(
+                sinkId,
+                mode,
+                List.of("INSERT INTO " + table + " (id, v) VALUES (:id, :v)"),
+                FIELDS,
+                10));
     }
 
     private OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>> writer(
@@ -88,12 +92,13 @@ class PgSinkOperatorsTest {
         return harness;
     }
 
-    private OneInputStreamOperatorTestHarness<CommittableMessage<PgCommittable>,
-            CommittableMessage<PgCommittable>> committer(PostgresTwoPhaseCommitSink sink)
-            throws Exception {
+    private OneInputStreamOperatorTestHarness<
+                    CommittableMessage<PgCommittable>, CommittableMessage<PgCommittable>>
+            committer(PostgresTwoPhaseCommitSink sink) throws Exception {
         // Streaming with checkpointing: the committer commits at completed checkpoints only.
-        OneInputStreamOperatorTestHarness<CommittableMessage<PgCommittable>,
-                CommittableMessage<PgCommittable>> harness = new OneInputStreamOperatorTestHarness<>(
+        OneInputStreamOperatorTestHarness<
+                        CommittableMessage<PgCommittable>, CommittableMessage<PgCommittable>>
+                harness = new OneInputStreamOperatorTestHarness<>(
                         new CommitterOperatorFactory<>(sink, false, true));
         harnesses.add(harness);
         return harness;
@@ -110,33 +115,37 @@ class PgSinkOperatorsTest {
     private static List<StreamRecord<CommittableMessage<PgCommittable>>> drain(
             OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>> writer) {
         List<StreamRecord<CommittableMessage<PgCommittable>>> records = new ArrayList<>();
-        for (StreamRecord<? extends CommittableMessage<PgCommittable>> record
-                : writer.extractOutputStreamRecords()) {
+        for (StreamRecord<? extends CommittableMessage<PgCommittable>> record :
+                writer.extractOutputStreamRecords()) {
             records.add(new StreamRecord<>(record.getValue()));
         }
         writer.getOutput().clear();
         return records;
     }
 
-    private static void deliver(OneInputStreamOperatorTestHarness<CommittableMessage<PgCommittable>,
-            ?> committer, List<StreamRecord<CommittableMessage<PgCommittable>>> records)
+    private static void deliver(
+            OneInputStreamOperatorTestHarness<CommittableMessage<PgCommittable>, ?> committer,
+            List<StreamRecord<CommittableMessage<PgCommittable>>> records)
             throws Exception {
         for (StreamRecord<CommittableMessage<PgCommittable>> record : records) {
             committer.processElement(record);
         }
     }
 
-    private static long checkpointOf(List<StreamRecord<CommittableMessage<PgCommittable>>> records) {
-        return records.stream().map(StreamRecord::getValue)
+    private static long checkpointOf(
+            List<StreamRecord<CommittableMessage<PgCommittable>>> records) {
+        return records.stream()
+                .map(StreamRecord::getValue)
                 .filter(m -> m instanceof CommittableWithLineage)
-                .mapToLong(CommittableMessage::getCheckpointId).findFirst()
+                .mapToLong(CommittableMessage::getCheckpointId)
+                .findFirst()
                 .orElseThrow(() -> new AssertionError("no committable in " + records));
     }
 
     private List<Long> ids() throws SQLException {
         List<Long> ids = new ArrayList<>();
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT id FROM " + table + " ORDER BY id")) {
+                ResultSet rs = st.executeQuery("SELECT id FROM " + table + " ORDER BY id")) {
             while (rs.next()) {
                 ids.add(rs.getLong(1));
             }
@@ -185,8 +194,7 @@ class PgSinkOperatorsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"prepared", "staged"})
-    void aTransientCommitFailureIsRetriedByTheOperatorAndCommitsOnce(String mode)
-            throws Exception {
+    void aTransientCommitFailureIsRetriedByTheOperatorAndCommitsOnce(String mode) throws Exception {
         PostgresTwoPhaseCommitSink sink = sink(mode);
         var writer = writer(sink);
         var committer = committer(sink);
@@ -281,8 +289,8 @@ class PgSinkOperatorsTest {
 
     private long committedInLog() throws SQLException {
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT count(*) FROM tpc_commit_log WHERE sink_id = '"
-                     + sinkId + "'")) {
+                ResultSet rs = st.executeQuery(
+                        "SELECT count(*) FROM tpc_commit_log WHERE sink_id = '" + sinkId + "'")) {
             rs.next();
             return rs.getLong(1);
         }
@@ -290,15 +298,15 @@ class PgSinkOperatorsTest {
 
     private int committerBackend() throws SQLException {
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT pid FROM pg_stat_activity WHERE "
-                     + "application_name = 'tpc-sink-" + sinkId + "-0-committer'")) {
+                ResultSet rs = st.executeQuery("SELECT pid FROM pg_stat_activity WHERE "
+                        + "application_name = 'tpc-sink-" + sinkId + "-0-committer'")) {
             return rs.next() ? rs.getInt(1) : -1;
         }
     }
 
     private void terminate(int pid) throws SQLException {
         try (Statement st = admin.createStatement();
-             ResultSet rs = st.executeQuery("SELECT pg_terminate_backend(" + pid + ")")) {
+                ResultSet rs = st.executeQuery("SELECT pg_terminate_backend(" + pid + ")")) {
             rs.next();
             assertEquals(true, rs.getBoolean(1), "the committer's session");
         }

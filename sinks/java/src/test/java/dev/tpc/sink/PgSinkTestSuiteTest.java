@@ -23,8 +23,6 @@ import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.DisplayName;
-import org.junit.jupiter.api.TestTemplate;
 import org.junit.jupiter.api.Timeout;
 
 import java.io.IOException;
@@ -111,8 +109,10 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
             String suffix = UUID.randomUUID().toString().substring(0, 8);
             this.sinkId = "suite-" + mode + "-" + suffix;
             this.table = "suite_" + mode + "_" + suffix;
-            try (Connection c = TestDatabase.connect(); Statement st = c.createStatement()) {
-                st.execute("CREATE TABLE " + table + " (seq bigserial PRIMARY KEY, v text NOT NULL)");
+            try (Connection c = TestDatabase.connect();
+                    Statement st = c.createStatement()) {
+                st.execute(
+                        "CREATE TABLE " + table + " (seq bigserial PRIMARY KEY, v text NOT NULL)");
             } catch (SQLException e) {
                 throw new IllegalStateException("cannot create " + table, e);
             }
@@ -120,8 +120,12 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
 
         @Override
         public Sink<String> createSink(TestingSinkSettings settings) {
-            return new StringRows(new PostgresTwoPhaseCommitSink(TestDatabase.config(sinkId, mode,
-                    List.of("INSERT INTO " + table + " (v) VALUES (:v)"), List.of("v"), 10)));
+            return new StringRows(new PostgresTwoPhaseCommitSink(TestDatabase.config(
+                    sinkId,
+                    mode,
+                    List.of("INSERT INTO " + table + " (v) VALUES (:v)"),
+                    List.of("v"),
+                    10)));
         }
 
         @Override
@@ -151,7 +155,8 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
 
         @Override
         public void close() throws SQLException {
-            try (Connection c = TestDatabase.connect(); Statement st = c.createStatement()) {
+            try (Connection c = TestDatabase.connect();
+                    Statement st = c.createStatement()) {
                 // A cancelled job can leave prepared transactions, whose locks would hold up
                 // the DROP forever.
                 List<String> gids = new ArrayList<>();
@@ -187,8 +192,9 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
         @Override
         public List<String> poll(Duration timeout) {
             List<String> fresh = new ArrayList<>();
-            try (Connection c = TestDatabase.connect(); Statement st = c.createStatement();
-                 ResultSet rs = st.executeQuery("SELECT seq, v FROM " + table)) {
+            try (Connection c = TestDatabase.connect();
+                    Statement st = c.createStatement();
+                    ResultSet rs = st.executeQuery("SELECT seq, v FROM " + table)) {
                 while (rs.next()) {
                     if (seen.add(rs.getLong(1))) {
                         fresh.add(rs.getString(2));
@@ -216,8 +222,10 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
      * state, committables and committer are the real sink's. Not its check of the job's
      * checkpointing (see the class Javadoc).
      */
-    static final class StringRows implements Sink<String>, SupportsCommitter<PgCommittable>,
-            SupportsWriterState<String, PgWriterState> {
+    static final class StringRows
+            implements Sink<String>,
+                    SupportsCommitter<PgCommittable>,
+                    SupportsWriterState<String, PgWriterState> {
         private static final long serialVersionUID = 1L;
 
         private final PostgresTwoPhaseCommitSink sink;
@@ -253,8 +261,9 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
             return sink.getCommittableSerializer();
         }
 
-        static final class Writer implements StatefulSinkWriter<String, PgWriterState>,
-                CommittingSinkWriter<String, PgCommittable> {
+        static final class Writer
+                implements StatefulSinkWriter<String, PgWriterState>,
+                        CommittingSinkWriter<String, PgCommittable> {
             private final PgWriter writer;
 
             Writer(PgWriter writer) {
@@ -262,8 +271,8 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
             }
 
             @Override
-            public void write(String value, Context context) throws IOException,
-                    InterruptedException {
+            public void write(String value, Context context)
+                    throws IOException, InterruptedException {
                 writer.write(Row.of(value), context);
             }
 
@@ -273,8 +282,8 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
             }
 
             @Override
-            public Collection<PgCommittable> prepareCommit() throws IOException,
-                    InterruptedException {
+            public Collection<PgCommittable> prepareCommit()
+                    throws IOException, InterruptedException {
                 return writer.prepareCommit();
             }
 

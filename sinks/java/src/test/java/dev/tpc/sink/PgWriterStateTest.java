@@ -52,13 +52,15 @@ class PgWriterStateTest {
             out.writeInt(1);
             out.writeLong(99);
         }
-        assertSame(new PgWriterState("ledger", 1, 99, ""),
+        assertSame(
+                new PgWriterState("ledger", 1, 99, ""),
                 serializer.deserialize(1, bytes.toByteArray()));
     }
 
     @Test
     void refusesAnUnknownVersion() {
-        IOException e = assertThrows(IOException.class, () -> serializer.deserialize(3, new byte[0]));
+        IOException e =
+                assertThrows(IOException.class, () -> serializer.deserialize(3, new byte[0]));
         assertEquals("unknown writer state version 3", e.getMessage());
     }
 }

@@ -29,16 +29,31 @@ class RowCodecTest {
     /** One value of every type the codec stores, edge values where a type has them. */
     private static Object[] everyType() {
         return new Object[] {
-                null, "", "NUL \u0000, astral \ud83d\udcb8, noncharacter \uffff, \u00ff",
-                Long.MIN_VALUE, Integer.MAX_VALUE, (short) -1, (byte) 0x7f,
-                -0.0, Double.NaN, Float.MIN_VALUE, true, false,
-                new BigDecimal("-12345678901234567890.000100"), new BigDecimal("1E+3"),
-                new BigInteger("-123456789012345678901234567890"),
-                java.sql.Timestamp.valueOf("2026-11-27 23:59:59.123456789"),
-                java.sql.Date.valueOf("1999-12-31"), java.sql.Time.valueOf("00:00:01"),
-                LocalDateTime.of(2026, 3, 29, 2, 30, 0, 1), Instant.parse("1969-12-31T23:59:59.999999999Z"),
-                OffsetDateTime.parse("2026-11-27T10:15:30.5+05:30"), LocalDate.of(-44, 3, 15),
-                LocalTime.of(23, 59, 59, 999_999_999), new byte[] {0, -1, 42}};
+            null,
+            "",
+            "NUL \u0000, astral \ud83d\udcb8, noncharacter \uffff, \u00ff",
+            Long.MIN_VALUE,
+            Integer.MAX_VALUE,
+            (short) -1,
+            (byte) 0x7f,
+            -0.0,
+            Double.NaN,
+            Float.MIN_VALUE,
+            true,
+            false,
+            new BigDecimal("-12345678901234567890.000100"),
+            new BigDecimal("1E+3"),
+            new BigInteger("-123456789012345678901234567890"),
+            java.sql.Timestamp.valueOf("2026-11-27 23:59:59.123456789"),
+            java.sql.Date.valueOf("1999-12-31"),
+            java.sql.Time.valueOf("00:00:01"),
+            LocalDateTime.of(2026, 3, 29, 2, 30, 0, 1),
+            Instant.parse("1969-12-31T23:59:59.999999999Z"),
+            OffsetDateTime.parse("2026-11-27T10:15:30.5+05:30"),
+            LocalDate.of(-44, 3, 15),
+            LocalTime.of(23, 59, 59, 999_999_999),
+            new byte[] {0, -1, 42}
+        };
     }
 
     private static void assertValuesEqual(Object[] expected, Object[] actual) {
@@ -71,8 +86,11 @@ class RowCodecTest {
         String lone = "a\ud800b\udc00";
         Object[] decoded = RowCodec.decode(RowCodec.encode(new Object[] {lone}));
         assertEquals("a?b?", decoded[0]);
-        assertEquals(new String(lone.getBytes(java.nio.charset.StandardCharsets.UTF_8),
-                java.nio.charset.StandardCharsets.UTF_8), decoded[0]);
+        assertEquals(
+                new String(
+                        lone.getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                        java.nio.charset.StandardCharsets.UTF_8),
+                decoded[0]);
     }
 
     @Test
@@ -118,8 +136,11 @@ class RowCodecTest {
     @Test
     void theBytesDoNotDependOnTheDefaultTimeZone() throws IOException {
         TimeZone.setDefault(TimeZone.getTimeZone("UTC"));
-        Object[] row = {LocalDateTime.of(2026, 11, 27, 8, 0), Instant.EPOCH,
-                OffsetDateTime.parse("2026-11-27T08:00:00-03:30")};
+        Object[] row = {
+            LocalDateTime.of(2026, 11, 27, 8, 0),
+            Instant.EPOCH,
+            OffsetDateTime.parse("2026-11-27T08:00:00-03:30")
+        };
         byte[] utc = RowCodec.encode(row);
         TimeZone.setDefault(TimeZone.getTimeZone("Pacific/Chatham"));
         assertArrayEquals(utc, RowCodec.encode(row));
@@ -137,16 +158,18 @@ class RowCodecTest {
 
     @Test
     void anUnsupportedTypeSaysWhichOnesAre() {
-        IOException e = assertThrows(IOException.class,
-                () -> RowCodec.encode(new Object[] {new StringBuilder("x")}));
-        assertTrue(e.getMessage().contains("java.lang.StringBuilder")
-                && e.getMessage().contains("date/time or bytes"), e.getMessage());
+        IOException e = assertThrows(
+                IOException.class, () -> RowCodec.encode(new Object[] {new StringBuilder("x")}));
+        assertTrue(
+                e.getMessage().contains("java.lang.StringBuilder")
+                        && e.getMessage().contains("date/time or bytes"),
+                e.getMessage());
     }
 
     @Test
     void anUnknownTagIsCorruption() {
-        IOException e = assertThrows(IOException.class,
-                () -> RowCodec.decode(new byte[] {0, 1, 99}));
+        IOException e =
+                assertThrows(IOException.class, () -> RowCodec.decode(new byte[] {0, 1, 99}));
         assertTrue(e.getMessage().contains("unknown value tag 99"), e.getMessage());
     }
 }

@@ -33,10 +33,10 @@ class SinkConfigBuilderTest {
     }
 
     /** The message of the error {@code build()} raises for {@code change}, with checks common to all. */
-    private static String error(UnaryOperator<SinkConfig.Builder> change, String setter,
-            String... needles) {
-        SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
-                () -> change.apply(valid()).build());
+    private static String error(
+            UnaryOperator<SinkConfig.Builder> change, String setter, String... needles) {
+        SinkConfigurationException e = assertThrows(
+                SinkConfigurationException.class, () -> change.apply(valid()).build());
         String message = e.getMessage();
         assertTrue(message.startsWith(setter + ": "), message);
         for (String needle : needles) {
@@ -69,13 +69,22 @@ class SinkConfigBuilderTest {
 
     @Test
     void everySetterReachesTheConfig() {
-        SinkConfig config = valid().setMode("PREPARED").setBatchSize(7).setLockTimeoutMs(1)
-                .setStatementTimeoutMs(2_000).setSocketTimeoutS(3).setConnectTimeoutS(4)
-                .setControlSchema("tpc").setConnectionProperty("stringtype", "unspecified")
-                .setMaxCommitRetries(0).setCommitRetryBackoffMs(5, 6)
-                .setOnRowError("dead_letter").setCommitLogRetentionHours(1.5)
-                .setPreparedTransactionWarningS(1.2).setOwnerWaitS(0.25)
-                .setStatements(List.of("SELECT :v")).build();
+        SinkConfig config = valid().setMode("PREPARED")
+                .setBatchSize(7)
+                .setLockTimeoutMs(1)
+                .setStatementTimeoutMs(2_000)
+                .setSocketTimeoutS(3)
+                .setConnectTimeoutS(4)
+                .setControlSchema("tpc")
+                .setConnectionProperty("stringtype", "unspecified")
+                .setMaxCommitRetries(0)
+                .setCommitRetryBackoffMs(5, 6)
+                .setOnRowError("dead_letter")
+                .setCommitLogRetentionHours(1.5)
+                .setPreparedTransactionWarningS(1.2)
+                .setOwnerWaitS(0.25)
+                .setStatements(List.of("SELECT :v"))
+                .build();
         assertEquals(CommitMode.PREPARED, config.mode());
         assertEquals(7, config.batchSize());
         assertEquals(1, config.lockTimeoutMillis());
@@ -91,8 +100,11 @@ class SinkConfigBuilderTest {
         assertEquals(2, config.preparedTransactionWarningSeconds()); // rounded up
         assertEquals(250, config.ownerWaitMillis());
         assertEquals(1, config.statements().size()); // setStatements replaced the one added
-        assertEquals(1, valid().setCommitLogRetentionHours(1.0 / 3600).build()
-                .commitLogRetentionSeconds()); // float noise is not rounded up to 2 s
+        assertEquals(
+                1,
+                valid().setCommitLogRetentionHours(1.0 / 3600)
+                        .build()
+                        .commitLogRetentionSeconds()); // float noise is not rounded up to 2 s
     }
 
     @Test
@@ -106,7 +118,10 @@ class SinkConfigBuilderTest {
     @Test
     void jdbcUrl() {
         error(b -> b.setJdbcUrl(null), "setJdbcUrl", "required", "jdbc:postgresql://");
-        error(b -> b.setJdbcUrl("jdbc:mysql://db/x"), "setJdbcUrl", "'jdbc:mysql://db/x'",
+        error(
+                b -> b.setJdbcUrl("jdbc:mysql://db/x"),
+                "setJdbcUrl",
+                "'jdbc:mysql://db/x'",
                 "jdbc:postgresql://host:port/database");
     }
 
@@ -114,15 +129,27 @@ class SinkConfigBuilderTest {
     void aPasswordInTheUrlIsRefusedWithoutEchoingIt() {
         String message = error(
                 b -> b.setJdbcUrl("jdbc:postgresql://db/x?user=a&password=" + PASSWORD),
-                "setJdbcUrl", "password=***", "setPassword", "set_password_env");
+                "setJdbcUrl",
+                "password=***",
+                "setPassword",
+                "set_password_env");
         assertFalse(message.contains(PASSWORD), message);
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"", "bad id!", "quote'd", "tpc:colon",
-            "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"})
+    @ValueSource(
+            strings = {
+                "",
+                "bad id!",
+                "quote'd",
+                "tpc:colon",
+                "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+            })
     void sinkId(String sinkId) {
-        error(b -> b.setSinkId(sinkId), "setSinkId", "sink id '" + sinkId + "' is invalid",
+        error(
+                b -> b.setSinkId(sinkId),
+                "setSinkId",
+                "sink id '" + sinkId + "' is invalid",
                 "1 to 64 characters");
     }
 
@@ -140,8 +167,11 @@ class SinkConfigBuilderTest {
     @Test
     void statements() {
         error(b -> b.setStatements(List.of()), "addStatement", "at least one");
-        error(b -> b.addStatement("INSERT INTO out VALUES (:id, :amount, :amount, :cur)"),
-                "addStatement", "':amount', ':cur' that the rows lack", "[id, v]");
+        error(
+                b -> b.addStatement("INSERT INTO out VALUES (:id, :amount, :amount, :cur)"),
+                "addStatement",
+                "':amount', ':cur' that the rows lack",
+                "[id, v]");
         error(b -> b.addStatement("INSERT INTO out VALUES (?)"), "addStatement", "'?'");
         error(b -> b.addStatement("SELECT $x$ never closed"), "addStatement", "unterminated");
     }
@@ -167,7 +197,9 @@ class SinkConfigBuilderTest {
 
     @Test
     void theSocketTimeoutMustExceedTheStatementTimeout() {
-        error(b -> b.setStatementTimeoutMs(120_000).setSocketTimeoutS(90), "setSocketTimeoutS",
+        error(
+                b -> b.setStatementTimeoutMs(120_000).setSocketTimeoutS(90),
+                "setSocketTimeoutS",
                 "(90 s) must exceed the statement timeout (120000 ms");
         error(b -> b.setStatementTimeoutMs(0), "setSocketTimeoutS", "(0 ms");
         valid().setStatementTimeoutMs(0).setSocketTimeoutS(0).build(); // neither: allowed
@@ -175,15 +207,21 @@ class SinkConfigBuilderTest {
 
     @Test
     void controlSchema() {
-        error(b -> b.setControlSchema("Bad-Schema"), "setControlSchema", "'Bad-Schema'",
+        error(
+                b -> b.setControlSchema("Bad-Schema"),
+                "setControlSchema",
+                "'Bad-Schema'",
                 "lower-case SQL identifier");
     }
 
     @ParameterizedTest
     @ValueSource(strings = {"connectTimeout", "socketTimeout", "tcpKeepAlive"})
     void connectionPropertiesTheSinkOwns(String key) {
-        String message = error(b -> b.setConnectionProperty(key, "value-not-shown"),
-                "setConnectionProperty", "'" + key + "'", "set by the sink");
+        String message = error(
+                b -> b.setConnectionProperty(key, "value-not-shown"),
+                "setConnectionProperty",
+                "'" + key + "'",
+                "set by the sink");
         assertFalse(message.contains("value-not-shown"), message);
     }
 
@@ -191,16 +229,20 @@ class SinkConfigBuilderTest {
     void connectionPropertyNames() {
         error(b -> b.setConnectionProperty(" ", "x"), "setConnectionProperty", "needs a name");
         error(b -> b.setConnectionProperty("ssl", null), "setConnectionProperty", "needs a value");
-        assertTrue(error(b -> b.setConnectionProperty("socketTimeout", "0"),
-                "setConnectionProperty").contains("setSocketTimeoutS"));
+        assertTrue(
+                error(b -> b.setConnectionProperty("socketTimeout", "0"), "setConnectionProperty")
+                        .contains("setSocketTimeoutS"));
     }
 
     @Test
     void commitRetries() {
         error(b -> b.setMaxCommitRetries(-1), "setMaxCommitRetries", "-1", "0 or more");
         error(b -> b.setCommitRetryBackoffMs(-1, 10), "setCommitRetryBackoffMs", "-1 ms");
-        error(b -> b.setCommitRetryBackoffMs(500, 100), "setCommitRetryBackoffMs",
-                "from 500 ms up to 100 ms", "initial <= maximum");
+        error(
+                b -> b.setCommitRetryBackoffMs(500, 100),
+                "setCommitRetryBackoffMs",
+                "from 500 ms up to 100 ms",
+                "initial <= maximum");
     }
 
     @Test
@@ -211,21 +253,30 @@ class SinkConfigBuilderTest {
     @ParameterizedTest
     @CsvSource({"0, 0", "-1, -1", "0.0001, 0.0001", "NaN, NaN", "Infinity, Infinity"})
     void commitLogRetention(double hours, String shown) {
-        error(b -> b.setCommitLogRetentionHours(hours), "setCommitLogRetentionHours",
-                "retention of " + shown + " hours", "at least 1 second");
+        error(
+                b -> b.setCommitLogRetentionHours(hours),
+                "setCommitLogRetentionHours",
+                "retention of " + shown + " hours",
+                "at least 1 second");
     }
 
     @ParameterizedTest
     @CsvSource({"0, 0", "-1, -1", "0.5, 0.5", "NaN, NaN"})
     void preparedTransactionWarning(double seconds, String shown) {
-        error(b -> b.setPreparedTransactionWarningS(seconds), "setPreparedTransactionWarningS",
-                "threshold of " + shown + " s", "at least 1 second");
+        error(
+                b -> b.setPreparedTransactionWarningS(seconds),
+                "setPreparedTransactionWarningS",
+                "threshold of " + shown + " s",
+                "at least 1 second");
     }
 
     @ParameterizedTest
     @CsvSource({"-1, -1", "-0.5, -0.5", "NaN, NaN", "-Infinity, -Infinity"})
     void ownerWait(double seconds, String shown) {
-        error(b -> b.setOwnerWaitS(seconds), "setOwnerWaitS", "wait of " + shown + " s",
+        error(
+                b -> b.setOwnerWaitS(seconds),
+                "setOwnerWaitS",
+                "wait of " + shown + " s",
                 "0 (refuse at once)");
     }
 }

@@ -15,17 +15,22 @@ import java.sql.SQLException;
 
 class SqlStatesTest {
     @ParameterizedTest
-    @ValueSource(strings = {"08000", "08001", "08006", "53000", "53100", "53200", "53300",
-            "57P01", "57P02", "57P03", "57P05", "57014", "55P03", "55000", "25P03", "40001",
-            "40P01", "40003"})
+    @ValueSource(
+            strings = {
+                "08000", "08001", "08006", "53000", "53100", "53200", "53300", "57P01", "57P02",
+                "57P03", "57P05", "57014", "55P03", "55000", "25P03", "40001", "40P01", "40003"
+            })
     void transient_(String state) {
         assertTrue(SqlStates.isTransientState(state), state);
         assertTrue(SqlStates.describe(state).endsWith(": transient"), SqlStates.describe(state));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"57P04", "23505", "42P01", "42601", "28P01", "3D000", "22001",
-            "57000", "25001", "40002", "P0001", "0"})
+    @ValueSource(
+            strings = {
+                "57P04", "23505", "42P01", "42601", "28P01", "3D000", "22001", "57000", "25001",
+                "40002", "P0001", "0"
+            })
     void permanent(String state) {
         assertFalse(SqlStates.isTransientState(state), state);
         assertTrue(SqlStates.describe(state).endsWith(": permanent"), SqlStates.describe(state));
@@ -44,8 +49,11 @@ class SqlStatesTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"22001", "22P02", "22021", "23502", "23503", "23505", "23514",
-            "44000", "54000", "P0001"})
+    @ValueSource(
+            strings = {
+                "22001", "22P02", "22021", "23502", "23503", "23505", "23514", "44000", "54000",
+                "P0001"
+            })
     void rowErrors(String state) {
         assertTrue(SqlStates.isRowErrorState(state), state);
     }
@@ -63,8 +71,8 @@ class SqlStatesTest {
 
     @Test
     void theStateIsFoundInNextExceptionsAndCauses() {
-        BatchUpdateException batch = new BatchUpdateException("batch failed", null, 0, new int[0],
-                null);
+        BatchUpdateException batch =
+                new BatchUpdateException("batch failed", null, 0, new int[0], null);
         batch.setNextException(new SQLException("duplicate key", "23505"));
         assertEquals("23505", SqlStates.stateOf(batch));
         assertTrue(SqlStates.isRowError(batch));

@@ -21,11 +21,14 @@ final class TestDatabase {
 
     static void assumeConfigured() {
         if (URL == null) {
-            System.out.println("SKIPPED: no PostgreSQL configured for the database-backed tests "
-                    + "(TPC_TEST_JDBC_URL is not set); run them with `python -m sinks.build --test`");
+            System.out.println(
+                    "SKIPPED: no PostgreSQL configured for the database-backed tests "
+                            + "(TPC_TEST_JDBC_URL is not set); run them with `python -m sinks.build --test`");
         }
-        assumeTrue(URL != null, "TPC_TEST_JDBC_URL is not set: no PostgreSQL for this test "
-                + "(python -m sinks.build --test starts one)");
+        assumeTrue(
+                URL != null,
+                "TPC_TEST_JDBC_URL is not set: no PostgreSQL for this test "
+                        + "(python -m sinks.build --test starts one)");
     }
 
     static Connection connect() throws SQLException {
@@ -37,12 +40,27 @@ final class TestDatabase {
         return new org.postgresql.Driver().connect(URL, properties);
     }
 
-    static SinkConfig config(String sinkId, String mode, List<String> statements,
-            List<String> fields, int maxCommitRetries) {
-        return SinkConfig.builder().setJdbcUrl(URL).setUser(USER).setPassword(PASSWORD)
-                .setSinkId(sinkId).setMode(mode).setStatements(statements).setFieldNames(fields)
-                .setBatchSize(100).setLockTimeoutMs(5_000).setMaxCommitRetries(maxCommitRetries)
-                .setStatementTimeoutMs(10_000).setSocketTimeoutS(30).setConnectTimeoutS(5)
-                .setCommitRetryBackoffMs(1, 4).build();
+    static SinkConfig config(
+            String sinkId,
+            String mode,
+            List<String> statements,
+            List<String> fields,
+            int maxCommitRetries) {
+        return SinkConfig.builder()
+                .setJdbcUrl(URL)
+                .setUser(USER)
+                .setPassword(PASSWORD)
+                .setSinkId(sinkId)
+                .setMode(mode)
+                .setStatements(statements)
+                .setFieldNames(fields)
+                .setBatchSize(100)
+                .setLockTimeoutMs(5_000)
+                .setMaxCommitRetries(maxCommitRetries)
+                .setStatementTimeoutMs(10_000)
+                .setSocketTimeoutS(30)
+                .setConnectTimeoutS(5)
+                .setCommitRetryBackoffMs(1, 4)
+                .build();
     }
 }

@@ -23,13 +23,24 @@ class TransactionIdTest {
 
     @Test
     void largeCountersParse() {
-        TransactionId parsed = TransactionId.parse("tpc:s:0:" + Long.MAX_VALUE + ":e").orElseThrow();
+        TransactionId parsed =
+                TransactionId.parse("tpc:s:0:" + Long.MAX_VALUE + ":e").orElseThrow();
         assertEquals(Long.MAX_VALUE, parsed.counter);
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"", "xa:s:0:1:e", "TPC:s:0:1:e", "tpc:s:0:1", "tpc:s:0:1:e:extra",
-            "tpc:s:x:1:e", "tpc:s:0:y:e", "tpc:s:0:99999999999999999999:e", "tpc:s::1:e"})
+    @ValueSource(
+            strings = {
+                "",
+                "xa:s:0:1:e",
+                "TPC:s:0:1:e",
+                "tpc:s:0:1",
+                "tpc:s:0:1:e:extra",
+                "tpc:s:x:1:e",
+                "tpc:s:0:y:e",
+                "tpc:s:0:99999999999999999999:e",
+                "tpc:s::1:e"
+            })
     void foreignOrMalformedIdsAreNotOurs(String gid) {
         assertTrue(TransactionId.parse(gid).isEmpty(), gid);
     }
@@ -67,8 +78,10 @@ class TransactionIdTest {
     @Test
     void quotingAcceptsOnlyTheIdCharset() {
         assertEquals("'tpc:a-b_c:0:1:job.0'", TransactionId.quoted("tpc:a-b_c:0:1:job.0"));
-        for (String unsafe : new String[] {"tpc:a'b:0:1:e", "tpc:a b:0:1:e", "", "tpc:\u00e9:0:1:e"}) {
-            assertThrows(IllegalArgumentException.class, () -> TransactionId.quoted(unsafe), unsafe);
+        for (String unsafe :
+                new String[] {"tpc:a'b:0:1:e", "tpc:a b:0:1:e", "", "tpc:\u00e9:0:1:e"}) {
+            assertThrows(
+                    IllegalArgumentException.class, () -> TransactionId.quoted(unsafe), unsafe);
         }
     }
 }
