@@ -14,11 +14,10 @@ first use, so a fresh clone works without this step; running it during setup onl
 `--test` runs the JUnit tests (`mvn test`, into `var/java-test/`) against a throwaway PostgreSQL
 for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
 database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
-name a server.
-
-`--format` reformats the Java sources, main and test (palantir-java-format through Spotless,
-`spotless:apply`); `check_java_format()` checks them. `--fetch-formatter` downloads the formatter
-into `~/.m2` (`.ci/setup` does, so the check runs offline).
+name a server. Before the tests, `--test` checks that the Java sources (main and test) are
+formatted (palantir-java-format through Spotless, `spotless:check`) and stops if one is not:
+`--format` reformats them (`spotless:apply`). `--fetch-formatter` downloads the formatter into
+`~/.m2` (`.ci/setup` does, so the check runs offline).
 """
 
 import argparse
@@ -29,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--test",
         action="store_true",
-        help="then run the JUnit tests, with a throwaway PostgreSQL",
+        help="then check the Java formatting and run the JUnit tests, with a throwaway PostgreSQL",
     )
     parser.add_argument(
         "--format",
@@ -273,7 +273,12 @@ def main(argv=None) -> int:
         if args.fetch_formatter:
             fetch_formatter()
             print("Java formatter: in ~/.m2", flush=True)
-        return run_java_tests() if args.test else 0
+        if args.test:
+            started = time.monotonic()
+            check_java_format()
+            print(f"Java formatting: checked in {time.monotonic() - started:.1f} s", flush=True)
+            return run_java_tests()
+        return 0
     except SinkBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,8 +1,9 @@
 """The Java core's Maven build: one jar with the sink, the file format, the stream operators and
 the JDBC driver but no Flink classes; rebuilt when pom.xml or a main source changes; kept apart
-per var dir."""
+per var dir. Its formatter check catches a badly formatted source and names the fix."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -71,3 +72,36 @@ def test_another_var_dir_builds_its_own_jar_without_touching_the_shared_one(tmp_
     ).read_text().strip() == build.sources_digest()
     assert not list((other / "jars").glob("tpc-build-*"))  # Maven's target/ is gone
     assert shared.stat().st_mtime_ns == before
+
+
+MESSY_JAVA = """package dev.tpc;
+
+import java.util.List;
+import java.util.Map;
+
+final class Messy { static int twice(List<String> xs) { return xs.size()*2; } }
+"""
+
+
+def test_the_format_check_names_a_badly_formatted_file_and_the_command_that_fixes_it(tmp_path):
+    # A copy of the module's pom with one source: the check is Spotless's, offline from ~/.m2
+    # (.ci/setup fetched the formatter), and the real sources are never touched.
+    module = tmp_path / "java"
+    source = module / "src" / "main" / "java" / "dev" / "tpc" / "Messy.java"
+    source.parent.mkdir(parents=True)
+    shutil.copy(build.POM, module / "pom.xml")
+    source.write_text(MESSY_JAVA)
+    target = tmp_path / "target"
+
+    with pytest.raises(build.SinkBuildError) as failed:
+        build.check_java_format(module, build_dir=target)
+    message = str(failed.value)
+    assert "src/main/java/dev/tpc/Messy.java" in message
+    assert message.rstrip().endswith("then review and commit.")
+    assert f"Run `{build.FORMAT_COMMAND}` to reformat them" in message
+
+    build.format_java(module, build_dir=target)
+    formatted = source.read_text()
+    assert "import java.util.Map;" not in formatted  # unused: removed
+    assert "        return xs.size() * 2;\n" in formatted  # AOSP style: 4-space indents
+    build.check_java_format(module, build_dir=target)  # passes now
