@@ -59,6 +59,14 @@ def pytest_configure(config):
         pass  # the tests that need Java say so themselves
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture scope
+def pytest_collection_modifyitems(items):
+    # Beam tests first, whatever folder they are in: once a PyFlink job ran in this process,
+    # Beam's DirectRunner fails (see tests/transforms/conftest.py, require_clean_beam_worker).
+    # The sort is stable: every other test keeps its place relative to the others.
+    items.sort(key=lambda item: item.get_closest_marker("beam") is None)
+
+
 def jvm_log() -> Optional[Path]:
     """This process's JVM log (see localenv.flink.prepare_process_environment), if any."""
     directory = os.environ.get("FLINK_LOG_DIR")
