@@ -1,7 +1,8 @@
 """Fixtures shared by every test tier.
 
 PostgreSQL is real: one throwaway server per test session (`postgres_server`), a fresh database
-per test (`database`). Nothing here starts a JVM; Flink tests start their own.
+per test (`database`). A real standalone Flink cluster per test module that asks for one
+(`cluster`); nothing else here starts a JVM: mini-cluster tests start their own.
 
 Nothing a test starts may outlive it. Every process of this session carries
 `TPC_TEST_SESSION=<id>` in its environment (children inherit it, and keep it when their parent
@@ -11,6 +12,7 @@ as an error of that test; and at the end of the session anything still running f
 
 import os
 import re
+import shutil
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +22,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from localenv.cluster import Cluster, port_free
 from localenv.flink import JavaNotFoundError, prepare_process_environment
-from localenv.postgres import LocalPostgres
+from localenv.postgres import LocalPostgres, free_port
 from localenv.processes import command_line, descendants, kill, parent_of, tagged
+from tests.localenv.support import cluster_command
 
 SESSION_TAG = "TPC_TEST_SESSION"
 os.environ[SESSION_TAG] = uuid.uuid4().hex  # before anything starts a process
@@ -57,6 +61,14 @@ def pytest_configure(config):
         prepare_process_environment()
     except JavaNotFoundError:
         pass  # the tests that need Java say so themselves
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own ordering by fixture scope
+def pytest_collection_modifyitems(items):
+    # Beam tests first, whatever folder they are in: once a PyFlink job ran in this process,
+    # Beam's DirectRunner fails (see tests/transforms/conftest.py, require_clean_beam_worker).
+    # The sort is stable: every other test keeps its place relative to the others.
+    items.sort(key=lambda item: item.get_closest_marker("beam") is None)
 
 
 def jvm_log() -> Optional[Path]:
@@ -228,3 +240,29 @@ def database(postgres_server, request):
             "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
         ).fetchall():
             conn.execute(sql.SQL("ROLLBACK PREPARED {}").format(sql.Literal(gid)))
+
+
+@pytest.fixture(scope="module")
+def cluster(request):
+    """A standalone cluster of the test module (a JobManager and two TaskManagers on 127.0.0.1,
+    started and stopped with `python -m localenv.cluster`, on free ports if 8081/6123 are
+    taken), named after this process so that it never touches a developer's own cluster.
+    Always stopped when the module is done; its logs are kept if a test failed."""
+    failed_before = request.session.testsfailed
+    name = f"pytest-{os.getpid()}"
+    rest_port = 8081 if port_free(8081) else free_port()
+    rpc_port = 6123 if port_free(6123) else free_port()
+    handle = Cluster(name, rest_port, rpc_port)
+    started = time.monotonic()
+    try:
+        result = cluster_command(
+            name, "--rest-port", str(rest_port), "--rpc-port", str(rpc_port), "start"
+        )
+        assert result.returncode == 0, "cluster did not start"
+        assert f"Web UI: http://127.0.0.1:{rest_port}" in result.stdout
+        print(f"cluster up in {time.monotonic() - started:.1f} s")
+        yield handle
+    finally:
+        cluster_command(name, "stop", timeout=120)  # idempotent: also after the last test
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(handle.home, ignore_errors=True)  # its logs are kept on failure

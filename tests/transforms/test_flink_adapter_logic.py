@@ -1,7 +1,7 @@
 """The PyFlink adapter's DoFn driving and build-time checks, without a JVM.
 
 `DoFnProcessFunction` is called directly (as PyFlink's worker would); nothing here starts
-Flink. The same adapters run on the mini cluster in tests/minicluster.
+Flink. The same adapters run on the mini cluster in test_transform_adapters.py.
 """
 
 import apache_beam as beam

@@ -1,5 +1,5 @@
 """`transforms.inputs.input_files`: the files a run reads, by Flink's file source's rule (checked
-against the real source in tests/minicluster/test_input_files.py)."""
+against the real source in test_input_files.py, on the mini cluster)."""
 
 import os
 

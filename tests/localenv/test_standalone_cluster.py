@@ -2,71 +2,26 @@
 
 One cluster for the module (a JobManager and two TaskManagers on 127.0.0.1, started and stopped
 with `python -m localenv.cluster`, on free ports if 8081/6123 are taken), named after this
-process so that it never touches a developer's own cluster. The fixture always stops it; the
-last test stops it itself and checks that nothing of it is left: no JVM, no Python worker, no
-bound port.
+process so that it never touches a developer's own cluster: the `cluster` fixture of
+tests/conftest.py. The fixture always stops it; the last test stops it itself and checks
+that nothing of it is left: no JVM, no Python worker, no bound port.
 """
 
 import json
-import os
-import shutil
 import subprocess
-import sys
-import time
 import urllib.request
 
 import pytest
 
-from localenv.cluster import Cluster, port_free
+from localenv.cluster import port_free
 from localenv.flink import child_process_environment
-from localenv.paths import PROJECT_ROOT
-from localenv.postgres import free_port
 from localenv.processes import alive, descendants
+from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
 from tests.sinks.support import create_sequence_table, dangling, id_counts, missing_ids
 
 pytestmark = pytest.mark.cluster
 
 COUNT = 5000
-PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
-
-
-def cluster_command(name, *args, env=None, timeout=240) -> subprocess.CompletedProcess:
-    if env is None:  # the daemons never get the password: they log their workers' environment
-        env = child_process_environment()
-        env.pop(PASSWORD_ENV, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "localenv.cluster", "--name", name, *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    sys.stdout.write(result.stdout[-6000:])
-    sys.stderr.write(result.stderr[-6000:])
-    return result
-
-
-@pytest.fixture(scope="module")
-def cluster(request):
-    failed_before = request.session.testsfailed
-    name = f"pytest-{os.getpid()}"
-    rest_port = 8081 if port_free(8081) else free_port()
-    rpc_port = 6123 if port_free(6123) else free_port()
-    handle = Cluster(name, rest_port, rpc_port)
-    started = time.monotonic()
-    try:
-        result = cluster_command(
-            name, "--rest-port", str(rest_port), "--rpc-port", str(rpc_port), "start"
-        )
-        assert result.returncode == 0, "cluster did not start"
-        assert f"Web UI: http://127.0.0.1:{rest_port}" in result.stdout
-        print(f"cluster up in {time.monotonic() - started:.1f} s")
-        yield handle
-    finally:
-        cluster_command(name, "stop", timeout=120)  # idempotent: also after the last test
-        if request.session.testsfailed == failed_before:
-            shutil.rmtree(handle.home, ignore_errors=True)  # its logs are kept on failure
 
 
 def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
@@ -90,13 +45,6 @@ def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
     )
     assert db.password not in result.stdout + result.stderr
     return result
-
-
-def job_id(output: str) -> str:
-    for line in output.splitlines():
-        if line.startswith("Job has been submitted with JobID "):
-            return line.rsplit(" ", 1)[1]
-    raise AssertionError("no job id in the output of flink run")
 
 
 def assert_exactly_once(db):

@@ -11,12 +11,6 @@ import time
 import pytest
 
 from localenv.flink import child_process_environment
-from tests.cluster.test_standalone_cluster import (
-    PASSWORD_ENV,
-    cluster,  # noqa: F401 (a fixture)
-    cluster_command,
-    job_id,
-)
 from tests.jobs.support import database_outcome
 from tests.jobs.test_payments_faults import committed_lines
 from tests.jobs.test_upgrades import (
@@ -26,6 +20,7 @@ from tests.jobs.test_upgrades import (
     write_lines,
     zzz_lines,
 )
+from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
 from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
@@ -69,7 +64,7 @@ def stop_job(flink, jid, savepoints) -> str:
     return re.search(r"stopped with savepoint (\S+)", result.stdout).group(1)
 
 
-def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):  # noqa: F811
+def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     savepoints = tmp_path / "savepoints"

@@ -16,7 +16,7 @@ import pytest
 from localenv.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.postgres import free_port
-from tests.cluster.test_standalone_cluster import PASSWORD_ENV, cluster_command, job_id
+from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
 from tests.sinks.support import (
     create_sequence_table,
     dangling,
