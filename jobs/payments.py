@@ -46,30 +46,45 @@ from transforms.flink_adapters import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
     LEDGER_ROW_TYPE,
+    PAYMENT_ROW_TYPE,
     REJECTED_ROW_TYPE,
     parse_payment_lines,
 )
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
-from transforms.tables import BALANCES, DUPLICATES, LEDGER, REJECTED, insert_sql
+from transforms.tables import BALANCES, DUPLICATES, LEDGER, REJECTED, Table, insert_sql
 
 LINE_TYPE = Types.ROW_NAMED(
     ["source", "line_number", "line"],
     [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
 )
 
-# Which fields of a payment row (PAYMENT_ROW_TYPE) feed which table, as target: source. The
-# tables, their row types and statements are declared once, in transforms/tables.py.
-LEDGER_FIELDS = {name: name for name in LEDGER.field_names}
-DUPLICATE_FIELDS = {name: name for name in DUPLICATES.field_names}
+
+def payment_projection(
+    table: Table, renamed: Optional[dict[str, str]] = None
+) -> dict[str, Optional[str]]:
+    """Which field of a payment row (PAYMENT_ROW_TYPE) feeds each column of ``table``, as
+    target: source (the same name unless ``renamed``); None, written as NULL, for a nullable
+    column that payment rows do not carry (yet). The tables, their row types and statements
+    are declared once, in transforms/tables.py."""
+    available = set(PAYMENT_ROW_TYPE.get_field_names())
+    fields: dict[str, Optional[str]] = {}
+    for column in table.written:
+        source = (renamed or {}).get(column.name, column.name)
+        if source not in available and not column.nullable:
+            raise ValueError(f"{table.name}.{column.name} is NOT NULL, but payment rows lack it")
+        fields[column.name] = source if source in available else None
+    return fields
+
+
+LEDGER_FIELDS = payment_projection(LEDGER)
+DUPLICATE_FIELDS = payment_projection(DUPLICATES)
 # A conflicting duplicate's rejected row: the rejection it carries, and where it came from.
-CONFLICT_FIELDS = {
-    name: {
-        "reason": "conflict_reason",
-        "detail": "conflict_detail",
-        "raw_bytes": "conflict_raw_bytes",
-    }.get(name, name)
-    for name in REJECTED.field_names
+CONFLICT_SOURCES = {
+    "reason": "conflict_reason",
+    "detail": "conflict_detail",
+    "raw_bytes": "conflict_raw_bytes",
 }
+CONFLICT_FIELDS = payment_projection(REJECTED, CONFLICT_SOURCES)
 
 LEDGER_SQL = insert_sql(LEDGER)
 BALANCE_SQL = insert_sql(BALANCES)
@@ -230,7 +245,7 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
     payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
 
     (
-        project(payments.first_seen, LEDGER_FIELDS)
+        project(payments.first_seen, LEDGER_FIELDS, LEDGER_ROW_TYPE)
         .name("ledger-rows")
         .uid("ledger-rows")
         .sink_to(sinks.ledger)
@@ -254,7 +269,7 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         .uid("balances-sink")
     )
     conflicts = (
-        project(payments.conflicts, CONFLICT_FIELDS)
+        project(payments.conflicts, CONFLICT_FIELDS, REJECTED_ROW_TYPE)
         .name("conflicting-duplicates")
         .uid("conflicting-duplicates")
     )
@@ -265,7 +280,7 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         .uid("rejected-sink")
     )
     (
-        project(payments.duplicates, DUPLICATE_FIELDS)
+        project(payments.duplicates, DUPLICATE_FIELDS, DUPLICATE_ROW_TYPE)
         .name("duplicate-rows")
         .uid("duplicate-rows")
         .sink_to(sinks.duplicates)

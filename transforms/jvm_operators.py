@@ -50,7 +50,7 @@ def _row_operators() -> Any:
     return get_gateway().jvm.dev.tpc.stream.RowOperators
 
 
-def _strings(values: Sequence[str]) -> Any:
+def _strings(values: Sequence[Optional[str]]) -> Any:
     gateway = get_gateway()
     return to_jarray(gateway.jvm.String, list(values))
 
@@ -86,12 +86,19 @@ def sum_per_checkpoint(
     )
 
 
-def project(rows: DataStream, fields: Mapping[str, str]) -> DataStream:
+def project(
+    rows: DataStream, fields: Mapping[str, Optional[str]], target_type: Any = None
+) -> DataStream:
     """Named rows with ``target`` = the input's ``source`` field, for each item of ``fields``
-    (in order)."""
+    (in order). A ``None`` source makes the target NULL, typed as its field in ``target_type``
+    (a ``Types.ROW_NAMED``)."""
+    j_target_type = None if target_type is None else target_type.get_java_type_info()
     return DataStream(
         _row_operators().project(
-            rows._j_data_stream, _strings(list(fields)), _strings(list(fields.values()))
+            rows._j_data_stream,
+            _strings(list(fields)),
+            _strings(list(fields.values())),
+            j_target_type,
         )
     )
 

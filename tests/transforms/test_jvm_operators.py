@@ -42,7 +42,11 @@ def test_dedupe_sums_projection_and_batches_on_the_jvm():
 
     deduped = ops.deduplicate(rows, "key", "fingerprint")
     sums = ops.sum_per_checkpoint(rows, ["account"], "amount", sum_as="total", count_as="n")
-    renamed = ops.project(deduped.conflicts, {"id": "key", "was": "fingerprint"})
+    renamed = ops.project(
+        deduped.conflicts,
+        {"id": "key", "was": "fingerprint", "note": None},
+        Types.ROW_NAMED(["note"], [Types.STRING()]),
+    )
     round_trip = ops.unbatch(ops.batch(rows, 3))
     out = tagged(deduped.first_seen, "first").union(
         tagged(deduped.duplicates, "duplicate"),
@@ -65,7 +69,8 @@ def test_dedupe_sums_projection_and_batches_on_the_jvm():
         "duplicate:k1,a,5,x",
         "duplicate:k2,b,-7,y",
     ]
-    assert [x for x in lines if x.startswith("conflict:")] == ["conflict:k1,c"]
+    # renamed, and a field without a source: NULL
+    assert [x for x in lines if x.startswith("conflict:")] == ["conflict:k1,c,None"]
     # exact beyond 64 bits; one row per account (a bounded job: one emit at end of input)
     assert sorted(x for x in lines if x.startswith("sum:")) == [
         f"sum:big,{2 * BIG},2",

@@ -1,6 +1,7 @@
 """Each output table is declared once (transforms/tables.py); the Flink row types, the insert
 statements, the DDL, the schema check and the Python row shapes all agree with it."""
 
+import dataclasses
 import re
 import typing
 
@@ -88,6 +89,43 @@ def test_python_row_shapes_match_the_declaration(name):
         assert column.nullable == (type(None) in typing.get_args(column.python)), column.name
 
 
+# `rejected` with one more nullable column, declared as a user would add it: at the end.
+WITH_NOTE = dataclasses.replace(
+    tables.REJECTED,
+    columns=(
+        *tables.REJECTED.columns,
+        tables.Column("note", typing.Optional[str], "STRING", "text", "text"),
+    ),
+)
+
+
+def test_a_declared_nullable_column_is_written_as_null_until_a_rule_fills_it():
+    """Adding a nullable column is one line in transforms/tables.py: the rows the rules make
+    (here a RejectedRow without the field) and the payment rows the JVM projects onto the table
+    both write it as NULL, and the DDL, statement and schema check carry it."""
+    rejected = payments.RejectedRow("bad_json", "{", "in.jsonl", 3, "detail", None)
+    assert fa.table_row_fields(WITH_NOTE)(rejected) == (*rejected, None)
+    assert list(fa.table_row(WITH_NOTE)(rejected).as_dict()) == WITH_NOTE.field_names
+    assert job.payment_projection(WITH_NOTE, job.CONFLICT_SOURCES)["note"] is None
+    assert tables.insert_sql(WITH_NOTE).endswith(", :note)")
+    assert "note" in tables.create_table_sql(WITH_NOTE)
+    assert tables.expected_columns(WITH_NOTE)[-1] == ("note", "text")
+
+
+def test_a_not_null_column_needs_a_source():
+    strict = dataclasses.replace(
+        tables.REJECTED,
+        columns=(
+            *tables.REJECTED.columns,
+            tables.Column("note", str, "STRING", "text", "text", "NOT NULL"),
+        ),
+    )
+    with pytest.raises(AttributeError):
+        fa.table_row_fields(strict)(payments.RejectedRow("r", "raw", "f", 1, "", None))
+    with pytest.raises(ValueError, match="rejected.note is NOT NULL"):
+        job.payment_projection(strict, job.CONFLICT_SOURCES)
+
+
 def test_payment_rows_feed_every_field_of_their_tables():
     """The job projects its payment rows (PAYMENT_ROW_TYPE) onto the ledger, duplicates and
     (conflicting duplicates) rejected tables: every field has a source of the same type."""
@@ -101,7 +139,9 @@ def test_payment_rows_feed_every_field_of_their_tables():
     ]:
         assert list(fields) == table.field_names
         for column in table.written:
-            assert payment[fields[column.name]] == repr(FLINK[column.flink]), column.name
+            source = fields[column.name]
+            assert source is not None, f"{table.name}.{column.name} would always be NULL"
+            assert payment[source] == repr(FLINK[column.flink]), column.name
 
 
 def test_generated_statements_are_the_ones_the_job_always_ran():

@@ -114,6 +114,16 @@ public final class RowOperators {
      */
     public static SingleOutputStreamOperator<Row> project(
             DataStream<Row> rows, String[] targets, String[] sources) {
+        return project(rows, targets, sources, null);
+    }
+
+    /**
+     * As {@link #project(DataStream, String[], String[])}, where a {@code null} source makes
+     * the target field NULL, typed as the field of that name in {@code targetType}: a nullable
+     * column added to a table is written as NULL until something fills it.
+     */
+    public static SingleOutputStreamOperator<Row> project(
+            DataStream<Row> rows, String[] targets, String[] sources, RowTypeInfo targetType) {
         if (targets.length != sources.length) {
             throw new IllegalArgumentException("project: as many target names as source fields");
         }
@@ -121,8 +131,17 @@ public final class RowOperators {
         int[] indexes = new int[sources.length];
         TypeInformation<?>[] types = new TypeInformation<?>[sources.length];
         for (int i = 0; i < sources.length; i++) {
-            indexes[i] = fieldIndex(type, sources[i]);
-            types[i] = type.getTypeAt(indexes[i]);
+            if (sources[i] == null) {
+                if (targetType == null || targetType.getFieldIndex(targets[i]) < 0) {
+                    throw new IllegalArgumentException("project: target field '" + targets[i]
+                            + "' has no source, and no target type names its type");
+                }
+                indexes[i] = Projection.NULL;
+                types[i] = targetType.getTypeAt(targets[i]);
+            } else {
+                indexes[i] = fieldIndex(type, sources[i]);
+                types[i] = type.getTypeAt(indexes[i]);
+            }
         }
         return rows.map(new Projection(indexes, new RowTypeInfo(types, targets.clone())));
     }
@@ -305,6 +324,9 @@ public final class RowOperators {
 
     static final class Projection implements MapFunction<Row, Row>, ResultTypeQueryable<Row> {
         private static final long serialVersionUID = 1L;
+        /** The field index of a target without a source: always NULL. */
+        static final int NULL = -1;
+
         private final int[] fields;
         private final RowTypeInfo type;
 
@@ -317,7 +339,7 @@ public final class RowOperators {
         public Row map(Row row) {
             Row out = new Row(fields.length);
             for (int i = 0; i < fields.length; i++) {
-                out.setField(i, row.getField(fields[i]));
+                out.setField(i, fields[i] == NULL ? null : row.getField(fields[i]));
             }
             return out;
         }
