@@ -17,6 +17,7 @@ from pyflink.datastream import OutputTag
 
 from transforms import beam as pb
 from transforms import flink_adapters as fa
+from transforms import tables
 
 
 class Recorder(beam.DoFn):
@@ -244,7 +245,7 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
             REJECTED: len(fa.REJECTED_ROW_TYPE.get_field_names()),
         },
         convert_input=fa.source_line,
-        convert_output={None: fa.payment_fields, REJECTED: fa.row_fields(fa.REJECTED_ROW_TYPE)},
+        convert_output={None: fa.payment_fields, REJECTED: fa.table_row_fields(tables.REJECTED)},
     )
     function.open(None)
     [out] = list(function.process_element(batch, None))
