@@ -11,8 +11,10 @@ Plain data and the standard library only (no Beam, no Flink): jobs and transform
 it. Flink types are named by their `pyflink.common.Types` factory (``"STRING"``, ``"LONG"``,
 ``"BIG_DEC"``, ``"BYTES"`` for a byte array).
 
-Adding a column: add it at the end of its table (with a default or nullable: rows of older
-versions lack it), and to the row shape in `transforms/payments.py`; an existing database
+Adding a column: add it at the end of its table, nullable or with a default (rows of older
+versions lack it). That is all: the job writes it as NULL until a rule fills it, which you do by
+adding the field to the row shape in `transforms/payments.py` (and, for the ledger, duplicates
+and conflicting duplicates, to `PAYMENT_ROW_TYPE` and `payment_fields`). An existing database
 needs the ``ALTER TABLE`` that `jobs.payments_schema` prints, by hand.
 """
 
