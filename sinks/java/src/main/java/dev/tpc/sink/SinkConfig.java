@@ -49,6 +49,7 @@ public final class SinkConfig implements Serializable {
      */
     public static final long DEFAULT_OWNER_WAIT_MILLIS = 90_000;
     private long ownerWaitMillis = DEFAULT_OWNER_WAIT_MILLIS;
+    private CommitScope commitScope = CommitScope.SUBTASK;
 
     /*
      * Timeouts, chosen as a chain so that every wait ends, and ends in the right order:
@@ -281,6 +282,26 @@ public final class SinkConfig implements Serializable {
         return ownerWaitMillis;
     }
 
+    /**
+     * What one committing transaction covers ({@link CommitScope}: "subtask", the default, or
+     * "checkpoint", which needs staged mode). Set while building, before the sink is created.
+     */
+    public SinkConfig withCommitScope(String scope) {
+        CommitScope parsed = CommitScope.parse(scope);
+        if (parsed == CommitScope.CHECKPOINT && mode != CommitMode.STAGED) {
+            throw new SinkConfigurationException("commit scope 'checkpoint' needs commit mode "
+                    + "'staged' (got '" + mode.name().toLowerCase(java.util.Locale.ROOT) + "'): "
+                    + "one transaction applies every subtask's staged rows, and prepared "
+                    + "transactions of several sessions cannot be committed as one");
+        }
+        this.commitScope = parsed;
+        return this;
+    }
+
+    public CommitScope commitScope() {
+        return commitScope;
+    }
+
     public String jdbcUrl() {
         return jdbcUrl;
     }
@@ -345,6 +366,7 @@ public final class SinkConfig implements Serializable {
                 + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
                 + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
-                + ", preparedWarningS=" + preparedTransactionWarningSeconds + "}";
+                + ", preparedWarningS=" + preparedTransactionWarningSeconds + ", scope=" + commitScope
+                + "}";
     }
 }
