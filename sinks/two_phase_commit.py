@@ -85,6 +85,11 @@ def statement_parameters(sql: str) -> list[str]:
     return _NAMED_PARAMETER.findall(without_literals)
 
 
+class CommitScope(str, Enum):
+    SUBTASK = "subtask"  # each subtask's checkpoint in a transaction of its own
+    CHECKPOINT = "checkpoint"  # a whole checkpoint, every subtask, in one transaction (staged)
+
+
 class TwoPhaseCommitSink(Sink):
     """A PyFlink Sink wrapping the Java two-phase-commit core; create it with `builder()`."""
 
@@ -122,6 +127,7 @@ class TwoPhaseCommitSinkBuilder:
         self._commit_log_retention_s = 7 * 24 * 3600
         self._prepared_warning_s = 15 * 60
         self._owner_wait_s: Optional[float] = None  # None: SinkConfig's default (90 s)
+        self._commit_scope = CommitScope.SUBTASK
         self._check = True
 
     def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
@@ -179,6 +185,26 @@ class TwoPhaseCommitSinkBuilder:
         except ValueError:
             raise SinkConfigurationError(
                 f"unknown commit mode {mode!r}: use 'prepared', 'staged' or 'at_least_once'"
+            ) from None
+        return self
+
+    def set_commit_scope(self, scope) -> "TwoPhaseCommitSinkBuilder":
+        """What one committing transaction covers:
+
+        * ``"subtask"`` (default): each writer subtask's checkpoint is committed on its own;
+          commits are spread over the subtasks, and a reader may see one subtask's rows of a
+          checkpoint before another's.
+        * ``"checkpoint"``: everything every subtask wrote for a checkpoint becomes visible in
+          one transaction (staged mode only): the writers stage in parallel, one committer
+          applies the whole checkpoint. Atomic visibility and the fewest transactions; that one
+          committer is the commit-time bottleneck. See sinks/README.md."""
+        try:
+            self._commit_scope = CommitScope(
+                scope.value if isinstance(scope, CommitScope) else str(scope).lower()
+            )
+        except ValueError:
+            raise SinkConfigurationError(
+                f"unknown commit scope {scope!r}: use 'subtask' or 'checkpoint'"
             ) from None
         return self
 
@@ -403,6 +429,7 @@ class TwoPhaseCommitSinkBuilder:
                 .withRowErrorPolicy(self._on_row_error)
                 .withCommitLogRetentionSeconds(int(self._commit_log_retention_s))
                 .withPreparedTransactionWarningSeconds(int(self._prepared_warning_s))
+                .withCommitScope(self._commit_scope.value)
             )
             if self._owner_wait_s is not None:
                 config.withOwnerWaitMillis(int(self._owner_wait_s * 1000))
