@@ -24,13 +24,17 @@ import datetime
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pyflink.datastream.connectors.base import Sink
 
 from sinks.build import sink_jar
+
+if TYPE_CHECKING:
+    from pyflink.datastream import DataStream
+    from pyflink.datastream.data_stream import DataStreamSink
 
 JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
 SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -93,9 +97,45 @@ class CommitScope(str, Enum):
 class TwoPhaseCommitSink(Sink):
     """A PyFlink Sink wrapping the Java two-phase-commit core; create it with `builder()`."""
 
-    def __init__(self, j_sink, summary: str = ""):
+    def __init__(self, j_sink, summary: str = "", tables: Sequence[str] = ()):
         super().__init__(j_sink)
         self.summary = summary
+        self.tables = list(tables)
+
+    def attach(self, streams: Mapping[str, "DataStream"]) -> "DataStreamSink":
+        """Connect one stream per table (`add_table`) to this sink, by table name, and return
+        the sink for `.uid(...)` and `.name(...)`. Each stream carries its table's
+        `Types.ROW_NAMED(...)` rows; they reach the sink, on the JVM, in an envelope that names
+        their table, and all tables are committed together."""
+        from py4j.protocol import Py4JJavaError
+        from pyflink.datastream.data_stream import DataStreamSink
+        from pyflink.java_gateway import get_gateway
+
+        if not self.tables:
+            raise SinkConfigurationError(
+                "attach() is for a sink with several tables (add_table); use stream.sink_to(sink)"
+            )
+        unknown = sorted(set(streams) - set(self.tables))
+        missing = [name for name in self.tables if name not in streams]
+        if unknown or missing:
+            raise SinkConfigurationError(
+                f"attach() needs one stream per table {self.tables}: "
+                + (f"unknown {unknown} " if unknown else "")
+                + (f"missing {missing}" if missing else "")
+            )
+        gateway = get_gateway()
+        names = gateway.new_array(gateway.jvm.String, len(streams))
+        j_streams = gateway.jvm.java.util.ArrayList()
+        for i, (name, stream) in enumerate(streams.items()):
+            names[i] = name
+            j_streams.add(stream._j_data_stream)
+        try:
+            j_sink = gateway.jvm.dev.tpc.sink.TableEnvelope.sinkTo(
+                self.get_java_function(), names, j_streams
+            )
+        except Py4JJavaError as error:
+            raise SinkConfigurationError(_java_message(error)) from None
+        return DataStreamSink(j_sink)
 
     @staticmethod
     def builder() -> "TwoPhaseCommitSinkBuilder":
@@ -128,6 +168,7 @@ class TwoPhaseCommitSinkBuilder:
         self._prepared_warning_s = 15 * 60
         self._owner_wait_s: Optional[float] = None  # None: SinkConfig's default (90 s)
         self._commit_scope = CommitScope.SUBTASK
+        self._tables: list[tuple[str, list[str], list[str]]] = []
         self._check = True
 
     def set_jdbc_url(self, url: str) -> "TwoPhaseCommitSinkBuilder":
@@ -155,6 +196,25 @@ class TwoPhaseCommitSinkBuilder:
 
     def set_statements(self, statements: Sequence[str]) -> "TwoPhaseCommitSinkBuilder":
         self._statements = list(statements)
+        return self
+
+    def add_table(
+        self, name: str, row_type, statements: Sequence[str]
+    ) -> "TwoPhaseCommitSinkBuilder":
+        """A named input of the sink, with its own `Types.ROW_NAMED(...)` row type and the
+        statements run for each of its rows. A sink with tables takes one stream per table
+        (`sink.attach({name: stream, ...})`) and commits all of them together: with
+        `set_commit_scope("checkpoint")`, one transaction per checkpoint covers every table
+        and subtask. Tables are applied in the order they are added (a later table's rows may
+        refer to an earlier one's). Instead of `set_row_type` and `add_statement`."""
+        names = getattr(row_type, "get_field_names", lambda: None)()
+        if not names:
+            raise SinkConfigurationError(
+                f"add_table({name!r}, ...) needs Types.ROW_NAMED([...], [...]) so fields have names"
+            )
+        if isinstance(statements, str):
+            statements = [statements]
+        self._tables.append((str(name), list(names), list(statements)))
         return self
 
     def set_row_type(self, row_type) -> "TwoPhaseCommitSinkBuilder":
@@ -335,22 +395,28 @@ class TwoPhaseCommitSinkBuilder:
                 "A-Z a-z 0-9 _ - "
                 "(it becomes part of PostgreSQL transaction ids)"
             )
-        if not self._statements:
-            raise SinkConfigurationError("add at least one statement with add_statement(sql)")
-        if not self._field_names:
-            raise SinkConfigurationError(
-                "set_row_type(Types.ROW_NAMED(...)) is required: the sink binds :name parameters "
-                "from the row's field names"
-            )
-        for sql in self._statements:
-            if "?" in re.sub(r"'(?:[^']|'')*'", "", sql):
-                raise SinkConfigurationError(f"use :field parameters, not '?', in: {sql}")
-            missing = [p for p in statement_parameters(sql) if p not in self._field_names]
-            if missing:
+        if self._tables:
+            if self._statements or self._field_names:
                 raise SinkConfigurationError(
-                    f"statement names field(s) {missing} that the rows lack; rows have "
-                    f"{self._field_names}: {sql}"
+                    "a sink with tables (add_table) takes its row types and statements per "
+                    "table: drop set_row_type/add_statement"
                 )
+            names = [name for name, _, _ in self._tables]
+            if len(set(names)) != len(names):
+                raise SinkConfigurationError(f"a table name is added twice: {names}")
+            for name, fields, statements in self._tables:
+                if not statements:
+                    raise SinkConfigurationError(f"table {name!r}: give at least one statement")
+                _check_statements(statements, fields, f"table {name!r}: ")
+        else:
+            if not self._statements:
+                raise SinkConfigurationError("add at least one statement with add_statement(sql)")
+            if not self._field_names:
+                raise SinkConfigurationError(
+                    "set_row_type(Types.ROW_NAMED(...)) is required: the sink binds :name "
+                    "parameters from the row's field names"
+                )
+            _check_statements(self._statements, self._field_names, "")
         if self._batch_size < 1:
             raise SinkConfigurationError("batch size must be at least 1")
 
@@ -377,7 +443,7 @@ class TwoPhaseCommitSinkBuilder:
             j_sink = package.PostgresTwoPhaseCommitSink(j_config)
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
-        return TwoPhaseCommitSink(j_sink, summary or "")
+        return TwoPhaseCommitSink(j_sink, summary or "", [name for name, _, _ in self._tables])
 
     def java_config(self):
         """The validated Java `SinkConfig` this builder describes, without contacting the
@@ -396,12 +462,17 @@ class TwoPhaseCommitSinkBuilder:
             ) from None
         gateway = get_gateway()
         jvm = gateway.jvm
-        statements = jvm.java.util.ArrayList()
-        for sql in self._statements:
-            statements.add(sql)
-        fields = jvm.java.util.ArrayList()
-        for name in self._field_names:
-            fields.add(name)
+
+        def java_list(values):
+            result = jvm.java.util.ArrayList()
+            for value in values:
+                result.add(value)
+            return result
+
+        # With tables, the constructor gets the first one's (it only has to be valid).
+        first = self._tables[0] if self._tables else None
+        statements = java_list(first[2] if first else self._statements)
+        fields = java_list(first[1] if first else self._field_names)
         properties = jvm.java.util.HashMap()
         for key, value in self._connection_properties.items():
             properties.put(key, value)
@@ -433,9 +504,23 @@ class TwoPhaseCommitSinkBuilder:
             )
             if self._owner_wait_s is not None:
                 config.withOwnerWaitMillis(int(self._owner_wait_s * 1000))
+            for name, table_fields, table_statements in self._tables:
+                config.withTable(name, java_list(table_fields), java_list(table_statements))
             return config
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
+
+
+def _check_statements(statements: Sequence[str], fields: Sequence[str], where: str) -> None:
+    for sql in statements:
+        if "?" in re.sub(r"'(?:[^']|'')*'", "", sql):
+            raise SinkConfigurationError(f"{where}use :field parameters, not '?', in: {sql}")
+        missing = [p for p in statement_parameters(sql) if p not in fields]
+        if missing:
+            raise SinkConfigurationError(
+                f"{where}statement names field(s) {missing} that the rows lack; rows have "
+                f"{list(fields)}: {sql}"
+            )
 
 
 def _seconds(value, unit_seconds: int, what: str) -> int:

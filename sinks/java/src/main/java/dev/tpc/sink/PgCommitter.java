@@ -151,25 +151,7 @@ final class PgCommitter implements Committer<PgCommittable> {
                     }
                 }
             }
-            long applied = 0;
-            refusedRows.setTransaction(committable.gid);
-            try (StatementBatch targets = new StatementBatch(c, config, refusedRows, false);
-                    PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
-                            + tables.stagedRows + " WHERE gid = ? ORDER BY seq")) {
-                rows.setString(1, committable.gid);
-                rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
-                try (ResultSet rs = rows.executeQuery()) {
-                    while (rs.next()) {
-                        targets.add(RowCodec.decode(rs.getBytes(1)));
-                        applied++;
-                    }
-                }
-                targets.execute();
-            }
-            if (applied != committable.rowCount) {
-                throw new IOException("staged batch " + committable.gid + " holds " + applied
-                        + " rows but " + committable.rowCount + " were staged");
-            }
+            applyStaged(c, List.of(committable));
             try (PreparedStatement deleteRows = c.prepareStatement(
                          "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
                  PreparedStatement deleteBatch = c.prepareStatement(
@@ -239,27 +221,7 @@ final class PgCommitter implements Committer<PgCommittable> {
                         + "(rolled back by hand, or another job with the same sink id). "
                         + "Stopping rather than applying part of a checkpoint.");
             }
-            try (StatementBatch targets = new StatementBatch(c, config, refusedRows, false);
-                    PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
-                            + tables.stagedRows + " WHERE gid = ? ORDER BY seq")) {
-                rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
-                for (PgCommittable member : checkpoint.members) {
-                    refusedRows.setTransaction(member.gid);
-                    long applied = 0;
-                    rows.setString(1, member.gid);
-                    try (ResultSet rs = rows.executeQuery()) {
-                        while (rs.next()) {
-                            targets.add(RowCodec.decode(rs.getBytes(1)));
-                            applied++;
-                        }
-                    }
-                    targets.execute(); // a batch never spans two members' dead letters
-                    if (applied != member.rowCount) {
-                        throw new IOException("staged batch " + member.gid + " holds " + applied
-                                + " rows but " + member.rowCount + " were staged");
-                    }
-                }
-            }
+            applyStaged(c, checkpoint.members);
             java.sql.Array members = c.createArrayOf("text", gids);
             try (PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
                          + " (gid, sink_id, subtask, counter, row_count, mode, lineage) "
@@ -286,6 +248,50 @@ final class PgCommitter implements Committer<PgCommittable> {
                 // the connection is replaced on the next attempt
             }
             throw e;
+        }
+    }
+
+    /**
+     * Applies staged batches through the user's statements inside the caller's transaction:
+     * table by table, in the order the tables were added (so that rows of a later table may
+     * refer to an earlier one's), and within a table batch by batch, in the given order. Rows
+     * are streamed, never a whole checkpoint in memory; each batch of {@code batchSize} rows
+     * is applied set-based where its statements allow ({@link StatementBatch}). Checks that
+     * each staged batch held as many rows as were staged.
+     */
+    private void applyStaged(Connection c, List<PgCommittable> batches)
+            throws SQLException, IOException {
+        List<TableSpec> targets = config.tables();
+        long[] applied = new long[batches.size()];
+        try (PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
+                + tables.stagedRows + " WHERE gid = ? AND seq >= ? AND seq < ? ORDER BY seq")) {
+            rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
+            for (int t = 0; t < targets.size(); t++) {
+                try (StatementBatch target = new StatementBatch(c, config, targets.get(t),
+                        refusedRows, false)) {
+                    for (int b = 0; b < batches.size(); b++) {
+                        String gid = batches.get(b).gid;
+                        refusedRows.setTransaction(gid);
+                        rows.setString(1, gid);
+                        rows.setLong(2, TableSpec.firstSeq(t));
+                        rows.setLong(3, t + 1 < targets.size() ? TableSpec.firstSeq(t + 1)
+                                : Long.MAX_VALUE);
+                        try (ResultSet rs = rows.executeQuery()) {
+                            while (rs.next()) {
+                                target.add(RowCodec.decode(rs.getBytes(1)));
+                                applied[b]++;
+                            }
+                        }
+                        target.execute(); // a batch never mixes two transactions' rows
+                    }
+                }
+            }
+        }
+        for (int b = 0; b < batches.size(); b++) {
+            if (applied[b] != batches.get(b).rowCount) {
+                throw new IOException("staged batch " + batches.get(b).gid + " holds "
+                        + applied[b] + " rows but " + batches.get(b).rowCount + " were staged");
+            }
         }
     }
 

@@ -50,6 +50,9 @@ public final class SinkConfig implements Serializable {
     public static final long DEFAULT_OWNER_WAIT_MILLIS = 90_000;
     private long ownerWaitMillis = DEFAULT_OWNER_WAIT_MILLIS;
     private CommitScope commitScope = CommitScope.SUBTASK;
+    /** Named inputs ({@link #withTable}); empty: one unnamed table, the constructor's. */
+    private final List<TableSpec> namedTables = new ArrayList<>();
+    private final TableSpec singleTable;
 
     /*
      * Timeouts, chosen as a chain so that every wait ends, and ends in the right order:
@@ -156,6 +159,7 @@ public final class SinkConfig implements Serializable {
             parsed.add(statement);
         }
         this.statements = Collections.unmodifiableList(parsed);
+        this.singleTable = new TableSpec("", this.fieldNames, this.statements);
         this.batchSize = batchSize;
         this.lockTimeoutMillis = lockTimeoutMillis;
         this.controlSchema = controlSchema;
@@ -302,6 +306,49 @@ public final class SinkConfig implements Serializable {
         return commitScope;
     }
 
+    /**
+     * Adds a named input: its rows' field names and the statements run for each of its rows.
+     * A sink with named inputs takes envelopes ({@link TableEnvelope}) instead of plain rows, and
+     * commits all its tables together; the constructor's fields and statements then only have
+     * to be valid (the Python builder passes the first table's). Tables are applied in the
+     * order they were added. Set while building, before the sink is created.
+     */
+    public SinkConfig withTable(String name, List<String> fieldNames, List<String> statements) {
+        TableSpec table = TableSpec.of(name, fieldNames, statements);
+        for (TableSpec other : namedTables) {
+            if (other.name().equals(name)) {
+                throw new SinkConfigurationException("table '" + name + "' is added twice");
+            }
+        }
+        if (namedTables.size() >= (1 << (63 - TableSpec.SEQ_TABLE_SHIFT)) - 1) {
+            throw new SinkConfigurationException("too many tables in one sink");
+        }
+        namedTables.add(table);
+        return this;
+    }
+
+    /** Whether rows arrive as envelopes of named tables ({@link #withTable}). */
+    public boolean isMultiTable() {
+        return !namedTables.isEmpty();
+    }
+
+    /** The tables, in the order they are applied: the named ones, or the one unnamed table. */
+    public List<TableSpec> tables() {
+        return namedTables.isEmpty() ? List.of(singleTable)
+                : Collections.unmodifiableList(namedTables);
+    }
+
+    /** The index of a named table, for envelopes. */
+    public int tableIndex(String name) {
+        for (int i = 0; i < namedTables.size(); i++) {
+            if (namedTables.get(i).name().equals(name)) {
+                return i;
+            }
+        }
+        throw new SinkConfigurationException("sink '" + sinkId + "' has no table '" + name
+                + "'; its tables are " + namedTables);
+    }
+
     public String jdbcUrl() {
         return jdbcUrl;
     }
@@ -367,6 +414,6 @@ public final class SinkConfig implements Serializable {
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
                 + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
                 + ", preparedWarningS=" + preparedTransactionWarningSeconds + ", scope=" + commitScope
-                + "}";
+                + (namedTables.isEmpty() ? "" : ", tables=" + namedTables) + "}";
     }
 }
