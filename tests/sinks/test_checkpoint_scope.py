@@ -139,9 +139,10 @@ def test_kill_9_in_the_committer_before_it_commits_then_restore(database, tmp_pa
 
 def test_prepared_mode_refuses_checkpoint_scope(database):
     """Checkpoint scope needs staged mode: refused while building, with the reason."""
-    from sinks import SinkConfigurationError, TwoPhaseCommitSink, add_sink_jars
-    from localenv.flink import job_environment
     from pyflink.common import Types
+
+    from localenv.flink import job_environment
+    from sinks import SinkConfigurationError, TwoPhaseCommitSink, add_sink_jars
 
     add_sink_jars(job_environment(1, {}))
     builder = (
