@@ -88,6 +88,15 @@ public final class PostgresTwoPhaseCommitSink implements Sink<Row>,
                     + "unaligned barriers let a restore replay rows that a committed transaction "
                     + "already holds. Set execution.checkpointing.mode: EXACTLY_ONCE.");
         }
+        if (config.commitScope() == CommitScope.CHECKPOINT
+                && env.getCheckpointConfig().isUnalignedCheckpointsEnabled()) {
+            // CheckpointCommittables emits a checkpoint's batches when its barrier arrives:
+            // with unaligned barriers, batches of that checkpoint still in flight would join
+            // the next one, and the checkpoint would no longer be one transaction.
+            throw new SinkConfigurationException(sink + "commit scope 'checkpoint' needs "
+                    + "aligned checkpoint barriers: unset execution.checkpointing.unaligned."
+                    + "enabled, or use commit scope 'subtask'.");
+        }
     }
 
     /**
