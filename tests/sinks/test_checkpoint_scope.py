@@ -158,3 +158,44 @@ def test_prepared_mode_refuses_checkpoint_scope(database):
     )
     with pytest.raises(SinkConfigurationError, match="needs commit mode 'staged'"):
         builder.java_config()
+
+
+def test_a_checkpoint_whose_commit_fails_transiently_is_retried_and_applied_once(
+    database, tmp_path
+):
+    """The committer is held just before it applies a checkpoint, its database session is
+    terminated meanwhile, and it is released: the apply meets the dead session (transient),
+    is retried on a new connection after a back-off, and applies the checkpoint once. The job
+    runs without restarts, so only the committer's own retry can have got it through."""
+    create_sequence_table(database)
+    hold = tmp_path / "hold"
+    job = start_job(
+        database,
+        "--mode",
+        "staged",
+        *SCOPE,
+        "--count",
+        str(COUNT),
+        "--restart-attempts",
+        "0",  # a failover would fail the run: the retry must happen inside the committer
+        *SLOW,
+        extra_env={**sink_fault(hold, "hold", nth=3), "TPC_SINK_FAULT_PHASE": "commit"},
+        log_path=tmp_path / "run.log",
+    )
+    try:
+        report = wait_for(lambda: sink_fault_report(hold), 180, "the committer to hold")
+        assert report["gid"].startswith("tpc:sink_check:checkpoint-"), report
+        with database.connect(autocommit=True) as conn:
+            terminated = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'tpc-sink-sink_check-0-committer'"
+            ).fetchone()[0]
+        assert terminated == 1, "the committer's session (open since its earlier commits)"
+        (hold / "release").touch()
+        assert job.wait(timeout=240) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        if job.poll() is None:
+            kill_job(job)
+    assert id_counts(database) == (COUNT, COUNT)
+    assert dangling(database) == (0, 0, 0)
+    assert_one_transaction_per_checkpoint(database)
