@@ -476,6 +476,7 @@ STATEFUL_UIDS = (
     "balances-sink",
     "rejected-sink",
     "duplicates-sink",
+    "books-sink",  # checkpoint scope: the four tables' sink
 )
 
 
