@@ -413,7 +413,8 @@ public final class SinkConfig implements Serializable {
                 + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
                 + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
-                + ", preparedWarningS=" + preparedTransactionWarningSeconds + ", scope=" + commitScope
+                + ", preparedWarningS=" + preparedTransactionWarningSeconds
+                + ", scope=" + commitScope
                 + (namedTables.isEmpty() ? "" : ", tables=" + namedTables) + "}";
     }
 }

@@ -98,7 +98,8 @@ class CheckpointScopeTest {
             CommittableMessage<PgCommittable>> committer(PostgresTwoPhaseCommitSink sink)
             throws Exception {
         OneInputStreamOperatorTestHarness<CommittableMessage<PgCommittable>,
-                CommittableMessage<PgCommittable>> harness = new OneInputStreamOperatorTestHarness<>(
+                CommittableMessage<PgCommittable>> harness =
+                new OneInputStreamOperatorTestHarness<>(
                         new CommitterOperatorFactory<>(sink, false, true));
         harnesses.add(harness);
         return harness;

@@ -75,7 +75,8 @@ class PgCommittableTest {
 
     @Test
     void refusesAnUnknownVersion() {
-        IOException e = assertThrows(IOException.class, () -> serializer.deserialize(3, new byte[0]));
+        IOException e = assertThrows(IOException.class,
+                () -> serializer.deserialize(3, new byte[0]));
         assertEquals("unknown committable version 3", e.getMessage());
     }
 }
