@@ -203,3 +203,70 @@ def test_control_subtask_scope_shows_disagreeing_snapshots(
     record_property("snapshots", reader.snapshots)
     control_seen(len(reader.disagreeing), 1, "disagreeing snapshots")
     assert reader.disagreeing, f"none of {reader.snapshots} snapshots disagreed"
+
+
+def database_transactions(db) -> int:
+    """Transactions this database has counted (committed and rolled back), once every
+    session's pending statistics had time to be flushed (PostgreSQL flushes an idle
+    session's at most a second late)."""
+    time.sleep(2.5)
+    with db.connect() as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        ).fetchone()[0]
+
+
+def newest_checkpoint_number(root) -> int:
+    return max((int(p.name.split("-")[1]) for p in root.glob("*/chk-*")), default=0)
+
+
+def test_empty_checkpoints_open_no_transaction(database, tmp_path, record_property):
+    """A `--watch` job that has committed its input and keeps checkpointing: while no line
+    arrives, its checkpoints are empty, and neither the writers nor the one committer open a
+    database transaction for them."""
+    import subprocess
+
+    from localenv.flink import child_process_environment
+    from localenv.paths import PROJECT_ROOT
+    from tests.jobs.test_payments_faults import committed_lines
+
+    input_dir = write_inputs(tmp_path / "input", events=1_000, seed=9)
+    lines = sum(1 for path in input_dir.iterdir() for _ in path.open("rb"))
+    checkpoints = tmp_path / "checkpoints"
+    job = subprocess.Popen(
+        [
+            *job_command(database, input_dir, checkpoints, "checkpoint"),
+            "--watch",
+            "200 ms",
+        ],
+        cwd=PROJECT_ROOT,
+        stdout=open(tmp_path / "run.log", "w"),
+        stderr=subprocess.STDOUT,
+        env=child_process_environment({"TPC_TEST_DB_PASSWORD": database.password}),
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: (
+                (_tables_exist(database) and committed_lines(database) == lines)
+                or job.poll() is not None
+            ),
+            180,
+            "the input to be committed",
+        )
+        assert job.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+        time.sleep(1)  # the last commit's housekeeping
+        before = database_transactions(database)
+        first = newest_checkpoint_number(checkpoints)
+        time.sleep(3)
+        after = database_transactions(database)
+        last = newest_checkpoint_number(checkpoints)
+    finally:
+        kill_job(job)
+    record_property("idle", f"{after - before} transactions during {last - first} checkpoints")
+    assert last - first >= 5, f"only {last - first} checkpoints while idle"
+    # The test's own reads of the statistics count (2 measured); a transaction per empty
+    # checkpoint would add at least one per checkpoint (the committer), two (the writers).
+    assert after - before <= 3, f"{after - before} transactions during {last - first} checkpoints"
