@@ -324,7 +324,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 values = RowCodec.decode(payload); // the statements need the values
             }
             if (config.mode() == CommitMode.AT_LEAST_ONCE) {
-                direct[table].add(values);
+                addDirect(table, values);
                 rowsSinceCheckpoint++;
             } else {
                 if (current == null) {
@@ -335,7 +335,7 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
                 if (config.mode() == CommitMode.STAGED) {
                     stage(table, values, payload);
                 } else {
-                    direct[table].add(values);
+                    addDirect(table, values);
                 }
                 rowsInTransaction++;
                 if (rowsInTransaction == config.batchSize() && faults.watches(
@@ -357,6 +357,21 @@ final class PgWriter implements CommittingSinkWriter<Row, PgCommittable>,
     private long nextCounter() {
         highestCounter = Math.max(highestCounter, lastSnapshotCheckpoint) + 1;
         return highestCounter;
+    }
+
+    /**
+     * Runs a row through its table's statements (prepared and at-least-once modes). Before a
+     * table's batch is applied, the earlier tables' pending rows are, so that a batch may refer
+     * to rows of earlier tables received before it (foreign keys). Staged mode applies whole
+     * checkpoints table by table at commit, which also covers rows received later.
+     */
+    private void addDirect(int table, Object[] values) throws SQLException {
+        if (table > 0 && direct[table].pending() + 1 >= config.batchSize()) {
+            for (int t = 0; t < table; t++) {
+                direct[t].execute();
+            }
+        }
+        direct[table].add(values);
     }
 
     private void stage(int table, Object[] values, byte[] payload)

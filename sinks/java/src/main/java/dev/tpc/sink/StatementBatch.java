@@ -87,6 +87,11 @@ final class StatementBatch implements AutoCloseable {
         }
     }
 
+    /** Rows added and not yet applied. */
+    int pending() {
+        return rows.size();
+    }
+
     void add(Object[] values) throws SQLException {
         rows.add(values);
         if (rows.size() >= batchSize) {

@@ -227,6 +227,35 @@ class MultiTableTest {
     }
 
     @Test
+    void inPreparedModeABatchOfALaterTableFollowsTheEarlierTablesRows() throws Exception {
+        // Batches of 2 rows: the children's batch fills while the parent's is still pending.
+        SinkConfig config = new SinkConfig(TestDatabase.URL, TestDatabase.USER,
+                System.getenv("TPC_TEST_DB_PASSWORD"), sinkId, "prepared",
+                List.of("SELECT :id"), List.of("id"), 2, 5_000, "public", java.util.Map.of(), 5,
+                10_000, 30, 5, 1, 4)
+                .withTable("parent", List.of("id", "v"),
+                        List.of("INSERT INTO " + parent + " (id, v) VALUES (:id, :v)"))
+                .withTable("child", List.of("k", "parent_id", "n"),
+                        List.of("INSERT INTO " + child + " (k, parent_id, n) VALUES (:k, "
+                                + ":parent_id, :n)"));
+        PostgresTwoPhaseCommitSink sink = new PostgresTwoPhaseCommitSink(config);
+        var w0 = writer(sink, 0);
+        var committer = track(new OneInputStreamOperatorTestHarness<
+                CommittableMessage<PgCommittable>, CommittableMessage<PgCommittable>>(
+                new CommitterOperatorFactory<>(sink, false, true)));
+        committer.open();
+        w0.processElement(new StreamRecord<>(parentRow(1)));
+        w0.processElement(new StreamRecord<>(childRow("a", 1, 1)));
+        w0.processElement(new StreamRecord<>(childRow("b", 1, 1))); // the children's batch runs
+        w0.prepareSnapshotPreBarrier(1);
+        for (var record : drain(w0)) {
+            committer.processElement(record);
+        }
+        committer.notifyOfCompletedCheckpoint(1);
+        assertEquals(2, count("SELECT count(*) FROM " + child));
+    }
+
+    @Test
     void tablesAreCheckedWhenAdded() {
         SinkConfig config = TestDatabase.config("t", "staged", List.of("SELECT :id"),
                 List.of("id"), 1);
