@@ -4,6 +4,8 @@ ledger row, through a Python exception mid-stream, a `kill -9` between pre-commi
 and a restore; in subtask scope (the control) the same schedule shows snapshots that disagree,
 because the ledger's and the balances' transactions commit apart.
 
+And a `--watch` job's empty checkpoints open no database transaction.
+
 Local mini cluster in a process of its own (killed with `kill -9`), parallelism 2, real
 PostgreSQL, a reader sampling every 25 ms.
 """
