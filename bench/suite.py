@@ -279,7 +279,7 @@ def sink(bench: Bench, args) -> dict:
             ensure_schema(conn)
         return db
 
-    def alone(mode, rows_wanted=count, scope="subtask"):
+    def alone(mode, rows_wanted=count, scope="subtask", on_row_error="fail"):
         db = fresh()
         seconds = bench.run(
             "bench.sink_alone",
@@ -290,6 +290,8 @@ def sink(bench: Bench, args) -> dict:
             mode,
             "--scope",
             scope,
+            "--on-row-error",
+            on_row_error,
         )
         with db.connect() as conn:
             rows = conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
@@ -301,9 +303,14 @@ def sink(bench: Bench, args) -> dict:
         f"sink {mode}": functools.partial(alone, mode)
         for mode in ("prepared", "staged", "at_least_once")
     }
-    # Checkpoint scope: the same staged batches, applied by one committer per checkpoint.
+    # Checkpoint scope: the same staged batches, applied by one committer per checkpoint. It
+    # never tries batches at pre-commit (the fail policy's trial), so it is compared with
+    # subtask scope both with the trial (plain "sink staged") and without (dead_letter).
     variants["sink staged, checkpoint scope"] = functools.partial(
         alone, "staged", count, "checkpoint"
+    )
+    variants["sink staged, subtask scope, no trial (dead_letter)"] = functools.partial(
+        alone, "staged", count, "subtask", "dead_letter"
     )
     variants["raw COPY"] = lambda: raw_copy(fresh(), count)
     # The raw COPY runs in an open connection; the sink's runs include a job start, measured
