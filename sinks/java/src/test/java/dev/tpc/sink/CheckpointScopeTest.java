@@ -363,6 +363,34 @@ class CheckpointScopeTest {
     }
 
     @Test
+    void aSubtaskScopeCheckpointRestoredIntoCheckpointScopeIsCommitted() throws Exception {
+        // The same sink id and operators in subtask scope, as a job before the switch ran it.
+        PostgresTwoPhaseCommitSink before = new PostgresTwoPhaseCommitSink(
+                TestDatabase.config(sinkId, "staged",
+                        List.of("INSERT INTO " + table + " (id, v) VALUES (:id, :v)"),
+                        FIELDS, 5));
+        var w0 = writer(before, 0);
+        var w1 = writer(before, 1);
+        var oldCommitter = committer(before);
+        oldCommitter.open();
+        write(w0, 1, 2);
+        write(w1, 3);
+        for (var w : List.of(w0, w1)) {
+            w.prepareSnapshotPreBarrier(1);
+            deliver(oldCommitter, drain(w));
+        }
+        OperatorSubtaskState state = oldCommitter.snapshot(1, 1);
+        oldCommitter.close(); // stopped with checkpoint 1, before its notification
+
+        var restored = committer(sink()); // now in checkpoint scope
+        restored.initializeState(state);
+        restored.open();
+        restored.notifyOfCompletedCheckpoint(1);
+        assertEquals(List.of(1L, 2L, 3L), ids(), "the old one-subtask committables commit");
+        assertEquals(0, staged());
+    }
+
+    @Test
     void checkpointScopeNeedsStagedMode() {
         SinkConfigurationException e = assertThrows(SinkConfigurationException.class,
                 () -> TestDatabase.config(sinkId, "prepared", List.of("SELECT 1"), FIELDS, 1)
