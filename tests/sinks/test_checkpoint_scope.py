@@ -2,7 +2,8 @@
 one transaction, and everything that holds for subtask scope holds here too: exactly once
 through a Python exception and a sink failure mid-stream, through `kill -9` between pre-commit
 and commit (the writers' pre-commit, and the committer's commit) and a restore at 2, 1 and 3,
-with nothing left staged.
+with nothing left staged; a commit that fails transiently is retried and applied once; refused
+rows are dead-lettered once each.
 
 Local mini cluster, parallelism 2, real PostgreSQL (the schedules of test_failure_recovery and
 test_kill_and_restore, with `--scope checkpoint`).
@@ -197,5 +198,27 @@ def test_a_checkpoint_whose_commit_fails_transiently_is_retried_and_applied_once
         if job.poll() is None:
             kill_job(job)
     assert id_counts(database) == (COUNT, COUNT)
+    assert dangling(database) == (0, 0, 0)
+    assert_one_transaction_per_checkpoint(database)
+
+
+def test_dead_letters_stay_exactly_once_through_kill_9_and_restore(database, tmp_path):
+    """The dead-letter policy in checkpoint scope: refused rows (a CHECK constraint, a NUL in
+    text) are recorded by the committer inside the checkpoint's one transaction, once each,
+    through a `kill -9` and a restore."""
+    from tests.sinks.test_poison_rows import (
+        POISON,
+        create_table_with_check,
+        dead_letters,
+        refused_ids,
+    )
+
+    create_table_with_check(database)
+    kill_after_pause_then_restore(
+        database, tmp_path, "staged", 2, *SCOPE, "--on-row-error", "dead_letter", *POISON
+    )
+    refused = refused_ids(COUNT)
+    assert id_counts(database) == (COUNT - len(refused),) * 2
+    assert [i for i, _ in dead_letters(database)] == sorted(refused)
     assert dangling(database) == (0, 0, 0)
     assert_one_transaction_per_checkpoint(database)
