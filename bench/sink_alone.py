@@ -25,6 +25,18 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--mode", default="prepared", choices=["prepared", "staged", "at_least_once"]
     )
+    parser.add_argument(
+        "--scope",
+        default="subtask",
+        choices=["subtask", "checkpoint"],
+        help="commit scope (checkpoint: staged mode only)",
+    )
+    parser.add_argument(
+        "--on-row-error",
+        default="fail",
+        choices=["fail", "dead_letter"],
+        help="fail: staged mode in subtask scope also tries each batch at pre-commit",
+    )
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", default="2 s")
     parser.add_argument("--batch-size", type=int, default=1000)
@@ -55,8 +67,10 @@ def main(argv=None) -> int:
         .set_password_env(args.password_env)
         .set_row_type(LEDGER_ROW_TYPE)
         .add_statement(LEDGER_SQL)
-        .set_sink_id(f"bench-alone-{args.mode}".replace("_", "-"))
+        .set_sink_id(f"bench-alone-{args.mode}-{args.scope}".replace("_", "-"))
         .set_mode(args.mode)
+        .set_commit_scope(args.scope)
+        .set_on_row_error(args.on_row_error)
         .set_batch_size(args.batch_size)
         .build()
     )

@@ -303,6 +303,12 @@ SINK_TABLES = {
 }
 
 
+# Checkpoint scope: one sink, <prefix>-books, for the four tables; its dead letters number the
+# statements across its tables, in the order build_sinks adds them (one statement each).
+BOOKS_SINK = "books"
+BOOKS_STATEMENTS = {1: "ledger", 2: "balances", 3: "rejected", 4: "duplicates"}
+
+
 @dataclass
 class DeadLetter:
     """A row the sink could not write and set aside, with the database's reason."""
@@ -345,15 +351,17 @@ def load_dead_letters(
     if not _table_exists(conn, control_schema, DEAD_LETTER_TABLE):
         return None
     tables = {f"{sink_id_prefix}-{suffix}": table for suffix, table in SINK_TABLES.items()}
+    books = f"{sink_id_prefix}-{BOOKS_SINK}"
     rows = conn.execute(
         sql.SQL(
-            "SELECT sink_id, fields, sqlstate, message FROM {}.{} WHERE sink_id = ANY(%s)"
+            "SELECT sink_id, statement, fields, sqlstate, message FROM {}.{} "
+            "WHERE sink_id = ANY(%s)"
         ).format(sql.Identifier(control_schema), sql.Identifier(DEAD_LETTER_TABLE)),
-        (list(tables),),
+        ([*tables, books],),
     ).fetchall()
     letters = []
-    for sink_id, fields, sqlstate, message in rows:
-        table = tables[sink_id]
+    for sink_id, statement, fields, sqlstate, message in rows:
+        table = BOOKS_STATEMENTS[statement] if sink_id == books else tables[sink_id]
         fields = dict(fields or {})
         letters.append(
             DeadLetter(table, _dead_letter_key(table, fields), fields, sqlstate, message)

@@ -32,7 +32,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from pyflink.common import Duration, Types, WatermarkStrategy
 from pyflink.datastream import DataStream
@@ -108,7 +108,10 @@ class PaymentsConfig:
     execution_mode: str = "process"
     state_backend: Optional[str] = None  # hashmap | rocksdb
     dedupe_ttl_days: int = 30
-    ledger_mode: str = "prepared"  # insert-only, distinct keys
+    # checkpoint: one sink for the four tables, each checkpoint one transaction (staged mode);
+    # subtask: one sink per table, each subtask's checkpoint its own transaction, modes below.
+    commit_scope: str = "checkpoint"
+    ledger_mode: str = "prepared"  # insert-only, distinct keys (subtask scope)
     balances_mode: str = "staged"  # hot keys: running sums
     rejected_mode: str = "staged"
     sink_id_prefix: str = "payments"
@@ -128,10 +131,24 @@ class PaymentsConfig:
 
 
 class PaymentSinks(NamedTuple):
+    """Subtask scope: one sink per table. Checkpoint scope: `books`, one sink for all four
+    tables (the others None)."""
+
     ledger: object
     balances: object
     rejected: object
     duplicates: object
+    books: Any = None
+
+
+TABLES = ("ledger", "balances", "rejected", "duplicates")
+
+
+def sink_ids(config: "PaymentsConfig", **modes: str) -> dict[str, str]:
+    """The sink id that writes each table (as `build_sinks(config, **modes)` builds them)."""
+    if config.commit_scope == "checkpoint" and not modes:
+        return {table: f"{config.sink_id_prefix}-books" for table in TABLES}
+    return {table: f"{config.sink_id_prefix}-{table}" for table in TABLES}
 
 
 def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
@@ -197,8 +214,30 @@ def load_currency_table(config: PaymentsConfig):
 
 
 def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
-    """One TwoPhaseCommitSink per table; `modes` overrides (e.g. balances="at_least_once")."""
+    """Checkpoint scope (the default): one TwoPhaseCommitSink for the four tables, so that a
+    reader sees a checkpoint's ledger rows, balance deltas, rejections and duplicates at once.
+    Subtask scope, or any `modes` override (e.g. balances="at_least_once", for controls): one
+    sink per table."""
     from sinks import TwoPhaseCommitSink
+
+    if config.commit_scope == "checkpoint" and not modes:
+        books = (
+            TwoPhaseCommitSink.builder()
+            .set_jdbc_url(config.db_url)
+            .set_user(config.db_user)
+            .set_password_env(config.password_env)
+            .add_table("ledger", LEDGER_ROW_TYPE, [LEDGER_SQL])
+            .add_table("balances", BALANCE_ROW_TYPE, [BALANCE_SQL])
+            .add_table("rejected", REJECTED_ROW_TYPE, [REJECTED_SQL])
+            .add_table("duplicates", DUPLICATE_ROW_TYPE, [DUPLICATE_SQL])
+            .set_sink_id(sink_ids(config)["ledger"])
+            .set_mode("staged")
+            .set_commit_scope("checkpoint")
+            .set_batch_size(config.sink_batch_size)
+            .set_on_row_error(config.on_row_error)
+            .build()
+        )
+        return PaymentSinks(None, None, None, None, books=books)
 
     def sink(name, row_type, statement, mode):
         return (
@@ -244,17 +283,14 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
     )
     payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
 
-    (
+    ledger = (
         project(payments.first_seen, LEDGER_FIELDS, LEDGER_ROW_TYPE)
         .name("ledger-rows")
         .uid("ledger-rows")
-        .sink_to(sinks.ledger)
-        .name("ledger-sink")
-        .uid("ledger-sink")
     )
     # One delta per account and checkpoint, owned by one subtask: few upserts, and no two
     # transactions of this job ever wait for each other's row locks.
-    (
+    balances = (
         sum_per_checkpoint(
             payments.first_seen,
             ["account_id", "currency"],
@@ -264,29 +300,28 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         )
         .name("balance-deltas")
         .uid("balance-deltas")
-        .sink_to(sinks.balances)
-        .name("balances-sink")
-        .uid("balances-sink")
     )
     conflicts = (
         project(payments.conflicts, CONFLICT_FIELDS, REJECTED_ROW_TYPE)
         .name("conflicting-duplicates")
         .uid("conflicting-duplicates")
     )
-    (
-        parsed.rejected.union(conflicts)
-        .sink_to(sinks.rejected)
-        .name("rejected-sink")
-        .uid("rejected-sink")
-    )
-    (
+    rejected = parsed.rejected.union(conflicts)
+    duplicates = (
         project(payments.duplicates, DUPLICATE_FIELDS, DUPLICATE_ROW_TYPE)
         .name("duplicate-rows")
         .uid("duplicate-rows")
-        .sink_to(sinks.duplicates)
-        .name("duplicates-sink")
-        .uid("duplicates-sink")
     )
+    if sinks.books is not None:
+        # Checkpoint scope: the four tables through one sink, one transaction per checkpoint.
+        sinks.books.attach(
+            {"ledger": ledger, "balances": balances, "rejected": rejected, "duplicates": duplicates}
+        ).name("books-sink").uid("books-sink")
+        return
+    ledger.sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink")
+    balances.sink_to(sinks.balances).name("balances-sink").uid("balances-sink")
+    rejected.sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink")
+    duplicates.sink_to(sinks.duplicates).name("duplicates-sink").uid("duplicates-sink")
 
 
 # Lines Java may hand to a Python worker before it waits for their results. Every checkpoint
@@ -434,6 +469,7 @@ STATEFUL_UIDS = (
     "balances-sink",
     "rejected-sink",
     "duplicates-sink",
+    "books-sink",  # checkpoint scope: the four tables' sink
 )
 
 
@@ -566,7 +602,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
     parser.add_argument("--dedupe-ttl-days", type=int, default=30)
-    parser.add_argument("--ledger-mode", default="prepared", choices=["prepared", "staged"])
+    parser.add_argument(
+        "--commit-scope",
+        default="checkpoint",
+        choices=["checkpoint", "subtask"],
+        help="checkpoint: the four tables in one sink, one transaction per checkpoint (atomic "
+        "books); subtask: one sink per table, one transaction per subtask and checkpoint",
+    )
+    parser.add_argument(
+        "--ledger-mode",
+        default="prepared",
+        choices=["prepared", "staged"],
+        help="the ledger sink's commit mode (subtask scope; checkpoint scope is staged)",
+    )
     parser.add_argument("--sink-id-prefix", default="payments")
     parser.add_argument("--events", type=int, default=20_000, help="--demo: generated events")
     return parser.parse_args(argv)
@@ -593,6 +641,7 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         execution_mode=args.execution_mode,
         state_backend=args.state_backend,
         dedupe_ttl_days=args.dedupe_ttl_days,
+        commit_scope=args.commit_scope,
         ledger_mode=args.ledger_mode,
         sink_id_prefix=args.sink_id_prefix,
         source=args.source,

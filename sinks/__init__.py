@@ -10,6 +10,7 @@ _EXPORTS = {
     "TwoPhaseCommitSink": "sinks.two_phase_commit",
     "TwoPhaseCommitSinkBuilder": "sinks.two_phase_commit",
     "CommitMode": "sinks.two_phase_commit",
+    "CommitScope": "sinks.two_phase_commit",
     "SinkConfigurationError": "sinks.two_phase_commit",
     "add_sink_jars": "sinks.two_phase_commit",
     "add_kafka_jars": "sinks.two_phase_commit",

@@ -24,13 +24,17 @@ schema. The sink knows nothing about the rows' meaning: it runs the statements f
 import datetime
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pyflink.datastream.connectors.base import Sink
 
 from sinks.build import sink_jar
+
+if TYPE_CHECKING:
+    from pyflink.datastream import DataStream
+    from pyflink.datastream.data_stream import DataStreamSink
 
 JAVA_SINK_CLASS = "dev.tpc.sink.PostgresTwoPhaseCommitSink"
 
@@ -68,12 +72,53 @@ def add_kafka_jars(env) -> None:
     env.add_jars(*(jar.resolve().as_uri() for jar in jars))
 
 
+class CommitScope(str, Enum):
+    SUBTASK = "subtask"  # each subtask's checkpoint in a transaction of its own
+    CHECKPOINT = "checkpoint"  # a whole checkpoint, every subtask, in one transaction (staged)
+
+
 class TwoPhaseCommitSink(Sink):
     """A PyFlink Sink wrapping the Java two-phase-commit core; create it with `builder()`."""
 
-    def __init__(self, j_sink, summary: str = ""):
+    def __init__(self, j_sink, summary: str = "", tables: Sequence[str] = ()):
         super().__init__(j_sink)
         self.summary = summary
+        self.tables = list(tables)
+
+    def attach(self, streams: Mapping[str, "DataStream"]) -> "DataStreamSink":
+        """Connect one stream per table (`add_table`) to this sink, by table name, and return
+        the sink for `.uid(...)` and `.name(...)`. Each stream carries its table's
+        `Types.ROW_NAMED(...)` rows; they reach the sink, on the JVM, in an envelope that names
+        their table, and all tables are committed together."""
+        from py4j.protocol import Py4JJavaError
+        from pyflink.datastream.data_stream import DataStreamSink
+        from pyflink.java_gateway import get_gateway
+
+        if not self.tables:
+            raise SinkConfigurationError(
+                "attach() is for a sink with several tables (add_table); use stream.sink_to(sink)"
+            )
+        unknown = sorted(set(streams) - set(self.tables))
+        missing = [name for name in self.tables if name not in streams]
+        if unknown or missing:
+            raise SinkConfigurationError(
+                f"attach() needs one stream per table {self.tables}: "
+                + (f"unknown {unknown} " if unknown else "")
+                + (f"missing {missing}" if missing else "")
+            )
+        gateway = get_gateway()
+        names = gateway.new_array(gateway.jvm.String, len(streams))
+        j_streams = gateway.jvm.java.util.ArrayList()
+        for i, (name, stream) in enumerate(streams.items()):
+            names[i] = name
+            j_streams.add(stream._j_data_stream)
+        try:
+            j_sink = gateway.jvm.dev.tpc.sink.TableEnvelope.sinkTo(
+                self.get_java_function(), names, j_streams
+            )
+        except Py4JJavaError as error:
+            raise SinkConfigurationError(_java_message(error)) from None
+        return DataStreamSink(j_sink)
 
     @staticmethod
     def builder() -> "TwoPhaseCommitSinkBuilder":
@@ -121,6 +166,25 @@ class TwoPhaseCommitSinkBuilder:
         """Replaces the statements added so far."""
         return self._record("setStatements", list(statements))
 
+    def add_table(
+        self, name: str, row_type, statements: Sequence[str]
+    ) -> "TwoPhaseCommitSinkBuilder":
+        """A named input of the sink, with its own `Types.ROW_NAMED(...)` row type and the
+        statements run for each of its rows. A sink with tables takes one stream per table
+        (`sink.attach({name: stream, ...})`) and commits all of them together: with
+        `set_commit_scope("checkpoint")`, one transaction per checkpoint covers every table
+        and subtask. Tables are applied in the order they are added (a later table's rows may
+        refer to an earlier one's). Instead of `set_row_type` and `add_statement`."""
+        # Checked here, not in Java: only the Python type object knows whether it has names.
+        names = getattr(row_type, "get_field_names", lambda: None)()
+        if not names:
+            raise SinkConfigurationError(
+                f"add_table({name!r}, ...) needs Types.ROW_NAMED([...], [...]) so fields have names"
+            )
+        if isinstance(statements, str):
+            statements = [statements]
+        return self._record("addTable", name, list(names), list(statements))
+
     def set_row_type(self, row_type) -> "TwoPhaseCommitSinkBuilder":
         """The stream's `Types.ROW_NAMED(...)` type; its field names are the parameter names."""
         # Checked here, not in Java: only the Python type object knows whether it has names.
@@ -142,6 +206,20 @@ class TwoPhaseCommitSinkBuilder:
     def set_mode(self, mode) -> "TwoPhaseCommitSinkBuilder":
         """A `CommitMode` or its value: 'prepared', 'staged' (default) or 'at_least_once'."""
         return self._record("setMode", mode.value if isinstance(mode, CommitMode) else str(mode))
+
+    def set_commit_scope(self, scope) -> "TwoPhaseCommitSinkBuilder":
+        """What one committing transaction covers, a `CommitScope` or its value:
+
+        * ``"subtask"`` (default): each writer subtask's checkpoint is committed on its own;
+          commits are spread over the subtasks, and a reader may see one subtask's rows of a
+          checkpoint before another's.
+        * ``"checkpoint"``: everything every subtask wrote for a checkpoint becomes visible in
+          one transaction (staged mode only): the writers stage in parallel, one committer
+          applies the whole checkpoint. Atomic visibility and the fewest transactions; that one
+          committer is the commit-time bottleneck. See sinks/README.md."""
+        return self._record(
+            "setCommitScope", scope.value if isinstance(scope, CommitScope) else str(scope)
+        )
 
     def set_batch_size(self, rows: int) -> "TwoPhaseCommitSinkBuilder":
         """Rows sent to PostgreSQL per JDBC batch. Default 500."""
@@ -263,7 +341,34 @@ class TwoPhaseCommitSinkBuilder:
             j_sink = package.PostgresTwoPhaseCommitSink(j_config)
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
-        return TwoPhaseCommitSink(j_sink, summary or "")
+        return TwoPhaseCommitSink(j_sink, summary or "", self._table_names())
+
+    # Single-table settings a sink with tables (add_table) takes per table instead.
+    _SINGLE_TABLE_SETTERS = {
+        "setFieldNames": "set_row_type",
+        "addStatement": "add_statement",
+        "setStatements": "set_statements",
+    }
+
+    def _table_names(self) -> list[str]:
+        return [args[0] for setter, args in self._calls if setter == "addTable"]
+
+    def _check_tables(self) -> None:
+        """A Python-API rule, checked here: tables (add_table) replace the single table's row
+        type and statements, which the Java builder then takes from the first table."""
+        if not self._table_names():
+            return
+        mixed = sorted(
+            {python for java, python in self._SINGLE_TABLE_SETTERS.items() if self._called(java)}
+        )
+        if mixed:
+            raise SinkConfigurationError(
+                "add_table: a sink with tables takes its row types and statements per table: "
+                f"drop {'/'.join(mixed)}"
+            )
+
+    def _called(self, java_setter: str) -> bool:
+        return any(setter == java_setter for setter, _ in self._calls)
 
     def java_config(self):
         """The Java `SinkConfig` this builder describes, validated by `SinkConfig.Builder`,
@@ -273,6 +378,7 @@ class TwoPhaseCommitSinkBuilder:
         from pyflink.java_gateway import get_gateway
         from pyflink.util.java_utils import load_java_class
 
+        self._check_tables()
         password = self._resolve_password()
         try:
             load_java_class(JAVA_SINK_CLASS)

@@ -44,6 +44,7 @@ def test_throughput_section_on_a_tiny_input_writes_json_and_markdown(tmp_path):
         "script (single process)",
         "job p2 process",
         "job p2 thread",
+        "job p2 process, subtask-scope sinks",
         "job p2 process, at-least-once sinks",
         "job p2 process, discarding sinks",
     } <= set(runs)

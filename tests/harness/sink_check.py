@@ -60,6 +60,7 @@ def parse_args(argv=None):
     add_connection_arguments(parser, required=False)
     parser.add_argument("--table", default="sink_check")
     parser.add_argument("--mode", default="staged", choices=["prepared", "staged", "at_least_once"])
+    parser.add_argument("--scope", default="subtask", choices=["subtask", "checkpoint"])
     parser.add_argument("--sink-id", default="sink_check")
     parser.add_argument(
         "--second-sink",
@@ -147,6 +148,7 @@ def build_sink(args, sink_id, mode, table):
         .add_statement(statement)
         .set_sink_id(sink_id)
         .set_mode(mode)
+        .set_commit_scope(args.scope if mode == "staged" else "subtask")
         .set_batch_size(args.batch_size)
         .set_lock_timeout_ms(args.lock_timeout_ms)
         .set_on_row_error(args.on_row_error)

@@ -25,6 +25,7 @@ DEAD_LETTERS_DDL = """
     CREATE TABLE tpc_dead_letters (
         id          bigserial PRIMARY KEY,
         sink_id     text NOT NULL,
+        statement   int NOT NULL DEFAULT 1,
         fields      jsonb NOT NULL,
         sqlstate    text,
         message     text,
@@ -294,7 +295,9 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
                 "currency": currency,
             },
         ),
-        ("payments-rejected", {"source": source, "line_number": str(line_number), "reason": "x"}),
+        # The books sink (checkpoint scope) of the same prefix: statement 3 is the rejected
+        # table's, 2 the balances'.
+        ("payments-books", {"source": source, "line_number": str(line_number), "reason": "x"}),
         (
             "payments-balances",
             {
@@ -305,7 +308,7 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
             },
         ),
         (
-            "payments-balances",
+            "payments-books",
             {
                 "account_id": other_account,
                 "currency": other_currency,
@@ -317,10 +320,13 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
     ]
     with db.connect() as conn:
         for sink_id, fields in letters:
+            statement = 1
+            if sink_id == "payments-books":
+                statement = 3 if "source" in fields else 2
             conn.execute(
-                "INSERT INTO tpc_dead_letters (sink_id, fields, sqlstate, message) "
-                "VALUES (%s, %s, '22003', 'value out of range')",
-                (sink_id, Jsonb(fields)),
+                "INSERT INTO tpc_dead_letters (sink_id, statement, fields, sqlstate, message) "
+                "VALUES (%s, %s, %s, '22003', 'value out of range')",
+                (sink_id, statement, Jsonb(fields)),
             )
 
     report, text = run_audit(db, inputs)

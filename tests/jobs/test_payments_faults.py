@@ -19,6 +19,7 @@ from jobs.payments import (
     create_environment,
     file_source,
     prepare_database,
+    sink_ids,
 )
 from jobs.reconcile import reconcile
 from tests.harness.faults import FailOnce
@@ -87,7 +88,7 @@ def run_failing_job(config, tmp_path, name, **sink_modes) -> int:
     marker = tmp_path / "failed-once"
     fault_dir = tmp_path / "sink-fault"
     balances_fault = sink_fault(
-        fault_dir, "fail", nth=3, sink_id=f"{config.sink_id_prefix}-balances"
+        fault_dir, "fail", nth=3, sink_id=sink_ids(config, **sink_modes)["balances"]
     )
     with sink_fault_in_this_jvm(balances_fault):
         start(config, str(marker), **sink_modes).execute(name)

@@ -153,7 +153,16 @@ def kill_at_seam_then_restore(db, kafka, tmp_path, finished, *extra):
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        env=job_environment(db, sink_fault(pause, "pause", nth=3, sink_id="payments-ledger")),
+        # The control's ledger has a sink of its own; the exactly-once job's is the books sink.
+        env=job_environment(
+            db,
+            sink_fault(
+                pause,
+                "pause",
+                nth=3,
+                sink_id="payments-ledger" if "--ledger-sink-mode" in extra else "payments-books",
+            ),
+        ),
     )
     try:
         wait_for(

@@ -21,7 +21,13 @@ import uuid
 import pytest
 
 from jobs.audit import audit
-from jobs.payments import build_pipeline, build_sinks, create_environment, prepare_database
+from jobs.payments import (
+    build_pipeline,
+    build_sinks,
+    create_environment,
+    prepare_database,
+    sink_ids,
+)
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
 from tests.jobs.support import (
@@ -93,7 +99,7 @@ def run_through_outage(
     again after `outage_seconds` (or as soon as the job has failed), and waits for the end."""
     hold = tmp_path / f"hold-{phase}"
     settings = {
-        **sink_fault(hold, "hold", nth=3, sink_id=f"{config.sink_id_prefix}-ledger"),
+        **sink_fault(hold, "hold", nth=3, sink_id=sink_ids(config)["ledger"]),
         "TPC_SINK_FAULT_PHASE": phase,
     }
     prepare_database(config)

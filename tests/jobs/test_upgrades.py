@@ -6,6 +6,7 @@ Version A knows the default currencies; version B adds "ZZZ" (a currency file, a
 deploy it). Lines in ZZZ committed under A are `unsupported_currency`; under B they are ledger
 rows. Lines of A repeated after the upgrade are still duplicates: the dedupe state crossed it."""
 
+import dataclasses
 import json
 import re
 import threading
@@ -76,7 +77,8 @@ def build_pipeline_without_dedupe(env, config):
     from transforms.flink_adapters import parse_payment_lines
     from transforms.jvm_operators import project
 
-    sinks = build_sinks(config)
+    # Per-table sinks (subtask scope), so that this version can leave tables out.
+    sinks = build_sinks(dataclasses.replace(config, commit_scope="subtask"))
     source = env.from_source(
         file_source(config.input, config.watch),
         WatermarkStrategy.no_watermarks(),

@@ -158,6 +158,7 @@ def test_unknown_mode(flink_env, out_table, monkeypatch):
         ("set_field_names", ([],), ["required", "set_row_type"]),
         ("set_statements", ([],), ["at least one"]),
         ("add_statement", ("INSERT INTO out VALUES (?)",), ["'?'"]),
+        ("set_commit_scope", ("job",), ["unknown commit scope 'job'", "subtask or checkpoint"]),
     ],
 )
 def test_a_bad_setting_is_named_before_the_database_is_contacted(
@@ -226,3 +227,52 @@ def test_a_bounded_batch_job_needs_no_checkpoints(out_table, monkeypatch):
     env.execute("batch-without-checkpoints")
     with out_table.connect() as conn:
         assert conn.execute("SELECT count(*) FROM out").fetchone()[0] == 2
+
+
+def test_checkpoint_scope_refuses_unaligned_checkpoints_before_it_runs(out_table, monkeypatch):
+    """Checkpoint scope gathers a checkpoint's batches when its barrier arrives: unaligned
+    barriers would let some of them join the next checkpoint."""
+    from pyflink.common import Row, Types
+
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+
+    env = local_environment(
+        parallelism=1,
+        settings={
+            "execution.checkpointing.interval": "1 s",
+            "execution.checkpointing.mode": "EXACTLY_ONCE",
+            "execution.checkpointing.unaligned.enabled": "true",
+        },
+    )
+    add_sink_jars(env)
+    rows = env.from_collection(
+        [Row(1, "a")], type_info=Types.ROW_NAMED(ROW_FIELDS, [Types.LONG(), Types.STRING()])
+    )
+    rows.sink_to(builder(out_table, monkeypatch).set_commit_scope("checkpoint").build())
+    with pytest.raises(Exception) as error:
+        env.execute("unaligned-checkpoint-scope")
+    assert "needs aligned checkpoint barriers" in str(error.value)
+
+
+def test_a_bounded_batch_job_in_checkpoint_scope_commits_at_the_end(out_table, monkeypatch):
+    from pyflink.common import Row, Types
+
+    from localenv.flink import local_environment
+    from sinks import add_sink_jars
+
+    env = local_environment(parallelism=2, settings={"execution.runtime-mode": "BATCH"})
+    add_sink_jars(env)
+    rows = env.from_collection(
+        [Row(i, f"v{i}") for i in range(1, 101)],
+        type_info=Types.ROW_NAMED(ROW_FIELDS, [Types.LONG(), Types.STRING()]),
+    )
+    rows.sink_to(builder(out_table, monkeypatch).set_commit_scope("checkpoint").build())
+    env.execute("batch-checkpoint-scope")
+    with out_table.connect() as conn:
+        assert conn.execute("SELECT count(*), count(DISTINCT id) FROM out").fetchone() == (100, 100)
+        logged = conn.execute(
+            "SELECT count(DISTINCT written_at), array_agg(DISTINCT mode) FROM tpc_commit_log "
+            "WHERE sink_id = 'cfg'"
+        ).fetchone()
+    assert logged == (1, ["CHECKPOINT"])

@@ -15,7 +15,9 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.List;
 
 /**
  * Commits pre-committed transactions once their checkpoint has completed. Idempotent: a
@@ -93,9 +95,11 @@ final class PgCommitter implements Committer<PgCommittable> {
                         committable.rowCount);
             }
             try {
-                Outcome outcome = committable.mode == CommitMode.STAGED
-                        ? commitStaged(committable)
-                        : commitPrepared(committable);
+                Outcome outcome = committable.isCheckpoint()
+                        ? commitCheckpoint(committable)
+                        : committable.mode == CommitMode.STAGED
+                                ? commitStaged(committable)
+                                : commitPrepared(committable);
                 if (outcome == Outcome.ALREADY_COMMITTED) {
                     alreadyCommitted.inc();
                     request.signalAlreadyCommitted();
@@ -169,25 +173,7 @@ final class PgCommitter implements Committer<PgCommittable> {
                     }
                 }
             }
-            long applied = 0;
-            refusedRows.setTransaction(committable.gid);
-            try (StatementBatch targets = new StatementBatch(c, config, refusedRows, false);
-                    PreparedStatement rows = c.prepareStatement("SELECT payload FROM "
-                            + tables.stagedRows + " WHERE gid = ? ORDER BY seq")) {
-                rows.setString(1, committable.gid);
-                rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
-                try (ResultSet rs = rows.executeQuery()) {
-                    while (rs.next()) {
-                        targets.add(RowCodec.decode(rs.getBytes(1)));
-                        applied++;
-                    }
-                }
-                targets.execute();
-            }
-            if (applied != committable.rowCount) {
-                throw new IOException("staged batch " + committable.gid + " holds " + applied
-                        + " rows but " + committable.rowCount + " were staged");
-            }
+            applyStaged(c, List.of(committable));
             try (PreparedStatement deleteRows = c.prepareStatement(
                             "DELETE FROM " + tables.stagedRows + " WHERE gid = ?");
                     PreparedStatement deleteBatch = c.prepareStatement(
@@ -215,6 +201,155 @@ final class PgCommitter implements Committer<PgCommittable> {
             }
             throw e;
         }
+    }
+
+    /**
+     * Checkpoint scope: every subtask's staged batch of one checkpoint, applied in one
+     * transaction, which also logs each batch in the commit log and deletes it from staging. So
+     * the whole checkpoint becomes visible at once, and either all of its batches are still
+     * staged (not committed yet) or none is (committed, and logged). Anything in between means
+     * a batch was removed by someone else: the checkpoint is lost, and the job stops.
+     */
+    private Outcome commitCheckpoint(PgCommittable checkpoint) throws SQLException, IOException {
+        Connection c = connection();
+        c.setAutoCommit(false);
+        String[] gids = checkpoint.members.stream().map(m -> m.gid).toArray(String[]::new);
+        try {
+            java.util.Set<String> staged = new java.util.HashSet<>();
+            try (PreparedStatement lock = c.prepareStatement(
+                    "SELECT gid FROM " + tables.stagedBatches + " WHERE gid = ANY(?) FOR UPDATE")) {
+                lock.setArray(1, c.createArrayOf("text", gids));
+                try (ResultSet rs = lock.executeQuery()) {
+                    while (rs.next()) {
+                        staged.add(rs.getString(1));
+                    }
+                }
+            }
+            if (staged.isEmpty()) {
+                c.rollback();
+                return checkpointCommittedOrLost(c, checkpoint);
+            }
+            if (staged.size() != gids.length) {
+                List<String> missing = new ArrayList<>();
+                for (String gid : gids) {
+                    if (!staged.contains(gid)) {
+                        missing.add(gid);
+                    }
+                }
+                throw new IOException("checkpoint " + checkpoint.gid + " of sink '"
+                        + config.sinkId() + "' is incomplete: its staged batches " + missing
+                        + " are gone while " + staged.size() + " others are still staged. "
+                        + "One transaction applies them all, so this was done by someone else "
+                        + "(rolled back by hand, or another job with the same sink id). "
+                        + "Stopping rather than applying part of a checkpoint.");
+            }
+            applyStaged(c, checkpoint.members);
+            java.sql.Array members = c.createArrayOf("text", gids);
+            try (PreparedStatement log = c.prepareStatement("INSERT INTO " + tables.commitLog
+                            + " (gid, sink_id, subtask, counter, row_count, mode, lineage) "
+                            + "SELECT gid, ?, subtask, counter, row_count, 'CHECKPOINT', lineage FROM "
+                            + tables.stagedBatches + " WHERE gid = ANY(?)");
+                    PreparedStatement deleteRows = c.prepareStatement(
+                            "DELETE FROM " + tables.stagedRows + " WHERE gid = ANY(?)");
+                    PreparedStatement deleteBatches = c.prepareStatement(
+                            "DELETE FROM " + tables.stagedBatches + " WHERE gid = ANY(?)")) {
+                log.setString(1, config.sinkId());
+                log.setArray(2, members);
+                log.executeUpdate();
+                deleteRows.setArray(1, members);
+                deleteRows.executeUpdate();
+                deleteBatches.setArray(1, members);
+                deleteBatches.executeUpdate();
+            }
+            c.commit();
+            return Outcome.COMMITTED;
+        } catch (SQLException | IOException | RuntimeException e) {
+            try {
+                c.rollback();
+            } catch (SQLException ignored) {
+                // the connection is replaced on the next attempt
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Applies staged batches through the user's statements inside the caller's transaction:
+     * table by table, in the order the tables were added (so that rows of a later table may
+     * refer to an earlier one's), and within a table batch by batch, in the given order. Rows
+     * are streamed, never a whole checkpoint in memory; each batch of {@code batchSize} rows
+     * is applied set-based where its statements allow ({@link StatementBatch}). Checks that
+     * each staged batch held as many rows as were staged.
+     */
+    private void applyStaged(Connection c, List<PgCommittable> batches)
+            throws SQLException, IOException {
+        List<TableSpec> targets = config.tables();
+        long[] applied = new long[batches.size()];
+        try (PreparedStatement rows = c.prepareStatement("SELECT payload FROM " + tables.stagedRows
+                + " WHERE gid = ? AND seq >= ? AND seq < ? ORDER BY seq")) {
+            rows.setFetchSize(config.batchSize()); // stream, do not load a whole checkpoint
+            for (int t = 0; t < targets.size(); t++) {
+                try (StatementBatch target =
+                        new StatementBatch(c, config, targets.get(t), refusedRows, false)) {
+                    for (int b = 0; b < batches.size(); b++) {
+                        String gid = batches.get(b).gid;
+                        refusedRows.setTransaction(gid);
+                        rows.setString(1, gid);
+                        rows.setLong(2, TableSpec.firstSeq(t));
+                        rows.setLong(
+                                3,
+                                t + 1 < targets.size()
+                                        ? TableSpec.firstSeq(t + 1)
+                                        : Long.MAX_VALUE);
+                        try (ResultSet rs = rows.executeQuery()) {
+                            while (rs.next()) {
+                                target.add(RowCodec.decode(rs.getBytes(1)));
+                                applied[b]++;
+                            }
+                        }
+                        target.execute(); // a batch never mixes two transactions' rows
+                    }
+                }
+            }
+        }
+        for (int b = 0; b < batches.size(); b++) {
+            if (applied[b] != batches.get(b).rowCount) {
+                throw new IOException("staged batch " + batches.get(b).gid + " holds " + applied[b]
+                        + " rows but " + batches.get(b).rowCount + " were staged");
+            }
+        }
+    }
+
+    /** No batch of the checkpoint is staged: all of them must be in the commit log. */
+    private Outcome checkpointCommittedOrLost(Connection c, PgCommittable checkpoint)
+            throws SQLException, IOException {
+        List<String> lost = new ArrayList<>();
+        try (PreparedStatement ps =
+                c.prepareStatement("SELECT 1 FROM " + tables.commitLog + " WHERE gid = ?")) {
+            for (PgCommittable member : checkpoint.members) {
+                ps.setString(1, member.gid);
+                try (ResultSet rs = ps.executeQuery()) {
+                    if (!rs.next()) {
+                        lost.add(member.gid);
+                    }
+                }
+            }
+        } finally {
+            if (!c.getAutoCommit()) {
+                c.rollback();
+            }
+        }
+        if (lost.isEmpty()) {
+            LOG.info(
+                    "{} ({} batches) was already committed (recovered after a restore)",
+                    checkpoint.gid,
+                    checkpoint.members.size());
+            return Outcome.ALREADY_COMMITTED;
+        }
+        throw new IOException("checkpoint " + checkpoint.gid + " of sink '" + config.sinkId()
+                + "' is lost: its staged batches " + lost + " are neither pending nor in the "
+                + "commit log, so their rows were never applied. Were they removed by hand, or "
+                + "did another job use the same sink id? Stopping rather than skipping data.");
     }
 
     private Outcome alreadyCommittedOrLost(Connection c, PgCommittable committable)

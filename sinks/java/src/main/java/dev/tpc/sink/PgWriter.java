@@ -46,11 +46,12 @@ final class PgWriter
     private final FaultInjection faults;
 
     private Connection connection;
-    private StatementBatch direct;
+    // One per table (SinkConfig#tables), in table order.
+    private StatementBatch[] direct;
     private StagedRowCopier staged;
     // Staged mode under the "fail" policy: the user's statements tried on every batch and rolled
     // back, so that a refused row stops the job here and never reaches the committer.
-    private StatementBatch trial;
+    private StatementBatch[] trial;
     private RefusedRows refusedRows;
 
     private TransactionId current;
@@ -165,13 +166,28 @@ final class PgWriter
         // lock_timeout, statement_timeout and the socket timeout come with the connection
         // (SinkConfig.jdbcProperties).
         connection.setAutoCommit(config.mode() == CommitMode.AT_LEAST_ONCE);
+        List<TableSpec> targets = config.tables();
         if (config.mode() == CommitMode.STAGED) {
             staged = new StagedRowCopier(connection, tables.stagedRows, config.batchSize());
-            if (config.rowErrorPolicy() == RowErrorPolicy.FAIL) {
-                trial = new StatementBatch(connection, config, refusedRows, true);
+            // The trial sees this subtask's batch of one table alone: not the other subtasks'
+            // rows that checkpoint scope applies in the same transaction, nor the rows of other
+            // tables (each trial batch is rolled back), so it would refuse rows that refer to
+            // them. There, a refused row stops the job at commit instead (sinks/README.md).
+            if (config.rowErrorPolicy() == RowErrorPolicy.FAIL
+                    && !config.isMultiTable()
+                    && config.commitScope() == CommitScope.SUBTASK) {
+                trial = new StatementBatch[targets.size()];
+                for (int t = 0; t < trial.length; t++) {
+                    trial[t] = new StatementBatch(
+                            connection, config, targets.get(t), refusedRows, true);
+                }
             }
         } else {
-            direct = new StatementBatch(connection, config, refusedRows, false);
+            direct = new StatementBatch[targets.size()];
+            for (int t = 0; t < direct.length; t++) {
+                direct[t] =
+                        new StatementBatch(connection, config, targets.get(t), refusedRows, false);
+            }
         }
     }
 
@@ -304,17 +320,39 @@ final class PgWriter
 
     @Override
     public void write(Row row, Context context) throws IOException {
-        if (row.getArity() != config.fieldNames().size()) {
-            throw new IOException("sink '" + config.sinkId() + "' expects rows with fields "
-                    + config.fieldNames() + " but got a row of arity " + row.getArity());
-        }
-        Object[] values = new Object[row.getArity()];
-        for (int i = 0; i < values.length; i++) {
-            values[i] = row.getField(i);
+        int table = 0;
+        Object[] values = null;
+        byte[] payload = null; // a table's row as the envelope carries it (RowCodec)
+        if (config.isMultiTable()) {
+            if (row.getArity() != 2
+                    || !(row.getField(0) instanceof Integer)
+                    || !(row.getField(1) instanceof byte[])) {
+                throw new IOException("sink '" + config.sinkId() + "' has several tables and "
+                        + "takes envelopes (attach its inputs with TableEnvelope / "
+                        + "TwoPhaseCommitSink.attach), but got " + row);
+            }
+            table = (Integer) row.getField(0);
+            payload = (byte[]) row.getField(1);
+            if (table < 0 || table >= config.tables().size()) {
+                throw new IOException(
+                        "sink '" + config.sinkId() + "' has no table number " + table);
+            }
+        } else {
+            if (row.getArity() != config.fieldNames().size()) {
+                throw new IOException("sink '" + config.sinkId() + "' expects rows with fields "
+                        + config.fieldNames() + " but got a row of arity " + row.getArity());
+            }
+            values = new Object[row.getArity()];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = row.getField(i);
+            }
         }
         try {
+            if (values == null && (config.mode() != CommitMode.STAGED || trial != null)) {
+                values = RowCodec.decode(payload); // the statements need the values
+            }
             if (config.mode() == CommitMode.AT_LEAST_ONCE) {
-                direct.add(values);
+                addDirect(table, values);
                 rowsSinceCheckpoint++;
             } else {
                 if (current == null) {
@@ -324,9 +362,9 @@ final class PgWriter
                     refusedRows.setTransaction(current.gid);
                 }
                 if (config.mode() == CommitMode.STAGED) {
-                    stage(values);
+                    stage(table, values, payload);
                 } else {
-                    direct.add(values);
+                    addDirect(table, values);
                 }
                 rowsInTransaction++;
                 if (rowsInTransaction == config.batchSize()
@@ -356,10 +394,29 @@ final class PgWriter
         return highestCounter;
     }
 
-    private void stage(Object[] values) throws SQLException, IOException {
-        staged.add(current.gid, rowsInTransaction, RowCodec.encode(values));
+    /**
+     * Runs a row through its table's statements (prepared and at-least-once modes). Before a
+     * table's batch is applied, the earlier tables' pending rows are, so that a batch may refer
+     * to rows of earlier tables received before it (foreign keys). Staged mode applies whole
+     * checkpoints table by table at commit, which also covers rows received later.
+     */
+    private void addDirect(int table, Object[] values) throws SQLException {
+        if (table > 0 && direct[table].pending() + 1 >= config.batchSize()) {
+            for (int t = 0; t < table; t++) {
+                direct[t].execute();
+            }
+        }
+        direct[table].add(values);
+    }
+
+    private void stage(int table, Object[] values, byte[] payload)
+            throws SQLException, IOException {
+        staged.add(
+                current.gid,
+                TableSpec.firstSeq(table) + rowsInTransaction,
+                payload != null ? payload : RowCodec.encode(values));
         if (trial != null) {
-            trial.add(values);
+            trial[table].add(values);
         }
     }
 
@@ -367,7 +424,9 @@ final class PgWriter
     public void flush(boolean endOfInput) throws IOException {
         if (config.mode() == CommitMode.AT_LEAST_ONCE) {
             try {
-                direct.execute();
+                for (StatementBatch batch : direct) {
+                    batch.execute();
+                }
             } catch (SQLException e) {
                 throw failure("flush", e);
             }
@@ -388,7 +447,9 @@ final class PgWriter
         try {
             if (config.mode() == CommitMode.STAGED) {
                 if (trial != null) {
-                    trial.execute();
+                    for (StatementBatch batch : trial) {
+                        batch.execute();
+                    }
                 }
                 staged.flush();
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
@@ -399,7 +460,9 @@ final class PgWriter
                 }
                 connection.commit();
             } else {
-                direct.execute();
+                for (StatementBatch batch : direct) {
+                    batch.execute();
+                }
                 try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
                         + tables.commitLog + " (gid, sink_id, subtask, counter, row_count, "
                         + "lineage, mode) VALUES (?, ?, ?, ?, ?, ?, 'PREPARED')")) {

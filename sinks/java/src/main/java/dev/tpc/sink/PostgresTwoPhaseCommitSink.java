@@ -12,6 +12,9 @@ import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.configuration.ExecutionOptions;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
+import org.apache.flink.streaming.api.connector.sink2.CommittableMessage;
+import org.apache.flink.streaming.api.connector.sink2.CommittableMessageTypeInfo;
+import org.apache.flink.streaming.api.connector.sink2.SupportsPreCommitTopology;
 import org.apache.flink.streaming.api.connector.sink2.SupportsPreWriteTopology;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -25,12 +28,18 @@ import java.util.Collections;
  * Exactly-once PostgreSQL sink (Sink V2): each subtask pre-commits its checkpoint's rows when
  * the barrier arrives, and the committer makes them visible only after the checkpoint
  * completed. Built from Python by {@code sinks.TwoPhaseCommitSink}.
+ *
+ * <p>In checkpoint scope ({@link CommitScope#CHECKPOINT}) a pre-commit topology gathers every
+ * subtask's staged batches of a checkpoint into one committable ({@link CheckpointCommittables}),
+ * which one committer applies in one transaction. In subtask scope that topology is empty: the
+ * job graph is the one of a sink without it.
  */
 public final class PostgresTwoPhaseCommitSink
         implements Sink<Row>,
                 SupportsCommitter<PgCommittable>,
                 SupportsWriterState<Row, PgWriterState>,
-                SupportsPreWriteTopology<Row> {
+                SupportsPreWriteTopology<Row>,
+                SupportsPreCommitTopology<PgCommittable, PgCommittable> {
     private static final long serialVersionUID = 1L;
 
     private final SinkConfig config;
@@ -83,6 +92,41 @@ public final class PostgresTwoPhaseCommitSink
                     + "unaligned barriers let a restore replay rows that a committed transaction "
                     + "already holds. Set execution.checkpointing.mode: EXACTLY_ONCE.");
         }
+        if (config.commitScope() == CommitScope.CHECKPOINT
+                && env.getCheckpointConfig().isUnalignedCheckpointsEnabled()) {
+            // CheckpointCommittables emits a checkpoint's batches when its barrier arrives:
+            // with unaligned barriers, batches of that checkpoint still in flight would join
+            // the next one, and the checkpoint would no longer be one transaction.
+            throw new SinkConfigurationException(sink + "commit scope 'checkpoint' needs "
+                    + "aligned checkpoint barriers: unset execution.checkpointing.unaligned."
+                    + "enabled, or use commit scope 'subtask'.");
+        }
+    }
+
+    /**
+     * Checkpoint scope: all writers' committables to one operator (parallelism 1, no state),
+     * which emits one committable per checkpoint to committer subtask 0. Subtask scope: nothing.
+     */
+    @Override
+    public DataStream<CommittableMessage<PgCommittable>> addPreCommitTopology(
+            DataStream<CommittableMessage<PgCommittable>> committables) {
+        if (config.commitScope() != CommitScope.CHECKPOINT) {
+            return committables;
+        }
+        return committables
+                .global()
+                .transform(
+                        "checkpoint committables",
+                        CommittableMessageTypeInfo.of(PgCommittable.Serializer::new),
+                        new CheckpointCommittables(config.sinkId()))
+                .setParallelism(1)
+                .setMaxParallelism(1)
+                .global();
+    }
+
+    @Override
+    public SimpleVersionedSerializer<PgCommittable> getWriteResultSerializer() {
+        return new PgCommittable.Serializer();
     }
 
     @Override

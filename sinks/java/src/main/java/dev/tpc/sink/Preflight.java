@@ -50,15 +50,20 @@ public final class Preflight {
         boolean autoCommit = connection.getAutoCommit();
         connection.setAutoCommit(false);
         try {
-            for (NamedStatement statement : config.statements()) {
-                try (PreparedStatement ps = connection.prepareStatement(statement.jdbcSql())) {
-                    ps.getParameterMetaData(); // forces a server-side parse/describe
-                } catch (SQLException e) {
-                    connection.rollback();
-                    throw new SinkConfigurationException(
-                            "statement rejected by PostgreSQL: " + e.getMessage()
-                                    + "\n  statement: " + statement.original(),
-                            e);
+            for (TableSpec table : config.tables()) {
+                for (NamedStatement statement : table.statements()) {
+                    try (PreparedStatement ps = connection.prepareStatement(statement.jdbcSql())) {
+                        ps.getParameterMetaData(); // forces a server-side parse/describe
+                    } catch (SQLException e) {
+                        connection.rollback();
+                        throw new SinkConfigurationException(
+                                "statement rejected by PostgreSQL: "
+                                        + e.getMessage() + "\n  statement: " + statement.original()
+                                        + (table.name().isEmpty()
+                                                ? ""
+                                                : "\n  table: " + table.name()),
+                                e);
+                    }
                 }
             }
         } finally {

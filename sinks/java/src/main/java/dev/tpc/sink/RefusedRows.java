@@ -25,6 +25,8 @@ final class RefusedRows {
     private final String where;
     private final Counter deadLettered;
     private String gid;
+    private TableSpec table;
+    private int statementOffset;
 
     /**
      * @param where "writer" or "committer", for messages
@@ -41,6 +43,22 @@ final class RefusedRows {
         this.subtask = subtask;
         this.where = where;
         this.deadLettered = deadLettered;
+        this.table = config.tables().get(0);
+    }
+
+    /**
+     * The table whose rows come next (a sink with several tables). Dead letters number
+     * statements across the sink's tables, in order: table 1's first statement follows table
+     * 0's last, so the number alone tells the table.
+     */
+    void setTable(int index) {
+        List<TableSpec> tables = config.tables();
+        this.table = tables.get(index);
+        int offset = 0;
+        for (int i = 0; i < index; i++) {
+            offset += tables.get(i).statements().size();
+        }
+        this.statementOffset = offset;
     }
 
     /** The transaction the next refused rows belong to (null in at-least-once mode). */
@@ -68,10 +86,13 @@ final class RefusedRows {
             ps.setString(1, config.sinkId());
             ps.setInt(2, subtask);
             ps.setString(3, gid);
-            ps.setInt(4, statement + 1);
+            ps.setInt(4, statementOffset + statement + 1);
             ps.setString(5, SqlStates.stateOf(error));
-            ps.setString(6, storable(String.valueOf(error.getMessage())));
-            ps.setString(7, fieldsAsJson(config.fieldNames(), row));
+            ps.setString(
+                    6,
+                    storable((config.isMultiTable() ? "table " + table.name() + ": " : "")
+                            + error.getMessage()));
+            ps.setString(7, fieldsAsJson(table.fieldNames(), row));
             ps.setBytes(8, RowCodec.encode(row));
             ps.executeUpdate();
         } catch (IOException e) {
@@ -83,7 +104,7 @@ final class RefusedRows {
     private String describe(Object[] row, int statement, SQLException error) {
         String state = SqlStates.stateOf(error);
         StringBuilder fields = new StringBuilder("{");
-        List<String> names = config.fieldNames();
+        List<String> names = table.fieldNames();
         for (int i = 0; i < row.length; i++) {
             fields.append(i == 0 ? "" : ", ")
                     .append(i < names.size() ? names.get(i) : "?")
@@ -97,7 +118,8 @@ final class RefusedRows {
                 : " Nothing of this transaction was pre-committed; resume from the newest "
                         + "retained checkpoint after the fix.";
         return "sink '" + config.sinkId() + "' subtask " + subtask + ": the database refused "
-                + "a row (statement " + (statement + 1) + ", SQLSTATE " + state + ": "
+                + "a row (" + (config.isMultiTable() ? "table " + table.name() + ", " : "")
+                + "statement " + (statement + 1) + ", SQLSTATE " + state + ": "
                 + error.getMessage() + "); row " + fields + ". The sink's row error policy is "
                 + "'fail', so the job stops without restarting (the row would be refused again "
                 + "on every attempt): fix the row's source or the constraint, or choose "

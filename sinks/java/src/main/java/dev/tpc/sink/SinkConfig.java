@@ -28,6 +28,9 @@ public final class SinkConfig implements Serializable {
     /** Sink ids become part of PREPARE TRANSACTION literals and LIKE-free prefixes. */
     public static final Pattern SINK_ID = Pattern.compile("[A-Za-z0-9_-]{1,64}");
 
+    /** Tables of one sink: a staged row's sequence number holds its table's index. */
+    public static final int MAX_TABLES = (1 << (63 - TableSpec.SEQ_TABLE_SHIFT)) - 1;
+
     public static final Pattern SCHEMA = Pattern.compile("[a-z_][a-z0-9_]{0,62}");
 
     /** A password in the URL would reach logs and the web UI. */
@@ -72,6 +75,11 @@ public final class SinkConfig implements Serializable {
      */
     public static final long DEFAULT_OWNER_WAIT_MILLIS = 90_000;
     private final long ownerWaitMillis;
+    private final CommitScope commitScope;
+    /** Named inputs ({@link Builder#addTable}); empty: one unnamed table, the builder's own. */
+    private final List<TableSpec> namedTables;
+    /** Without named inputs, the sink's one table: its field names and statements. */
+    private final TableSpec singleTable;
 
     /*
      * Timeouts, chosen as a chain so that every wait ends, and ends in the right order:
@@ -113,18 +121,21 @@ public final class SinkConfig implements Serializable {
     private SinkConfig(
             Builder settings,
             CommitMode mode,
+            List<String> fieldNames,
             List<NamedStatement> statements,
             RowErrorPolicy rowErrorPolicy,
             long commitLogRetentionSeconds,
             long preparedTransactionWarningSeconds,
-            long ownerWaitMillis) {
+            long ownerWaitMillis,
+            CommitScope commitScope,
+            List<TableSpec> namedTables) {
         this.jdbcUrl = settings.jdbcUrl;
         this.user = settings.user;
         this.password = settings.password;
         this.sinkId = settings.sinkId;
         this.mode = mode;
         this.statements = Collections.unmodifiableList(statements);
-        this.fieldNames = Collections.unmodifiableList(new ArrayList<>(settings.fieldNames));
+        this.fieldNames = Collections.unmodifiableList(new ArrayList<>(fieldNames));
         this.batchSize = settings.batchSize;
         this.lockTimeoutMillis = settings.lockTimeoutMs;
         this.controlSchema = settings.controlSchema;
@@ -140,6 +151,9 @@ public final class SinkConfig implements Serializable {
         this.commitLogRetentionSeconds = commitLogRetentionSeconds;
         this.preparedTransactionWarningSeconds = preparedTransactionWarningSeconds;
         this.ownerWaitMillis = ownerWaitMillis;
+        this.commitScope = commitScope;
+        this.namedTables = Collections.unmodifiableList(new ArrayList<>(namedTables));
+        this.singleTable = new TableSpec("", this.fieldNames, this.statements);
     }
 
     /** A builder with every setting at its default; {@link Builder#build()} validates. */
@@ -223,6 +237,35 @@ public final class SinkConfig implements Serializable {
         return ownerWaitMillis;
     }
 
+    /**
+     * What one committing transaction covers ({@link CommitScope}: "subtask", the default, or
+     * "checkpoint", which needs staged mode); see {@link Builder#setCommitScope}.
+     */
+    public CommitScope commitScope() {
+        return commitScope;
+    }
+
+    /** Whether rows arrive as envelopes of named tables ({@link Builder#addTable}). */
+    public boolean isMultiTable() {
+        return !namedTables.isEmpty();
+    }
+
+    /** The tables, in the order they are applied: the named ones, or the one unnamed table. */
+    public List<TableSpec> tables() {
+        return namedTables.isEmpty() ? List.of(singleTable) : namedTables;
+    }
+
+    /** The index of a named table, for envelopes. */
+    public int tableIndex(String name) {
+        for (int i = 0; i < namedTables.size(); i++) {
+            if (namedTables.get(i).name().equals(name)) {
+                return i;
+            }
+        }
+        throw new SinkConfigurationException(
+                "sink '" + sinkId + "' has no table '" + name + "'; its tables are " + namedTables);
+    }
+
     public String jdbcUrl() {
         return jdbcUrl;
     }
@@ -287,7 +330,9 @@ public final class SinkConfig implements Serializable {
                 + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
                 + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
-                + ", preparedWarningS=" + preparedTransactionWarningSeconds + "}";
+                + ", preparedWarningS=" + preparedTransactionWarningSeconds
+                + ", scope=" + commitScope
+                + (namedTables.isEmpty() ? "" : ", tables=" + namedTables) + "}";
     }
 
     /**
@@ -317,6 +362,9 @@ public final class SinkConfig implements Serializable {
         private double commitLogRetentionHours = DEFAULT_COMMIT_LOG_RETENTION_SECONDS / 3600.0;
         private double preparedTransactionWarningS = DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS;
         private double ownerWaitS = DEFAULT_OWNER_WAIT_MILLIS / 1000.0;
+        private String commitScope = CommitScope.SUBTASK.name().toLowerCase(Locale.ROOT);
+        /** The {@link #addTable} calls, in order. */
+        private final List<TableSettings> tables = new ArrayList<>();
 
         private Builder() {}
 
@@ -449,6 +497,27 @@ public final class SinkConfig implements Serializable {
         }
 
         /**
+         * What one committing transaction covers: {@code subtask} (default) or {@code checkpoint}
+         * (needs {@code setMode("staged")}): see {@link CommitScope}.
+         */
+        public Builder setCommitScope(String scope) {
+            this.commitScope = scope;
+            return this;
+        }
+
+        /**
+         * Adds a named input: its rows' field names and the statements run for each of its rows.
+         * A sink with named inputs takes envelopes ({@link TableEnvelope}) instead of plain rows,
+         * and commits all its tables together. Tables are applied in the order they were added.
+         * Without {@link #setFieldNames} / statements of its own, the sink's single-table
+         * settings are the first table's.
+         */
+        public Builder addTable(String name, List<String> fieldNames, List<String> statements) {
+            tables.add(new TableSettings(name, fieldNames, statements));
+            return this;
+        }
+
+        /**
          * The configuration, if every setting is valid.
          *
          * @throws SinkConfigurationException naming the first bad setting's setter, its value
@@ -485,6 +554,23 @@ public final class SinkConfig implements Serializable {
                                 + "running jobs");
             }
             CommitMode parsedMode = parsed("setMode", mode, CommitMode::parse);
+            CommitScope scope = parsed("setCommitScope", commitScope, CommitScope::parse);
+            if (scope == CommitScope.CHECKPOINT && parsedMode != CommitMode.STAGED) {
+                throw invalid(
+                        "setCommitScope",
+                        "commit scope 'checkpoint' needs commit mode 'staged' (got '"
+                                + parsedMode.name().toLowerCase(Locale.ROOT)
+                                + "', setMode): one transaction applies every subtask's staged "
+                                + "rows, and prepared transactions of several sessions cannot be "
+                                + "committed as one");
+            }
+            List<TableSpec> namedTables = namedTables();
+            List<String> fieldNames = this.fieldNames;
+            List<String> statements = this.statements;
+            if (!namedTables.isEmpty() && fieldNames.isEmpty() && statements.isEmpty()) {
+                fieldNames = namedTables.get(0).fieldNames();
+                statements = tables.get(0).statements;
+            }
             if (fieldNames.isEmpty()) {
                 throw invalid(
                         "setFieldNames",
@@ -615,11 +701,61 @@ public final class SinkConfig implements Serializable {
             return new SinkConfig(
                     this,
                     parsedMode,
+                    fieldNames,
                     parsed,
                     policy,
                     retentionSeconds,
                     warningSeconds,
-                    Math.round(ownerWaitS * 1000));
+                    Math.round(ownerWaitS * 1000),
+                    scope,
+                    namedTables);
+        }
+
+        /** The added tables, each checked; the first bad one named, as {@code addTable}'s. */
+        private List<TableSpec> namedTables() {
+            checkTableCount(tables.size());
+            List<TableSpec> specs = new ArrayList<>();
+            java.util.Set<String> names = new java.util.HashSet<>();
+            for (TableSettings table : tables) {
+                String name = table.name;
+                TableSpec spec;
+                try {
+                    spec = TableSpec.of(name, table.fieldNames, table.statements);
+                } catch (SinkConfigurationException | NullPointerException e) {
+                    throw invalid(
+                            "addTable",
+                            e instanceof NullPointerException
+                                    ? "table " + quote(name) + ": a statement is null"
+                                    : e.getMessage());
+                }
+                if (!names.add(name)) {
+                    throw invalid("addTable", "table " + quote(name) + " is added twice");
+                }
+                specs.add(spec);
+            }
+            return specs;
+        }
+
+        /** A staged row's sequence number has room for {@link #MAX_TABLES} table indexes. */
+        static void checkTableCount(int tables) {
+            if (tables > MAX_TABLES) {
+                throw invalid(
+                        "addTable",
+                        tables + " tables in one sink are too many: at most " + MAX_TABLES);
+            }
+        }
+
+        /** One {@link #addTable} call, as given: checked in {@link #build()}. */
+        private static final class TableSettings {
+            final String name;
+            final List<String> fieldNames;
+            final List<String> statements;
+
+            TableSettings(String name, List<String> fieldNames, List<String> statements) {
+                this.name = name;
+                this.fieldNames = fieldNames == null ? null : new ArrayList<>(fieldNames);
+                this.statements = statements == null ? null : new ArrayList<>(statements);
+            }
         }
 
         private static SinkConfigurationException invalid(String setter, String problem) {

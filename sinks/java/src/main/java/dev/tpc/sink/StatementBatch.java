@@ -50,6 +50,7 @@ final class StatementBatch implements AutoCloseable {
     private final boolean stringsUntyped;
     private final RefusedRows refused;
     private final boolean trial;
+    private final int tableIndex;
 
     /** Without a handler for refused rows: every error is the caller's. */
     StatementBatch(Connection connection, SinkConfig config) throws SQLException {
@@ -62,24 +63,42 @@ final class StatementBatch implements AutoCloseable {
      */
     StatementBatch(Connection connection, SinkConfig config, RefusedRows refused, boolean trial)
             throws SQLException {
+        this(connection, config, config.tables().get(0), refused, trial);
+    }
+
+    /** The statements of one table of the sink ({@link SinkConfig#tables()}). */
+    StatementBatch(
+            Connection connection,
+            SinkConfig config,
+            TableSpec table,
+            RefusedRows refused,
+            boolean trial)
+            throws SQLException {
         this.connection = connection;
         this.refused = refused;
         this.trial = trial;
-        this.statements = config.statements();
+        this.statements = table.statements();
+        this.tableIndex = Math.max(0, config.tables().indexOf(table));
         this.batchSize = config.batchSize();
         this.stringsUntyped = config.stringsUntyped();
+        List<String> fieldNames = table.fieldNames();
         for (NamedStatement statement : statements) {
             perRow.add(connection.prepareStatement(statement.jdbcSql()));
-            perRowIndexes.add(statement.bindIndexes(config.fieldNames()));
+            perRowIndexes.add(statement.bindIndexes(fieldNames));
             SetBasedInsert insert = SetBasedInsert.of(statement.original()).orElse(null);
             setBased.add(insert);
             setBasedIndexes.add(
                     insert == null
                             ? null
                             : insert.fields().stream()
-                                    .mapToInt(config.fieldNames()::indexOf)
+                                    .mapToInt(fieldNames::indexOf)
                                     .toArray());
         }
+    }
+
+    /** Rows added and not yet applied. */
+    int pending() {
+        return rows.size();
     }
 
     void add(Object[] values) throws SQLException {
@@ -147,6 +166,7 @@ final class StatementBatch implements AutoCloseable {
                 if (savepoint != null) {
                     connection.rollback(savepoint);
                 }
+                refused.setTable(tableIndex);
                 refused.refused(connection, row, s, e);
             }
             if (savepoint != null) {

@@ -21,6 +21,9 @@ import org.apache.flink.connector.testframe.junit.annotations.TestSemantics;
 import org.apache.flink.connector.testframe.testsuites.SinkTestSuiteBase;
 import org.apache.flink.core.execution.CheckpointingMode;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
+import org.apache.flink.streaming.api.connector.sink2.CommittableMessage;
+import org.apache.flink.streaming.api.connector.sink2.SupportsPreCommitTopology;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Timeout;
@@ -43,8 +46,9 @@ import java.util.UUID;
 /**
  * Flink's standard battery for sinks, {@link SinkTestSuiteBase} (flink-connector-test-utils
  * 2.3.0), run against {@link PostgresTwoPhaseCommitSink} on a MiniCluster in this JVM and the
- * test PostgreSQL, in both commit modes ({@code prepared}, {@code staged}), with EXACTLY_ONCE
- * semantics: each record must be in the table exactly once.
+ * test PostgreSQL, in both commit modes ({@code prepared}, {@code staged}) and in staged mode
+ * with commit scope {@code checkpoint}, with EXACTLY_ONCE semantics: each record must be in the
+ * table exactly once.
  *
  * <p>Cases, per mode: {@code testBasicSink} (a bounded job, parallelism 1, checkpoints every
  * 50 ms); {@code testStartFromSavepoint} (parallelism 2, stop with a savepoint after half the
@@ -93,6 +97,11 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
     @TestContext
     ExternalContextFactory<PgContext> staged = test -> new PgContext("staged");
 
+    /** Staged mode in commit scope "checkpoint": one transaction per checkpoint. */
+    @TestContext
+    ExternalContextFactory<PgContext> stagedCheckpointScope =
+            test -> new PgContext("staged", "checkpoint");
+
     @BeforeAll
     void requireDatabase() {
         TestDatabase.assumeConfigured();
@@ -101,14 +110,21 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
     /** A table of its own and a sink id of its own for each case and mode. */
     static final class PgContext implements DataStreamSinkV2ExternalContext<String> {
         private final String mode;
+        private final String scope;
         private final String sinkId;
         private final String table;
 
         PgContext(String mode) {
+            this(mode, "subtask");
+        }
+
+        PgContext(String mode, String scope) {
             this.mode = mode;
+            this.scope = scope;
+            String label = "subtask".equals(scope) ? mode : mode + "_" + scope;
             String suffix = UUID.randomUUID().toString().substring(0, 8);
-            this.sinkId = "suite-" + mode + "-" + suffix;
-            this.table = "suite_" + mode + "_" + suffix;
+            this.sinkId = "suite-" + label + "-" + suffix;
+            this.table = "suite_" + label + "_" + suffix;
             try (Connection c = TestDatabase.connect();
                     Statement st = c.createStatement()) {
                 st.execute(
@@ -120,12 +136,14 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
 
         @Override
         public Sink<String> createSink(TestingSinkSettings settings) {
-            return new StringRows(new PostgresTwoPhaseCommitSink(TestDatabase.config(
-                    sinkId,
-                    mode,
-                    List.of("INSERT INTO " + table + " (v) VALUES (:v)"),
-                    List.of("v"),
-                    10)));
+            return new StringRows(new PostgresTwoPhaseCommitSink(TestDatabase.builder(
+                            sinkId,
+                            mode,
+                            List.of("INSERT INTO " + table + " (v) VALUES (:v)"),
+                            List.of("v"),
+                            10)
+                    .setCommitScope(scope)
+                    .build()));
         }
 
         @Override
@@ -176,7 +194,7 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
 
         @Override
         public String toString() {
-            return mode;
+            return "subtask".equals(scope) ? mode : mode + ", " + scope + " scope";
         }
     }
 
@@ -225,7 +243,8 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
     static final class StringRows
             implements Sink<String>,
                     SupportsCommitter<PgCommittable>,
-                    SupportsWriterState<String, PgWriterState> {
+                    SupportsWriterState<String, PgWriterState>,
+                    SupportsPreCommitTopology<PgCommittable, PgCommittable> {
         private static final long serialVersionUID = 1L;
 
         private final PostgresTwoPhaseCommitSink sink;
@@ -259,6 +278,17 @@ class PgSinkTestSuiteTest extends SinkTestSuiteBase<String> {
         @Override
         public SimpleVersionedSerializer<PgCommittable> getCommittableSerializer() {
             return sink.getCommittableSerializer();
+        }
+
+        @Override
+        public DataStream<CommittableMessage<PgCommittable>> addPreCommitTopology(
+                DataStream<CommittableMessage<PgCommittable>> committables) {
+            return sink.addPreCommitTopology(committables);
+        }
+
+        @Override
+        public SimpleVersionedSerializer<PgCommittable> getWriteResultSerializer() {
+            return sink.getWriteResultSerializer();
         }
 
         static final class Writer

@@ -279,4 +279,75 @@ class SinkConfigBuilderTest {
                 "wait of " + shown + " s",
                 "0 (refuse at once)");
     }
+
+    @Test
+    void commitScope() {
+        assertEquals(CommitScope.SUBTASK, valid().build().commitScope());
+        assertEquals(
+                CommitScope.CHECKPOINT,
+                valid().setCommitScope("checkpoint").build().commitScope());
+        error(b -> b.setCommitScope("job"), "setCommitScope", "'job'", "subtask or checkpoint");
+        error(b -> b.setCommitScope(null), "setCommitScope", "subtask or checkpoint");
+        // The order of the calls does not matter: the rule is checked in build().
+        error(
+                b -> b.setCommitScope("checkpoint").setMode("prepared"),
+                "setCommitScope",
+                "needs commit mode 'staged'",
+                "'prepared'");
+        error(
+                b -> b.setMode("at_least_once").setCommitScope("checkpoint"),
+                "setCommitScope",
+                "needs commit mode 'staged'");
+    }
+
+    @Test
+    void tables() {
+        SinkConfig single = valid().build();
+        assertFalse(single.isMultiTable());
+        assertEquals(1, single.tables().size());
+        assertEquals(List.of("id", "v"), single.tables().get(0).fieldNames());
+
+        SinkConfig tables = SinkConfig.builder()
+                .setJdbcUrl("jdbc:postgresql://127.0.0.1:5432/payments")
+                .setSinkId("books")
+                .addTable("ledger", List.of("id", "v"), List.of("INSERT INTO l VALUES (:id, :v)"))
+                .addTable("rejected", List.of("k"), List.of("INSERT INTO r VALUES (:k)"))
+                .build();
+        assertTrue(tables.isMultiTable());
+        assertEquals(2, tables.tables().size());
+        assertEquals(1, tables.tableIndex("rejected"));
+        assertEquals(List.of("id", "v"), tables.fieldNames(), "the first table's");
+        assertEquals(1, tables.statements().size());
+        assertThrows(SinkConfigurationException.class, () -> tables.tableIndex("nope"));
+        assertThrows(UnsupportedOperationException.class, () -> tables.tables().clear());
+
+        error(
+                b -> b.addTable("a", List.of("id"), List.of("SELECT :id"))
+                        .addTable("a", List.of("id"), List.of("SELECT :id")),
+                "addTable",
+                "'a' is added twice");
+        error(
+                b -> b.addTable("b", List.of("id"), List.of("SELECT :nope")),
+                "addTable",
+                "table 'b': ");
+        error(
+                b -> b.addTable("no-dash", List.of("id"), List.of("SELECT :id")),
+                "addTable",
+                "'no-dash'");
+        error(b -> b.addTable("c", List.of(), List.of("SELECT 1")), "addTable", "field names");
+        error(b -> b.addTable("c", List.of("id"), List.of()), "addTable", "at least one SQL");
+        error(b -> b.addTable("c", null, null), "addTable", "field names");
+    }
+
+    @Test
+    void tooManyTables() {
+        // A staged row's seq is (table index << 40) + position: 23 bits of table index.
+        assertEquals((1 << 23) - 1, SinkConfig.MAX_TABLES);
+        SinkConfig.Builder.checkTableCount(SinkConfig.MAX_TABLES);
+        SinkConfigurationException e = assertThrows(
+                SinkConfigurationException.class,
+                () -> SinkConfig.Builder.checkTableCount(SinkConfig.MAX_TABLES + 1));
+        assertTrue(e.getMessage().startsWith("addTable: "), e.getMessage());
+        assertTrue(e.getMessage().contains("too many"), e.getMessage());
+    }
 }

@@ -46,6 +46,16 @@ final class TestDatabase {
             List<String> statements,
             List<String> fields,
             int maxCommitRetries) {
+        return builder(sinkId, mode, statements, fields, maxCommitRetries).build();
+    }
+
+    /** {@link #config}'s settings, for a test to add its own before building. */
+    static SinkConfig.Builder builder(
+            String sinkId,
+            String mode,
+            List<String> statements,
+            List<String> fields,
+            int maxCommitRetries) {
         return SinkConfig.builder()
                 .setJdbcUrl(URL)
                 .setUser(USER)
@@ -60,7 +70,6 @@ final class TestDatabase {
                 .setStatementTimeoutMs(10_000)
                 .setSocketTimeoutS(30)
                 .setConnectTimeoutS(5)
-                .setCommitRetryBackoffMs(1, 4)
-                .build();
+                .setCommitRetryBackoffMs(1, 4);
     }
 }
