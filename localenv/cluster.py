@@ -74,11 +74,18 @@ class Cluster:
     """One named cluster: its directories under var/flink-cluster/<name>/ and its ports."""
 
     def __init__(
-        self, name: str = "default", rest_port: Optional[int] = None, rpc_port: Optional[int] = None
+        self,
+        name: str = "default",
+        rest_port: Optional[int] = None,
+        rpc_port: Optional[int] = None,
+        daemon_env: Optional[dict[str, str]] = None,
     ):
+        """`daemon_env`: extra environment for the JobManager and TaskManagers started by this
+        handle (e.g. a fault drill's settings). Never a secret: the daemons log it."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ClusterError(f"cluster name {name!r}: use letters, digits, '_', '.', '-'")
         self.name = name
+        self.daemon_env = dict(daemon_env or {})
         self.home = sub_dir("flink-cluster", name)
         self.log_dir = sub_dir("flink-cluster", name, "log")
         self.pid_dir = sub_dir("flink-cluster", name, "pid")
@@ -108,13 +115,15 @@ class Cluster:
             return {}
 
     # -- environment of Flink's scripts ------------------------------------------------------
-    def script_environment(self, tmp_dir: Optional[Path] = None) -> dict[str, str]:
+    def script_environment(
+        self, tmp_dir: Optional[Path] = None, extra: Optional[dict[str, str]] = None
+    ) -> dict[str, str]:
         """The environment for bin/*.sh and bin/flink: our config, logs, pids and temp dir.
 
         The daemons inherit it (and nothing of it is secret: no password is needed by the
         cluster, the sink carries its connection settings in the job graph)."""
         tmp_dir = tmp_dir or self.tmp_dir
-        env = child_process_environment()
+        env = child_process_environment({**self.daemon_env, **(extra or {})})
         env.update(
             FLINK_CONF_DIR=str(FLINK_CONF_DIR),
             FLINK_LOG_DIR=str(self.log_dir),
@@ -254,6 +263,47 @@ class Cluster:
             f"{self.web_ui} after {timeout:.0f} s"
         )
 
+    def taskmanagers(self) -> set[int]:
+        """Process ids of this cluster's TaskManager JVMs."""
+        return {pid for pid in self.processes() if DAEMON_CLASSES[1] in command_line(pid)}
+
+    def add_taskmanager(self, timeout: float = 120.0) -> None:
+        """Start one more TaskManager (e.g. to replace a lost one) and wait until it
+        registered with the JobManager."""
+        before = len(self.rest("/taskmanagers")["taskmanagers"])
+        self._script(
+            pyflink_bin() / "taskmanager.sh", "start", "-D", f"jobmanager.rpc.port={self.rpc_port}"
+        )
+        self._wait_for_taskmanagers(before + 1, timeout)
+
+    def kill_taskmanager(self, pid: Optional[int] = None) -> int:
+        """`kill -9` one TaskManager (the newest, unless `pid`) with its Python workers at the
+        same instant, as a lost machine would go. Returns its pid."""
+        running = self.taskmanagers()
+        if not running:
+            raise ClusterError(f"cluster '{self.name}' has no TaskManager running")
+        victim = pid if pid is not None else max(running)
+        if victim not in running:
+            raise ClusterError(f"{victim} is no TaskManager of cluster '{self.name}'")
+        kill({victim} | descendants({victim}))
+        return victim
+
+    def kill_all(self, timeout: float = 30.0) -> None:
+        """`kill -9` every process of the cluster at once (JobManager, TaskManagers, Python
+        workers): a power cut. `start` brings it back empty; jobs resume from retained
+        checkpoints only if somebody resubmits them."""
+        daemons = self.processes()
+        doomed = daemons | descendants(daemons)
+        kill(doomed)
+        deadline = time.monotonic() + timeout
+        while alive(doomed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid_file in self.pid_dir.glob("*.pid"):
+            pid_file.unlink()
+        self.state_file.unlink(missing_ok=True)
+        for port in (self.rest_port, self.rpc_port):
+            wait_port_free(port, 10.0)
+
     def stop(self, timeout: float = 30.0) -> None:
         daemons = self.processes()
         doomed = daemons | descendants(daemons)  # incl. Python workers the TaskManagers forked
@@ -381,6 +431,52 @@ class Cluster:
             for job in self.rest("/jobs/overview")["jobs"]
             if job["state"] not in ("FINISHED", "FAILED", "CANCELED")
         ]
+
+    def submit_detached(
+        self,
+        job_args: list[str],
+        module: str,
+        client_env: Optional[dict[str, str]] = None,
+        timeout: float = 300.0,
+    ) -> str:
+        """`flink run -d`: submit and return the job id. `client_env` reaches the `flink run`
+        client only (where the job reads its password), never the daemons."""
+        ship = Path(
+            __import__("tempfile").mkdtemp(
+                prefix="submit-", dir=sub_dir("flink-cluster", self.name, "ship")
+            )
+        )
+        try:
+            command = self.submit_command(job_args, module, None, True, (), ship)
+            result = subprocess.run(
+                command,
+                env=self.script_environment(tmp_dir=ship, extra=client_env),
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        finally:
+            shutil.rmtree(ship, ignore_errors=True)
+        found = re.search(r"Job has been submitted with JobID ([0-9a-f]{32})", result.stdout)
+        if result.returncode != 0 or not found:
+            output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
+            raise ClusterError(f"flink run failed ({result.returncode}):\n{output}")
+        return found.group(1)
+
+    def job_state(self, job_id: str) -> str:
+        """RUNNING, RESTARTING, FINISHED, FAILED, CANCELED, ... (REST /jobs/<id>)."""
+        return str(self.rest(f"/jobs/{job_id}")["state"])
+
+    def cancel_job(self, job_id: str, timeout: float = 60.0) -> None:
+        """Cancel without a savepoint (retained checkpoints stay) and wait until it is over."""
+        request = urllib.request.Request(f"{self.web_ui}/jobs/{job_id}?mode=cancel", method="PATCH")
+        urllib.request.urlopen(request, timeout=10).close()
+        deadline = time.monotonic() + timeout
+        while self.job_state(job_id) not in ("CANCELED", "FAILED", "FINISHED"):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"job {job_id} still not cancelled after {timeout:.0f} s")
+            time.sleep(0.2)
 
     def stop_job(self, job_id: Optional[str], savepoint_dir: str, timeout: float = 600.0) -> str:
         """`flink stop --savepointPath DIR JOB_ID`: a savepoint (canonical format), the sinks

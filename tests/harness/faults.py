@@ -1,5 +1,5 @@
 """Fault injection for tests and drills: a pass-through map that can slow the stream down and
-raise once.
+raise once, and the payments job's file source run through it (`throttled_lines`).
 
 The failure fires in the first Python worker that, after `after_seconds` and `after_records`
 records of its own, manages to create
@@ -58,3 +58,40 @@ class FailOnce(MapFunction):
         except FileExistsError:
             return False
         return True
+
+
+def throttled_lines(
+    env,
+    config,
+    marker: Optional[str] = None,
+    after_seconds: float = 3,
+    after_records: int = 5_000,
+    throttle_every: int = 20,
+    throttle_ms: float = 3,
+):
+    """The payments job's real file source, slowed down (and failing once if `marker` is
+    given, see `FailOnce`) so that a run spans many checkpoints."""
+    from pyflink.common import WatermarkStrategy
+
+    from jobs.payments import LINE_TYPE, file_source
+
+    return (
+        env.from_source(
+            file_source(config.input, config.watch),
+            WatermarkStrategy.no_watermarks(),
+            "payment-files",
+            type_info=LINE_TYPE,
+        )
+        .uid("payment-files")
+        .map(
+            FailOnce(
+                marker,
+                after_seconds=after_seconds,
+                after_records=after_records,
+                throttle_every=throttle_every,
+                throttle_ms=throttle_ms,
+            ),
+            output_type=LINE_TYPE,
+        )
+        .name("fault-injection")
+    )

@@ -1,6 +1,6 @@
 """`python -m jobs.payments` for the visibility tests, with its file source slowed down and, if
 `TPC_TEST_FAIL_ONCE_MARKER` names a file that does not exist yet, a Python exception once
-mid-stream (see `tests.jobs.test_payments_faults.throttled_lines`)."""
+mid-stream (see `tests.harness.faults.throttled_lines`)."""
 
 import os
 import sys
@@ -9,7 +9,7 @@ import jobs.payments as payments
 
 
 def main(argv) -> int:
-    from tests.jobs.test_payments_faults import throttled_lines
+    from tests.harness.faults import throttled_lines
 
     marker = os.environ.get("TPC_TEST_FAIL_ONCE_MARKER")
     payments.line_source = lambda env, config: throttled_lines(env, config, marker)

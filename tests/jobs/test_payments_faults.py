@@ -10,19 +10,16 @@ that many events twice, on every run."""
 import time
 
 import pytest
-from pyflink.common import WatermarkStrategy
 
 from jobs.payments import (
-    LINE_TYPE,
     build_pipeline,
     build_sinks,
     create_environment,
-    file_source,
     prepare_database,
     sink_ids,
 )
 from jobs.reconcile import reconcile
-from tests.harness.faults import FailOnce
+from tests.harness.faults import throttled_lines
 from tests.jobs.support import (
     database_outcome,
     expected_in_database_shape,
@@ -39,27 +36,6 @@ from tests.sinks.support import (
 from transforms import sample_data
 
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
-
-
-def throttled_lines(env, config, marker=None):
-    """The job's real file source, slowed down (and failing once if `marker` is given) so that
-    the run spans many checkpoints."""
-    return (
-        env.from_source(
-            file_source(config.input, config.watch),
-            WatermarkStrategy.no_watermarks(),
-            "payment-files",
-            type_info=LINE_TYPE,
-        )
-        .uid("payment-files")
-        .map(
-            FailOnce(
-                marker, after_seconds=3, after_records=5_000, throttle_every=20, throttle_ms=3
-            ),
-            output_type=LINE_TYPE,
-        )
-        .name("fault-injection")
-    )
 
 
 def start(config, marker=None, **sink_modes):

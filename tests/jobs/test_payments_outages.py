@@ -30,13 +30,13 @@ from jobs.payments import (
 )
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
+from tests.harness.faults import throttled_lines
 from tests.jobs.support import (
     database_outcome,
     expected_in_database_shape,
     expected_outcome,
     payments_config,
 )
-from tests.jobs.test_payments_faults import throttled_lines
 from tests.sinks.support import (
     dangling,
     sink_fault,

@@ -1,0 +1,740 @@
+"""The randomized fault campaign: the payments job through faults at random moments, on a real
+standalone cluster (most trials) and on the mini cluster, each trial judged by `jobs.audit`.
+
+    python -m tests.campaign [--trials 20] [--seed 1] [--lines 50000]
+        [--scopes checkpoint,prepared,staged] [--kinds KIND,...] [--control] [--out DIR]
+
+Each trial: generated input (duplicates, conflicting duplicates, bad lines and the hostile
+corpus) in a new database, the payments job at parallelism 2 (`tests.harness.campaign_job`:
+the job's own graph with its source slowed down, so that faults land mid-stream), one fault of
+the trial's kind and, in half of the trials, a second one; then the job is driven to its end
+and audited: every line in exactly one table, the balances exact, nothing dangling.
+
+Fault kinds (`--kinds`):
+
+  taskmanager-kill    kill -9 of one TaskManager and its Python workers; a replacement starts
+  cluster-kill        kill -9 of the whole cluster (the job's process on the mini cluster), a
+                      restart, and a resume from the newest complete retained checkpoint, at a
+                      random parallelism
+  python-exception    an exception in the Python operator at a random record
+  db-outage           PostgreSQL crashed (`pg_ctl stop -m immediate`) while the sink is held at
+                      a point of its protocol (write, precommit, commit), for a few seconds or
+                      for longer than the restart strategy's first delays, then started again
+  db-terminate        the sink's connections killed with pg_terminate_backend
+  checkpoint-fault    a checkpoint that times out (a writer holds its barrier past a short
+                      checkpoint timeout) or fails (the sink throws after its rows are durable)
+  rescale             the job cancelled and restored from its retained checkpoint at another
+                      parallelism
+
+Scopes: `checkpoint` (the job's default: one transaction per checkpoint for the four tables),
+`prepared` and `staged` (subtask scope, the ledger sink in that commit mode). `--control` runs
+the same trials with at-least-once sinks: it must show duplicates, or the campaign proves
+nothing. Prints one row per trial and writes campaign.md and campaign.json to --out. Exit
+status: 0 when every trial is exact (with --control: when the control found duplicates), 1
+otherwise.
+"""
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from jobs.audit import DIFFERENCE_KINDS, DUPLICATED, MISSING, audit
+from localenv.cluster import Cluster, ClusterError, port_free
+from localenv.flink import child_process_environment
+from localenv.paths import PROJECT_ROOT, sub_dir
+from localenv.postgres import LocalPostgres, free_port
+from localenv.processes import descendants
+from tests.corpus import write_corpus
+from tests.sinks.support import newest_complete_checkpoint
+from transforms import sample_data
+from transforms.inputs import input_files
+
+KINDS = (
+    "taskmanager-kill",
+    "cluster-kill",
+    "python-exception",
+    "db-outage",
+    "db-terminate",
+    "checkpoint-fault",
+    "rescale",
+)
+SEAM_KINDS = ("db-outage", "checkpoint-fault")  # need the sink's fault seam; one per trial
+SECOND_FAULTS = ("python-exception", "db-terminate", "taskmanager-kill")
+MANUAL_KINDS = ("cluster-kill", "rescale")  # somebody resubmits the job: part of the fault
+SCOPES = {
+    "checkpoint": [],
+    "prepared": ["--commit-scope", "subtask", "--ledger-mode", "prepared"],
+    "staged": ["--commit-scope", "subtask", "--ledger-mode", "staged"],
+}
+PASSWORD_ENV = "TPC_CAMPAIGN_DB_PASSWORD"  # for the job's client only, never the daemons
+JOB_MODULE = "tests.harness.campaign_job"
+CHECKPOINT_INTERVAL = "1 s"
+# The source sleeps 3 ms every this many lines per subtask: a trial's job runs for tens of
+# seconds and dozens of checkpoints, so that faults land mid-stream.
+THROTTLE_EVERY = 30
+TRIAL_TIMEOUT_SECONDS = 900
+SHORT_OUTAGE = (2.0, 6.0)
+# Longer than the restart strategy's first delays (1, 2, 4, 8 s: flink-conf/config.yaml).
+LONG_OUTAGE = (20.0, 40.0)
+CHECKPOINT_TIMEOUT = "5 s"
+
+
+# -- the plan ---------------------------------------------------------------------------------
+@dataclass
+class Fault:
+    kind: str
+    at: float = 0.0  # time-triggered kinds: the share of lines committed when it strikes
+    phase: str = ""  # seam kinds: write | precommit | commit
+    nth: int = 0  # seam kinds: at the N-th checkpoint (or transaction) of a writer/committer
+    variant: str = ""  # db-outage: short | long; checkpoint-fault: timeout | fails
+    seconds: float = 0.0  # db-outage: down for; checkpoint-fault timeout: barrier held for
+    parallelism: int = 0  # cluster-kill, rescale: resumed at
+    tolerated: int = 0  # checkpoint-fault timeout: tolerable failed checkpoints
+    # what happened
+    struck: Optional[float] = None  # seconds after the job's first start
+    recovery: Optional[float] = None  # seconds from the fault (or the database's return) to
+    #                                   the next commit
+    note: str = ""
+
+    def describe(self) -> str:
+        what = self.kind
+        if self.kind == "db-outage":
+            what += f" {self.variant} {self.seconds:.0f} s in {self.phase} #{self.nth}"
+        elif self.kind == "checkpoint-fault":
+            what += f" {self.variant} #{self.nth}"
+        elif self.kind in MANUAL_KINDS:
+            what += f" -> p{self.parallelism}"
+        if self.kind not in SEAM_KINDS:
+            what += f" at {self.at:.0%}"
+        if self.struck is None:
+            return what + f" ({self.note or 'did not strike'})"
+        return what + f" @{self.struck:.0f} s"
+
+
+@dataclass
+class Trial:
+    number: int
+    seed: str
+    scope: str  # checkpoint | prepared | staged | at-least-once
+    where: str  # cluster | mini
+    parallelism: int
+    faults: list[Fault]
+    control: bool = False
+    lines: int = 0
+    ledger: int = 0
+    duplicates: int = 0  # rows applied twice (and replays the database refused)
+    losses: int = 0
+    other: int = 0  # altered or unexpected rows (e.g. balances counted twice)
+    dangling: int = 0
+    manual_resumes: int = 0
+    unplanned: str = ""  # the job failed or hung and needed help it should not have needed
+    seconds: float = 0.0
+    audit_text: str = ""
+
+    @property
+    def exact(self) -> bool:
+        return not (self.duplicates or self.losses or self.other or self.dangling)
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.exact
+            and not self.unplanned
+            and all(f.struck is not None for f in self.faults)
+            and self.lines > 0
+        )
+
+
+def make_fault(kind: str, rng: random.Random, parallelism: int) -> Fault:
+    fault = Fault(kind)
+    if kind == "db-outage":
+        fault.phase = rng.choice(["write", "precommit", "commit"])
+        fault.nth = rng.randint(2, 5)
+        fault.variant = rng.choice(["short", "long"])
+        fault.seconds = round(
+            rng.uniform(*(SHORT_OUTAGE if fault.variant == "short" else LONG_OUTAGE)), 1
+        )
+    elif kind == "checkpoint-fault":
+        fault.phase = "precommit"
+        fault.nth = rng.randint(2, 5)
+        fault.variant = rng.choice(["timeout", "fails"])
+        fault.seconds = round(rng.uniform(7, 12), 1)
+        fault.tolerated = rng.choice([0, 1])
+    elif kind in MANUAL_KINDS:
+        choices = [p for p in (1, 2, 3) if kind == "cluster-kill" or p != parallelism]
+        fault.parallelism = rng.choice(choices)
+    return fault
+
+
+def plan(
+    seed: int, scope: str, index: int, number: int, kinds: tuple[str, ...], control: bool
+) -> Trial:
+    """Trial `index` of a scope: its kind cycles through `kinds` (so every kind comes up), the
+    rest is drawn from a generator seeded with (seed, scope, index)."""
+    trial_seed = f"{seed}/{scope}/{index}"
+    rng = random.Random(trial_seed)
+    kind = kinds[index % len(kinds)]
+    where = "mini" if index % 5 == 4 and kind != "taskmanager-kill" else "cluster"
+    parallelism = 2
+    faults = [make_fault(kind, rng, parallelism)]
+    second = [
+        k for k in SECOND_FAULTS if k != kind and (where == "cluster" or "taskmanager" not in k)
+    ]
+    if rng.random() < 0.5 and second:
+        faults.append(make_fault(rng.choice(second), rng, parallelism))
+    timed = [f for f in faults if f.kind not in SEAM_KINDS]
+    at = rng.uniform(0.1, 0.45)
+    for fault in timed:
+        fault.at = round(at, 2)
+        at += rng.uniform(0.15, 0.3)
+    return Trial(
+        number,
+        trial_seed,
+        "at-least-once" if control else scope,
+        where,
+        parallelism,
+        faults,
+        control,
+    )
+
+
+# -- watching the database ------------------------------------------------------------
+class CommitMonitor(threading.Thread):
+    """Samples how many lines are committed (rows in ledger, duplicates and rejected) four
+    times a second, through outages: the job's progress, and when it commits again."""
+
+    QUERY = (
+        "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM duplicates) "
+        "+ (SELECT count(*) FROM rejected)"
+    )
+
+    def __init__(self, db):
+        super().__init__(daemon=True)
+        self.db = db
+        self.samples: list[tuple[float, int]] = []
+        self.done = threading.Event()
+
+    @property
+    def committed(self) -> int:
+        return self.samples[-1][1] if self.samples else 0
+
+    def run(self) -> None:
+        import psycopg
+
+        conn = None
+        while not self.done.is_set():
+            try:
+                if conn is None or conn.closed:
+                    conn = self.db.connect(autocommit=True, connect_timeout=3)
+                    conn.execute("SET statement_timeout = '5s'")
+                count = conn.execute(self.QUERY).fetchone()[0]
+                self.samples.append((time.time(), int(count)))
+            except psycopg.Error:  # tables not there yet, or the server is down
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self.done.wait(0.5)
+                continue
+            self.done.wait(0.25)
+        if conn is not None:
+            conn.close()
+
+    def next_commit_after(self, moment: float) -> Optional[float]:
+        """Seconds from `moment` to the first sample after it with more lines committed."""
+        before = [count for at, count in self.samples if at <= moment]
+        base = before[-1] if before else 0
+        return next(
+            (round(at - moment, 1) for at, count in self.samples if at > moment and count > base),
+            None,
+        )
+
+
+# -- running a job ----------------------------------------------------------------------
+class ClusterRun:
+    def __init__(self, cluster: Cluster, job_id: str):
+        self.cluster, self.job_id = cluster, job_id
+
+    def state(self) -> str:
+        try:
+            state = self.cluster.job_state(self.job_id)
+        except (OSError, ValueError, KeyError):
+            return "running"  # the REST endpoint is busy or restarting: ask again
+        return {"FINISHED": "finished", "FAILED": "failed", "CANCELED": "failed"}.get(
+            state, "running"
+        )
+
+    def stop(self) -> None:
+        if self.state() == "running":
+            try:
+                self.cluster.cancel_job(self.job_id)
+            except (OSError, ClusterError):
+                pass
+
+
+class MiniRun:
+    def __init__(self, process: subprocess.Popen, log: Path):
+        self.process, self.log = process, log
+
+    def state(self) -> str:
+        code = self.process.poll()
+        return "running" if code is None else "finished" if code == 0 else "failed"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=60)
+
+
+class Campaign:
+    def __init__(self, out: Path, lines: int, log=print):
+        self.out = out
+        self.lines = lines
+        self.log = log
+        self.server = LocalPostgres(max_prepared_transactions=64)
+        self.cluster: Optional[Cluster] = None
+        self.name = f"campaign-{os.getpid()}"
+
+    def __enter__(self) -> "Campaign":
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop_cluster()
+        self.server.stop()
+
+    # -- the cluster: one for the campaign, restarted when a trial needs other daemon settings
+    def ensure_cluster(self, daemon_env: dict[str, str]) -> Cluster:
+        if (
+            self.cluster
+            and self.cluster.daemon_env == daemon_env
+            and self.cluster.reachable()
+            and len(self.cluster.taskmanagers()) >= 2
+        ):
+            return self.cluster
+        self.stop_cluster()
+        rest_port = 8081 if port_free(8081) else free_port()
+        rpc_port = 6123 if port_free(6123) else free_port()
+        self.cluster = Cluster(self.name, rest_port, rpc_port, daemon_env=daemon_env)
+        self.cluster.start()
+        return self.cluster
+
+    def stop_cluster(self) -> None:
+        if self.cluster:
+            self.cluster.stop()
+            self.cluster = None
+
+    # -- one trial -------------------------------------------------------------------------
+    def write_input(self, directory: Path, trial: Trial) -> int:
+        directory.mkdir(parents=True)
+        write_corpus(directory)
+        rng = random.Random(trial.seed)
+        events = int(self.lines / 1.08 / 2) + 1
+        for part in (1, 2):
+            sample_data.write_jsonl(
+                str(directory / f"payments-{part}.jsonl"),
+                events,
+                seed=rng.randrange(1 << 30),
+                id_prefix=f"t{trial.number}p{part}",
+            )
+        total = sum(sum(1 for _ in open(path, "rb")) for path in input_files(str(directory)))
+        if total < self.lines:
+            sample_data.write_jsonl(
+                str(directory / "payments-3.jsonl"),
+                self.lines - total,
+                seed=rng.randrange(1 << 30),
+                id_prefix=f"t{trial.number}p3",
+            )
+        return total
+
+    def run(self, trial: Trial) -> Trial:
+        started = time.time()
+        home = self.out / f"trial-{trial.number:03d}"
+        input_dir = home / "input"
+        self.write_input(input_dir, trial)
+        db = self.server.create_database(f"trial_{trial.number:03d}")
+        seam = next((f for f in trial.faults if f.kind in SEAM_KINDS), None)
+        seam_dir = home / "seam"
+        seam_env: dict[str, str] = {}
+        if seam:
+            seam_env = {
+                "TPC_SINK_FAULT_DIR": str(seam_dir),
+                "TPC_SINK_FAULT_NTH": str(seam.nth),
+                "TPC_SINK_FAULT_PHASE": seam.phase,
+                "TPC_SINK_FAULT_ACTION": "fail" if seam.variant == "fails" else "hold",
+            }
+        monitor = CommitMonitor(db)
+        monitor.start()
+        job = TrialJob(self, trial, home, input_dir, db, seam_env)
+        try:
+            job.start(trial.parallelism, None)
+            for fault in sorted(trial.faults, key=lambda f: (f.kind not in SEAM_KINDS, f.at)):
+                job.strike(fault, monitor, seam_dir)
+            job.finish()
+        except Exception as error:  # the trial is reported, the campaign goes on
+            trial.unplanned = trial.unplanned or f"{type(error).__name__}: {error}"[:300]
+        finally:
+            job.stop()
+            monitor.done.set()
+            monitor.join(timeout=10)
+        for fault in trial.faults:
+            if fault.struck is not None and fault.recovery is None:
+                resumed = fault.struck + job.started + fault.seconds * (fault.kind == "db-outage")
+                fault.recovery = monitor.next_commit_after(resumed)
+        self.judge(trial, db, input_dir)
+        trial.seconds = round(time.time() - started, 1)
+        return trial
+
+    def judge(self, trial: Trial, db, input_dir: Path) -> None:
+        try:
+            with db.connect() as conn:
+                report = audit(conn, str(input_dir))
+        except Exception as error:
+            trial.unplanned = trial.unplanned or f"audit failed: {error}"[:300]
+            return
+        tables = report.tables.values()
+        trial.lines = report.lines
+        trial.ledger = report.tables["ledger"].found
+        trial.duplicates = sum(t.counts[DUPLICATED] for t in tables) + len(
+            report.stray_dead_letters
+        )
+        trial.losses = sum(t.counts[MISSING] for t in tables)
+        trial.other = sum(
+            t.counts[k] for t in tables for k in DIFFERENCE_KINDS if k not in (DUPLICATED, MISSING)
+        )
+        trial.dangling = len(report.pending)
+        if not trial.exact:
+            trial.audit_text = report.render(max_diff=5)
+
+
+class TrialJob:
+    """The job of one trial through its faults: started, struck, resumed, driven to its end."""
+
+    def __init__(self, campaign: Campaign, trial: Trial, home: Path, input_dir: Path, db, seam_env):
+        self.campaign, self.trial, self.home, self.input_dir, self.db = (
+            campaign,
+            trial,
+            home,
+            input_dir,
+            db,
+        )
+        self.seam_env = seam_env
+        self.attempt = -1
+        self.run: Optional[object] = None
+        self.started = 0.0
+        self.checkpoint: Optional[Path] = None
+        self.parallelism = trial.parallelism
+        self.fail_marker = home / "python-exception.marker"
+
+    # -- starting
+    def job_args(self, parallelism: int, from_checkpoint: Optional[Path]) -> list[str]:
+        trial = self.trial
+        harness = ["--throttle-every", str(THROTTLE_EVERY), "--throttle-ms", "3"]
+        exception = next((f for f in trial.faults if f.kind == "python-exception"), None)
+        if exception:
+            per_worker = int(exception.at * trial_lines(self.input_dir) / trial.parallelism)
+            harness += [
+                "--fail-marker",
+                str(self.fail_marker),
+                "--fail-after-records",
+                str(max(1, per_worker)),
+            ]
+        if trial.control:
+            harness.append("--at-least-once")
+        seam = next((f for f in trial.faults if f.kind == "checkpoint-fault"), None)
+        if seam and seam.variant == "timeout":
+            harness += [
+                "--setting",
+                f"execution.checkpointing.timeout={CHECKPOINT_TIMEOUT}",
+                "--setting",
+                f"execution.checkpointing.tolerable-failed-checkpoints={seam.tolerated}",
+            ]
+        job = [
+            "--input",
+            str(self.input_dir),
+            "--db-url",
+            self.db.jdbc_url,
+            "--db-user",
+            self.db.user,
+            "--password-env",
+            PASSWORD_ENV,
+            "--parallelism",
+            str(parallelism),
+            "--checkpoint-interval",
+            CHECKPOINT_INTERVAL,
+            "--checkpoint-dir",
+            str(self.home / f"checkpoints-{self.attempt}"),
+            *SCOPES.get(trial.scope, []),
+        ]
+        if from_checkpoint:
+            job += ["--from-checkpoint", str(from_checkpoint)]
+        return [*harness, "--", *job]
+
+    def start(self, parallelism: int, from_checkpoint: Optional[Path]) -> None:
+        self.attempt += 1
+        self.parallelism = parallelism
+        args = self.job_args(parallelism, from_checkpoint)
+        secret = {PASSWORD_ENV: self.db.password}
+        if self.trial.where == "cluster":
+            cluster = self.campaign.ensure_cluster(self.seam_env)
+            self.run = ClusterRun(cluster, cluster.submit_detached(args, JOB_MODULE, secret))
+        else:
+            log = self.home / f"job-{self.attempt}.log"
+            process = subprocess.Popen(
+                [sys.executable, "-m", JOB_MODULE, *args],
+                cwd=PROJECT_ROOT,
+                stdout=open(log, "w"),
+                stderr=subprocess.STDOUT,
+                env=child_process_environment({**secret, **self.seam_env}),
+                start_new_session=True,
+            )
+            self.run = MiniRun(process, log)
+        if not self.started:
+            self.started = time.time()
+
+    def state(self) -> str:
+        return self.run.state() if self.run else "failed"  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        if self.run:
+            self.run.stop()  # type: ignore[attr-defined]
+
+    def newest_checkpoint(self) -> Optional[Path]:
+        found = newest_complete_checkpoint(self.home / f"checkpoints-{self.attempt}")
+        self.checkpoint = found or self.checkpoint
+        return self.checkpoint
+
+    def resume(self, parallelism: int) -> None:
+        checkpoint = self.newest_checkpoint()
+        self.trial.manual_resumes += 1
+        self.start(parallelism, checkpoint)
+
+    # -- faults
+    def wait(self, ready, what: str, timeout: float = TRIAL_TIMEOUT_SECONDS) -> bool:
+        """Until `ready()`: True; False if the job ended first."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.state() != "running":
+                return False
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: nothing after {timeout:.0f} s")
+            time.sleep(0.1)
+        return True
+
+    def strike(self, fault: Fault, monitor: CommitMonitor, seam_dir: Path) -> None:
+        campaign, trial = self.campaign, self.trial
+        total = trial_lines(self.input_dir)
+        if fault.kind == "python-exception":
+            if not self.wait(self.fail_marker.exists, "the Python exception"):
+                fault.note = "the job finished first"
+                return
+            fault.struck = round(self.fail_marker.stat().st_mtime - self.started, 1)
+            return
+        if fault.kind in SEAM_KINDS:
+            reported = lambda: any(seam_dir.glob("fault-*"))  # noqa: E731
+            if not self.wait(reported, f"the sink's fault seam ({fault.phase} #{fault.nth})"):
+                fault.note = "the job finished first"
+                return
+        elif not self.wait(
+            lambda: monitor.committed >= fault.at * total, f"{fault.at:.0%} committed"
+        ):
+            fault.note = "the job finished first"
+            return
+        moment = time.time()
+        fault.struck = round(moment - self.started, 1)
+        if fault.kind == "taskmanager-kill":
+            cluster = self.run.cluster  # type: ignore[union-attr]
+            # One that runs part of the job: its Python workers are its child processes.
+            busy = sorted(pid for pid in cluster.taskmanagers() if descendants({pid}))
+            victim = random.Random(f"{trial.seed}/victim").choice(busy) if busy else None
+            fault.note = f"pid {cluster.kill_taskmanager(victim)}"
+            cluster.add_taskmanager()
+        elif fault.kind in MANUAL_KINDS:
+            if trial.where == "mini":
+                self.run.stop()  # type: ignore[union-attr]   kill -9 of its process group
+            elif fault.kind == "cluster-kill":
+                self.run.cluster.kill_all()  # type: ignore[union-attr]
+            else:
+                self.run.cluster.cancel_job(self.run.job_id)  # type: ignore[union-attr]
+            if fault.kind == "cluster-kill" and trial.where == "cluster":
+                campaign.cluster = None  # dead: the next start brings up a new one
+            self.resume(fault.parallelism)
+        elif fault.kind == "db-outage":
+            campaign.server.stop_immediately()
+            (seam_dir / "release").touch()
+            time.sleep(fault.seconds)
+            campaign.server.start_again()
+        elif fault.kind == "checkpoint-fault":
+            if fault.variant == "timeout":
+                time.sleep(fault.seconds)
+            (seam_dir / "release").touch()
+        elif fault.kind == "db-terminate":
+            with self.db.connect(autocommit=True) as conn:
+                killed = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND application_name LIKE 'tpc-sink-%'"
+                ).fetchone()[0]
+            fault.note = f"{killed} connections"
+
+    def finish(self) -> None:
+        """Drive the job to its end; a job that failed for good is resumed by hand (noted as
+        unplanned: no fault here should need that)."""
+        deadline = time.monotonic() + TRIAL_TIMEOUT_SECONDS
+        while True:
+            state = self.state()
+            if state == "finished":
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the job did not finish within {TRIAL_TIMEOUT_SECONDS} s")
+            if state == "failed":
+                if self.trial.unplanned:
+                    raise RuntimeError(f"the job failed again after: {self.trial.unplanned}")
+                self.trial.unplanned = f"the job failed (attempt {self.attempt}); resumed by hand"
+                self.resume(self.parallelism)
+            time.sleep(0.5)
+
+
+_LINES: dict[str, int] = {}
+
+
+def trial_lines(input_dir: Path) -> int:
+    key = str(input_dir)
+    if key not in _LINES:
+        _LINES[key] = sum(sum(1 for _ in open(p, "rb")) for p in input_files(key))
+    return _LINES[key]
+
+
+# -- the report ----------------------------------------------------------------------
+HEADER = (
+    "| # | seed | scope | where | faults, and when they hit | lines in | ledger rows | dup | "
+    "lost | other | dangling | recovery s | manual resumes | result |"
+)
+
+
+def table_row(trial: Trial) -> str:
+    faults = "; ".join(f.describe() for f in trial.faults)
+    recovery = ", ".join("-" if f.recovery is None else f"{f.recovery:.1f}" for f in trial.faults)
+    result = "exact" if trial.passed else "FAILED"
+    if trial.control:
+        result = "duplicates" if trial.duplicates or trial.other else "no duplicates"
+    if trial.unplanned:
+        result += f" ({trial.unplanned})"
+    return (
+        f"| {trial.number} | {trial.seed} | {trial.scope} | {trial.where} p{trial.parallelism} | "
+        f"{faults} | {trial.lines:,} | {trial.ledger:,} | {trial.duplicates:,} | "
+        f"{trial.losses:,} | {trial.other:,} | {trial.dangling} | {recovery} | "
+        f"{trial.manual_resumes} | {result} |"
+    )
+
+
+def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
+    struck: dict[str, int] = {}
+    for trial in trials:
+        for fault in trial.faults:
+            if fault.struck is not None:
+                key = fault.kind + (f" ({fault.variant})" if fault.variant else "")
+                struck[key] = struck.get(key, 0) + 1
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(struck.items()))
+    if control:
+        found = sum(1 for t in trials if t.duplicates or t.other)
+        return (
+            f"control (at-least-once sinks): {found} of {len(trials)} trials show duplicates or "
+            f"double-counted balances; faults that struck: {kinds}",
+            found > 0,
+        )
+    scopes = sorted({t.scope for t in trials})
+    per_scope = "; ".join(
+        f"{s}: {sum(t.passed for t in trials if t.scope == s)}/"
+        f"{sum(1 for t in trials if t.scope == s)} exact"
+        for s in scopes
+    )
+    totals = ", ".join(
+        f"{what} {sum(getattr(t, name) for t in trials)}"
+        for what, name in (
+            ("duplicates", "duplicates"),
+            ("losses", "losses"),
+            ("other differences", "other"),
+            ("dangling", "dangling"),
+        )
+    )
+    ok = all(t.passed for t in trials)
+    return f"{per_scope}. {totals}. Faults that struck: {kinds}", ok
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.campaign",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--trials", type=int, default=20, help="trials per scope")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--lines", type=int, default=50_000, help="input lines per trial (at least)"
+    )
+    parser.add_argument("--scopes", default="checkpoint,prepared,staged")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="fault kinds, cycled through")
+    parser.add_argument(
+        "--control", action="store_true", help="at-least-once sinks: must show duplicates"
+    )
+    parser.add_argument("--first", type=int, default=0, help="skip the first N trials of a scope")
+    parser.add_argument("--out", help="default: var/campaign/<time>")
+    args = parser.parse_args(argv)
+    unknown = set(args.kinds.split(",")) - set(KINDS)
+    unknown_scopes = set(args.scopes.split(",")) - set(SCOPES)
+    if unknown or unknown_scopes:
+        parser.error(f"unknown kinds or scopes: {sorted(unknown | unknown_scopes)}")
+    return args
+
+
+def run_campaign(
+    trials: list[Trial], out: Path, lines: int, control: bool, log=print
+) -> tuple[list[Trial], bool]:
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[Trial] = []
+    lines_out = [HEADER, "|" + "---|" * 14]
+    log(lines_out[0])
+    log(lines_out[1])
+    with Campaign(out, lines, log) as campaign:
+        for trial in trials:
+            done.append(campaign.run(trial))
+            lines_out.append(table_row(trial))
+            log(lines_out[-1])
+            if trial.audit_text:
+                (out / f"trial-{trial.number:03d}" / "audit.txt").write_text(trial.audit_text)
+            (out / "campaign.json").write_text(
+                json.dumps([asdict(t) for t in done], indent=1, default=str)
+            )
+            (out / "campaign.md").write_text("\n".join(lines_out) + "\n")
+    text, ok = summary(done, control)
+    (out / "campaign.md").write_text("\n".join(lines_out) + "\n\n" + text + "\n")
+    log("")
+    log(text)
+    return done, ok
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out) if args.out else sub_dir("campaign") / time.strftime("%Y%m%d-%H%M%S")
+    kinds = tuple(args.kinds.split(","))
+    trials = []
+    for scope in args.scopes.split(","):
+        for index in range(args.first, args.trials):
+            trials.append(plan(args.seed, scope, index, len(trials) + 1, kinds, args.control))
+        if args.control:
+            break  # the control's sinks are at-least-once whatever the scope
+    print(f"campaign: {len(trials)} trials, seed {args.seed}, output {out}", flush=True)
+    _, ok = run_campaign(trials, out, args.lines, args.control, log=lambda s: print(s, flush=True))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""`python -m jobs.payments` as the fault campaign (`python -m tests.campaign`) runs it, on the
+mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
+
+    python -m tests.harness.campaign_job [--throttle-every N] [--throttle-ms MS]
+        [--fail-marker PATH --fail-after-records N] [--at-least-once]
+        [--setting KEY=VALUE ...] -- <jobs.payments flags>
+
+The job's own graph and flags, with its file source slowed down (so faults land mid-stream),
+a Python exception once at a chosen record (`FailOnce`), extra Flink settings (a short
+checkpoint timeout), and, for the control, at-least-once sinks for all four tables.
+"""
+
+import argparse
+import sys
+
+import jobs.payments as payments
+from tests.harness.faults import throttled_lines
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m tests.harness.campaign_job")
+    parser.add_argument("--throttle-every", type=int, default=20)
+    parser.add_argument("--throttle-ms", type=float, default=3.0)
+    parser.add_argument("--fail-marker", help="raise once, in the worker that creates this file")
+    parser.add_argument("--fail-after-records", type=int, default=5_000)
+    parser.add_argument(
+        "--at-least-once",
+        action="store_true",
+        help="the control: the four tables through at-least-once sinks",
+    )
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE")
+    return parser.parse_known_args(argv)
+
+
+def main(argv) -> int:
+    args, job_argv = parse_args(argv)
+    if job_argv[:1] == ["--"]:
+        job_argv = job_argv[1:]
+    payments.line_source = lambda env, config: throttled_lines(
+        env,
+        config,
+        args.fail_marker,
+        after_seconds=0,
+        after_records=args.fail_after_records,
+        throttle_every=args.throttle_every,
+        throttle_ms=args.throttle_ms,
+    )
+    extra = dict(setting.split("=", 1) for setting in args.setting)
+    if extra:
+        job_settings = payments.flink_settings
+        payments.flink_settings = lambda config: {**job_settings(config), **extra}
+    if args.at_least_once:
+        build_sinks = payments.build_sinks
+        payments.build_sinks = lambda config: build_sinks(
+            config, **{table: "at_least_once" for table in payments.TABLES}
+        )
+    return payments.main(job_argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
