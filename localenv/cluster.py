@@ -270,11 +270,21 @@ class Cluster:
     def add_taskmanager(self, timeout: float = 120.0) -> None:
         """Start one more TaskManager (e.g. to replace a lost one) and wait until it
         registered with the JobManager."""
-        before = len(self.rest("/taskmanagers")["taskmanagers"])
+        known = {tm["id"] for tm in self.rest("/taskmanagers")["taskmanagers"]}
         self._script(
             pyflink_bin() / "taskmanager.sh", "start", "-D", f"jobmanager.rpc.port={self.rpc_port}"
         )
-        self._wait_for_taskmanagers(before + 1, timeout)
+        # A lost TaskManager stays registered until its heartbeats time out: wait for a new id.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ids = {tm["id"] for tm in self.rest("/taskmanagers", timeout=2.0)["taskmanagers"]}
+            except (OSError, ValueError, KeyError):
+                ids = known
+            if ids - known:
+                return
+            time.sleep(0.5)
+        raise ClusterError(f"the new TaskManager did not register within {timeout:.0f} s")
 
     def kill_taskmanager(self, pid: Optional[int] = None) -> int:
         """`kill -9` one TaskManager (the newest, unless `pid`) with its Python workers at the

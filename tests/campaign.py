@@ -43,7 +43,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -81,7 +81,7 @@ CHECKPOINT_INTERVAL = "1 s"
 # The source sleeps 3 ms every this many lines per subtask: a trial's job runs for tens of
 # seconds and dozens of checkpoints, so that faults land mid-stream.
 THROTTLE_EVERY = 30
-TRIAL_TIMEOUT_SECONDS = 900
+TRIAL_TIMEOUT_SECONDS = int(os.environ.get("TPC_CAMPAIGN_TRIAL_TIMEOUT", "900"))
 SHORT_OUTAGE = (2.0, 6.0)
 # Longer than the restart strategy's first delays (1, 2, 4, 8 s: flink-conf/config.yaml).
 LONG_OUTAGE = (20.0, 40.0)
@@ -136,7 +136,9 @@ class Trial:
     other: int = 0  # altered or unexpected rows (e.g. balances counted twice)
     dangling: int = 0
     manual_resumes: int = 0
-    unplanned: str = ""  # the job failed or hung and needed help it should not have needed
+    unplanned: str = ""  # a manual resume the faults did not call for, and why
+    error: str = ""  # the trial could not be completed (a timeout, a failed command)
+    incidents: list[str] = field(default_factory=list)  # e.g. a TaskManager replaced
     seconds: float = 0.0
     audit_text: str = ""
 
@@ -148,7 +150,7 @@ class Trial:
     def passed(self) -> bool:
         return (
             self.exact
-            and not self.unplanned
+            and not self.error
             and all(f.struck is not None for f in self.faults)
             and self.lines > 0
         )
@@ -295,9 +297,10 @@ class MiniRun:
 
 
 class Campaign:
-    def __init__(self, out: Path, lines: int, log=print):
+    def __init__(self, out: Path, lines: int, log=print, throttle_every: int = THROTTLE_EVERY):
         self.out = out
         self.lines = lines
+        self.throttle_every = throttle_every
         self.log = log
         self.server = LocalPostgres(max_prepared_transactions=64)
         self.cluster: Optional[Cluster] = None
@@ -320,7 +323,9 @@ class Campaign:
             and len(self.cluster.taskmanagers()) >= 2
         ):
             return self.cluster
-        self.stop_cluster()
+        if self.cluster:  # no job of ours runs on it now: no need to wait for a clean stop
+            self.cluster.kill_all()
+            self.cluster = None
         rest_port = 8081 if port_free(8081) else free_port()
         rpc_port = 6123 if port_free(6123) else free_port()
         self.cluster = Cluster(self.name, rest_port, rpc_port, daemon_env=daemon_env)
@@ -380,7 +385,7 @@ class Campaign:
                 job.strike(fault, monitor, seam_dir)
             job.finish()
         except Exception as error:  # the trial is reported, the campaign goes on
-            trial.unplanned = trial.unplanned or f"{type(error).__name__}: {error}"[:300]
+            trial.error = f"{type(error).__name__}: {error}"[:300]
         finally:
             job.stop()
             monitor.done.set()
@@ -398,7 +403,7 @@ class Campaign:
             with db.connect() as conn:
                 report = audit(conn, str(input_dir))
         except Exception as error:
-            trial.unplanned = trial.unplanned or f"audit failed: {error}"[:300]
+            trial.error = f"audit failed: {error}"[:300]
             return
         tables = report.tables.values()
         trial.lines = report.lines
@@ -432,12 +437,13 @@ class TrialJob:
         self.started = 0.0
         self.checkpoint: Optional[Path] = None
         self.parallelism = trial.parallelism
+        self.killing = False
         self.fail_marker = home / "python-exception.marker"
 
     # -- starting
     def job_args(self, parallelism: int, from_checkpoint: Optional[Path]) -> list[str]:
         trial = self.trial
-        harness = ["--throttle-every", str(THROTTLE_EVERY), "--throttle-ms", "3"]
+        harness = ["--throttle-every", str(self.campaign.throttle_every), "--throttle-ms", "3"]
         exception = next((f for f in trial.faults if f.kind == "python-exception"), None)
         if exception:
             per_worker = int(exception.at * trial_lines(self.input_dir) / trial.parallelism)
@@ -518,10 +524,47 @@ class TrialJob:
         self.start(parallelism, checkpoint)
 
     # -- faults
+    def lost_taskmanager(self) -> str:
+        """What a TaskManager that died by itself left in its log (a fatal error), or "".
+
+        On the mini cluster the job then can never run again (its one TaskManager is gone);
+        on a cluster, a supervisor would start another TaskManager, and so does this one."""
+        if isinstance(self.run, MiniRun):
+            pid = self.run.process.pid
+            for log in sub_dir("flink", "log").glob(f"flink-*-{pid}-python-*.log"):
+                text = log.read_text(errors="replace")
+                if "TaskManager #0 failed" in text:
+                    return fatal_cause(text)
+            return ""
+        cluster = self.campaign.cluster
+        if cluster is None or len(cluster.taskmanagers()) >= 2 or self.killing:
+            return ""
+        causes = [
+            fatal_cause(log.read_text(errors="replace"))
+            for log in cluster.log_dir.glob("flink-*-taskexecutor-*.log")
+        ]
+        return next((c for c in causes if c), "exited")
+
+    def heal(self) -> None:
+        """Act as a deployment would on a TaskManager that died by itself: start another (on
+        a cluster), or resume the job from its newest checkpoint (on the mini cluster)."""
+        cause = self.lost_taskmanager()
+        if not cause:
+            return
+        note = f"a TaskManager died by itself ({cause})"
+        if isinstance(self.run, MiniRun):
+            self.run.stop()
+            self.trial.unplanned = self.trial.unplanned or note + "; the job resumed by hand"
+            self.resume(self.parallelism)
+        else:
+            self.trial.incidents.append(note + "; replaced")
+            self.campaign.cluster.add_taskmanager()  # type: ignore[union-attr]
+
     def wait(self, ready, what: str, timeout: float = TRIAL_TIMEOUT_SECONDS) -> bool:
         """Until `ready()`: True; False if the job ended first."""
         deadline = time.monotonic() + timeout
         while not ready():
+            self.heal()
             if self.state() != "running":
                 return False
             if time.monotonic() > deadline:
@@ -555,8 +598,12 @@ class TrialJob:
             # One that runs part of the job: its Python workers are its child processes.
             busy = sorted(pid for pid in cluster.taskmanagers() if descendants({pid}))
             victim = random.Random(f"{trial.seed}/victim").choice(busy) if busy else None
-            fault.note = f"pid {cluster.kill_taskmanager(victim)}"
-            cluster.add_taskmanager()
+            self.killing = True  # our own kill: not a TaskManager that died by itself
+            try:
+                fault.note = f"pid {cluster.kill_taskmanager(victim)}"
+                cluster.add_taskmanager()
+            finally:
+                self.killing = False
         elif fault.kind in MANUAL_KINDS:
             if trial.where == "mini":
                 self.run.stop()  # type: ignore[union-attr]   kill -9 of its process group
@@ -589,6 +636,7 @@ class TrialJob:
         unplanned: no fault here should need that)."""
         deadline = time.monotonic() + TRIAL_TIMEOUT_SECONDS
         while True:
+            self.heal()
             state = self.state()
             if state == "finished":
                 return
@@ -600,6 +648,16 @@ class TrialJob:
                 self.trial.unplanned = f"the job failed (attempt {self.attempt}); resumed by hand"
                 self.resume(self.parallelism)
             time.sleep(0.5)
+
+
+def fatal_cause(log_text: str) -> str:
+    """The exception of the first fatal error in a Flink log, e.g. Beam's "Reference count
+    must not be negative." when a Python operator's environment is closed twice."""
+    at = log_text.find("FATAL - ")
+    if at < 0:
+        return ""
+    lines = log_text[at:].splitlines()
+    return next((line.strip() for line in lines[1:6] if "Exception" in line), "fatal error")[:160]
 
 
 _LINES: dict[str, int] = {}
@@ -625,8 +683,9 @@ def table_row(trial: Trial) -> str:
     result = "exact" if trial.passed else "FAILED"
     if trial.control:
         result = "duplicates" if trial.duplicates or trial.other else "no duplicates"
-    if trial.unplanned:
-        result += f" ({trial.unplanned})"
+    notes = [trial.error, trial.unplanned, *trial.incidents]
+    if any(notes):
+        result += " (" + "; ".join(n for n in notes if n) + ")"
     return (
         f"| {trial.number} | {trial.seed} | {trial.scope} | {trial.where} p{trial.parallelism} | "
         f"{faults} | {trial.lines:,} | {trial.ledger:,} | {trial.duplicates:,} | "
@@ -666,7 +725,14 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
         )
     )
     ok = all(t.passed for t in trials)
-    return f"{per_scope}. {totals}. Faults that struck: {kinds}", ok
+    unplanned = [t for t in trials if t.unplanned]
+    replaced = sum(len(t.incidents) for t in trials)
+    health = (
+        f"Manual resumes no fault called for: {len(unplanned)}"
+        + "".join(f"; #{t.number}: {t.unplanned}" for t in unplanned)
+        + f". TaskManagers that died by themselves and were replaced: {replaced}."
+    )
+    return f"{per_scope}. {totals}. Faults that struck: {kinds}. {health}", ok
 
 
 def parse_args(argv=None):
@@ -696,14 +762,19 @@ def parse_args(argv=None):
 
 
 def run_campaign(
-    trials: list[Trial], out: Path, lines: int, control: bool, log=print
+    trials: list[Trial],
+    out: Path,
+    lines: int,
+    control: bool,
+    log=print,
+    throttle_every: int = THROTTLE_EVERY,
 ) -> tuple[list[Trial], bool]:
     out.mkdir(parents=True, exist_ok=True)
     done: list[Trial] = []
     lines_out = [HEADER, "|" + "---|" * 14]
     log(lines_out[0])
     log(lines_out[1])
-    with Campaign(out, lines, log) as campaign:
+    with Campaign(out, lines, log, throttle_every) as campaign:
         for trial in trials:
             done.append(campaign.run(trial))
             lines_out.append(table_row(trial))

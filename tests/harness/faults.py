@@ -75,23 +75,21 @@ def throttled_lines(
 
     from jobs.payments import LINE_TYPE, file_source
 
-    return (
-        env.from_source(
-            file_source(config.input, config.watch),
-            WatermarkStrategy.no_watermarks(),
-            "payment-files",
-            type_info=LINE_TYPE,
-        )
-        .uid("payment-files")
-        .map(
-            FailOnce(
-                marker,
-                after_seconds=after_seconds,
-                after_records=after_records,
-                throttle_every=throttle_every,
-                throttle_ms=throttle_ms,
-            ),
-            output_type=LINE_TYPE,
-        )
-        .name("fault-injection")
-    )
+    lines = env.from_source(
+        file_source(config.input, config.watch),
+        WatermarkStrategy.no_watermarks(),
+        "payment-files",
+        type_info=LINE_TYPE,
+    ).uid("payment-files")
+    if not marker and not throttle_every:
+        return lines  # the job's own graph, nothing added
+    return lines.map(
+        FailOnce(
+            marker,
+            after_seconds=after_seconds,
+            after_records=after_records,
+            throttle_every=throttle_every,
+            throttle_ms=throttle_ms,
+        ),
+        output_type=LINE_TYPE,
+    ).name("fault-injection")
