@@ -162,6 +162,19 @@ def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSou
     return builder.build()
 
 
+def file_lines(env, config: PaymentsConfig) -> DataStream:
+    """The lines of `config.input`'s files as LINE_TYPE rows (see `file_source`), with the uid
+    their checkpointed reading position is stored under."""
+    if config.input is None:
+        raise SystemExit("--input is required (or use --source kafka)")
+    return env.from_source(
+        file_source(config.input, config.watch),
+        WatermarkStrategy.no_watermarks(),
+        "payment-files",
+        type_info=LINE_TYPE,
+    ).uid("payment-files")
+
+
 def kafka_lines(env, config: PaymentsConfig) -> DataStream:
     """The records of `config.topic` as LINE_TYPE rows: (``kafka:<topic>:<partition>``, offset,
     value bytes). Exactly once like the file source: the offsets live in Flink's checkpoints

@@ -5,16 +5,17 @@ mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
         [--fail-marker PATH --fail-after-records N] [--at-least-once]
         [--setting KEY=VALUE ...] -- <jobs.payments flags>
 
-The job's own graph and flags, with its file source slowed down (so faults land mid-stream),
-a Python exception once at a chosen record (`FailOnce`), extra Flink settings (a short
-checkpoint timeout), and, for the control, at-least-once sinks for all four tables.
+The job's own graph and flags. Its one Python operator, the parse, is slowed down (so that
+faults land mid-stream) and raises once at a chosen line (`FailOnce` inside it, see
+`tests.harness.faults.faults_in_parse`); extra Flink settings (a short checkpoint timeout) and,
+for the control, at-least-once sinks for all four tables.
 """
 
 import argparse
 import sys
 
 import jobs.payments as payments
-from tests.harness.faults import throttled_lines
+from tests.harness.faults import FailOnce, faults_in_parse
 
 
 def parse_args(argv):
@@ -36,9 +37,7 @@ def main(argv) -> int:
     args, job_argv = parse_args(argv)
     if job_argv[:1] == ["--"]:
         job_argv = job_argv[1:]
-    payments.line_source = lambda env, config: throttled_lines(
-        env,
-        config,
+    fault = FailOnce(
         args.fail_marker,
         after_seconds=0,
         after_records=args.fail_after_records,
@@ -54,7 +53,8 @@ def main(argv) -> int:
         payments.build_sinks = lambda config: build_sinks(
             config, **{table: "at_least_once" for table in payments.TABLES}
         )
-    return payments.main(job_argv)
+    with faults_in_parse(fault):
+        return payments.main(job_argv)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,21 @@
-"""Fault injection for tests and drills: a pass-through map that can slow the stream down and
-raise once, and the payments job's file source run through it (`throttled_lines`).
+"""Fault injection for tests and drills: slowing the stream down and raising once (`FailOnce`),
+either as a Python map of its own after the payments job's file source (`throttled_lines`), or
+inside the job's own Python operator (`faults_in_parse`), which leaves the job's graph as it is.
 
 The failure fires in the first Python worker that, after `after_seconds` and `after_records`
 records of its own, manages to create
 `marker` (O_EXCL), so exactly one attempt fails even though workers restart after it.
 """
 
+import functools
 import os
 import time
+from contextlib import contextmanager
 from typing import Optional
 
 from pyflink.datastream import MapFunction, RuntimeContext
+
+from transforms.beam import ParsePaymentFn
 
 
 class InjectedFailure(RuntimeError):
@@ -38,6 +43,8 @@ class FailOnce(MapFunction):
         self.started = time.monotonic()
 
     def map(self, value):
+        if not self.started:  # not a Flink function (see FaultyParsePaymentFn): no open()
+            self.started = time.monotonic()
         self.seen += 1
         if self.throttle_every and self.seen % self.throttle_every == 0:
             time.sleep(self.throttle_ms / 1000.0)
@@ -71,16 +78,9 @@ def throttled_lines(
 ):
     """The payments job's real file source, slowed down (and failing once if `marker` is
     given, see `FailOnce`) so that a run spans many checkpoints."""
-    from pyflink.common import WatermarkStrategy
+    from jobs.payments import LINE_TYPE, file_lines
 
-    from jobs.payments import LINE_TYPE, file_source
-
-    lines = env.from_source(
-        file_source(config.input, config.watch),
-        WatermarkStrategy.no_watermarks(),
-        "payment-files",
-        type_info=LINE_TYPE,
-    ).uid("payment-files")
+    lines = file_lines(env, config)
     if not marker and not throttle_every:
         return lines  # the job's own graph, nothing added
     return lines.map(
@@ -93,3 +93,35 @@ def throttled_lines(
         ),
         output_type=LINE_TYPE,
     ).name("fault-injection")
+
+
+class FaultyParsePaymentFn(ParsePaymentFn):
+    """The job's own parse DoFn, with `FailOnce` before each line: throttled, raising once."""
+
+    def __init__(self, currencies=None, fault: Optional[FailOnce] = None):
+        super().__init__(currencies)
+        self.fault = fault
+
+    def process(self, element):
+        if self.fault is not None:
+            self.fault.map(element)
+        yield from super().process(element)
+
+
+@contextmanager
+def faults_in_parse(fault: FailOnce):
+    """While it is open, payments jobs built in this process parse their lines with
+    `FaultyParsePaymentFn`: the same one Python operator as the job's, slowed down and raising
+    once. A Python map of its own (`throttled_lines`) would add a second Python operator to the
+    source's chain, a graph no user runs (and one whose failovers kill TaskManagers more often,
+    see tests/jobs/support.py)."""
+    from transforms import beam as payment_transforms
+
+    original = payment_transforms.ParsePaymentFn
+    payment_transforms.ParsePaymentFn = functools.partial(  # type: ignore[misc]
+        FaultyParsePaymentFn, fault=fault
+    )
+    try:
+        yield
+    finally:
+        payment_transforms.ParsePaymentFn = original  # type: ignore[misc]

@@ -14,8 +14,7 @@ from tests.campaign import Fault, Trial, run_campaign
 pytestmark = [pytest.mark.cluster, pytest.mark.chaos]
 
 LINES = 6_000
-# 3 ms every line per subtask: about 10 s of stream, so each fault lands mid-stream.
-THROTTLE_EVERY = 1
+STREAM_SECONDS = 10  # the parse is slowed down so that each fault lands mid-stream
 
 
 def trial(number, scope, where, kind, control=False, **fault) -> Trial:
@@ -54,7 +53,7 @@ SHORT_TIER = [
 @pytest.fixture(scope="module")
 def short_campaign(tmp_path_factory):
     out = tmp_path_factory.mktemp("campaign")
-    trials, _ = run_campaign(SHORT_TIER, out, LINES, control=False, throttle_every=THROTTLE_EVERY)
+    trials, _ = run_campaign(SHORT_TIER, out, LINES, control=False, stream_seconds=STREAM_SECONDS)
     return {t.number: t for t in trials}
 
 

@@ -71,21 +71,13 @@ def start_job(config, without_dedupe=False):
 
 def build_pipeline_without_dedupe(env, config):
     """Version "C": someone removed the dedupe operator (its state has nowhere to go)."""
-    from pyflink.common import WatermarkStrategy
-
-    from jobs.payments import LEDGER_FIELDS, LINE_TYPE
+    from jobs.payments import LEDGER_FIELDS, file_lines
     from transforms.flink_adapters import parse_payment_lines
     from transforms.jvm_operators import project
 
     # Per-table sinks (subtask scope), so that this version can leave tables out.
     sinks = build_sinks(dataclasses.replace(config, commit_scope="subtask"))
-    source = env.from_source(
-        file_source(config.input, config.watch),
-        WatermarkStrategy.no_watermarks(),
-        "payment-files",
-        type_info=LINE_TYPE,
-    ).uid("payment-files")
-    parsed = parse_payment_lines(source)
+    parsed = parse_payment_lines(file_lines(env, config))
     (
         project(parsed.payments, LEDGER_FIELDS)
         .name("ledger-rows")
