@@ -235,6 +235,12 @@ class Cluster:
         )
         try:
             self._wait_for_taskmanagers(workers, timeout)
+            if not any(DAEMON_CLASSES[0] in command_line(pid) for pid in self.processes()):
+                # Its REST port answered, but not for this cluster: another one holds the ports.
+                raise ClusterError(
+                    f"the JobManager of cluster '{self.name}' exited during start-up (its "
+                    f"ports {self.rest_port}/{self.rpc_port} taken meanwhile?); see {self.log_dir}"
+                )
         except BaseException:
             print(self.log_tails(), file=sys.stderr)
             self.stop()

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Optional
 
 from jobs.audit import DIFFERENCE_KINDS, DUPLICATED, MISSING, audit
-from localenv.cluster import Cluster, ClusterError, port_free
+from localenv.cluster import Cluster, ClusterError
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.postgres import LocalPostgres, free_port
@@ -323,9 +323,8 @@ class Campaign:
         if self.cluster:  # no job of ours runs on it now: no need to wait for a clean stop
             self.cluster.kill_all()
             self.cluster = None
-        rest_port = 8081 if port_free(8081) else free_port()
-        rpc_port = 6123 if port_free(6123) else free_port()
-        self.cluster = Cluster(self.name, rest_port, rpc_port, daemon_env=daemon_env)
+        # Free ports, never the defaults: a developer's cluster or a test's may want them.
+        self.cluster = Cluster(self.name, free_port(), free_port(), daemon_env=daemon_env)
         self.cluster.start()
         return self.cluster
 
