@@ -80,7 +80,7 @@ JOB_MODULE = "tests.harness.campaign_job"
 CHECKPOINT_INTERVAL = "1 s"
 # The parse sleeps THROTTLE_MS every few lines, so that a trial's job streams for about this
 # long, through dozens of checkpoints, and faults land mid-stream.
-STREAM_SECONDS = 30
+STREAM_SECONDS = 20
 THROTTLE_MS = 3
 BATCH_LINES = 500  # lines per record into Python (jobs.payments)
 TRIAL_TIMEOUT_SECONDS = int(os.environ.get("TPC_CAMPAIGN_TRIAL_TIMEOUT", "900"))
@@ -209,17 +209,20 @@ def plan(
 # -- watching the database ------------------------------------------------------------
 class CommitMonitor(threading.Thread):
     """Samples how many lines are committed (rows in ledger, duplicates and rejected) four
-    times a second, through outages: the job's progress, and when it commits again."""
+    times a second, through outages, and notes when each checkpoint under `checkpoints` (a
+    trial's directory) completed: the job's progress, and when it commits again."""
 
     QUERY = (
         "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM duplicates) "
         "+ (SELECT count(*) FROM rejected)"
     )
 
-    def __init__(self, db):
+    def __init__(self, db, checkpoints: Path):
         super().__init__(daemon=True)
         self.db = db
+        self.checkpoints = checkpoints
         self.samples: list[tuple[float, int]] = []
+        self.completed: dict[Path, float] = {}  # chk-N -> when its _metadata was first seen
         self.done = threading.Event()
 
     @property
@@ -231,6 +234,9 @@ class CommitMonitor(threading.Thread):
 
         conn = None
         while not self.done.is_set():
+            now = time.time()
+            for metadata in self.checkpoints.glob("checkpoints-*/*/chk-*/_metadata"):
+                self.completed.setdefault(metadata.parent, now)
             try:
                 if conn is None or conn.closed:
                     conn = self.db.connect(autocommit=True, connect_timeout=3)
@@ -248,13 +254,16 @@ class CommitMonitor(threading.Thread):
             conn.close()
 
     def next_commit_after(self, moment: float) -> Optional[float]:
-        """Seconds from `moment` to the first sample after it with more lines committed."""
-        before = [count for at, count in self.samples if at <= moment]
+        """Seconds from `moment` until the job committed a checkpoint it completed after
+        `moment` (not a commit that was merely pending then): the first sample with more lines
+        committed after the first checkpoint completed after `moment`."""
+        completed = min((at for at in self.completed.values() if at > moment), default=None)
+        if completed is None:
+            return None
+        before = [count for at, count in self.samples if at <= completed]
         base = before[-1] if before else 0
-        return next(
-            (round(at - moment, 1) for at, count in self.samples if at > moment and count > base),
-            None,
-        )
+        after = (at for at, count in self.samples if at > completed and count > base)
+        return next((round(at - moment, 1) for at in after), None)
 
 
 # -- running a job ----------------------------------------------------------------------
@@ -372,7 +381,7 @@ class Campaign:
                 "TPC_SINK_FAULT_PHASE": seam.phase,
                 "TPC_SINK_FAULT_ACTION": "fail" if seam.variant == "fails" else "hold",
             }
-        monitor = CommitMonitor(db)
+        monitor = CommitMonitor(db, home)
         monitor.start()
         job = TrialJob(self, trial, home, input_dir, db, seam_env)
         try:
