@@ -5,6 +5,7 @@
     PGPASSWORD=... python -m localenv.cluster submit --module tests.harness.sink_check -- \\
         --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
     python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
+    python -m localenv.cluster kill-taskmanager [PID] / add-taskmanager / kill   # fault drills
     python -m localenv.cluster stop               # and make sure no process of it is left
 
 Nothing is hidden between you and Flink: `start`/`stop` run pyflink's bundled
@@ -709,6 +710,17 @@ def parse_args(argv=None):
         help="another jar the job needs (merged with the sink jar)",
     )
     submit.add_argument("job_args", nargs=argparse.REMAINDER)
+    commands.add_parser("add-taskmanager", help="start one more TaskManager (e.g. a replacement)")
+    kill_tm = commands.add_parser(
+        "kill-taskmanager",
+        help="kill -9 a TaskManager and its Python workers (a drill: a lost machine)",
+    )
+    kill_tm.add_argument("pid", nargs="?", type=int, help="default: the newest TaskManager")
+    commands.add_parser(
+        "kill",
+        help="kill -9 every process of the cluster (a drill: a power cut; `start` brings it "
+        "back, jobs resume from their retained checkpoints only when resubmitted)",
+    )
     stop_job = commands.add_parser(
         "stop-job",
         help="stop a job with a savepoint (flink stop), to upgrade it",
@@ -731,6 +743,14 @@ def main(argv=None) -> int:
             cluster.stop()
         elif args.command == "status":
             return cluster.status(args.all)
+        elif args.command == "add-taskmanager":
+            cluster.add_taskmanager()
+            print(f"{len(cluster.taskmanagers())} TaskManagers running")
+        elif args.command == "kill-taskmanager":
+            print(f"killed TaskManager {cluster.kill_taskmanager(args.pid)} with kill -9")
+        elif args.command == "kill":
+            cluster.kill_all()
+            print(f"killed every process of cluster '{cluster.name}' with kill -9")
         elif args.command == "stop-job":
             cluster.stop_job(args.job_id, args.savepoint_dir, args.timeout)
         elif args.command == "submit":
