@@ -222,7 +222,7 @@ class CommitMonitor(threading.Thread):
         self.db = db
         self.checkpoints = checkpoints
         self.samples: list[tuple[float, int]] = []
-        self.completed: dict[Path, float] = {}  # chk-N -> when its _metadata was first seen
+        self.completed: dict[Path, float] = {}  # chk-N -> when its _metadata was written
         self.done = threading.Event()
 
     @property
@@ -234,9 +234,12 @@ class CommitMonitor(threading.Thread):
 
         conn = None
         while not self.done.is_set():
-            now = time.time()
             for metadata in self.checkpoints.glob("checkpoints-*/*/chk-*/_metadata"):
-                self.completed.setdefault(metadata.parent, now)
+                if metadata.parent not in self.completed:
+                    try:  # when Flink wrote it: this loop may see it a moment later
+                        self.completed[metadata.parent] = metadata.stat().st_mtime
+                    except OSError:  # subsumed and deleted meanwhile
+                        pass
             try:
                 if conn is None or conn.closed:
                     conn = self.db.connect(autocommit=True, connect_timeout=3)
