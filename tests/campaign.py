@@ -716,7 +716,9 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
     for trial in trials:
         for fault in trial.faults:
             if fault.struck is not None:
-                key = fault.kind + (f" ({fault.variant})" if fault.variant else "")
+                detail = [fault.variant, fault.phase if fault.kind == "db-outage" else ""]
+                detail_text = ", ".join(d for d in detail if d)
+                key = fault.kind + (f" ({detail_text})" if detail_text else "")
                 struck[key] = struck.get(key, 0) + 1
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(struck.items()))
     if control:
@@ -776,6 +778,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--first", type=int, default=0, help="skip the first N trials of a scope")
     parser.add_argument("--out", help="default: var/campaign/<time>")
+    parser.add_argument(
+        "--report", metavar="DIR", help="print the table and summary of a campaign run in DIR"
+    )
     args = parser.parse_args(argv)
     unknown = set(args.kinds.split(",")) - set(KINDS)
     unknown_scopes = set(args.scopes.split(",")) - set(SCOPES)
@@ -815,8 +820,28 @@ def run_campaign(
     return done, ok
 
 
+def load_trials(path: Path) -> list[Trial]:
+    """The trials of a campaign.json, as `run_campaign` wrote them."""
+    trials = []
+    for data in json.loads(path.read_text()):
+        faults = [Fault(**fault) for fault in data.pop("faults")]
+        trials.append(Trial(**data, faults=faults))
+    return trials
+
+
+def report(out: Path) -> int:
+    """Print a finished (or interrupted) campaign's table and summary again."""
+    trials = load_trials(out / "campaign.json")
+    control = any(t.control for t in trials)
+    text, ok = summary(trials, control)
+    print("\n".join([HEADER, "|" + "---|" * 14, *map(table_row, trials), "", text]))
+    return 0 if ok else 1
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(Path(args.report))
     out = Path(args.out) if args.out else sub_dir("campaign") / time.strftime("%Y%m%d-%H%M%S")
     kinds = tuple(args.kinds.split(","))
     trials = []

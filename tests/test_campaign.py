@@ -1,0 +1,58 @@
+"""The fault campaign's plan and report (`python -m tests.campaign`), without running a trial:
+a seed always gives the same trials, every fault kind comes up, and a finished run's JSON
+renders back into the same table. No JVM, no database."""
+
+import json
+from dataclasses import asdict
+
+from tests.campaign import KINDS, SEAM_KINDS, Fault, Trial, load_trials, plan, summary, table_row
+
+
+def trials(seed=1, scope="checkpoint", count=20, control=False):
+    return [plan(seed, scope, i, i + 1, KINDS, control) for i in range(count)]
+
+
+def test_a_seed_gives_the_same_trials_and_another_seed_others():
+    assert [asdict(t) for t in trials(seed=7)] == [asdict(t) for t in trials(seed=7)]
+    assert [asdict(t) for t in trials(seed=7)] != [asdict(t) for t in trials(seed=8)]
+
+
+def test_every_kind_comes_up_and_the_mini_cluster_never_loses_a_taskmanager():
+    planned = trials(count=len(KINDS))
+    assert {t.faults[0].kind for t in planned} == set(KINDS)
+    everything = trials(count=20)
+    assert {t.where for t in everything} == {"cluster", "mini"}
+    for trial in everything:
+        kinds = [f.kind for f in trial.faults]
+        assert sum(k in SEAM_KINDS for k in kinds) <= 1, "one fault seam setting per trial"
+        if trial.where == "mini":
+            assert "taskmanager-kill" not in kinds
+
+
+def test_outages_are_short_and_longer_than_the_first_restart_delays():
+    outages = [f for t in trials(count=140) for f in t.faults if f.kind == "db-outage"]
+    assert {f.phase for f in outages} == {"write", "precommit", "commit"}
+    assert any(f.seconds < 8 for f in outages) and any(f.seconds > 15 for f in outages)
+
+
+def test_a_run_renders_again_from_its_json(tmp_path):
+    trial = Trial(1, "1/checkpoint/0", "checkpoint", "cluster", 2, [Fault("rescale", at=0.2)])
+    trial.faults[0].struck, trial.faults[0].recovery = 12.0, 9.5
+    trial.lines, trial.ledger = 50_119, 46_313
+    (tmp_path / "campaign.json").write_text(json.dumps([asdict(trial)]))
+    (loaded,) = load_trials(tmp_path / "campaign.json")
+    assert table_row(loaded) == table_row(trial)
+    assert "| exact |" in table_row(loaded)
+    text, ok = summary([loaded], control=False)
+    assert ok and "checkpoint: 1/1 exact" in text
+
+
+def test_a_difference_fails_the_campaign_and_the_control_wants_one():
+    exact = Trial(1, "s", "checkpoint", "cluster", 2, [Fault("python-exception", struck=3.0)])
+    exact.lines = 10
+    doubled = Trial(2, "s", "checkpoint", "cluster", 2, [Fault("python-exception", struck=3.0)])
+    doubled.lines, doubled.duplicates = 10, 4
+    assert summary([exact], control=False)[1]
+    assert not summary([exact, doubled], control=False)[1]
+    assert summary([doubled], control=True)[1]
+    assert not summary([exact], control=True)[1]
