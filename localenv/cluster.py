@@ -29,11 +29,13 @@ import site
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Union
 
@@ -390,12 +392,7 @@ class Cluster:
                 f"no Flink cluster answers at {self.web_ui}; start it with "
                 f"`python -m localenv.cluster start`"
             )
-        ship = Path(
-            __import__("tempfile").mkdtemp(
-                prefix="submit-", dir=sub_dir("flink-cluster", self.name, "ship")
-            )
-        )
-        try:
+        with self._ship_dir() as ship:
             command = self.submit_command(job_args, module, file, detached, extra_jars, ship)
             print("$ " + " ".join(command), flush=True)
             # cwd = project root: `python -m` puts it first on the client's sys.path, so the
@@ -404,8 +401,18 @@ class Cluster:
             return subprocess.run(
                 command, env=self.script_environment(tmp_dir=ship), cwd=PROJECT_ROOT
             ).returncode
+
+    @contextmanager
+    def _ship_dir(self):
+        """A fresh directory for what one `flink run` ships (and its client's temp files);
+        removed afterwards, when it has been uploaded to the blob server."""
+        ship = Path(
+            tempfile.mkdtemp(prefix="submit-", dir=sub_dir("flink-cluster", self.name, "ship"))
+        )
+        try:
+            yield ship
         finally:
-            shutil.rmtree(ship, ignore_errors=True)  # uploaded to the blob server by now
+            shutil.rmtree(ship, ignore_errors=True)
 
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         from sinks.build import sink_jar
@@ -458,12 +465,7 @@ class Cluster:
     ) -> str:
         """`flink run -d`: submit and return the job id. `client_env` reaches the `flink run`
         client only (where the job reads its password), never the daemons."""
-        ship = Path(
-            __import__("tempfile").mkdtemp(
-                prefix="submit-", dir=sub_dir("flink-cluster", self.name, "ship")
-            )
-        )
-        try:
+        with self._ship_dir() as ship:
             command = self.submit_command(job_args, module, None, True, (), ship)
             result = subprocess.run(
                 command,
@@ -473,8 +475,6 @@ class Cluster:
                 text=True,
                 timeout=timeout,
             )
-        finally:
-            shutil.rmtree(ship, ignore_errors=True)
         found = re.search(r"Job has been submitted with JobID ([0-9a-f]{32})", result.stdout)
         if result.returncode != 0 or not found:
             output = "\n".join((result.stdout + result.stderr).strip().splitlines()[-30:])
