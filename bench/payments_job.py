@@ -9,9 +9,16 @@ at-least-once mode; `discard` sends every stream to Flink's DiscardingSink, whic
 job without the database. Prints one line: `job finished: LINES lines in S s`.
 """
 
+import sys
+
+if __name__ == "__main__":
+    # As jobs.payments does: the JVM boots while the imports below run.
+    from localenv.flink import start_jvm_early
+
+    start_jvm_early()
+
 import argparse
 import dataclasses
-import sys
 import time
 
 from jobs.payments import (

@@ -11,11 +11,12 @@ import os
 import shutil
 import site
 import sys
+import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Optional
 
-from localenv import jvm_archive
+from localenv import jvm_archive, warm_workers
 from localenv.child_env import ARCHIVE_OPTIONS
 
 # Re-exported: the jobs, tests and benchmarks import them from here.
@@ -78,6 +79,29 @@ def prepare_process_environment() -> None:
     if not any(arg.startswith(ARCHIVE_OPTIONS) for arg in jvm_args):
         jvm_args.extend(jvm_archive.jvm_options())
     os.environ["JVM_ARGS"] = " ".join(jvm_args)
+
+
+def start_jvm_early() -> None:
+    """Launch PyFlink's JVM in the background, so that it boots while the caller goes on
+    importing (Beam alone takes about half a second). A job's entry point calls this before its
+    other imports; the job's first use of the gateway then waits for this launch instead of
+    starting its own. No effect under `flink run`, whose JVM is already up."""
+    if running_under_flink_cli():
+        return
+    try:
+        prepare_process_environment()
+    except JavaNotFoundError:
+        return  # said again, with what to do, when the job needs Java
+    threading.Thread(target=_launch_gateway, name="early-jvm", daemon=True).start()
+
+
+def _launch_gateway() -> None:
+    from pyflink.java_gateway import get_gateway
+
+    try:
+        get_gateway()
+    except Exception:  # the job's own first call launches it again and reports why it fails
+        pass
 
 
 class JavaNotFoundError(RuntimeError):
@@ -150,7 +174,20 @@ def local_environment(
     top of the local defaults; `jars` are local paths added with `add_jars`.
     """
     prepare_process_environment()
-    return _environment({**local_settings(parallelism), **(settings or {})}, parallelism, jars)
+    merged = {**local_settings(parallelism), **(settings or {})}
+    if _python_workers_are_processes(merged) and merged["python.executable"] == sys.executable:
+        # Workers forked from a process that already imported what they need (see
+        # localenv/warm_workers.py): started now, its imports overlap the JVM's start.
+        merged["python.executable"] = warm_workers.launcher(sys.executable)
+    return _environment(merged, parallelism, jars)
+
+
+def _python_workers_are_processes(settings: dict[str, str]) -> bool:
+    return (
+        warm_workers.enabled()
+        and settings.get("python.execution-mode", "process") == "process"
+        and os.environ.get("_python_worker_execution_mode") == "process"
+    )
 
 
 def _environment(settings: dict[str, str], parallelism: int, jars: Iterable[str]):

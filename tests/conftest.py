@@ -121,12 +121,18 @@ def pytest_runtest_makereport(item, call):
 LOG_OFFSET = pytest.StashKey[int]()
 
 
+# What jobs run inside the test process start once and keep for the session: PyFlink's JVM, and
+# the warm pool their Python workers are forked from (localenv/warm_workers.py).
+SESSION_LONG_CHILDREN = ("PythonGatewayServer", "localenv.warm_workers")
+
+
 def in_process_jvm() -> set:
-    """The JVM PyFlink starts for jobs run inside the test process: it lives for the session."""
+    """The JVM (and the warm worker pool) of jobs run inside the test process."""
     return {
         pid
         for pid in session_processes()
-        if parent_of(pid) == os.getpid() and "PythonGatewayServer" in command_line(pid)
+        if parent_of(pid) == os.getpid()
+        and any(name in command_line(pid) for name in SESSION_LONG_CHILDREN)
     }
 
 
