@@ -52,7 +52,9 @@ def main(argv: list[str]) -> int:
     # an orphaned launcher ends too. (A worker started cold would linger until its channels to
     # the JVM failed, which can take a minute when it had not connected yet.)
     parent = os.getppid()
-    for stop in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    # SIGINT is not among them: the JVM that started this process ignores Ctrl-C, and so does
+    # every worker it starts (this one too, as it inherited that).
+    for stop in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(stop, lambda *_: sys.exit(143))
     pool.settimeout(PARENT_CHECK_SECONDS)
     status = b""

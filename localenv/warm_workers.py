@@ -85,6 +85,10 @@ class Pool:
                 + list(preload),
                 stdin=subprocess.PIPE,
                 pass_fds=[listener.fileno()],
+                # Ctrl-C in a terminal reaches every process of the job's group. PyFlink's JVM,
+                # and with it every worker it starts, ignores it (the job's process decides:
+                # stop with a savepoint, say); so do the pool and its forks.
+                preexec_fn=_ignore_interrupts,
                 cwd=PROJECT_ROOT,
                 env={**os.environ, "PYTHONPATH": _with_project_root(os.environ.get("PYTHONPATH"))},
             )
@@ -104,6 +108,10 @@ class Pool:
         except subprocess.TimeoutExpired:
             self.process.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _with_project_root(python_path: Optional[str]) -> str:

@@ -8,6 +8,7 @@ rows. Lines of A repeated after the upgrade are still duplicates: the dedupe sta
 
 import dataclasses
 import json
+import os
 import re
 import threading
 import time
@@ -320,6 +321,7 @@ def run_cli(db, input_dir, tmp_path, *extra):
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
     )
     return process, log
 
@@ -356,7 +358,9 @@ def test_the_command_stops_with_a_savepoint_on_sigterm_and_resumes_from_it(datab
     process, log = run_cli(database, input_dir, tmp_path, "--from-savepoint", first_savepoint)
     try:
         wait_for(lambda: committed_lines(database) >= expected.lines, 180, "the second file")
-        process.send_signal(signal.SIGINT)  # Ctrl-C
+        # Ctrl-C: a terminal sends SIGINT to every process of the job's group (its JVM, the
+        # Python workers and their warm pool), not to the job's process alone.
+        os.killpg(process.pid, signal.SIGINT)
         assert process.wait(180) == 0, output_of(log)[-3000:]
     finally:
         process.kill() if process.poll() is None else None

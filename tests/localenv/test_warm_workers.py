@@ -4,6 +4,7 @@ working directory, standard streams and exit status; anything else, or no pool, 
 payments job's mini cluster tests run every local job's workers through it."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -106,6 +107,29 @@ def test_a_worker_whose_launcher_is_orphaned_is_killed(pool):
     while time.monotonic() < deadline and worker in _workers(pool):
         time.sleep(0.1)
     assert worker not in _workers(pool)
+
+
+def test_ctrl_c_leaves_the_pool_and_its_workers_running(pool):
+    # A terminal's Ctrl-C reaches every process of the job's group. The JVM, and the launchers
+    # it starts, ignore it; the job's process decides (stop with a savepoint, say), which needs
+    # the workers alive.
+    launcher = subprocess.Popen(
+        [str(pool.executable), "-m", PROBE, "0", "--sleep", "120"],
+        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT)}),
+        stdout=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    worker = json.loads(launcher.stdout.readline())["pid"]
+    for pid in (pool.process.pid, launcher.pid, worker):
+        os.kill(pid, signal.SIGINT)
+    time.sleep(1)
+    assert alive([pool.process.pid, launcher.pid, worker]) == {
+        pool.process.pid,
+        launcher.pid,
+        worker,
+    }
+    launcher.kill()
+    launcher.wait(timeout=10)
 
 
 def test_the_pool_ends_with_its_job_process_and_takes_its_workers(pool):
