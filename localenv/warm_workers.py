@@ -55,6 +55,7 @@ PRELOADED = (
     "transforms.flink_adapters",
 )
 REQUEST_TIMEOUT_SECONDS = 5.0
+DIRECTORY_PREFIX = "tpc-warm-"
 POLL_SECONDS = 0.05
 
 
@@ -73,7 +74,7 @@ class Pool:
         self, python: str, boot_module: str = BOOT_MODULE, preload: tuple[str, ...] = PRELOADED
     ):
         # A short directory: a Unix socket's path may not exceed about 100 bytes.
-        self.directory = Path(tempfile.mkdtemp(prefix="tpc-warm-"))
+        self.directory = Path(tempfile.mkdtemp(prefix=DIRECTORY_PREFIX))
         socket_path = self.directory / "pool.sock"
         # Listening before the pool process even starts: a launcher that comes early waits in
         # the backlog instead of finding no socket (and starting its worker cold).
@@ -236,6 +237,15 @@ def serve(listener: socket.socket, boot_module: str, preload: list[str]) -> None
     finally:
         for pid in workers:
             _kill(pid)
+        _remove_own_directory(listener)
+
+
+def _remove_own_directory(listener: socket.socket) -> None:
+    """The job's process removes the directory at its exit; a job killed with `kill -9` never
+    does, so the pool, which outlives it by its stdin's EOF, removes it too."""
+    directory = Path(listener.getsockname()).parent
+    if directory.name.startswith(DIRECTORY_PREFIX):
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _kill(pid: int) -> None:

@@ -139,10 +139,11 @@ def test_the_pool_ends_with_its_job_process_and_takes_its_workers(pool):
         stdout=subprocess.PIPE,
     )
     worker = json.loads(launcher.stdout.readline())["pid"]
-    pool.process.stdin.close()
+    pool.process.stdin.close()  # as when the job's process exits, or is killed
     assert pool.process.wait(timeout=10) == 0
     assert launcher.wait(timeout=10) != 0
     assert alive([worker]) == set()
+    assert not pool.directory.exists()  # its socket and launcher script
 
 
 def _workers(pool) -> set:
