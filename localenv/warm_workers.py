@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Optional
 
 from localenv.paths import PROJECT_ROOT
+from localenv.processes import kill
 
 OPT_OUT_VARIABLE = "TPC_WARM_WORKERS"
 BOOT_MODULE = "pyflink.fn_execution.beam.beam_boot"
@@ -232,11 +233,10 @@ def serve(listener: socket.socket, boot_module: str, preload: list[str]) -> None
                     selector.register(connection, selectors.EVENT_READ, pid)
                 else:  # a launcher's connection: closed, so its worker must go too
                     if key.data in workers:
-                        _kill(key.data)
+                        kill([key.data])
             _reap(workers, selector)
     finally:
-        for pid in workers:
-            _kill(pid)
+        kill(workers)
         _remove_own_directory(listener)
 
 
@@ -246,13 +246,6 @@ def _remove_own_directory(listener: socket.socket) -> None:
     directory = Path(listener.getsockname()).parent
     if directory.name.startswith(DIRECTORY_PREFIX):
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _kill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(workers: dict[int, socket.socket], selector: selectors.BaseSelector) -> None:
