@@ -30,15 +30,37 @@ def pool():
     pool.close()
 
 
+def probe_environment(**env) -> dict:
+    return child_process_environment({"PYTHONPATH": str(PROJECT_ROOT), **env})
+
+
 def launch(pool, *args, cwd=None, **env):
     return subprocess.run(
         [str(pool.executable), *args],
         cwd=cwd or PROJECT_ROOT,
-        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT), **env}),
+        env=probe_environment(**env),
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def sleeping_worker(pool, command=None, **popen):
+    """Starts a probe worker that sleeps for two minutes, through the pool's launcher (or
+    ``command``); returns the process started and the worker's pid."""
+    process = subprocess.Popen(
+        command or [str(pool.executable), "-m", PROBE, "0", "--sleep", "120"],
+        env=probe_environment(),
+        stdout=subprocess.PIPE,
+        **popen,
+    )
+    return process, json.loads(process.stdout.readline())["pid"]
+
+
+def wait_until_gone(pool, worker, seconds=10) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and worker in _workers(pool):
+        time.sleep(0.1)
 
 
 def test_a_worker_is_a_fork_of_the_warm_pool_with_the_requests_environment(pool, tmp_path):
@@ -77,35 +99,23 @@ def test_without_the_pool_the_worker_starts_cold(pool):
 
 
 def test_a_worker_whose_launcher_is_killed_is_killed_too(pool):
-    launcher = subprocess.Popen(
-        [str(pool.executable), "-m", PROBE, "0", "--sleep", "120"],
-        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT)}),
-        stdout=subprocess.PIPE,
-    )
-    worker = json.loads(launcher.stdout.readline())["pid"]
+    launcher, worker = sleeping_worker(pool)
     assert _workers(pool) == {worker}
     launcher.send_signal(signal.SIGKILL)
     launcher.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _workers(pool):
-        time.sleep(0.1)
+    wait_until_gone(pool, worker)
     assert _workers(pool) == set()
 
 
 def test_a_worker_whose_launcher_is_orphaned_is_killed(pool):
     # Flink stops a worker by killing the shell it started (pyflink-udf-runner.sh), whose
     # children, the launcher and a `tee`, then live on as orphans.
-    shell = subprocess.Popen(
-        ["bash", "-c", f"'{pool.executable}' -m {PROBE} 0 --sleep 120 | cat"],
-        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT)}),
-        stdout=subprocess.PIPE,
+    shell, worker = sleeping_worker(
+        pool, ["bash", "-c", f"'{pool.executable}' -m {PROBE} 0 --sleep 120 | cat"]
     )
-    worker = json.loads(shell.stdout.readline())["pid"]
     shell.send_signal(signal.SIGKILL)
     shell.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and worker in _workers(pool):
-        time.sleep(0.1)
+    wait_until_gone(pool, worker)
     assert worker not in _workers(pool)
 
 
@@ -113,13 +123,9 @@ def test_ctrl_c_leaves_the_pool_and_its_workers_running(pool):
     # A terminal's Ctrl-C reaches every process of the job's group. The JVM, and the launchers
     # it starts, ignore it; the job's process decides (stop with a savepoint, say), which needs
     # the workers alive.
-    launcher = subprocess.Popen(
-        [str(pool.executable), "-m", PROBE, "0", "--sleep", "120"],
-        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT)}),
-        stdout=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    launcher, worker = sleeping_worker(
+        pool, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)
     )
-    worker = json.loads(launcher.stdout.readline())["pid"]
     for pid in (pool.process.pid, launcher.pid, worker):
         os.kill(pid, signal.SIGINT)
     time.sleep(1)
@@ -133,12 +139,7 @@ def test_ctrl_c_leaves_the_pool_and_its_workers_running(pool):
 
 
 def test_the_pool_ends_with_its_job_process_and_takes_its_workers(pool):
-    launcher = subprocess.Popen(
-        [str(pool.executable), "-m", PROBE, "0", "--sleep", "120"],
-        env=child_process_environment({"PYTHONPATH": str(PROJECT_ROOT)}),
-        stdout=subprocess.PIPE,
-    )
-    worker = json.loads(launcher.stdout.readline())["pid"]
+    launcher, worker = sleeping_worker(pool)
     pool.process.stdin.close()  # as when the job's process exits, or is killed
     assert pool.process.wait(timeout=10) == 0
     assert launcher.wait(timeout=10) != 0
