@@ -126,7 +126,7 @@ LOG_OFFSET = pytest.StashKey[int]()
 SESSION_LONG_CHILDREN = ("PythonGatewayServer", "localenv.warm_workers")
 
 
-def in_process_jvm() -> set:
+def session_long_children() -> set:
     """The JVM (and the warm worker pool) of jobs run inside the test process."""
     return {
         pid
@@ -192,7 +192,7 @@ def nothing_outlives_the_test():
     # Higher-scoped fixtures (servers, clusters) are set up before this one: they are allowed.
     before = session_processes()
     yield
-    left = outliving(before | in_process_jvm() | ADOPTED, LEFTOVER_GRACE_SECONDS)
+    left = outliving(before | session_long_children() | ADOPTED, LEFTOVER_GRACE_SECONDS)
     if left:
         listing = describe(left)
         kill(left)
@@ -202,7 +202,7 @@ def nothing_outlives_the_test():
 
 
 def pytest_sessionfinish(session):
-    left = outliving(in_process_jvm(), LEFTOVER_GRACE_SECONDS)
+    left = outliving(session_long_children(), LEFTOVER_GRACE_SECONDS)
     if left:
         listing = describe(left)
         kill(left)
