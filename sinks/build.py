@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from localenv.maven import UNREACHABLE, locked, offline_first, tail
+from localenv.maven import explain_failure, locked, offline_first, tail
 from localenv.paths import sub_dir
 
 JAVA_MODULE = Path(__file__).resolve().parent / "java"
@@ -41,6 +41,8 @@ MAIN_SOURCES = JAVA_MODULE / "src" / "main"
 KAFKA_POM = Path(__file__).resolve().parent / "kafka" / "pom.xml"
 JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
 FORMAT_COMMAND = "python -m sinks.build --format"
+# By full coordinates, not the `spotless:` prefix (see localenv.maven); the pom sets the version.
+SPOTLESS_PLUGIN = "com.diffplug.spotless:spotless-maven-plugin"
 
 
 class SinkBuildError(RuntimeError):
@@ -104,27 +106,38 @@ def maven_command(
     ]
 
 
+# A cold build downloads some 250 MB; Maven's own transfers time out much sooner (10 s to
+# connect), so this only bounds a Maven that hangs.
+MAVEN_TIMEOUT_S = 900
+
+
 def _maven(command, cwd: Path = JAVA_MODULE) -> subprocess.CompletedProcess:
-    return subprocess.run(command, capture_output=True, text=True, cwd=cwd)
+    try:
+        return subprocess.run(
+            command, capture_output=True, text=True, cwd=cwd, timeout=MAVEN_TIMEOUT_S
+        )
+    except subprocess.TimeoutExpired as expired:
+        raise SinkBuildError(
+            f"Maven did not finish in {MAVEN_TIMEOUT_S} s: {' '.join(map(str, command))}"
+        ) from expired
 
 
-def _maven_offline_first(build_dir: Path, goals, pom: Path = POM) -> subprocess.CompletedProcess:
-    """Maven's result for `goals`, offline from `~/.m2`; online only when something was never
-    downloaded, and then an unreachable Maven Central is said so."""
-    result, went_online = offline_first(
+def _maven_offline_first(
+    build_dir: Path, goals, pom: Path = POM, what: str = "the sink's build"
+) -> subprocess.CompletedProcess:
+    """Maven's result for `goals`, offline from the local repository first, online once when
+    that fails (`localenv.maven.offline_first`). A failure to get a plugin or a dependency
+    raises `SinkBuildError` saying so (an unreachable Maven Central, a missing artifact); any
+    other result is returned for the caller to judge."""
+    result, _ = offline_first(
         lambda offline: _maven(
             maven_command(build_dir, offline=offline, goals=goals, pom=pom), cwd=pom.parent
         ),
-        "sinks.build: downloading the Java dependencies into ~/.m2 (once)",
+        "sinks.build: downloading the Java dependencies into Maven's local repository (once)",
     )
-    if result.returncode != 0 and went_online and UNREACHABLE.search(result.stdout + result.stderr):
-        raise SinkBuildError(
-            "Maven could not download the sink's dependencies (Flink, the PostgreSQL JDBC "
-            "driver, Maven's plugins, the formatter). The first build fetches them from Maven "
-            "Central into ~/.m2, later builds run offline. Check that Maven Central is reachable "
-            "from this machine (a proxy or mirror goes in ~/.m2/settings.xml). Maven said:\n"
-            + tail(result, 40)
-        )
+    explained = explain_failure(result, what)
+    if explained:
+        raise SinkBuildError(explained)
     return result
 
 
@@ -135,7 +148,9 @@ def run_maven(build_dir: Path) -> None:
             "building the sink needs a JDK (javac), not just a Java runtime. Install one "
             "(Debian: `apt-get install openjdk-17-jdk-headless`) and run `python -m sinks.build`."
         )
-    result = _maven_offline_first(build_dir, ("package",))
+    result = _maven_offline_first(
+        build_dir, ("package",), what="the sink's dependencies (Flink, the JDBC driver, plugins)"
+    )
     if result.returncode != 0:
         raise SinkBuildError(f"Maven build of {JAVA_MODULE} failed:\n{tail(result, 40)}")
 
@@ -182,7 +197,12 @@ def _spotless(goal: str, module: Path, build_dir: Optional[Path], *options: str)
     # Spotless keeps an index of the files it found formatted in the build directory, so a
     # second check only reads what changed.
     build_dir = build_dir or sub_dir("java-format")
-    return _maven_offline_first(build_dir, (*options, f"spotless:{goal}"), pom=module / "pom.xml")
+    return _maven_offline_first(
+        build_dir,
+        (*options, f"{SPOTLESS_PLUGIN}:{goal}"),
+        pom=module / "pom.xml",
+        what="the Java formatter (Spotless, palantir-java-format)",
+    )
 
 
 def check_java_format(module: Path = JAVA_MODULE, build_dir: Optional[Path] = None) -> None:
@@ -272,7 +292,7 @@ def main(argv=None) -> int:
             print(f"Kafka connector: {len(jars)} jars in {jars[0].parent}", flush=True)
         if args.fetch_formatter:
             fetch_formatter()
-            print("Java formatter: in ~/.m2", flush=True)
+            print("Java formatter: in Maven's local repository", flush=True)
         if args.test:
             started = time.monotonic()
             check_java_format()

@@ -21,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -321,6 +322,10 @@ def main(argv=None) -> int:
         "command", choices=["resolve"], help="resolve: copy the broker's jars into var/kafka/lib"
     )
     parser.parse_args(argv)
-    jars = broker_classpath()
+    try:
+        jars = broker_classpath()
+    except KafkaSetupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(f"Kafka broker: {len(jars)} jars in {jars[0].parent}")
     return 0
