@@ -49,6 +49,7 @@ from jobs.flink_config import job_defaults
 from localenv.flink import file_uri
 from localenv.job_control import operator_id, stop_with_savepoint
 from sinks.database import add_connection_arguments
+from sinks.fresh_start import FreshStartRefused
 from transforms.flink_adapters import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
@@ -403,12 +404,47 @@ def create_environment(config: PaymentsConfig):
     return env
 
 
+def exactly_once_sink_ids(config: PaymentsConfig) -> list[str]:
+    """The sink ids of this run's sinks that promise exactly once (not at_least_once)."""
+    if config.commit_scope == "checkpoint":
+        return list(dict.fromkeys(sink_ids(config).values()))
+    modes = {
+        "ledger": config.ledger_mode,
+        "balances": config.balances_mode,
+        "rejected": config.rejected_mode,
+        "duplicates": config.rejected_mode,
+    }
+    return [sid for table, sid in sink_ids(config).items() if modes[table] != "at_least_once"]
+
+
+def resume_hint(config: PaymentsConfig) -> str:
+    from localenv.paths import sub_dir
+    from sinks.fresh_start import newest_retained_checkpoint
+
+    checkpoint_dir = config.checkpoint_dir or str(sub_dir("checkpoints", config.sink_id_prefix))
+    newest = newest_retained_checkpoint(checkpoint_dir)
+    resume = (
+        f"--from-checkpoint {newest} (the newest retained checkpoint)"
+        if newest
+        else f"--from-checkpoint <its newest chk-N with a _metadata file, under {checkpoint_dir}>"
+    )
+    return (
+        f"To resume the earlier run, start it with {resume} or --from-savepoint PATH. "
+        "To apply the input again on purpose, use a new --sink-id-prefix."
+    )
+
+
 def prepare_database(config: PaymentsConfig) -> None:
+    """The payments tables, then: a start that restores no checkpoint is refused if its sink
+    ids already applied input (`sinks.fresh_start`), before anything is built or read."""
     from jobs.payments_schema import ensure_schema
     from sinks.database import connect
+    from sinks.fresh_start import refuse_fresh_start
 
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
+        if not config.from_checkpoint:
+            refuse_fresh_start(conn, exactly_once_sink_ids(config), resume_hint(config))
 
 
 def submit(config: PaymentsConfig, wait: bool = True):
@@ -542,6 +578,13 @@ def explain_refusal(error: BaseException) -> Optional[str]:
     refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text, re.DOTALL)
     if refused:
         return refused.group(0) + " Nothing was written."
+    if isinstance(error, FreshStartRefused):
+        return text
+    # The writer's own refusal (the job's check above came first, unless another run committed
+    # in between).
+    fresh = re.search(r"sink '[^']+' refuses a fresh start: .*?new sink id\.", text, re.DOTALL)
+    if fresh:
+        return fresh.group(0) + " Nothing was written."
     return None
 
 

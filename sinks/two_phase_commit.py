@@ -266,6 +266,15 @@ class TwoPhaseCommitSinkBuilder:
         a row's fault: they fail or are retried whatever the policy."""
         return self._record("setOnRowError", str(policy))
 
+    def set_idempotent_statements(self, idempotent: bool = True) -> "TwoPhaseCommitSinkBuilder":
+        """Declare that applying a row a second time leaves the tables as they were: every
+        statement writes a natural key if absent (``ON CONFLICT DO NOTHING``) or overwrites it
+        with the same values. Only then may a start that restores no checkpoint (it replays its
+        input from the beginning) write through a sink id that already committed; by default
+        such a start is refused, naming the sink id and its last commit. Never declare it for
+        running sums or counters (``balance = balance + :delta``)."""
+        return self._record("setIdempotentStatements", bool(idempotent))
+
     def set_owner_wait_s(self, seconds: float) -> "TwoPhaseCommitSinkBuilder":
         """How long a starting writer waits while another job's session still holds its
         (sink id, subtask), before refusing to start. Default 90 s: a job that died without

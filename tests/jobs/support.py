@@ -2,6 +2,7 @@
 the database holds, in the same normalised shapes."""
 
 import os
+import sys
 from collections import Counter
 from datetime import timezone
 from pathlib import Path
@@ -23,6 +24,28 @@ def write_inputs(directory: Path, events: int = 20_000, seed: int = 11) -> Path:
 
 def expected_outcome(input_dir: Path):
     return process_files(input_files(str(input_dir)))
+
+
+PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
+
+
+def payments_command(db, input_dir, *extra: str) -> list[str]:
+    """`python -m jobs.payments --input DIR` on `db` (the password in PASSWORD_ENV), then
+    `extra` flags: the command as a user types it."""
+    return [
+        sys.executable,
+        "-m",
+        "jobs.payments",
+        "--input",
+        str(input_dir),
+        "--db-url",
+        db.jdbc_url,
+        "--db-user",
+        db.user,
+        "--password-env",
+        PASSWORD_ENV,
+        *extra,
+    ]
 
 
 def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:

@@ -26,7 +26,13 @@ from jobs.payments import (
 )
 from jobs.reconcile import reconcile
 from localenv.job_control import stop_with_savepoint
-from tests.jobs.support import database_outcome, expected_in_database_shape, payments_config
+from tests.jobs.support import (
+    PASSWORD_ENV,
+    database_outcome,
+    expected_in_database_shape,
+    payments_command,
+    payments_config,
+)
 from tests.jobs.test_payments_faults import committed_lines
 from tests.sinks.support import wait_for
 from transforms import sample_data
@@ -286,26 +292,16 @@ def start_and_wait_running(config, without_dedupe=False, seconds=40):
 def run_cli(db, input_dir, tmp_path, *extra):
     """`python -m jobs.payments ... --watch --savepoint-dir DIR` in the background."""
     import subprocess
-    import sys
 
     from localenv.flink import child_process_environment
     from localenv.paths import PROJECT_ROOT
 
-    env = child_process_environment({"TPC_TEST_DB_PASSWORD": db.password})
+    env = child_process_environment({PASSWORD_ENV: db.password})
     log = open(tmp_path / f"cli-{time.monotonic_ns()}.log", "w+")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jobs.payments",
-            "--input",
-            str(input_dir),
-            "--db-url",
-            db.jdbc_url,
-            "--db-user",
-            db.user,
-            "--password-env",
-            "TPC_TEST_DB_PASSWORD",
+        payments_command(
+            db,
+            input_dir,
             "--watch",
             "300 ms",
             "--checkpoint-interval",
@@ -315,7 +311,7 @@ def run_cli(db, input_dir, tmp_path, *extra):
             "--savepoint-dir",
             str(tmp_path / "savepoints"),
             *extra,
-        ],
+        ),
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,

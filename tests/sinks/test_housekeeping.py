@@ -132,8 +132,13 @@ def test_a_short_bounded_job_trims_the_commit_log_and_warns(jvm, database):
         conn.execute("CREATE TABLE hk_target (id bigint PRIMARY KEY)")
     env = local_environment(parallelism=1, settings={"execution.runtime-mode": "BATCH"})
     add_sink_jars(env)
+    # The planted rows below are an earlier history of this sink id, so this start, which
+    # restores no checkpoint, is only allowed because its statement is idempotent (a fresh
+    # start on a sink id that committed is refused otherwise: tests/jobs/test_reruns.py).
     sink = (
         builder(database, sink_id)
+        .set_statements(["INSERT INTO hk_target (id) VALUES (:id) ON CONFLICT (id) DO NOTHING"])
+        .set_idempotent_statements()
         .set_commit_log_retention_hours(1)
         .set_prepared_transaction_warning_s(1)
         .build()

@@ -117,6 +117,7 @@ final class PgWriter
         try {
             open();
             refuseOlderCheckpointThanCommitted();
+            refuseFreshStartAfterCommits();
             recover();
         } catch (SQLException e) {
             closeQuietly();
@@ -189,6 +190,49 @@ final class PgWriter
                         new StatementBatch(connection, config, targets.get(t), refusedRows, false);
             }
         }
+    }
+
+    /**
+     * A start that restores no checkpoint reads its input from the beginning. If this sink id
+     * already committed transactions, that input (or part of it) was applied by an earlier run,
+     * and would be applied again: the same command run twice, a job restarted after its
+     * checkpoints were lost. The commit log remembers every run (its trim keeps each lineage's
+     * newest row): refuse, before recovery touches anything. At-least-once sinks keep no such
+     * promise, and idempotent statements make a replay harmless: neither is refused.
+     */
+    private void refuseFreshStartAfterCommits() throws SQLException {
+        if (restoredCheckpointId != null
+                || config.mode() == CommitMode.AT_LEAST_ONCE
+                || config.idempotentStatements()) {
+            return;
+        }
+        try (PreparedStatement ps = connection.prepareStatement("SELECT count(*), "
+                + "to_char(max(written_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM "
+                + tables.commitLog + " WHERE sink_id = ?")) {
+            ps.setString(1, config.sinkId());
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                long commits = rs.getLong(1);
+                if (commits > 0) {
+                    throw new SuppressRestartsException(new SinkConfigurationException(
+                            freshStartRefusal(config.sinkId(), commits, rs.getString(2))));
+                }
+            }
+        } finally {
+            if (!connection.getAutoCommit()) {
+                connection.commit();
+            }
+        }
+    }
+
+    static String freshStartRefusal(String sinkId, long commits, String newestUtc) {
+        return "sink '" + sinkId + "' refuses a fresh start: it already committed input of an "
+                + "earlier run (" + commits + " transaction" + (commits == 1 ? "" : "s")
+                + " in its commit log, the newest at " + newestUtc + " UTC). A start that "
+                + "restores no checkpoint reads its input from the beginning and would apply "
+                + "what was applied then a second time. Resume the job from its newest retained "
+                + "checkpoint or from a savepoint; to apply the input again on purpose, use a "
+                + "new sink id.";
     }
 
     /**

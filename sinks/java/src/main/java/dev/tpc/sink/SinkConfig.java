@@ -75,6 +75,12 @@ public final class SinkConfig implements Serializable {
      */
     public static final long DEFAULT_OWNER_WAIT_MILLIS = 90_000;
     private final long ownerWaitMillis;
+    /*
+     * Whether a row applied a second time leaves the tables as they were (Builder
+     * #setIdempotentStatements): only then may a start that restores no checkpoint write
+     * through a sink id that already committed (PgWriter refuses it otherwise).
+     */
+    private final boolean idempotentStatements;
     private final CommitScope commitScope;
     /** Named inputs ({@link Builder#addTable}); empty: one unnamed table, the builder's own. */
     private final List<TableSpec> namedTables;
@@ -151,6 +157,7 @@ public final class SinkConfig implements Serializable {
         this.commitLogRetentionSeconds = commitLogRetentionSeconds;
         this.preparedTransactionWarningSeconds = preparedTransactionWarningSeconds;
         this.ownerWaitMillis = ownerWaitMillis;
+        this.idempotentStatements = settings.idempotentStatements;
         this.commitScope = commitScope;
         this.namedTables = Collections.unmodifiableList(new ArrayList<>(namedTables));
         this.singleTable = new TableSpec("", this.fieldNames, this.statements);
@@ -302,6 +309,11 @@ public final class SinkConfig implements Serializable {
         return maxCommitRetries;
     }
 
+    /** Whether the statements may apply a row again without effect: see the builder's setter. */
+    public boolean idempotentStatements() {
+        return idempotentStatements;
+    }
+
     public long statementTimeoutMillis() {
         return statementTimeoutMillis;
     }
@@ -331,6 +343,7 @@ public final class SinkConfig implements Serializable {
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="
                 + maxCommitRetries + ", commitLogRetentionS=" + commitLogRetentionSeconds
                 + ", preparedWarningS=" + preparedTransactionWarningSeconds
+                + (idempotentStatements ? ", idempotentStatements" : "")
                 + ", scope=" + commitScope
                 + (namedTables.isEmpty() ? "" : ", tables=" + namedTables) + "}";
     }
@@ -362,6 +375,7 @@ public final class SinkConfig implements Serializable {
         private double commitLogRetentionHours = DEFAULT_COMMIT_LOG_RETENTION_SECONDS / 3600.0;
         private double preparedTransactionWarningS = DEFAULT_PREPARED_TRANSACTION_WARNING_SECONDS;
         private double ownerWaitS = DEFAULT_OWNER_WAIT_MILLIS / 1000.0;
+        private boolean idempotentStatements = false;
         private String commitScope = CommitScope.SUBTASK.name().toLowerCase(Locale.ROOT);
         /** The {@link #addTable} calls, in order. */
         private final List<TableSettings> tables = new ArrayList<>();
@@ -456,6 +470,18 @@ public final class SinkConfig implements Serializable {
         /** A pgjdbc property; timeouts and keepalive have their own setters. */
         public Builder setConnectionProperty(String key, String value) {
             connectionProperties.put(key, value);
+            return this;
+        }
+
+        /**
+         * Declares that applying a row a second time leaves the tables as they were: every
+         * statement writes a natural key if absent ({@code ON CONFLICT DO NOTHING}) or
+         * overwrites it with the same values. Only then may a start that restores no checkpoint
+         * (which replays its input from the beginning) write through a sink id that already
+         * committed; by default such a start is refused. Never for running sums or counters.
+         */
+        public Builder setIdempotentStatements(boolean idempotent) {
+            this.idempotentStatements = idempotent;
             return this;
         }
 

@@ -2,6 +2,9 @@ package dev.tpc.sink;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.apache.flink.runtime.checkpoint.OperatorSubtaskState;
 import org.apache.flink.streaming.api.connector.sink2.CommittableMessage;
@@ -285,6 +288,60 @@ class PgSinkOperatorsTest {
         again.notifyOfCompletedCheckpoint(1);
         assertEquals(List.of(7L, 8L), ids());
         assertEquals(1, committedInLog());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"prepared", "staged"})
+    void aFreshStartOnASinkIdThatCommittedIsRefusedUnlessItsStatementsAreIdempotent(String mode)
+            throws Exception {
+        PostgresTwoPhaseCommitSink sink = sink(mode);
+        var writer = writer(sink);
+        var committer = committer(sink);
+        committer.open();
+        write(writer, 1, 2);
+        writer.prepareSnapshotPreBarrier(1);
+        deliver(committer, drain(writer));
+        committer.notifyOfCompletedCheckpoint(1);
+        assertEquals(List.of(1L, 2L), ids());
+        writer.close();
+        committer.close();
+
+        // The same sink id, restoring nothing: the same command run a second time. (Not in
+        // `harnesses`: a harness whose open failed is not closed again.)
+        var again = new OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>>(
+                new SinkWriterOperatorFactory<>(sink));
+        Exception refused = assertThrows(Exception.class, again::open);
+        Throwable cause = refused;
+        while (cause != null && !(cause instanceof SinkConfigurationException)) {
+            cause = cause.getCause();
+        }
+        assertNotNull(cause, "no SinkConfigurationException in " + refused);
+        assertTrue(
+                cause.getMessage()
+                        .startsWith("sink '" + sinkId + "' refuses a fresh start: it already "
+                                + "committed input of an earlier run (1 transaction in its "
+                                + "commit log, the newest at "),
+                cause.getMessage());
+        assertEquals(List.of(1L, 2L), ids());
+
+        // Statements that apply a row again without effect make the replay harmless: allowed.
+        PostgresTwoPhaseCommitSink idempotent = new PostgresTwoPhaseCommitSink(TestDatabase.builder(
+                        sinkId,
+                        mode,
+                        List.of("INSERT INTO " + table
+                                + " (id, v) VALUES (:id, :v) ON CONFLICT (id) DO NOTHING"),
+                        FIELDS,
+                        10)
+                .setIdempotentStatements(true)
+                .build());
+        var replay = writer(idempotent);
+        var replayCommitter = committer(idempotent);
+        replayCommitter.open();
+        write(replay, 1, 2, 3);
+        replay.prepareSnapshotPreBarrier(1);
+        deliver(replayCommitter, drain(replay));
+        replayCommitter.notifyOfCompletedCheckpoint(1);
+        assertEquals(List.of(1L, 2L, 3L), ids());
     }
 
     private long committedInLog() throws SQLException {

@@ -62,6 +62,7 @@ class SinkConfigBuilderTest {
         assertEquals(7 * 24 * 3600, config.commitLogRetentionSeconds());
         assertEquals(15 * 60, config.preparedTransactionWarningSeconds());
         assertEquals(90_000, config.ownerWaitMillis());
+        assertFalse(config.idempotentStatements());
         assertEquals(List.of("id", "v"), config.fieldNames());
         assertEquals(1, config.statements().size());
         assertFalse(config.toString().contains(PASSWORD), config.toString());
@@ -83,6 +84,7 @@ class SinkConfigBuilderTest {
                 .setCommitLogRetentionHours(1.5)
                 .setPreparedTransactionWarningS(1.2)
                 .setOwnerWaitS(0.25)
+                .setIdempotentStatements(true)
                 .setStatements(List.of("SELECT :v"))
                 .build();
         assertEquals(CommitMode.PREPARED, config.mode());
@@ -99,6 +101,7 @@ class SinkConfigBuilderTest {
         assertEquals(5_400, config.commitLogRetentionSeconds());
         assertEquals(2, config.preparedTransactionWarningSeconds()); // rounded up
         assertEquals(250, config.ownerWaitMillis());
+        assertTrue(config.idempotentStatements());
         assertEquals(1, config.statements().size()); // setStatements replaced the one added
         assertEquals(
                 1,

@@ -1,0 +1,91 @@
+"""A job that restores no checkpoint must not write through sink ids that already applied input.
+
+Such a start reads its input from the beginning: the same command run a second time, a job
+restarted after its checkpoints were lost. Everything the earlier run committed would be applied
+again (every balance doubled). The sink's commit log remembers every run of a sink id, so the
+writer refuses such a start (`PgWriter`); `refuse_fresh_start` says the same before the job is
+even built, with what to do in the words of the job's command line.
+
+    with connect(...) as conn:
+        refuse_fresh_start(conn, ["payments-books"], resume_hint="--from-checkpoint ...")
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+__all__ = ["AppliedRuns", "FreshStartRefused", "applied_runs", "newest_retained_checkpoint"]
+__all__ += ["refuse_fresh_start"]
+
+
+class FreshStartRefused(RuntimeError):
+    """The sink ids already applied input of an earlier run; nothing was written."""
+
+
+@dataclass(frozen=True)
+class AppliedRuns:
+    """What a sink id's commit log says it applied."""
+
+    sink_id: str
+    commits: int
+    newest: datetime
+
+    def describe(self) -> str:
+        # The same words as PgWriter.freshStartRefusal.
+        newest = self.newest.astimezone(timezone.utc)
+        return (
+            f"sink '{self.sink_id}' refuses a fresh start: it already committed input of an "
+            f"earlier run ({self.commits} transaction{'' if self.commits == 1 else 's'} in its "
+            f"commit log, the newest at {newest:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+
+
+def applied_runs(
+    conn, sink_ids: Iterable[str], control_schema: str = "public"
+) -> list[AppliedRuns]:
+    """The sink ids among `sink_ids` whose commit log holds transactions, in the order given."""
+    from psycopg import sql
+
+    wanted = list(dict.fromkeys(sink_ids))
+    exists = conn.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (f"{control_schema}.tpc_commit_log",)
+    ).fetchone()[0]
+    if not exists or not wanted:
+        return []
+    found = {
+        sink_id: AppliedRuns(sink_id, commits, newest)
+        for sink_id, commits, newest in conn.execute(
+            sql.SQL(
+                "SELECT sink_id, count(*), max(written_at) "
+                "FROM {}.tpc_commit_log WHERE sink_id = ANY(%s) GROUP BY sink_id"
+            ).format(sql.Identifier(control_schema)),
+            (wanted,),
+        )
+    }
+    return [found[sink_id] for sink_id in wanted if sink_id in found]
+
+
+def refuse_fresh_start(
+    conn, sink_ids: Iterable[str], resume_hint: str, control_schema: str = "public"
+) -> None:
+    """Raise `FreshStartRefused` if any of `sink_ids` (those of the job's exactly-once sinks)
+    already committed transactions. `resume_hint` tells how this job resumes and how it applies
+    its input again on purpose."""
+    applied = applied_runs(conn, sink_ids, control_schema)
+    if applied:
+        raise FreshStartRefused(
+            "; ".join(entry.describe() for entry in applied)
+            + ". A start that restores no checkpoint reads its input from the beginning and "
+            "would apply what was applied then a second time. Nothing was written. " + resume_hint
+        )
+
+
+def newest_retained_checkpoint(checkpoint_dir: Optional[str]) -> Optional[Path]:
+    """The newest complete checkpoint under `checkpoint_dir` (`<job id>/chk-N` with a
+    `_metadata` file: the newest `chk-N` of a killed job may lack it), or None."""
+    if not checkpoint_dir or not Path(checkpoint_dir).is_dir():
+        return None
+    complete = [meta.parent for meta in Path(checkpoint_dir).glob("*/chk-*/_metadata")]
+    return max(complete, key=lambda path: path.stat().st_mtime, default=None)
