@@ -19,6 +19,10 @@ for in a category of their own: a dead-lettered ledger, rejected or duplicate ro
 the missing row with its key, a dead-lettered balance delta for a balance short by exactly its
 amount. They are reported, not counted as differences (unless --fail-on-dead-letters).
 
+The job keeps each file's (partition's) order but reads them side by side, so for an event id
+found in several of them any one file's first copy may be the one applied: the audit accepts
+the outcome of any such order (`resolve_contested`), and reports everything else.
+
 Exit status: 0 clean, 1 any difference, 2 usage or connection error. The input is streamed:
 memory is what the reference itself needs (the expected rows; no input line is kept).
 `jobs.reconcile` is the cheap summary (counts and sums, no parsing); this is the full check,
@@ -28,17 +32,30 @@ and the fault campaign's oracle (`audit(conn, input_dir).clean`).
 import argparse
 import hashlib
 import os
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.inputs import input_files
-from transforms.payments import LedgerRow, Payment, format_minor_units
+from transforms.payments import (
+    LedgerRow,
+    Payment,
+    Reason,
+    RejectedRow,
+    SourceLine,
+    conflict_rejection,
+    fingerprint,
+    format_minor_units,
+    ledger_row,
+    parse_line,
+    rejected_row,
+)
 from transforms.reference import iter_outcomes, read_lines
 
 __all__ = [
@@ -121,6 +138,8 @@ class Expectation:
     lines: int = 0
     files: int = 0
     tables: dict[str, dict[Any, Any]] = field(default_factory=lambda: {name: {} for name in TABLES})
+    # event id -> its valid lines, for ids found in more than one source (resolve_contested)
+    contested: dict[str, list["Occurrence"]] = field(default_factory=dict)
 
 
 class _Several(list):
@@ -143,7 +162,12 @@ def expect(
 ) -> Expectation:
     """The expected rows for the files under `input_dir`, streamed through the reference.
     `kafka` = (topic, partitions): the job read them from that topic, as `jobs.produce` put
-    them into it when it was empty, so each line is named by partition and offset."""
+    them into it when it was empty, so each line is named by partition and offset.
+
+    The reference reads the sources one after another; the job reads them side by side. The
+    occurrences of event ids found in more than one source are kept (`Expectation.contested`),
+    so that `resolve_contested` can accept the outcome of any order the job may have read them
+    in."""
     paths = input_files(input_dir)
 
     def lines():
@@ -160,6 +184,7 @@ def expect(
         result.tables[name] for name in ("ledger", "rejected", "duplicates")
     )
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    repeated: set[str] = set()  # event ids with more than one valid line
     for _, row in iter_outcomes(lines(), currencies=currencies):
         result.lines += 1
         # outcome "ledger": a LedgerRow; "duplicate": the Payment; a reason: its RejectedRow
@@ -174,12 +199,155 @@ def expect(
             total[1] += 1
         elif isinstance(row, Payment):
             _put(duplicates, (row.source, row.line_number), (row.event_id,))
+            repeated.add(row.event_id)
         else:
             _put(
                 rejected, (row.source, row.line_number), (row.reason, Line(row.raw, row.raw_bytes))
             )
+            if row.reason == Reason.CONFLICTING_DUPLICATE:
+                again = parse_line(_exact(row), currencies, row.source, row.line_number)
+                repeated.add(cast(Payment, again).event_id)
     result.tables["balances"] = {key: (b, n) for key, (b, n) in totals.items()}
+    if repeated and len(paths) > 1:
+        result.contested = contested_events(lines(), repeated, currencies)
     return result
+
+
+def _exact(row: RejectedRow) -> bytes:
+    return bytes(row.raw_bytes) if row.raw_bytes is not None else row.raw.encode("utf-8")
+
+
+# --------------------------------------------------------------------------- order across sources
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """A valid line of an event id that occurs in more than one source, and the rows it gives
+    as the first of its event id (`ledger`) or as a conflicting duplicate (`conflict`)."""
+
+    source: str
+    line_number: int
+    fingerprint: str
+    ledger: tuple  # VALUE_FIELDS["ledger"]
+    conflict: tuple  # VALUE_FIELDS["rejected"]
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.source, self.line_number
+
+
+# Where a line names its event id, for a quick look before parsing it. A line with no such
+# match, with an escape in it, or with two of them is parsed whatever it holds.
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([^"\\]*)"')
+
+
+def contested_events(
+    lines: Iterable[SourceLine], repeated: set[str], currencies: Optional[Mapping[str, int]]
+) -> dict[str, list[Occurrence]]:
+    """The valid lines, in input order, of each event id of `repeated` whose valid lines are
+    in more than one source (files, or Kafka partitions)."""
+    found: dict[str, list[Occurrence]] = defaultdict(list)
+    for item in lines:
+        raw = item.line if isinstance(item.line, bytes) else item.line.encode("utf-8")
+        named = _EVENT_ID.findall(raw)
+        if len(named) == 1 and named[0].decode("utf-8", "replace") not in repeated:
+            continue
+        payment = parse_line(item.line, currencies, item.source, item.line_number)
+        if isinstance(payment, Payment) and payment.event_id in repeated:
+            row = rejected_row(conflict_rejection(payment))
+            found[payment.event_id].append(
+                Occurrence(
+                    cast(str, item.source),
+                    cast(int, item.line_number),
+                    fingerprint(payment),
+                    tuple(ledger_row(payment))[1:],
+                    (row.reason, Line(row.raw, row.raw_bytes)),
+                )
+            )
+    return {
+        event_id: occurrences
+        for event_id, occurrences in found.items()
+        if len({o.source for o in occurrences}) > 1
+    }
+
+
+def resolve_contested(conn, expectation: Expectation) -> int:
+    """Make the expectation of each contested event id the outcome the database shows, when
+    that outcome is one the job may legitimately produce; returns how many were so resolved
+    in another order than the reference's.
+
+    The rule: lines of one source reach the job in their order, sources in any order. So the
+    first valid line of the event id in *any one* source may be the one applied (its ledger
+    row and balance); every other valid line of it is then a duplicate when its content is the
+    same as that line's, and a `conflicting_duplicate` rejection when not. The line the
+    database applied is the first of its source whose ledger values match the ledger's row and
+    that is neither in `duplicates` nor in `rejected`. Anything else (no such line, or two)
+    keeps the reference's expectation, so the comparison reports it."""
+    contested = expectation.contested
+    if not contested:
+        return 0
+    ids = list(contested)
+    keys = [o.key for occurrences in contested.values() for o in occurrences]
+    sources = [source for source, _ in keys]
+    numbers = [number for _, number in keys]
+    in_ledger = {
+        row[0]: tuple(row[1:])
+        for row in conn.execute(FOUND_ROWS["ledger"] + " WHERE event_id = ANY(%s)", (ids,))
+    }
+    placed = {
+        (source, number)
+        for table in ("duplicates", "rejected")
+        for source, number in conn.execute(
+            f"SELECT t.source, t.line_number FROM {table} t JOIN unnest(%s::text[], "
+            "%s::bigint[]) AS p(source, line_number) USING (source, line_number)",
+            (sources, numbers),
+        )
+    }
+    tables = expectation.tables
+    resolved = 0
+    for event_id, occurrences in contested.items():
+        firsts: dict[str, Occurrence] = {}
+        for occurrence in occurrences:
+            firsts.setdefault(occurrence.source, occurrence)
+        applied = [
+            o
+            for o in firsts.values()
+            if o.ledger == in_ledger.get(event_id) and o.key not in placed
+        ]
+        if len(applied) != 1 or applied[0] is occurrences[0]:
+            continue
+        if any(
+            isinstance(tables[name].get(o.key), _Several)
+            for o in occurrences
+            for name in ("duplicates", "rejected")
+        ):
+            continue  # two input files with one base name: keep the reference's order
+        _apply_instead(tables, event_id, occurrences, occurrences[0], applied[0])
+        resolved += 1
+    return resolved
+
+
+def _apply_instead(tables, event_id: str, occurrences, reference: Occurrence, chosen: Occurrence):
+    """Rewrite the expectation of `event_id` as if `chosen` had been read first."""
+    tables["ledger"][event_id] = chosen.ledger
+    balances = tables["balances"]
+    for occurrence, sign in ((reference, -1), (chosen, 1)):
+        account, _, amount, currency, _ = occurrence.ledger
+        balance, count = balances.get((account, currency), (0, 0))
+        balance, count = balance + sign * amount, count + sign
+        if count:
+            balances[(account, currency)] = (balance, count)
+        else:
+            balances.pop((account, currency), None)
+    for occurrence in occurrences:
+        tables["duplicates"].pop(occurrence.key, None)
+        tables["rejected"].pop(occurrence.key, None)
+        if occurrence is chosen:
+            continue
+        if occurrence.fingerprint == chosen.fingerprint:
+            tables["duplicates"][occurrence.key] = (event_id,)
+        else:
+            tables["rejected"][occurrence.key] = occurrence.conflict
 
 
 # --------------------------------------------------------------------------- differences
@@ -438,6 +606,8 @@ class AuditReport:
     fail_on_dead_letters: bool = False
     dead_lettered_reasons: Counter = field(default_factory=Counter)  # rejected rows, by reason
     dead_lettered_amounts: Counter = field(default_factory=Counter)  # balance deltas, by currency
+    contested: int = 0  # event ids with valid lines in more than one source
+    reordered: int = 0  # of those, applied in another order than the reference's: accepted
 
     @property
     def differences(self) -> int:
@@ -482,6 +652,15 @@ class AuditReport:
                 "ok" if in_tables + set_aside == self.lines else "NO",
             )
         )
+        if self.contested:
+            rows.append(
+                (
+                    "  event ids in several sources",
+                    f"{self.contested:,}",
+                    "",
+                    f"{self.reordered:,} applied in another source order (accepted)",
+                )
+            )
         for label, name in (
             ("ledger rows", "ledger"),
             ("duplicates", "duplicates"),
@@ -624,15 +803,16 @@ def audit(
     if not os.path.isdir(input_dir):
         raise FileNotFoundError(f"input directory not found: {input_dir}")
     expectation = expect(input_dir, currencies, kafka)
-    expected_reasons = Counter(value[0] for value in _values(expectation.tables["rejected"]))
-    expected_currency: Counter = Counter()
-    for (_, currency), (balance, _) in expectation.tables["balances"].items():
-        expected_currency[currency] += balance
 
     idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with conn.transaction():
         if idle:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        reordered = resolve_contested(conn, expectation)
+        expected_reasons = Counter(value[0] for value in _values(expectation.tables["rejected"]))
+        expected_currency: Counter = Counter()
+        for (_, currency), (balance, _) in expectation.tables["balances"].items():
+            expected_currency[currency] += balance
         dead_letters = load_dead_letters(conn, control_schema, sink_id_prefix)
         letters = _letters_by_key(dead_letters or [])
         diffs = {name: TableDiff(name, max_examples) for name in TABLES}
@@ -680,6 +860,8 @@ def audit(
         fail_on_dead_letters=fail_on_dead_letters,
         dead_lettered_reasons=dead_lettered_reasons,
         dead_lettered_amounts=balance_letters.short_by_currency,
+        contested=len(expectation.contested),
+        reordered=reordered,
     )
 
 
