@@ -24,9 +24,14 @@ MODES = ["at_least_once", "prepared", "staged"]
 
 
 def run_once(db, mode, args, table):
+    from sinks.admin import purge
+
     with db.connect(autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(f"CREATE TABLE {table} (id bigint NOT NULL, v text NOT NULL)")
+        # Each round starts from nothing: its sink id forgets the rounds before (a fresh start
+        # on a sink id that committed is refused otherwise).
+        purge(conn, f"bench_{mode}")
     command = [
         sys.executable,
         "-m",
