@@ -418,19 +418,22 @@ def exactly_once_sink_ids(config: PaymentsConfig) -> list[str]:
 
 
 def resume_hint(config: PaymentsConfig) -> str:
+    """What to do instead of a fresh start, in this command's flags."""
     from localenv.paths import sub_dir
     from sinks.fresh_start import newest_retained_checkpoint
 
     checkpoint_dir = config.checkpoint_dir or str(sub_dir("checkpoints", config.sink_id_prefix))
     newest = newest_retained_checkpoint(checkpoint_dir)
-    resume = (
-        f"--from-checkpoint {newest} (the newest retained checkpoint)"
-        if newest
-        else f"--from-checkpoint <its newest chk-N with a _metadata file, under {checkpoint_dir}>"
-    )
+    again = "To apply the input again on purpose, use a new --sink-id-prefix."
+    if newest:
+        return (
+            f"To resume the earlier run, start it with --from-checkpoint {newest} (the newest "
+            f"retained checkpoint) or --from-savepoint PATH. {again}"
+        )
     return (
-        f"To resume the earlier run, start it with {resume} or --from-savepoint PATH. "
-        "To apply the input again on purpose, use a new --sink-id-prefix."
+        f"No retained checkpoint is under {checkpoint_dir}: if the earlier run finished, its "
+        "input is applied already; if it was stopped or killed, resume it with --from-savepoint "
+        f"PATH or --from-checkpoint <its newest chk-N with a _metadata file>. {again}"
     )
 
 

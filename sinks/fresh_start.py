@@ -87,5 +87,7 @@ def newest_retained_checkpoint(checkpoint_dir: Optional[str]) -> Optional[Path]:
     `_metadata` file: the newest `chk-N` of a killed job may lack it), or None."""
     if not checkpoint_dir or not Path(checkpoint_dir).is_dir():
         return None
-    complete = [meta.parent for meta in Path(checkpoint_dir).glob("*/chk-*/_metadata")]
-    return max(complete, key=lambda path: path.stat().st_mtime, default=None)
+    # A checkpoint is complete when its _metadata is written: that file's time orders them.
+    complete = Path(checkpoint_dir).glob("*/chk-*/_metadata")
+    newest = max(complete, key=lambda meta: meta.stat().st_mtime, default=None)
+    return newest.parent if newest else None

@@ -58,12 +58,12 @@ def write_two_files(directory, contested: int, events: int):
     directory.mkdir(parents=True, exist_ok=True)
     in_a, in_b = contested_lines(contested)
     sample_data.write_jsonl(str(directory / "a.jsonl"), events, seed=71, id_prefix="a")
-    with open(directory / "a.jsonl", "a") as f:
-        f.writelines(line + "\n" for line in in_a)
+    with open(directory / "a.jsonl", "ab") as f:  # generated lines hold invalid UTF-8 too
+        f.writelines(line.encode() + b"\n" for line in in_a)
     sample_data.write_jsonl(str(directory / "b-tail.jsonl"), events, seed=72, id_prefix="b")
-    tail = (directory / "b-tail.jsonl").read_text()
+    tail = (directory / "b-tail.jsonl").read_bytes()
     (directory / "b-tail.jsonl").unlink()
-    (directory / "b.jsonl").write_text("".join(line + "\n" for line in in_b) + tail)
+    (directory / "b.jsonl").write_bytes(b"".join(line.encode() + b"\n" for line in in_b) + tail)
     return directory
 
 

@@ -101,7 +101,9 @@ def test_the_same_command_twice_is_refused_and_changes_nothing(database, inputs,
     error = again.stderr.strip().splitlines()[-1]
     assert error.startswith("error: sink 'payments-books' refuses a fresh start"), error
     assert "it already committed input of an earlier run" in error
-    assert f"--from-checkpoint {tmp_path / 'checkpoints'}" in error  # the newest one, named
+    # It finished: its checkpoints are gone, and there is nothing to resume.
+    assert f"No retained checkpoint is under {tmp_path / 'checkpoints'}" in error
+    assert "if the earlier run finished, its input is applied already" in error
     assert "use a new --sink-id-prefix" in error
     assert table_digests(database) == after_first
 
