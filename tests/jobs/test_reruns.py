@@ -6,6 +6,9 @@ by the sink's writer when a job skips that check. Every table stays byte-identic
 runs the same job twice through at-least-once sinks, and every balance doubles.
 """
 
+import os
+import shutil
+import signal
 import subprocess
 
 import pytest
@@ -32,6 +35,9 @@ from tests.jobs.support import (
     payments_config,
     write_inputs,
 )
+from tests.jobs.test_payments_faults import committed_lines
+from tests.sinks.support import wait_for
+from transforms import sample_data
 
 pytestmark = [pytest.mark.minicluster]
 
@@ -78,9 +84,9 @@ def balance_total(db) -> int:
         return int(conn.execute("SELECT sum(balance_minor) FROM balances").fetchone()[0])
 
 
-def run_command(db, input_dir, tmp_path) -> subprocess.CompletedProcess:
+def run_command(db, input_dir, tmp_path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        payments_command(db, input_dir, "--checkpoint-dir", str(tmp_path / "checkpoints")),
+        payments_command(db, input_dir, "--checkpoint-dir", str(tmp_path / "checkpoints"), *extra),
         cwd=PROJECT_ROOT,
         env=child_process_environment({PASSWORD_ENV: db.password}),
         capture_output=True,
@@ -149,3 +155,43 @@ def test_control_at_least_once_sinks_apply_the_same_input_twice(database, inputs
     assert once != 0 and balance_total(database) == 2 * once
     with database.connect() as conn:
         assert conn.execute("SELECT count(*) FROM rejected").fetchone()[0] == 2 * rejected_once
+
+
+def test_killed_then_checkpoints_lost_then_the_same_command_is_refused(database, tmp_path):
+    """`kill -9` of the job's whole process group mid-run, its checkpoint directory deleted,
+    the same command again: refused, and nothing it could apply twice is applied."""
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    sample_data.write_jsonl(str(input_dir / "1.jsonl"), 3_000, seed=29, id_prefix="k")
+    prepare_database(payments_config(database, input_dir, tmp_path))  # tables to poll
+    watching = subprocess.Popen(
+        payments_command(
+            database,
+            input_dir,
+            "--watch",
+            "300 ms",
+            "--checkpoint-interval",
+            "300 ms",
+            "--checkpoint-dir",
+            str(tmp_path / "checkpoints"),
+        ),
+        cwd=PROJECT_ROOT,
+        env=child_process_environment({PASSWORD_ENV: database.password}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: committed_lines(database) >= 3_000, 180, "the file committed")
+    finally:
+        os.killpg(watching.pid, signal.SIGKILL)
+        watching.wait(30)
+    shutil.rmtree(tmp_path / "checkpoints")
+    after_kill = table_digests(database)
+
+    again = run_command(database, input_dir, tmp_path, "--watch", "300 ms")
+    assert again.returncode == 1, again.stdout[-2000:] + again.stderr[-3000:]
+    error = again.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: sink 'payments-books' refuses a fresh start"), error
+    assert f"No retained checkpoint is under {tmp_path / 'checkpoints'}" in error
+    assert table_digests(database) == after_kill
