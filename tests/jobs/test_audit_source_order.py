@@ -6,8 +6,8 @@ the sources gives (the first valid line of the id in any one source applied, the
 duplicates or conflicting duplicates of it), and still names a row that no order gives.
 
 The other-order books are written by the single-process script (`bench.baseline`) reading the
-files in reverse; then by the Flink job itself at parallelism 2, through a failover, where the
-second file's copies come first because they open it and close the first one.
+files in reverse; then by the Flink job itself at parallelism 2, through a failover, watching
+its directory while the second file arrives before the first.
 """
 
 import json
@@ -157,10 +157,10 @@ def test_damage_to_other_order_books_is_still_named(database, inputs, monkeypatc
 @pytest.mark.minicluster
 @pytest.mark.chaos
 def test_the_job_at_parallelism_2_through_a_failover_is_accepted(database, tmp_path):
-    """The files read side by side by two readers, a Python failure mid-stream: b's copies of
-    the contested ids (at its start) reach the dedupe before a's (at its end), so the books
-    are not the reference's, and the audit that compared them with the reference's alone
-    reported every one of them."""
+    """A watching job at parallelism 2 reads b.jsonl first, and fails once (a Python exception)
+    on the way; a.jsonl arrives once b's lines are committed. So the job applied b's copies of
+    the contested ids, while the reference, reading the files in path order, applies a's: an
+    audit that compared the books with the reference's alone reported every one of them."""
     from jobs.payments import (
         build_pipeline,
         build_sinks,
@@ -170,18 +170,30 @@ def test_the_job_at_parallelism_2_through_a_failover_is_accepted(database, tmp_p
     )
     from tests.harness.faults import FailOnce, faults_in_parse
     from tests.jobs.support import payments_config
+    from tests.jobs.test_payments_faults import committed_lines
+    from tests.sinks.support import wait_for
+    from transforms.reference import read_lines
 
-    input_dir = write_two_files(tmp_path / "input", 100, 4_000)
+    staging = write_two_files(tmp_path / "staging", 100, 4_000)
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    (staging / "b.jsonl").rename(input_dir / "b.jsonl")
+    lines_b = sum(1 for _ in read_lines(input_dir / "b.jsonl"))
+    lines_a = sum(1 for _ in read_lines(staging / "a.jsonl"))
     marker = tmp_path / "failed-once"
-    config = payments_config(database, input_dir, tmp_path)
+    config = payments_config(database, input_dir, tmp_path, watch="300 ms")
     prepare_database(config)
-    fault = FailOnce(str(marker), after_seconds=0, after_records=4, throttle_every=0)
-    with faults_in_parse(fault):
+    with faults_in_parse(FailOnce(str(marker), after_seconds=0, after_records=3)):
         env = create_environment(config)
-        build_pipeline(env, file_source(config.input), build_sinks(config), config)
-        env.execute("payments-source-order-test")
+        build_pipeline(env, file_source(config.input, config.watch), build_sinks(config), config)
+        client = env.execute_async("payments-source-order-test")
+    try:
+        wait_for(lambda: committed_lines(database) >= lines_b, 180, "b.jsonl committed")
+        (staging / "a.jsonl").rename(input_dir / "a.jsonl")  # one file system: atomic
+        wait_for(lambda: committed_lines(database) >= lines_a + lines_b, 180, "a.jsonl committed")
+    finally:
+        client.cancel().result()
     assert marker.exists(), "the injected failure never happened"
     report = run_audit(database, input_dir)
     assert report.clean, report.render()
-    assert report.contested == 4 * 100
-    assert report.reordered > 0  # the job's order was not the reference's
+    assert (report.contested, report.reordered) == (4 * 100, 4 * 100)
