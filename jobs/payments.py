@@ -419,11 +419,15 @@ def exactly_once_sink_ids(config: PaymentsConfig) -> list[str]:
 
 def resume_hint(config: PaymentsConfig) -> str:
     """What to do instead of a fresh start, in this command's flags."""
-    from localenv.paths import sub_dir
+    from urllib.parse import unquote, urlparse
+
     from sinks.fresh_start import newest_retained_checkpoint
 
-    checkpoint_dir = config.checkpoint_dir or str(sub_dir("checkpoints", config.sink_id_prefix))
-    newest = newest_retained_checkpoint(checkpoint_dir)
+    # Where this run keeps its checkpoints, as flink_settings decides it (flag, config.yaml or
+    # var/checkpoints/<prefix>); only a local directory can be looked into.
+    location = urlparse(flink_settings(config)["execution.checkpointing.dir"])
+    checkpoint_dir = unquote(location.path) if location.scheme == "file" else location.geturl()
+    newest = newest_retained_checkpoint(checkpoint_dir) if location.scheme == "file" else None
     again = "To apply the input again on purpose, use a new --sink-id-prefix."
     if newest:
         return (
@@ -447,7 +451,7 @@ def prepare_database(config: PaymentsConfig) -> None:
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
         if not config.from_checkpoint:
-            refuse_fresh_start(conn, exactly_once_sink_ids(config), resume_hint(config))
+            refuse_fresh_start(conn, exactly_once_sink_ids(config), lambda: resume_hint(config))
 
 
 def submit(config: PaymentsConfig, wait: bool = True):

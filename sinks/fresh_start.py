@@ -7,10 +7,10 @@ writer refuses such a start (`PgWriter`); `refuse_fresh_start` says the same bef
 even built, with what to do in the words of the job's command line.
 
     with connect(...) as conn:
-        refuse_fresh_start(conn, ["payments-books"], resume_hint="--from-checkpoint ...")
+        refuse_fresh_start(conn, ["payments-books"], lambda: "Resume it with --from-checkpoint ...")
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -68,17 +68,18 @@ def applied_runs(
 
 
 def refuse_fresh_start(
-    conn, sink_ids: Iterable[str], resume_hint: str, control_schema: str = "public"
+    conn, sink_ids: Iterable[str], resume_hint: Callable[[], str], control_schema: str = "public"
 ) -> None:
     """Raise `FreshStartRefused` if any of `sink_ids` (those of the job's exactly-once sinks)
-    already committed transactions. `resume_hint` tells how this job resumes and how it applies
-    its input again on purpose."""
+    already committed transactions. `resume_hint()` tells how this job resumes and how it
+    applies its input again on purpose; it is only called for a refusal (it may look for
+    checkpoints)."""
     applied = applied_runs(conn, sink_ids, control_schema)
     if applied:
         raise FreshStartRefused(
             "; ".join(entry.describe() for entry in applied)
             + ". A start that restores no checkpoint reads its input from the beginning and "
-            "would apply what was applied then a second time. Nothing was written. " + resume_hint
+            "would apply what was applied then a second time. Nothing was written. " + resume_hint()
         )
 
 

@@ -51,9 +51,10 @@ def test_only_sink_ids_that_committed_are_refused(database):
         )
         (entry,) = applied_runs(conn, ["t", "s", "s"])
         assert (entry.sink_id, entry.commits) == ("s", 2)
-        refuse_fresh_start(conn, ["t"], "hint")  # another sink id: nothing to refuse
+        # Another sink id: nothing to refuse, and no hint is made.
+        refuse_fresh_start(conn, ["t"], lambda: pytest.fail("no refusal, no hint"))
         with pytest.raises(FreshStartRefused) as refused:
-            refuse_fresh_start(conn, ["t", "s"], "Resume it.")
+            refuse_fresh_start(conn, ["t", "s"], lambda: "Resume it.")
     assert str(refused.value) == (
         "sink 's' refuses a fresh start: it already committed input of an earlier run "
         "(2 transactions in its commit log, the newest at 2026-12-04 16:40:12 UTC). A start "
