@@ -12,6 +12,7 @@ from the ledger on start.
 """
 
 import argparse
+import os
 import sys
 import time
 from collections import defaultdict
@@ -157,7 +158,7 @@ def run(conn, input_dir: str, chunk_lines: int = 10_000) -> int:
     applied = 0
     chunk = Chunk()
     for path in map(Path, input_files(input_dir)):  # the files the job reads
-        source = path.name  # as the job and the reference record it
+        source = os.path.abspath(path)  # as the job records it: the file's path
         for number, line in numbered_lines(path, done.get(str(path), 0)):
             chunk.add(parse_line(line, None, source, number), seen)
             chunk.offsets[str(path)] = number

@@ -30,6 +30,7 @@ and the fault campaign's oracle (`audit(conn, input_dir).clean`).
 """
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import re
@@ -41,6 +42,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any, Callable, Optional, cast
 
+from sinks.positions import Position, read_positions
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.inputs import input_files
 from transforms.payments import (
@@ -140,6 +142,8 @@ class Expectation:
     tables: dict[str, dict[Any, Any]] = field(default_factory=lambda: {name: {} for name in TABLES})
     # event id -> its valid lines, for ids found in more than one source (resolve_contested)
     contested: dict[str, list["Occurrence"]] = field(default_factory=dict)
+    # source -> its last position (line number, offset): what the sink's positions must say
+    positions: dict[str, int] = field(default_factory=dict)
 
 
 class _Several(list):
@@ -177,7 +181,8 @@ def expect(
             yield from (line for *_, line in kafka_lines(input_dir, *kafka))
             return
         for path in paths:
-            yield from read_lines(path)  # source: the file's base name, as the job
+            # Named by path, as the job names them (its file source reads absolute paths).
+            yield from read_lines(path, source=os.path.abspath(path))
 
     result = Expectation(files=len(paths))
     ledger, rejected, duplicates = (
@@ -185,7 +190,15 @@ def expect(
     )
     totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
     repeated: set[str] = set()  # event ids with more than one valid line
-    for _, row in iter_outcomes(lines(), currencies=currencies):
+
+    def positioned():
+        for line in lines():
+            if line.source is not None and line.line_number is not None:
+                last = result.positions.get(line.source, 0)
+                result.positions[line.source] = max(last, line.line_number)
+            yield line
+
+    for _, row in iter_outcomes(positioned(), currencies=currencies):
         result.lines += 1
         # outcome "ledger": a LedgerRow; "duplicate": the Payment; a reason: its RejectedRow
         if isinstance(row, LedgerRow):
@@ -471,10 +484,11 @@ SINK_TABLES = {
 }
 
 
-# Checkpoint scope: one sink, <prefix>-books, for the four tables; its dead letters number the
-# statements across its tables, in the order build_sinks adds them (one statement each).
+# Checkpoint scope: one sink, <prefix>-books; its dead letters number the statements across
+# its tables, in the order build_sinks adds them (one statement each). Its first statement
+# applies an accepted payment: its ledger row and its share of the balance, both set aside.
 BOOKS_SINK = "books"
-BOOKS_STATEMENTS = {1: "ledger", 2: "balances", 3: "rejected", 4: "duplicates"}
+BOOKS_STATEMENTS = {1: "ledger", 2: "rejected", 3: "positions"}
 
 
 @dataclass
@@ -486,6 +500,9 @@ class DeadLetter:
     fields: dict[str, Any]
     sqlstate: Optional[str]
     message: Optional[str]
+    # The books sink's payment statement: the line's ledger row and balance share, or, for a
+    # copy of a refused event, its duplicates or rejected row (see route_payment_letters).
+    payment: bool = False
 
     @property
     def delta(self) -> tuple[int, int]:
@@ -529,12 +546,46 @@ def load_dead_letters(
     ).fetchall()
     letters = []
     for sink_id, statement, fields, sqlstate, message in rows:
-        table = BOOKS_STATEMENTS[statement] if sink_id == books else tables[sink_id]
+        table = BOOKS_STATEMENTS.get(statement, "") if sink_id == books else tables[sink_id]
         fields = dict(fields or {})
+        if table == "positions":
+            continue  # bookkeeping of the sink's reading, not a row of the books
         letters.append(
-            DeadLetter(table, _dead_letter_key(table, fields), fields, sqlstate, message)
+            DeadLetter(
+                table,
+                _dead_letter_key(table, fields),
+                fields,
+                sqlstate,
+                message,
+                payment=sink_id == books and table == "ledger",
+            )
         )
     return letters
+
+
+def route_payment_letters(
+    letters: list[DeadLetter], expected: Mapping[str, dict[Any, Any]]
+) -> list[DeadLetter]:
+    """The books sink's payment letters where they belong. Every line of an event whose ledger
+    row the database refused is refused too (the database, not a dedupe, tells copies apart):
+    a line the input makes a duplicate or a conflicting duplicate stands for that row; the
+    other, for the ledger row and its share of the balance."""
+    routed = []
+    for letter in letters:
+        if not letter.payment:
+            routed.append(letter)
+            continue
+        line = _dead_letter_key("duplicates", letter.fields)
+        table = next((t for t in ("duplicates", "rejected") if line in expected[t]), None)
+        if table:
+            routed.append(dataclasses.replace(letter, table=table, key=line))
+            continue
+        routed.append(letter)
+        fields = letter.fields
+        delta = {"balance_minor": fields.get("amount_minor"), "event_count": 1}
+        key = (fields.get("account_id"), fields.get("currency"))
+        routed.append(DeadLetter("balances", key, delta, letter.sqlstate, letter.message))
+    return routed
 
 
 def _table_exists(conn, schema: str, table: str) -> bool:
@@ -608,11 +659,15 @@ class AuditReport:
     dead_lettered_amounts: Counter = field(default_factory=Counter)  # balance deltas, by currency
     contested: int = 0  # event ids with valid lines in more than one source
     reordered: int = 0  # of those, applied in another order than the reference's: accepted
+    # The books sink's source positions (sinks/positions.py): (sources expected, sources
+    # found, the sources whose position is not the input's end); None: the sink keeps none.
+    positions: Optional[tuple[int, int, list[str]]] = None
 
     @property
     def differences(self) -> int:
         total = sum(t.differences for t in self.tables.values())
         total += len(self.stray_dead_letters) + len(self.pending)
+        total += len(self.positions[2]) if self.positions else 0
         if self.fail_on_dead_letters:
             total += len(self.dead_letters or ())
         return total
@@ -712,6 +767,10 @@ class AuditReport:
             if self.stray_dead_letters:
                 status += f"; {len(self.stray_dead_letters):,} explain nothing"
             rows.append(("dead letters", "", f"{len(self.dead_letters):,}", status))
+        if self.positions is not None:
+            expected, found, differing = self.positions
+            status = f"{len(differing):,} not at the input's end" if differing else "ok"
+            rows.append(("source positions", f"{expected:,}", f"{found:,}", status))
         kinds = Counter(p.kind for p in self.pending)
         for label, kind in (
             ("prepared transactions (tpc:)", "prepared transaction"),
@@ -746,6 +805,9 @@ class AuditReport:
                 f"(sqlstate {letter.sqlstate}: {letter.message})"
                 for letter, why in self.stray_dead_letters[:max_diff]
             ]
+        if self.positions and self.positions[2]:
+            out += ["", "source positions not at the input's end (a run would read or skip lines):"]
+            out += [f"  {what}" for what in self.positions[2][:max_diff]]
         if self.pending:
             out += [
                 "",
@@ -814,6 +876,8 @@ def audit(
         for (_, currency), (balance, _) in expectation.tables["balances"].items():
             expected_currency[currency] += balance
         dead_letters = load_dead_letters(conn, control_schema, sink_id_prefix)
+        if dead_letters is not None:
+            dead_letters = route_payment_letters(dead_letters, expectation.tables)
         letters = _letters_by_key(dead_letters or [])
         diffs = {name: TableDiff(name, max_examples) for name in TABLES}
         balance_letters = _BalanceLetters(diffs["balances"], letters["balances"])
@@ -842,6 +906,10 @@ def audit(
                     dead_lettered_reasons if name == "rejected" else None,
                 )
         pending = pending_work(conn, control_schema)
+        positions = _check_positions(
+            expectation.positions,
+            read_positions(conn, f"{sink_id_prefix}-{BOOKS_SINK}", control_schema),
+        )
     return AuditReport(
         lines=expectation.lines,
         files=expectation.files,
@@ -862,7 +930,23 @@ def audit(
         dead_lettered_amounts=balance_letters.short_by_currency,
         contested=len(expectation.contested),
         reordered=reordered,
+        positions=positions,
     )
+
+
+def _check_positions(
+    expected: Mapping[str, int], found: Mapping[str, Position]
+) -> Optional[tuple[int, int, list[str]]]:
+    """Every source of the input at its end in the sink's positions (None: it keeps none)."""
+    if not found:
+        return None
+    differing = [
+        f"{source}: the input ends at {last:,}, the position is "
+        + (f"{found[source].last_position:,}" if source in found else "missing")
+        for source, last in sorted(expected.items())
+        if source not in found or found[source].last_position != last
+    ]
+    return len(expected), sum(1 for source in expected if source in found), differing
 
 
 def _values(table: dict[tuple, Any]) -> Iterator[tuple]:

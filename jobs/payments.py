@@ -11,11 +11,17 @@ Upgrading (see README, "Upgrading a running job"): a job started with --savepoin
 with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
 --from-savepoint PATH.
 
-files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ ledger ──────────────▶ sink "ledger"
-                   (Python, batches  (JVM keyed state,      └ sum per account ───▶ sink "balances"
-                    of 500 lines)     TTL)                    and checkpoint
-                         │             ├ duplicates ─────────────────────────────▶ sink "duplicates"
-                         └ rejected ───┴ conflicting duplicates ─────────────────▶ sink "rejected"
+files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ accepted payments ───▶ sink "books"
+                   (Python, batches  (JVM keyed state,      ├ duplicates ────────▶ (one
+                    of 500 lines)     TTL)                   │                       transaction
+                         └ rejected ───┴ conflicting duplicates ───────────────────▶ a checkpoint)
+
+The books sink's statements (transforms/tables.py) make the database the last line of defence:
+a ledger row is inserted only if its event id is absent, balances add up only the rows
+inserted, and every line is recorded only if no table holds it yet. So a line read again (the
+same command run twice, a restart without its checkpoint) changes nothing. With
+--commit-scope subtask, one sink per table (the JVM sums the balances per checkpoint), and a
+start without a checkpoint on sink ids that committed is refused instead.
 
 Python runs once per batch of lines, in one stateless operator; everything after it (dedupe,
 balance sums, routing, the sinks) runs on the JVM.
@@ -37,6 +43,7 @@ if __name__ == "__main__":
     start_jvm_early()
 
 import argparse
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Optional
@@ -50,6 +57,14 @@ from localenv.flink import file_uri
 from localenv.job_control import operator_id, stop_with_savepoint
 from sinks.database import add_connection_arguments
 from sinks.fresh_start import FreshStartRefused
+from sinks.positions import (
+    InputChanged,
+    StartPositions,
+    position_row_type,
+    positions_sql,
+    skip_applied,
+    track_positions,
+)
 from transforms.flink_adapters import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
@@ -59,7 +74,16 @@ from transforms.flink_adapters import (
     parse_payment_lines,
 )
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
-from transforms.tables import BALANCES, DUPLICATES, LEDGER, REJECTED, Table, insert_sql
+from transforms.tables import (
+    BALANCES,
+    DUPLICATES,
+    LEDGER,
+    REJECTED,
+    Table,
+    apply_payments_sql,
+    insert_lines_if_absent_sql,
+    insert_sql,
+)
 
 LINE_TYPE = Types.ROW_NAMED(
     ["source", "line_number", "line"],
@@ -93,6 +117,24 @@ CONFLICT_SOURCES = {
     "raw_bytes": "conflict_raw_bytes",
 }
 CONFLICT_FIELDS = payment_projection(REJECTED, CONFLICT_SOURCES)
+
+# Checkpoint scope: what the books sink gets of an accepted payment, the ledger's columns and
+# the rejection it becomes if the database already holds its event id with other content.
+PAYMENT_INPUT_FIELDS = [
+    *LEDGER.field_names,
+    "raw",
+    "conflict_reason",
+    "conflict_detail",
+    "conflict_raw_bytes",
+]
+PAYMENT_INPUT_ROW_TYPE = Types.ROW_NAMED(
+    PAYMENT_INPUT_FIELDS,
+    [
+        PAYMENT_ROW_TYPE.get_field_types()[PAYMENT_ROW_TYPE.get_field_names().index(name)]
+        for name in PAYMENT_INPUT_FIELDS
+    ],
+)
+PAYMENT_INPUT_PROJECTION: dict[str, Optional[str]] = {name: name for name in PAYMENT_INPUT_FIELDS}
 
 LEDGER_SQL = insert_sql(LEDGER)
 BALANCE_SQL = insert_sql(BALANCES)
@@ -134,6 +176,8 @@ class PaymentsConfig:
     topic: Optional[str] = None
     group_id: Optional[str] = None  # default: the sink id prefix
     starting_offsets: str = "earliest"  # earliest | latest | committed
+    # kafka, no checkpoint: partition -> next offset, from the database (prepare_database)
+    resume_offsets: dict[int, int] = field(default_factory=dict)
     bounded: bool = False  # kafka: stop at the end offsets at start
     extra_settings: dict[str, str] = field(default_factory=dict)
 
@@ -189,14 +233,20 @@ def kafka_lines(env, config: PaymentsConfig) -> DataStream:
     (committing them to the consumer group on checkpoint is informative only)."""
     from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSource
 
-    from sinks.sources import kafka_starting_offsets, set_kafka_line_records
+    from sinks.sources import kafka_resume_offsets, kafka_starting_offsets, set_kafka_line_records
+
+    starting = (
+        kafka_resume_offsets(config.starting_offsets, config.topic or "", config.resume_offsets)
+        if config.resume_offsets and not config.from_checkpoint
+        else kafka_starting_offsets(config.starting_offsets)
+    )
 
     builder = (
         KafkaSource.builder()
         .set_bootstrap_servers(config.bootstrap_servers)
         .set_topics(config.topic)
         .set_group_id(config.group_id or config.sink_id_prefix)
-        .set_starting_offsets(kafka_starting_offsets(config.starting_offsets))
+        .set_starting_offsets(starting)
         # Never read records of aborted (or still open) producer transactions.
         .set_property("isolation.level", "read_committed")
         # A broker outage: requests time out and reconnects back off, up to 10 s apart;
@@ -242,16 +292,23 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
     from sinks import TwoPhaseCommitSink
 
     if config.commit_scope == "checkpoint" and not modes:
+        books_id = sink_ids(config)["ledger"]
+        # Every statement writes a line only if no table holds it yet, and the balances add up
+        # only the ledger rows inserted (transforms/tables.py): a line read again, by this run
+        # or any other, changes nothing. So a start without a checkpoint is safe here.
         books = (
             TwoPhaseCommitSink.builder()
             .set_jdbc_url(config.db_url)
             .set_user(config.db_user)
             .set_password_env(config.password_env)
-            .add_table("ledger", LEDGER_ROW_TYPE, [LEDGER_SQL])
-            .add_table("balances", BALANCE_ROW_TYPE, [BALANCE_SQL])
-            .add_table("rejected", REJECTED_ROW_TYPE, [REJECTED_SQL])
-            .add_table("duplicates", DUPLICATE_ROW_TYPE, [DUPLICATE_SQL])
-            .set_sink_id(sink_ids(config)["ledger"])
+            .add_table("ledger", PAYMENT_INPUT_ROW_TYPE, [apply_payments_sql()])
+            .add_table("rejected", REJECTED_ROW_TYPE, [insert_lines_if_absent_sql(REJECTED)])
+            # How far each source is applied, in the same transaction (sinks/positions.py).
+            .add_table(
+                "positions", position_row_type(), [positions_sql(sink_ids(config)["ledger"])]
+            )
+            .set_idempotent_statements()
+            .set_sink_id(books_id)
             .set_mode("staged")
             .set_commit_scope("checkpoint")
             .set_batch_size(config.sink_batch_size)
@@ -283,29 +340,63 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
     )
 
 
-def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> None:
+def build_pipeline(
+    env, source, sinks: PaymentSinks, config: PaymentsConfig, start: Optional[StartPositions] = None
+) -> None:
     """source: a Flink Source of LINE_TYPE rows (see `file_source`), or a DataStream of such
-    rows (tests put fault injection there); sinks: see `build_sinks`.
+    rows (tests put fault injection there); sinks: see `build_sinks`; start: where the
+    database says the sources stand (`prepare_database`): their applied lines are skipped.
 
-    All the Python work is one stateless operator (parse and validate, chained to the source);
-    dedupe, balance sums and routing run on the JVM, keyed by event_id and by account."""
+    All the Python work is one stateless operator (parse and validate, chained to the source).
+    Checkpoint scope: every valid payment goes to the books sink in the order of its file, and
+    the database decides, against the ledger, whether it is new, a duplicate or a conflicting
+    duplicate (`apply_payments_sql`). Subtask scope: dedupe, balance sums and routing run on
+    the JVM, keyed by event_id and by account."""
     if not isinstance(source, DataStream):
         source = env.from_source(
             source, WatermarkStrategy.no_watermarks(), "payment-files", type_info=LINE_TYPE
         ).uid("payment-files")
+    if sinks.books is not None:
+        source = skip_applied(source, start)
     parsed = parse_payment_lines(
         source, currencies=load_currency_table(config), batch_lines=config.batch_lines
     )
-    payments = deduplicate(
+    if sinks.books is not None:
+        payments = (
+            project(
+                parsed.payments,
+                {name: name for name in PAYMENT_INPUT_FIELDS},
+                PAYMENT_INPUT_ROW_TYPE,
+            )
+            .name("payment-rows")
+            .uid("payment-rows")
+        )
+        positions = track_positions(source, start).name("source-positions").uid("source-positions")
+        sinks.books.attach(
+            {"ledger": payments, "rejected": parsed.rejected, "positions": positions}
+        ).name("books-sink").uid("books-sink")
+        return
+
+    deduplicated = deduplicate(
         parsed.payments,
         key_field="event_id",
         fingerprint_field="fingerprint",
         ttl_days=config.dedupe_ttl_days,
     )
-    payments.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
-
+    deduplicated.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
+    conflicts = (
+        project(deduplicated.conflicts, CONFLICT_FIELDS, REJECTED_ROW_TYPE)
+        .name("conflicting-duplicates")
+        .uid("conflicting-duplicates")
+    )
+    rejected = parsed.rejected.union(conflicts)
+    duplicates = (
+        project(deduplicated.duplicates, DUPLICATE_FIELDS, DUPLICATE_ROW_TYPE)
+        .name("duplicate-rows")
+        .uid("duplicate-rows")
+    )
     ledger = (
-        project(payments.first_seen, LEDGER_FIELDS, LEDGER_ROW_TYPE)
+        project(deduplicated.first_seen, LEDGER_FIELDS, LEDGER_ROW_TYPE)
         .name("ledger-rows")
         .uid("ledger-rows")
     )
@@ -313,7 +404,7 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
     # transactions of this job ever wait for each other's row locks.
     balances = (
         sum_per_checkpoint(
-            payments.first_seen,
+            deduplicated.first_seen,
             ["account_id", "currency"],
             "amount_minor",
             sum_as="balance_minor",
@@ -322,23 +413,6 @@ def build_pipeline(env, source, sinks: PaymentSinks, config: PaymentsConfig) -> 
         .name("balance-deltas")
         .uid("balance-deltas")
     )
-    conflicts = (
-        project(payments.conflicts, CONFLICT_FIELDS, REJECTED_ROW_TYPE)
-        .name("conflicting-duplicates")
-        .uid("conflicting-duplicates")
-    )
-    rejected = parsed.rejected.union(conflicts)
-    duplicates = (
-        project(payments.duplicates, DUPLICATE_FIELDS, DUPLICATE_ROW_TYPE)
-        .name("duplicate-rows")
-        .uid("duplicate-rows")
-    )
-    if sinks.books is not None:
-        # Checkpoint scope: the four tables through one sink, one transaction per checkpoint.
-        sinks.books.attach(
-            {"ledger": ledger, "balances": balances, "rejected": rejected, "duplicates": duplicates}
-        ).name("books-sink").uid("books-sink")
-        return
     ledger.sink_to(sinks.ledger).name("ledger-sink").uid("ledger-sink")
     balances.sink_to(sinks.balances).name("balances-sink").uid("balances-sink")
     rejected.sink_to(sinks.rejected).name("rejected-sink").uid("rejected-sink")
@@ -405,9 +479,10 @@ def create_environment(config: PaymentsConfig):
 
 
 def exactly_once_sink_ids(config: PaymentsConfig) -> list[str]:
-    """The sink ids of this run's sinks that promise exactly once (not at_least_once)."""
+    """The sink ids of this run's sinks that promise exactly once by their checkpoints alone
+    (not at_least_once, and not idempotent): a fresh start on them would apply lines twice."""
     if config.commit_scope == "checkpoint":
-        return list(dict.fromkeys(sink_ids(config).values()))
+        return []  # the books sink writes each line only if absent (build_sinks)
     modes = {
         "ledger": config.ledger_mode,
         "balances": config.balances_mode,
@@ -441,17 +516,38 @@ def resume_hint(config: PaymentsConfig) -> str:
     )
 
 
-def prepare_database(config: PaymentsConfig) -> None:
-    """The payments tables, then: a start that restores no checkpoint is refused if its sink
-    ids already applied input (`sinks.fresh_start`), before anything is built or read."""
+def prepare_database(config: PaymentsConfig) -> Optional[StartPositions]:
+    """The payments tables, then, before anything is built or read: in checkpoint scope, where
+    the database says the sources stand (`sinks.positions`; a file changed since it was applied
+    is refused); in subtask scope, a start that restores no checkpoint is refused if its sink
+    ids already applied input (`sinks.fresh_start`)."""
     from jobs.payments_schema import ensure_schema
     from sinks.database import connect
     from sinks.fresh_start import refuse_fresh_start
+    from sinks.positions import ensure_positions_table, start_positions
+    from transforms.inputs import input_files
 
     with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
         ensure_schema(conn)
+        if config.commit_scope == "checkpoint":
+            ensure_positions_table(conn)
+            conn.commit()
+            files = []
+            if config.source == "files" and config.input:
+                files = [os.path.abspath(path) for path in input_files(config.input)]
+            return start_positions(conn, sink_ids(config)["ledger"], files)
         if not config.from_checkpoint:
             refuse_fresh_start(conn, exactly_once_sink_ids(config), lambda: resume_hint(config))
+    return None
+
+
+class NothingNew(NamedTuple):
+    """The run found every line of its input applied already, and started no job."""
+
+    message: str
+
+    def get_job_id(self):
+        return None
 
 
 def submit(config: PaymentsConfig, wait: bool = True):
@@ -466,9 +562,14 @@ def submit(config: PaymentsConfig, wait: bool = True):
             f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
             "no such checkpoint or savepoint"
         )
-    prepare_database(config)
+    start = prepare_database(config)
+    if start is not None and start.nothing_new and not (config.watch or config.from_checkpoint):
+        return NothingNew(start.describe())
+    if start is not None and config.source == "kafka":
+        # A new job on these sink ids reads each partition on from where the database says.
+        config = dataclasses.replace(config, resume_offsets=start.next_offsets(config.topic or ""))
     env = create_environment(config)
-    build_pipeline(env, line_source(env, config), build_sinks(config), config)
+    build_pipeline(env, line_source(env, config), build_sinks(config), config, start)
     name = f"payments ({config.sink_id_prefix})"
     if not wait:
         return env.execute_async(name)
@@ -532,7 +633,8 @@ STATEFUL_UIDS = (
     "balances-sink",
     "rejected-sink",
     "duplicates-sink",
-    "books-sink",  # checkpoint scope: the four tables' sink
+    "books-sink",  # checkpoint scope: the tables' sink
+    "source-positions",  # checkpoint scope: how far each source is applied
 )
 
 
@@ -585,7 +687,7 @@ def explain_refusal(error: BaseException) -> Optional[str]:
     refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text, re.DOTALL)
     if refused:
         return refused.group(0) + " Nothing was written."
-    if isinstance(error, FreshStartRefused):
+    if isinstance(error, (FreshStartRefused, InputChanged)):
         return text
     # The writer's own refusal (the job's check above came first, unless another run committed
     # in between).
@@ -671,7 +773,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="Python execution mode",
     )
     parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
-    parser.add_argument("--dedupe-ttl-days", type=int, default=30)
+    parser.add_argument(
+        "--dedupe-ttl-days",
+        type=int,
+        default=30,
+        help="--commit-scope subtask: how long the JVM dedupe remembers an event id (the "
+        "default scope asks the ledger, which never forgets)",
+    )
     parser.add_argument(
         "--commit-scope",
         default="checkpoint",
@@ -737,7 +845,9 @@ def main(argv=None) -> int:
             raise
         print(f"error: {reason}", file=sys.stderr)
         return 1
-    if not getattr(result, "savepoint", None):
+    if isinstance(result, NothingNew):
+        print(result.message)
+    elif not getattr(result, "savepoint", None):
         print(f"job {result.get_job_id()} finished")
     return 0
 

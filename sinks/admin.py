@@ -5,12 +5,14 @@
     python -m sinks.admin purge --sink-id ID --db-url ... [--dead-letters] [--yes] [--force]
 
 `list` shows, per sink id, its prepared transactions, staged batches, commit-log rows, dead
-letters and connected sessions, with ages. `abort` rolls back every prepared transaction of one
-sink id and deletes its staged batches: the leftovers of a job that will not be resumed.
-`purge` also deletes its commit-log and writer-owner rows (and its dead letters with
-`--dead-letters`): everything of a retired sink id. Both ask you to type the sink id unless
-`--yes`, and refuse while a writer or committer of that sink id is connected unless `--force`.
-The password comes from the environment (`--password-env`, default PGPASSWORD).
+letters, source positions (sources and lines applied, `sinks/positions.py`) and connected
+sessions, with ages; with `--sink-id`, also each source's position. `abort` rolls back every
+prepared transaction of one sink id and deletes its staged batches: the leftovers of a job that
+will not be resumed. `purge` also deletes its commit-log, writer-owner and source-position rows
+(and its dead letters with `--dead-letters`): everything of a retired sink id. Both ask you to
+type the sink id unless `--yes`, and refuse while a writer or committer of that sink id is
+connected unless `--force`. The password comes from the environment (`--password-env`,
+default PGPASSWORD).
 
 Exit status: 0 done (or nothing to do), 1 refused, not confirmed, or not everything could be
 removed, 2 usage or connection error.
@@ -48,6 +50,8 @@ class SinkLeftovers:
     last_commit: Optional[datetime] = None
     dead_letters: int = 0
     sessions: list[str] = field(default_factory=list)
+    sources: int = 0  # sources with a position (sinks/positions.py)
+    source_lines: int = 0
 
 
 def prefix_of(sink_id: str) -> str:
@@ -144,6 +148,16 @@ def leftovers(
             sql.SQL("SELECT sink_id, count(*) FROM {}{} GROUP BY 1").format(letters, where), params
         ):
             entry(sid).dead_letters = count
+    positions = _table(conn, control_schema, "tpc_source_positions")
+    if positions:
+        for sid, count, lines in conn.execute(
+            sql.SQL(
+                "SELECT sink_id, count(*), coalesce(sum(lines), 0) FROM {}{} GROUP BY 1"
+            ).format(positions, where),
+            params,
+        ):
+            e = entry(sid)
+            e.sources, e.source_lines = count, int(lines)
     for (name,) in conn.execute(
         "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
         "AND starts_with(application_name, 'tpc-sink-') AND pid <> pg_backend_pid()"
@@ -193,6 +207,7 @@ def render(entries: list[SinkLeftovers]) -> str:
         "commit log",
         "last commit",
         "dead letters",
+        "sources (lines)",
         "sessions",
     )
     lines = [header]
@@ -209,6 +224,7 @@ def render(entries: list[SinkLeftovers]) -> str:
                 f"{e.commit_log_rows:,}",
                 last,
                 f"{e.dead_letters:,}",
+                f"{e.sources:,} ({e.source_lines:,})",
                 f"{len(e.sessions):,}",
             )
         )
@@ -228,6 +244,7 @@ class Removed:
     commit_log_rows: int = 0
     writer_owners: int = 0
     dead_letters: int = 0
+    positions: int = 0
     failures: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -235,10 +252,11 @@ class Removed:
             f"rolled back {self.rolled_back} prepared transaction(s)",
             f"deleted {self.staged_batches} staged batch(es) ({self.staged_rows} rows)",
         ]
-        if self.commit_log_rows or self.writer_owners or self.dead_letters:
+        if self.commit_log_rows or self.writer_owners or self.dead_letters or self.positions:
             parts.append(f"{self.commit_log_rows} commit-log row(s)")
             parts.append(f"{self.writer_owners} writer-owner row(s)")
             parts.append(f"{self.dead_letters} dead letter(s)")
+            parts.append(f"{self.positions} source position(s)")
         return ", ".join(parts)
 
 
@@ -297,6 +315,8 @@ def purge(
         for attribute, name, wanted in (
             ("commit_log_rows", "tpc_commit_log", True),
             ("writer_owners", "tpc_writer_owners", True),
+            # Without its positions a new run of the sink id reads its sources from the start.
+            ("positions", "tpc_source_positions", True),
             ("dead_letters", "tpc_dead_letters", dead_letters),
         ):
             table = _table(conn, control_schema, name)
@@ -412,6 +432,16 @@ def _list(conn, args) -> int:
         print("no sink leftovers in this database")
     else:
         print(render(entries))
+    if args.sink_id is not None:
+        from sinks.positions import read_positions
+
+        for position in read_positions(conn, args.sink_id, args.control_schema).values():
+            at = position.updated_at
+            when = at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+            print(
+                f"  {position.source}: {position.lines:,} lines applied, "
+                f"last position {position.last_position:,}, {position.bytes:,} bytes, at {when}"
+            )
     elsewhere = prepared_elsewhere(conn)
     if elsewhere:
         print(

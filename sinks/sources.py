@@ -8,11 +8,14 @@ Python parser sees what a plain Python file reader sees:
 - `NumberedLinesFormat()`: lines of files, for `FileSource.for_bulk_file_format`; `source` is
   the file's name, line numbers count from 1 and survive restores.
 - `set_kafka_line_records(builder)`: Kafka records, for `KafkaSource.builder()`; `source` is
-  ``kafka:<topic>:<partition>``, `line_number` the offset. With `kafka_starting_offsets(mode)`.
+  ``kafka:<topic>:<partition>``, `line_number` the offset. With `kafka_starting_offsets(mode)`,
+  or `kafka_resume_offsets(mode, topic, next_offsets)` to go on where the database says.
 
 The Java classes are in `dev.tpc.source` (sinks/java); the jar must be on the job's class path
 (`sinks.add_sink_jars(env)`, and `sinks.add_kafka_jars(env)` for Kafka) before these are made.
 """
+
+from collections.abc import Mapping
 
 from pyflink.datastream.connectors.file_system import BulkFormat
 from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSourceBuilder
@@ -37,6 +40,20 @@ def set_kafka_line_records(builder: KafkaSourceBuilder) -> KafkaSourceBuilder:
     never see a record's partition and offset, so this hands the Java builder ours."""
     builder._j_builder.setDeserializer(_source_classes().KafkaLineRecords())
     return builder
+
+
+def kafka_resume_offsets(
+    mode: str, topic: str, next_offsets: Mapping[int, int]
+) -> KafkaOffsetsInitializer:
+    """`next_offsets` (partition -> the offset after the last one applied, as the database's
+    source positions say) for those partitions; `mode` (`kafka_starting_offsets`) for the
+    others: where a job on sink ids that applied records goes on without a checkpoint."""
+    partitions = sorted(next_offsets)
+    return KafkaOffsetsInitializer(
+        _source_classes().ResumeOffsets.of(
+            mode, topic, partitions, [next_offsets[p] for p in partitions]
+        )
+    )
 
 
 def kafka_starting_offsets(mode: str) -> KafkaOffsetsInitializer:

@@ -174,7 +174,12 @@ class TwoPhaseCommitSinkBuilder:
         (`sink.attach({name: stream, ...})`) and commits all of them together: with
         `set_commit_scope("checkpoint")`, one transaction per checkpoint covers every table
         and subtask. Tables are applied in the order they are added (a later table's rows may
-        refer to an earlier one's). Instead of `set_row_type` and `add_statement`."""
+        refer to an earlier one's). Instead of `set_row_type` and `add_statement`.
+
+        A statement may also read a whole batch of rows at once, as the relation `tpc_batch`
+        (one column per field, typed from `row_type`; no `:field` parameters then), for what
+        one row at a time cannot say: "insert the rows whose key is absent and add up what
+        was inserted", "record the rows that were not" (see sinks/README.md)."""
         # Checked here, not in Java: only the Python type object knows whether it has names.
         names = getattr(row_type, "get_field_names", lambda: None)()
         if not names:
@@ -183,7 +188,7 @@ class TwoPhaseCommitSinkBuilder:
             )
         if isinstance(statements, str):
             statements = [statements]
-        return self._record("addTable", name, list(names), list(statements))
+        return self._record("addTable", name, list(names), list(statements), sql_types(row_type))
 
     def set_row_type(self, row_type) -> "TwoPhaseCommitSinkBuilder":
         """The stream's `Types.ROW_NAMED(...)` type; its field names are the parameter names."""
@@ -272,7 +277,8 @@ class TwoPhaseCommitSinkBuilder:
         with the same values. Only then may a start that restores no checkpoint (it replays its
         input from the beginning) write through a sink id that already committed; by default
         such a start is refused, naming the sink id and its last commit. Never declare it for
-        running sums or counters (``balance = balance + :delta``)."""
+        plain running sums or counters (``balance = balance + :delta``); a statement over the
+        batch (`add_table`, ``tpc_batch``) that adds up only the rows it inserted is fine."""
         return self._record("setIdempotentStatements", bool(idempotent))
 
     def set_owner_wait_s(self, seconds: float) -> "TwoPhaseCommitSinkBuilder":
@@ -413,6 +419,34 @@ class TwoPhaseCommitSinkBuilder:
             return j_builder.build()
         except Py4JJavaError as error:
             raise SinkConfigurationError(_java_message(error)) from None
+
+
+def sql_types(row_type) -> list[str]:
+    """The PostgreSQL type of each field of a `Types.ROW_NAMED(...)` row type, as a statement
+    reading `tpc_batch` sees it (text for a type with no better match)."""
+    from pyflink.common import Types
+
+    known = [
+        (Types.STRING(), "text"),
+        (Types.LONG(), "int8"),
+        (Types.INT(), "int4"),
+        (Types.SHORT(), "int2"),
+        (Types.BYTE(), "int2"),
+        (Types.BOOLEAN(), "bool"),
+        (Types.DOUBLE(), "float8"),
+        (Types.FLOAT(), "float4"),
+        (Types.BIG_DEC(), "numeric"),
+        (Types.BIG_INT(), "numeric"),
+        (Types.PRIMITIVE_ARRAY(Types.BYTE()), "bytea"),
+        (Types.SQL_DATE(), "date"),
+        (Types.SQL_TIME(), "time"),
+        (Types.SQL_TIMESTAMP(), "timestamp"),
+        (Types.INSTANT(), "timestamptz"),
+    ]
+    return [
+        next((sql for flink, sql in known if flink == field), "text")
+        for field in row_type.get_field_types()
+    ]
 
 
 def _number(value, unit_seconds: int, setter: str) -> float:

@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,10 +67,16 @@ KINDS = (
     "db-terminate",
     "checkpoint-fault",
     "rescale",
+    "storage-lost",
+    "run-again",
 )
 SEAM_KINDS = ("db-outage", "checkpoint-fault")  # need the sink's fault seam; one per trial
 SECOND_FAULTS = ("python-exception", "db-terminate", "taskmanager-kill")
 MANUAL_KINDS = ("cluster-kill", "rescale")  # somebody resubmits the job: part of the fault
+# Somebody starts the same command again, without a checkpoint: after `kill -9` with the
+# checkpoint directory lost, or after the job finished (and new input arrived). Only the
+# default scope goes on from the database's positions; the others refuse such a start.
+FRESH_KINDS = ("storage-lost", "run-again")
 SCOPES = {
     "checkpoint": [],
     "prepared": ["--commit-scope", "subtask", "--ledger-mode", "prepared"],
@@ -115,7 +122,7 @@ class Fault:
             what += f" {self.variant} #{self.nth}"
         elif self.kind in MANUAL_KINDS:
             what += f" -> p{self.parallelism}"
-        if self.kind not in SEAM_KINDS:
+        if self.kind not in SEAM_KINDS and self.kind != "run-again":
             what += f" at {self.at:.0%}"
         if self.struck is None:
             return what + f" ({self.note or 'did not strike'})"
@@ -181,14 +188,18 @@ def plan(
     rest is drawn from a generator seeded with (seed, scope, index)."""
     trial_seed = f"{seed}/{scope}/{index}"
     rng = random.Random(trial_seed)
+    if scope != "checkpoint" and not control:
+        kinds = tuple(k for k in kinds if k not in FRESH_KINDS) or kinds
     kind = kinds[index % len(kinds)]
     where = "mini" if index % 5 == 4 and kind != "taskmanager-kill" else "cluster"
+    if kind == "run-again":
+        where = "mini"  # a run that finds nothing new starts no Flink job to submit
     parallelism = 2
     faults = [make_fault(kind, rng, parallelism)]
     second = [
         k for k in SECOND_FAULTS if k != kind and (where == "cluster" or "taskmanager" not in k)
     ]
-    if rng.random() < 0.5 and second:
+    if rng.random() < 0.5 and second and kind != "run-again":
         faults.append(make_fault(rng.choice(second), rng, parallelism))
     timed = [f for f in faults if f.kind not in SEAM_KINDS]
     at = rng.uniform(0.1, 0.45)
@@ -591,6 +602,9 @@ class TrialJob:
     def strike(self, fault: Fault, monitor: CommitMonitor, seam_dir: Path) -> None:
         campaign, trial = self.campaign, self.trial
         total = trial_lines(self.input_dir)
+        if fault.kind == "run-again":
+            self.run_again(fault)
+            return
         if fault.kind == "python-exception":
             if not self.wait(self.fail_marker.exists, "the Python exception"):
                 fault.note = "the job finished first"
@@ -630,6 +644,16 @@ class TrialJob:
             if fault.kind == "cluster-kill" and trial.where == "cluster":
                 campaign.cluster = None  # dead: the next start brings up a new one
             self.resume(fault.parallelism)
+        elif fault.kind == "storage-lost":
+            if trial.where == "mini":
+                self.run.stop()  # type: ignore[union-attr]   kill -9 of its process group
+            else:
+                self.run.cluster.kill_all()  # type: ignore[union-attr]
+                campaign.cluster = None
+            shutil.rmtree(self.home / f"checkpoints-{self.attempt}", ignore_errors=True)
+            self.checkpoint = None
+            trial.manual_resumes += 1
+            self.start(self.parallelism, None)  # the same command, no checkpoint
         elif fault.kind == "db-outage":
             campaign.server.stop_immediately()
             (seam_dir / "release").touch()
@@ -646,6 +670,36 @@ class TrialJob:
                     "WHERE datname = current_database() AND application_name LIKE 'tpc-sink-%'"
                 ).fetchone()[0]
             fault.note = f"{killed} connections"
+
+    def run_again(self, fault: Fault) -> None:
+        """After the job finished: a new file arrives (new events, and copies of applied
+        ones, some with other content), and the same command runs again, without a checkpoint."""
+        deadline = time.monotonic() + TRIAL_TIMEOUT_SECONDS
+        while self.state() == "running":
+            self.heal()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the first run did not finish")
+            time.sleep(0.2)
+        if self.state() != "finished":
+            fault.note = "the first run failed"
+            return
+        rng = random.Random(f"{self.trial.seed}/again")
+        applied = (self.input_dir / "payments-1.jsonl").read_bytes().splitlines(keepends=True)
+        copies = rng.sample(applied, min(40, len(applied)))
+        later = sample_data.generate(500, seed=rng.randrange(1 << 30), id_prefix="again").lines
+        flipped = [
+            line.replace(b'"charge"', b'"refund"', 1)
+            if b'"charge"' in line
+            else line.replace(b'"refund"', b'"charge"', 1)
+            for line in copies[20:]
+        ]
+        with open(self.input_dir / "zz-again.jsonl", "wb") as f:
+            f.writelines([*copies[:20], *later, *flipped])
+        _LINES.pop(str(self.input_dir), None)
+        fault.struck = round(time.time() - self.started, 1)
+        fault.note = f"{len(copies)} copied lines and {len(later)} new"
+        self.trial.manual_resumes += 1
+        self.start(self.parallelism, None)
 
     def finish(self) -> None:
         """Drive the job to its end; a job that failed for good is resumed by hand (noted as

@@ -35,10 +35,8 @@ rows for Java sinks need ``Types.ROW_NAMED`` (see `LEDGER_ROW_TYPE` and `to_flin
 """
 
 import base64
-import functools
 import inspect
 import operator
-import os
 import pickle
 from collections.abc import Container, Iterable, Iterator, Mapping
 from typing import Any, Callable, NamedTuple, Optional, cast
@@ -622,16 +620,13 @@ def payment_flink_row(payment: Payment) -> Row:
     return Row(*payment_fields(payment))
 
 
-@functools.lru_cache(maxsize=1024)
-def _base_name(path: str) -> str:
-    return os.path.basename(path)
-
-
 def source_line(row: Any) -> SourceLine:
-    """A numbered line read by the job's file source (source, line_number, line bytes), with
-    the file's base name as its source, as the Beam pipeline and the reference record it."""
+    """A numbered line read by the job's file source (source, line_number, line bytes). Its
+    source is the file's path as the job read it: together with the line number it names the
+    line in every table, across directories and runs (files of one name in two directories
+    are two sources; the reference and the Beam pipeline name a file by its base name)."""
     line = row[2]
-    return SourceLine(_base_name(row[0]), row[1], line if isinstance(line, bytes) else bytes(line))
+    return SourceLine(row[0], row[1], line if isinstance(line, bytes) else bytes(line))
 
 
 class ParsedLines(NamedTuple):

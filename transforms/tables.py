@@ -56,6 +56,8 @@ class Table:
     primary_key: tuple[str, ...] = ()
     #: Upsert on `primary_key` adding the other written columns to the stored row.
     add_on_conflict: bool = False
+    #: Column lists of the (non-unique) indexes the job looks rows up by.
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def written(self) -> tuple[Column, ...]:
@@ -97,7 +99,12 @@ LEDGER = Table(
             "NOT NULL",
             insert_value="CAST(:occurred_at AS timestamptz)",
         ),
+        # The line the event was read from (a file and its line number, or a Kafka partition
+        # and the offset): what tells a line read again from a duplicate of it.
+        _text("source", ""),
+        _bigint("line_number", ""),
     ),
+    indexes=(("source", "line_number"),),
 )
 
 BALANCES = Table(
@@ -134,11 +141,13 @@ REJECTED = Table(
             ),
         ),
     ),
+    indexes=(("source", "line_number"),),
 )
 
 DUPLICATES = Table(
     "duplicates",
     (_ID, _text("event_id"), _text("source", ""), _bigint("line_number", "")),
+    indexes=(("source", "line_number"),),
 )
 
 #: Every table of the payments job, in creation order.
@@ -158,6 +167,108 @@ def insert_sql(table: Table) -> str:
         )
         sql += f" ON CONFLICT ({', '.join(table.primary_key)}) DO UPDATE SET {added}"
     return sql
+
+
+#: What identifies an input line in every table that records lines: its natural key.
+LINE_KEY = ("source", "line_number")
+#: The tables an input line may end in: each line ends in exactly one of them.
+LINE_TABLES = (LEDGER, REJECTED, DUPLICATES)
+
+
+def _line_recorded_elsewhere(table: Table, row: str) -> str:
+    """SQL: the line of `row` (an alias) is recorded in a line table other than `table`."""
+    return " OR ".join(
+        f"EXISTS (SELECT 1 FROM {other.name} o WHERE o.source = {row}.source "
+        f"AND o.line_number = {row}.line_number)"
+        for other in LINE_TABLES
+        if other is not table
+    )
+
+
+def insert_lines_if_absent_sql(table: Table) -> str:
+    """The sink's statement for a batch of `table`'s rows (read as ``tpc_batch``, see
+    `sinks.TwoPhaseCommitSink.add_table`): each row whose line (`LINE_KEY`) no line table holds
+    yet. A line applied by an earlier run, read again, changes nothing."""
+    names = ", ".join(column.name for column in table.written)
+    values = ", ".join(
+        (column.insert_value or f":{column.name}").replace(f":{column.name}", f"b.{column.name}")
+        for column in table.written
+    )
+    return (
+        f"INSERT INTO {table.name} ({names}) SELECT {values} FROM tpc_batch b "
+        f"WHERE NOT ({_line_recorded_elsewhere(table, 'b')} "
+        f"OR EXISTS (SELECT 1 FROM {table.name} o WHERE o.source = b.source "
+        "AND o.line_number = b.line_number))"
+    )
+
+
+def apply_payments_sql() -> str:
+    """The sink's statement for a batch of accepted payments (read as ``tpc_batch``: the
+    ledger's columns, then the line's ``raw`` text and the rejection it becomes if it conflicts,
+    as `jobs.payments` sends them). The database is the last line of defence against applying
+    an event twice, whatever reaches it:
+
+    * a payment whose ``event_id`` the ledger holds is not inserted again, and its line is
+      recorded as the dedupe would have: a duplicate if the content is the same, a conflicting
+      duplicate (rejected) if not; the very line the ledger row came from, read again, changes
+      nothing, nor does a line already recorded in rejected or duplicates;
+    * balances add up only the ledger rows this statement inserted.
+    """
+    ledger = ", ".join(column.name for column in LEDGER.written)
+    values = ", ".join(
+        (column.insert_value or f":{column.name}").replace(":", "") for column in LEDGER.written
+    )
+    content = "account_id, type, amount_minor, currency, occurred_at"
+    return f"""WITH inserted AS (
+    INSERT INTO ledger ({ledger})
+    SELECT {values} FROM tpc_batch b
+    WHERE NOT ({_line_recorded_elsewhere(LEDGER, "b")})
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING {ledger}
+),
+balance_deltas AS (
+    INSERT INTO balances (account_id, currency, balance_minor, event_count)
+    SELECT account_id, currency, sum(amount_minor), count(*) FROM inserted
+    GROUP BY account_id, currency
+    ON CONFLICT (account_id, currency) DO UPDATE SET
+        balance_minor = balances.balance_minor + EXCLUDED.balance_minor,
+        event_count = balances.event_count + EXCLUDED.event_count
+),
+not_inserted AS (
+    SELECT b.* FROM tpc_batch b WHERE NOT EXISTS (
+        SELECT 1 FROM inserted i WHERE i.event_id = b.event_id
+        AND i.source IS NOT DISTINCT FROM b.source
+        AND i.line_number IS NOT DISTINCT FROM b.line_number)
+),
+held AS (
+    SELECT {ledger} FROM ledger WHERE event_id IN (SELECT event_id FROM not_inserted)
+    UNION ALL
+    SELECT {ledger} FROM inserted WHERE event_id IN (SELECT event_id FROM not_inserted)
+),
+seen_again AS (
+    SELECT n.*, (h.{content.replace(", ", ", h.")})
+        = (n.account_id, n.type, n.amount_minor, n.currency, CAST(n.occurred_at AS timestamptz))
+        AS same_content
+    FROM not_inserted n JOIN held h ON h.event_id = n.event_id
+    WHERE (h.source, h.line_number) IS DISTINCT FROM (n.source, n.line_number)
+    AND NOT ({_line_recorded_elsewhere(LEDGER, "n")})
+),
+duplicate_lines AS (
+    INSERT INTO duplicates (event_id, source, line_number)
+    SELECT event_id, source, line_number FROM seen_again WHERE same_content
+)
+INSERT INTO rejected (reason, raw, source, line_number, detail, raw_bytes)
+SELECT conflict_reason, raw, source, line_number, conflict_detail, conflict_raw_bytes
+FROM seen_again WHERE NOT same_content"""
+
+
+def create_index_sql(table: Table) -> list[tuple[str, str]]:
+    """``(name, DDL)`` of each of `table`'s indexes."""
+    indexes = []
+    for columns in table.indexes:
+        name = f"{table.name}_{'_'.join(columns)}_idx"
+        indexes.append((name, f"CREATE INDEX {name} ON {table.name} ({', '.join(columns)})"))
+    return indexes
 
 
 def create_table_sql(table: Table) -> str:
@@ -183,6 +294,11 @@ def expected_columns(table: Table) -> list[tuple[str, str]]:
 
 __all__ = [
     "BALANCES",
+    "LINE_KEY",
+    "LINE_TABLES",
+    "apply_payments_sql",
+    "create_index_sql",
+    "insert_lines_if_absent_sql",
     "DUPLICATES",
     "FLINK_TYPES",
     "LEDGER",

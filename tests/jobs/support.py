@@ -102,12 +102,19 @@ def database_outcome(db):
             )
         )
         rejected = sorted(
-            conn.execute(
+            (reason, raw, display_source(source), line_number)
+            for reason, raw, source, line_number in conn.execute(
                 "SELECT reason, raw, coalesce(source, ''), coalesce(line_number, 0) FROM rejected"
-            ).fetchall()
+            )
         )
         duplicates = conn.execute("SELECT count(*) FROM duplicates").fetchone()[0]
     return ledger, balances, rejected, duplicates
+
+
+def display_source(source: str) -> str:
+    """A source as the reference names it: a file by its base name (the job records its path),
+    a Kafka partition as it is."""
+    return source if source.startswith("kafka:") else os.path.basename(source)
 
 
 def expected_in_database_shape(outcome):

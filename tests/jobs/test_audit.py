@@ -295,8 +295,8 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
                 "currency": currency,
             },
         ),
-        # The books sink (checkpoint scope) of the same prefix: statement 3 is the rejected
-        # table's, 2 the balances'.
+        # The books sink (checkpoint scope) of the same prefix: statement 2 is the rejected
+        # table's.
         ("payments-books", {"source": source, "line_number": str(line_number), "reason": "x"}),
         (
             "payments-balances",
@@ -308,7 +308,7 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
             },
         ),
         (
-            "payments-books",
+            "payments-balances",
             {
                 "account_id": other_account,
                 "currency": other_currency,
@@ -322,7 +322,7 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
         for sink_id, fields in letters:
             statement = 1
             if sink_id == "payments-books":
-                statement = 3 if "source" in fields else 2
+                statement = 2
             conn.execute(
                 "INSERT INTO tpc_dead_letters (sink_id, statement, fields, sqlstate, message) "
                 "VALUES (%s, %s, %s, '22003', 'value out of range')",

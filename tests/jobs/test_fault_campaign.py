@@ -47,6 +47,10 @@ SHORT_TIER = [
     ),
     trial(7, "checkpoint", "cluster", "rescale", at=0.3, parallelism=1),
     trial(8, "", "mini", "checkpoint-fault", True, phase="precommit", nth=3, variant="fails"),
+    # The same command started again: after `kill -9` of the whole cluster with its checkpoint
+    # directory deleted, and after the job finished and a file of new and copied lines arrived.
+    trial(9, "checkpoint", "cluster", "storage-lost", at=0.3),
+    trial(10, "checkpoint", "mini", "run-again"),
 ]
 
 

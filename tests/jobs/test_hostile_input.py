@@ -110,7 +110,8 @@ def test_hostile_strings_in_every_field_are_all_accounted_for(
     assert books.every_line_accounted and books.books_balance, books.report()
     file_lines = (input_dir / "hostile.jsonl").read_bytes().split(b"\n")
     for (source, number), line in stored.items():
-        assert source == "hostile.jsonl" and line == file_lines[number - 1].rstrip(b"\r")
+        assert source == str(input_dir / "hostile.jsonl")
+        assert line == file_lines[number - 1].rstrip(b"\r")
     assert len(stored) == len(expected.rejected) >= 2
 
 
@@ -145,11 +146,13 @@ def test_rows_the_database_refuses_are_dead_lettered_and_the_audit_accounts_for_
         ).fetchall()
         books = reconcile(conn, str(input_dir))
         report = audit(conn, str(input_dir))
-    assert letters == [
-        # One sink for the four tables (checkpoint scope): statement 1 is the ledger's,
-        # 3 the rejected table's.
-        ("payments-books", 1, "23514", len(refused_ledger)),
-        ("payments-books", 3, "23514", len(refused_rejected)),
+    # The books sink (checkpoint scope): statement 1 applies payments, 2 writes rejected rows.
+    # Every line of a refused event is refused: its first, and its copies (the database, not
+    # a dedupe, tells a copy from the first), so statement 1 refuses at least the ledger rows.
+    assert [letter[:3] for letter in letters] == [
+        ("payments-books", 1, "23514"),
+        ("payments-books", 2, "23514"),
     ]
+    assert letters[0][3] >= len(refused_ledger) and letters[1][3] == len(refused_rejected)
     assert books.every_line_accounted, books.report()
     assert report.clean, report.render(20)

@@ -213,6 +213,67 @@ def test_kill_9_while_reading_kafka_then_restore_is_exact(database, kafka, produ
 
 
 @pytest.mark.chaos
+def test_kill_9_checkpoints_lost_then_a_new_job_goes_on_from_the_database(
+    database, kafka, produced, tmp_path
+):
+    """`kill -9` mid-stream, the checkpoints deleted, the same command as a new job (a new
+    group id, `--starting-offsets earliest`): it starts at the offsets the database holds, so
+    the sink commits only the records the killed job had not, and the books are exact."""
+    import shutil
+    import subprocess
+
+    from localenv.paths import PROJECT_ROOT
+
+    input_dir, expected = produced
+    pause = tmp_path / "pause"
+    log = open(tmp_path / "first-run.log", "w")
+    job = subprocess.Popen(
+        job_command(database, kafka, tmp_path, tmp_path / "checkpoints"),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=job_environment(database, sink_fault(pause, "pause", nth=3, sink_id="payments-books")),
+    )
+    try:
+        wait_for(
+            lambda: sink_fault_report(pause) or job.poll() is not None,
+            180,
+            "the books writer to pause after a durable checkpoint",
+        )
+        assert job.poll() is None, (tmp_path / "first-run.log").read_text()[-3000:]
+    finally:
+        kill_job(job)
+        log.close()
+    shutil.rmtree(tmp_path / "checkpoints")
+    applied = database_count(database)
+    with database.connect() as conn:
+        before = conn.execute("SELECT now()").fetchone()[0]
+    assert 0 < applied < expected.lines, "the kill must come mid-stream"
+
+    command = job_command(database, kafka, tmp_path, tmp_path / "checkpoints-2")
+    command[command.index("--group-id") + 1] = f"new-{tmp_path.name}"
+    again = subprocess.run(
+        [*command, "--bounded", "--starting-offsets", "earliest"],
+        cwd=PROJECT_ROOT,
+        env=job_environment(database),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert_exact(database, expected, input_dir)
+    with database.connect() as conn:
+        committed = conn.execute(
+            "SELECT coalesce(sum(row_count), 0) FROM tpc_commit_log WHERE written_at > %s",
+            (before,),
+        ).fetchone()[0]
+    rest = expected.lines - applied
+    # The rest's rows and a position row per partition and checkpoint; not the killed job's.
+    assert rest <= committed < rest + 100, (committed, rest)
+
+
+@pytest.mark.chaos
 def test_control_at_least_once_ledger_duplicates_after_the_same_kill(
     database, control_seen, kafka, produced, tmp_path
 ):

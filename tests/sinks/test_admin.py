@@ -14,6 +14,7 @@ import pytest
 
 from localenv.paths import PROJECT_ROOT
 from sinks import admin
+from sinks.positions import ensure_positions_table, read_positions
 
 SINKS = ("pay_1", "payX1")
 PASSWORD_ENV = "TPC_TEST_ADMIN_PASSWORD"
@@ -36,6 +37,11 @@ CREATE TABLE tpc_writer_owners (sink_id text NOT NULL, subtask int NOT NULL,
     PRIMARY KEY (sink_id, subtask));
 CREATE TABLE target (k text PRIMARY KEY);
 """
+# Source positions (sinks/positions.py) of pay_1 only: two files, 30 lines applied.
+POSITIONS = """
+INSERT INTO tpc_source_positions (sink_id, source, last_position, lines, bytes, digest) VALUES
+    ('pay_1', '/in/a.jsonl', 10, 10, 900, 1), ('pay_1', '/in/b.jsonl', 20, 20, 1800, 2);
+"""
 
 
 def gid(sink_id, subtask, counter):
@@ -48,6 +54,8 @@ def db(database, monkeypatch):
     monkeypatch.setenv(PASSWORD_ENV, database.password)
     with database.connect(autocommit=True) as conn:
         conn.execute(CONTROL_TABLES)
+        ensure_positions_table(conn)
+        conn.execute(POSITIONS)
         for n, sink_id in enumerate(SINKS):
             for subtask in (0, 1):  # 2 prepared transactions per sink id
                 conn.execute("BEGIN")
@@ -126,15 +134,16 @@ def test_list_shows_each_sink_id_with_counts_and_ages(db, capsys):
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(rows) == set(SINKS)
     # sink id, prepared, oldest, batches, staged rows, oldest staged (2h 0m), commit log,
-    # last commit (date, time), dead letters, sessions
-    for sink_id, log_rows in (("pay_1", "4"), ("payX1", "5")):
+    # last commit (date, time), dead letters, sources (lines), sessions
+    for sink_id, log_rows, sources in (("pay_1", "4", ["2", "(30)"]), ("payX1", "5", ["0", "(0)"])):
         row = rows[sink_id]
         assert row[1] == "2" and row[2].endswith("s"), row
         assert row[3:8] == ["3", "6", "2h", "0m", log_rows], row
-        assert row[-2:] == ["1", "0"], row
+        assert row[-4:] == ["1", *sources, "0"], row
     status, out, _ = run(db, "list", "--sink-id", "pay_1", capsys=capsys)
     table = out.split("\n\n")[0].splitlines()
-    assert status == 0 and [line.split()[0] for line in table[1:]] == ["pay_1"]
+    assert status == 0 and [line.split()[0] for line in table[1:3]] == ["pay_1", "/in/a.jsonl:"]
+    assert "/in/b.jsonl: 20 lines applied, last position 20, 1,800 bytes, at " in out
     assert state(db, "pay_1") == FULL["pay_1"]  # listing changes nothing
 
 
@@ -184,8 +193,10 @@ def test_purge_with_yes_retires_the_sink_id_and_keeps_dead_letters_unless_asked(
     status, out, err = run(db, "purge", "--sink-id", "pay_1", "--yes", capsys=capsys)
     assert status == 0, err
     assert "Type the sink id" not in out
-    assert "4 commit-log row(s), 1 writer-owner row(s), 0 dead letter(s)" in out
+    assert "4 commit-log row(s), 1 writer-owner row(s), 0 dead letter(s), 2 source" in out
     assert state(db, "pay_1") == (0, 0, 0, 0, 1, 0)
+    with db.connect() as conn:  # a new run of the sink id would read its sources from the start
+        assert read_positions(conn, "pay_1") == {}
     assert state(db, "payX1") == FULL["payX1"]
     status, out, err = run(
         db, "purge", "--sink-id", "pay_1", "--yes", "--dead-letters", capsys=capsys

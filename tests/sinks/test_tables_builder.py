@@ -38,9 +38,9 @@ def books():
 def test_tables_are_recorded_in_order_and_reach_the_java_config(flink_env):
     builder = books()
     assert builder._table_names() == ["ledger", "totals"]
-    assert ("addTable", ("totals", ["k", "n"], ["INSERT INTO totals VALUES (:k, :n)"])) in (
-        builder._calls
-    )
+    # With the fields' SQL types, for statements that read the batch as tpc_batch.
+    totals = ("totals", ["k", "n"], ["INSERT INTO totals VALUES (:k, :n)"], ["text", "int8"])
+    assert ("addTable", totals) in builder._calls
     config = builder.java_config()
     assert config.isMultiTable()
     assert [t.name() for t in config.tables()] == ["ledger", "totals"]

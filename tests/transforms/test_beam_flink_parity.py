@@ -3,6 +3,7 @@
 balances, rejected lines and duplicate count on the corpus plus 10,000 generated events.
 """
 
+import os
 import subprocess
 import sys
 from datetime import timezone
@@ -52,7 +53,14 @@ def run_job(database, src, tmp_path, files) -> Outcome:
             )
         ]
         rejected = [
-            RejectedRow(*row[:5], None if row[5] is None else bytes(row[5]))
+            # The job names a file by its path, Beam by its base name.
+            RejectedRow(
+                row[0],
+                row[1],
+                os.path.basename(row[2]),
+                *row[3:5],
+                None if row[5] is None else bytes(row[5]),
+            )
             for row in conn.execute(
                 "SELECT reason, raw, source, line_number, detail, raw_bytes FROM rejected"
             )

@@ -250,7 +250,7 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
     function.open(None)
     [out] = list(function.process_element(batch, None))
     payments, rejected = out[0], out[1]
-    expected = parse_line(good, None, "day.jsonl", 1)
+    expected = parse_line(good, None, "/in/day.jsonl", 1)  # the source: the file's path
     assert [list(column) for column in payments] == [
         [v]
         for v in [
@@ -261,7 +261,7 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
             -150,
             "USD",
             "2023-12-31T22:00:00.000000+00:00",
-            "day.jsonl",
+            "/in/day.jsonl",
             1,
             expected.raw,
             "conflicting_duplicate",
@@ -271,7 +271,11 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
     ]
     names = fa.REJECTED_ROW_TYPE.get_field_names()
     [row] = [dict(zip(names, values)) for values in zip(*rejected)]
-    assert (row["reason"], row["source"], row["line_number"]) == ("malformed_json", "day.jsonl", 2)
+    assert (row["reason"], row["source"], row["line_number"]) == (
+        "malformed_json",
+        "/in/day.jsonl",
+        2,
+    )
     function.close()
 
 

@@ -154,10 +154,12 @@ def test_payment_rows_feed_every_field_of_their_tables():
 def test_generated_statements_are_the_ones_the_job_always_ran():
     # Stored-format guard: the sinks' statements as they were written by hand before the
     # declaration existed. A change here is a change of what the job writes.
+    # The ledger records the line of each event since issue 23 (source, line_number).
     assert job.LEDGER_SQL == (
-        "INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at) "
+        "INSERT INTO ledger (event_id, account_id, type, amount_minor, currency, occurred_at, "
+        "source, line_number) "
         "VALUES (:event_id, :account_id, :type, :amount_minor, :currency, "
-        "CAST(:occurred_at AS timestamptz))"
+        "CAST(:occurred_at AS timestamptz), :source, :line_number)"
     )
     assert job.BALANCE_SQL == (
         "INSERT INTO balances (account_id, currency, balance_minor, event_count) "

@@ -52,7 +52,14 @@ public final class Preflight {
         try {
             for (TableSpec table : config.tables()) {
                 for (NamedStatement statement : table.statements()) {
-                    try (PreparedStatement ps = connection.prepareStatement(statement.jdbcSql())) {
+                    String sql = BatchStatement.readsBatch(statement.original())
+                            ? BatchStatement.of(
+                                            statement.original(),
+                                            table.fieldNames(),
+                                            table.sqlTypes())
+                                    .sql()
+                            : statement.jdbcSql();
+                    try (PreparedStatement ps = connection.prepareStatement(sql)) {
                         ps.getParameterMetaData(); // forces a server-side parse/describe
                     } catch (SQLException e) {
                         connection.rollback();

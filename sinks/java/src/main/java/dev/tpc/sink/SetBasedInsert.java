@@ -207,7 +207,7 @@ public final class SetBasedInsert {
     }
 
     /** {@code sql} with quoted strings, quoted identifiers and comments blanked out. */
-    private static String mask(String sql) {
+    static String mask(String sql) {
         StringBuilder out = new StringBuilder(sql.length());
         int i = 0;
         while (i < sql.length()) {

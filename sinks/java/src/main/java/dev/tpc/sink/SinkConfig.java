@@ -539,7 +539,20 @@ public final class SinkConfig implements Serializable {
          * settings are the first table's.
          */
         public Builder addTable(String name, List<String> fieldNames, List<String> statements) {
-            tables.add(new TableSettings(name, fieldNames, statements));
+            return addTable(name, fieldNames, statements, null);
+        }
+
+        /**
+         * {@link #addTable(String, List, List)} with the SQL type of each field (e.g. {@code
+         * text}, {@code int8}, {@code numeric}, {@code bytea}): needed by a statement that reads
+         * the batch as the relation {@code tpc_batch} ({@link BatchStatement}).
+         */
+        public Builder addTable(
+                String name,
+                List<String> fieldNames,
+                List<String> statements,
+                List<String> sqlTypes) {
+            tables.add(new TableSettings(name, fieldNames, statements, sqlTypes));
             return this;
         }
 
@@ -614,6 +627,12 @@ public final class SinkConfig implements Serializable {
             for (String sql : statements) {
                 try {
                     NamedStatement statement = NamedStatement.parse(sql);
+                    if (namedTables.isEmpty() && BatchStatement.readsBatch(sql)) {
+                        throw new SinkConfigurationException("a statement reading "
+                                + BatchStatement.RELATION + " needs the fields' SQL types: add "
+                                + "it with addTable (Python: add_table(name, row_type, "
+                                + "statements)): " + sql);
+                    }
                     statement.bindIndexes(fieldNames); // fails early on unknown fields
                     parsed.add(statement);
                 } catch (SinkConfigurationException | NullPointerException e) {
@@ -746,7 +765,7 @@ public final class SinkConfig implements Serializable {
                 String name = table.name;
                 TableSpec spec;
                 try {
-                    spec = TableSpec.of(name, table.fieldNames, table.statements);
+                    spec = TableSpec.of(name, table.fieldNames, table.statements, table.sqlTypes);
                 } catch (SinkConfigurationException | NullPointerException e) {
                     throw invalid(
                             "addTable",
@@ -776,11 +795,17 @@ public final class SinkConfig implements Serializable {
             final String name;
             final List<String> fieldNames;
             final List<String> statements;
+            final List<String> sqlTypes;
 
-            TableSettings(String name, List<String> fieldNames, List<String> statements) {
+            TableSettings(
+                    String name,
+                    List<String> fieldNames,
+                    List<String> statements,
+                    List<String> sqlTypes) {
                 this.name = name;
                 this.fieldNames = fieldNames == null ? null : new ArrayList<>(fieldNames);
                 this.statements = statements == null ? null : new ArrayList<>(statements);
+                this.sqlTypes = sqlTypes == null ? null : new ArrayList<>(sqlTypes);
             }
         }
 

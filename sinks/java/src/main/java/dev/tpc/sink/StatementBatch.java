@@ -21,7 +21,8 @@ import java.util.Map;
  * for all rows of a batch, then statement 2, and so on.
  *
  * <p>A single-row {@code INSERT ... VALUES} is applied to the whole batch as one set-based
- * statement ({@link SetBasedInsert}); any other statement, and any batch the set-based form
+ * statement ({@link SetBasedInsert}); a statement that reads the batch as a relation runs once
+ * per batch ({@link BatchStatement}); any other statement, and any batch the set-based form
  * cannot take, runs row by row in a JDBC batch.
  *
  * <p>A batch the database refuses for a row's sake ({@link SqlStates#isRowError}) is rolled back
@@ -42,6 +43,9 @@ final class StatementBatch implements AutoCloseable {
     private final List<NamedStatement> statements;
     private final List<PreparedStatement> perRow = new ArrayList<>();
     private final List<int[]> perRowIndexes = new ArrayList<>();
+    /** Per statement: its {@link BatchStatement} form (then {@link #perRow} holds its SQL). */
+    private final List<BatchStatement> batchStatements = new ArrayList<>();
+
     private final List<SetBasedInsert> setBased = new ArrayList<>();
     private final List<int[]> setBasedIndexes = new ArrayList<>();
     private final Map<String, PreparedStatement> setBasedPrepared = new HashMap<>();
@@ -83,6 +87,18 @@ final class StatementBatch implements AutoCloseable {
         this.stringsUntyped = config.stringsUntyped();
         List<String> fieldNames = table.fieldNames();
         for (NamedStatement statement : statements) {
+            if (BatchStatement.readsBatch(statement.original())) {
+                BatchStatement.check(statement, fieldNames, table.sqlTypes());
+                BatchStatement batch =
+                        BatchStatement.of(statement.original(), fieldNames, table.sqlTypes());
+                batchStatements.add(batch);
+                perRow.add(connection.prepareStatement(batch.sql()));
+                perRowIndexes.add(null);
+                setBased.add(null);
+                setBasedIndexes.add(null);
+                continue;
+            }
+            batchStatements.add(null);
             perRow.add(connection.prepareStatement(statement.jdbcSql()));
             perRowIndexes.add(statement.bindIndexes(fieldNames));
             SetBasedInsert insert = SetBasedInsert.of(statement.original()).orElse(null);
@@ -118,7 +134,9 @@ final class StatementBatch implements AutoCloseable {
         try {
             try {
                 for (int s = 0; s < statements.size(); s++) {
-                    if (setBased.get(s) == null || !applySetBased(s)) {
+                    if (batchStatements.get(s) != null) {
+                        applyBatchStatement(s, rows);
+                    } else if (setBased.get(s) == null || !applySetBased(s)) {
                         applyPerRow(s);
                     }
                 }
@@ -152,6 +170,10 @@ final class StatementBatch implements AutoCloseable {
             int s = 0;
             try {
                 for (; s < statements.size(); s++) {
+                    if (batchStatements.get(s) != null) {
+                        applyBatchStatement(s, java.util.Collections.singletonList(row));
+                        continue;
+                    }
                     PreparedStatement ps = perRow.get(s);
                     int[] indexes = perRowIndexes.get(s);
                     for (int p = 0; p < indexes.length; p++) {
@@ -173,6 +195,13 @@ final class StatementBatch implements AutoCloseable {
                 connection.releaseSavepoint(savepoint);
             }
         }
+    }
+
+    /** A statement over the whole batch ({@link BatchStatement}): one execution. */
+    private void applyBatchStatement(int s, List<Object[]> batch) throws SQLException {
+        PreparedStatement ps = perRow.get(s);
+        batchStatements.get(s).bind(connection, ps, batch);
+        ps.execute();
     }
 
     /** False when this batch must run row by row instead (nothing was applied then). */

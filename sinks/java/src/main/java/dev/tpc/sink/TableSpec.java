@@ -26,15 +26,36 @@ public final class TableSpec implements Serializable {
     private final String name;
     private final List<String> fieldNames;
     private final List<NamedStatement> statements;
+    /** The fields' SQL types (null when not given): what a {@link BatchStatement} binds. */
+    private final List<String> sqlTypes;
 
     TableSpec(String name, List<String> fieldNames, List<NamedStatement> statements) {
+        this(name, fieldNames, statements, null);
+    }
+
+    TableSpec(
+            String name,
+            List<String> fieldNames,
+            List<NamedStatement> statements,
+            List<String> sqlTypes) {
         this.name = name;
         this.fieldNames = Collections.unmodifiableList(new ArrayList<>(fieldNames));
         this.statements = Collections.unmodifiableList(new ArrayList<>(statements));
+        this.sqlTypes =
+                sqlTypes == null ? null : Collections.unmodifiableList(new ArrayList<>(sqlTypes));
     }
 
-    /** Parses and checks the statements against the fields; fails early, with the table named. */
     static TableSpec of(String name, List<String> fieldNames, List<String> statements) {
+        return of(name, fieldNames, statements, null);
+    }
+
+    /**
+     * Parses and checks the statements against the fields; fails early, with the table named.
+     * {@code sqlTypes}, one per field, may be null unless a statement reads the batch as a
+     * relation ({@link BatchStatement}).
+     */
+    static TableSpec of(
+            String name, List<String> fieldNames, List<String> statements, List<String> sqlTypes) {
         if (name == null || !NAME.matcher(name).matches()) {
             throw new SinkConfigurationException("table name '" + name + "' is invalid: use a "
                     + "name like an SQL identifier (letters, digits, _; it names an input)");
@@ -51,13 +72,16 @@ public final class TableSpec implements Serializable {
         for (String sql : statements) {
             NamedStatement statement = NamedStatement.parse(sql);
             try {
+                if (BatchStatement.readsBatch(sql)) {
+                    BatchStatement.check(statement, fieldNames, sqlTypes);
+                }
                 statement.bindIndexes(fieldNames);
             } catch (SinkConfigurationException e) {
                 throw new SinkConfigurationException("table '" + name + "': " + e.getMessage(), e);
             }
             parsed.add(statement);
         }
-        return new TableSpec(name, fieldNames, parsed);
+        return new TableSpec(name, fieldNames, parsed, sqlTypes);
     }
 
     public String name() {
@@ -70,6 +94,11 @@ public final class TableSpec implements Serializable {
 
     public List<NamedStatement> statements() {
         return statements;
+    }
+
+    /** The fields' SQL types, or null when not given. */
+    public List<String> sqlTypes() {
+        return sqlTypes;
     }
 
     /** The first staged-row sequence number of table {@code index}. */
