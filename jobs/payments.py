@@ -732,8 +732,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--starting-offsets",
         choices=["earliest", "latest", "committed"],
         default="earliest",
-        help="where a job without restored state starts; a restored job "
-        "continues from its checkpoint's offsets",
+        help="where a job without restored state starts a partition the database has no "
+        "position for; a restored job continues from its checkpoint's offsets",
     )
     kafka.add_argument(
         "--bounded",
