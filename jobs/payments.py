@@ -11,20 +11,22 @@ Upgrading (see README, "Upgrading a running job"): a job started with --savepoin
 with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
 --from-savepoint PATH.
 
-files ─FileSource─▶ parse/validate ─▶ dedupe by event_id ─▶ accepted payments ───▶ sink "books"
-                   (Python, batches  (JVM keyed state,      ├ duplicates ────────▶ (one
-                    of 500 lines)     TTL)                   │                       transaction
-                         └ rejected ───┴ conflicting duplicates ───────────────────▶ a checkpoint)
+files ─FileSource─▶ skip applied ─▶ parse/validate ─▶ payments ──────────▶ sink "books": one
+                   lines  │        (Python, batches   └ rejected ───────▶ transaction a checkpoint
+                          │         of 500 lines)                         for the four tables
+                          └ positions per file (JVM) ─────────────────▶
 
-The books sink's statements (transforms/tables.py) make the database the last line of defence:
-a ledger row is inserted only if its event id is absent, balances add up only the rows
-inserted, and every line is recorded only if no table holds it yet. So a line read again (the
-same command run twice, a restart without its checkpoint) changes nothing. With
---commit-scope subtask, one sink per table (the JVM sums the balances per checkpoint), and a
+The books sink's statements (transforms/tables.py) make the database the dedupe and the last
+line of defence: a ledger row is inserted only if its event id is absent, balances add up only
+the rows inserted, a payment whose event id the ledger holds becomes a duplicate or a
+conflicting duplicate, and every line is recorded only if no table holds it yet. The positions
+commit with the rows, and a start without a checkpoint skips what they say is applied. So the
+same command run twice, or a restart without its checkpoint, applies nothing twice. With
+--commit-scope subtask: one sink per table, the dedupe and the balance sums on the JVM, and a
 start without a checkpoint on sink ids that committed is refused instead.
 
-Python runs once per batch of lines, in one stateless operator; everything after it (dedupe,
-balance sums, routing, the sinks) runs on the JVM.
+Python runs once per batch of lines, in one stateless operator; everything after it runs on the
+JVM or in the database.
 
 Kafka instead of files (--source kafka): each record is a line; rejected and duplicate rows
 record `kafka:<topic>:<partition>` and the offset where a file's name and line number go.
@@ -285,8 +287,9 @@ def load_currency_table(config: PaymentsConfig):
 
 
 # Rows per statement of the books sink. Its payment statement upserts each account of a batch
-# once: 500-row batches took the job on 200,000 lines from 14.7 s to 19.6 s (at-least-once
-# sinks 12.6 s); 5,000-row batches, 13.8 s (at-least-once 13.5 s). bench/results/2026-12-05.
+# once: with 500-row batches the job took 19.6 s on 200,000 lines (before this statement 14.7 s,
+# at-least-once sinks 12.6 s); with 5,000-row batches 13.48 s (before 14.27 s, at-least-once
+# 12.51 s). python -m bench.before_after; bench/results/2026-12-05.
 BOOKS_BATCH_ROWS = 5_000
 
 
