@@ -52,7 +52,12 @@ public final class SourcePositions {
 
     /** One line's share of a digest: splitmix64 of the line's CRC-32 and number. */
     static long digest(long lineNumber, byte[] line) {
-        CRC32 crc = new CRC32();
+        return digest(new CRC32(), lineNumber, line);
+    }
+
+    /** {@link #digest(long, byte[])} with a CRC-32 reused from line to line (reset here). */
+    static long digest(CRC32 crc, long lineNumber, byte[] line) {
+        crc.reset();
         crc.update(line, 0, line.length);
         long z = ((crc.getValue() << 32) | (lineNumber & 0xFFFFFFFFL)) + MIX;
         z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
@@ -114,12 +119,14 @@ public final class SourcePositions {
         private static final long serialVersionUID = 1L;
         private transient Map<String, long[]> sums;
         private transient StreamRecord<Row> reuse;
+        private transient CRC32 crc; // one per subtask, not one per line
 
         @Override
         public void open() throws Exception {
             super.open();
             sums = new LinkedHashMap<>();
             reuse = new StreamRecord<>(null);
+            crc = new CRC32();
         }
 
         @Override
@@ -131,7 +138,7 @@ public final class SourcePositions {
             sum[0] = Math.max(sum[0], lineNumber);
             sum[1]++;
             sum[2] += line.length;
-            sum[3] += digest(lineNumber, line);
+            sum[3] += digest(crc, lineNumber, line);
         }
 
         @Override

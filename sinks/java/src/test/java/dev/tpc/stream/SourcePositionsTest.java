@@ -31,6 +31,9 @@ class SourcePositionsTest {
             every[i] = (byte) i;
         }
         assertEquals(-6160759710179791902L, SourcePositions.digest(7, every));
+        java.util.zip.CRC32 reused = new java.util.zip.CRC32();
+        SourcePositions.digest(reused, 1, bytes("{\"a\": 1}\n"));
+        assertEquals(-6160759710179791902L, SourcePositions.digest(reused, 7, every));
     }
 
     @Test
