@@ -9,10 +9,11 @@ to its end offsets. The reconciliation is the same: the files are the reference.
 
 import os
 import shutil
-import time
 from contextlib import ExitStack
 from typing import Any, Callable
 
+from jobs.flink_config import job_defaults
+from jobs.progress import JobMonitor, restart_policy, watch
 from jobs.reconcile import count_lines, reconcile
 from localenv.paths import sub_dir
 from localenv.postgres import LocalPostgres
@@ -37,6 +38,17 @@ def committed_counts(db):
             "SELECT (SELECT count(*) FROM ledger), (SELECT count(*) FROM "
             "duplicates), (SELECT count(*) FROM rejected)"
         ).fetchone()
+
+
+def demo_progress(db, lines: int) -> dict[str, object]:
+    """What the demo's progress lines say of the database: lines committed of all, by table."""
+    ledger, duplicates, rejected = committed_counts(db)
+    return {
+        "committed": f"{ledger + duplicates + rejected:,}/{lines:,} lines",
+        "ledger": ledger,
+        "duplicates": duplicates,
+        "rejected": rejected,
+    }
 
 
 def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -> int:
@@ -83,26 +95,18 @@ def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -
             )
             config.source, config.input, config.bounded = "kafka", None, True
             config.bootstrap_servers, config.topic = kafka.bootstrap_servers, "payments"
-        started = time.monotonic()
         client = submit(config, wait=False)
         print(
             f"running job {client.get_job_id()} on the local mini cluster "
             f"(parallelism {config.parallelism}, checkpoints every {config.checkpoint_interval})"
         )
-        result_future = client.get_job_execution_result()
-        while not result_future.done():
-            time.sleep(1)
-            ledger, duplicates, rejected = committed_counts(db)
-            done = ledger + duplicates + rejected
-            print(
-                f"\r  {time.monotonic() - started:5.0f} s  committed "
-                f"{done:>7,}/{lines:,} lines: ledger {ledger:,}, duplicates {duplicates:,}, "
-                f"rejected {rejected:,}   ",
-                end="",
-                flush=True,
-            )
-        print()
-        result_future.result()  # raises if the job failed
+        # The job's progress (jobs/progress.py), with what the demo's database holds.
+        monitor = JobMonitor(
+            committed=lambda: demo_progress(db, lines),
+            policy=restart_policy(job_defaults()),
+            interval=args.progress_interval,
+        )
+        watch(client, monitor)  # raises if the job failed
         with db.connect() as conn:
             result = reconcile(conn, str(input_dir))
         print(result.report())

@@ -4,8 +4,15 @@
     python -m jobs.payments --input DIR --db-url URL [--parallelism N]
         [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--currencies FILE]
         [--from-savepoint PATH] [--savepoint-dir DIR] [--mode thread|process]
+        [--progress-interval SECONDS]
     python -m jobs.payments --source kafka --bootstrap-servers HOST:PORT --topic payments
         --db-url URL [--group-id ID] [--starting-offsets earliest|latest|committed] [--bounded]
+
+While the job runs, the command says what it does (jobs/progress.py): a progress line (lines
+read, committed, rejected and duplicates in this run, restarts, the last checkpoint's age, a
+Kafka source's lag), rewritten in place every 2 s on a terminal, a plain line every 10 s in a
+log; every restart with its cause; and a last line with the committed counts, or, when the job
+fails for good, its root cause and how to go on (exit status 1, after the whole trace).
 
 Upgrading (see README, "Upgrading a running job"): a job started with --savepoint-dir stops
 with a savepoint on SIGTERM or Ctrl-C and prints its path; the next version starts with
@@ -55,8 +62,9 @@ from pyflink.datastream import DataStream
 from pyflink.datastream.connectors.file_system import FileSource
 
 from jobs.flink_config import job_defaults
+from jobs.progress import JobMonitor, describe_error, restart_policy, watch
 from localenv.flink import file_uri
-from localenv.job_control import operator_id, stop_with_savepoint
+from localenv.job_control import operator_id, runs_detached, stop_with_savepoint
 from sinks.database import add_connection_arguments
 from sinks.fresh_start import FreshStartRefused
 from sinks.positions import (
@@ -75,6 +83,7 @@ from transforms.flink_adapters import (
     REJECTED_ROW_TYPE,
     parse_payment_lines,
 )
+from transforms.inputs import UnreadableInput, input_faults
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
 from transforms.tables import (
     BALANCES,
@@ -182,6 +191,9 @@ class PaymentsConfig:
     resume_offsets: dict[int, int] = field(default_factory=dict)
     bounded: bool = False  # kafka: stop at the end offsets at start
     extra_settings: dict[str, str] = field(default_factory=dict)
+    # Seconds between progress lines while `submit` waits (jobs/progress.py); default 2 on a
+    # terminal, 10 otherwise.
+    progress_interval: Optional[float] = None
 
 
 class PaymentSinks(NamedTuple):
@@ -208,9 +220,10 @@ def sink_ids(config: "PaymentsConfig", **modes: str) -> dict[str, str]:
 def file_source(input_dir: str, watch_interval: Optional[str] = None) -> FileSource:
     """Replayable, checkpointed lines of every file under `input_dir`, with file and line: the
     files `transforms.inputs.input_files` lists (Flink skips names starting with '.' or '_')."""
-    from sinks.sources import NumberedLinesFormat
+    from sinks.sources import NumberedLinesFormat, list_files_checked
 
     builder = FileSource.for_bulk_file_format(NumberedLinesFormat(), os.path.abspath(input_dir))
+    list_files_checked(builder)
     if watch_interval:
         builder.monitor_continuously(Duration.of_millis(parse_duration_ms(watch_interval)))
     return builder.build()
@@ -566,6 +579,10 @@ def submit(config: PaymentsConfig, wait: bool = True):
     savepoint there instead of killing it; the result is then a `Stopped`."""
     if config.source == "files" and not os.path.isdir(config.input or ""):
         raise SystemExit(f"--input {config.input} is not a directory")
+    if config.source == "files":
+        faults = input_faults(config.input or "")
+        if faults:
+            raise UnreadableInput(faults)
     if config.from_checkpoint and not os.path.exists(config.from_checkpoint):
         raise SystemExit(
             f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
@@ -582,9 +599,20 @@ def submit(config: PaymentsConfig, wait: bool = True):
     name = f"payments ({config.sink_id_prefix})"
     if not wait:
         return env.execute_async(name)
-    if not config.savepoint_dir:
-        return env.execute(name)
-    return run_until_stopped(env.execute_async(name), config.savepoint_dir)
+    if runs_detached(env) and not config.savepoint_dir:
+        return env.execute(name)  # `flink run -d`: returns once the job is submitted
+    # What the job does, on the terminal while it runs (jobs/progress.py); the counts it shows
+    # start from what the database holds now, before the job is submitted.
+    monitor = job_monitor(config)
+    try:
+        client = env.execute_async(name)
+        if not config.savepoint_dir:
+            return watch(client, monitor)
+        return run_until_stopped(client, config.savepoint_dir, monitor)
+    finally:
+        close = getattr(monitor.committed, "close", None)
+        if close:
+            close()
 
 
 class Stopped(NamedTuple):
@@ -595,8 +623,11 @@ class Stopped(NamedTuple):
         return self.job_id
 
 
-def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
-    """Wait for the job; on SIGTERM/SIGINT stop it with a savepoint and print the path."""
+def run_until_stopped(
+    job_client, savepoint_dir: str, monitor: Optional[JobMonitor] = None
+) -> Stopped:
+    """Wait for the job; on SIGTERM/SIGINT stop it with a savepoint and print the path. With a
+    `monitor`, its progress lines meanwhile and its last line at the end."""
     import signal
     import threading
 
@@ -609,14 +640,31 @@ def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
         f"job {job_id} running; SIGTERM or Ctrl-C stops it with a savepoint in {savepoint_dir}",
         flush=True,
     )
+    say = monitor.say if monitor else lambda line: print(line, flush=True)
     try:
         result = job_client.get_job_execution_result()
+        if monitor:
+            monitor.start(job_client)
         while not stop.wait(0.5):
             if result.done():
-                result.result()  # raises if the job failed
+                try:
+                    result.result()  # raises if the job failed
+                except BaseException:
+                    if monitor:
+                        monitor.finish("failed")
+                    raise
+                if monitor:
+                    monitor.finish("finished")
                 return Stopped(job_id, None)
-        print(f"stopping job {job_id} with a savepoint ...", flush=True)
-        path = stop_with_savepoint(job_client, savepoint_dir)
+        say(f"stopping job {job_id} with a savepoint ...")
+        try:
+            path = stop_with_savepoint(job_client, savepoint_dir)
+        except BaseException:
+            if monitor:
+                monitor.finish("failed to stop with a savepoint")
+            raise
+        if monitor:
+            monitor.finish("stopped")
         print(
             f"job {job_id} stopped with savepoint {path}\n"
             f"start the next version with --from-savepoint {path}",
@@ -626,6 +674,101 @@ def run_until_stopped(job_client, savepoint_dir: str) -> Stopped:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+class CommittedLines:
+    """What the job's progress lines count in the database (`jobs.progress`), since this run
+    started: lines committed (checkpoint scope: the lines the books sink's positions say are
+    applied, `tpc_source_positions`; subtask scope: rows of ledger, rejected and duplicates),
+    and of them rejected and duplicates. Earlier runs' rows do not count.
+
+    One connection, opened on first use: 2 s to connect, 2 s a statement, no transaction held
+    open; an error drops it (the next call connects again) and raises."""
+
+    def __init__(self, config: PaymentsConfig):
+        self.config = config
+        self.conn: Any = None
+        self.start: Optional[tuple[int, int, int]] = None
+        try:
+            self.start = self.counts()
+        except Exception:
+            self.close()  # no baseline, no counts: the progress lines go without them
+
+    def __call__(self) -> dict[str, int]:
+        if self.start is None:
+            raise RuntimeError("no counts at the start of the run")
+        lines, rejected, duplicates = (now - then for now, then in zip(self.counts(), self.start))
+        return {"committed": lines, "rejected": rejected, "duplicates": duplicates}
+
+    def counts(self) -> tuple[int, int, int]:
+        from sinks.database import connect
+        from sinks.positions import POSITIONS_TABLE
+
+        try:
+            if self.conn is None:
+                self.conn = connect(
+                    self.config.db_url,
+                    self.config.db_user,
+                    self.config.password_env,
+                    connect_timeout=2,
+                    autocommit=True,
+                    options="-c statement_timeout=2000",
+                )
+            rows = "(SELECT count(*) FROM rejected), (SELECT count(*) FROM duplicates)"
+            if self.config.commit_scope == "checkpoint":
+                row = self.conn.execute(
+                    f"SELECT (SELECT coalesce(sum(lines), 0) FROM {POSITIONS_TABLE} "
+                    f"WHERE sink_id = %s), {rows}",
+                    (sink_ids(self.config)["ledger"],),
+                ).fetchone()
+            else:
+                row = self.conn.execute(f"SELECT (SELECT count(*) FROM ledger), {rows}").fetchone()
+                row = (row[0] + row[1] + row[2], row[1], row[2])
+        except Exception:
+            self.close()
+            raise
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
+def job_monitor(config: PaymentsConfig) -> JobMonitor:
+    """The monitor `submit` waits with: this run's committed counts, and the restart strategy
+    of its effective settings (restart lines say ``restart 3/70``)."""
+    return JobMonitor(
+        committed=CommittedLines(config),
+        policy=restart_policy(flink_settings(config)),
+        interval=config.progress_interval,
+        announce=True,
+    )
+
+
+def failure_verdict(config: PaymentsConfig, error: BaseException) -> str:
+    """A failed run's last line: the root cause in one line, and where to resume from."""
+    from urllib.parse import unquote, urlparse
+
+    from sinks.fresh_start import newest_retained_checkpoint
+
+    location = urlparse(flink_settings(config)["execution.checkpointing.dir"])
+    checkpoint_dir = unquote(location.path) if location.scheme == "file" else location.geturl()
+    newest = newest_retained_checkpoint(checkpoint_dir) if location.scheme == "file" else None
+    if config.commit_scope == "checkpoint":
+        resume = "run the same command again (it goes on where the database says)" + (
+            f", or resume from the newest retained checkpoint: --from-checkpoint {newest}"
+            if newest
+            else ""
+        )
+    elif newest:
+        resume = f"resume with --from-checkpoint {newest} (the newest retained checkpoint)"
+    else:
+        resume = f"no retained checkpoint under {checkpoint_dir}: resume with --from-savepoint PATH"
+    return f"the job failed: {describe_error(error)}. To go on, {resume}."
 
 
 class UpgradeRefused(RuntimeError):
@@ -696,8 +839,14 @@ def explain_refusal(error: BaseException) -> Optional[str]:
     refused = re.search(r"sink '[^']+' refuses to restore checkpoint .*?instead\.", text, re.DOTALL)
     if refused:
         return refused.group(0) + " Nothing was written."
-    if isinstance(error, (FreshStartRefused, InputChanged)):
+    if isinstance(error, (FreshStartRefused, InputChanged, UnreadableInput)):
         return text
+    unreadable = re.search(r"InputFileFault: (input file .*?\[[a-z0-9_]+\])", text, re.DOTALL)
+    if unreadable:
+        return (
+            f"{unreadable.group(1)}\nThe job stopped at once: no retry can read this file. "
+            "Lines committed before stay committed; the next run goes on from there."
+        )
     # The writer's own refusal (the job's check above came first, unless another run committed
     # in between).
     fresh = re.search(r"sink '[^']+' refuses a fresh start: .*?new sink id\.", text, re.DOTALL)
@@ -770,6 +919,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "print its path (the way to upgrade the job's code)",
     )
     parser.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress lines while the job runs (default: 2 on a terminal, "
+        "rewritten in place; 10 otherwise)",
+    )
+    parser.add_argument(
         "--currencies",
         metavar="FILE",
         help="JSON currency table (default: transforms/currencies.json)",
@@ -837,6 +993,7 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         group_id=args.group_id,
         starting_offsets=args.starting_offsets,
         bounded=args.bounded,
+        progress_interval=args.progress_interval,
     )
 
 
@@ -846,18 +1003,24 @@ def main(argv=None) -> int:
         from jobs.demo import run_demo
 
         return run_demo(args, PaymentsConfig, submit)
+    config = config_from_args(args)
     try:
-        result = submit(config_from_args(args))
+        result = submit(config)
     except Exception as error:
         reason = explain_refusal(error)
         if reason is None:
-            raise
+            # The whole trace for whoever digs, then the verdict as the last line.
+            import traceback
+
+            sys.stdout.flush()
+            traceback.print_exception(type(error), error, error.__traceback__)
+            print(f"error: {failure_verdict(config, error)}", file=sys.stderr, flush=True)
+            return 1
         print(f"error: {reason}", file=sys.stderr)
         return 1
     if isinstance(result, NothingNew):
         print(result.message)
-    elif not getattr(result, "savepoint", None):
-        print(f"job {result.get_job_id()} finished")
+    # Otherwise the job's progress monitor said last how it ended (jobs/progress.py).
     return 0
 
 

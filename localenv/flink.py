@@ -162,6 +162,11 @@ def local_settings(parallelism: int = 2) -> dict[str, str]:
         "parallelism.default": str(parallelism),
         "io.tmp.dirs": str(tmp),
         "rest.port": "0",
+        # What the REST API says of a job (what `jobs.progress` shows: lines read, restarts and
+        # their causes, checkpoints) as of at most a second ago, not Flink's default 10 s for
+        # metrics and 3 s for the rest. Fetched only when asked for.
+        "metrics.fetcher.update-interval": "1 s",
+        "web.refresh-interval": "1 s",
     }
 
 

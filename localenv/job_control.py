@@ -1,8 +1,10 @@
 """Controlling a running Flink job from Python where PyFlink 2.3 falls short, so that jobs never
-touch the py4j gateway themselves: stopping a job with a savepoint, and the operator id Flink
-derives from a uid (to name the operator of a savepoint's unmapped state)."""
+touch the py4j gateway themselves: stopping a job with a savepoint, the operator id Flink
+derives from a uid (to name the operator of a savepoint's unmapped state), and the REST address
+of the cluster that runs a job (for `jobs.progress`)."""
 
 import time
+from typing import Optional
 
 from localenv.flink import file_uri
 
@@ -49,3 +51,47 @@ def operator_id(uid: str) -> str:
         .hash()
         .asBytes()
     ).hex()
+
+
+def runs_detached(env) -> bool:
+    """Whether `env` (a StreamExecutionEnvironment) submits detached (`flink run -d`): its
+    `execute` returns once the job is submitted, and nothing should wait for the job's end."""
+    try:
+        settings = env._j_stream_execution_environment.getConfiguration().toMap()
+        return str(settings.get("execution.attached")).lower() == "false"
+    except Exception:
+        return False
+
+
+def rest_url(job_client) -> Optional[str]:
+    """The address of the REST API (and web UI) of the cluster that runs `job_client`'s job, as
+    ``http://host:port``; None where it cannot be told (a job client of another kind, a cluster
+    not up yet). PyFlink's JobClient does not say it, so this asks the Java object behind it:
+
+    - run locally, a `MiniClusterJobClient`: its (private) mini cluster's REST address;
+    - under `flink run`, a `ClusterClientJobClientAdapter`: its cluster client's web interface
+      URL (the client is made for this question and closed, as the adapter does per request).
+
+    Never raises: a monitor that cannot find the cluster shows less, the job runs as before."""
+    try:
+        j_client = job_client._j_job_client
+        j_class = j_client.getClass()
+        kind = j_class.getSimpleName()
+        if kind == "MiniClusterJobClient":
+            field = j_class.getDeclaredField("miniCluster")
+            field.setAccessible(True)
+            address = field.get(j_client).getRestAddress()  # CompletableFuture<URI>
+            if not address.isDone() or address.isCompletedExceptionally():
+                return None
+            return str(address.get().toString()).rstrip("/")
+        if kind == "ClusterClientJobClientAdapter":
+            field = j_class.getDeclaredField("clusterClientProvider")
+            field.setAccessible(True)
+            cluster_client = field.get(j_client).getClusterClient()
+            try:
+                return str(cluster_client.getWebInterfaceURL()).rstrip("/")
+            finally:
+                cluster_client.close()
+    except Exception:  # py4j errors, reflection refused: no address
+        return None
+    return None

@@ -6,7 +6,8 @@ Both give rows of (source, line_number, line) with the line's bytes exactly as s
 Python parser sees what a plain Python file reader sees:
 
 - `NumberedLinesFormat()`: lines of files, for `FileSource.for_bulk_file_format`; `source` is
-  the file's name, line numbers count from 1 and survive restores.
+  the file's path, line numbers count from 1 and survive restores. With
+  `list_files_checked(builder)`, a file no retry can read fails the job at once, by name.
 - `set_kafka_line_records(builder)`: Kafka records, for `KafkaSource.builder()`; `source` is
   ``kafka:<topic>:<partition>``, `line_number` the offset. With `kafka_starting_offsets(mode)`,
   or `kafka_resume_offsets(mode, topic, next_offsets)` to go on where the database says.
@@ -17,7 +18,7 @@ The Java classes are in `dev.tpc.source` (sinks/java); the jar must be on the jo
 
 from collections.abc import Mapping
 
-from pyflink.datastream.connectors.file_system import BulkFormat
+from pyflink.datastream.connectors.file_system import BulkFormat, FileSourceBuilder
 from pyflink.datastream.connectors.kafka import KafkaOffsetsInitializer, KafkaSourceBuilder
 from pyflink.java_gateway import get_gateway
 
@@ -32,6 +33,18 @@ class NumberedLinesFormat(BulkFormat):
 
     def __init__(self):
         super().__init__(_source_classes().NumberedLinesFormat())
+
+
+def list_files_checked(builder: FileSourceBuilder) -> FileSourceBuilder:
+    """Make `builder`'s source give every local input entry it cannot read a verdict: the job
+    fails at once (no restarts) with the file's name, what is wrong and what to do
+    (`dev.tpc.source.InputFileFault`), instead of Flink's restart loop or, when watching, a
+    silent stall. Covers what appears or changes after the job's own check of the input at
+    start (`transforms.inputs.input_faults`)."""
+    builder._j_file_source_builder.setFileEnumerator(
+        _source_classes().CheckedFileEnumerator.provider()
+    )
+    return builder
 
 
 def set_kafka_line_records(builder: KafkaSourceBuilder) -> KafkaSourceBuilder:

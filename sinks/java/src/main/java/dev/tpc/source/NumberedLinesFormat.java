@@ -36,15 +36,23 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
     @Override
     public Reader<Row> createReader(Configuration config, FileSourceSplit split)
             throws IOException {
-        return new NumberingReader(
-                lines.createReader(config, split), split.path().getPath());
+        InputFileFault.raiseIfMarked(split);
+        try {
+            return new NumberingReader(lines.createReader(config, split), split.path());
+        } catch (IOException e) {
+            throw FileFaults.atOpen(split.path(), e);
+        }
     }
 
     @Override
     public Reader<Row> restoreReader(Configuration config, FileSourceSplit split)
             throws IOException {
-        return new NumberingReader(
-                lines.restoreReader(config, split), split.path().getPath());
+        InputFileFault.raiseIfMarked(split);
+        try {
+            return new NumberingReader(lines.restoreReader(config, split), split.path());
+        } catch (IOException e) {
+            throw FileFaults.atOpen(split.path(), e);
+        }
     }
 
     @Override
@@ -129,16 +137,24 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
 
     private static final class NumberingReader implements Reader<Row> {
         private final Reader<byte[]> delegate;
+        private final org.apache.flink.core.fs.Path path;
         private final String source;
+        private long linesRead;
 
-        NumberingReader(Reader<byte[]> delegate, String source) {
+        NumberingReader(Reader<byte[]> delegate, org.apache.flink.core.fs.Path path) {
             this.delegate = delegate;
-            this.source = source;
+            this.path = path;
+            this.source = path.getPath();
         }
 
         @Override
         public RecordIterator<Row> readBatch() throws IOException {
-            RecordIterator<byte[]> batch = delegate.readBatch();
+            RecordIterator<byte[]> batch;
+            try {
+                batch = delegate.readBatch();
+            } catch (IOException e) {
+                throw FileFaults.whileReading(path, e, linesRead);
+            }
             if (batch == null) {
                 return null;
             }
@@ -151,6 +167,7 @@ public final class NumberedLinesFormat implements BulkFormat<Row, FileSourceSpli
                     }
                     // The position after a line counts the lines read so far: its number.
                     long lineNumber = next.getRecordSkipCount();
+                    linesRead = lineNumber;
                     return new RecordAndPosition<>(
                             Row.of(source, lineNumber, next.getRecord()),
                             next.getOffset(),
