@@ -482,8 +482,10 @@ class Cluster:
         return found.group(1)
 
     def job_state(self, job_id: str) -> str:
-        """RUNNING, RESTARTING, FINISHED, FAILED, CANCELED, ... (REST /jobs/<id>)."""
-        return str(self.rest(f"/jobs/{job_id}")["state"])
+        """RUNNING, RESTARTING, FINISHED, FAILED, CANCELED, ... as the dispatcher knows it now
+        (REST /jobs/<id>/status). Not /jobs/<id>: that view is cached for web.refresh-interval,
+        so right after a job ends it can still say RUNNING."""
+        return str(self.rest(f"/jobs/{job_id}/status")["status"])
 
     def cancel_job(self, job_id: str, timeout: float = 60.0) -> None:
         """Cancel without a savepoint (retained checkpoints stay) and wait until it is over."""

@@ -94,7 +94,7 @@ def test_watch_job_upgraded_on_the_cluster(cluster, database, tmp_path):
     try:
         wait_for(lambda: len(written) >= 2, 60, "files written while A runs")
         savepoint = stop_job(cluster, version_a, savepoints)
-        assert cluster.rest(f"/jobs/{version_a}")["state"] == "FINISHED"
+        assert cluster.job_state(version_a) == "FINISHED"
         stopped_at = committed_lines(database)
 
         result = submit_payments(

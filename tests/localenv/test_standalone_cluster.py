@@ -58,8 +58,8 @@ def test_staged_job_through_flink_run(cluster, database):
     result = submit(cluster, database, "--mode", "staged")
     assert result.returncode == 0
     assert_exactly_once(database)
+    assert cluster.job_state(job_id(result.stdout)) == "FINISHED"
     job = cluster.rest(f"/jobs/{job_id(result.stdout)}")
-    assert job["state"] == "FINISHED"
     # parallelism 2, spread over both TaskManagers (taskmanager.load-balance.mode: slots)
     hosts = {
         subtask["taskmanager-id"]
@@ -120,7 +120,7 @@ def run_payments_job(cluster, db, tmp_path, *source_args):
     )
     assert result.returncode == 0
     assert db.password not in result.stdout + result.stderr
-    assert cluster.rest(f"/jobs/{job_id(result.stdout)}")["state"] == "FINISHED"
+    assert cluster.job_state(job_id(result.stdout)) == "FINISHED"
 
 
 def test_payments_job_through_flink_run(cluster, database, tmp_path):

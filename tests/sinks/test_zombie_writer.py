@@ -73,10 +73,6 @@ def zombie_cluster(fault_dir):
         cluster_command(name, "stop", timeout=120)
 
 
-def job_state(cluster, jid) -> str:
-    return cluster.rest(f"/jobs/{jid}")["state"]
-
-
 def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
     zombie_cluster, database, fault_dir
 ):
@@ -120,13 +116,13 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
         # The JobManager declares the frozen TaskManager lost (heartbeat timeout, 50 s), and
         # the failed subtask runs again on the other one.
         wait_for(
-            lambda: job_state(zombie_cluster, jid) in ("FINISHED", "FAILED"),
+            lambda: zombie_cluster.job_state(jid) in ("FINISHED", "FAILED"),
             300,
             "the job to fail over and finish",
         )
     finally:
         os.kill(zombie_pid, signal.SIGCONT)
-    assert job_state(zombie_cluster, jid) == "FINISHED"
+    assert zombie_cluster.job_state(jid) == "FINISHED"
     (fault_dir / "release").touch()  # the zombie writer goes on with its transaction
     time.sleep(5)
 
