@@ -76,7 +76,10 @@ public final class CheckedFileEnumerator implements FileEnumerator {
         String text = entry.toString();
         if (!Files.exists(Paths.get(text), LinkOption.NOFOLLOW_LINKS)) {
             if (Files.exists(entry, LinkOption.NOFOLLOW_LINKS)) {
-                out.add(fault(text, InputFileFault.Kind.NAME_NOT_UTF8, null));
+                out.add(fault(
+                        text,
+                        InputFileFault.Kind.NAME_NOT_UTF8,
+                        "byte-exact: " + shellQuoted(entry)));
             } // else: removed while listing, as if never listed
             return;
         }
@@ -150,6 +153,31 @@ public final class CheckedFileEnumerator implements FileEnumerator {
                 addEntry(entry, ancestors, out);
             }
         }
+    }
+
+    /**
+     * The entry's path as bash's $'...' quoting, byte-exact: a name that is not UTF-8 has no
+     * String, but its URI keeps the bytes (percent-encoded), and a user can paste this into
+     * {@code mv}. Bytes outside printable ASCII are {@code \xNN}.
+     */
+    static String shellQuoted(java.nio.file.Path entry) {
+        String raw = entry.toUri().getRawPath();
+        StringBuilder quoted = new StringBuilder("$'");
+        for (int i = 0; i < raw.length(); i++) {
+            int b = raw.charAt(i);
+            if (b == '%' && i + 2 < raw.length()) {
+                b = Integer.parseInt(raw.substring(i + 1, i + 3), 16);
+                i += 2;
+            }
+            if (b == '\\' || b == '\'') {
+                quoted.append('\\').append((char) b);
+            } else if (b >= 0x20 && b < 0x7f) {
+                quoted.append((char) b);
+            } else {
+                quoted.append(String.format("\\x%02x", b));
+            }
+        }
+        return quoted.append('\'').toString();
     }
 
     private static String parentOf(java.nio.file.Path entry) {

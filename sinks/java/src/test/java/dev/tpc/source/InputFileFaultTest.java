@@ -131,6 +131,16 @@ class InputFileFaultTest {
         expected.put("empty.jsonl.gz", "NOT_COMPRESSED");
         expected.put("truncated.jsonl.gz", "CORRUPT_COMPRESSED");
         assertEquals(expected, outcomes());
+        InputFileFault badName = assertThrows(
+                InputFileFault.class,
+                () -> read(list().stream()
+                        .filter(split -> split.path().getName().startsWith("bad-"))
+                        .findFirst()
+                        .get()));
+        // The bytes of the name, as a shell gives them back (tests/transforms checks $'...').
+        assertTrue(
+                badName.getMessage().contains("byte-exact: $'" + input + "/bad-\\xff-name.jsonl'"),
+                badName.getMessage());
     }
 
     @Test
