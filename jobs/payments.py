@@ -55,6 +55,7 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NamedTuple, Optional
 
 from pyflink.common import Duration, Types, WatermarkStrategy
@@ -168,7 +169,10 @@ class PaymentsConfig:
     currencies: Optional[str] = None  # JSON table; default transforms/currencies.json
     execution_mode: str = "process"
     state_backend: Optional[str] = None  # hashmap | rocksdb
+    # Subtask scope: how long the JVM dedupe remembers an event id (`dedupe_ttl_ms`; 0: for
+    # ever). `dedupe_ttl`, when set, replaces the days with a finer duration.
     dedupe_ttl_days: int = 30
+    dedupe_ttl: Optional[timedelta] = None
     # checkpoint: one sink for the four tables, each checkpoint one transaction (staged mode);
     # subtask: one sink per table, each subtask's checkpoint its own transaction, modes below.
     commit_scope: str = "checkpoint"
@@ -194,6 +198,15 @@ class PaymentsConfig:
     # Seconds between progress lines while `submit` waits (jobs/progress.py); default 2 on a
     # terminal, 10 otherwise.
     progress_interval: Optional[float] = None
+
+    @property
+    def dedupe_ttl_ms(self) -> int:
+        """The JVM dedupe's time to live in milliseconds (subtask scope): `dedupe_ttl` if set,
+        else `dedupe_ttl_days`; 0 keeps every event id for ever."""
+        ttl = self.dedupe_ttl
+        if ttl is None:
+            ttl = timedelta(days=self.dedupe_ttl_days)
+        return ttl // timedelta(milliseconds=1)
 
 
 class PaymentSinks(NamedTuple):
@@ -403,7 +416,7 @@ def build_pipeline(
         parsed.payments,
         key_field="event_id",
         fingerprint_field="fingerprint",
-        ttl_days=config.dedupe_ttl_days,
+        ttl_ms=config.dedupe_ttl_ms,
     )
     deduplicated.first_seen.name("dedupe-by-event-id").uid("dedupe-by-event-id")
     conflicts = (
@@ -942,8 +955,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--dedupe-ttl-days",
         type=int,
         default=30,
-        help="--commit-scope subtask: how long the JVM dedupe remembers an event id (the "
-        "default scope asks the ledger, which never forgets)",
+        help="--commit-scope subtask: how long the JVM dedupe remembers an event id, counted "
+        "from its first sighting, in processing time; 0: for ever (the default scope asks the "
+        "ledger, which never forgets)",
     )
     parser.add_argument(
         "--commit-scope",

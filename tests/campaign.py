@@ -30,8 +30,10 @@ Scopes: `checkpoint` (the job's default: one transaction per checkpoint for the 
 `prepared` and `staged` (subtask scope, the ledger sink in that commit mode). `--control` runs
 the same trials with at-least-once sinks: it must show duplicates, or the campaign proves
 nothing. Prints one row per trial and writes campaign.md and campaign.json to --out. Exit
-status: 0 when every trial is exact (with --control: when the control found duplicates), 1
-otherwise.
+status: 0 when every trial is exact and every fault struck, each proving it did (a TaskManager
+killed while running the job's tasks, at least one connection killed, a checkpoint expired,
+the exception raised); with --control, when the control found duplicates and every fault
+struck; 1 otherwise.
 """
 
 import argparse
@@ -156,8 +158,14 @@ class Trial:
         return not (self.duplicates or self.losses or self.other or self.dangling)
 
     @property
+    def unstruck(self) -> list[Fault]:
+        """The faults that did not strike, or did not prove that they did: a trial through
+        them proves nothing about them."""
+        return [f for f in self.faults if f.struck is None]
+
+    @property
     def passed(self) -> bool:
-        return self.exact and not self.error and self.lines > 0
+        return self.exact and not self.error and self.lines > 0 and not self.unstruck
 
 
 def make_fault(kind: str, rng: random.Random, parallelism: int) -> Fault:
@@ -202,7 +210,8 @@ def plan(
     if rng.random() < 0.5 and second and kind != "run-again":
         faults.append(make_fault(rng.choice(second), rng, parallelism))
     timed = [f for f in faults if f.kind not in SEAM_KINDS]
-    at = rng.uniform(0.1, 0.45)
+    # At most 65% into the input, so that a second fault strikes before the job finishes.
+    at = rng.uniform(0.1, 0.35)
     for fault in timed:
         fault.at = round(at, 2)
         at += rng.uniform(0.15, 0.3)
@@ -215,6 +224,18 @@ def plan(
         faults,
         control,
     )
+
+
+CONTROL_SEAM_NTH = 3
+
+
+def strikes_at_the_seam(trial: Trial) -> bool:
+    """A control's time-triggered fault waits for the sink's seam instead of a share of the
+    input: it strikes while a checkpoint's rows are durable (flushed by the at-least-once sinks)
+    and that checkpoint cannot complete (the writer is held), so the restore must replay them
+    and the control must show them twice. Struck at a random moment, it would show duplicates
+    only when a flush happened to precede it, and prove nothing when none did."""
+    return trial.control and not any(f.kind in SEAM_KINDS for f in trial.faults)
 
 
 # -- watching the database ------------------------------------------------------------
@@ -395,6 +416,13 @@ class Campaign:
                 "TPC_SINK_FAULT_PHASE": seam.phase,
                 "TPC_SINK_FAULT_ACTION": "fail" if seam.variant == "fails" else "hold",
             }
+        elif strikes_at_the_seam(trial):
+            seam_env = {
+                "TPC_SINK_FAULT_DIR": str(seam_dir),
+                "TPC_SINK_FAULT_NTH": str(CONTROL_SEAM_NTH),
+                "TPC_SINK_FAULT_PHASE": "precommit",
+                "TPC_SINK_FAULT_ACTION": "hold",
+            }
         monitor = CommitMonitor(db, home)
         monitor.start()
         job = TrialJob(self, trial, home, input_dir, db, seam_env)
@@ -439,6 +467,16 @@ class Campaign:
             trial.audit_text = report.render(max_diff=5)
 
 
+def prove(fault: Fault, evidence: int, struck_note: str, missed_note: str) -> None:
+    """A fault stays struck only with evidence of its effect (> 0); without, it did not strike,
+    and its trial fails."""
+    if evidence:
+        fault.note = struck_note
+    else:
+        fault.struck = None
+        fault.note = missed_note
+
+
 class TrialJob:
     """The job of one trial through its faults: started, struck, resumed, driven to its end."""
 
@@ -458,6 +496,7 @@ class TrialJob:
         self.parallelism = trial.parallelism
         self.killing = False
         self.fail_marker = home / "python-exception.marker"
+        self.fail_armed = home / "python-exception.armed"
 
     # -- starting
     def job_args(self, parallelism: int, from_checkpoint: Optional[Path]) -> list[str]:
@@ -473,12 +512,11 @@ class TrialJob:
         ]
         exception = next((f for f in trial.faults if f.kind == "python-exception"), None)
         if exception:
-            per_worker = int(exception.at * trial_lines(self.input_dir) / trial.parallelism)
+            # Armed when its share of the input is committed (`strike`): a worker's own record
+            # count starts again at every restore, and may never reach a threshold after one.
             harness += [
-                "--fail-marker",
-                str(self.fail_marker),
-                "--fail-after-records",
-                str(max(1, per_worker)),
+                *("--fail-marker", str(self.fail_marker), "--fail-after-records", "1"),
+                *("--fail-armed-by", str(self.fail_armed)),
             ]
         if trial.control:
             harness.append("--at-least-once")
@@ -605,15 +643,11 @@ class TrialJob:
         if fault.kind == "run-again":
             self.run_again(fault)
             return
-        if fault.kind == "python-exception":
-            if not self.wait(self.fail_marker.exists, "the Python exception"):
-                fault.note = "the job finished first"
-                return
-            fault.struck = round(self.fail_marker.stat().st_mtime - self.started, 1)
-            return
-        if fault.kind in SEAM_KINDS:
+        at_seam = fault.kind in SEAM_KINDS or strikes_at_the_seam(trial)
+        release = seam_dir / "release"
+        if at_seam:
             reported = lambda: any(seam_dir.glob("fault-*"))  # noqa: E731
-            if not self.wait(reported, f"the sink's fault seam ({fault.phase} #{fault.nth})"):
+            if not self.wait(reported, f"the sink's fault seam ({fault.phase or 'precommit'})"):
                 fault.note = "the job finished first"
                 return
         elif not self.wait(
@@ -621,13 +655,35 @@ class TrialJob:
         ):
             fault.note = "the job finished first"
             return
+        if fault.kind == "python-exception":
+            self.fail_armed.touch()
+            # Held at the seam, the sink still takes what is in flight: a worker raises at its
+            # next batch. Released after at most 20 s all the same, so the trial can go on.
+            try:
+                raised = self.wait(self.fail_marker.exists, "the Python exception", timeout=20)
+            except TimeoutError:
+                raised = False
+            if at_seam:
+                release.touch()
+            if not raised and not self.wait(
+                self.fail_marker.exists, "the Python exception", timeout=120
+            ):
+                fault.note = "the job finished before a worker raised"
+                return
+            fault.struck = round(self.fail_marker.stat().st_mtime - self.started, 1)
+            return
         moment = time.time()
         fault.struck = round(moment - self.started, 1)
         if fault.kind == "taskmanager-kill":
             cluster = self.run.cluster  # type: ignore[union-attr]
-            # One that runs part of the job: its Python workers are its child processes.
-            busy = sorted(pid for pid in cluster.taskmanagers() if descendants({pid}))
-            victim = random.Random(f"{trial.seed}/victim").choice(busy) if busy else None
+            # One that runs part of the job: its Python workers are its child processes. The
+            # idle spare's death would be no fault of the job's.
+            busy = self.busy_taskmanagers(cluster)
+            if not busy:
+                fault.struck = None
+                fault.note = "no TaskManager was running the job's tasks"
+                return
+            victim = random.Random(f"{trial.seed}/victim").choice(busy)
             self.killing = True  # our own kill: not a TaskManager that died by itself
             try:
                 fault.note = f"pid {cluster.kill_taskmanager(victim)}"
@@ -662,14 +718,55 @@ class TrialJob:
         elif fault.kind == "checkpoint-fault":
             if fault.variant == "timeout":
                 time.sleep(fault.seconds)
+                expired = self.checkpoints_expired()
+                prove(fault, expired, f"{expired} checkpoint(s) expired", "no checkpoint expired")
             (seam_dir / "release").touch()
         elif fault.kind == "db-terminate":
+            killed = self.terminate_sink_connections()
+            prove(fault, killed, f"{killed} connections", "no sink connection to kill")
+        if strikes_at_the_seam(trial) and not release.exists():
+            release.touch()  # the held writer goes on (if the fault left it alive)
+
+    def busy_taskmanagers(self, cluster: Cluster, patience: float = 30.0) -> list[int]:
+        """The TaskManagers running the job's Python workers, waiting up to `patience` s for
+        one (a TaskManager busy restoring has none yet)."""
+        deadline = time.monotonic() + patience
+        while True:
+            busy = sorted(pid for pid in cluster.taskmanagers() if descendants({pid}))
+            if busy or time.monotonic() > deadline or self.state() != "running":
+                return busy
+            time.sleep(0.2)
+
+    def terminate_sink_connections(self, patience: float = 30.0) -> int:
+        """pg_terminate_backend of the sink's sessions; tries again for up to `patience` s
+        while there are none (between transactions a writer may hold no connection)."""
+        deadline = time.monotonic() + patience
+        while True:
             with self.db.connect(autocommit=True) as conn:
                 killed = conn.execute(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND application_name LIKE 'tpc-sink-%'"
                 ).fetchone()[0]
-            fault.note = f"{killed} connections"
+            if killed or time.monotonic() > deadline or self.state() != "running":
+                return int(killed)
+            time.sleep(0.2)
+
+    def checkpoints_expired(self) -> int:
+        """How many of the job's checkpoints expired (the timeout fault's proof): the
+        JobManager's counts on a cluster, the job's Flink log on the mini cluster."""
+        if isinstance(self.run, ClusterRun):
+            try:
+                counts = self.run.cluster.rest(f"/jobs/{self.run.job_id}/checkpoints")["counts"]
+            except (OSError, ValueError, KeyError):  # no answer is no proof
+                return 0
+            return int(counts.get("failed", 0))
+        if isinstance(self.run, MiniRun):
+            pid = self.run.process.pid
+            return sum(
+                log.read_text(errors="replace").count("expired before completing")
+                for log in sub_dir("flink", "log").glob(f"flink-*-{pid}-python-*.log")
+            )
+        return 0
 
     def run_again(self, fault: Fault) -> None:
         """After the job finished: a new file arrives (new events, and copies of applied
@@ -753,7 +850,7 @@ def table_row(trial: Trial) -> str:
     result = "exact" if trial.passed else "FAILED"
     if trial.control:
         result = "duplicates" if trial.duplicates or trial.other else "no duplicates"
-    missed = ["a fault did not strike"] if any(f.struck is None for f in trial.faults) else []
+    missed = [f"did not strike: {f.kind} ({f.note or 'no proof'})" for f in trial.unstruck]
     notes = [trial.error, trial.unplanned, *trial.incidents, *missed]
     if any(notes):
         result += " (" + "; ".join(n for n in notes if n) + ")"
@@ -777,10 +874,12 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
     kinds = ", ".join(f"{k} {n}" for k, n in sorted(struck.items()))
     if control:
         found = sum(1 for t in trials if t.duplicates or t.other)
+        unstruck = [t for t in trials if t.unstruck]
         return (
             f"control (at-least-once sinks): {found} of {len(trials)} trials show duplicates or "
-            f"double-counted balances; faults that struck: {kinds}",
-            found > 0,
+            f"double-counted balances; faults that struck: {kinds}"
+            + (f"; trials with a fault that did not strike: {len(unstruck)}" if unstruck else ""),
+            found > 0 and not unstruck,
         )
     scopes = sorted({t.scope for t in trials})
     per_scope = "; ".join(
@@ -798,6 +897,9 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
         )
     )
     ok = all(t.passed for t in trials)
+    unstruck = [
+        f"#{t.number} {f.kind} ({f.note or 'no proof'})" for t in trials for f in t.unstruck
+    ]
     unplanned = [t for t in trials if t.unplanned]
     replaced = sum(len(t.incidents) for t in trials)
     health = (
@@ -805,7 +907,8 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
         + "".join(f"; #{t.number}: {t.unplanned}" for t in unplanned)
         + f". TaskManagers that died by themselves and were replaced: {replaced}."
     )
-    return f"{per_scope}. {totals}. Faults that struck: {kinds}. {health}", ok
+    missed = f"Faults that did not strike: {len(unstruck)}" + "".join(f"; {u}" for u in unstruck)
+    return f"{per_scope}. {totals}. Faults that struck: {kinds}. {missed}. {health}", ok
 
 
 def parse_args(argv=None):

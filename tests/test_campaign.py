@@ -56,3 +56,31 @@ def test_a_difference_fails_the_campaign_and_the_control_wants_one():
     assert not summary([exact, doubled], control=False)[1]
     assert summary([doubled], control=True)[1]
     assert not summary([exact], control=True)[1]
+
+
+def test_a_fault_that_did_not_strike_fails_its_trial_and_the_campaign(tmp_path):
+    """Books that come out exact prove nothing about a fault that never struck: the trial and
+    the campaign fail, the control too, and `--report` exits 1 with the reason."""
+    from tests.campaign import report
+
+    unstruck = Fault("taskmanager-kill", at=0.3, note="no TaskManager was running the job's tasks")
+    trial = Trial(1, "s", "checkpoint", "cluster", 2, [Fault("python-exception", struck=3.0)])
+    trial.faults.append(unstruck)
+    trial.lines = 10
+    assert trial.exact and not trial.passed
+    assert "did not strike: taskmanager-kill (no TaskManager was running" in table_row(trial)
+    text, ok = summary([trial], control=False)
+    assert not ok and "Faults that did not strike: 1; #1 taskmanager-kill" in text
+    control = Trial(2, "s", "at-least-once", "cluster", 2, [unstruck], control=True)
+    control.lines, control.duplicates = 10, 5
+    assert not summary([control], control=True)[1]
+    (tmp_path / "campaign.json").write_text(json.dumps([asdict(trial)]))
+    assert report(tmp_path) == 1
+    trial.faults[1].struck = 7.0  # the same trial, every fault struck: it passes
+    (tmp_path / "campaign.json").write_text(json.dumps([asdict(trial)]))
+    assert report(tmp_path) == 0
+
+
+def test_second_faults_are_planned_before_two_thirds_of_the_input():
+    timed = [f.at for t in trials(count=200) for f in t.faults if f.kind not in SEAM_KINDS]
+    assert timed and max(timed) <= 0.65

@@ -6,7 +6,7 @@ state, sums and projections on the JVM, so that a job's Python code is one state
 know nothing of payments: the business rules compute the fields (a fingerprint, an amount), and
 these only compare, add and move them.
 
-* `deduplicate(rows, key_field, fingerprint_field, ttl_days)` -> `Deduplicated`: per key the
+* `deduplicate(rows, key_field, fingerprint_field, ttl_ms)` -> `Deduplicated`: per key the
   first row passes; later rows with the same fingerprint are duplicates, others conflicts.
 * `sum_per_checkpoint(rows, group_fields, sum_field, sum_as, count_as)`: one row per group and
   checkpoint, with the exact sum (a decimal) and the count.
@@ -37,8 +37,6 @@ __all__ = [
     "columns_type",
 ]
 
-MILLIS_PER_DAY = 24 * 3600 * 1000
-
 
 class Deduplicated(NamedTuple):
     first_seen: DataStream  # the keyed operator itself: give it a uid
@@ -56,13 +54,19 @@ def _strings(values: Sequence[Optional[str]]) -> Any:
 
 
 def deduplicate(
-    rows: DataStream, key_field: str, fingerprint_field: str, ttl_days: Optional[int] = None
+    rows: DataStream, key_field: str, fingerprint_field: str, ttl_ms: Optional[int] = None
 ) -> Deduplicated:
     """Keyed by ``key_field``: the first row per key goes to ``first_seen``; a later row with
     the same ``fingerprint_field`` to ``duplicates``, with another to ``conflicts``. Only the
-    first fingerprint is kept (keyed state), forgotten after ``ttl_days`` if given."""
+    first fingerprint is kept (keyed state).
+
+    With ``ttl_ms`` (> 0) that state has a time to live (Flink's state TTL, in processing time:
+    the TaskManager's clock, which runs on while the job is stopped): it is written only when
+    a key is first seen, so the time counts from that row, and duplicates or conflicts do not
+    extend it. Once it has passed, the key reads as never seen: its next row is a first row
+    again (and starts a new time to live). None or 0: kept for ever."""
     result = _row_operators().deduplicate(
-        rows._j_data_stream, key_field, fingerprint_field, (ttl_days or 0) * MILLIS_PER_DAY
+        rows._j_data_stream, key_field, fingerprint_field, ttl_ms or 0
     )
     return Deduplicated(
         DataStream(result.firstSeen()),

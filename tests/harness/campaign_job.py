@@ -2,7 +2,7 @@
 mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
 
     python -m tests.harness.campaign_job [--throttle-every N] [--throttle-ms MS]
-        [--fail-marker PATH --fail-after-records N] [--at-least-once]
+        [--fail-marker PATH --fail-after-records N [--fail-armed-by PATH]] [--at-least-once]
         [--setting KEY=VALUE ...] -- <jobs.payments flags>
 
 The job's own graph and flags. Its one Python operator, the parse, is slowed down (so that
@@ -24,6 +24,7 @@ def parse_args(argv):
     parser.add_argument("--throttle-ms", type=float, default=3.0)
     parser.add_argument("--fail-marker", help="raise once, in the worker that creates this file")
     parser.add_argument("--fail-after-records", type=int, default=5_000)
+    parser.add_argument("--fail-armed-by", help="and only once this file exists")
     parser.add_argument(
         "--at-least-once",
         action="store_true",
@@ -41,6 +42,7 @@ def main(argv) -> int:
         args.fail_marker,
         after_seconds=0,
         after_records=args.fail_after_records,
+        armed_by=args.fail_armed_by,
         throttle_every=args.throttle_every,
         throttle_ms=args.throttle_ms,
     )

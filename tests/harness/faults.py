@@ -3,8 +3,11 @@ either as a Python map of its own after the payments job's file source (`throttl
 inside the job's own Python operator (`faults_in_parse`), which leaves the job's graph as it is.
 
 The failure fires in the first Python worker that, after `after_seconds` and `after_records`
-records of its own, manages to create
+records of its own (and, with `armed_by`, once that file exists), manages to create
 `marker` (O_EXCL), so exactly one attempt fails even though workers restart after it.
+`armed_by` lets a driver choose the moment from outside (the fault campaign arms it when a
+share of the input is committed): a record count of a worker's own starts again at every
+restore, and may never be reached after one.
 """
 
 import functools
@@ -30,8 +33,11 @@ class FailOnce(MapFunction):
         throttle_every: int = 0,
         throttle_ms: float = 1.0,
         after_records: int = 0,
+        armed_by: Optional[str] = None,
     ):
         self.marker = marker
+        self.armed_by = armed_by
+        self.armed_checked = 0.0
         self.after_seconds = after_seconds
         self.after_records = after_records
         self.throttle_every = throttle_every
@@ -52,10 +58,20 @@ class FailOnce(MapFunction):
             self.marker
             and self.seen >= self.after_records
             and time.monotonic() - self.started > self.after_seconds
+            and self._armed()
             and self._claim()
         ):
             raise InjectedFailure(f"injected failure after {self.seen} records")
         return value
+
+    def _armed(self) -> bool:
+        if not self.armed_by:
+            return True
+        now = time.monotonic()
+        if now - self.armed_checked < 0.05:  # a stat per record would slow the parse down
+            return False
+        self.armed_checked = now
+        return os.path.exists(self.armed_by)
 
     def _claim(self) -> bool:
         if not self.marker:

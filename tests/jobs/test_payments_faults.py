@@ -1,11 +1,13 @@
 """The payments job through failures, and a `--watch` job cancelled and resumed from its
 retained checkpoint while new files arrive.
 
-The failure test and its at-least-once control run the same schedule: a Python exception
+The failure tests and their at-least-once control run the same schedule: a Python exception
 mid-stream, and a failure of the balances sink right after the third non-empty checkpoint's
 balance rows became durable (pre-committed, or flushed by the at-least-once sink) and before
 that checkpoint could complete. The restore replays those rows, so the control counts at least
-that many events twice, on every run."""
+that many events twice, on every run. The control runs one sink per table, as its exactly-once
+twin in subtask scope does; the default scope's one books sink is tested through the same
+failures as well."""
 
 import time
 
@@ -75,6 +77,21 @@ def run_failing_job(config, tmp_path, name, **sink_modes) -> int:
 def test_failures_mid_stream_then_recovery_are_exactly_once(database, generated_input, tmp_path):
     input_dir, expected = generated_input
     run_failing_job(payments_config(database, input_dir, tmp_path), tmp_path, "payments-failure")
+    assert_exactly_once(database, expected)
+    with database.connect() as conn:
+        assert reconcile(conn, str(input_dir)).books_balance
+
+
+def test_the_controls_layout_exactly_once_through_the_same_failures(
+    database, generated_input, tmp_path
+):
+    """The control's twin: one sink per table (subtask scope), the layout the control runs,
+    with the balances sink exactly once. The default scope's one books sink (above) is not the
+    control's layout: without this twin, the control would show what another layout does."""
+    input_dir, expected = generated_input
+    config = payments_config(database, input_dir, tmp_path, commit_scope="subtask")
+    replayed = run_failing_job(config, tmp_path, "payments-failure-subtask")
+    assert replayed > 0, "the balances sink's failure replayed nothing"
     assert_exactly_once(database, expected)
     with database.connect() as conn:
         assert reconcile(conn, str(input_dir)).books_balance

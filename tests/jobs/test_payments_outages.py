@@ -9,6 +9,12 @@ the next start), lets the sink go on into the outage, keeps the server down, and
 again on the same port and data directory. The job must finish by itself, and the books must
 be exact: the reconciliation clean, nothing pending.
 
+The default scope runs each phase through a 60-second crash. The `prepared` mode (subtask
+scope, the ledger sink's transactions prepared with PREPARE TRANSACTION, which must survive the
+server's crash recovery and be committed or rolled back by the job afterwards) runs each phase
+through a shorter one: what it adds is the recovery of prepared transactions, which any crash
+that makes the job fail over exercises.
+
 Control: the same 60-second outage under the settings before (fixed-delay restarts 10 x 2 s,
 commit retries back to back) fails the job.
 
@@ -49,6 +55,7 @@ from transforms import sample_data
 pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
 
 OUTAGE_SECONDS = 60
+PREPARED_OUTAGE_SECONDS = 20
 LONG_OUTAGE_SECONDS = 300
 # The job's own defaults (flink-conf/config.yaml), plus quick Python bundles.
 DEFAULT_SETTINGS = {"python.fn-execution.bundle.time": "100"}
@@ -150,9 +157,11 @@ def restart_attempts_that_committed(db) -> int:
         ).fetchone()[0]
 
 
-def assert_exact_after(outcome: dict, db, input_dir, expected) -> None:
+def assert_exact_after(
+    outcome: dict, db, input_dir, expected, outage_seconds: float = OUTAGE_SECONDS
+) -> None:
     assert outcome["ended"] == "finished", f"job failed:\n{str(outcome['error'])[:3000]}"
-    assert outcome["down_for"] >= OUTAGE_SECONDS - 1
+    assert outcome["down_for"] >= outage_seconds - 1
     assert database_outcome(db) == expected_in_database_shape(expected)
     with db.connect() as conn:
         reconciliation = reconcile(conn, str(input_dir))
@@ -182,6 +191,27 @@ def test_job_rides_out_a_60_second_database_crash_exactly(
     )
     assert outcome["phase"] == phase
     assert_exact_after(outcome, outage_db, input_dir, expected)
+
+
+@pytest.mark.parametrize("phase", ["write", "precommit", "commit"])
+def test_prepared_mode_rides_out_a_database_crash_exactly(
+    outage_server, outage_db, generated_input, tmp_path, phase, adopt_process
+):
+    input_dir, expected = generated_input
+    config = payments_config(
+        outage_db,
+        input_dir,
+        tmp_path,
+        commit_scope="subtask",
+        ledger_mode="prepared",
+        sink_batch_size=100,
+        extra_settings=DEFAULT_SETTINGS,
+    )
+    outcome = run_through_outage(
+        outage_server, config, tmp_path, phase, PREPARED_OUTAGE_SECONDS, adopt_process
+    )
+    assert outcome["phase"] == phase
+    assert_exact_after(outcome, outage_db, input_dir, expected, PREPARED_OUTAGE_SECONDS)
 
 
 def test_control_old_settings_fail_the_job_in_a_60_second_crash(
