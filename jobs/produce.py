@@ -24,7 +24,8 @@ from collections.abc import Iterator
 from typing import Optional
 
 from transforms.inputs import input_files
-from transforms.payments import SourceLine, strip_line_terminator
+from transforms.lines import strip_line_terminator
+from transforms.payments import SourceLine
 
 
 class ProduceError(RuntimeError):

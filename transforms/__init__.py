@@ -2,6 +2,9 @@
 
 Pure modules (no Beam, no Flink import; importing `transforms` never starts a JVM):
 
+* `transforms.lines`      - the line-level checks every job shares: strict UTF-8 decoding, a
+  JSON object without duplicate keys, required and string fields, identifiers, and the
+  `LineRejected` exception with its reason codes; storable forms of a refused line.
 * `transforms.currencies` - the supported-currency table (data you can extend).
 * `transforms.payments`   - the rules: parse/validate a raw line, minor-unit conversion,
   fingerprint, duplicate classification, ledger and balance rows, reason codes.

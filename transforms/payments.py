@@ -41,18 +41,13 @@ and, once a line is a valid payment, ``conflicting_duplicate`` from `classify_du
 (same ``event_id`` already accepted with a different `fingerprint`).
 
 Raw lines: `parse_line` accepts ``bytes`` (preferred: files are read as bytes) or ``str``; a
-single trailing ``\\n`` (and a ``\\r`` before it) is not part of the line. A rejection keeps the
-line twice, so that it is both readable and lossless:
-
-* ``raw``: `raw_text(line)`, text PostgreSQL can store: UTF-8 decoded with
-  ``errors="backslashreplace"`` (an invalid byte 0xFF becomes the four characters ``\\xff``, a
-  lone surrogate ``\\ud800``) and NUL written as ``\\x00``. Everything else, including other
-  control characters and non-ASCII text, is kept as is.
-* ``raw_bytes``: `exact_bytes(line)`, the line's exact bytes when ``raw`` had to escape
-  something, else ``None``. The line is always ``raw_bytes`` if set, else ``raw`` in UTF-8.
-
-Every ``detail`` is made storable the same way (`storable_text`): a detail may quote the
-offending value, and PostgreSQL text holds neither NUL nor lone surrogates.
+single trailing ``\\n`` (and a ``\\r`` before it) is not part of the line. Checks 1 to 9 are
+the line-level checks every job shares (`transforms.lines`; payments sets their limits,
+`MAX_LINE_BYTES` and `MAX_ID_LENGTH`, and names its fields), and so is the way a rejection
+keeps the line: ``raw`` is `transforms.lines.raw_text(line)`, readable text PostgreSQL can
+store, and ``raw_bytes`` is `transforms.lines.exact_bytes(line)`, the exact bytes when ``raw``
+had to escape something, else ``None``. Every ``detail`` is storable too
+(`transforms.lines.storable_text`).
 
 Row shapes (NamedTuples; ``row._asdict()`` gives the plain dict):
 
@@ -69,15 +64,25 @@ Row shapes (NamedTuples; ``row._asdict()`` gives the plain dict):
 import hashlib
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple, NoReturn, Optional, Union, cast
+from typing import Any, NamedTuple, Optional, Union, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
-
-RawLine = Union[bytes, str]
+from transforms.lines import (
+    LineReason,
+    LineRejected,
+    RawLine,
+    check_identifier,
+    decode_line,
+    exact_bytes,
+    parse_json_object,
+    raw_text,
+    require_fields,
+    require_strings,
+    strip_line_terminator,
+)
 
 #: Longest accepted line in bytes (UTF-8). Longer lines are rejected as ``line_too_long``
 #: without being parsed (a 1 MB line is never a payment).
@@ -94,15 +99,16 @@ REQUIRED_FIELDS = ("event_id", "account_id", "type", "amount", "currency", "occu
 class Reason:
     """Stable reason codes of the ``rejected`` table (never rename one: data depends on it)."""
 
-    EMPTY_LINE = "empty_line"
-    LINE_TOO_LONG = "line_too_long"
-    INVALID_ENCODING = "invalid_encoding"
-    MALFORMED_JSON = "malformed_json"
-    NOT_AN_OBJECT = "not_an_object"
-    DUPLICATE_FIELD = "duplicate_field"
-    MISSING_FIELD = "missing_field"
-    MISTYPED_FIELD = "mistyped_field"
-    INVALID_IDENTIFIER = "invalid_identifier"
+    # the line-level checks every job shares (transforms.lines), then payments' own
+    EMPTY_LINE = LineReason.EMPTY_LINE
+    LINE_TOO_LONG = LineReason.LINE_TOO_LONG
+    INVALID_ENCODING = LineReason.INVALID_ENCODING
+    MALFORMED_JSON = LineReason.MALFORMED_JSON
+    NOT_AN_OBJECT = LineReason.NOT_AN_OBJECT
+    DUPLICATE_FIELD = LineReason.DUPLICATE_FIELD
+    MISSING_FIELD = LineReason.MISSING_FIELD
+    MISTYPED_FIELD = LineReason.MISTYPED_FIELD
+    INVALID_IDENTIFIER = LineReason.INVALID_IDENTIFIER
     INVALID_TYPE = "invalid_type"
     UNSUPPORTED_CURRENCY = "unsupported_currency"
     INVALID_AMOUNT = "invalid_amount"
@@ -174,64 +180,6 @@ class SourceLine(NamedTuple):
     source: Optional[str]
     line_number: Optional[int]
     line: RawLine
-
-
-class _Invalid(Exception):
-    def __init__(self, reason: str, detail: str = ""):
-        super().__init__(reason, detail)
-        self.reason = reason
-        self.detail = storable_text(detail)
-
-
-# --------------------------------------------------------------------------- raw lines
-
-
-def strip_line_terminator(line: RawLine) -> RawLine:
-    """Remove one trailing ``\\n`` (and a ``\\r`` before it), as file readers leave them."""
-    if isinstance(line, bytes):
-        if line.endswith(b"\n"):
-            line = line[:-1]
-            if line.endswith(b"\r"):
-                line = line[:-1]
-    elif line.endswith("\n"):
-        line = line[:-1]
-        if line.endswith("\r"):
-            line = line[:-1]
-    return line
-
-
-def raw_text(line: RawLine) -> str:
-    """The line as readable text for the ``raw`` column, storable in PostgreSQL (lossless
-    together with `exact_bytes`).
-
-    Bytes are decoded as UTF-8 with ``errors="backslashreplace"``; NUL becomes ``\\x00``.
-    A ``str`` is taken as is (lone surrogates are backslash-escaped, NUL as above).
-    """
-    if isinstance(line, (bytes, bytearray, memoryview)):
-        return bytes(line).decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")
-    return storable_text(line)
-
-
-def storable_text(text: str) -> str:
-    """``text`` as PostgreSQL text can hold it: NUL written ``\\x00``, lone surrogates
-    ``\\udXXX`` (they cannot be encoded in UTF-8, so no database or JVM could take them)."""
-    if text.isascii():
-        return text.replace("\x00", "\\x00")
-    return text.encode("utf-8", errors="backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-
-
-def exact_bytes(line: RawLine, raw: Optional[str] = None) -> Optional[bytes]:
-    """The line's exact bytes when its `raw_text` is not exactly the line in UTF-8, else None.
-
-    A ``str`` line is taken as UTF-8 with its lone surrogates (``surrogatepass``), which is
-    how Python reads such bytes back."""
-    data = (
-        bytes(line)
-        if isinstance(line, (bytes, bytearray, memoryview))
-        else line.encode("utf-8", errors="surrogatepass")
-    )
-    text = raw_text(line) if raw is None else raw
-    return None if text.encode("utf-8") == data else data
 
 
 # --------------------------------------------------------------------------- amounts
@@ -339,64 +287,39 @@ def normalise_timestamp(value: str) -> str:
 # --------------------------------------------------------------------------- parsing
 
 
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _pairs_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in obj:
-            raise _Invalid(Reason.DUPLICATE_FIELD, key)
-        obj[key] = value
-    return obj
-
-
-def _check_identifier(name: str, value: str) -> str:
-    if not value or value.strip() != value:
-        raise _Invalid(Reason.INVALID_IDENTIFIER, f"{name} empty or padded with whitespace")
-    if len(value) > MAX_ID_LENGTH:
-        raise _Invalid(Reason.INVALID_IDENTIFIER, f"{name} longer than {MAX_ID_LENGTH}")
-    for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Cs"):
-            raise _Invalid(Reason.INVALID_IDENTIFIER, f"{name} has control characters")
-    return value
+#: The fields that are JSON strings (``amount`` may also be a number: checked on its own).
+STRING_FIELDS = ("event_id", "account_id", "type", "currency", "occurred_at")
 
 
 def _validate(
-    obj: Any,
+    obj: dict[str, Any],
     currencies: Mapping[str, int],
     raw: str,
     source: Optional[str],
     line_number: Optional[int],
 ) -> Payment:
-    if not isinstance(obj, dict):
-        raise _Invalid(Reason.NOT_AN_OBJECT, type(obj).__name__)
-    for field in REQUIRED_FIELDS:
-        if obj.get(field) is None:
-            raise _Invalid(Reason.MISSING_FIELD, field)
-    for field in ("event_id", "account_id", "type", "currency", "occurred_at"):
-        if not isinstance(obj[field], str):
-            raise _Invalid(Reason.MISTYPED_FIELD, field)
+    """The payment in a line's JSON object, or `LineRejected` (checks 7 to 17, in order)."""
+    require_fields(obj, REQUIRED_FIELDS)
+    require_strings(obj, STRING_FIELDS)
     if isinstance(obj["amount"], bool) or not isinstance(obj["amount"], (str, Decimal, int)):
-        raise _Invalid(Reason.MISTYPED_FIELD, "amount")
-    event_id = _check_identifier("event_id", obj["event_id"])
-    account_id = _check_identifier("account_id", obj["account_id"])
+        raise LineRejected(Reason.MISTYPED_FIELD, "amount")
+    event_id = check_identifier("event_id", obj["event_id"], MAX_ID_LENGTH)
+    account_id = check_identifier("account_id", obj["account_id"], MAX_ID_LENGTH)
     kind = obj["type"]
     if kind not in TYPES:
-        raise _Invalid(Reason.INVALID_TYPE, kind[:40])
+        raise LineRejected(Reason.INVALID_TYPE, kind[:40])
     currency = obj["currency"]
     if currency not in currencies:
-        raise _Invalid(Reason.UNSUPPORTED_CURRENCY, currency[:40])
+        raise LineRejected(Reason.UNSUPPORTED_CURRENCY, currency[:40])
     try:
         amount = parse_amount(obj["amount"])
     except (ValueError, TypeError) as exc:
-        raise _Invalid(Reason.INVALID_AMOUNT, str(exc)) from None
+        raise LineRejected(Reason.INVALID_AMOUNT, str(exc)) from None
     try:
         minor = to_minor_units(amount, currencies[currency])
         occurred_at = normalise_timestamp(obj["occurred_at"])
     except ValueError as exc:
-        raise _Invalid(*exc.args) from None
+        raise LineRejected(*exc.args) from None
     return Payment(
         event_id,
         account_id,
@@ -408,15 +331,6 @@ def _validate(
         source,
         line_number,
     )
-
-
-# One decoder for every line: json.loads with these options would build a new one per call.
-_JSON = json.JSONDecoder(
-    parse_float=Decimal,
-    parse_int=Decimal,
-    parse_constant=_reject_constant,
-    object_pairs_hook=_pairs_without_duplicates,
-)
 
 
 def parse_line(
@@ -438,33 +352,11 @@ def parse_line(
     line = strip_line_terminator(line)
     raw = raw_text(line)
     try:
-        if isinstance(line, bytes):
-            if not line.strip():
-                raise _Invalid(Reason.EMPTY_LINE)
-            if len(line) > MAX_LINE_BYTES:
-                raise _Invalid(Reason.LINE_TOO_LONG, f"{len(line)} bytes")
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise _Invalid(Reason.INVALID_ENCODING, f"byte {exc.start}") from None
-        else:
-            if not line.strip():
-                raise _Invalid(Reason.EMPTY_LINE)
-            try:
-                size = len(line.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise _Invalid(Reason.INVALID_ENCODING, "lone surrogate") from None
-            if size > MAX_LINE_BYTES:
-                raise _Invalid(Reason.LINE_TOO_LONG, f"{size} bytes")
-            text = line
-        try:
-            obj = _JSON.decode(text)
-        except (ValueError, RecursionError) as exc:
-            raise _Invalid(Reason.MALFORMED_JSON, str(exc)[:80]) from None
+        obj = parse_json_object(decode_line(line, MAX_LINE_BYTES))
         return _validate(obj, currencies, raw, source, line_number)
-    except _Invalid as invalid:
+    except LineRejected as rejected:
         return Rejection(
-            invalid.reason, raw, source, line_number, invalid.detail, exact_bytes(line, raw)
+            rejected.reason, raw, source, line_number, rejected.detail, exact_bytes(line, raw)
         )
 
 

@@ -15,13 +15,13 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Optional, Union, cast
 
+from transforms.lines import RawLine
 from transforms.payments import (
     DUPLICATE,
     NEW,
     BalanceRow,
     LedgerRow,
     Payment,
-    RawLine,
     RejectedRow,
     Rejection,
     SourceLine,

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for payment lines (shared by the unit and Beam tiers)."""
+"""Hypothesis strategies for payment lines (shared by the unit and Beam tiers), and what
+their tests check of every result (`storable`)."""
 
 import json
 
@@ -140,3 +141,12 @@ hostile_lines = st.builds(
     st.booleans(),
     st.sampled_from([False, False, False, True]),
 )
+
+
+def storable(text: str) -> bool:
+    """What PostgreSQL text (and the UTF-8 boundary between Python and Java) can hold."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text

@@ -6,8 +6,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.transforms.strategies import fresh_lines, hostile_lines, line_streams
+from tests.transforms.strategies import fresh_lines, hostile_lines, line_streams, storable
 from transforms import payments as p
+from transforms.lines import raw_text, strip_line_terminator
 from transforms.reference import LEDGER, iter_outcomes, process_lines
 
 OUTCOMES = set(p.REASON_CODES) | {LEDGER, "duplicate"}
@@ -46,7 +47,7 @@ def test_replaying_the_input_changes_nothing_but_the_duplicate_count(lines):
 def test_parse_never_raises_and_keeps_the_raw_line(line):
     result = p.parse_line(line)
     assert isinstance(result, (p.Payment, p.Rejection))
-    assert result.raw == p.raw_text(p.strip_line_terminator(line))
+    assert result.raw == raw_text(strip_line_terminator(line))
     assert "\x00" not in result.raw
     result.raw.encode("utf-8")  # storable: no lone surrogates
 
@@ -76,22 +77,13 @@ def test_conversion_is_exact_or_rejected_never_rounded(amount, units):
         assert Decimal(minor).scaleb(-units) == amount
 
 
-def storable(text: str) -> bool:
-    """What PostgreSQL text (and the UTF-8 boundary between Python and Java) can hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in text
-
-
 @settings(max_examples=500, deadline=None)
 @given(st.one_of(hostile_lines, fresh_lines))
 def test_hostile_strings_in_any_field_are_classified_storable_and_kept_losslessly(line):
     result = p.parse_line(line)
     assert isinstance(result, (p.Payment, p.Rejection))
     assert all(storable(value) for value in result if isinstance(value, str)), result
-    stripped = p.strip_line_terminator(line)
+    stripped = strip_line_terminator(line)
     if isinstance(result, p.Rejection):
         # the exact line is always recoverable from what the rejected table stores
         assert (result.raw_bytes or result.raw.encode("utf-8")) == stripped
