@@ -12,7 +12,8 @@ A line whose records are JSON objects goes through, in this order:
    than the job allows, in UTF-8), ``invalid_encoding`` (bytes that are not UTF-8, or a
    ``str`` with a lone surrogate, which no UTF-8 text can hold);
 2. `parse_json_object`: ``malformed_json`` (not JSON, including ``NaN``/``Infinity``, control
-   characters inside strings and nesting too deep for the parser), ``duplicate_field`` (a key
+   characters inside strings, nesting too deep for the parser and numbers whose exponent is
+   beyond `Decimal`'s range), ``duplicate_field`` (a key
    twice in any object of the line, nested ones too), ``not_an_object`` (valid JSON, but an
    array, a string, a number, ...). Numbers come back as `Decimal`, never ``float``: an amount
    is never rounded on the way in;
@@ -35,7 +36,7 @@ value, and PostgreSQL text holds neither NUL nor lone surrogates.
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, Optional, Union
 
 #: A line as read: ``bytes`` (files are read as bytes) or ``str``.
@@ -159,6 +160,16 @@ def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def _exact_number(text: str) -> Decimal:
+    # Decimal refuses an exponent beyond its range (1e99999999999999999999) with
+    # InvalidOperation, which is no ValueError: the line would stop the job instead of being
+    # rejected. Only numbers with an exponent (parse_float) can be out of range.
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"number out of range: {text[:40]}") from None
+
+
 def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj: dict[str, Any] = {}
     for key, value in pairs:
@@ -172,7 +183,7 @@ def _object_without_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, An
 # The duplicate-key hook runs for every object as it closes, nested ones included, so a key
 # twice anywhere in the line refuses it, even when the line turns out not to be an object.
 _STRICT_JSON = json.JSONDecoder(
-    parse_float=Decimal,
+    parse_float=_exact_number,
     parse_int=Decimal,
     parse_constant=_refuse_constant,
     object_pairs_hook=_object_without_duplicate_keys,

@@ -66,7 +66,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, Optional, Union, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
@@ -202,7 +202,10 @@ def parse_amount(value: Any) -> Decimal:
     elif isinstance(value, str):
         if not _DECIMAL_STRING.match(value):
             raise ValueError(f"not a decimal number: {value[:40]!r}")
-        amount = Decimal(value)
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:  # "1e99999999999999999999": no ValueError, it would stop the job
+            raise ValueError(f"exponent out of range: {value[:40]!r}") from None
     elif isinstance(value, float):
         raise TypeError("floats are never accepted: parse JSON with parse_float=Decimal")
     else:

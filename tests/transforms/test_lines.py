@@ -168,6 +168,22 @@ def test_huge_integers_are_exact():
     assert parse_json_object(f'{{"n": {digits}}}')["n"] == Decimal(digits)
 
 
+@pytest.mark.parametrize(
+    "exponent", ["1e9999999999999999999", "-1E-9999999999999999999", "0e99999999999999999999"]
+)
+def test_a_number_beyond_the_decimal_range_is_malformed_not_a_crash(exponent):
+    error = rejected(parse_json_object, f'{{"note": {exponent}}}')
+    assert (error.reason, error.detail) == (
+        LineReason.MALFORMED_JSON,
+        f"number out of range: {exponent}",
+    )
+
+
+def test_huge_exponents_within_the_decimal_range_are_exact():
+    obj = parse_json_object('{"a": 1e999999999999999999, "b": 1.5e-999999999999999999}')
+    assert obj == {"a": Decimal("1e999999999999999999"), "b": Decimal("1.5e-999999999999999999")}
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_non_standard_constants_are_malformed(constant):
     error = rejected(parse_json_object, f'{{"a": {constant}}}')

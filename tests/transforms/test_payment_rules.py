@@ -94,6 +94,22 @@ def test_to_minor_units_never_rounds(amount):
     assert err.value.args[0] == Reason.AMOUNT_NOT_EXACT
 
 
+@pytest.mark.parametrize(
+    "amount,expected",
+    [
+        ('"1e99999999999999999999"', Reason.INVALID_AMOUNT),
+        ('"1e-99999999999999999999"', Reason.INVALID_AMOUNT),
+        ('"1e999999999999999999"', Reason.AMOUNT_OUT_OF_RANGE),
+        ('"1e-999999999999999999"', Reason.AMOUNT_NOT_EXACT),
+        ("1e99999999999999999999", Reason.MALFORMED_JSON),
+        ("1e999999999999999999", Reason.AMOUNT_OUT_OF_RANGE),
+    ],
+)
+def test_exponents_beyond_the_decimal_range_are_rejections_not_crashes(amount, expected):
+    # they raised decimal.InvalidOperation out of parse_line, which would stop the job
+    assert reason(line().replace(b'"10.50"', amount.encode())) == expected
+
+
 def test_format_minor_units_inverts_to_minor_units():
     for minor, units in [(1, 2), (1050, 2), (5, 0), (1234, 3), (-1050, 2)]:
         text = p.format_minor_units(minor, units)
