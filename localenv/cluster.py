@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from localenv.flink import FLINK_CONF_DIR, child_process_environment, read_config
+from localenv.jars import kafka_connector_jars, sink_jar
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import alive, command_line, descendants, kill
 
@@ -415,8 +416,6 @@ class Cluster:
             shutil.rmtree(ship, ignore_errors=True)
 
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
-        from sinks.build import sink_jar
-
         packages = zip_packages(ship / "job-packages.zip", shipped_packages(module))
         extra_jars = [*job_jars(job_args), *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
@@ -564,8 +563,6 @@ def job_jars(job_args: Iterable[str]) -> list[Path]:
     )
     if not reads_kafka:
         return []
-    from sinks.build import kafka_connector_jars
-
     return kafka_connector_jars()
 
 

@@ -1,4 +1,5 @@
-"""A class-data-sharing (AppCDS) archive for the local Flink JVM: `python -m localenv.jvm_archive`.
+"""A class-data-sharing (AppCDS) archive for the local Flink JVM (`python -m bench.jvm_archive`
+makes it).
 
 Every local job starts a fresh JVM that loads, parses and verifies some ten thousand classes
 of Flink, Beam's Java harness, gRPC and Netty before the first record moves. That is about a
@@ -6,39 +7,37 @@ second of wall time and three seconds of CPU per start on our 2-core machines (m
 same 1,000-line job, 7.5 s and 12 s of CPU without the archive, 6.7 s and 9.6 s with it). A
 CDS archive holds those classes already parsed and verified, and the JVM maps it in.
 
-The archive is made once per machine by a training run (the payments job on 1,000 generated
-lines, discarding sinks, so no database is needed), with `-XX:ArchiveClassesAtExit`. It is only
-valid for the exact JVM and class path it was made with, so its file name is a digest of both
-(`archive_key`); a JDK or pyflink upgrade simply finds no archive and runs without one, until
-`.ci/setup` (or this module) makes a new one. Jobs never train by themselves: a run's speed does
-not depend on whether it happened to be the first.
+The archive is made once per machine by a training run with `-XX:ArchiveClassesAtExit`
+(`build`). The job it runs is the caller's: `bench.jvm_archive` runs the payments job on 1,000
+generated lines, with discarding sinks, so no database is needed. It is only valid for the exact
+JVM and class path it was made with, so its file name is a digest of both (`archive_key`); a JDK
+or pyflink upgrade simply finds no archive and runs without one, until `.ci/setup` (or
+`python -m bench.jvm_archive`) makes a new one. Jobs never train by themselves: a run's speed
+does not depend on whether it happened to be the first.
 
 `TPC_JVM_ARCHIVE=off` runs without the archive (e.g. to measure what it buys).
 """
 
-import argparse
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from localenv.child_env import child_process_environment, without_archive
-from localenv.paths import PROJECT_ROOT, sub_dir
+from localenv.paths import sub_dir
 from localenv.processes import tagged
 
 OPT_OUT_VARIABLE = "TPC_JVM_ARCHIVE"
-TRAINING_LINES = 1000
 # The JVM writes the archive when it exits; a 100 MB archive takes a few seconds on our
 # machines. Waiting longer than this means something is wrong: give up, keep no archive.
 WRITE_TIMEOUT_S = 120
-TRAINING_TIMEOUT_S = 300
 TRAINING_TAG = "TPC_JVM_ARCHIVE_TRAINING"
+# (work directory, environment of the child process) -> None; see `build`.
+TrainingRun = Callable[[Path, dict[str, str]], None]
 
 
 def _java_executable() -> Optional[Path]:
@@ -90,16 +89,9 @@ def jvm_options() -> list[str]:
     return [f"-XX:SharedArchiveFile={path}", "-Xshare:auto", "-Xlog:cds=off,cds+dynamic=off"]
 
 
-def _training_run(work: Path, archive: Path) -> None:
-    """Runs the payments job on generated lines in a child process whose JVM writes `archive`
-    at exit; returns once that JVM has exited."""
-    from transforms import sample_data
-
-    input_dir = work / "input"
-    input_dir.mkdir()
-    (input_dir / "part-000.jsonl").write_bytes(
-        b"".join(sample_data.generate_lines(TRAINING_LINES, seed=1, id_prefix="cds"))
-    )
+def training_environment(archive: Path, tag: str) -> dict[str, str]:
+    """The environment of a training run's child process: its JVM writes `archive` at exit,
+    and every process of the run carries `tag` (so that `build` can wait for them all)."""
     env = child_process_environment(
         {
             OPT_OUT_VARIABLE: "off",  # train from scratch, never on top of a stale archive
@@ -107,42 +99,17 @@ def _training_run(work: Path, archive: Path) -> None:
             f"-XX:ArchiveClassesAtExit={archive}",
         }
     )
-    # The JVM writes the archive at exit, after the job's process has returned: wait for every
-    # process of the training run (they inherit the tag) to be gone.
-    tag = uuid.uuid4().hex
     env[TRAINING_TAG] = tag
-    command = [
-        sys.executable,
-        "-m",
-        "bench.payments_job",
-        "--input",
-        str(input_dir),
-        "--db-url",
-        "jdbc:postgresql://unused",
-        "--sinks",
-        "discard",
-        "--checkpoint-dir",
-        str(work / "checkpoints"),
-    ]
-    result = subprocess.run(
-        command,
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TRAINING_TIMEOUT_S,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"the training run failed:\n{result.stderr[-3000:]}")
-    deadline = time.monotonic() + WRITE_TIMEOUT_S
-    while tagged(TRAINING_TAG, tag):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the training JVM did not exit within {WRITE_TIMEOUT_S} s")
-        time.sleep(0.2)
+    return env
 
 
-def build(force: bool = False) -> Optional[Path]:
-    """Make this machine's archive if there is none; returns its path (None without Java)."""
+def build(training_run: TrainingRun, force: bool = False) -> Optional[Path]:
+    """Make this machine's archive if there is none; returns its path (None without Java).
+
+    `training_run(work_dir, env)` runs a job in a child process started with `env`
+    (`training_environment`), using `work_dir` for its files, and returns when that process
+    has; it raises if the job failed. The caller chooses the job: this module sits below the
+    jobs (see tests/test_package_floors.py)."""
     key = archive_key()
     if key is None:
         return None
@@ -153,7 +120,15 @@ def build(force: bool = False) -> Optional[Path]:
         return path
     with tempfile.TemporaryDirectory(prefix="cds-", dir=path.parent) as tmp:
         staged = Path(tmp) / path.name
-        _training_run(Path(tmp), staged)
+        tag = uuid.uuid4().hex
+        training_run(Path(tmp), training_environment(staged, tag))
+        # The JVM writes the archive at exit, after the job's process has returned: wait for
+        # every process of the training run (they inherit the tag) to be gone.
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        while tagged(TRAINING_TAG, tag):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the training JVM did not exit within {WRITE_TIMEOUT_S} s")
+            time.sleep(0.2)
         if not staged.is_file():
             raise RuntimeError("the training JVM exited without writing the archive")
         os.replace(staged, path)  # atomic: a starting JVM sees the whole archive or none
@@ -161,28 +136,3 @@ def build(force: bool = False) -> Optional[Path]:
         if stale != path:
             stale.unlink(missing_ok=True)
     return path
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="make it again even if present")
-    args = parser.parse_args(argv)
-    started = time.monotonic()
-    try:
-        path = build(force=args.force)
-    except (RuntimeError, subprocess.TimeoutExpired) as error:
-        # Only start-up time depends on the archive: say so, and let setup go on.
-        print(f"jvm archive: not made ({error}); jobs start without it", file=sys.stderr)
-        return 1
-    if path is None:
-        print("jvm archive: no Java found; nothing to do", file=sys.stderr)
-        return 1
-    print(
-        f"jvm archive: {path} ({path.stat().st_size // 2**20} MB, "
-        f"{time.monotonic() - started:.0f} s)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

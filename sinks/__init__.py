@@ -17,8 +17,8 @@ _EXPORTS = {
     "NumberedLinesFormat": "sinks.sources",
     "set_kafka_line_records": "sinks.sources",
     "kafka_starting_offsets": "sinks.sources",
-    "kafka_connector_jars": "sinks.build",
-    "sink_jar": "sinks.build",
+    "kafka_connector_jars": "localenv.jars",
+    "sink_jar": "localenv.jars",
 }
 __all__ = list(_EXPORTS)
 

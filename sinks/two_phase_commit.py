@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pyflink.datastream.connectors.base import Sink
 
-from sinks.build import sink_jar
+from localenv.jars import sink_jar
 
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream
@@ -63,7 +63,7 @@ def add_kafka_jars(env) -> None:
     """Add Flink's Kafka connector and the Kafka client (sinks/kafka/pom.xml, resolved into
     var/jars/kafka/) to a StreamExecutionEnvironment: for jobs that read Kafka, next to
     `add_sink_jars`, whose jar holds the record format (dev.tpc.source.KafkaLineRecords)."""
-    from sinks.build import kafka_connector_jars
+    from localenv.jars import kafka_connector_jars
 
     try:
         jars = kafka_connector_jars()

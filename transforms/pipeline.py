@@ -14,6 +14,7 @@ a glob or a remote path (``gs://``/``s3://`` where the extra is installed) is ma
 ``source`` is the file's base name.
 """
 
+import argparse
 import json
 import logging
 import os
@@ -169,7 +170,25 @@ def run(argv: Optional[Sequence[str]] = None) -> beam.runners.runner.PipelineRes
     return result
 
 
+def command_line_parser() -> argparse.ArgumentParser:
+    """What `--help` lists: this pipeline's options and the runner's. Beam parses the command
+    line itself (`PipelineOptions`), and only with the options classes it is asked about, so
+    its own `--help` lists none; this parser exists for `--help` (and lets any other Beam
+    option through to Beam)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m transforms.pipeline",
+        description=__doc__.splitlines()[0],
+        epilog="Any other Beam pipeline option (e.g. --direct_num_workers 2, a runner's own) "
+        "goes to Beam as it is.",
+        allow_abbrev=False,  # as Beam parses: a prefix of an option is not that option
+    )
+    PaymentsOptions._add_argparse_args(parser)
+    StandardOptions._add_argparse_args(parser)
+    return parser
+
+
 def main(argv: Optional[list[str]] = None) -> None:
+    command_line_parser().parse_known_args(argv)  # prints the help and exits on --help
     logging.getLogger().setLevel(logging.WARNING)
     run(argv)
 

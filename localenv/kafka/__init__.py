@@ -8,8 +8,9 @@ with Kafka's StorageTool before the first start), runs with a small heap, and `s
 and removes the directory, also when the test that started it failed.
 
     with LocalKafka() as kafka:
-        kafka.create_topic("payments", partitions=2)
-        print(kafka.bootstrap_servers)       # 127.0.0.1:PORT
+        print(kafka.bootstrap_servers)       # 127.0.0.1:PORT: give it to a Kafka client
+
+Topics are the clients' business (`jobs.produce` creates the one it fills), not the broker's.
 
 `stop_broker()`/`start_broker()` take the broker down and up again on the same port and data, to
 test what a job does through a broker outage.
@@ -292,12 +293,6 @@ class LocalKafka:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    # -- topics ----------------------------------------------------------------------------
-    def create_topic(self, name: str, partitions: int = 1) -> None:
-        from jobs.produce import create_topic
-
-        create_topic(self.bootstrap_servers, name, partitions)
 
     def log_tail(self, lines: int = 30) -> str:
         if self._base is None or not self.log_file.exists():

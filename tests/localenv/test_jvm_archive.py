@@ -1,5 +1,6 @@
-"""The CDS archive of localenv/jvm_archive.py: made once per machine, used by every local job's
-JVM, and when it does not match, ignored without a word (only start-up time is at stake)."""
+"""The CDS archive of localenv/jvm_archive.py: made once per machine (by bench/jvm_archive.py's
+training run), used by every local job's JVM, and when it does not match, ignored without a
+word (only start-up time is at stake)."""
 
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+from bench.jvm_archive import build as build_archive
 from localenv import jvm_archive
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -39,7 +41,7 @@ def gateway_class_sources(tmp_path, **env) -> str:
 
 
 def test_local_jvms_load_flink_from_the_archive(tmp_path):
-    archive = jvm_archive.build()  # .ci/setup made it; made here otherwise
+    archive = build_archive()  # .ci/setup made it; made here otherwise
     assert archive is not None and archive.is_file()
     sources = gateway_class_sources(tmp_path)
     assert f"{GATEWAY_CLASS} source: shared objects file (top)" in sources
@@ -54,7 +56,7 @@ def test_without_the_archive_classes_come_from_the_jars(tmp_path):
 def test_an_archive_that_does_not_match_is_ignored_quietly(tmp_path):
     """A JVM with another class path (here the default one) cannot map the archive: it must
     run anyway and print nothing about it, since its output may be a job's."""
-    archive = jvm_archive.build()
+    archive = build_archive()
     java = jvm_archive._java_executable()
     result = subprocess.run(
         [str(java), *jvm_archive.jvm_options(), "-cp", str(tmp_path), "-version"],

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from localenv import maven
+from localenv import jars, maven
 from sinks import build
 
 JUNIT_ONLY = """
@@ -97,7 +97,7 @@ def sink_like_module(tmp_path) -> Path:
     class and its test."""
     module = tmp_path / "java"
     for path, text in [
-        ("pom.xml", with_dependencies(build.POM.read_text(), JUNIT_ONLY)),
+        ("pom.xml", with_dependencies(jars.POM.read_text(), JUNIT_ONLY)),
         ("src/main/java/dev/tpc/cold/Twice.java", CLASS),
         ("src/test/java/dev/tpc/cold/TwiceTest.java", TEST),
     ]:
@@ -110,7 +110,7 @@ def one_jar_pom(tmp_path) -> Path:
     """The Kafka connector's pom (its dependency plugin as it is), asking for one small jar."""
     pom = tmp_path / "one-jar" / "pom.xml"
     pom.parent.mkdir()
-    pom.write_text(with_dependencies(build.KAFKA_POM.read_text(), ONE_SMALL_JAR))
+    pom.write_text(with_dependencies(jars.KAFKA_POM.read_text(), ONE_SMALL_JAR))
     return pom
 
 
@@ -184,12 +184,12 @@ def test_the_sinks_build_section_packages_and_tests_from_an_empty_repository(
 ):
     target = tmp_path / "target"
     pom = sink_like_module / "pom.xml"
-    result = build._maven_offline_first(target, ("package",), pom=pom)
+    result = jars.maven_offline_first(target, ("package",), pom=pom)
     assert result.returncode == 0, maven.tail(result)
     assert (target / "tpc-connectors.jar").is_file()
 
     # As `sinks.build --test` runs the JUnit tests: Surefire fetches its JUnit provider then.
-    command = build.maven_command(target, offline=False, goals=("test",), tests=True, pom=pom)
+    command = jars.maven_command(target, offline=False, goals=("test",), tests=True, pom=pom)
     tested = subprocess.run(command, cwd=sink_like_module, capture_output=True, text=True)
     assert tested.returncode == 0, maven.tail(tested)
     assert "Tests run: 1, Failures: 0, Errors: 0, Skipped: 0" in tested.stdout
@@ -218,7 +218,7 @@ def test_an_unreachable_maven_central_is_said_so_with_the_setting_to_change(
     mirror_settings(tmp_path, monkeypatch, f"http://127.0.0.1:{free_port()}/maven2")
     with pytest.raises(maven.MavenError) as copying:
         maven.copy_dependencies(one_jar_pom(tmp_path), tmp_path / "lib", "one jar")
-    with pytest.raises(build.SinkBuildError) as formatting:
+    with pytest.raises(jars.JarBuildError) as formatting:
         build.fetch_formatter(sink_like_module)
     for failure, what in [(copying, "one jar"), (formatting, "the Java formatter")]:
         message = str(failure.value)

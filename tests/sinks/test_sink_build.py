@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from localenv import jars
 from localenv.paths import PROJECT_ROOT
 from sinks import build
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.minicluster]  # needs a JDK and Maven, like the mini c
 
 
 def test_the_jar_ships_the_core_and_the_driver_but_not_flink():
-    with zipfile.ZipFile(build.sink_jar()) as jar:
+    with zipfile.ZipFile(jars.sink_jar()) as jar:
         names = set(jar.namelist())
         drivers = jar.read("META-INF/services/java.sql.Driver").decode()
         manifest = jar.read("META-INF/MANIFEST.MF").decode()
@@ -34,7 +35,7 @@ def test_the_jar_ships_the_core_and_the_driver_but_not_flink():
 
 
 def test_the_digest_covers_the_pom_and_main_sources_only():
-    inputs = {p.relative_to(build.JAVA_MODULE).as_posix() for p in build.build_inputs()}
+    inputs = {p.relative_to(jars.JAVA_MODULE).as_posix() for p in jars.build_inputs()}
     assert "pom.xml" in inputs
     assert "src/main/java/dev/tpc/sink/PgWriter.java" in inputs
     assert not [p for p in inputs if p.startswith("src/test/")]
@@ -43,18 +44,18 @@ def test_the_digest_covers_the_pom_and_main_sources_only():
 def test_the_pom_builds_against_the_installed_pyflink():
     from pyflink.version import __version__
 
-    assert build.pom_flink_version() == __version__
-    build.check_flink_version()
+    assert jars.pom_flink_version() == __version__
+    jars.check_flink_version()
 
 
 def test_missing_maven_says_how_to_install_it(monkeypatch, tmp_path):
-    monkeypatch.setattr(build.shutil, "which", lambda name: None)
-    with pytest.raises(build.SinkBuildError, match="apt-get install maven"):
-        build.maven_command(tmp_path, offline=True)
+    monkeypatch.setattr(jars.shutil, "which", lambda name: None)
+    with pytest.raises(jars.JarBuildError, match="apt-get install maven"):
+        jars.maven_command(tmp_path, offline=True)
 
 
 def test_another_var_dir_builds_its_own_jar_without_touching_the_shared_one(tmp_path):
-    shared = build.sink_jar()
+    shared = jars.sink_jar()
     before = shared.stat().st_mtime_ns
     other = tmp_path / "var"
     result = subprocess.run(
@@ -66,10 +67,10 @@ def test_another_var_dir_builds_its_own_jar_without_touching_the_shared_one(tmp_
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert (other / "jars" / build.JAR_NAME).is_file()
+    assert (other / "jars" / jars.JAR_NAME).is_file()
     assert (
-        other / "jars" / (build.JAR_NAME + ".sha256")
-    ).read_text().strip() == build.sources_digest()
+        other / "jars" / (jars.JAR_NAME + ".sha256")
+    ).read_text().strip() == jars.sources_digest()
     assert not list((other / "jars").glob("tpc-build-*"))  # Maven's target/ is gone
     assert shared.stat().st_mtime_ns == before
 
@@ -89,11 +90,11 @@ def test_the_format_check_names_a_badly_formatted_file_and_the_command_that_fixe
     module = tmp_path / "java"
     source = module / "src" / "main" / "java" / "dev" / "tpc" / "Messy.java"
     source.parent.mkdir(parents=True)
-    shutil.copy(build.POM, module / "pom.xml")
+    shutil.copy(jars.POM, module / "pom.xml")
     source.write_text(MESSY_JAVA)
     target = tmp_path / "target"
 
-    with pytest.raises(build.SinkBuildError) as failed:
+    with pytest.raises(jars.JarBuildError) as failed:
         build.check_java_format(module, build_dir=target)
     message = str(failed.value)
     assert "src/main/java/dev/tpc/Messy.java" in message

@@ -63,3 +63,18 @@ def test_command_line_with_currency_file(tmp_path):
     assert [(r.reason, r.source, r.line_number) for r in out.rejected] == [
         ("empty_line", "in.jsonl", 2)
     ]
+
+
+def test_help_lists_the_options():
+    """Beam's own parser would print an empty usage: the command's `--help` lists the pipeline's
+    options and the runner's, and runs nothing."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "transforms.pipeline", "--help"],
+        cwd=bp.__file__.rsplit("/", 2)[0],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.startswith("usage: python -m transforms.pipeline")
+    for option in ("--input", "--output", "--currencies", "--runner"):
+        assert option in shown, option

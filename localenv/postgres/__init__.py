@@ -9,6 +9,9 @@ unprivileged `postgres` user (override with `TPC_POSTGRES_OS_USER`).
     with LocalPostgres() as server:
         db = server.create_database("demo")
         print(db.jdbc_url, db.conninfo)   # password: db.password / PGPASSWORD
+
+From a shell, `python -m localenv.postgres start|status|stop` keeps one running between
+commands (`localenv/postgres/command.py`).
 """
 
 import glob
@@ -112,6 +115,15 @@ class LocalPostgres:
         if self._base is None:
             raise RuntimeError("not started")
         return self._base
+
+    @classmethod
+    def attach(cls, base: Path, port: int, password: str) -> "LocalPostgres":
+        """A handle on a server that `start()` started in another process (`python -m
+        localenv.postgres start`): `database()`, `server_pid()` and `stop()` work as on the
+        process's own."""
+        server = cls()
+        server._base, server.port, server.password = Path(base), port, password
+        return server
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "LocalPostgres":

@@ -1,0 +1,5 @@
+import sys
+
+from localenv.postgres.command import main
+
+sys.exit(main())
