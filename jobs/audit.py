@@ -30,7 +30,6 @@ and the fault campaign's oracle (`audit(conn, input_dir).clean`).
 """
 
 import argparse
-import dataclasses
 import hashlib
 import os
 import re
@@ -39,9 +38,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any, Callable, Optional, cast
 
+from jobs.payments_dead_letters import (
+    DeadLetter,
+    add_sink_arguments,
+    books_sink_id,
+    load_dead_letters,
+    route_payment_letters,
+)
+from sinks.control_tables import Pending, pending_work
 from sinks.positions import Position, read_positions
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.inputs import input_files
@@ -65,10 +71,6 @@ __all__ = [
     "expect",
     "AuditReport",
     "TableDiff",
-    "DeadLetter",
-    "Pending",
-    "pending_work",
-    "load_dead_letters",
     "main",
 ]
 
@@ -472,164 +474,6 @@ def _match_several(diff, key, wanted: _Several, value, note) -> None:
     wanted[index] = _MATCHED
 
 
-# --------------------------------------------------------------------------- dead letters
-
-DEAD_LETTER_TABLE = "tpc_dead_letters"
-# The sink ids of the payments job (jobs.payments.build_sinks): <prefix>-<table>.
-SINK_TABLES = {
-    "ledger": "ledger",
-    "balances": "balances",
-    "rejected": "rejected",
-    "duplicates": "duplicates",
-}
-
-
-# Checkpoint scope: one sink, <prefix>-books; its dead letters number the statements across
-# its tables, in the order build_sinks adds them (one statement each). Its first statement
-# applies an accepted payment: its ledger row and its share of the balance, both set aside.
-BOOKS_SINK = "books"
-BOOKS_STATEMENTS = {1: "ledger", 2: "rejected", 3: "positions"}
-
-
-@dataclass
-class DeadLetter:
-    """A row the sink could not write and set aside, with the database's reason."""
-
-    table: str
-    key: Any  # as the table's rows are keyed (KEY_FIELDS)
-    fields: dict[str, Any]
-    sqlstate: Optional[str]
-    message: Optional[str]
-    # The books sink's payment statement: the line's ledger row and balance share, or, for a
-    # copy of a refused event, its duplicates or rejected row (see route_payment_letters).
-    payment: bool = False
-
-    @property
-    def delta(self) -> tuple[int, int]:
-        """A balance delta's (balance_minor, event_count)."""
-        return (
-            int(Decimal(str(self.fields.get("balance_minor") or 0))),
-            int(Decimal(str(self.fields.get("event_count") or 0))),
-        )
-
-
-def _dead_letter_key(table: str, fields: Mapping[str, Any]):
-    """The key (see KEY_FIELDS) of the row a dead letter stands for, from its fields (texts)."""
-    if table == "ledger":
-        return fields.get("event_id")
-    if table == "balances":
-        return fields.get("account_id"), fields.get("currency")
-    number = fields.get("line_number")
-    try:
-        number = int(number) if number not in (None, "") else None
-    except ValueError:
-        pass  # kept as text: it then matches no row
-    return fields.get("source"), number
-
-
-def load_dead_letters(
-    conn, control_schema: str = "public", sink_id_prefix: str = "payments"
-) -> Optional[list[DeadLetter]]:
-    """The payments sinks' dead letters; None when the sink has no dead-letter table."""
-    from psycopg import sql
-
-    if not _table_exists(conn, control_schema, DEAD_LETTER_TABLE):
-        return None
-    tables = {f"{sink_id_prefix}-{suffix}": table for suffix, table in SINK_TABLES.items()}
-    books = f"{sink_id_prefix}-{BOOKS_SINK}"
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT sink_id, statement, fields, sqlstate, message FROM {}.{} "
-            "WHERE sink_id = ANY(%s)"
-        ).format(sql.Identifier(control_schema), sql.Identifier(DEAD_LETTER_TABLE)),
-        ([*tables, books],),
-    ).fetchall()
-    letters = []
-    for sink_id, statement, fields, sqlstate, message in rows:
-        table = BOOKS_STATEMENTS.get(statement, "") if sink_id == books else tables[sink_id]
-        fields = dict(fields or {})
-        if table == "positions":
-            continue  # bookkeeping of the sink's reading, not a row of the books
-        letters.append(
-            DeadLetter(
-                table,
-                _dead_letter_key(table, fields),
-                fields,
-                sqlstate,
-                message,
-                payment=sink_id == books and table == "ledger",
-            )
-        )
-    return letters
-
-
-def route_payment_letters(
-    letters: list[DeadLetter], expected: Mapping[str, dict[Any, Any]]
-) -> list[DeadLetter]:
-    """The books sink's payment letters where they belong. Every line of an event whose ledger
-    row the database refused is refused too (the database, not a dedupe, tells copies apart):
-    a line the input makes a duplicate or a conflicting duplicate stands for that row; the
-    other, for the ledger row and its share of the balance."""
-    routed = []
-    for letter in letters:
-        if not letter.payment:
-            routed.append(letter)
-            continue
-        line = _dead_letter_key("duplicates", letter.fields)
-        table = next((t for t in ("duplicates", "rejected") if line in expected[t]), None)
-        if table:
-            routed.append(dataclasses.replace(letter, table=table, key=line))
-            continue
-        routed.append(letter)
-        fields = letter.fields
-        delta = {"balance_minor": fields.get("amount_minor"), "event_count": 1}
-        key = (fields.get("account_id"), fields.get("currency"))
-        routed.append(DeadLetter("balances", key, delta, letter.sqlstate, letter.message))
-    return routed
-
-
-def _table_exists(conn, schema: str, table: str) -> bool:
-    return conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, table)
-    ).fetchone()[0]
-
-
-# --------------------------------------------------------------------------- pending work
-
-
-@dataclass
-class Pending:
-    kind: str  # "prepared transaction" | "staged batch"
-    gid: str
-    age: timedelta
-    rows: Optional[int] = None
-
-
-def pending_work(conn, control_schema: str = "public") -> list[Pending]:
-    """The sinks' dangling work in this database: prepared transactions with a `tpc:` gid and
-    staged batches not yet applied (of any sink id: the books are final only without them)."""
-    from psycopg import sql
-
-    pending = [
-        Pending("prepared transaction", gid, age)
-        for gid, age in conn.execute(
-            "SELECT gid, now() - prepared FROM pg_prepared_xacts "
-            "WHERE database = current_database() AND starts_with(gid, 'tpc:') ORDER BY prepared"
-        )
-    ]
-    if _table_exists(conn, control_schema, "tpc_staged_batches"):
-        pending += [
-            Pending("staged batch", gid, age, rows)
-            for gid, age, rows in conn.execute(
-                sql.SQL(
-                    "SELECT gid, now() - staged_at, row_count FROM {}.tpc_staged_batches "
-                    "ORDER BY staged_at"
-                ).format(sql.Identifier(control_schema))
-            )
-        ]
-    return pending
-
-
 def _age(age: timedelta) -> str:
     seconds = max(0, int(age.total_seconds()))
     if seconds < 120:
@@ -908,7 +752,7 @@ def audit(
         pending = pending_work(conn, control_schema)
         positions = _check_positions(
             expectation.positions,
-            read_positions(conn, f"{sink_id_prefix}-{BOOKS_SINK}", control_schema),
+            read_positions(conn, books_sink_id(sink_id_prefix), control_schema),
         )
     return AuditReport(
         lines=expectation.lines,
@@ -1062,14 +906,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--input", required=True, help="the directory the job read")
     add_connection_arguments(parser)
-    parser.add_argument(
-        "--sink-id-prefix",
-        default="payments",
-        help="the job's --sink-id-prefix (dead letters are per sink id)",
-    )
-    parser.add_argument(
-        "--control-schema", default="public", help="schema of the sink's control tables"
-    )
+    add_sink_arguments(parser)
     parser.add_argument(
         "--max-diff",
         type=int,

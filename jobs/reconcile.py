@@ -1,6 +1,7 @@
 """Reconciliation: does every input line end in exactly one place, and do the books balance?
 
-    python -m jobs.reconcile --input DIR --db-url URL
+    python -m jobs.reconcile --input DIR --db-url URL [--sink-id-prefix payments]
+        [--control-schema public]
 
 A quick summary from counts and sums (the input is counted, not parsed). `jobs.audit` is the
 full check: it recomputes every expected row and diffs the tables row by row.
@@ -10,6 +11,9 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
+# The same definitions of dangling work and of dead letters as jobs.audit.
+from jobs.payments_dead_letters import add_sink_arguments, load_dead_letters
+from sinks.control_tables import pending_work
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.inputs import input_files
 from transforms.payments import format_minor_units
@@ -85,16 +89,15 @@ class Reconciliation:
         return "\n".join(out)
 
 
-def reconcile(conn, input_dir: str, sink_id_prefix: str = "payments") -> Reconciliation:
-    # the same definitions of dangling work and of dead letters as the audit
-    from jobs.audit import load_dead_letters, pending_work
-
-    letters = load_dead_letters(conn, sink_id_prefix=sink_id_prefix) or []
+def reconcile(
+    conn, input_dir: str, sink_id_prefix: str = "payments", control_schema: str = "public"
+) -> Reconciliation:
+    letters = load_dead_letters(conn, control_schema, sink_id_prefix) or []
 
     def one(sql):
         return conn.execute(sql).fetchone()[0]
 
-    pending = [p.kind for p in pending_work(conn)]
+    pending = [p.kind for p in pending_work(conn, control_schema)]
     per_currency: dict[str, tuple[int, int]] = {}
     for currency, total in conn.execute(
         "SELECT currency, sum(amount_minor) FROM ledger GROUP BY currency"
@@ -128,9 +131,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", required=True)
     add_connection_arguments(parser)
+    add_sink_arguments(parser)
     args = parser.parse_args(argv)
     with connect(args.db_url, args.db_user, args.password_env) as conn:
-        result = reconcile(conn, args.input)
+        result = reconcile(conn, args.input, args.sink_id_prefix, args.control_schema)
     print(result.report())
     return 0 if result.books_balance else 1
 

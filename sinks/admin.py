@@ -12,7 +12,7 @@ will not be resumed. `purge` also deletes its commit-log, writer-owner and sourc
 (and its dead letters with `--dead-letters`): everything of a retired sink id. Both ask you to
 type the sink id unless `--yes`, and refuse while a writer or committer of that sink id is
 connected unless `--force`. The password comes from the environment (`--password-env`,
-default PGPASSWORD).
+default PGPASSWORD). What it shows, it reads through `sinks.control_tables`.
 
 Exit status: 0 done (or nothing to do), 1 refused, not confirmed, or not everything could be
 removed, 2 usage or connection error.
@@ -25,13 +25,29 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Optional
 
+from sinks.control_tables import (
+    COMMIT_LOG,
+    DEAD_LETTERS,
+    STAGED_BATCHES,
+    STAGED_ROWS,
+    WRITER_OWNERS,
+    commit_logs,
+    dead_letter_counts,
+    existing_table,
+    is_session_of,
+    prefix_of,
+    prepared_elsewhere,
+    prepared_transactions,
+    sink_sessions,
+    staged_batches,
+)
+from sinks.positions import POSITIONS_TABLE, read_positions, sources_applied
+
 __all__ = ["SinkLeftovers", "leftovers", "connected_sessions", "abort", "purge", "main"]
 
 SINK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # as SinkConfig.SINK_ID
 SCHEMA_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")  # as SinkConfig.SCHEMA
 GID_PATTERN = re.compile(r"[A-Za-z0-9_:.\-]+")  # as TransactionId.quoted
-# PostgreSQL keeps application_name to NAMEDATALEN - 1 bytes.
-APPLICATION_NAME_MAX = 63
 # The admin's own statements must not hang behind a lock (an orphan may hold one).
 SESSION_SETTINGS = "SET lock_timeout = '10s'; SET statement_timeout = '60s'"
 
@@ -54,48 +70,9 @@ class SinkLeftovers:
     source_lines: int = 0
 
 
-def prefix_of(sink_id: str) -> str:
-    """Every transaction id of a sink id starts with this (sink ids hold no ':'). Compare with
-    `starts_with(gid, prefix)`: in `LIKE`, the `_` a sink id may hold is a wildcard."""
-    return f"tpc:{sink_id}:"
-
-
-def _table(conn, schema: str, name: str):
-    """The control table as an SQL identifier, or None when it does not exist."""
-    from psycopg import sql
-
-    exists = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}"."{name}"',)
-    ).fetchone()[0]
-    return sql.Identifier(schema, name) if exists else None
-
-
-def _is_session_of(application_name: str, sink_id: str) -> bool:
-    """Whether a session's application_name is a writer's or committer's of this sink id
-    (`tpc-sink-<sink id>-<subtask>-writer|committer`, see PgWriter and PgCommitter). Sink ids
-    may contain '-', so the subtask number and role must follow: `a` is not `a-b`. A name the
-    server cut to 63 bytes counts when it agrees as far as it goes (better refuse than miss)."""
-    if re.fullmatch(rf"tpc-sink-{re.escape(sink_id)}-\d+-(writer|committer).*", application_name):
-        return True
-    own = f"tpc-sink-{sink_id}-"
-    return len(application_name.encode()) >= APPLICATION_NAME_MAX and (
-        own.startswith(application_name) or application_name.startswith(own)
-    )
-
-
 def connected_sessions(conn, sink_id: str) -> list[str]:
     """Sessions of this sink id's writers and committers connected to this database."""
-    rows = conn.execute(
-        "SELECT pid, application_name, coalesce(host(client_addr), 'local'), "
-        "date_trunc('second', backend_start)::text FROM pg_stat_activity "
-        "WHERE datname = current_database() AND starts_with(application_name, 'tpc-sink-') "
-        "AND pid <> pg_backend_pid()"
-    ).fetchall()
-    return [
-        f"{name} (pid {pid}, from {addr}, since {since})"
-        for pid, name, addr, since in rows
-        if _is_session_of(name, sink_id)
-    ]
+    return [session.describe() for session in sink_sessions(conn, sink_id)]
 
 
 def leftovers(
@@ -103,80 +80,35 @@ def leftovers(
 ) -> list[SinkLeftovers]:
     """Per sink id (all, or the one given): prepared transactions in this database, staged
     batches, commit-log rows, dead letters and connected sessions."""
-    from psycopg import sql
-
     found: dict[str, SinkLeftovers] = {}
 
     def entry(sid: str) -> SinkLeftovers:
         return found.setdefault(sid, SinkLeftovers(sid))
 
-    only = "" if sink_id is None else " AND starts_with(gid, %(prefix)s)"
-    params = {"prefix": prefix_of(sink_id) if sink_id else None, "sink_id": sink_id}
-    for sid, count, oldest in conn.execute(
-        "SELECT split_part(gid, ':', 2), count(*), max(now() - prepared) "
-        "FROM pg_prepared_xacts WHERE database = current_database() "
-        "AND starts_with(gid, 'tpc:')" + only + " GROUP BY 1",
-        params,
-    ):
-        e = entry(sid)
-        e.prepared, e.oldest_prepared = count, oldest
-    where = sql.SQL("" if sink_id is None else " WHERE sink_id = %(sink_id)s")
-    batches = _table(conn, control_schema, "tpc_staged_batches")
-    if batches:
-        for sid, count, rows, oldest in conn.execute(
-            sql.SQL(
-                "SELECT sink_id, count(*), coalesce(sum(row_count), 0), max(now() - staged_at) "
-                "FROM {}{} GROUP BY 1"
-            ).format(batches, where),
-            params,
-        ):
-            e = entry(sid)
-            e.staged_batches, e.staged_rows, e.oldest_staged = count, int(rows), oldest
-    log = _table(conn, control_schema, "tpc_commit_log")
-    if log:
-        for sid, count, newest in conn.execute(
-            sql.SQL("SELECT sink_id, count(*), max(written_at) FROM {}{} GROUP BY 1").format(
-                log, where
-            ),
-            params,
-        ):
-            e = entry(sid)
-            e.commit_log_rows, e.last_commit = count, newest
-    letters = _table(conn, control_schema, "tpc_dead_letters")
-    if letters:
-        for sid, count in conn.execute(
-            sql.SQL("SELECT sink_id, count(*) FROM {}{} GROUP BY 1").format(letters, where), params
-        ):
-            entry(sid).dead_letters = count
-    positions = _table(conn, control_schema, "tpc_source_positions")
-    if positions:
-        for sid, count, lines in conn.execute(
-            sql.SQL(
-                "SELECT sink_id, count(*), coalesce(sum(lines), 0) FROM {}{} GROUP BY 1"
-            ).format(positions, where),
-            params,
-        ):
-            e = entry(sid)
-            e.sources, e.source_lines = count, int(lines)
-    for (name,) in conn.execute(
-        "SELECT application_name FROM pg_stat_activity WHERE datname = current_database() "
-        "AND starts_with(application_name, 'tpc-sink-') AND pid <> pg_backend_pid()"
-    ):
+    for prepared in prepared_transactions(conn, sink_id):
+        e = entry(prepared.sink_id)
+        e.prepared += 1
+        e.oldest_prepared = max(e.oldest_prepared or prepared.age, prepared.age)
+    for batch in staged_batches(conn, control_schema, sink_id):
+        e = entry(batch.sink_id)
+        e.staged_batches += 1
+        e.staged_rows += batch.rows
+        e.oldest_staged = max(e.oldest_staged or batch.age, batch.age)
+    for log in commit_logs(conn, control_schema, None if sink_id is None else [sink_id]).values():
+        e = entry(log.sink_id)
+        e.commit_log_rows, e.last_commit = log.commits, log.newest
+    for sid, count in dead_letter_counts(conn, control_schema, sink_id).items():
+        entry(sid).dead_letters = count
+    for applied in sources_applied(conn, control_schema, sink_id).values():
+        e = entry(applied.sink_id)
+        e.sources, e.source_lines = applied.sources, applied.lines
+    for session in sink_sessions(conn):
         for sid in [sink_id] if sink_id else list(found):
-            if _is_session_of(name, sid):
-                entry(sid).sessions.append(name)
+            if is_session_of(session.application_name, sid):
+                entry(sid).sessions.append(session.application_name)
     if sink_id is not None:
         entry(sink_id)
     return [found[sid] for sid in sorted(found)]
-
-
-def prepared_elsewhere(conn) -> int:
-    """`tpc:` prepared transactions in the server's other databases (they hold back VACUUM
-    here too, but can only be rolled back from their own database)."""
-    return conn.execute(
-        "SELECT count(*) FROM pg_prepared_xacts WHERE database <> "
-        "current_database() AND starts_with(gid, 'tpc:')"
-    ).fetchone()[0]
 
 
 def _age(value: Optional[timedelta]) -> str:
@@ -268,15 +200,7 @@ def abort(conn, sink_id: str, control_schema: str = "public") -> Removed:
 
     _require_sink_id(sink_id)
     removed = Removed()
-    gids = [
-        gid
-        for (gid,) in conn.execute(
-            "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() "
-            "AND starts_with(gid, %s) ORDER BY prepared",
-            (prefix_of(sink_id),),
-        )
-    ]
-    for gid in gids:
+    for gid in [prepared.gid for prepared in prepared_transactions(conn, sink_id)]:
         if not GID_PATTERN.fullmatch(gid):
             removed.failures.append(f"{gid!r}: not a transaction id of this sink, left alone")
             continue
@@ -285,8 +209,8 @@ def abort(conn, sink_id: str, control_schema: str = "public") -> Removed:
             removed.rolled_back += 1
         except Exception as error:  # reported, the others still go
             removed.failures.append(f"{gid}: {_first_line(error)}")
-    batches = _table(conn, control_schema, "tpc_staged_batches")
-    rows = _table(conn, control_schema, "tpc_staged_rows")
+    batches = existing_table(conn, control_schema, STAGED_BATCHES)
+    rows = existing_table(conn, control_schema, STAGED_ROWS)
     with conn.transaction():
         if rows:
             removed.staged_rows = conn.execute(
@@ -313,13 +237,13 @@ def purge(
     removed = abort(conn, sink_id, control_schema)
     with conn.transaction():
         for attribute, name, wanted in (
-            ("commit_log_rows", "tpc_commit_log", True),
-            ("writer_owners", "tpc_writer_owners", True),
+            ("commit_log_rows", COMMIT_LOG, True),
+            ("writer_owners", WRITER_OWNERS, True),
             # Without its positions a new run of the sink id reads its sources from the start.
-            ("positions", "tpc_source_positions", True),
-            ("dead_letters", "tpc_dead_letters", dead_letters),
+            ("positions", POSITIONS_TABLE, True),
+            ("dead_letters", DEAD_LETTERS, dead_letters),
         ):
-            table = _table(conn, control_schema, name)
+            table = existing_table(conn, control_schema, name)
             if table and wanted:
                 setattr(
                     removed,
@@ -433,8 +357,6 @@ def _list(conn, args) -> int:
     else:
         print(render(entries))
     if args.sink_id is not None:
-        from sinks.positions import read_positions
-
         for position in read_positions(conn, args.sink_id, args.control_schema).values():
             at = position.updated_at
             when = at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at else "-"

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
+from sinks.control_tables import commit_logs
+
 __all__ = ["AppliedRuns", "FreshStartRefused", "applied_runs", "newest_retained_checkpoint"]
 __all__ += ["refuse_fresh_start"]
 
@@ -46,25 +48,15 @@ def applied_runs(
     conn, sink_ids: Iterable[str], control_schema: str = "public"
 ) -> list[AppliedRuns]:
     """The sink ids among `sink_ids` whose commit log holds transactions, in the order given."""
-    from psycopg import sql
-
     wanted = list(dict.fromkeys(sink_ids))
-    exists = conn.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (f"{control_schema}.tpc_commit_log",)
-    ).fetchone()[0]
-    if not exists or not wanted:
+    if not wanted:
         return []
-    found = {
-        sink_id: AppliedRuns(sink_id, commits, newest)
-        for sink_id, commits, newest in conn.execute(
-            sql.SQL(
-                "SELECT sink_id, count(*), max(written_at) "
-                "FROM {}.tpc_commit_log WHERE sink_id = ANY(%s) GROUP BY sink_id"
-            ).format(sql.Identifier(control_schema)),
-            (wanted,),
-        )
-    }
-    return [found[sink_id] for sink_id in wanted if sink_id in found]
+    logs = commit_logs(conn, control_schema, wanted)
+    return [
+        AppliedRuns(sink_id, logs[sink_id].commits, logs[sink_id].newest)
+        for sink_id in wanted
+        if sink_id in logs
+    ]
 
 
 def refuse_fresh_start(

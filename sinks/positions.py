@@ -27,16 +27,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+from sinks.control_tables import existing_table, per_sink_id
+
 __all__ = [
     "POSITIONS_TABLE",
     "InputChanged",
     "Position",
+    "SourcesApplied",
     "StartPositions",
     "ensure_positions_table",
     "file_position",
     "positions_sql",
     "read_positions",
     "skip_applied",
+    "sources_applied",
     "start_positions",
     "track_positions",
 ]
@@ -147,15 +151,41 @@ def ensure_positions_table(conn, control_schema: str = "public") -> None:
 
 def read_positions(conn, sink_id: str, control_schema: str = "public") -> dict[str, Position]:
     """The positions of `sink_id`, by source ({} when the table does not exist yet)."""
-    table = f"{control_schema}.{POSITIONS_TABLE}"
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()[0]:
+    from psycopg import sql
+
+    table = existing_table(conn, control_schema, POSITIONS_TABLE)
+    if table is None:
         return {}
     return {
         row[0]: Position(*row)
         for row in conn.execute(
-            f"SELECT source, last_position, lines, bytes, digest, updated_at FROM {table} "
-            "WHERE sink_id = %s",
+            sql.SQL(
+                "SELECT source, last_position, lines, bytes, digest, updated_at FROM {} "
+                "WHERE sink_id = %s"
+            ).format(table),
             (sink_id,),
+        )
+    }
+
+
+@dataclass(frozen=True)
+class SourcesApplied:
+    """How many sources a sink id holds a position of, and their lines applied."""
+
+    sink_id: str
+    sources: int
+    lines: int
+
+
+def sources_applied(
+    conn, control_schema: str = "public", sink_id: Optional[str] = None
+) -> dict[str, SourcesApplied]:
+    """Per sink id (one, or all): its sources with a position and their lines applied."""
+    only = None if sink_id is None else [sink_id]
+    return {
+        sid: SourcesApplied(sid, count, int(lines))
+        for sid, count, lines in per_sink_id(
+            conn, control_schema, POSITIONS_TABLE, "count(*), coalesce(sum(lines), 0)", only
         )
     }
 

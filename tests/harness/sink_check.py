@@ -195,6 +195,7 @@ def demo(args) -> int:
     import tempfile
 
     from localenv.postgres import LocalPostgres
+    from sinks.control_tables import commit_logs, prepared_transactions, staged_row_count
 
     with LocalPostgres() as server, tempfile.TemporaryDirectory() as tmp:
         db = server.create_database("sink_check_demo")
@@ -214,11 +215,10 @@ def demo(args) -> int:
             rows, distinct = conn.execute(
                 f"SELECT count(*), count(DISTINCT id) FROM {args.table}"
             ).fetchone()
-            transactions, logged = conn.execute(
-                "SELECT count(*), coalesce(sum(row_count), 0) FROM tpc_commit_log"
-            ).fetchone()
-            prepared = conn.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone()[0]
-            staged = conn.execute("SELECT count(*) FROM tpc_staged_rows").fetchone()[0]
+            logs = commit_logs(conn).values()
+            transactions, logged = sum(log.commits for log in logs), sum(log.rows for log in logs)
+            prepared = len(prepared_transactions(conn))
+            staged = staged_row_count(conn)
     print(
         f"committed: {rows} rows, {distinct} distinct ids, in {transactions} transactions "
         f"({logged} rows in the commit log); pending prepared: {prepared}, staged: {staged}"

@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 
 from bench.baseline import run as baseline_run
 from jobs.audit import audit
+from jobs.reconcile import main as reconcile_main
 from jobs.reconcile import reconcile
 from tests.jobs.support import expected_outcome, rejected_reasons, write_inputs
 
@@ -352,6 +353,39 @@ def test_dead_letters_account_for_missing_rows_and_short_balances(db, inputs):
     report, text = run_audit(db, inputs)
     assert report.differences == 1
     assert f"ledger: event_id={present!r}: its row is in the table too" in text
+
+
+def test_reconcile_counts_the_dead_letters_of_its_sink_id_prefix(db, inputs, capsys, monkeypatch):
+    """`--sink-id-prefix` finds a job's dead letters by its sink ids (issue 25: it was refused
+    as an unrecognized argument)."""
+    event_id, account, currency, amount = one(
+        db,
+        "SELECT event_id, account_id, currency, amount_minor FROM ledger ORDER BY event_id LIMIT 1",
+    )
+    # The database refused the payment: neither its ledger row nor its share of the balance.
+    execute(
+        db,
+        DEAD_LETTERS_DDL,
+        "DELETE FROM ledger WHERE event_id = %(e)s",
+        "UPDATE balances SET balance_minor = balance_minor - %(m)s, event_count = "
+        "event_count - 1 WHERE account_id = %(a)s AND currency = %(c)s",
+        params={"e": event_id, "m": amount, "a": account, "c": currency},
+    )
+    with db.connect() as conn:
+        conn.execute(
+            "INSERT INTO tpc_dead_letters (sink_id, fields) VALUES ('nightly-ledger', %s)",
+            (Jsonb({"event_id": event_id}),),
+        )
+    monkeypatch.setenv("TPC_TEST_RECONCILE_PASSWORD", db.password)
+    connection = ["--db-url", db.jdbc_url, "--db-user", db.user]
+    connection += ["--password-env", "TPC_TEST_RECONCILE_PASSWORD", "--input", str(inputs)]
+
+    # One line is in no table: only the dead letter of the job's own prefix accounts for it.
+    assert reconcile_main(connection) == 1
+    assert "accounted for NO" in squeezed(capsys.readouterr().out)
+    assert reconcile_main([*connection, "--sink-id-prefix", "nightly"]) == 0
+    out = squeezed(capsys.readouterr().out)
+    assert "dead letters 1 (refused by the database" in out and "accounted for yes" in out
 
 
 def test_the_command_exits_1_with_a_diff_and_never_prints_the_password(db, inputs):

@@ -12,6 +12,12 @@ from typing import Any, Optional
 
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
+from sinks.control_tables import (
+    prefix_of,
+    prepared_transactions,
+    staged_batches,
+    staged_row_count,
+)
 
 JOB_TIMEOUT_SECONDS = 240
 
@@ -125,19 +131,12 @@ def missing_ids(db, count: int, table: str = "sink_check") -> int:
 
 def dangling(db, sink_id: Optional[str] = None):
     """(prepared transactions, staged batches, staged rows) left behind, for one sink or all."""
-    prefix = f"tpc:{sink_id}:" if sink_id else "tpc:"
+    prefix = prefix_of(sink_id)
     with db.connect() as conn:
-        prepared = conn.execute(
-            "SELECT count(*) FROM pg_prepared_xacts WHERE "
-            "database = current_database() AND starts_with(gid, %s)",
-            (prefix,),
-        ).fetchone()[0]
-        batches = conn.execute(
-            "SELECT count(*) FROM tpc_staged_batches WHERE starts_with(gid, %s)", (prefix,)
-        ).fetchone()[0]
-        rows = conn.execute(
-            "SELECT count(*) FROM tpc_staged_rows WHERE starts_with(gid, %s)", (prefix,)
-        ).fetchone()[0]
+        prepared = len(prepared_transactions(conn, sink_id))
+        # By transaction id, as the staged rows are: a batch belongs to the sink that named it.
+        batches = sum(1 for batch in staged_batches(conn) if batch.gid.startswith(prefix))
+        rows = staged_row_count(conn, sink_id=sink_id)
     return prepared, batches, rows
 
 

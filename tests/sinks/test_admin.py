@@ -14,6 +14,7 @@ import pytest
 
 from localenv.paths import PROJECT_ROOT
 from sinks import admin
+from sinks.control_tables import is_session_of
 from sinks.positions import ensure_positions_table, read_positions
 
 SINKS = ("pay_1", "payX1")
@@ -228,12 +229,12 @@ def test_refuses_while_a_session_of_the_sink_id_is_connected(db, capsys):
 
 
 def test_session_names_are_matched_exactly():
-    assert admin._is_session_of("tpc-sink-a-0-writer", "a")
-    assert admin._is_session_of("tpc-sink-a-12-committer", "a")
-    assert not admin._is_session_of("tpc-sink-a-b-0-writer", "a")  # sink id 'a-b'
-    assert not admin._is_session_of("tpc-sink-aXb-0-writer", "a_b")
+    assert is_session_of("tpc-sink-a-0-writer", "a")
+    assert is_session_of("tpc-sink-a-12-committer", "a")
+    assert not is_session_of("tpc-sink-a-b-0-writer", "a")  # sink id 'a-b'
+    assert not is_session_of("tpc-sink-aXb-0-writer", "a_b")
     long_id = "x" * 64  # the server keeps 63 bytes of the name
-    assert admin._is_session_of(f"tpc-sink-{long_id}-0-writer"[:63], long_id)
+    assert is_session_of(f"tpc-sink-{long_id}-0-writer"[:63], long_id)
 
 
 def test_command_line_exit_codes(db):
