@@ -75,7 +75,7 @@ def test_ddl_and_schema_check_hold_every_column(table):
     assert [d.split()[0] for d in definitions] == [c.name for c in table.columns]
     for definition, column in zip(definitions, table.columns):
         assert definition.split(None, 1)[1] == f"{column.sql} {column.constraints}".strip()
-    expected = payments_schema.EXPECTED_COLUMNS[table.name]
+    expected = tables.expected_columns(table)
     assert expected == [(c.name, c.sql_reported) for c in table.columns]
 
 
