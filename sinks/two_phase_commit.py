@@ -16,7 +16,7 @@
         .build())
 
 `build()` checks what can be checked before the job starts and raises `SinkConfigurationError`
-with advice: the settings (validated once, by the Java `SinkConfig.Builder` this builder hands
+with advice: the settings (validated once, by the Java `SinkConfigBuilder` this builder hands
 them to), then the driver, the database, prepared transactions and the statements against the
 schema. The sink knows nothing about the rows' meaning: it runs the statements for each row.
 """
@@ -126,7 +126,7 @@ class TwoPhaseCommitSink(Sink):
 
 
 class TwoPhaseCommitSinkBuilder:
-    """Records the settings; `build()` hands them to the Java `SinkConfig.Builder`, which holds
+    """Records the settings; `build()` hands them to the Java `SinkConfigBuilder`, which holds
     the defaults and validates every setting once (PyFlink's connectors delegate the same way).
     A setter here only converts Python values (a `timedelta`, an enum) for its Java twin of the
     same name in camel case, so a bad value is reported by `build()` or `java_config()`."""
@@ -386,7 +386,7 @@ class TwoPhaseCommitSinkBuilder:
         return any(setter == java_setter for setter, _ in self._calls)
 
     def java_config(self):
-        """The Java `SinkConfig` this builder describes, validated by `SinkConfig.Builder`,
+        """The Java `SinkConfig` this builder describes, validated by `SinkConfigBuilder`,
         without contacting the database (`build()` uses it; tests and tools may open
         connections with it)."""
         from py4j.protocol import Py4JError, Py4JJavaError

@@ -1,6 +1,6 @@
 """The Python builder's part of commit scopes and several tables: what only Python can check
 (a named row type per table, tables instead of the single table's settings, one stream per
-table) fails at once; the rest is recorded and checked by the Java `SinkConfig.Builder`
+table) fails at once; the rest is recorded and checked by the Java `SinkConfigBuilder`
 (`java_config()`, no database), its errors naming the Python setters."""
 
 import pytest

@@ -21,42 +21,47 @@ import java.util.Collections;
 import java.util.List;
 
 /**
- * One subtask's writer. Rows of one checkpoint interval go into one database transaction that is
- * opened by the first row (so an empty checkpoint opens none) and pre-committed when the
- * checkpoint barrier arrives: PREPAREd (prepared mode) or committed into the staging table
- * (staged mode). In at-least-once mode rows are autocommitted in batches and flushed at each
- * checkpoint.
+ * One subtask's writer: what every commit mode shares. It connects, fences off earlier attempts
+ * of its subtask, refuses a stale restore or a fresh start over committed input, discards what
+ * restored checkpoints do not hold, takes rows (plain, or envelopes of named tables), keeps the
+ * transaction counter in the writer state, and explains failures. {@link #create} picks the
+ * mode's subclass, which decides where a row goes and what pre-commit does:
+ *
+ * <ul>
+ *   <li>{@link PgPreparedWriter}: rows run through the statements in a transaction per
+ *       checkpoint interval, PREPAREd at pre-commit;
+ *   <li>{@link PgStagedWriter}: rows go to the staging table in a transaction per checkpoint
+ *       interval, committed at pre-commit (the committer applies them);
+ *   <li>{@link PgAtLeastOnceWriter}: rows run through the statements in autocommitted batches,
+ *       flushed at each checkpoint.
+ * </ul>
+ *
+ * <p>A transaction of the two exactly-once modes is opened by the checkpoint interval's first
+ * row ({@link #transaction()}), so an empty checkpoint opens none.
  */
-final class PgWriter
+abstract class PgWriter
         implements CommittingSinkWriter<Row, PgCommittable>,
                 StatefulSinkWriter<Row, PgWriterState> {
     private static final Logger LOG = LoggerFactory.getLogger(PgWriter.class);
     /** How long a subtask added by a scale-up waits for its siblings to register a lineage. */
     private static final long SIBLING_LINEAGE_WAIT_MILLIS = 30_000;
 
-    private final SinkConfig config;
-    private final ControlTables tables;
-    private final int subtask;
+    final SinkConfig config;
+    final ControlTables tables;
+    final int subtask;
     private final int parallelism;
     private final String jobId;
     private final int attempt;
     private final String execution;
     private final Long restoredCheckpointId;
     private String lineage;
-    private final FaultInjection faults;
+    final FaultInjection faults;
 
-    private Connection connection;
-    // One per table (SinkConfig#tables), in table order.
-    private StatementBatch[] direct;
-    private StagedRowCopier staged;
-    // Staged mode under the "fail" policy: the user's statements tried on every batch and rolled
-    // back, so that a refused row stops the job here and never reaches the committer.
-    private StatementBatch[] trial;
-    private RefusedRows refusedRows;
+    Connection connection;
+    final RefusedRows refusedRows;
 
     private TransactionId current;
     private long rowsInTransaction;
-    private long rowsSinceCheckpoint; // at least once: rows flushed since the last barrier
     private long highestCounter;
     private long lastSnapshotCheckpoint;
 
@@ -65,8 +70,30 @@ final class PgWriter
     private final Counter rowsWritten;
     private final Counter recordsSend;
 
-    PgWriter(SinkConfig config, WriterInitContext context, Collection<PgWriterState> restored)
+    /** The writer of {@code config}'s commit mode, connected and recovered. */
+    static PgWriter create(
+            SinkConfig config, WriterInitContext context, Collection<PgWriterState> restored)
             throws IOException {
+        PgWriter writer;
+        switch (config.mode()) {
+            case PREPARED:
+                writer = new PgPreparedWriter(config, context, restored);
+                break;
+            case STAGED:
+                writer = new PgStagedWriter(config, context, restored);
+                break;
+            case AT_LEAST_ONCE:
+                writer = new PgAtLeastOnceWriter(config, context, restored);
+                break;
+            default:
+                throw new IllegalArgumentException("no writer for commit mode " + config.mode());
+        }
+        writer.start();
+        return writer;
+    }
+
+    /** Settings, restored state and metrics only: {@link #start()} connects. */
+    PgWriter(SinkConfig config, WriterInitContext context, Collection<PgWriterState> restored) {
         this.config = config;
         this.tables = new ControlTables(config.controlSchema());
         this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
@@ -114,6 +141,13 @@ final class PgWriter
                 subtask,
                 "writer",
                 context.metricGroup().counter("tpcRowsDeadLettered"));
+    }
+
+    /**
+     * Connects, checks the restore or fresh start against the commit log, and discards what
+     * earlier attempts pre-committed for checkpoints that are not being restored.
+     */
+    private void start() throws IOException {
         try {
             open();
             refuseOlderCheckpointThanCommitted();
@@ -134,11 +168,9 @@ final class PgWriter
     private void open() throws SQLException {
         connection =
                 Connections.open(config, "tpc-sink-" + config.sinkId() + "-" + subtask + "-writer");
-        if (config.mode() == CommitMode.PREPARED) {
-            Preflight.requirePreparedTransactions(connection);
-        }
+        requireServerSupport();
         tables.ensure(connection);
-        if (config.mode() != CommitMode.AT_LEAST_ONCE) {
+        if (!atLeastOnce()) {
             // Before recovery: from here on no earlier attempt of this subtask can pre-commit.
             try {
                 WriterFence.acquire(connection, config, tables, subtask, jobId, attempt, lineage);
@@ -166,31 +198,23 @@ final class PgWriter
         }
         // lock_timeout, statement_timeout and the socket timeout come with the connection
         // (SinkConfig.jdbcProperties).
-        connection.setAutoCommit(config.mode() == CommitMode.AT_LEAST_ONCE);
-        List<TableSpec> targets = config.tables();
-        if (config.mode() == CommitMode.STAGED) {
-            staged = new StagedRowCopier(connection, tables.stagedRows, config.batchSize());
-            // The trial sees this subtask's batch of one table alone: not the other subtasks'
-            // rows that checkpoint scope applies in the same transaction, nor the rows of other
-            // tables (each trial batch is rolled back), so it would refuse rows that refer to
-            // them. There, a refused row stops the job at commit instead (sinks/README.md).
-            if (config.rowErrorPolicy() == RowErrorPolicy.FAIL
-                    && !config.isMultiTable()
-                    && config.commitScope() == CommitScope.SUBTASK) {
-                trial = new StatementBatch[targets.size()];
-                for (int t = 0; t < trial.length; t++) {
-                    trial[t] = new StatementBatch(
-                            connection, config, targets.get(t), refusedRows, true);
-                }
-            }
-        } else {
-            direct = new StatementBatch[targets.size()];
-            for (int t = 0; t < direct.length; t++) {
-                direct[t] =
-                        new StatementBatch(connection, config, targets.get(t), refusedRows, false);
-            }
-        }
+        connection.setAutoCommit(atLeastOnce());
+        openStatements(config.tables());
     }
+
+    /** What the mode needs of the server beyond the sink's tables, checked when it connects. */
+    void requireServerSupport() throws SQLException {}
+
+    /**
+     * Whether this is the at-least-once writer: autocommitted, without a fence (several may
+     * run), never refusing a fresh start.
+     */
+    boolean atLeastOnce() {
+        return false;
+    }
+
+    /** Prepares the mode's statements on the new connection, one set per table, in order. */
+    abstract void openStatements(List<TableSpec> targets) throws SQLException;
 
     /**
      * A start that restores no checkpoint reads its input from the beginning. If this sink id
@@ -201,9 +225,7 @@ final class PgWriter
      * promise, and idempotent statements make a replay harmless: neither is refused.
      */
     private void refuseFreshStartAfterCommits() throws SQLException {
-        if (restoredCheckpointId != null
-                || config.mode() == CommitMode.AT_LEAST_ONCE
-                || config.idempotentStatements()) {
+        if (restoredCheckpointId != null || atLeastOnce() || config.idempotentStatements()) {
             return;
         }
         try (PreparedStatement ps = connection.prepareStatement("SELECT count(*), "
@@ -392,37 +414,10 @@ final class PgWriter
             }
         }
         try {
-            if (values == null && (config.mode() != CommitMode.STAGED || trial != null)) {
+            if (values == null && needsValues()) {
                 values = RowCodec.decode(payload); // the statements need the values
             }
-            if (config.mode() == CommitMode.AT_LEAST_ONCE) {
-                addDirect(table, values);
-                rowsSinceCheckpoint++;
-            } else {
-                if (current == null) {
-                    current = TransactionId.create(
-                            config.sinkId(), subtask, nextCounter(), execution);
-                    rowsInTransaction = 0;
-                    refusedRows.setTransaction(current.gid);
-                }
-                if (config.mode() == CommitMode.STAGED) {
-                    stage(table, values, payload);
-                } else {
-                    addDirect(table, values);
-                }
-                rowsInTransaction++;
-                if (rowsInTransaction == config.batchSize()
-                        && faults.watches(
-                                FaultInjection.Phase
-                                        .WRITE)) { // the first batch reached the database
-                    faults.at(
-                            FaultInjection.Phase.WRITE,
-                            config.sinkId(),
-                            subtask,
-                            current.gid,
-                            rowsInTransaction);
-                }
-            }
+            writeRow(table, values, payload);
             rowsWritten.inc();
             recordsSend.inc();
         } catch (SQLException e) {
@@ -433,90 +428,65 @@ final class PgWriter
         }
     }
 
-    private long nextCounter() {
-        highestCounter = Math.max(highestCounter, lastSnapshotCheckpoint) + 1;
-        return highestCounter;
+    /** Whether {@link #writeRow} needs a named table's row decoded, or takes its bytes. */
+    boolean needsValues() {
+        return true;
     }
 
     /**
-     * Runs a row through its table's statements (prepared and at-least-once modes). Before a
-     * table's batch is applied, the earlier tables' pending rows are, so that a batch may refer
-     * to rows of earlier tables received before it (foreign keys). Staged mode applies whole
-     * checkpoints table by table at commit, which also covers rows received later.
+     * Writes one row of table {@code table}: its {@code values}, decoded if {@link
+     * #needsValues()}, and for a named table the {@code payload} it came in ({@link RowCodec}).
      */
-    private void addDirect(int table, Object[] values) throws SQLException {
-        if (table > 0 && direct[table].pending() + 1 >= config.batchSize()) {
-            for (int t = 0; t < table; t++) {
-                direct[t].execute();
-            }
-        }
-        direct[table].add(values);
-    }
+    abstract void writeRow(int table, Object[] values, byte[] payload)
+            throws SQLException, IOException, InterruptedException;
 
-    private void stage(int table, Object[] values, byte[] payload)
-            throws SQLException, IOException {
-        staged.add(
-                current.gid,
-                TableSpec.firstSeq(table) + rowsInTransaction,
-                payload != null ? payload : RowCodec.encode(values));
-        if (trial != null) {
-            trial[table].add(values);
-        }
-    }
-
-    @Override
-    public void flush(boolean endOfInput) throws IOException {
-        if (config.mode() == CommitMode.AT_LEAST_ONCE) {
-            try {
-                for (StatementBatch batch : direct) {
-                    batch.execute();
-                }
-            } catch (SQLException e) {
-                throw failure("flush", e);
-            }
-        }
-    }
-
-    @Override
-    public Collection<PgCommittable> prepareCommit() throws IOException, InterruptedException {
+    /** The transaction of this checkpoint interval, opened by its first row. */
+    final TransactionId transaction() {
         if (current == null) {
-            if (rowsSinceCheckpoint > 0) { // at least once: flush(false) has written them
-                long rows = rowsSinceCheckpoint;
-                rowsSinceCheckpoint = 0;
-                faults.afterCheckpointFlushed(config.sinkId(), subtask, null, rows);
-            }
+            current = TransactionId.create(config.sinkId(), subtask, nextCounter(), execution);
+            rowsInTransaction = 0;
+            refusedRows.setTransaction(current.gid);
+        }
+        return current;
+    }
+
+    /** Rows written in the open transaction so far. */
+    final long rowsInTransaction() {
+        return rowsInTransaction;
+    }
+
+    /** Counts a row written in the open transaction; the fault seam's write phase acts here. */
+    final void countRowInTransaction() throws IOException, InterruptedException {
+        rowsInTransaction++;
+        if (rowsInTransaction == config.batchSize()
+                && faults.watches(
+                        FaultInjection.Phase.WRITE)) { // the first batch reached the database
+            faults.at(
+                    FaultInjection.Phase.WRITE,
+                    config.sinkId(),
+                    subtask,
+                    current.gid,
+                    rowsInTransaction);
+        }
+    }
+
+    /** What a mode does to pre-commit a transaction, inside it. */
+    interface PreCommit {
+        void run(TransactionId id) throws SQLException;
+    }
+
+    /**
+     * Pre-commits the open transaction with {@code preCommit}, if a row opened one: its
+     * committable, or none for an empty checkpoint.
+     */
+    final Collection<PgCommittable> preCommitTransaction(PreCommit preCommit)
+            throws IOException, InterruptedException {
+        if (current == null) {
             return Collections.emptyList(); // nothing written: no transaction was opened
         }
         TransactionId id = current;
         try {
-            if (config.mode() == CommitMode.STAGED) {
-                if (trial != null) {
-                    for (StatementBatch batch : trial) {
-                        batch.execute();
-                    }
-                }
-                staged.flush();
-                try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
-                        + tables.stagedBatches + " (gid, sink_id, subtask, counter, row_count, "
-                        + "lineage) VALUES (?, ?, ?, ?, ?, ?)")) {
-                    bindLog(ps, id);
-                    ps.executeUpdate();
-                }
-                connection.commit();
-            } else {
-                for (StatementBatch batch : direct) {
-                    batch.execute();
-                }
-                try (PreparedStatement ps = connection.prepareStatement("INSERT INTO "
-                        + tables.commitLog + " (gid, sink_id, subtask, counter, row_count, "
-                        + "lineage, mode) VALUES (?, ?, ?, ?, ?, ?, 'PREPARED')")) {
-                    bindLog(ps, id);
-                    ps.executeUpdate();
-                }
-                try (Statement st = connection.createStatement()) {
-                    st.execute("PREPARE TRANSACTION " + TransactionId.quoted(id.gid));
-                }
-            }
+            preCommit.run(id);
         } catch (SQLException e) {
             throw failure("pre-commit of " + id.gid, e);
         }
@@ -528,7 +498,45 @@ final class PgWriter
         return Collections.singletonList(committable);
     }
 
-    private void bindLog(PreparedStatement ps, TransactionId id) throws SQLException {
+    private long nextCounter() {
+        highestCounter = Math.max(highestCounter, lastSnapshotCheckpoint) + 1;
+        return highestCounter;
+    }
+
+    /** One batch of the user's statements per table, in table order. */
+    final StatementBatch[] statementBatches(List<TableSpec> targets, boolean trial)
+            throws SQLException {
+        StatementBatch[] batches = new StatementBatch[targets.size()];
+        for (int t = 0; t < batches.length; t++) {
+            batches[t] = new StatementBatch(connection, config, targets.get(t), refusedRows, trial);
+        }
+        return batches;
+    }
+
+    /**
+     * Runs a row through its table's statements (prepared and at-least-once modes). Before a
+     * table's batch is applied, the earlier tables' pending rows are, so that a batch may refer
+     * to rows of earlier tables received before it (foreign keys). Staged mode applies whole
+     * checkpoints table by table at commit, which also covers rows received later.
+     */
+    final void addInTableOrder(StatementBatch[] direct, int table, Object[] values)
+            throws SQLException {
+        if (table > 0 && direct[table].pending() + 1 >= config.batchSize()) {
+            for (int t = 0; t < table; t++) {
+                direct[t].execute();
+            }
+        }
+        direct[table].add(values);
+    }
+
+    static void executeAll(StatementBatch[] batches) throws SQLException {
+        for (StatementBatch batch : batches) {
+            batch.execute();
+        }
+    }
+
+    /** Binds a staged-batch or commit-log row of {@code id}: gid, sink id, subtask, counter, rows, lineage. */
+    final void bindLog(PreparedStatement ps, TransactionId id) throws SQLException {
         ps.setString(1, id.gid);
         ps.setString(2, config.sinkId());
         ps.setInt(3, subtask);
@@ -537,6 +545,10 @@ final class PgWriter
         ps.setString(6, lineage);
     }
 
+    /** Nothing to flush: the exactly-once modes write at every row and at pre-commit. */
+    @Override
+    public void flush(boolean endOfInput) throws IOException {}
+
     @Override
     public List<PgWriterState> snapshotState(long checkpointId) {
         lastSnapshotCheckpoint = Math.max(lastSnapshotCheckpoint, checkpointId);
@@ -544,35 +556,15 @@ final class PgWriter
                 new PgWriterState(config.sinkId(), subtask, highestCounter, lineage));
     }
 
-    private IOException failure(String what, SQLException e) {
+    final IOException failure(String what, SQLException e) {
         String message = "sink '" + config.sinkId() + "' subtask " + subtask + " failed in " + what
-                + ": " + e.getMessage();
-        if ("55P03".equals(e.getSQLState()) && config.mode() == CommitMode.PREPARED) {
-            message += "\nA row this checkpoint writes is still locked, most likely by this "
-                    + "sink's own prepared transaction of an earlier checkpoint"
-                    + pendingPreparedSuffix() + ". In prepared mode a row cannot be written "
-                    + "again until the earlier checkpoint commits, and that commit waits for "
-                    + "this very task. Use commit mode 'staged' for workloads that update the "
-                    + "same rows (hot keys, running balances) in consecutive checkpoints.";
-        }
+                + ": " + e.getMessage() + explanation(e);
         return new IOException(message, e);
     }
 
-    private String pendingPreparedSuffix() {
-        try {
-            connection.rollback();
-            try (PreparedStatement ps = connection.prepareStatement("SELECT string_agg(gid, ', ') "
-                    + "FROM pg_prepared_xacts WHERE starts_with(gid, ?)")) {
-                ps.setString(1, TransactionId.sinkPrefix(config.sinkId()));
-                try (ResultSet rs = ps.executeQuery()) {
-                    rs.next();
-                    String gids = rs.getString(1);
-                    return gids == null ? "" : " (awaiting commit: " + gids + ")";
-                }
-            }
-        } catch (SQLException ignored) {
-            return "";
-        }
+    /** What the mode knows about a failure's cause, appended to its message; "" if nothing. */
+    String explanation(SQLException e) {
+        return "";
     }
 
     @Override

@@ -138,7 +138,7 @@ public final class PostgresTwoPhaseCommitSink
     public StatefulSinkWriter<Row, PgWriterState> restoreWriter(
             WriterInitContext context, Collection<PgWriterState> recoveredState)
             throws IOException {
-        return new PgWriter(config, context, recoveredState);
+        return PgWriter.create(config, context, recoveredState);
     }
 
     @Override

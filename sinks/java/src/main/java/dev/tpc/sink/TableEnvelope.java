@@ -12,7 +12,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * How the rows of a sink's several tables ({@link SinkConfig.Builder#addTable}) travel through one
+ * How the rows of a sink's several tables ({@link SinkConfigBuilder#addTable}) travel through one
  * Flink sink: each input stream is mapped, on the JVM, to envelopes of (table index, the row's
  * values encoded by {@link RowCodec}), and the envelopes of all inputs are united into the sink.
  * A staged writer stores the encoded row as it is. Job code never sees envelopes: it hands the

@@ -8,7 +8,7 @@ import java.util.regex.Pattern;
 
 /**
  * One named input of a sink: its rows' field names and the statements run for each row. A sink
- * configured with {@link SinkConfig.Builder#addTable} takes several, and commits them together; a sink
+ * configured with {@link SinkConfigBuilder#addTable} takes several, and commits them together; a sink
  * without has one, unnamed, made of the constructor's fields and statements.
  */
 public final class TableSpec implements Serializable {

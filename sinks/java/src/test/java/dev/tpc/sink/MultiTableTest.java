@@ -25,7 +25,7 @@ import java.util.List;
 import java.util.UUID;
 
 /**
- * Several tables through one sink ({@link SinkConfig.Builder#addTable}), through Flink's Sink V2
+ * Several tables through one sink ({@link SinkConfigBuilder#addTable}), through Flink's Sink V2
  * operators against a real PostgreSQL: two writer subtasks take envelopes of two tables, where
  * a row of the second table refers (foreign key) to a row of the first that arrived after it
  * (and, in checkpoint scope, that the other subtask wrote). All tables of a transaction are
@@ -84,7 +84,7 @@ class MultiTableTest {
         return builder(mode, scope).build();
     }
 
-    private SinkConfig.Builder builder(String mode, String scope) {
+    private SinkConfigBuilder builder(String mode, String scope) {
         // No fields and statements of the sink's own: it takes the first table's.
         return TestDatabase.builder(sinkId, mode, List.of(), List.of(), 5)
                 .setCommitScope(scope)
@@ -272,7 +272,7 @@ class MultiTableTest {
 
     @Test
     void tablesAreCheckedWhenBuilt() {
-        java.util.function.Supplier<SinkConfig.Builder> base =
+        java.util.function.Supplier<SinkConfigBuilder> base =
                 () -> TestDatabase.builder("t", "staged", List.of(), List.of(), 1)
                         .addTable("a", List.of("id"), List.of("SELECT :id"));
         SinkConfig config = base.get().build();

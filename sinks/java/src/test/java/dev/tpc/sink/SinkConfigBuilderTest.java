@@ -16,13 +16,13 @@ import java.util.List;
 import java.util.function.UnaryOperator;
 
 /**
- * Every setting is validated once, in {@link SinkConfig.Builder#build()}; a bad one is reported
+ * Every setting is validated once, in {@link SinkConfigBuilder#build()}; a bad one is reported
  * with its setter, its value (never the password) and what to do.
  */
 class SinkConfigBuilderTest {
     private static final String PASSWORD = "s3cret-Pa55";
 
-    private static SinkConfig.Builder valid() {
+    private static SinkConfigBuilder valid() {
         return SinkConfig.builder()
                 .setJdbcUrl("jdbc:postgresql://127.0.0.1:5432/payments")
                 .setUser("app")
@@ -34,7 +34,7 @@ class SinkConfigBuilderTest {
 
     /** The message of the error {@code build()} raises for {@code change}, with checks common to all. */
     private static String error(
-            UnaryOperator<SinkConfig.Builder> change, String setter, String... needles) {
+            UnaryOperator<SinkConfigBuilder> change, String setter, String... needles) {
         SinkConfigurationException e = assertThrows(
                 SinkConfigurationException.class, () -> change.apply(valid()).build());
         String message = e.getMessage();
@@ -112,10 +112,12 @@ class SinkConfigBuilderTest {
 
     @Test
     void theOnlyWayInIsTheBuilder() {
-        assertTrue(Arrays.stream(SinkConfig.class.getDeclaredConstructors())
-                .allMatch(c -> Modifier.isPrivate(c.getModifiers())));
-        assertTrue(Arrays.stream(SinkConfig.Builder.class.getDeclaredConstructors())
-                .allMatch(c -> Modifier.isPrivate(c.getModifiers())));
+        // Outside the package, SinkConfig.builder() and build() are the only way in.
+        for (Class<?> type : List.of(SinkConfig.class, SinkConfigBuilder.class)) {
+            assertTrue(Arrays.stream(type.getDeclaredConstructors())
+                    .noneMatch(c -> Modifier.isPublic(c.getModifiers())
+                            || Modifier.isProtected(c.getModifiers())));
+        }
     }
 
     @Test
@@ -346,10 +348,10 @@ class SinkConfigBuilderTest {
     void tooManyTables() {
         // A staged row's seq is (table index << 40) + position: 23 bits of table index.
         assertEquals((1 << 23) - 1, SinkConfig.MAX_TABLES);
-        SinkConfig.Builder.checkTableCount(SinkConfig.MAX_TABLES);
+        SinkConfigBuilder.checkTableCount(SinkConfig.MAX_TABLES);
         SinkConfigurationException e = assertThrows(
                 SinkConfigurationException.class,
-                () -> SinkConfig.Builder.checkTableCount(SinkConfig.MAX_TABLES + 1));
+                () -> SinkConfigBuilder.checkTableCount(SinkConfig.MAX_TABLES + 1));
         assertTrue(e.getMessage().startsWith("addTable: "), e.getMessage());
         assertTrue(e.getMessage().contains("too many"), e.getMessage());
     }

@@ -50,7 +50,7 @@ final class TestDatabase {
     }
 
     /** {@link #config}'s settings, for a test to add its own before building. */
-    static SinkConfig.Builder builder(
+    static SinkConfigBuilder builder(
             String sinkId,
             String mode,
             List<String> statements,
