@@ -21,14 +21,14 @@ import argparse
 import dataclasses
 import time
 
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import file_source
 from jobs.payments import (
     TABLES,
     PaymentsConfig,
     PaymentSinks,
     build_pipeline,
     build_sinks,
-    create_environment,
-    file_source,
     prepare_database,
 )
 from jobs.reconcile import count_lines

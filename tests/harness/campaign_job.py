@@ -12,6 +12,7 @@ for the control, at-least-once sinks for all four tables.
 """
 
 import argparse
+import dataclasses
 import sys
 
 import jobs.payments as payments
@@ -48,8 +49,10 @@ def main(argv) -> int:
     )
     extra = dict(setting.split("=", 1) for setting in args.setting)
     if extra:
-        job_settings = payments.flink_settings
-        payments.flink_settings = lambda config: {**job_settings(config), **extra}
+        arguments = payments.config_from_args
+        payments.config_from_args = lambda parsed: dataclasses.replace(
+            arguments(parsed), extra_settings=extra
+        )
     if args.at_least_once:
         build_sinks = payments.build_sinks
         payments.build_sinks = lambda config: build_sinks(

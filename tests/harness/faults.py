@@ -94,7 +94,8 @@ def throttled_lines(
 ):
     """The payments job's real file source, slowed down (and failing once if `marker` is
     given, see `FailOnce`) so that a run spans many checkpoints."""
-    from jobs.payments import LINE_TYPE, file_lines
+    from jobs.kit.line_sources import LINE_TYPE
+    from jobs.payments import file_lines
 
     lines = file_lines(env, config)
     if not marker and not throttle_every:

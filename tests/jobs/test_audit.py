@@ -439,13 +439,9 @@ def test_the_command_exits_1_with_a_diff_and_never_prints_the_password(db, input
 def test_clean_after_the_payments_job_itself(database, tmp_path):
     """The same verdict on what the Flink job writes (its sinks, its raw/raw_bytes, its
     control tables) as on the script's tables."""
-    from jobs.payments import (
-        build_pipeline,
-        build_sinks,
-        create_environment,
-        file_source,
-        prepare_database,
-    )
+    from jobs.kit.environment import create_environment
+    from jobs.kit.line_sources import file_source
+    from jobs.payments import build_pipeline, build_sinks, prepare_database
     from tests.jobs.support import payments_config
 
     input_dir = write_inputs(tmp_path / "input", events=1_000, seed=3)

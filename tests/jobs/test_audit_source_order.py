@@ -161,13 +161,9 @@ def test_the_job_at_parallelism_2_through_a_failover_is_accepted(database, tmp_p
     on the way; a.jsonl arrives once b's lines are committed. So the job applied b's copies of
     the contested ids, while the reference, reading the files in path order, applies a's: an
     audit that compared the books with the reference's alone reported every one of them."""
-    from jobs.payments import (
-        build_pipeline,
-        build_sinks,
-        create_environment,
-        file_source,
-        prepare_database,
-    )
+    from jobs.kit.environment import create_environment
+    from jobs.kit.line_sources import file_source
+    from jobs.payments import build_pipeline, build_sinks, prepare_database
     from tests.harness.faults import FailOnce, faults_in_parse
     from tests.jobs.support import payments_config
     from tests.jobs.test_payments_faults import committed_lines

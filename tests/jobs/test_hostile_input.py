@@ -15,13 +15,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from jobs.audit import audit
-from jobs.payments import (
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    file_source,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import file_source
+from jobs.payments import build_pipeline, build_sinks, prepare_database
 from jobs.reconcile import reconcile
 from tests.jobs.support import (
     database_outcome,

@@ -22,15 +22,10 @@ from pyflink.common import Duration, WatermarkStrategy
 from pyflink.datastream.connectors.file_system import FileSource
 
 from jobs.audit import audit
-from jobs.payments import (
-    LINE_TYPE,
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    explain_refusal,
-    file_source,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import LINE_TYPE, file_source
+from jobs.kit.refusals import explain_refusal
+from jobs.payments import build_pipeline, build_sinks, prepare_database
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from sinks.sources import NumberedLinesFormat

@@ -13,13 +13,8 @@ import time
 
 import pytest
 
-from jobs.payments import (
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    prepare_database,
-    sink_ids,
-)
+from jobs.kit.environment import create_environment
+from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
 from jobs.reconcile import reconcile
 from tests.harness.faults import throttled_lines
 from tests.jobs.support import (

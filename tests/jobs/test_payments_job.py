@@ -3,13 +3,9 @@ the same input: the bad-input corpus plus 20,000 generated events with duplicate
 
 import pytest
 
-from jobs.payments import (
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    file_source,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import file_source
+from jobs.payments import build_pipeline, build_sinks, prepare_database
 from jobs.reconcile import reconcile
 from tests.jobs.support import (
     database_outcome,

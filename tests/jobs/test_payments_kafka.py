@@ -20,14 +20,9 @@ import pytest
 from pyflink.common import WatermarkStrategy  # noqa: F401  (pyflink importable: mini cluster tier)
 
 from jobs.audit import audit
-from jobs.payments import (
-    LINE_TYPE,
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    kafka_lines,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import LINE_TYPE
+from jobs.payments import build_pipeline, build_sinks, kafka_lines, prepare_database
 from jobs.produce import kafka_lines as produced_lines
 from jobs.produce import produce
 from jobs.reconcile import reconcile

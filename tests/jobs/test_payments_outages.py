@@ -27,13 +27,8 @@ import uuid
 import pytest
 
 from jobs.audit import audit
-from jobs.payments import (
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    prepare_database,
-    sink_ids,
-)
+from jobs.kit.environment import create_environment
+from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
 from tests.harness.faults import throttled_lines

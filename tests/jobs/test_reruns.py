@@ -22,15 +22,10 @@ import pytest
 from psycopg import sql
 
 from jobs.audit import audit
-from jobs.payments import (
-    TABLES,
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    explain_refusal,
-    file_source,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import file_source
+from jobs.kit.refusals import explain_refusal
+from jobs.payments import TABLES, build_pipeline, build_sinks, prepare_database
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from sinks.fresh_start import FreshStartRefused, applied_runs

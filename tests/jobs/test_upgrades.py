@@ -16,14 +16,10 @@ from collections import defaultdict
 
 import pytest
 
-from jobs.payments import (
-    build_pipeline,
-    build_sinks,
-    create_environment,
-    explain_refusal,
-    file_source,
-    prepare_database,
-)
+from jobs.kit.environment import create_environment
+from jobs.kit.line_sources import file_source
+from jobs.kit.refusals import explain_refusal
+from jobs.payments import STATEFUL_UIDS, build_pipeline, build_sinks, prepare_database
 from jobs.reconcile import reconcile
 from localenv.job_control import stop_with_savepoint
 from tests.jobs.support import (
@@ -238,7 +234,7 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     )
     with pytest.raises(Exception) as refused:
         start_and_wait_running(restored, without_dedupe=True)
-    message = explain_refusal(refused.value)
+    message = explain_refusal(refused.value, STATEFUL_UIDS)
     assert message and message.startswith("incompatible upgrade"), str(refused.value)[-3000:]
     # Flink names the first operator it cannot map: the dedupe, or a sink that went with it.
     assert re.search(r"operator '(dedupe-by-event-id|(Sink Committer: )?[a-z]+-sink)'", message)
@@ -256,7 +252,7 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     )
     with pytest.raises(Exception) as refused:
         start_and_wait_running(renamed)
-    message = explain_refusal(refused.value)
+    message = explain_refusal(refused.value, STATEFUL_UIDS)
     assert message and "sink id 'payments-" in message, str(refused.value)[-3000:]
     assert "Keep --sink-id-prefix" in message
     assert database_outcome(database) == before
@@ -269,7 +265,7 @@ def test_incompatible_upgrade_and_stale_savepoint_are_refused_before_a_row_moves
     # ... after which the first savepoint is stale: replaying it would apply 2.jsonl twice.
     with pytest.raises(Exception) as refused:
         start_and_wait_running(restored)
-    message = explain_refusal(refused.value)
+    message = explain_refusal(refused.value, STATEFUL_UIDS)
     assert message and "refuses to restore checkpoint" in message, str(refused.value)[-3000:]
     assert "savepoint" in message
     assert database_outcome(database) == before

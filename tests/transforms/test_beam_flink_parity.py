@@ -26,13 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_job(database, src, tmp_path, files) -> Outcome:
     """The production job's graph on the files of `src`, its tables read back as an Outcome."""
-    from jobs.payments import (
-        build_pipeline,
-        build_sinks,
-        create_environment,
-        file_source,
-        prepare_database,
-    )
+    from jobs.kit.environment import create_environment
+    from jobs.kit.line_sources import file_source
+    from jobs.payments import build_pipeline, build_sinks, prepare_database
 
     config = payments_config(database, src, tmp_path, dedupe_ttl_days=7)
     prepare_database(config)

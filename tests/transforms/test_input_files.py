@@ -39,7 +39,7 @@ def flink_lines_per_source(input_dir: Path) -> Counter:
     source format names a file by its path; the job keeps the base name)."""
     from pyflink.common import WatermarkStrategy
 
-    from jobs.payments import LINE_TYPE, file_source
+    from jobs.kit.line_sources import LINE_TYPE, file_source
     from localenv.flink import local_environment
     from sinks import add_sink_jars
 

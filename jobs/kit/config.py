@@ -1,0 +1,201 @@
+"""The configuration and command-line flags every exactly-once job has; a job extends them.
+
+A job's config is a subclass of `JobConfig` with its own fields, its parser adds
+`add_source_arguments` and `add_run_arguments` to its own flags, and `job_arguments` turns the
+parsed flags into JobConfig's fields:
+
+    config = MyConfig(**job_arguments(args), my_flag=args.my_flag)
+"""
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from sinks.database import add_connection_arguments
+
+__all__ = [
+    "JobConfig",
+    "add_run_arguments",
+    "add_source_arguments",
+    "job_arguments",
+    "parse_duration_ms",
+]
+
+
+@dataclass
+class JobConfig:
+    input: Optional[str]  # files; None with source="kafka"
+    db_url: str
+    db_user: Optional[str] = None
+    password_env: str = "PGPASSWORD"
+    parallelism: int = 2
+    checkpoint_interval: Optional[str] = None  # default: flink-conf/config.yaml
+    checkpoint_dir: Optional[str] = None  # default: var/checkpoints/<sink_id_prefix>
+    watch: Optional[str] = None  # e.g. "5 s": keep discovering files
+    from_checkpoint: Optional[str] = None  # a retained checkpoint or a savepoint
+    savepoint_dir: Optional[str] = None  # where `stop_with_savepoint` writes
+    execution_mode: str = "process"
+    state_backend: Optional[str] = None  # hashmap | rocksdb
+    # checkpoint: one sink for all the job's tables, each checkpoint one transaction;
+    # subtask: one sink per table, each subtask's checkpoint its own transaction.
+    commit_scope: str = "checkpoint"
+    # The job's sink ids start with it; a job's config gives its own default.
+    sink_id_prefix: str = "job"
+    sink_batch_size: Optional[int] = None  # default: the job's
+    # A row the database refuses (e.g. a constraint added to a table) is recorded in
+    # tpc_dead_letters and the job goes on: one line must never stop the work of a day.
+    on_row_error: str = "dead_letter"
+    bundle_size: Optional[int] = None  # default: BUNDLE_LINES worth of records
+    batch_lines: Optional[int] = 500  # lines per record into Python; None: 1
+    source: str = "files"  # files | kafka
+    bootstrap_servers: Optional[str] = None  # kafka: HOST:PORT[,HOST:PORT]
+    topic: Optional[str] = None
+    group_id: Optional[str] = None  # default: the sink id prefix
+    starting_offsets: str = "earliest"  # earliest | latest | committed
+    # kafka, no checkpoint: partition -> next offset, from the database (running.start_of_run)
+    resume_offsets: dict[int, int] = field(default_factory=dict)
+    bounded: bool = False  # kafka: stop at the end offsets at start
+    extra_settings: dict[str, str] = field(default_factory=dict)
+    # Seconds between progress lines while the command waits (jobs/progress.py); default 2 on
+    # a terminal, 10 otherwise.
+    progress_interval: Optional[float] = None
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """--source, --input (and --watch) for files, and the --source kafka group."""
+    parser.add_argument(
+        "--source",
+        choices=["files", "kafka"],
+        default="files",
+        help="read --input's files, or a Kafka topic",
+    )
+    parser.add_argument("--input", help="directory of JSON-lines files")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const="5 s",
+        metavar="INTERVAL",
+        help="keep discovering new files (default interval 5 s)",
+    )
+    kafka = parser.add_argument_group("--source kafka")
+    kafka.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]")
+    kafka.add_argument("--topic")
+    kafka.add_argument(
+        "--group-id",
+        help="consumer group for the informative offset commits (default: --sink-id-prefix)",
+    )
+    kafka.add_argument(
+        "--starting-offsets",
+        choices=["earliest", "latest", "committed"],
+        default="earliest",
+        help="where a job without restored state starts a partition the database has no "
+        "position for; a restored job continues from its checkpoint's offsets",
+    )
+    kafka.add_argument(
+        "--bounded",
+        action="store_true",
+        help="stop at the partitions' end offsets as of the start (default: run until cancelled)",
+    )
+
+
+# The commit scope's help when the job gives none of its own words for its tables.
+COMMIT_SCOPE_HELP = (
+    "checkpoint: every table in one sink, one transaction per checkpoint (atomic); "
+    "subtask: one sink per table, one transaction per subtask and checkpoint"
+)
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser,
+    sink_id_prefix: str,
+    commit_scope_help: str = COMMIT_SCOPE_HELP,
+) -> None:
+    """The database, the parallelism, checkpoints and savepoints, progress lines, the Python
+    execution mode, the state backend, the commit scope and the sink ids' prefix (the job's
+    default: `sink_id_prefix`)."""
+    add_connection_arguments(parser, required=False)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
+    parser.add_argument("--checkpoint-dir")
+    parser.add_argument(
+        "--from-checkpoint",
+        "--from-savepoint",
+        metavar="PATH",
+        dest="from_checkpoint",
+        help="start from a savepoint (see --savepoint-dir) or a retained "
+        "checkpoint (its chk-N directory); the sinks refuse one older "
+        "than what they already committed",
+    )
+    parser.add_argument(
+        "--savepoint-dir",
+        metavar="DIR",
+        help="on SIGTERM or Ctrl-C, stop the job with a savepoint in DIR and "
+        "print its path (the way to upgrade the job's code)",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between progress lines while the job runs (default: 2 on a terminal, "
+        "rewritten in place; 10 otherwise)",
+    )
+    parser.add_argument(
+        "--mode",
+        dest="execution_mode",
+        default="process",
+        choices=["process", "thread"],
+        help="Python execution mode",
+    )
+    parser.add_argument("--state-backend", choices=["hashmap", "rocksdb"])
+    parser.add_argument(
+        "--commit-scope",
+        default="checkpoint",
+        choices=["checkpoint", "subtask"],
+        help=commit_scope_help,
+    )
+    parser.add_argument("--sink-id-prefix", default=sink_id_prefix)
+
+
+def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, Any]:
+    """JobConfig's fields from flags parsed with both functions above; SystemExit when a source
+    lacks what it needs. `otherwise` ends the message of missing --input, e.g. " (or use
+    --demo)"."""
+    if args.source == "kafka":
+        if not args.bootstrap_servers or not args.topic or not args.db_url:
+            raise SystemExit("--source kafka needs --bootstrap-servers, --topic and --db-url")
+    elif not args.input or not args.db_url:
+        raise SystemExit(f"--input and --db-url are required{otherwise}")
+    return dict(
+        input=args.input,
+        db_url=args.db_url,
+        db_user=args.db_user,
+        password_env=args.password_env,
+        parallelism=args.parallelism,
+        checkpoint_interval=args.checkpoint_interval,
+        checkpoint_dir=args.checkpoint_dir,
+        watch=args.watch,
+        from_checkpoint=args.from_checkpoint,
+        savepoint_dir=args.savepoint_dir,
+        execution_mode=args.execution_mode,
+        state_backend=args.state_backend,
+        commit_scope=args.commit_scope,
+        sink_id_prefix=args.sink_id_prefix,
+        source=args.source,
+        bootstrap_servers=args.bootstrap_servers,
+        topic=args.topic,
+        group_id=args.group_id,
+        starting_offsets=args.starting_offsets,
+        bounded=args.bounded,
+        progress_interval=args.progress_interval,
+    )
+
+
+def parse_duration_ms(text: str) -> int:
+    """Milliseconds of a duration as Flink writes them: "500 ms", "5 s", "2 min", "1 h"; a bare
+    number is milliseconds."""
+    units = {"ms": 1, "s": 1000, "sec": 1000, "min": 60_000, "m": 60_000, "h": 3_600_000}
+    number = text.strip().rstrip("abcdefghijklmnopqrstuvwxyz ").strip()
+    unit = text.strip()[len(number) :].strip() or "ms"
+    if unit not in units:
+        raise ValueError(f"unknown duration unit in {text!r}: use ms, s, min or h")
+    return int(float(number) * units[unit])
