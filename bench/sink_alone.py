@@ -15,7 +15,7 @@ from pyflink.datastream.connectors.base import Source
 
 from jobs.payments import LEDGER_SQL
 from sinks.database import add_connection_arguments
-from transforms.flink_adapters import LEDGER_ROW_TYPE
+from transforms.payments_flink import LEDGER_ROW_TYPE
 
 
 def main(argv=None) -> int:

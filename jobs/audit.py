@@ -51,12 +51,12 @@ from sinks.control_tables import Pending, pending_work
 from sinks.positions import Position, read_positions
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.inputs import input_files
+from transforms.lines import SourceLine
 from transforms.payments import (
     LedgerRow,
     Payment,
     Reason,
     RejectedRow,
-    SourceLine,
     conflict_rejection,
     fingerprint,
     format_minor_units,

@@ -78,7 +78,8 @@ from sinks.positions import (
     skip_applied,
     track_positions,
 )
-from transforms.flink_adapters import (
+from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
+from transforms.payments_flink import (
     BALANCE_ROW_TYPE,
     DUPLICATE_ROW_TYPE,
     LEDGER_ROW_TYPE,
@@ -86,7 +87,6 @@ from transforms.flink_adapters import (
     REJECTED_ROW_TYPE,
     parse_payment_lines,
 )
-from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
 from transforms.tables import (
     BALANCES,
     DUPLICATES,

@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from typing import Optional
 
 from transforms.inputs import input_files
-from transforms.lines import strip_line_terminator
-from transforms.payments import SourceLine
+from transforms.lines import SourceLine, strip_line_terminator
 
 
 class ProduceError(RuntimeError):

@@ -54,6 +54,7 @@ PRELOADED = (
     "pyflink.fn_execution.datastream.process.operations",
     "pyflink.fn_execution.datastream.operations",
     "transforms.flink_adapters",
+    "transforms.payments_flink",
 )
 REQUEST_TIMEOUT_SECONDS = 5.0
 DIRECTORY_PREFIX = "tpc-warm-"

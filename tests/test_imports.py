@@ -113,7 +113,7 @@ def test_the_graph_sees_the_project():
     graph = import_graph()
     assert "jobs.payments" in graph and "transforms.payments" in graph
     # a module-level import and a function-level one are both edges
-    assert "transforms.flink_adapters" in graph["jobs.payments"]
+    assert "transforms.payments_flink" in graph["jobs.payments"]
     assert "jobs.payments_schema" in graph["jobs.payments"]
 
 

@@ -16,7 +16,9 @@ Runner layers (import them explicitly):
 
 * `transforms.beam`           - DoFns, CombineFn and PTransforms over the pure rules.
 * `transforms.pipeline`       - the Beam batch pipeline (`python -m transforms.pipeline`).
-* `transforms.flink_adapters` - run Beam DoFns / CombineFns inside PyFlink DataStreams.
+* `transforms.flink_adapters` - run Beam DoFns / CombineFns inside PyFlink DataStreams, and a
+  job's rule on numbered lines (`parse_lines`); knows nothing of payments.
+* `transforms.payments_flink` - the payments job's PyFlink row types and steps.
 
 See `transforms/README.md` ("Editing a transform").
 """

@@ -1,4 +1,5 @@
-"""Run Beam DoFns and CombineFns inside PyFlink DataStream jobs.
+"""Run Beam DoFns and CombineFns inside PyFlink DataStream jobs: the generic library, which
+knows nothing of any one job (the payments job's parts are in `transforms.payments_flink`).
 
 Beam's PTransform composition cannot be applied to a `DataStream`, but a DoFn's lifecycle
 can be driven by a Flink function, so the same business code runs in both:
@@ -9,14 +10,15 @@ can be driven by a Flink function, so the same business code runs in both:
   (its outputs are emitted right there), ``finish_bundle``/``teardown`` in ``close``.
   ``TaggedOutput(tag, v)`` goes to the side output declared for ``tag``; a tag that was
   not declared fails the task (never dropped).
+* `apply_dofn_to_batches(batches, dofn, outputs)`: the same over columnar batches of rows,
+  one Beam bundle per batch, one trip across the Python boundary per batch.
 * `combine_per_key(keyed_stream, combine_fn)` -> ``(key, extract_output(acc))`` after every
   element: the accumulator lives in keyed ``ValueState``, so the stream is a changelog
   whose latest value per key equals Beam's ``CombinePerKey`` result on the same input.
-* `DeduplicateFunction`: first-wins duplicate handling over `classify_duplicate`, with the
-  fingerprint in keyed ``ValueState`` (optional TTL).
-* `parse_payment_lines(lines)`: `ParsePaymentFn` over batches of numbered lines, typed rows
-  out: the one Python step of the payments job (`jobs.payments.build_pipeline`, whose graph
-  the Beam/Flink parity test runs).
+* `parse_lines(lines, rule, output_type, rejected_table=...)` -> `ParsedRows`: numbered lines
+  in, a job's typed rows and its rejected rows out, the one Python step of a job. The rule is
+  a DoFn, or one per-line validate function (`ValidateLineFn`) that returns a row or raises
+  `transforms.lines.LineRejected`.
 
 Checked when the job is *built* (`UnsupportedDoFnError`): state and timer parameters,
 window/timestamp/pane/key/side-input/restriction/watermark/bundle-finalizer/context
@@ -31,15 +33,13 @@ if it emits anything, the task fails loudly instead of losing the output. DoFns 
 override ``finish_bundle`` run one bundle per task lifetime.
 
 Elements cross Flink operators as pickled Python objects unless ``output_type`` is given;
-rows for Java sinks need ``Types.ROW_NAMED`` (see `LEDGER_ROW_TYPE` and `to_flink_row`).
+rows for Java sinks need ``Types.ROW_NAMED`` (see `row_type` and `to_flink_row`).
 """
 
-import base64
 import inspect
 import operator
-import pickle
 from collections.abc import Container, Iterable, Iterator, Mapping
-from typing import Any, Callable, NamedTuple, Optional, cast
+from typing import Any, Callable, NamedTuple, Optional, Union
 
 import apache_beam as beam
 import cloudpickle
@@ -47,24 +47,35 @@ from apache_beam import pvalue
 from apache_beam.runners.common import DoFnSignature
 from apache_beam.transforms.core import _DoFnParam
 from apache_beam.utils.windowed_value import WindowedValue
-from pyflink.common import Row, Time, Types
+from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
-from pyflink.datastream.state import StateTtlConfig, ValueStateDescriptor
+from pyflink.datastream.state import ValueStateDescriptor
 
-from transforms import beam as payment_transforms
-from transforms import tables
-from transforms.payments import (
-    DUPLICATE,
-    NEW,
-    Payment,
-    Rejection,
-    SourceLine,
-    classify_duplicate,
-    conflict_rejection,
-    fingerprint,
-    rejected_row,
-)
+from transforms.lines import LineRejected, SourceLine, rejected_line, strip_line_terminator
 from transforms.tables import Table
+
+__all__ = [
+    "PICKLED",
+    "row_type",
+    "to_flink_row",
+    "row_fields",
+    "table_row_fields",
+    "table_row",
+    "UnsupportedDoFnError",
+    "validate_dofn",
+    "validate_combine_fn",
+    "DoFnProcessFunction",
+    "DoFnBundleFunction",
+    "DoFnOutputs",
+    "apply_dofn",
+    "apply_dofn_to_batches",
+    "CombinePerKeyFunction",
+    "combine_per_key",
+    "source_line",
+    "ValidateLineFn",
+    "ParsedRows",
+    "parse_lines",
+]
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
 
@@ -84,54 +95,12 @@ def row_type(table: Table) -> Any:
     )
 
 
-#: The output tables' rows, from their declarations in transforms/tables.py.
-LEDGER_ROW_TYPE = row_type(tables.LEDGER)
-BALANCE_ROW_TYPE = row_type(tables.BALANCES)
-REJECTED_ROW_TYPE = row_type(tables.REJECTED)
-DUPLICATE_ROW_TYPE = row_type(tables.DUPLICATES)
-
-#: A valid payment as it leaves Python: its ledger fields, the fingerprint that decides
-#: duplicates, where it came from, and the rejection it becomes if it conflicts.
-PAYMENT_ROW_TYPE = Types.ROW_NAMED(
-    [
-        "event_id",
-        "fingerprint",
-        "account_id",
-        "type",
-        "amount_minor",
-        "currency",
-        "occurred_at",
-        "source",
-        "line_number",
-        "raw",
-        "conflict_reason",
-        "conflict_detail",
-        "conflict_raw_bytes",
-    ],
-    [
-        Types.STRING(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.LONG(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.LONG(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.STRING(),
-        Types.PRIMITIVE_ARRAY(Types.BYTE()),
-    ],
-)
-
-
 class UnsupportedDoFnError(ValueError):
     """The DoFn uses a Beam feature the PyFlink adapter cannot honour."""
 
 
 def to_flink_row(row: NamedTuple) -> Row:
-    """A NamedTuple row (LedgerRow, BalanceRow, RejectedRow) as a named Flink `Row`."""
+    """A NamedTuple row (a job's row shape) as a named Flink `Row`."""
     return Row(**row._asdict())
 
 
@@ -410,7 +379,7 @@ def row_fields(row_type: Any) -> Callable[[Any], tuple[Any, ...]]:
 
 
 def table_row_fields(table: Table) -> Callable[[Any], tuple[Any, ...]]:
-    """As `row_fields(row_type(table))`, for a row shape of `transforms.payments`: a nullable
+    """As `row_fields(row_type(table))`, for a job's row shape (a NamedTuple): a nullable
     column the shape does not carry (yet) is None, so that declaring a column in
     transforms/tables.py is all it takes to add it."""
     names = table.field_names
@@ -426,7 +395,7 @@ def table_row_fields(table: Table) -> Callable[[Any], tuple[Any, ...]]:
 
 
 def table_row(table: Table) -> Callable[[Any], Row]:
-    """A row shape of `transforms.payments` as a named Flink `Row` of `row_type(table)`."""
+    """A job's row shape (a NamedTuple) as a named Flink `Row` of `row_type(table)`."""
     fields = table_row_fields(table)
     names = table.field_names
     return lambda row: Row(**dict(zip(names, fields(row))))
@@ -557,67 +526,7 @@ def combine_per_key(
     )
 
 
-# --------------------------------------------------------------------------- payments
-
-
-class DeduplicateFunction(KeyedProcessFunction):
-    """Keyed by event_id: first valid payment wins (main output), later ones go to the
-    ``duplicates`` tag (the Payment) or the ``rejected`` tag (a `RejectedRow`).
-
-    The accepted fingerprint lives in ``ValueState``; give ``ttl_days`` to expire it (a
-    duplicate arriving after the TTL is then accepted again).
-    """
-
-    def __init__(
-        self, duplicates_tag: OutputTag, rejected_tag: OutputTag, ttl_days: Optional[int] = None
-    ):
-        self.duplicates_tag = duplicates_tag
-        self.rejected_tag = rejected_tag
-        self.ttl_days = ttl_days
-        self._seen: Any = None  # ValueState, from open()
-
-    def open(self, runtime_context: Any) -> None:
-        descriptor = ValueStateDescriptor("payment-fingerprint", Types.STRING())
-        if self.ttl_days:
-            descriptor.enable_time_to_live(
-                StateTtlConfig.new_builder(Time.days(self.ttl_days)).build()
-            )
-        self._seen = runtime_context.get_state(descriptor)
-
-    def process_element(self, payment: Payment, ctx: Any) -> Iterator[Any]:
-        verdict = classify_duplicate(payment, self._seen.value())
-        if verdict == NEW:
-            self._seen.update(fingerprint(payment))
-            yield payment
-        elif verdict == DUPLICATE:
-            yield self.duplicates_tag, payment
-        else:
-            yield self.rejected_tag, rejected_row(cast(Rejection, verdict))
-
-
-def payment_fields(payment: Payment) -> tuple[Any, ...]:
-    """A `Payment`'s `PAYMENT_ROW_TYPE` fields, in the type's order."""
-    conflict = conflict_rejection(payment)
-    return (
-        payment.event_id,
-        fingerprint(payment),
-        payment.account_id,
-        payment.type,
-        payment.amount_minor,
-        payment.currency,
-        payment.occurred_at,
-        payment.source,
-        payment.line_number,
-        payment.raw,
-        conflict.reason,
-        conflict.detail,
-        conflict.raw_bytes,
-    )
-
-
-def payment_flink_row(payment: Payment) -> Row:
-    """A `Payment` as a `PAYMENT_ROW_TYPE` row (positional, in the type's field order)."""
-    return Row(*payment_fields(payment))
+# --------------------------------------------------------------------------- numbered lines
 
 
 def source_line(row: Any) -> SourceLine:
@@ -629,122 +538,110 @@ def source_line(row: Any) -> SourceLine:
     return SourceLine(row[0], row[1], line if isinstance(line, bytes) else bytes(line))
 
 
-class ParsedLines(NamedTuple):
-    payments: DataStream  # PAYMENT_ROW_TYPE
-    rejected: DataStream  # REJECTED_ROW_TYPE
+class ValidateLineFn(beam.DoFn):
+    """A rule as one per-line function, run as a DoFn (`parse_lines` wraps a function in it).
+
+    ``validate(line)`` gets the `SourceLine` without its line terminator and returns the line's
+    row, or raises `LineRejected`: the line then goes to the ``rejected_tag`` output as a
+    `transforms.lines.RejectedLine` (storable and lossless). Any other exception fails the
+    task: the rule decides every line, nothing is dropped."""
+
+    def __init__(
+        self, validate: Callable[[SourceLine], Any], rejected_tag: str = "rejected"
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.validate = validate
+        self.rejected_tag = rejected_tag
+
+    def process(self, element: SourceLine) -> Iterator[Any]:
+        item = SourceLine(element.source, element.line_number, strip_line_terminator(element.line))
+        try:
+            row = self.validate(item)
+        except LineRejected as refusal:
+            yield pvalue.TaggedOutput(self.rejected_tag, rejected_line(item, refusal))
+        else:
+            yield row
 
 
-def parse_payment_lines(
+class ParsedRows(NamedTuple):
+    rows: DataStream  # the rule's output_type
+    rejected: DataStream  # row_type(rejected_table)
+
+
+def _flink_row(fields: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any], Row]:
+    return lambda value: Row(*fields(value))
+
+
+def parse_lines(
     lines: DataStream,
-    currencies: Optional[Mapping[str, int]] = None,
+    rule: Union[beam.DoFn, Callable[[SourceLine], Any]],
+    output_type: Any,
+    rejected_table: Table,
+    fields: Optional[Callable[[Any], tuple[Any, ...]]] = None,
+    rejected_tag: str = "rejected",
     batch_lines: Optional[int] = 500,
-) -> ParsedLines:
-    """`ParsePaymentFn` on numbered lines: typed payment rows and rejected rows, so that the JVM
-    operators and sinks downstream read them without Python.
+    name: str = "parse-lines",
+    rows_name: str = "rows",
+    batches_name: str = "line-batches",
+    rejected_name: str = "rejected-lines",
+) -> ParsedRows:
+    """A job's rule on numbered lines: its typed rows (``output_type``, a ``Types.ROW_NAMED``)
+    and its rejected rows (`row_type(rejected_table)`), so that the JVM operators and sinks
+    downstream read them without Python.
+
+    ``lines`` are rows of (source, line_number, line bytes), as the jobs' line sources give
+    them (see `source_line`). ``rule`` is a DoFn over `SourceLine`s that emits a row per valid
+    line on its main output and each refused line on ``rejected_tag`` (an object with the
+    rejected table's fields as attributes), or a validate function, run as `ValidateLineFn`.
+    ``fields`` turns a main output into the tuple of ``output_type``'s fields, in order
+    (default `row_fields(output_type)`: attributes of those names, e.g. a NamedTuple).
+
+    The names are the operators' uids too (a savepoint's state is found by uid: once a job has
+    run, its names are fixed): ``name`` the Python operator, ``batches_name`` the batching,
+    ``rows_name`` and ``rejected_name`` the two outputs. Two calls in one job need names of
+    their own.
 
     With ``batch_lines`` the lines cross into Python in batches of up to that many (one Beam
     bundle each) and the results come back as one record per batch: the Python boundary costs
     far more per record than the parse itself. Batches never span a checkpoint. They cross as
     columns (an array per field), which PyFlink's thread mode converts faithfully too (arrays
     of *rows* it handed to Java as one reused object, PyFlink 2.3). ``None``: one line per
-    record."""
+    record (no ``batches_name`` and ``rows_name`` operators)."""
     from transforms import jvm_operators
 
-    rejected = payment_transforms.REJECTED
-    dofn = payment_transforms.ParsePaymentFn(currencies)
+    dofn = rule if isinstance(rule, beam.DoFn) else ValidateLineFn(rule, rejected_tag)
+    row_fields_of = fields if fields is not None else row_fields(output_type)
+    rejected_type = row_type(rejected_table)
     if batch_lines is None:
         # Typed side outputs mix up fields of consecutive rows in thread mode (PyFlink 2.3):
         # rejected rows leave pickled and are typed by a map of their own.
         parsed = apply_dofn(
             lines,
             dofn,
-            output_type=PAYMENT_ROW_TYPE,
-            side_outputs={rejected: None},
+            output_type=output_type,
+            side_outputs={rejected_tag: None},
             convert_input=source_line,
-            convert_output={None: payment_flink_row},
-            name="parse-payments",
+            convert_output={None: _flink_row(row_fields_of)},
+            name=name,
         )
-        parsed.main.uid("parse-payments")
-        return ParsedLines(
+        parsed.main.uid(name)
+        return ParsedRows(
             parsed.main,
-            parsed[rejected]
-            .map(table_row(tables.REJECTED), output_type=REJECTED_ROW_TYPE)
-            .name("rejected-lines")
-            .uid("rejected-lines"),
+            parsed[rejected_tag]
+            .map(table_row(rejected_table), output_type=rejected_type)
+            .name(rejected_name)
+            .uid(rejected_name),
         )
-    parsed = apply_dofn_to_batches(
-        jvm_operators.batch(lines, batch_lines).name("line-batches").uid("line-batches"),
+    batched = apply_dofn_to_batches(
+        jvm_operators.batch(lines, batch_lines).name(batches_name).uid(batches_name),
         dofn,
-        outputs={None: PAYMENT_ROW_TYPE, rejected: REJECTED_ROW_TYPE},
+        outputs={None: output_type, rejected_tag: rejected_type},
         convert_input=source_line,
-        name="parse-payments",
-        convert_output={None: payment_fields, rejected: table_row_fields(tables.REJECTED)},
+        name=name,
+        convert_output={None: row_fields_of, rejected_tag: table_row_fields(rejected_table)},
     )
-    parsed.uid("parse-payments")
-    return ParsedLines(
-        jvm_operators.unbatch(parsed, "main").name("payments").uid("payments"),
-        jvm_operators.unbatch(parsed, rejected).name("rejected-lines").uid("rejected-lines"),
+    batched.uid(name)
+    return ParsedRows(
+        jvm_operators.unbatch(batched, "main").name(rows_name).uid(rows_name),
+        jvm_operators.unbatch(batched, rejected_tag).name(rejected_name).uid(rejected_name),
     )
-
-
-def source_lines_stream(env: Any, lines: Iterable[Any], name: str = "SourceLines") -> DataStream:
-    """A bounded DataStream of raw lines or `SourceLine`s (any picklable objects whose
-    classes the workers can import) from a Python collection.
-
-    ``from_collection`` cannot ship arbitrary Python objects (the Java side unpickles them),
-    so each item travels as base64 text of its pickle and is unpickled by the first Python
-    operator. Source and decoding run at parallelism 1; apply the next operator with
-    ``parallelism=1`` to keep the collection order.
-    """
-    blobs = [base64.b64encode(pickle.dumps(item)).decode("ascii") for item in lines]
-    return (
-        env.from_collection(blobs, type_info=Types.STRING())
-        .map(_load_source_line, output_type=PICKLED)
-        .name(name)
-        .set_parallelism(1)
-    )
-
-
-def _load_source_line(blob: str) -> Any:
-    """Inverse of the encoding in `source_lines_stream`."""
-    return pickle.loads(base64.b64decode(blob))
-
-
-def final_balances(changelog: Iterable[Any]) -> list[Any]:
-    """Latest `BalanceRow` per (account_id, currency) of a balances changelog, sorted."""
-    latest: dict[tuple[str, str], Any] = {}
-    for row in changelog:
-        key = (row.account_id, row.currency)
-        if key not in latest or row.event_count > latest[key].event_count:
-            latest[key] = row
-    return [latest[key] for key in sorted(latest)]
-
-
-__all__ = [
-    "apply_dofn",
-    "combine_per_key",
-    "DoFnOutputs",
-    "DoFnProcessFunction",
-    "CombinePerKeyFunction",
-    "DeduplicateFunction",
-    "final_balances",
-    "source_lines_stream",
-    "validate_dofn",
-    "validate_combine_fn",
-    "UnsupportedDoFnError",
-    "to_flink_row",
-    "LEDGER_ROW_TYPE",
-    "BALANCE_ROW_TYPE",
-    "REJECTED_ROW_TYPE",
-    "DUPLICATE_ROW_TYPE",
-    "row_type",
-    "PAYMENT_ROW_TYPE",
-    "payment_flink_row",
-    "source_line",
-    "parse_payment_lines",
-    "ParsedLines",
-    "apply_dofn_to_batches",
-    "DoFnBundleFunction",
-    "row_fields",
-    "payment_fields",
-]

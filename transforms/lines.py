@@ -30,17 +30,39 @@ A refused line is stored twice, so that it is both readable and lossless:
   ``None``. The line is always those bytes if set, else ``raw_text`` in UTF-8.
 
 Every detail is made storable the same way (`storable_text`): a detail may quote the offending
-value, and PostgreSQL text holds neither NUL nor lone surrogates.
+value, and PostgreSQL text holds neither NUL nor lone surrogates. `rejected_line(line, refusal)`
+is a refused `SourceLine` (a line with its source and number) as a rejected table stores it, a
+`RejectedLine`.
 """
 
 import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn, Optional, Union
+from typing import Any, NamedTuple, NoReturn, Optional, Union
 
 #: A line as read: ``bytes`` (files are read as bytes) or ``str``.
 RawLine = Union[bytes, str]
+
+
+class SourceLine(NamedTuple):
+    """A raw line with its position: what the file readers produce."""
+
+    source: Optional[str]
+    line_number: Optional[int]
+    line: RawLine
+
+
+class RejectedLine(NamedTuple):
+    """A refused line as a job's rejected table stores it (the columns of the payments job's
+    ``rejected`` table): see `rejected_line`."""
+
+    reason: str
+    raw: str
+    source: Optional[str] = None
+    line_number: Optional[int] = None
+    detail: str = ""
+    raw_bytes: Optional[bytes] = None  # the exact line when `raw` is not (see exact_bytes)
 
 
 class LineReason:
@@ -121,6 +143,19 @@ def exact_bytes(line: RawLine, raw: Optional[str] = None) -> Optional[bytes]:
     )
     text = raw_text(line) if raw is None else raw
     return None if text.encode("utf-8") == data else data
+
+
+def rejected_line(item: SourceLine, refusal: LineRejected) -> RejectedLine:
+    """``item`` refused by ``refusal``, storable and lossless (`raw_text`, `exact_bytes`)."""
+    raw = raw_text(item.line)
+    return RejectedLine(
+        refusal.reason,
+        raw,
+        item.source,
+        item.line_number,
+        refusal.detail,
+        exact_bytes(item.line, raw),
+    )
 
 
 # --------------------------------------------------------------------------- the checks
@@ -248,11 +283,14 @@ __all__ = [
     "LineReason",
     "LineRejected",
     "RawLine",
+    "RejectedLine",
+    "SourceLine",
     "check_identifier",
     "decode_line",
     "exact_bytes",
     "parse_json_object",
     "raw_text",
+    "rejected_line",
     "require_fields",
     "require_strings",
     "storable_text",

@@ -2,7 +2,7 @@
 
 No Beam and no Flink import here: these functions are the business logic, and every runner
 (the pure reference in `transforms.reference`, the Beam DoFns in `transforms.beam`, the PyFlink
-job through `transforms.flink_adapters`) calls them unchanged.
+job through `transforms.payments_flink`) calls them unchanged.
 
 Input line (DESIGN.md section 2): one JSON object with
 ``event_id``, ``account_id`` (non-empty strings), ``type`` (``charge`` | ``refund``),
@@ -74,6 +74,7 @@ from transforms.lines import (
     LineReason,
     LineRejected,
     RawLine,
+    SourceLine,
     check_identifier,
     decode_line,
     exact_bytes,
@@ -172,14 +173,6 @@ class RejectedRow(NamedTuple):
     line_number: Optional[int] = None
     detail: str = ""
     raw_bytes: Optional[bytes] = None  # the exact line when `raw` is not (see exact_bytes)
-
-
-class SourceLine(NamedTuple):
-    """A raw line with its position: what the file readers produce."""
-
-    source: Optional[str]
-    line_number: Optional[int]
-    line: RawLine
 
 
 # --------------------------------------------------------------------------- amounts

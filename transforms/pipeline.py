@@ -28,8 +28,8 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from transforms.beam import PaymentsBusinessStep
 from transforms.currencies import load_currencies
 from transforms.inputs import input_files
+from transforms.lines import SourceLine
 from transforms.outputs import row_to_json
-from transforms.payments import SourceLine
 
 
 class PaymentsOptions(PipelineOptions):

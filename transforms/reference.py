@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Optional, Union, cast
 
-from transforms.lines import RawLine
+from transforms.lines import RawLine, SourceLine
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -24,7 +24,6 @@ from transforms.payments import (
     Payment,
     RejectedRow,
     Rejection,
-    SourceLine,
     balances,
     classify_duplicate,
     fingerprint,

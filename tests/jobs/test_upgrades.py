@@ -75,8 +75,8 @@ def start_job(config, without_dedupe=False):
 def build_pipeline_without_dedupe(env, config):
     """Version "C": someone removed the dedupe operator (its state has nowhere to go)."""
     from jobs.payments import LEDGER_FIELDS, file_lines
-    from transforms.flink_adapters import parse_payment_lines
     from transforms.jvm_operators import project
+    from transforms.payments_flink import parse_payment_lines
 
     # Per-table sinks (subtask scope), so that this version can leave tables out.
     sinks = build_sinks(dataclasses.replace(config, commit_scope="subtask"))

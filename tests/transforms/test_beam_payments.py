@@ -9,8 +9,8 @@ from apache_beam.testing.util import assert_that, equal_to
 from tests.corpus import load_corpus
 from transforms import beam as pb
 from transforms.currencies import DEFAULT_CURRENCIES, extend_currencies
-from transforms.lines import raw_text
-from transforms.payments import BalanceRow, LedgerRow, RejectedRow, SourceLine, parse_line
+from transforms.lines import SourceLine, raw_text
+from transforms.payments import BalanceRow, LedgerRow, RejectedRow, parse_line
 from transforms.reference import process_lines
 from transforms.sample_data import generate_lines
 

@@ -17,6 +17,7 @@ from pyflink.datastream import OutputTag
 
 from transforms import beam as pb
 from transforms import flink_adapters as fa
+from transforms import payments_flink as pf
 from transforms import tables
 
 
@@ -172,20 +173,6 @@ def test_unsupported_dofns_are_refused_at_build_time(dofn, words):
         fa.validate_dofn(dofn)
 
 
-def test_final_balances_takes_the_latest_value_per_key():
-    from transforms.payments import BalanceRow
-
-    rows = [
-        BalanceRow("a", "USD", 5, 1),
-        BalanceRow("a", "USD", 3, 2),
-        BalanceRow("b", "EUR", 1, 1),
-    ]
-    assert fa.final_balances(reversed(rows)) == [
-        BalanceRow("a", "USD", 3, 2),
-        BalanceRow("b", "EUR", 1, 1),
-    ]
-
-
 class _FakeState:
     def __init__(self):
         self._value = None
@@ -209,7 +196,7 @@ def test_deduplicate_function_keeps_the_fingerprint_in_value_state():
     from transforms.payments import fingerprint, parse_line
 
     dup_tag, rej_tag = OutputTag("dup", fa.PICKLED), OutputTag("rej", fa.PICKLED)
-    function = fa.DeduplicateFunction(dup_tag, rej_tag, ttl_days=7)
+    function = pf.DeduplicateFunction(dup_tag, rej_tag, ttl_days=7)
     context = _FakeRuntimeContext()
     function.open(context)
     base = (
@@ -241,11 +228,11 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
     function = fa.DoFnBundleFunction(
         ParsePaymentFn(),
         {
-            None: len(fa.PAYMENT_ROW_TYPE.get_field_names()),
-            REJECTED: len(fa.REJECTED_ROW_TYPE.get_field_names()),
+            None: len(pf.PAYMENT_ROW_TYPE.get_field_names()),
+            REJECTED: len(pf.REJECTED_ROW_TYPE.get_field_names()),
         },
         convert_input=fa.source_line,
-        convert_output={None: fa.payment_fields, REJECTED: fa.table_row_fields(tables.REJECTED)},
+        convert_output={None: pf.payment_fields, REJECTED: fa.table_row_fields(tables.REJECTED)},
     )
     function.open(None)
     [out] = list(function.process_element(batch, None))
@@ -269,7 +256,7 @@ def test_bundle_function_runs_one_beam_bundle_per_batch_and_emits_one_row():
             None,
         ]
     ]
-    names = fa.REJECTED_ROW_TYPE.get_field_names()
+    names = pf.REJECTED_ROW_TYPE.get_field_names()
     [row] = [dict(zip(names, values)) for values in zip(*rejected)]
     assert (row["reason"], row["source"], row["line_number"]) == (
         "malformed_json",
@@ -289,10 +276,74 @@ def test_bundle_function_refuses_rows_of_the_wrong_width():
     )
     function = fa.DoFnBundleFunction(
         ParsePaymentFn(),
-        {None: len(fa.PAYMENT_ROW_TYPE.get_field_names())},
+        {None: len(pf.PAYMENT_ROW_TYPE.get_field_names())},
         convert_input=fa.source_line,
         convert_output={None: lambda p: (p.event_id,)},
     )
     function.open(None)
     with pytest.raises(ValueError, match="rows of 13 fields expected"):
         list(function.process_element(Row(["day.jsonl"], [1], [good]), None))
+
+
+# --------------------------------------------------------------------------- another job's rule
+
+
+def test_the_generic_adapters_import_nothing_of_payments():
+    """transforms/flink_adapters.py is the library any job runs on: its project imports are the
+    generic modules only (the payments job's parts are in transforms/payments_flink.py)."""
+    import ast
+    from pathlib import Path
+
+    import transforms.flink_adapters
+
+    tree = ast.parse(Path(transforms.flink_adapters.__file__).read_text())
+    imported = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module]
+            if node.module == "transforms":  # `from transforms import x`: the module x
+                modules = [f"transforms.{alias.name}" for alias in node.names]
+            for module in modules:
+                imported.setdefault(module, set()).update(a.name for a in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                imported.setdefault(alias.name, set())
+    project = {m: names for m, names in imported.items() if m.split(".")[0] == "transforms"}
+    assert set(project) <= {"transforms.lines", "transforms.tables", "transforms.jvm_operators"}
+    assert project.get("transforms.tables", set()) <= {"Table", "Column"}
+
+
+def test_a_validate_function_sends_each_line_to_its_row_or_the_rejected_output():
+    from tests.harness.orders import Order, validate_order
+    from transforms.lines import RejectedLine, SourceLine
+
+    function = fa.ValidateLineFn(validate_order, rejected_tag="refused")
+    fa.validate_dofn(function)
+    good, bad = b'{"order_id": "o1", "quantity": 2}\r\n', b'{"order_id": "o2", "quantity": 0}\n'
+    lines = [
+        SourceLine("orders.jsonl", n, line) for n, line in enumerate([good, bad, b"\xff\n"], 1)
+    ]
+    out = [output for line in lines for output in function.process(line)]
+    assert out[0] == Order("o1", 2, "orders.jsonl", 1)  # the line without its terminator
+    assert [(output.tag, output.value) for output in out[1:]] == [
+        (
+            "refused",
+            RejectedLine("invalid_quantity", bad[:-1].decode(), "orders.jsonl", 2, "quantity"),
+        ),
+        (
+            "refused",
+            RejectedLine(
+                "invalid_encoding", "\\xff", "orders.jsonl", 3, out[2].value.detail, b"\xff"
+            ),
+        ),
+    ]
+
+
+def test_any_other_error_of_a_rule_fails_the_task():
+    from transforms.lines import SourceLine
+
+    def broken(item):
+        raise KeyError("quantity")
+
+    with pytest.raises(KeyError):
+        list(fa.ValidateLineFn(broken).process(SourceLine("orders.jsonl", 1, b"{}")))

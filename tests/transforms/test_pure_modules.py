@@ -17,6 +17,7 @@ RUNNER_LAYERS = {
     "transforms.beam": "the Beam layer: DoFns, CombineFn and PTransforms over the rules",
     "transforms.pipeline": "the Beam batch pipeline (python -m transforms.pipeline)",
     "transforms.flink_adapters": "runs the Beam DoFns and CombineFns inside PyFlink",
+    "transforms.payments_flink": "the payments job's PyFlink row types and steps",
     "transforms.jvm_operators": "PyFlink operators that run on the JVM",
 }
 

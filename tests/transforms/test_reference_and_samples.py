@@ -2,7 +2,7 @@
 
 from transforms import sample_data
 from transforms.inputs import input_files
-from transforms.payments import SourceLine
+from transforms.lines import SourceLine
 from transforms.reference import process_files, process_lines, read_lines
 
 

@@ -12,12 +12,13 @@ from jobs import payments as job
 from jobs import payments_schema
 from transforms import flink_adapters as fa
 from transforms import payments, tables
+from transforms import payments_flink as pf
 
 ROW_TYPES = {
-    "ledger": fa.LEDGER_ROW_TYPE,
-    "balances": fa.BALANCE_ROW_TYPE,
-    "rejected": fa.REJECTED_ROW_TYPE,
-    "duplicates": fa.DUPLICATE_ROW_TYPE,
+    "ledger": pf.LEDGER_ROW_TYPE,
+    "balances": pf.BALANCE_ROW_TYPE,
+    "rejected": pf.REJECTED_ROW_TYPE,
+    "duplicates": pf.DUPLICATE_ROW_TYPE,
 }
 STATEMENTS = {
     "ledger": job.LEDGER_SQL,
@@ -135,7 +136,7 @@ def test_payment_rows_feed_every_field_of_their_tables():
     """The job projects its payment rows (PAYMENT_ROW_TYPE) onto the ledger, duplicates and
     (conflicting duplicates) rejected tables: every field has a source of the same type."""
     payment = dict(
-        zip(fa.PAYMENT_ROW_TYPE.get_field_names(), map(repr, fa.PAYMENT_ROW_TYPE.get_field_types()))
+        zip(pf.PAYMENT_ROW_TYPE.get_field_names(), map(repr, pf.PAYMENT_ROW_TYPE.get_field_types()))
     )
     for table, fields in [
         (tables.LEDGER, job.LEDGER_FIELDS),

@@ -19,9 +19,11 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from tests.corpus import load_corpus
+from tests.harness.streams import source_lines_stream
 from transforms import beam as pb
 from transforms import flink_adapters as fa
-from transforms.payments import Payment, Rejection, SourceLine, parse_line, rejected_row
+from transforms.lines import SourceLine
+from transforms.payments import Payment, Rejection, parse_line, rejected_row
 from transforms.reference import process_lines
 
 pytestmark = pytest.mark.minicluster
@@ -120,10 +122,10 @@ def test_dofns_and_combine_fn_run_in_pyflink(env, tmp_path):
     lifecycle = fa.apply_dofn(numbers, LifecycleDoFn(str(tmp_path)), side_outputs={"odd": None})
     buffered = fa.apply_dofn(numbers, BufferingDoFn())
     parsed = fa.apply_dofn(
-        fa.source_lines_stream(env, lines), pb.ParsePaymentFn(), side_outputs={pb.REJECTED: None}
+        source_lines_stream(env, lines), pb.ParsePaymentFn(), side_outputs={pb.REJECTED: None}
     )
     reference = process_lines(lines)
-    ledger = fa.source_lines_stream(env, reference.ledger, name="ReferenceLedger")
+    ledger = source_lines_stream(env, reference.ledger, name="ReferenceLedger")
     balances = fa.combine_per_key(
         ledger,
         pb.BalanceCombineFn(),
@@ -174,3 +176,62 @@ def test_dofns_and_combine_fn_run_in_pyflink(env, tmp_path):
     assert final == {
         (b.account_id, b.currency): (b.balance_minor, b.event_count) for b in reference.balances
     }
+
+
+def test_another_jobs_rule_runs_through_the_generic_line_adapter(env):
+    """Numbered lines -> typed rows + rejected rows for a job that is not payments: its rule is
+    one validate function (tests/harness/orders.py), batched and unbatched, two calls in one
+    job with names of their own."""
+    from pyflink.common import Row, Types
+
+    from sinks import add_sink_jars
+    from tests.harness.orders import ORDER_REJECTS, ORDER_TYPE, validate_order
+
+    add_sink_jars(env)  # the batches are JVM operators
+    line_type = Types.ROW_NAMED(
+        ["source", "line_number", "line"],
+        [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
+    )
+    lines = [
+        b'{"order_id": "o1", "quantity": 2}\n',
+        b'{"order_id": "o2", "quantity": 0}\n',
+        b"\xff\n",
+        b'{"order_id": "o3", "quantity": 7}',
+        b'{"order_id": "o4"}\n',
+    ]
+    numbered = env.from_collection(
+        [Row("orders.jsonl", n, line) for n, line in enumerate(lines, 1)], type_info=line_type
+    )
+    batched = fa.parse_lines(numbered, validate_order, ORDER_TYPE, ORDER_REJECTS, batch_lines=2)
+    single = fa.parse_lines(
+        numbered,
+        validate_order,
+        ORDER_TYPE,
+        ORDER_REJECTS,
+        batch_lines=None,
+        name="parse-orders-one-by-one",
+        rejected_name="rejected-orders-one-by-one",
+    )
+    p = fa.PICKLED
+    tagged = batched.rows.map(lambda r: ("rows", tuple(r)), output_type=p).union(
+        batched.rejected.map(lambda r: ("rejected", r.as_dict()), output_type=p),
+        single.rows.map(lambda r: ("single rows", tuple(r)), output_type=p),
+        single.rejected.map(lambda r: ("single rejected", r.as_dict()), output_type=p),
+    )
+    with tagged.execute_and_collect("orders") as results:
+        got = list(results)
+    by_label = {}
+    for label, value in got:
+        by_label.setdefault(label, []).append(value)
+
+    rows = [("o1", 2, "orders.jsonl", 1), ("o3", 7, "orders.jsonl", 4)]
+    rejected = [
+        ("orders.jsonl", 2, "invalid_quantity", lines[1][:-1].decode(), "quantity"),
+        ("orders.jsonl", 3, "invalid_encoding", "\\xff"),
+        ("orders.jsonl", 5, "missing_field", lines[4][:-1].decode(), "quantity"),
+    ]
+    for prefix in ("", "single "):
+        assert sorted(by_label[prefix + "rows"]) == rows
+        got_rejected = sorted(by_label[prefix + "rejected"], key=lambda r: r["line_number"])
+        assert [list(r) for r in got_rejected] == [list(ORDER_REJECTS.field_names)] * 3
+        assert [tuple(r.values())[: len(e)] for r, e in zip(got_rejected, rejected)] == rejected
