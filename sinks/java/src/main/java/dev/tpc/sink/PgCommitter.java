@@ -42,6 +42,7 @@ final class PgCommitter implements Committer<PgCommittable> {
     private final Housekeeping housekeeping;
 
     private final Counter committed;
+    private final Counter rowsCommitted;
     private final Counter alreadyCommitted;
     private final Counter retried;
     private final Histogram commitLatencyMillis;
@@ -54,6 +55,9 @@ final class PgCommitter implements Committer<PgCommittable> {
         this.applicationName = "tpc-sink-" + config.sinkId() + "-" + subtask + "-committer";
         this.faults = FaultInjection.fromSettings();
         this.committed = context.metricGroup().counter("tpcTransactionsCommitted");
+        // What the commit log's row_count adds up to for this subtask's commits: a monitor can
+        // hold it against the database (monitoring/postgres-exporter-queries.yaml).
+        this.rowsCommitted = context.metricGroup().counter("tpcRowsCommitted");
         this.alreadyCommitted = context.metricGroup().counter("tpcTransactionsRecovered");
         this.retried = context.metricGroup().counter("tpcCommitRetries");
         this.commitLatencyMillis = context.metricGroup()
@@ -105,6 +109,7 @@ final class PgCommitter implements Committer<PgCommittable> {
                     request.signalAlreadyCommitted();
                 } else {
                     committed.inc();
+                    rowsCommitted.inc(committable.rowCount);
                     commitLatencyMillis.update(
                             System.currentTimeMillis() - committable.preparedAtMillis);
                 }
