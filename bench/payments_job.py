@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import time
 
+from jobs.kit.config import metrics_port
 from jobs.kit.environment import create_environment
 from jobs.kit.line_sources import file_source
 from jobs.payments import (
@@ -76,6 +77,7 @@ def main(argv=None) -> int:
         default=500,
         help="lines per record into Python (0: one line per record)",
     )
+    parser.add_argument("--metrics-port", type=metrics_port, metavar="PORT[-PORT]")
     parser.add_argument(
         "--set",
         action="append",
@@ -97,6 +99,7 @@ def main(argv=None) -> int:
         sink_id_prefix="bench",
         batch_lines=args.batch_lines or None,
         extra_settings=dict(item.split("=", 1) for item in args.set),
+        metrics_port=args.metrics_port,
     )
     started = time.monotonic()
     if args.sinks != "discard":

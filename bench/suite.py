@@ -108,6 +108,7 @@ class Bench:
         mode: str,
         sinks: str = "exactly-once",
         env: Optional[dict[str, str]] = None,
+        extra: tuple[str, ...] = (),
     ) -> float:
         db = self.database()
         seconds = self.run(
@@ -121,6 +122,7 @@ class Bench:
             str(parallelism),
             "--mode",
             mode,
+            *extra,
             env=env,
         )
         if sinks != "discard":
@@ -196,6 +198,10 @@ def throughput(bench: Bench, args) -> dict:
     # What the CDS archive of Flink's classes (localenv/jvm_archive.py) buys at every start.
     variants["startup without the JVM archive"] = lambda: bench.job(
         tiny, tiny_lines, 2, "process", env={"TPC_JVM_ARCHIVE": "off"}
+    )
+    # What serving metrics to Prometheus (`--metrics-port`, off by default) costs at a start.
+    variants["startup with the Prometheus reporter"] = lambda: bench.job(
+        tiny, tiny_lines, 2, "process", extra=("--metrics-port", "9260-9299")
     )
     results = interleaved(args.rounds, variants)
     startup = results["startup: job p2 process on 1,000 lines"]["median"]

@@ -81,6 +81,7 @@ def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -
             execution_mode=args.execution_mode,
             state_backend=args.state_backend,
             ledger_mode=args.ledger_mode,
+            metrics_port=args.metrics_port,
         )
         if args.source == "kafka":
             from jobs.produce import produce
@@ -100,6 +101,11 @@ def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -
             f"running job {client.get_job_id()} on the local mini cluster "
             f"(parallelism {config.parallelism}, checkpoints every {config.checkpoint_interval})"
         )
+        if config.metrics_port:
+            print(
+                f"metrics for Prometheus at http://127.0.0.1:{config.metrics_port}/metrics "
+                "(of a range, the first port that was free)"
+            )
         # The job's progress (jobs/progress.py), with what the demo's database holds.
         monitor = JobMonitor(
             committed=lambda: demo_progress(db, lines),

@@ -36,6 +36,22 @@ PYFLINK_RUNTIME_VARIABLES = (
 )
 _PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
 
+# The local gateway JVM's class path has Flink's Prometheus reporter from PyFlink's plugins/
+# directory (see localenv.flink.prepare_process_environment), through HADOOP_CLASSPATH, which
+# PyFlink's launcher and Flink's scripts put on a JVM's class path. A cluster's processes load
+# it as a plugin: on their class path too, it would be found twice.
+REPORTER_PLUGIN_DIR = "metrics-prometheus"
+
+
+def without_reporter(class_path: str) -> str:
+    """`class_path` (os.pathsep-separated) without the reporter jar that
+    `prepare_process_environment` adds."""
+    return os.pathsep.join(
+        entry
+        for entry in class_path.split(os.pathsep)
+        if entry and os.path.basename(os.path.dirname(entry)) != REPORTER_PLUGIN_DIR
+    )
+
 
 def child_process_environment(extra: Optional[dict[str, str]] = None) -> dict[str, str]:
     """os.environ for starting another Python/Flink process from this one, without what an
@@ -48,6 +64,11 @@ def child_process_environment(extra: Optional[dict[str, str]] = None) -> dict[st
         env["JVM_ARGS"] = jvm_args
     else:
         env.pop("JVM_ARGS", None)
+    hadoop_class_path = without_reporter(env.get("HADOOP_CLASSPATH", ""))
+    if hadoop_class_path:
+        env["HADOOP_CLASSPATH"] = hadoop_class_path
+    else:
+        env.pop("HADOOP_CLASSPATH", None)
     env.pop("PYTHONPATH", None)
     if _PYTHONPATH_AT_IMPORT is not None:
         env["PYTHONPATH"] = _PYTHONPATH_AT_IMPORT

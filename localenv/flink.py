@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from localenv import jvm_archive, warm_workers
-from localenv.child_env import ARCHIVE_OPTIONS
+from localenv.child_env import ARCHIVE_OPTIONS, REPORTER_PLUGIN_DIR
 
 # Re-exported: the jobs, tests and benchmarks import them from here.
 from localenv.child_env import PYFLINK_RUNTIME_VARIABLES as PYFLINK_RUNTIME_VARIABLES
@@ -79,6 +79,23 @@ def prepare_process_environment() -> None:
     if not any(arg.startswith(ARCHIVE_OPTIONS) for arg in jvm_args):
         jvm_args.extend(jvm_archive.jvm_options())
     os.environ["JVM_ARGS"] = " ".join(jvm_args)
+    # The mini cluster finds metric reporters on its class path only, not in plugins/ as a
+    # cluster's processes do; with Flink's Prometheus reporter there, `--metrics-port` works
+    # locally. PyFlink's launcher puts HADOOP_CLASSPATH on its JVM's class path. Always, since
+    # the JVM starts before a job reads its flags: the reporter stays off unless configured.
+    reporter = prometheus_reporter_jar()
+    class_path = os.environ.get("HADOOP_CLASSPATH", "")
+    if reporter is not None and str(reporter) not in class_path.split(os.pathsep):
+        entries = [entry for entry in (class_path, str(reporter)) if entry]
+        os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(entries)
+
+
+def prometheus_reporter_jar() -> Optional[Path]:
+    """Flink's Prometheus reporter, as PyFlink ships it in its plugins/ directory."""
+    import pyflink
+
+    home = Path(pyflink.__file__).resolve().parent
+    return next(iter(sorted(home.glob(f"plugins/{REPORTER_PLUGIN_DIR}/*.jar"))), None)
 
 
 def start_jvm_early() -> None:

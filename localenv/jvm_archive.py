@@ -27,7 +27,12 @@ import uuid
 from pathlib import Path
 from typing import Callable, Optional
 
-from localenv.child_env import child_process_environment, without_archive
+from localenv.child_env import (
+    REPORTER_PLUGIN_DIR,
+    child_process_environment,
+    without_archive,
+    without_reporter,
+)
 from localenv.paths import sub_dir
 from localenv.processes import tagged
 
@@ -50,11 +55,18 @@ def _java_executable() -> Optional[Path]:
 
 
 def _class_path_files() -> list[Path]:
-    """What the local gateway JVM's class path is built from (pyflink's lib and opt jars)."""
+    """What the local gateway JVM's class path is built from (pyflink's lib and opt jars, and
+    the Prometheus reporter that `localenv.flink.prepare_process_environment` adds)."""
     import pyflink
 
     home = Path(pyflink.__file__).resolve().parent
-    return sorted([*home.glob("lib/*.jar"), *home.glob("opt/flink-python*.jar")])
+    return sorted(
+        [
+            *home.glob("lib/*.jar"),
+            *home.glob("opt/flink-python*.jar"),
+            *home.glob(f"plugins/{REPORTER_PLUGIN_DIR}/*.jar"),
+        ]
+    )
 
 
 def archive_key() -> Optional[str]:
@@ -67,7 +79,7 @@ def archive_key() -> Optional[str]:
     for path in [*jvm_files, *_class_path_files()]:
         stat = path.stat()
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    digest.update(os.environ.get("HADOOP_CLASSPATH", "").encode())
+    digest.update(without_reporter(os.environ.get("HADOOP_CLASSPATH", "")).encode())
     return digest.hexdigest()[:16]
 
 

@@ -59,6 +59,9 @@ class JobConfig:
     # Seconds between progress lines while the command waits (jobs/progress.py); default 2 on
     # a terminal, 10 otherwise.
     progress_interval: Optional[float] = None
+    # A local run: serve Flink's and the sinks' metrics to Prometheus on this port, or the first
+    # free one of a range "9260-9269" (off by default; a cluster's processes always serve theirs).
+    metrics_port: Optional[str] = None
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +143,14 @@ def add_run_arguments(
         "rewritten in place; 10 otherwise)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=metrics_port,
+        metavar="PORT[-PORT]",
+        help="serve the job's metrics (Flink's and the sinks') to Prometheus at "
+        "http://HOST:PORT/metrics while it runs locally, on PORT or the first free port of a "
+        "range (default: off; a cluster's processes serve theirs, see flink-conf/config.yaml)",
+    )
+    parser.add_argument(
         "--mode",
         dest="execution_mode",
         default="process",
@@ -187,7 +198,24 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
         starting_offsets=args.starting_offsets,
         bounded=args.bounded,
         progress_interval=args.progress_interval,
+        metrics_port=args.metrics_port,
     )
+
+
+def metrics_port(text: str) -> str:
+    """A port or a range of ports "FIRST-LAST" as Flink's Prometheus reporter takes it."""
+    parts = text.strip().split("-")
+    try:
+        ports = [int(part) for part in parts]
+    except ValueError:
+        ports = []
+    if len(ports) not in (1, 2) or not all(1 <= port <= 65535 for port in ports):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port (1-65535) or a range of ports such as 9260-9269"
+        )
+    if len(ports) == 2 and ports[0] > ports[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: the range's first port is above its last")
+    return "-".join(str(port) for port in ports)
 
 
 def parse_duration_ms(text: str) -> int:

@@ -9,6 +9,10 @@ from localenv.flink import file_uri
 __all__ = ["create_environment", "flink_settings"]
 
 
+# Flink's own reporter, in PyFlink's plugins/ directory (the mini cluster loads it from there too).
+PROMETHEUS_REPORTER = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+
+
 def flink_settings(config: JobConfig) -> dict[str, str]:
     """flink-conf/config.yaml's job defaults, then this run's flags."""
     from localenv.paths import sub_dir
@@ -29,6 +33,9 @@ def flink_settings(config: JobConfig) -> dict[str, str]:
         ),
     }
     settings.update({k: v for k, v in overrides.items() if v})
+    if config.metrics_port:
+        settings["metrics.reporter.prom.factory.class"] = PROMETHEUS_REPORTER
+        settings["metrics.reporter.prom.port"] = config.metrics_port
     settings.update(config.extra_settings)
     # Non-negotiable for these jobs: they exist to be exactly once.
     settings["execution.checkpointing.mode"] = "EXACTLY_ONCE"
