@@ -354,6 +354,9 @@ MAPPED: dict[str, tuple[str, Callable[[str, str], str]]] = {
     "socketTimeout": ("tcp_user_timeout", lambda n, v: str(int(_seconds(n, v)) * 1000)),
 }
 
+# The converted values that say nothing, left out (a user "0" is a user).
+NOTHING = {"user": "", "load_balance_hosts": "", "tcp_user_timeout": "0"}
+
 # Parameters folded into others: connectTimeout and loginTimeout into connect_timeout, ssl into
 # sslmode, currentSchema into options.
 FOLDED = ("connectTimeout", "loginTimeout", "ssl", "currentSchema", "options")
@@ -395,11 +398,7 @@ def jdbc_to_params(jdbc_url: str, user: Optional[str] = None) -> dict[str, str]:
             keyword, convert = MAPPED[name]
             converted = convert(name, value)
             # Nothing to say: no user (--db-user stands), no load balancing, no socket timeout.
-            if converted not in ("", "0") or keyword not in (
-                "user",
-                "load_balance_hosts",
-                "tcp_user_timeout",
-            ):
+            if converted != NOTHING.get(keyword):
                 params[keyword] = converted
     if "sslmode" not in params and "ssl" in found:
         # pgjdbc: ssl=true (or ssl with no value) without sslmode is verify-full; false is prefer
