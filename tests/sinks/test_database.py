@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.conninfo import conninfo_to_dict
 
+from localenv.paths import PROJECT_ROOT
 from localenv.postgres import free_port
 from sinks.database import (
     FOLDED,
@@ -305,6 +306,17 @@ def test_every_pgjdbc_parameter_is_decided_once():
     decided = set().union(*lists)
     assert sorted(set(PGJDBC_PARAMETERS) - decided) == []
     assert sorted(decided - set(PGJDBC_PARAMETERS)) == []
+
+
+def test_the_readme_table_names_every_decided_parameter():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("### The database URL") :]
+    missing = [
+        name
+        for name in set(MAPPED) | JDBC_ONLY | set(FOLDED) | set(REFUSED)
+        if f"`{name}`" not in table
+    ]
+    assert sorted(missing) == []
 
 
 def test_the_url_is_parsed_without_side_effects():
