@@ -330,6 +330,13 @@ def main(argv=None) -> int:
     if not SCHEMA_PATTERN.fullmatch(args.control_schema):
         print(f"admin: control schema {args.control_schema!r} is invalid", file=sys.stderr)
         return 2
+    from sinks.database import jdbc_to_params
+
+    try:
+        jdbc_to_params(args.db_url, args.db_user)
+    except ValueError as error:
+        print(f"admin: --db-url: {error}", file=sys.stderr)
+        return 2
     import psycopg
 
     from sinks.database import connect

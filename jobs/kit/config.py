@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from sinks.database import add_connection_arguments
+from sinks.database import add_connection_arguments, jdbc_to_params
 
 __all__ = [
     "JobConfig",
@@ -176,6 +176,10 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
             raise SystemExit("--source kafka needs --bootstrap-servers, --topic and --db-url")
     elif not args.input or not args.db_url:
         raise SystemExit(f"--input and --db-url are required{otherwise}")
+    try:  # the URL's parameters are checked before anything starts (the JVM, the schema step)
+        jdbc_to_params(args.db_url, args.db_user)
+    except ValueError as error:
+        raise SystemExit(f"--db-url: {error}") from None
     return dict(
         input=args.input,
         db_url=args.db_url,

@@ -101,6 +101,9 @@ def test_a_source_without_what_it_needs_is_refused_before_anything_runs():
         job_arguments(args, otherwise=" (or use --demo)")
     with pytest.raises(SystemExit, match="--source kafka needs --bootstrap-servers, --topic"):
         shipments_config(["--source", "kafka", "--topic", "t", "--db-url", "u"])
+    url = "jdbc:postgresql://h/db?sslfactory=org.postgresql.ssl.NonValidatingFactory"
+    with pytest.raises(SystemExit, match="^--db-url: JDBC URL parameter sslfactory is refused"):
+        shipments_config(["--input", "in", "--db-url", url])
 
 
 @pytest.mark.parametrize(

@@ -253,6 +253,9 @@ def test_command_line_exit_codes(db):
     assert cli("abort", "--sink-id", "bad:id", *connection).returncode == 2
     unreachable = ["--db-url", "jdbc:postgresql://127.0.0.1:1/x", "--db-user", "u"]
     assert cli("list", *unreachable).returncode == 2
+    refused = cli("list", "--db-url", f"{db.jdbc_url}?sslMode=require", "--db-user", db.user)
+    assert refused.returncode == 2
+    assert "admin: --db-url: JDBC URL parameter sslMode is not understood" in refused.stderr
     aborted = subprocess.run(
         [*base, "abort", "--sink-id", "payX1", *connection],
         input="payX1\n",
