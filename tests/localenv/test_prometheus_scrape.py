@@ -58,6 +58,12 @@ def metric_names(prometheus: LocalPrometheus, job_id: str) -> list[str]:
     return sorted(prometheus.api("label/__name__/values", **{"match[]": f'{{job_id="{job_id}"}}'}))
 
 
+def metric_type(prometheus: LocalPrometheus, name: str) -> str:
+    """The TYPE the reporter declares for `name` (Prometheus's metadata API)."""
+    found = prometheus.api("metadata", metric=name).get(name, [])
+    return ",".join(sorted({entry["type"] for entry in found})) or "?"
+
+
 def wait_until_equal(prometheus: LocalPrometheus, expr: str, expected, timeout: float) -> float:
     """Polls `expr` until it equals `expected()` (asked again each time); returns the value."""
     deadline = time.monotonic() + timeout
@@ -123,10 +129,14 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
                 f"and rejected); tpcCommitLatencyMillis: {latency_samples:.0f} commits, "
                 f"median {median} ms"
             )
-            print("sink metrics as Prometheus names them:")
+            print("sink metrics as Prometheus names them (and their types):")
             for name in names:
                 if re.search(r"_tpc[A-Z]", name):
-                    print(f"  {name}")
+                    print(f"  {name} {metric_type(prometheus, name)}")
+            quantiles = prometheus.query(
+                f"count by (quantile) ({series(OPERATOR + 'tpcCommitLatencyMillis', job)})"
+            )
+            print(f"  quantiles: {sorted(float(q['metric']['quantile']) for q in quantiles)}")
 
             # -- 2: kill -9 a TaskManager, add one; the restart count moves, nothing is lost
             before_kill = commit_log_rows(database)
