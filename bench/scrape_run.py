@@ -252,6 +252,7 @@ def main(argv=None) -> int:
         report = json.loads(data.read_text())
     else:
         report = run(args.seconds, args.lines_per_file)
+        report["command"] = " ".join(["python -m bench.scrape_run", *(argv or sys.argv[1:])])
         data.write_text(json.dumps(report, indent=1) + "\n")
     (args.out / "chart.svg").write_text(svg_chart(report))
     print(
