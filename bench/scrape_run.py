@@ -185,8 +185,8 @@ def svg_chart(report: dict) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
         f'font-family="sans-serif" font-size="11">',
         f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
-        f'<text x="{LEFT}" y="20" font-size="13">payments job on the standalone cluster, '
-        f"scraped every second by Prometheus; kill -9 of a TaskManager at the dashed line</text>",
+        f'<text x="{LEFT}" y="20" font-size="13">The payments job, scraped every second; '
+        f"kill -9 of a TaskManager at the dashed line</text>",
     ]
 
     def x(t: float) -> float:
@@ -257,8 +257,8 @@ def main(argv=None) -> int:
     (args.out / "chart.svg").write_text(svg_chart(report))
     print(
         f"{report['lines_committed']:,} of {report['lines_written']:,} lines committed, "
-        f"commit log {report['commit_log_rows']:,} rows; wrote {data} and "
-        f"{args.out / 'chart.svg'}"
+        f"commit log {report['commit_log_rows']:,} rows; wrote "
+        f"{'' if args.chart_only else f'{data} and '}{args.out / 'chart.svg'}"
     )
     return 0 if report["lines_committed"] == report["lines_written"] else 1
 
