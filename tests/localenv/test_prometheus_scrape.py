@@ -84,6 +84,21 @@ def target_health(prometheus: LocalPrometheus) -> str:
     return ", ".join(f"{t['labels'].get('instance')} {t['health']}" for t in prometheus.targets())
 
 
+def settled(cluster, job: str, taskmanagers: int) -> bool:
+    """The job runs, every task of it, and only the live TaskManagers are registered."""
+    try:
+        registered = len(cluster.rest("/taskmanagers")["taskmanagers"])
+        vertices = cluster.rest(f"/jobs/{job}")["vertices"]
+        state = cluster.job_state(job)
+    except (OSError, ValueError, KeyError):
+        return False
+    return (
+        registered == taskmanagers
+        and state == "RUNNING"
+        and all(vertex["status"] == "RUNNING" for vertex in vertices)
+    )
+
+
 def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_process):
     input_dir = tmp_path / "input"
     input_dir.mkdir()
@@ -142,12 +157,21 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
             before_kill = commit_log_rows(database)
             victim = cluster.kill_taskmanager()
             print(f"killed TaskManager {victim} with kill -9")
-            running = cluster.taskmanagers()
+            survivors = cluster.taskmanagers()
             cluster.add_taskmanager()
-            for pid in cluster.taskmanagers() - running:
+            live = cluster.taskmanagers()
+            for pid in live - survivors:
                 adopt_process(pid)  # the cluster's now: its fixture stops it
-            moved = prometheus.wait_for(restarts, lambda v: v >= 1, 60)
-            wait_for(lambda: cluster.job_state(job) == "RUNNING", 60, "the job running again")
+            prometheus.wait_for(restarts, lambda v: v >= 1, 60)
+            # Restarts stop once the dead TaskManager is declared lost (until then one may try
+            # its slots): after that, the counters start over no more.
+            wait_for(
+                lambda: settled(cluster, job, len(live)),
+                90,
+                f"the job running on {len(live)} TaskManagers, the dead one forgotten",
+            )
+            time.sleep(2)  # two scrapes: Prometheus has the last restart too
+            moved = prometheus.wait_for(restarts, lambda v: v >= 1, 15)
             second = sample_data.write_jsonl(
                 str(tmp_path / "2.jsonl"), SECOND_LINES, seed=62, id_prefix="p2"
             )
@@ -157,6 +181,7 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
             after_restart = wait_until_equal(
                 prometheus, rows, lambda: commit_log_rows(database) - before_kill, 30
             )
+            assert prometheus.value(restarts) == moved, "the job restarted again meanwhile"
             outcome = database_outcome(database)
             assert outcome == expected_in_database_shape(expected_outcome(input_dir))
             ledger, _, rejected, duplicates = outcome
