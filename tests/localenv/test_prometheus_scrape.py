@@ -6,7 +6,8 @@
    database says it committed: the sink's commit log, SUM(row_count) for the job's sink id (the
    rows the sink staged for ledger/duplicates, rejected and positions). No kill comes before
    this comparison: a counter lives in its TaskManager and starts over with a restarted task.
-   The commit latency summary has samples.
+   The commit latency summary has samples, and the exporter's `tpc_source_positions_lines` is
+   the number of lines committed.
 2. A TaskManager is killed with kill -9 and a new one added: the job's restart count in
    Prometheus moves, the job takes a second set of files, every line of both is in the tables
    exactly once, and the counter again equals the database's commits since the restart.
@@ -120,6 +121,7 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
         try:
             rows = f"sum({series(OPERATOR + 'tpcRowsCommitted', job)})"
             restarts = f"max({series('flink_jobmanager_job_numRestarts', job)})"
+            lines_applied = f'max(tpc_source_positions_lines{{sink_id="{SINK_ID}"}})'
             latency_count = f"sum({series(OPERATOR + 'tpcCommitLatencyMillis_count', job)})"
             median_latency = (
                 f"max({series(OPERATOR + 'tpcCommitLatencyMillis', job, quantile='0.5')})"
@@ -134,6 +136,8 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
             lines = committed_lines(database)
             assert lines == len(first.lines)
             assert in_database >= lines  # also the positions rows staged with them
+            # The exporter's view of the same database: the lines the books sink recorded.
+            exported = prometheus.wait_for(lines_applied, lambda v: v == lines, 15)
             latency_samples = prometheus.wait_for(latency_count, lambda v: v > 0, 15)
             median = prometheus.value(median_latency)
             assert prometheus.wait_for(restarts, lambda v: v >= 0, 15) == 0
@@ -141,7 +145,8 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
             print(
                 f"\nphase 1: Prometheus sum(tpcRowsCommitted) = {in_prometheus:.0f}, database "
                 f"commit log sum(row_count) = {in_database} ({lines} lines in ledger, duplicates "
-                f"and rejected); tpcCommitLatencyMillis: {latency_samples:.0f} commits, "
+                f"and rejected, the exporter's tpc_source_positions_lines {exported:.0f}); "
+                f"tpcCommitLatencyMillis: {latency_samples:.0f} commits, "
                 f"median {median} ms"
             )
             print("sink metrics as Prometheus names them (and their types):")
@@ -182,13 +187,15 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
                 prometheus, rows, lambda: commit_log_rows(database) - before_kill, 30
             )
             assert prometheus.value(restarts) == moved, "the job restarted again meanwhile"
+            exported = prometheus.wait_for(lines_applied, lambda v: v == total, 15)
             outcome = database_outcome(database)
             assert outcome == expected_in_database_shape(expected_outcome(input_dir))
             ledger, _, rejected, duplicates = outcome
             print(
                 f"phase 2: numRestarts = {moved:.0f}; Prometheus sum(tpcRowsCommitted) since the "
                 f"restart = {after_restart:.0f} = database {commit_log_rows(database)} - "
-                f"{before_kill}; {total} lines: ledger {len(ledger)}, duplicates "
+                f"{before_kill}; {total} lines (exporter: {exported:.0f}): ledger {len(ledger)}, "
+                f"duplicates "
                 f"{duplicates}, rejected {len(rejected)}"
             )
         finally:
