@@ -306,7 +306,18 @@ class Cluster:
         if victim not in running:
             raise ClusterError(f"{victim} is no TaskManager of cluster '{self.name}'")
         kill({victim} | descendants({victim}))
+        self._forget_pid(victim)
         return victim
+
+    def _forget_pid(self, pid: int) -> None:
+        """Drop a dead daemon's pid from the pid files. stop-cluster.sh stops one pid per
+        `workers` line, the newest first: a dead one listed there would use up a turn, leaving
+        a live TaskManager to `stop`'s timeout and kill -9."""
+        for pid_file in self.pid_dir.glob("*.pid"):
+            lines = pid_file.read_text().splitlines()
+            kept = [line for line in lines if line.strip() != str(pid)]
+            if kept != lines:
+                pid_file.write_text("".join(f"{line}\n" for line in kept))
 
     def kill_all(self, timeout: float = 30.0) -> None:
         """`kill -9` every process of the cluster at once (JobManager, TaskManagers, Python

@@ -223,6 +223,17 @@ class LocalPrometheus:
             raise PrometheusError(f"{expr} gives {len(samples)} samples, not one")
         return float(samples[0]["value"][1]) if samples else None
 
+    def range_values(
+        self, expr: str, start: float, end: float, step: float = 1.0
+    ) -> list[tuple[float, float]]:
+        """A range query of one series (e.g. a sum): its (Unix time, value) points, [] if none."""
+        series = self.api(
+            "query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}", step=f"{step:g}"
+        )["result"]
+        if len(series) > 1:
+            raise PrometheusError(f"{expr} gives {len(series)} series, not one")
+        return [(float(t), float(v)) for t, v in series[0]["values"]] if series else []
+
     def wait_for(
         self, expr: str, condition: Callable[[float], bool], timeout: float, interval: float = 0.5
     ) -> float:
