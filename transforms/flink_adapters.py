@@ -627,10 +627,14 @@ def parse_lines(
         parsed.main.uid(name)
         return ParsedRows(
             parsed.main,
-            parsed[rejected_tag]
-            .map(table_row(rejected_table), output_type=rejected_type)
-            .name(rejected_name)
-            .uid(rejected_name),
+            _counted_by_reason(
+                parsed[rejected_tag]
+                .map(table_row(rejected_table), output_type=rejected_type)
+                .name(rejected_name)
+                .uid(rejected_name),
+                rejected_table,
+                rejected_name,
+            ),
         )
     batched = apply_dofn_to_batches(
         jvm_operators.batch(lines, batch_lines).name(batches_name).uid(batches_name),
@@ -643,5 +647,27 @@ def parse_lines(
     batched.uid(name)
     return ParsedRows(
         jvm_operators.unbatch(batched, "main").name(rows_name).uid(rows_name),
-        jvm_operators.unbatch(batched, rejected_tag).name(rejected_name).uid(rejected_name),
+        _counted_by_reason(
+            jvm_operators.unbatch(batched, rejected_tag).name(rejected_name).uid(rejected_name),
+            rejected_table,
+            rejected_name,
+        ),
+    )
+
+
+#: The metric of a job's rejected lines, per reason (`parse_lines`): in Prometheus
+#: flink_taskmanager_job_task_operator_reason_tpcLinesRejected{reason="..."}.
+REJECTED_LINES_METRIC = "tpcLinesRejected"
+
+
+def _counted_by_reason(rejected: DataStream, table: Table, name: str) -> DataStream:
+    """The rejected rows, counted per reason in a Flink metric when the table has a ``reason``
+    column (a stateless pass-through: adding it leaves savepoints usable)."""
+    from transforms import jvm_operators
+
+    if "reason" not in [column.name for column in table.columns]:
+        return rejected
+    counted = f"{name}-by-reason"
+    return (
+        jvm_operators.count_by(rejected, REJECTED_LINES_METRIC, "reason").name(counted).uid(counted)
     )

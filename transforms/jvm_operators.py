@@ -34,6 +34,7 @@ __all__ = [
     "project",
     "batch",
     "unbatch",
+    "count_by",
     "columns_type",
 ]
 
@@ -142,6 +143,12 @@ def batch(rows: DataStream, max_rows: int) -> DataStream:
     order. Partial batches go out before every checkpoint barrier and at end of input, so
     nothing is held across a checkpoint (no state, no added commit latency)."""
     return DataStream(_row_operators().batch(rows._j_data_stream, max_rows))
+
+
+def count_by(rows: DataStream, metric: str, field: str) -> DataStream:
+    """The rows unchanged, counted in the Flink metric ``metric`` per value of their field
+    ``field`` (a label of that name in Prometheus; 64 values at most, later ones as "other")."""
+    return DataStream(_row_operators().countBy(rows._j_data_stream, metric, field))
 
 
 def unbatch(batches: DataStream, field: Optional[str] = None) -> DataStream:

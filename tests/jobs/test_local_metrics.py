@@ -61,21 +61,39 @@ def free_port() -> int:
 
 
 SAMPLE = re.compile(r"^(flink_\w+)\{([^}]*)\} (\S+)$")
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-def scrape(port: int) -> dict[str, float]:
-    """Each metric's sum over its series, from the reporter's /metrics page ({} if none yet)."""
+def samples(port: int) -> list[tuple[str, dict[str, str], float]]:
+    """The reporter's /metrics page as (name, labels, value), [] while it serves none."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
             page = answer.read().decode()
     except OSError:
-        return {}
-    sums: dict[str, float] = {}
+        return []
+    found = []
     for line in page.splitlines():
         match = SAMPLE.match(line)
         if match:
-            name, value = match.group(1), float(match.group(3))
-            sums[name] = sums.get(name, 0.0) + value
+            labels = dict(LABEL.findall(match.group(2)))
+            found.append((match.group(1), labels, float(match.group(3))))
+    return found
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Each metric's sum over its series."""
+    sums: dict[str, float] = {}
+    for name, _, value in samples(port):
+        sums[name] = sums.get(name, 0.0) + value
+    return sums
+
+
+def by_label(port: int, name: str, label: str) -> dict[str, int]:
+    """A metric's sum per value of one of its labels."""
+    sums: dict[str, int] = {}
+    for found, labels, value in samples(port):
+        if found == name:
+            sums[labels[label]] = sums.get(labels[label], 0) + int(value)
     return sums
 
 
@@ -132,6 +150,12 @@ def test_a_local_run_serves_the_sinks_metrics_that_match_the_database(database, 
         wait_for(caught_up, 180, "every line committed and the counters to say so")
         assert job.poll() is None, (tmp_path / "job.log").read_text()[-3000:]
         metrics = scrape(port)
+        rejected_by_reason = by_label(
+            port, "flink_taskmanager_job_task_operator_reason_tpcLinesRejected", "reason"
+        )
+        written_by_table = by_label(
+            port, "flink_taskmanager_job_task_operator_table_tpcRowsWritten", "table"
+        )
     finally:
         kill_job(job)
         log.close()
@@ -140,3 +164,20 @@ def test_a_local_run_serves_the_sinks_metrics_that_match_the_database(database, 
     assert metrics["flink_taskmanager_job_task_operator_tpcTransactionsCommitted"] > 0
     # Flink's own metrics come out as they are.
     assert "flink_jobmanager_job_numRestarts" in metrics
+    # What the job did, per reason and per table of its sink, against the database (no restart:
+    # every row was written once).
+    with database.connect() as conn:
+        reasons = dict(conn.execute("SELECT reason, count(*) FROM rejected GROUP BY reason"))
+        ledger, duplicates = (
+            conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("ledger", "duplicates")
+        )
+    # The rule's refusals; a conflicting duplicate is refused later, by the deduplication.
+    conflicts = reasons.pop("conflicting_duplicate")
+    assert len(reasons) > 5 and conflicts
+    assert rejected_by_reason == reasons
+    # The books sink's tables are its statements: "ledger" takes every valid payment and files
+    # it in ledger, or in duplicates or rejected when its event id was seen (payments.py).
+    assert written_by_table["ledger"] == ledger + duplicates + conflicts
+    assert written_by_table["rejected"] == sum(reasons.values())
+    assert written_by_table["positions"] > 0

@@ -68,6 +68,7 @@ abstract class PgWriter
     private final Counter preCommitted;
     private final Counter abortedOnRecovery;
     private final Counter rowsWritten;
+    private final Counter[] rowsWrittenPerTable; // by table number, labelled table=<name>
     private final Counter recordsSend;
 
     /** The writer of {@code config}'s commit mode, connected and recovered. */
@@ -132,6 +133,13 @@ abstract class PgWriter
         this.preCommitted = context.metricGroup().counter("tpcTransactionsPreCommitted");
         this.abortedOnRecovery = context.metricGroup().counter("tpcTransactionsAbortedOnRecovery");
         this.rowsWritten = context.metricGroup().counter("tpcRowsWritten");
+        List<TableSpec> specs = config.tables();
+        this.rowsWrittenPerTable = new Counter[specs.size()];
+        for (int i = 0; i < specs.size(); i++) {
+            rowsWrittenPerTable[i] = context.metricGroup()
+                    .addGroup("table", specs.get(i).name())
+                    .counter("tpcRowsWritten");
+        }
         // Flink's standard sink metric (numRecordsSend): dashboards and Flink's connector test
         // suite read it; Flink does not count it for a sink by itself.
         this.recordsSend = context.metricGroup().getNumRecordsSendCounter();
@@ -419,6 +427,7 @@ abstract class PgWriter
             }
             writeRow(table, values, payload);
             rowsWritten.inc();
+            rowsWrittenPerTable[table].inc();
             recordsSend.inc();
         } catch (SQLException e) {
             throw failure("write", e);

@@ -147,6 +147,16 @@ public final class RowOperators {
     }
 
     /**
+     * The rows unchanged, counted in the Flink metric {@code metric} per value of their field
+     * {@code field}, which labels the count (see {@link CountedBy}).
+     */
+    public static SingleOutputStreamOperator<Row> countBy(
+            DataStream<Row> rows, String metric, String field) {
+        RowTypeInfo type = rowType(rows);
+        return rows.map(new CountedBy(metric, field, fieldIndex(type, field), type));
+    }
+
+    /**
      * Columnar batches of up to {@code maxRows} consecutive input rows, in order: rows with the
      * input's field names, each field the array of that field's values ({@link #columnType}).
      * Emitted when full, before every checkpoint barrier and at end of input. See
