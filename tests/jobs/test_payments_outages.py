@@ -9,7 +9,8 @@ the next start), lets the sink go on into the outage, keeps the server down, and
 again on the same port and data directory. The job must finish by itself, and the books must
 be exact: the reconciliation clean, nothing pending.
 
-The default scope runs each phase through a 60-second crash. The `prepared` mode (subtask
+The default scope runs each phase through a 60-second crash (in CI only at `commit`; the
+others with `-m campaign`). The `prepared` mode (subtask
 scope, the ledger sink's transactions prepared with PREPARE TRANSACTION, which must survive the
 server's crash recovery and be committed or rolled back by the job afterwards) runs each phase
 through a shorter one: what it adds is the recovery of prepared transactions, which any crash
@@ -173,7 +174,17 @@ def assert_exact_after(
     assert attempts >= 1, "the outage never made the job fail over: it tested nothing"
 
 
-@pytest.mark.parametrize("phase", ["write", "precommit", "commit"])
+# CI runs the 60-second crash at commit, and every phase through the shorter crash of the
+# prepared mode below: the protocol points are the same, the length is what the restart
+# strategy must ride out. `-m campaign` runs the long crash at the other two phases too.
+@pytest.mark.parametrize(
+    "phase",
+    [
+        pytest.param("write", marks=pytest.mark.campaign),
+        pytest.param("precommit", marks=pytest.mark.campaign),
+        "commit",
+    ],
+)
 def test_job_rides_out_a_60_second_database_crash_exactly(
     outage_server, outage_db, generated_input, tmp_path, phase, adopt_process
 ):
