@@ -309,7 +309,8 @@ def test_the_generic_adapters_import_nothing_of_payments():
             for alias in node.names:
                 imported.setdefault(alias.name, set())
     project = {m: names for m, names in imported.items() if m.split(".")[0] == "transforms"}
-    assert set(project) <= {"transforms.lines", "transforms.tables", "transforms.jvm_operators"}
+    generic = {"transforms.lines", "transforms.tables", "transforms.jvm_operators"}
+    assert set(project) <= generic | {"transforms.beam_lines"}
     assert project.get("transforms.tables", set()) <= {"Table", "Column"}
 
 
