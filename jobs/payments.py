@@ -60,17 +60,8 @@ from pyflink.common import Types
 from jobs.kit import line_sources, running
 from jobs.kit.committed import CommittedLines
 from jobs.kit.config import JobConfig, add_run_arguments, add_source_arguments, job_arguments
-from jobs.kit.environment import create_environment
-from jobs.kit.line_sources import file_source, lines_from, require_input
-from jobs.kit.running import (
-    NothingNew,
-    check_input,
-    execute,
-    exit_with,
-    nothing_new,
-    run_command,
-    with_resume_offsets,
-)
+from jobs.kit.line_sources import lines_from
+from jobs.kit.running import exit_with, run_command, submit_job
 from sinks.positions import (
     StartPositions,
     position_row_type,
@@ -213,9 +204,7 @@ def kafka_lines(env, config: PaymentsConfig):
 
 def line_source(env, config: PaymentsConfig):
     """What `build_pipeline` reads: the files (default) or the Kafka topic."""
-    if config.source == "kafka":
-        return kafka_lines(env, config)
-    return file_source(require_input(config), config.watch)
+    return line_sources.line_source(env, config, RECORDS_UID)
 
 
 def load_currency_table(config: PaymentsConfig):
@@ -407,20 +396,18 @@ def committed_lines(config: PaymentsConfig) -> CommittedLines:
     )
 
 
+def build(env, config: PaymentsConfig, start: Optional[StartPositions]) -> None:
+    build_pipeline(env, line_source(env, config), build_sinks(config), config, start)
+
+
 def submit(config: PaymentsConfig, wait: bool = True):
-    """Build the job and run it: to the end when `wait`, else return its JobClient.
+    """Build the job and run it: to the end when `wait`, else return its JobClient
+    (`jobs.kit.running.submit_job`).
 
     Waiting with ``config.savepoint_dir`` set, SIGTERM and SIGINT (Ctrl-C) stop the job with a
     savepoint there instead of killing it; the result is then a `jobs.kit.running.Stopped`."""
-    check_input(config)
-    start = prepare_database(config)
-    if start is not None and nothing_new(config, start):
-        return NothingNew(start.describe())
-    config = with_resume_offsets(config, start)
-    env = create_environment(config)
-    build_pipeline(env, line_source(env, config), build_sinks(config), config, start)
     name = f"payments ({config.sink_id_prefix})"
-    return execute(env, name, config, lambda: committed_lines(config), wait)
+    return submit_job(config, prepare_database, build, name, committed_lines, wait)
 
 
 # Every operator of this job that holds state, by uid. Renaming one, removing one, or changing
