@@ -39,6 +39,7 @@ from transforms.lines import (
     check_identifier,
     decode_line,
     parse_json_object,
+    read_lines,
     rejected_line,
     require_fields,
     require_strings,
@@ -74,6 +75,7 @@ __all__ = [
     "apply_orders_sql",
     "insert_order_lines_sql",
     "line_outcomes",
+    "process_files",
     "process_lines",
     "stock",
     "validate_order",
@@ -220,6 +222,12 @@ def process_lines(
         else:
             rejected.append(row)
     return OrdersOutcome(moves, stock(moves), duplicates, rejected, count)
+
+
+def process_files(paths: Iterable[str]) -> OrdersOutcome:
+    """`process_lines` over files in the given order, each line named by its file's base name
+    and number (`transforms.lines.read_lines`)."""
+    return process_lines(line for path in paths for line in read_lines(path))
 
 
 # --------------------------------------------------------------------------- tables

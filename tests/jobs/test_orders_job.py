@@ -45,8 +45,7 @@ from tests.sinks.support import (
 )
 from transforms.inputs import input_files
 from transforms.order_samples import BAD_LINES, write_jsonl
-from transforms.orders import TABLES, DuplicateOrder, Order, StockRow, process_lines
-from transforms.reference import read_lines
+from transforms.orders import TABLES, DuplicateOrder, Order, StockRow, process_files
 
 pytestmark = [pytest.mark.minicluster]
 
@@ -63,8 +62,7 @@ def write_inputs(directory: Path, parts: int = 1, orders: int = 4_000, seed: int
 
 
 def expected_tables(input_dir: Path):
-    lines = (line for path in input_files(str(input_dir)) for line in read_lines(path))
-    outcome = process_lines(lines)
+    outcome = process_files(input_files(str(input_dir)))
     return (
         sorted(outcome.moves),
         outcome.stock,

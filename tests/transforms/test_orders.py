@@ -19,6 +19,7 @@ from transforms.orders import (
     apply_orders_sql,
     insert_order_lines_sql,
     line_outcomes,
+    process_files,
     process_lines,
     validate_order,
 )
@@ -171,6 +172,17 @@ def test_the_sample_generator_is_deterministic_and_has_every_kind_of_line():
         r for outcome_ in [process_lines(order_samples.BAD_LINES)] for r in outcome_.rejected
     ]
     assert len(every_bad_line) == len(order_samples.BAD_LINES)
+
+
+def test_process_files_names_each_line_by_its_file(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(line("o-1") + b"\n" + line("o-1") + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(line("o-1", quantity=3))
+    outcome = process_files([str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl")])
+    assert [(m.source, m.line_number) for m in outcome.moves] == [("a.jsonl", 1)]
+    assert outcome.duplicates == [
+        DuplicateOrder("o-1", "a.jsonl", 2),
+        DuplicateOrder("o-1", "b.jsonl", 1),
+    ]
 
 
 def test_the_statements_name_only_the_orders_tables():
