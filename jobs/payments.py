@@ -60,24 +60,10 @@ from pyflink.common import Types
 from jobs.kit import line_sources, running
 from jobs.kit.committed import CommittedLines
 from jobs.kit.config import JobConfig, add_run_arguments, add_source_arguments, job_arguments
-from jobs.kit.environment import create_environment
-from jobs.kit.line_sources import file_source, lines_from, require_input
-from jobs.kit.running import (
-    NothingNew,
-    check_input,
-    execute,
-    exit_with,
-    nothing_new,
-    run_command,
-    with_resume_offsets,
-)
-from sinks.positions import (
-    StartPositions,
-    position_row_type,
-    positions_sql,
-    skip_applied,
-    track_positions,
-)
+from jobs.kit.line_sources import lines_from
+from jobs.kit.running import exit_with, run_command, submit_job
+from jobs.kit.sinks import attach_tables, tables_sink
+from sinks.positions import StartPositions, skip_applied
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
 from transforms.payments_flink import (
     BALANCE_ROW_TYPE,
@@ -213,9 +199,7 @@ def kafka_lines(env, config: PaymentsConfig):
 
 def line_source(env, config: PaymentsConfig):
     """What `build_pipeline` reads: the files (default) or the Kafka topic."""
-    if config.source == "kafka":
-        return kafka_lines(env, config)
-    return file_source(require_input(config), config.watch)
+    return line_sources.line_source(env, config, RECORDS_UID)
 
 
 def load_currency_table(config: PaymentsConfig):
@@ -246,24 +230,14 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
         # Every statement writes a line only if no table holds it yet, and the balances add up
         # only the ledger rows inserted (transforms/tables.py): a line read again, by this run
         # or any other, changes nothing. So a start without a checkpoint is safe here.
-        books = (
-            TwoPhaseCommitSink.builder()
-            .set_jdbc_url(config.db_url)
-            .set_user(config.db_user)
-            .set_password_env(config.password_env)
-            .add_table("ledger", PAYMENT_INPUT_ROW_TYPE, [apply_payments_sql()])
-            .add_table("rejected", REJECTED_ROW_TYPE, [insert_lines_if_absent_sql(REJECTED)])
-            # How far each source is applied, in the same transaction (sinks/positions.py).
-            .add_table(
-                "positions", position_row_type(), [positions_sql(sink_ids(config)["ledger"])]
-            )
-            .set_idempotent_statements()
-            .set_sink_id(books_id)
-            .set_mode("staged")
-            .set_commit_scope("checkpoint")
-            .set_batch_size(config.sink_batch_size or BOOKS_BATCH_ROWS)
-            .set_on_row_error(config.on_row_error)
-            .build()
+        books = tables_sink(
+            config,
+            books_id,
+            [
+                ("ledger", PAYMENT_INPUT_ROW_TYPE, [apply_payments_sql()]),
+                ("rejected", REJECTED_ROW_TYPE, [insert_lines_if_absent_sql(REJECTED)]),
+            ],
+            BOOKS_BATCH_ROWS,
         )
         return PaymentSinks(None, None, None, None, books=books)
 
@@ -318,10 +292,8 @@ def build_pipeline(
             .name("payment-rows")
             .uid("payment-rows")
         )
-        positions = track_positions(source, start).name("source-positions").uid("source-positions")
-        sinks.books.attach(
-            {"ledger": payments, "rejected": parsed.rejected, "positions": positions}
-        ).name("books-sink").uid("books-sink")
+        streams = {"ledger": payments, "rejected": parsed.rejected}
+        attach_tables(sinks.books, streams, source, start, "books-sink")
         return
 
     deduplicated = deduplicate(
@@ -407,20 +379,18 @@ def committed_lines(config: PaymentsConfig) -> CommittedLines:
     )
 
 
+def build(env, config: PaymentsConfig, start: Optional[StartPositions]) -> None:
+    build_pipeline(env, line_source(env, config), build_sinks(config), config, start)
+
+
 def submit(config: PaymentsConfig, wait: bool = True):
-    """Build the job and run it: to the end when `wait`, else return its JobClient.
+    """Build the job and run it: to the end when `wait`, else return its JobClient
+    (`jobs.kit.running.submit_job`).
 
     Waiting with ``config.savepoint_dir`` set, SIGTERM and SIGINT (Ctrl-C) stop the job with a
     savepoint there instead of killing it; the result is then a `jobs.kit.running.Stopped`."""
-    check_input(config)
-    start = prepare_database(config)
-    if start is not None and nothing_new(config, start):
-        return NothingNew(start.describe())
-    config = with_resume_offsets(config, start)
-    env = create_environment(config)
-    build_pipeline(env, line_source(env, config), build_sinks(config), config, start)
     name = f"payments ({config.sink_id_prefix})"
-    return execute(env, name, config, lambda: committed_lines(config), wait)
+    return submit_job(config, prepare_database, build, name, committed_lines, wait)
 
 
 # Every operator of this job that holds state, by uid. Renaming one, removing one, or changing

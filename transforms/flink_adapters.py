@@ -51,7 +51,8 @@ from pyflink.common import Row, Types
 from pyflink.datastream import DataStream, KeyedProcessFunction, OutputTag, ProcessFunction
 from pyflink.datastream.state import ValueStateDescriptor
 
-from transforms.lines import LineRejected, SourceLine, rejected_line, strip_line_terminator
+from transforms.beam_lines import ValidateLineFn
+from transforms.lines import SourceLine
 from transforms.tables import Table
 
 __all__ = [
@@ -536,31 +537,6 @@ def source_line(row: Any) -> SourceLine:
     are two sources; the reference and the Beam pipeline name a file by its base name)."""
     line = row[2]
     return SourceLine(row[0], row[1], line if isinstance(line, bytes) else bytes(line))
-
-
-class ValidateLineFn(beam.DoFn):
-    """A rule as one per-line function, run as a DoFn (`parse_lines` wraps a function in it).
-
-    ``validate(line)`` gets the `SourceLine` without its line terminator and returns the line's
-    row, or raises `LineRejected`: the line then goes to the ``rejected_tag`` output as a
-    `transforms.lines.RejectedLine` (storable and lossless). Any other exception fails the
-    task: the rule decides every line, nothing is dropped."""
-
-    def __init__(
-        self, validate: Callable[[SourceLine], Any], rejected_tag: str = "rejected"
-    ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.validate = validate
-        self.rejected_tag = rejected_tag
-
-    def process(self, element: SourceLine) -> Iterator[Any]:
-        item = SourceLine(element.source, element.line_number, strip_line_terminator(element.line))
-        try:
-            row = self.validate(item)
-        except LineRejected as refusal:
-            yield pvalue.TaggedOutput(self.rejected_tag, rejected_line(item, refusal))
-        else:
-            yield row
 
 
 class ParsedRows(NamedTuple):

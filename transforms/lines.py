@@ -36,8 +36,9 @@ is a refused `SourceLine` (a line with its source and number) as a rejected tabl
 """
 
 import json
+import os
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple, NoReturn, Optional, Union
 
@@ -279,6 +280,21 @@ def check_identifier(field: str, value: str, max_length: int) -> str:
     return value
 
 
+def read_lines(
+    path: Union[str, "os.PathLike[str]"], source: Optional[str] = None
+) -> Iterator[SourceLine]:
+    """The lines of a JSON-lines file as bytes, numbered from 1.
+
+    Lines end at ``\\n`` only (a ``\\r`` before it is dropped by the parser); a final line
+    without ``\\n`` counts, an empty remainder after the last ``\\n`` does not.
+    ``source`` defaults to the file's base name.
+    """
+    name = source if source is not None else os.path.basename(os.fspath(path))
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            yield SourceLine(name, number, line)
+
+
 __all__ = [
     "LineReason",
     "LineRejected",
@@ -290,6 +306,7 @@ __all__ = [
     "exact_bytes",
     "parse_json_object",
     "raw_text",
+    "read_lines",
     "rejected_line",
     "require_fields",
     "require_strings",

@@ -11,11 +11,10 @@ one with the same fingerprint is a duplicate, with another fingerprint a
 Flink job by arrival, which is file order within one file.)
 """
 
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Optional, Union, cast
 
-from transforms.lines import RawLine, SourceLine
+from transforms.lines import RawLine, SourceLine, read_lines
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -56,21 +55,6 @@ class Outcome(NamedTuple):
             sorted(self.rejected, key=key),
             self.duplicates,
         )
-
-
-def read_lines(
-    path: Union[str, "os.PathLike[str]"], source: Optional[str] = None
-) -> Iterator[SourceLine]:
-    """The lines of a JSON-lines file as bytes, numbered from 1.
-
-    Lines end at ``\\n`` only (a ``\\r`` before it is dropped by the parser); a final line
-    without ``\\n`` counts, an empty remainder after the last ``\\n`` does not.
-    ``source`` defaults to the file's base name.
-    """
-    name = source if source is not None else os.path.basename(os.fspath(path))
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            yield SourceLine(name, number, line)
 
 
 def _numbered(

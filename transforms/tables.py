@@ -18,6 +18,7 @@ and conflicting duplicates, to `PAYMENT_ROW_TYPE` and `payment_fields`). An exis
 needs the ``ALTER TABLE`` that `jobs.payments_schema` prints, by hand.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -69,26 +70,29 @@ class Table:
         return [column.name for column in self.written]
 
 
-def _text(name: str, constraints: str = "NOT NULL") -> Column:
+def text_column(name: str, constraints: str = "NOT NULL") -> Column:
+    """A text column (a Flink STRING); ``constraints=""`` makes it nullable."""
     python = Optional[str] if not constraints else str
     return Column(name, python, "STRING", "text", "text", constraints)
 
 
-def _bigint(name: str, constraints: str = "NOT NULL") -> Column:
+def bigint_column(name: str, constraints: str = "NOT NULL") -> Column:
+    """A bigint column (a Flink LONG); ``constraints=""`` makes it nullable."""
     python = Optional[int] if not constraints else int
     return Column(name, python, "LONG", "bigint", "bigint", constraints)
 
 
-_ID = Column("id", int, "LONG", "bigserial", "bigint", "PRIMARY KEY", written=False)
+#: A bigserial key the database fills: not in the rows.
+SERIAL_ID = Column("id", int, "LONG", "bigserial", "bigint", "PRIMARY KEY", written=False)
 
 LEDGER = Table(
     "ledger",
     (
-        _text("event_id", "PRIMARY KEY"),
-        _text("account_id"),
-        _text("type", "NOT NULL CHECK (type IN ('charge', 'refund'))"),
-        _bigint("amount_minor"),
-        _text("currency"),
+        text_column("event_id", "PRIMARY KEY"),
+        text_column("account_id"),
+        text_column("type", "NOT NULL CHECK (type IN ('charge', 'refund'))"),
+        bigint_column("amount_minor"),
+        text_column("currency"),
         # The rows carry the instant as text (see transforms/README.md, "Row shapes").
         Column(
             "occurred_at",
@@ -101,8 +105,8 @@ LEDGER = Table(
         ),
         # The line the event was read from (a file and its line number, or a Kafka partition
         # and the offset): what tells a line read again from a duplicate of it.
-        _text("source", ""),
-        _bigint("line_number", ""),
+        text_column("source", ""),
+        bigint_column("line_number", ""),
     ),
     indexes=(("source", "line_number"),),
 )
@@ -110,43 +114,56 @@ LEDGER = Table(
 BALANCES = Table(
     "balances",
     (
-        _text("account_id"),
-        _text("currency"),
+        text_column("account_id"),
+        text_column("currency"),
         # numeric: a sum of 64-bit amounts can leave bigint's range (hence BigDecimal in Flink).
         Column("balance_minor", int, "BIG_DEC", "numeric(40, 0)", "numeric", "NOT NULL"),
-        _bigint("event_count"),
+        bigint_column("event_count"),
     ),
     primary_key=("account_id", "currency"),
     add_on_conflict=True,
 )
 
-REJECTED = Table(
-    "rejected",
-    (
-        _ID,
-        _text("reason"),
-        _text("raw"),
-        _text("source", ""),
-        _bigint("line_number", ""),
-        _text("detail", "NOT NULL DEFAULT ''"),
-        Column(
-            "raw_bytes",
-            Optional[bytes],
-            "BYTES",
-            "bytea",
-            "bytea",
-            comment=(
-                "the line's exact bytes when raw had to escape some (invalid UTF-8, NUL, lone",
-                "surrogates); the line is coalesce(raw_bytes, convert_to(raw, 'UTF8'))",
+
+def rejected_table(name: str) -> Table:
+    """A job's table of refused lines, with the columns of `transforms.lines.RejectedLine`
+    (what `flink_adapters.parse_lines` emits for every `LineRejected`): any job declares its
+    own under its own name."""
+    return Table(
+        name,
+        (
+            SERIAL_ID,
+            text_column("reason"),
+            text_column("raw"),
+            text_column("source", ""),
+            bigint_column("line_number", ""),
+            text_column("detail", "NOT NULL DEFAULT ''"),
+            Column(
+                "raw_bytes",
+                Optional[bytes],
+                "BYTES",
+                "bytea",
+                "bytea",
+                comment=(
+                    "the line's exact bytes when raw had to escape some (invalid UTF-8, NUL, lone",
+                    "surrogates); the line is coalesce(raw_bytes, convert_to(raw, 'UTF8'))",
+                ),
             ),
         ),
-    ),
-    indexes=(("source", "line_number"),),
-)
+        indexes=(("source", "line_number"),),
+    )
+
+
+REJECTED = rejected_table("rejected")
 
 DUPLICATES = Table(
     "duplicates",
-    (_ID, _text("event_id"), _text("source", ""), _bigint("line_number", "")),
+    (
+        SERIAL_ID,
+        text_column("event_id"),
+        text_column("source", ""),
+        bigint_column("line_number", ""),
+    ),
     indexes=(("source", "line_number"),),
 )
 
@@ -175,20 +192,25 @@ LINE_KEY = ("source", "line_number")
 LINE_TABLES = (LEDGER, REJECTED, DUPLICATES)
 
 
-def _line_recorded_elsewhere(table: Table, row: str) -> str:
-    """SQL: the line of `row` (an alias) is recorded in a line table other than `table`."""
+def line_recorded_elsewhere(
+    table: Table, row: str, line_tables: Sequence[Table] = LINE_TABLES
+) -> str:
+    """SQL: the line of `row` (an alias) is recorded in one of `line_tables` (a job's tables
+    that record input lines, each keyed by `LINE_KEY`; default the payments job's) other than
+    `table`."""
     return " OR ".join(
         f"EXISTS (SELECT 1 FROM {other.name} o WHERE o.source = {row}.source "
         f"AND o.line_number = {row}.line_number)"
-        for other in LINE_TABLES
+        for other in line_tables
         if other is not table
     )
 
 
-def insert_lines_if_absent_sql(table: Table) -> str:
+def insert_lines_if_absent_sql(table: Table, line_tables: Sequence[Table] = LINE_TABLES) -> str:
     """The sink's statement for a batch of `table`'s rows (read as ``tpc_batch``, see
-    `sinks.TwoPhaseCommitSink.add_table`): each row whose line (`LINE_KEY`) no line table holds
-    yet. A line applied by an earlier run, read again, changes nothing."""
+    `sinks.TwoPhaseCommitSink.add_table`): each row whose line (`LINE_KEY`) none of
+    `line_tables` (the job's tables that record lines; default the payments job's) holds yet.
+    A line applied by an earlier run, read again, changes nothing."""
     names = ", ".join(column.name for column in table.written)
     values = ", ".join(
         (column.insert_value or f":{column.name}").replace(f":{column.name}", f"b.{column.name}")
@@ -196,7 +218,7 @@ def insert_lines_if_absent_sql(table: Table) -> str:
     )
     return (
         f"INSERT INTO {table.name} ({names}) SELECT {values} FROM tpc_batch b "
-        f"WHERE NOT ({_line_recorded_elsewhere(table, 'b')} "
+        f"WHERE NOT ({line_recorded_elsewhere(table, 'b', line_tables)} "
         f"OR EXISTS (SELECT 1 FROM {table.name} o WHERE o.source = b.source "
         "AND o.line_number = b.line_number))"
     )
@@ -222,7 +244,7 @@ def apply_payments_sql() -> str:
     return f"""WITH inserted AS (
     INSERT INTO ledger ({ledger})
     SELECT {values} FROM tpc_batch b
-    WHERE NOT ({_line_recorded_elsewhere(LEDGER, "b")})
+    WHERE NOT ({line_recorded_elsewhere(LEDGER, "b")})
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {ledger}
 ),
@@ -251,7 +273,7 @@ seen_again AS (
         AS same_content
     FROM not_inserted n JOIN held h ON h.event_id = n.event_id
     WHERE (h.source, h.line_number) IS DISTINCT FROM (n.source, n.line_number)
-    AND NOT ({_line_recorded_elsewhere(LEDGER, "n")})
+    AND NOT ({line_recorded_elsewhere(LEDGER, "n")})
 ),
 duplicate_lines AS (
     INSERT INTO duplicates (event_id, source, line_number)
@@ -296,6 +318,11 @@ __all__ = [
     "BALANCES",
     "LINE_KEY",
     "LINE_TABLES",
+    "SERIAL_ID",
+    "bigint_column",
+    "line_recorded_elsewhere",
+    "rejected_table",
+    "text_column",
     "apply_payments_sql",
     "create_index_sql",
     "insert_lines_if_absent_sql",

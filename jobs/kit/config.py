@@ -112,10 +112,11 @@ def add_run_arguments(
     parser: argparse.ArgumentParser,
     sink_id_prefix: str,
     commit_scope_help: str = COMMIT_SCOPE_HELP,
+    commit_scopes: tuple[str, ...] = ("checkpoint", "subtask"),
 ) -> None:
     """The database, the parallelism, checkpoints and savepoints, progress lines, the Python
-    execution mode, the state backend, the commit scope and the sink ids' prefix (the job's
-    default: `sink_id_prefix`)."""
+    execution mode, the state backend, the commit scope (of `commit_scopes`, those the job
+    builds) and the sink ids' prefix (the job's default: `sink_id_prefix`)."""
     add_connection_arguments(parser, required=False)
     parser.add_argument("--parallelism", type=int, default=2)
     parser.add_argument("--checkpoint-interval", help="e.g. '2 s' (default: flink-conf)")
@@ -161,7 +162,7 @@ def add_run_arguments(
     parser.add_argument(
         "--commit-scope",
         default="checkpoint",
-        choices=["checkpoint", "subtask"],
+        choices=list(commit_scopes),
         help=commit_scope_help,
     )
     parser.add_argument("--sink-id-prefix", default=sink_id_prefix)

@@ -20,6 +20,7 @@ __all__ = [
     "file_lines",
     "file_source",
     "kafka_lines",
+    "line_source",
     "lines_from",
     "require_input",
 ]
@@ -63,6 +64,15 @@ def lines_from(env, source, uid: str) -> DataStream:
     return env.from_source(source, WatermarkStrategy.no_watermarks(), uid, type_info=LINE_TYPE).uid(
         uid
     )
+
+
+def line_source(env, config: JobConfig, records_uid: str):
+    """What a job reads: the files of `config.input` (a Flink Source; `lines_from` makes it a
+    stream under the job's files uid) or, with ``--source kafka``, the topic's records as a
+    stream under `records_uid`."""
+    if config.source == "kafka":
+        return kafka_lines(env, config, records_uid)
+    return file_source(require_input(config), config.watch)
 
 
 def file_lines(env, config: JobConfig, uid: str) -> DataStream:

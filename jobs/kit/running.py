@@ -38,6 +38,7 @@ __all__ = [
     "prepare_database",
     "run_command",
     "run_until_stopped",
+    "submit_job",
     "with_resume_offsets",
 ]
 
@@ -213,6 +214,29 @@ def run_until_stopped(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def submit_job(
+    config: Config,
+    prepare: Callable[[Config], Optional[StartPositions]],
+    build: Callable[[Any, Config, Optional[StartPositions]], None],
+    name: str,
+    committed: Callable[[Config], Optional[Committed]],
+    wait: bool = True,
+):
+    """A job's `submit` in the order above: `check_input`, `prepare(config)` (the job's
+    `prepare_database`), `nothing_new`, `with_resume_offsets`, `create_environment`,
+    `build(env, config, start)` (the job's graph), then `execute` with `committed(config)`."""
+    from jobs.kit.environment import create_environment
+
+    check_input(config)
+    start = prepare(config)
+    if start is not None and nothing_new(config, start):
+        return NothingNew(start.describe())
+    config = with_resume_offsets(config, start)
+    env = create_environment(config)
+    build(env, config, start)
+    return execute(env, name, config, lambda: committed(config), wait)
 
 
 def run_command(

@@ -32,10 +32,15 @@ PASSWORD_ENV = "TPC_TEST_DB_PASSWORD"
 def payments_command(db, input_dir, *extra: str) -> list[str]:
     """`python -m jobs.payments --input DIR` on `db` (the password in PASSWORD_ENV), then
     `extra` flags: the command as a user types it."""
+    return job_command("jobs.payments", db, input_dir, *extra)
+
+
+def job_command(module: str, db, input_dir, *extra: str) -> list[str]:
+    """`python -m MODULE --input DIR` of any job on `db`, as `payments_command`."""
     return [
         sys.executable,
         "-m",
-        "jobs.payments",
+        module,
         "--input",
         str(input_dir),
         "--db-url",

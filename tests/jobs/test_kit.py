@@ -106,6 +106,48 @@ def test_a_source_without_what_it_needs_is_refused_before_anything_runs():
         shipments_config(["--input", "in", "--db-url", url])
 
 
+def test_a_job_offers_only_the_commit_scopes_it_builds(capsys):
+    parser = argparse.ArgumentParser()
+    add_source_arguments(parser)
+    add_run_arguments(parser, sink_id_prefix="orders", commit_scopes=("checkpoint",))
+    args = parser.parse_args(["--input", "in", "--db-url", "jdbc:postgresql://h/db"])
+    assert args.commit_scope == "checkpoint"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--input", "in", "--db-url", "u", "--commit-scope", "subtask"])
+    assert "invalid choice: 'subtask'" in capsys.readouterr().err
+
+
+def test_submit_job_runs_the_steps_in_the_documented_order(monkeypatch, tmp_path):
+    """check_input, prepare, nothing_new, create_environment, the job's graph, execute; an
+    input already applied starts no job."""
+    from jobs.kit import running
+
+    steps = []
+    config = ShipmentsConfig(input=str(tmp_path), db_url="jdbc:postgresql://h/db")
+
+    class Start:
+        nothing_new = False
+
+        def describe(self):
+            return "nothing new: all applied"
+
+    monkeypatch.setattr("jobs.kit.environment.create_environment", lambda c: steps.append("env"))
+    monkeypatch.setattr(
+        running, "execute", lambda env, name, c, committed, wait: steps.append(("run", name))
+    )
+    running.submit_job(
+        config,
+        lambda c: steps.append("prepare") or Start(),
+        lambda env, c, start: steps.append("graph"),
+        "shipments",
+        lambda c: None,
+    )
+    assert steps == ["prepare", "env", "graph", ("run", "shipments")]
+    Start.nothing_new = True
+    result = running.submit_job(config, lambda c: Start(), None, "shipments", lambda c: None)
+    assert result == running.NothingNew("nothing new: all applied")
+
+
 @pytest.mark.parametrize(
     "text, ms",
     [("500 ms", 500), ("5 s", 5_000), ("1.5s", 1_500), ("2 min", 120_000), ("1 h", 3_600_000)]

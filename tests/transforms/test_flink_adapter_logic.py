@@ -309,22 +309,24 @@ def test_the_generic_adapters_import_nothing_of_payments():
             for alias in node.names:
                 imported.setdefault(alias.name, set())
     project = {m: names for m, names in imported.items() if m.split(".")[0] == "transforms"}
-    assert set(project) <= {"transforms.lines", "transforms.tables", "transforms.jvm_operators"}
+    generic = {"transforms.lines", "transforms.tables", "transforms.jvm_operators"}
+    assert set(project) <= generic | {"transforms.beam_lines"}
     assert project.get("transforms.tables", set()) <= {"Table", "Column"}
 
 
 def test_a_validate_function_sends_each_line_to_its_row_or_the_rejected_output():
-    from tests.harness.orders import Order, validate_order
+    from tests.harness.orders import Order, order_line, validate_order
     from transforms.lines import RejectedLine, SourceLine
 
     function = fa.ValidateLineFn(validate_order, rejected_tag="refused")
     fa.validate_dofn(function)
-    good, bad = b'{"order_id": "o1", "quantity": 2}\r\n', b'{"order_id": "o2", "quantity": 0}\n'
+    good, bad = order_line("o1", 2, end=b"\r\n"), order_line("o2", 0)
     lines = [
         SourceLine("orders.jsonl", n, line) for n, line in enumerate([good, bad, b"\xff\n"], 1)
     ]
     out = [output for line in lines for output in function.process(line)]
-    assert out[0] == Order("o1", 2, "orders.jsonl", 1)  # the line without its terminator
+    # the line without its terminator
+    assert out[0] == Order("o1", "sku-1", "wh-1", "sale", 2, -2, "orders.jsonl", 1)
     assert [(output.tag, output.value) for output in out[1:]] == [
         (
             "refused",

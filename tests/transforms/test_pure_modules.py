@@ -18,6 +18,8 @@ RUNNER_LAYERS = {
     "transforms.pipeline": "the Beam batch pipeline (python -m transforms.pipeline)",
     "transforms.flink_adapters": "runs the Beam DoFns and CombineFns inside PyFlink",
     "transforms.payments_flink": "the payments job's PyFlink row types and steps",
+    "transforms.beam_lines": "the Beam DoFn of any job's per-line validate function",
+    "transforms.orders_beam": "the Beam layer over the orders rules",
     "transforms.jvm_operators": "PyFlink operators that run on the JVM",
 }
 

@@ -185,7 +185,7 @@ def test_another_jobs_rule_runs_through_the_generic_line_adapter(env):
     from pyflink.common import Row, Types
 
     from sinks import add_sink_jars
-    from tests.harness.orders import ORDER_REJECTS, ORDER_TYPE, validate_order
+    from tests.harness.orders import ORDER_REJECTS, ORDER_TYPE, order_line, validate_order
 
     add_sink_jars(env)  # the batches are JVM operators
     line_type = Types.ROW_NAMED(
@@ -193,11 +193,11 @@ def test_another_jobs_rule_runs_through_the_generic_line_adapter(env):
         [Types.STRING(), Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE())],
     )
     lines = [
-        b'{"order_id": "o1", "quantity": 2}\n',
-        b'{"order_id": "o2", "quantity": 0}\n',
+        order_line("o1", 2),
+        order_line("o2", 0),
         b"\xff\n",
-        b'{"order_id": "o3", "quantity": 7}',
-        b'{"order_id": "o4"}\n',
+        order_line("o3", 7, end=b""),
+        order_line("o4", None),
     ]
     numbered = env.from_collection(
         [Row("orders.jsonl", n, line) for n, line in enumerate(lines, 1)], type_info=line_type
@@ -224,7 +224,10 @@ def test_another_jobs_rule_runs_through_the_generic_line_adapter(env):
     for label, value in got:
         by_label.setdefault(label, []).append(value)
 
-    rows = [("o1", 2, "orders.jsonl", 1), ("o3", 7, "orders.jsonl", 4)]
+    rows = [
+        ("o1", "sku-1", "wh-1", "sale", 2, -2, "orders.jsonl", 1),
+        ("o3", "sku-1", "wh-1", "sale", 7, -7, "orders.jsonl", 4),
+    ]
     rejected = [
         ("orders.jsonl", 2, "invalid_quantity", lines[1][:-1].decode(), "quantity"),
         ("orders.jsonl", 3, "invalid_encoding", "\\xff"),

@@ -1,0 +1,70 @@
+"""A job's tables through one `TwoPhaseCommitSink` in checkpoint scope: every table and the
+sources' positions in one transaction a checkpoint, so that the same command run twice, or a
+restart without its checkpoint, applies nothing twice (the positions say what is applied; the
+job's statements write each line only if absent).
+
+    sink = tables_sink(config, sink_id, [("moves", MOVE_TYPE, [sql]), ...], batch_rows=5_000)
+    attach_tables(sink, {"moves": moves, ...}, lines, start, uid="orders-sink")
+"""
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional
+
+from jobs.kit.config import JobConfig
+from sinks.positions import (
+    StartPositions,
+    position_row_type,
+    positions_sql,
+    track_positions,
+)
+
+__all__ = ["POSITIONS_UID", "attach_tables", "tables_sink"]
+
+#: The uid of the operator that counts how far each source is applied (keyed state).
+POSITIONS_UID = "source-positions"
+
+
+def tables_sink(
+    config: JobConfig,
+    sink_id: str,
+    tables: Sequence[tuple[str, Any, Sequence[str]]],
+    batch_rows: int,
+    mode: str = "staged",
+) -> Any:
+    """One sink for `tables` ((name, Types.ROW_NAMED, statements), applied in that order) and a
+    ``positions`` table (`sinks.positions`), in checkpoint scope, declared idempotent: every
+    statement must write a line only if no table holds it yet. `mode`: "staged", or
+    "at_least_once" for a control."""
+    from sinks import TwoPhaseCommitSink
+
+    builder = (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(config.db_url)
+        .set_user(config.db_user)
+        .set_password_env(config.password_env)
+    )
+    for name, row_type, statements in tables:
+        builder.add_table(name, row_type, list(statements))
+    return (
+        builder.add_table("positions", position_row_type(), [positions_sql(sink_id)])
+        .set_idempotent_statements()
+        .set_sink_id(sink_id)
+        .set_mode(mode)
+        .set_commit_scope("checkpoint")
+        .set_batch_size(config.sink_batch_size or batch_rows)
+        .set_on_row_error(config.on_row_error)
+        .build()
+    )
+
+
+def attach_tables(
+    sink: Any,
+    streams: Mapping[str, Any],
+    lines: Any,
+    start: Optional[StartPositions],
+    uid: str,
+) -> Any:
+    """`streams` (one a table of `tables_sink`) and the positions of `lines` (the job's source
+    lines, after `sinks.positions.skip_applied`) into `sink`, named and stored under `uid`."""
+    positions = track_positions(lines, start).name(POSITIONS_UID).uid(POSITIONS_UID)
+    return sink.attach({**streams, "positions": positions}).name(uid).uid(uid)

@@ -1,0 +1,287 @@
+"""The orders job (`python -m jobs.orders`) on the mini cluster, parallelism 2, against the pure
+reference (`transforms.orders.process_lines`) on the same files: generated orders with
+duplicates and bad lines, and every hostile line of `transforms.order_samples.BAD_LINES`.
+
+* the command's tables equal the reference exactly, and the same command again applies
+  nothing twice;
+* `kill -9` of the whole job while its sink is paused right after a checkpoint's rows became
+  durable (the sink's fault seam), then the same command again: exact, although the keyed
+  dedupe's state is gone (the database records a late duplicate as one);
+* a failure of the sink at the same seam, with a restore from the last checkpoint: exact; its
+  control, the same failure with the stock summed by an at-least-once sink row by row (the
+  naive job the kit's statements replace), counts the replayed moves twice.
+"""
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from jobs.kit import line_sources
+from jobs.kit.environment import create_environment
+from jobs.orders import (
+    FILES_UID,
+    MOVE_ROW_TYPE,
+    OrdersConfig,
+    build_pipeline,
+    build_sink,
+    prepare_database,
+    sink_id,
+)
+from jobs.schema import ensure_schema
+from localenv.paths import PROJECT_ROOT
+from tests.harness.faults import FailOnce
+from tests.jobs.support import PASSWORD_ENV, SPARE_TASKMANAGER, job_command
+from tests.sinks.support import (
+    job_environment,
+    kill_job,
+    replayed_rows,
+    sink_fault,
+    sink_fault_in_this_jvm,
+    sink_fault_report,
+    wait_for,
+)
+from transforms.inputs import input_files
+from transforms.order_samples import BAD_LINES, write_jsonl
+from transforms.orders import TABLES, DuplicateOrder, Order, StockRow, process_files
+
+pytestmark = [pytest.mark.minicluster]
+
+
+def write_inputs(directory: Path, parts: int = 1, orders: int = 4_000, seed: int = 41) -> Path:
+    """`parts` generated files (order ids of their own) and the hostile lines."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "bad.jsonl").write_bytes(b"".join(line + b"\n" for line in BAD_LINES))
+    for part in range(parts):
+        write_jsonl(
+            str(directory / f"orders-{part}.jsonl"), orders, seed + part, id_prefix=f"p{part}"
+        )
+    return directory
+
+
+def expected_tables(input_dir: Path):
+    outcome = process_files(input_files(str(input_dir)))
+    return (
+        sorted(outcome.moves),
+        outcome.stock,
+        sorted(outcome.duplicates),
+        sorted(tuple(r) for r in outcome.rejected),
+    )
+
+
+def database_tables(db):
+    """What the job's tables hold, in the reference's shapes (a file named by its base name)."""
+    name = os.path.basename
+    with db.connect() as conn:
+        moves = sorted(
+            Order(*row[:6], name(row[6]), row[7])
+            for row in conn.execute(
+                "SELECT order_id, sku, warehouse, kind, quantity, change, source, line_number "
+                "FROM stock_moves"
+            )
+        )
+        stock = sorted(
+            StockRow(*row)
+            for row in conn.execute("SELECT sku, warehouse, quantity, moves FROM stock")
+        )
+        duplicates = sorted(
+            DuplicateOrder(order_id, name(source), number)
+            for order_id, source, number in conn.execute(
+                "SELECT order_id, source, line_number FROM order_duplicates"
+            )
+        )
+        rejects = sorted(
+            (reason, raw, name(source), number, detail, raw_bytes)
+            for reason, raw, source, number, detail, raw_bytes in conn.execute(
+                "SELECT reason, raw, source, line_number, detail, raw_bytes FROM order_rejects"
+            )
+        )
+    return moves, stock, duplicates, rejects
+
+
+def committed(db) -> int:
+    with db.connect() as conn:
+        return conn.execute(
+            "SELECT (SELECT count(*) FROM stock_moves) + (SELECT count(*) FROM "
+            "order_duplicates) + (SELECT count(*) FROM order_rejects)"
+        ).fetchone()[0]
+
+
+def orders_command(db, input_dir, checkpoints, *extra: str) -> list[str]:
+    return job_command(
+        "jobs.orders",
+        db,
+        input_dir,
+        *("--checkpoint-interval", "300 ms", "--checkpoint-dir", str(checkpoints)),
+        *extra,
+    )
+
+
+def run_command(db, input_dir, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        orders_command(db, input_dir, tmp_path / "checkpoints"),
+        cwd=PROJECT_ROOT,
+        env=job_environment(db, {PASSWORD_ENV: db.password}),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_the_command_equals_the_reference_and_twice_applies_nothing_twice(database, tmp_path):
+    input_dir = write_inputs(tmp_path / "input")
+    expected = expected_tables(input_dir)
+    assert expected[2] and expected[3], "the input must hold duplicates and bad lines"
+
+    first = run_command(database, input_dir, tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    assert database_tables(database) == expected
+
+    again = run_command(database, input_dir, tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert re.match(r"nothing new: [\d,]+ lines of 2 files already applied", again.stdout)
+    assert database_tables(database) == expected
+
+
+@pytest.mark.chaos
+def test_kill_9_mid_stream_then_the_same_command_is_exact(database, tmp_path):
+    """Files arrive while a --watch job runs; its sink pauses after the 3rd non-empty
+    checkpoint's rows became durable, and the whole job is killed there. The same command,
+    without its checkpoint or state, applies the rest and nothing twice."""
+    input_dir = tmp_path / "input"
+    incoming = write_inputs(tmp_path / "incoming", parts=6, orders=1_500)
+    input_dir.mkdir()
+    os.replace(incoming / "bad.jsonl", input_dir / "bad.jsonl")
+    with database.connect() as conn:
+        ensure_schema(conn, TABLES.values())  # to count in before the job creates them
+    pause = tmp_path / "pause"
+    log = open(tmp_path / "first-run.log", "w")
+    job = subprocess.Popen(
+        orders_command(database, input_dir, tmp_path / "checkpoints", "--watch", "200 ms"),
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=job_environment(
+            database,
+            {PASSWORD_ENV: database.password, **sink_fault(pause, "pause", nth=3)},
+        ),
+    )
+    try:
+        # A file once the one before is committed: a non-empty checkpoint each.
+        for path in sorted(incoming.iterdir())[:3]:
+            before = committed(database)
+            wait_for(
+                lambda before=before: (
+                    committed(database) > before
+                    or sink_fault_report(pause)
+                    or job.poll() is not None
+                ),
+                120,
+                "the files so far to be committed",
+            )
+            if sink_fault_report(pause) or job.poll() is not None:
+                break
+            os.replace(path, input_dir / path.name)
+        wait_for(
+            lambda: sink_fault_report(pause) or job.poll() is not None,
+            60,
+            "the sink to pause after a durable checkpoint",
+        )
+        assert job.poll() is None, (tmp_path / "first-run.log").read_text()[-3000:]
+    finally:
+        kill_job(job)
+        log.close()
+    for path in incoming.iterdir():
+        os.replace(path, input_dir / path.name)
+    expected = expected_tables(input_dir)
+    part = committed(database)
+    lines = len(expected[0]) + len(expected[2]) + len(expected[3])
+    assert 0 < part < lines, "the kill must come mid-stream"
+
+    again = run_command(database, input_dir, tmp_path)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
+    assert database_tables(database) == expected
+
+
+def config_for(db, input_dir, tmp_path) -> OrdersConfig:
+    os.environ[PASSWORD_ENV] = db.password
+    return OrdersConfig(
+        input=str(input_dir),
+        db_url=db.jdbc_url,
+        db_user=db.user,
+        password_env=PASSWORD_ENV,
+        checkpoint_interval="300 ms",
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        extra_settings={
+            "restart-strategy.exponential-delay.initial-backoff": "500 ms",
+            **SPARE_TASKMANAGER,
+        },
+    )
+
+
+class NaiveStock:
+    """The control's sink: each move adds its change to the stock at once, at least once, as
+    a job without the kit's statements and positions would."""
+
+    def __init__(self, config: OrdersConfig):
+        from sinks import TwoPhaseCommitSink
+
+        self.sink = (
+            TwoPhaseCommitSink.builder()
+            .set_jdbc_url(config.db_url)
+            .set_user(config.db_user)
+            .set_password_env(config.password_env)
+            .set_row_type(MOVE_ROW_TYPE)
+            .add_statement(
+                "INSERT INTO stock (sku, warehouse, quantity, moves) "
+                "VALUES (:sku, :warehouse, :change, 1) ON CONFLICT (sku, warehouse) DO UPDATE "
+                "SET quantity = stock.quantity + :change, moves = stock.moves + 1"
+            )
+            .set_sink_id("orders-naive")
+            .set_mode("at_least_once")
+            .build()
+        )
+
+    def attach(self, streams):
+        return streams["stock_moves"].sink_to(self.sink)
+
+
+def run_with_a_sink_failure(config, tmp_path, make_sink, faulted_sink_id) -> int:
+    """The job, its source slowed down so that it spans several checkpoints, through one
+    failure of its sink (`make_sink(config)`) right after its 2nd non-empty checkpoint's rows
+    became durable; returns how many rows the restore replays."""
+    prepare_database(config)
+    env = create_environment(config)
+    lines = line_sources.file_lines(env, config, FILES_UID).map(
+        FailOnce(None, throttle_every=4, throttle_ms=3), output_type=line_sources.LINE_TYPE
+    )
+    build_pipeline(env, lines, make_sink(config), config)
+    fault_dir = tmp_path / "sink-fault"
+    with sink_fault_in_this_jvm(sink_fault(fault_dir, "fail", nth=2, sink_id=faulted_sink_id)):
+        env.execute("orders-sink-failure")
+    return replayed_rows(fault_dir)
+
+
+@pytest.mark.chaos
+def test_a_sink_failure_then_restore_is_exact(database, tmp_path):
+    input_dir = write_inputs(tmp_path / "input")
+    config = config_for(database, input_dir, tmp_path)
+    run_with_a_sink_failure(config, tmp_path, build_sink, sink_id(config))
+    assert database_tables(database) == expected_tables(input_dir)
+
+
+@pytest.mark.chaos
+def test_control_a_naive_at_least_once_stock_counts_replayed_moves_twice(
+    database, control_seen, tmp_path
+):
+    input_dir = write_inputs(tmp_path / "input")
+    config = config_for(database, input_dir, tmp_path)
+    replayed = run_with_a_sink_failure(config, tmp_path, NaiveStock, "orders-naive")
+    expected_moves = len(expected_tables(input_dir)[0])
+    with database.connect() as conn:
+        counted = conn.execute("SELECT coalesce(sum(moves), 0) FROM stock").fetchone()[0]
+    control_seen(counted - expected_moves, replayed, "moves counted twice")
+    assert counted >= expected_moves + replayed > expected_moves
