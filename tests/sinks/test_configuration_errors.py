@@ -140,6 +140,12 @@ def test_unknown_mode(flink_env, out_table, monkeypatch):
     [
         ("set_jdbc_url", ("jdbc:mysql://db/x",), ["'jdbc:mysql://db/x'", "jdbc:postgresql://"]),
         ("set_jdbc_url", (None,), ["required"]),
+        # pgjdbc would let the URL's replace the sink's own.
+        (
+            "set_jdbc_url",
+            ("jdbc:postgresql://db/x?sslmode=require&socketTimeout=5",),
+            ["sets 'socketTimeout'", "leave it out of the URL", "set_socket_timeout_s"],
+        ),
         ("set_jdbc_url", (Path("db"),), ["cannot take a value of type PosixPath"]),
         ("set_sink_id", ("tpc:colon",), ["sink id 'tpc:colon' is invalid", "1 to 64"]),
         ("set_batch_size", (0,), ["batch size 0 is invalid", "at least 1"]),

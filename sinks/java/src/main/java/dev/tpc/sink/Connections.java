@@ -45,7 +45,8 @@ public final class Connections {
     public static Connection open(SinkConfig config, String applicationName) throws SQLException {
         Connection connection;
         try {
-            connection = driver().connect(config.jdbcUrl(), config.jdbcProperties(applicationName));
+            connection = driver().connect(
+                            config.connectionUrl(), config.jdbcProperties(applicationName));
         } catch (SQLException e) {
             throw explain(config, e);
         }

@@ -1,6 +1,7 @@
 package dev.tpc.sink;
 
 import java.io.Serializable;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -145,6 +146,58 @@ public final class SinkConfig implements Serializable {
         return new SinkConfigBuilder();
     }
 
+    /**
+     * The URL's query parameters as pgjdbc reads them (names as written, values decoded), in
+     * order. pgjdbc lets them override the connection properties, so the sink looks at them.
+     */
+    static Map<String, String> urlParameters(String url) {
+        Map<String, String> parameters = new LinkedHashMap<>();
+        int query = url == null ? -1 : url.indexOf('?');
+        if (query < 0) {
+            return parameters;
+        }
+        for (String pair : url.substring(query + 1).split("&")) {
+            if (pair.isEmpty()) {
+                continue;
+            }
+            int equals = pair.indexOf('=');
+            String name = equals < 0 ? pair : pair.substring(0, equals);
+            String value = equals < 0 ? "" : pair.substring(equals + 1);
+            parameters.put(name, java.net.URLDecoder.decode(value, StandardCharsets.UTF_8));
+        }
+        return parameters;
+    }
+
+    /** The URL without the query parameters {@code names}. */
+    static String withoutParameters(String url, java.util.Set<String> names) {
+        int query = url.indexOf('?');
+        if (query < 0) {
+            return url;
+        }
+        List<String> kept = new ArrayList<>();
+        for (String pair : url.substring(query + 1).split("&")) {
+            int equals = pair.indexOf('=');
+            String name = equals < 0 ? pair : pair.substring(0, equals);
+            if (!pair.isEmpty() && !names.contains(name)) {
+                kept.add(pair);
+            }
+        }
+        return url.substring(0, query) + (kept.isEmpty() ? "" : "?" + String.join("&", kept));
+    }
+
+    /**
+     * The URL the sink connects with: its own, without {@code options} (merged into the
+     * connection's, {@link #jdbcProperties}) and {@code ApplicationName} (the sink names its
+     * sessions, so that {@code sinks.admin} and the fence find them); pgjdbc would let those
+     * override the sink's.
+     */
+    public String connectionUrl() {
+        return withoutParameters(jdbcUrl, URL_PARAMETERS_THE_SINK_SETS);
+    }
+
+    static final java.util.Set<String> URL_PARAMETERS_THE_SINK_SETS =
+            java.util.Set.of("options", "ApplicationName");
+
     static String redactUrl(String url) {
         return url == null ? null : url.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
@@ -174,8 +227,16 @@ public final class SinkConfig implements Serializable {
                 + " -c statement_timeout=" + statementTimeoutMillis
                 + " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10"
                 + " -c tcp_keepalives_count=3";
-        String own = connectionProperties.get("options");
-        props.setProperty("options", own == null || own.isBlank() ? options : options + " " + own);
+        // The URL's `options` (pgjdbc would let them replace the sink's), then the
+        // connection property's: later settings win, so a user's own take precedence.
+        for (String own : new String[] {
+            urlParameters(jdbcUrl).get("options"), connectionProperties.get("options")
+        }) {
+            if (own != null && !own.isBlank()) {
+                options = options + " " + own;
+            }
+        }
+        props.setProperty("options", options);
         props.setProperty("ApplicationName", applicationName);
         return props;
     }

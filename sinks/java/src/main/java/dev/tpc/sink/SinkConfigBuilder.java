@@ -300,6 +300,16 @@ public final class SinkConfigBuilder {
                             + "web UI); pass it with setPassword, read from the environment (from "
                             + "Python: set_password_env('PGPASSWORD'))");
         }
+        for (String name : SinkConfig.urlParameters(jdbcUrl).keySet()) {
+            if (OWN_PROPERTIES.containsKey(name)) {
+                // pgjdbc would let the URL's value replace the sink's own.
+                throw invalid(
+                        "setJdbcUrl",
+                        "the JDBC URL sets " + quote(name) + ", which the sink sets on every "
+                                + "connection: leave it out of the URL: "
+                                + OWN_PROPERTIES.get(name));
+            }
+        }
         if (!jdbcUrl.startsWith("jdbc:postgresql:")) {
             throw invalid(
                     "setJdbcUrl",

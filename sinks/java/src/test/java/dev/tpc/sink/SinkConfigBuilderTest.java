@@ -355,4 +355,41 @@ class SinkConfigBuilderTest {
         assertTrue(e.getMessage().startsWith("addTable: "), e.getMessage());
         assertTrue(e.getMessage().contains("too many"), e.getMessage());
     }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"connectTimeout", "socketTimeout", "tcpKeepAlive"})
+    void aUrlParameterThatWouldReplaceTheSinksOwnIsRefused(String name) {
+        error(
+                b -> b.setJdbcUrl(
+                        "jdbc:postgresql://127.0.0.1:5432/payments?sslmode=require&" + name + "=5"),
+                "setJdbcUrl",
+                "'" + name + "'",
+                "leave it out of the URL");
+    }
+
+    @Test
+    void theUrlsOptionsAddToTheSinksSessionSettingsInsteadOfReplacingThem() {
+        // pgjdbc lets a URL parameter replace a connection property: the sink's lock and
+        // statement timeouts would be gone.
+        SinkConfig config = valid().setJdbcUrl("jdbc:postgresql://127.0.0.1:5432/payments"
+                        + "?sslmode=verify-full&options=-c%20search_path%3Dbooks"
+                        + "&ApplicationName=mine&stringtype=unspecified")
+                .setConnectionProperty("options", "-c work_mem=64MB")
+                .build();
+        String options = config.sessionOptions();
+        assertTrue(options.startsWith("-c lock_timeout=30000 -c statement_timeout=60000"), options);
+        assertTrue(options.endsWith(" -c search_path=books -c work_mem=64MB"), options);
+        assertEquals(
+                "jdbc:postgresql://127.0.0.1:5432/payments?sslmode=verify-full"
+                        + "&stringtype=unspecified",
+                config.connectionUrl());
+        assertEquals(
+                "jdbc:postgresql://h/db",
+                SinkConfig.withoutParameters(
+                        "jdbc:postgresql://h/db?options=x",
+                        SinkConfig.URL_PARAMETERS_THE_SINK_SETS));
+        assertEquals(
+                "jdbc:postgresql://h/db",
+                valid().setJdbcUrl("jdbc:postgresql://h/db").build().connectionUrl());
+    }
 }
