@@ -70,7 +70,7 @@ def test_a_module_of_the_project_is_never_overwritten(name, capsys):
     before = {path: path.read_bytes() for path in (PROJECT_ROOT / "jobs").glob("*.py")}
     with pytest.raises(new.NameRefused):
         new.plan(name, PROJECT_ROOT, force=True)
-    assert new.main([name, "--force"]) == 2
+    assert new.main([name, "--force", "--dry-run"]) == 2
     assert "python -m jobs.new:" in capsys.readouterr().err
     assert {path: path.read_bytes() for path in (PROJECT_ROOT / "jobs").glob("*.py")} == before
 
@@ -106,8 +106,9 @@ def test_a_scaffolded_job_is_overwritten_only_with_force(tmp_path, capsys):
     assert rules.read_text() == "RULES = 1\n"
 
 
-def test_tables_and_sink_ids_carry_the_name():
-    rendered = {path: item.text for path, item in zip(GENERATED, new.plan(NAME, new.ROOT))}
+def test_tables_and_sink_ids_carry_the_name(tmp_path):
+    planned = new.plan(NAME, bare_root(tmp_path))
+    rendered = {path: item.text for path, item in zip(GENERATED, planned)}
     rules = rendered[f"transforms/{NAME}.py"]
     for table in ("rows", "duplicates", "rejects"):
         assert f'"{NAME}_{table}"' in rules
