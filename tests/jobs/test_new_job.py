@@ -179,10 +179,12 @@ def test_the_pure_modules_check_finds_the_new_rules_by_itself(clone):
 @pytest.mark.minicluster
 def test_its_generated_tests_pass_unchanged(clone):
     """The pure tests, the Beam test and the job on the mini cluster (the command equals the
-    reference, the same command twice changes nothing), and the pure-modules check, in the
-    clone: about 25 s."""
+    reference, the same command twice changes nothing), and the project's checks that read
+    every module (pure rules, tiers, import cycles, floors), in the clone: about 25 s."""
     root, _ = clone
-    tests = [*GENERATED_TESTS, "tests/transforms/test_pure_modules.py"]
+    checks = ["tests/transforms/test_pure_modules.py", "tests/test_layout.py"]
+    checks += ["tests/test_imports.py", "tests/test_package_floors.py"]
+    tests = [*GENERATED_TESTS, *checks]
     result = run([sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:warnings"], root, 300)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
