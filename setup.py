@@ -27,7 +27,8 @@ setup(
         ]
     ),
     # The Maven module under sinks/java is built in place (python -m sinks.build), not packaged.
-    package_data={"transforms": ["*.json"]},
+    # jobs/new_templates: the files `python -m jobs.new NAME` writes a new job from.
+    package_data={"transforms": ["*.json"], "jobs": ["new_templates/*.tmpl"]},
     install_requires=[
         # apache-flink 2.3.0 pins apache-beam 2.61.0, pandas < 2.3 and pyarrow < 21.
         "apache-flink==2.3.0",

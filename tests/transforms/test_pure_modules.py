@@ -2,50 +2,61 @@
 
 Rules are plain functions that every runner calls unchanged (the pure reference, Beam, the
 PyFlink job), and their unit tests run in seconds without a JVM. The modules are discovered,
-not listed: a new rules module (say `transforms/orders.py`) is checked as soon as it exists.
-The runner layers are the only exceptions, each with its reason.
+not listed: a new rules module (say `transforms/shipments.py`, as `python -m jobs.new
+shipments` writes it) is checked as soon as it exists. The runner layers are the exceptions: a
+job's own, named by the convention (`transforms/<job>_beam.py`, `transforms/<job>_flink.py`,
+`jobs.new.RUNNER_SUFFIXES`), and the shared ones below, each with its reason.
 """
 
 import subprocess
 import sys
 from pathlib import Path
 
+from jobs.new import RUNNER_SUFFIXES
+
 ROOT = Path(__file__).resolve().parents[2]
 
-#: Modules of `transforms/` that are runner layers on top of the rules, and why.
-RUNNER_LAYERS = {
+#: Modules of `transforms/` shared by every job that are runner layers on top of the rules,
+#: and why.
+SHARED_RUNNER_LAYERS = {
     "transforms.beam": "the Beam layer: DoFns, CombineFn and PTransforms over the rules",
     "transforms.pipeline": "the Beam batch pipeline (python -m transforms.pipeline)",
     "transforms.flink_adapters": "runs the Beam DoFns and CombineFns inside PyFlink",
-    "transforms.payments_flink": "the payments job's PyFlink row types and steps",
     "transforms.beam_lines": "the Beam DoFn of any job's per-line validate function",
-    "transforms.orders_beam": "the Beam layer over the orders rules",
     "transforms.jvm_operators": "PyFlink operators that run on the JVM",
 }
 
 RUNNERS = ("apache_beam", "pyflink")
 
 
-def transforms_modules() -> list[str]:
+def transforms_modules(root: Path = ROOT) -> list[str]:
     """Every module of the `transforms` package, subpackages included, as a dotted name."""
     names = []
-    for path in sorted((ROOT / "transforms").rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    for path in sorted((root / "transforms").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         names.append(".".join(parts))
     return names
 
 
-def pure_modules() -> list[str]:
-    return [name for name in transforms_modules() if name not in RUNNER_LAYERS]
+def is_runner_layer(name: str) -> bool:
+    """A shared runner layer, or a job's own by its name (``transforms.orders_beam``)."""
+    return name in SHARED_RUNNER_LAYERS or name.endswith(RUNNER_SUFFIXES)
+
+
+def pure_modules(root: Path = ROOT) -> list[str]:
+    return [name for name in transforms_modules(root) if not is_runner_layer(name)]
 
 
 def test_discovery_finds_the_rules_and_every_exception_still_exists():
     found = transforms_modules()
-    assert {"transforms", "transforms.payments", "transforms.lines"} <= set(pure_modules())
-    # a renamed or deleted runner layer must not leave an exception that covers nothing
-    assert set(RUNNER_LAYERS) <= set(found), set(RUNNER_LAYERS) - set(found)
+    pure = set(pure_modules())
+    assert {"transforms", "transforms.payments", "transforms.lines", "transforms.orders"} <= pure
+    # the jobs' own runner layers are found by their names, not listed
+    assert {"transforms.payments_flink", "transforms.orders_beam"} <= set(found) - pure
+    # a renamed or deleted shared layer must not leave an exception that covers nothing
+    assert set(SHARED_RUNNER_LAYERS) <= set(found), set(SHARED_RUNNER_LAYERS) - set(found)
 
 
 def runner_imports(modules: list[str], cwd: Path) -> subprocess.CompletedProcess:
