@@ -659,11 +659,15 @@ class TrialJob:
             self.fail_armed.touch()
             # Held at the seam, the sink still takes what is in flight: a worker raises at its
             # next batch. Released after at most 20 s all the same, so the trial can go on.
+            # Once it raised, the held writer is left to the failover, which cancels its task
+            # (an interrupt ends the hold): released at once, it could complete the held
+            # checkpoint before the failure reached the JobManager, and the restore then
+            # replayed nothing (the control saw 0 duplicates three times in four runs).
             try:
                 raised = self.wait(self.fail_marker.exists, "the Python exception", timeout=20)
             except TimeoutError:
                 raised = False
-            if at_seam:
+            if at_seam and not raised:
                 release.touch()
             if not raised and not self.wait(
                 self.fail_marker.exists, "the Python exception", timeout=120
