@@ -23,6 +23,7 @@ from typing import cast
 from jobs.payments_schema import ensure_schema
 from sinks.database import add_connection_arguments, connect
 from transforms.inputs import input_files
+from transforms.lines import RejectedLine
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -69,7 +70,7 @@ class Chunk:
 
     def add(self, result, seen: dict[str, str]) -> None:
         self.lines += 1
-        if isinstance(result, Rejection):
+        if isinstance(result, RejectedLine):
             self.rejected.append(
                 (
                     result.reason,

@@ -30,11 +30,11 @@ from apache_beam import pvalue
 from apache_beam.typehints import KV
 from apache_beam.typehints import Any as BeamAny
 
+from transforms.lines import RejectedLine
 from transforms.payments import (
     BalanceRow,
     LedgerRow,
     Payment,
-    Rejection,
     add_to_balance,
     balance_key,
     balance_row,
@@ -66,7 +66,7 @@ class ParsePaymentFn(beam.DoFn):
 
     def process(self, element: Any) -> Iterable[Union[Payment, pvalue.TaggedOutput]]:
         result = parse_source_line(element, self.currencies)
-        if isinstance(result, Rejection):
+        if isinstance(result, RejectedLine):
             yield pvalue.TaggedOutput(REJECTED, rejected_row(result))
         else:
             yield result

@@ -67,13 +67,14 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any, NamedTuple, Optional, Union, cast
+from typing import Any, NamedTuple, Optional, TypeAlias, Union, cast
 
 from transforms.currencies import DEFAULT_CURRENCIES
 from transforms.lines import (
     LineReason,
     LineRejected,
     RawLine,
+    RejectedLine,
     SourceLine,
     check_identifier,
     decode_line,
@@ -139,15 +140,10 @@ class Payment(NamedTuple):
     line_number: Optional[int] = None
 
 
-class Rejection(NamedTuple):
-    """A line that cannot be a ledger row, with its stable reason code."""
-
-    reason: str
-    raw: str
-    source: Optional[str] = None
-    line_number: Optional[int] = None
-    detail: str = ""
-    raw_bytes: Optional[bytes] = None  # the exact line when `raw` is not (see exact_bytes)
+#: A line that cannot be a ledger row, with its stable reason code: a refused line as every
+#: job's rejected table stores it. (Type checks name `RejectedLine`: mypy refuses an alias of a
+#: NamedTuple in isinstance.)
+Rejection: TypeAlias = RejectedLine
 
 
 class LedgerRow(NamedTuple):

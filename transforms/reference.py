@@ -14,7 +14,7 @@ Flink job by arrival, which is file order within one file.)
 from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple, Optional, Union, cast
 
-from transforms.lines import RawLine, SourceLine, read_lines
+from transforms.lines import RawLine, RejectedLine, SourceLine, read_lines
 from transforms.payments import (
     DUPLICATE,
     NEW,
@@ -80,7 +80,7 @@ def iter_outcomes(
     seen: dict[str, str] = {}
     for item in _numbered(lines, source):
         result = parse_line(item.line, currencies, item.source, item.line_number)
-        if isinstance(result, Rejection):
+        if isinstance(result, RejectedLine):
             yield result.reason, rejected_row(result)
             continue
         verdict = classify_duplicate(result, seen.get(result.event_id))
