@@ -6,6 +6,7 @@ Its own module so that `localenv.flink` (which uses the JVM archive) and `locale
 """
 
 import os
+from pathlib import Path
 from typing import Optional
 
 # What `localenv.jvm_archive.jvm_options` adds, and what a training run must not inherit.
@@ -41,6 +42,14 @@ _PYTHONPATH_AT_IMPORT = os.environ.get("PYTHONPATH")
 # PyFlink's launcher and Flink's scripts put on a JVM's class path. A cluster's processes load
 # it as a plugin: on their class path too, it would be found twice.
 REPORTER_PLUGIN_DIR = "metrics-prometheus"
+
+
+def prometheus_reporter_jar() -> Optional[Path]:
+    """Flink's Prometheus reporter, as PyFlink ships it in its plugins/ directory."""
+    import pyflink
+
+    home = Path(pyflink.__file__).resolve().parent
+    return next(iter(sorted(home.glob(f"plugins/{REPORTER_PLUGIN_DIR}/*.jar"))), None)
 
 
 def without_reporter(class_path: str) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional
 
 from localenv import jvm_archive, warm_workers
-from localenv.child_env import ARCHIVE_OPTIONS, REPORTER_PLUGIN_DIR
+from localenv.child_env import ARCHIVE_OPTIONS, prometheus_reporter_jar
 
 # Re-exported: the jobs, tests and benchmarks import them from here.
 from localenv.child_env import PYFLINK_RUNTIME_VARIABLES as PYFLINK_RUNTIME_VARIABLES
@@ -88,14 +88,6 @@ def prepare_process_environment() -> None:
     if reporter is not None and str(reporter) not in class_path.split(os.pathsep):
         entries = [entry for entry in (class_path, str(reporter)) if entry]
         os.environ["HADOOP_CLASSPATH"] = os.pathsep.join(entries)
-
-
-def prometheus_reporter_jar() -> Optional[Path]:
-    """Flink's Prometheus reporter, as PyFlink ships it in its plugins/ directory."""
-    import pyflink
-
-    home = Path(pyflink.__file__).resolve().parent
-    return next(iter(sorted(home.glob(f"plugins/{REPORTER_PLUGIN_DIR}/*.jar"))), None)
 
 
 def start_jvm_early() -> None:

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from localenv.child_env import (
-    REPORTER_PLUGIN_DIR,
     child_process_environment,
+    prometheus_reporter_jar,
     without_archive,
     without_reporter,
 )
@@ -60,11 +60,12 @@ def _class_path_files() -> list[Path]:
     import pyflink
 
     home = Path(pyflink.__file__).resolve().parent
+    reporter = prometheus_reporter_jar()
     return sorted(
         [
             *home.glob("lib/*.jar"),
             *home.glob("opt/flink-python*.jar"),
-            *home.glob(f"plugins/{REPORTER_PLUGIN_DIR}/*.jar"),
+            *([reporter] if reporter else []),
         ]
     )
 

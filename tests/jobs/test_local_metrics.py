@@ -8,7 +8,6 @@ sinks' committed-rows counters add up to what the database's commit log holds, a
 latency histogram has samples."""
 
 import re
-import socket
 import subprocess
 import urllib.request
 from argparse import ArgumentTypeError
@@ -18,6 +17,7 @@ import pytest
 from jobs.kit.config import JobConfig, metrics_port
 from jobs.kit.environment import PROMETHEUS_REPORTER, flink_settings
 from localenv.paths import PROJECT_ROOT
+from localenv.postgres import free_port
 from tests.jobs.support import expected_outcome, payments_command, write_inputs
 from tests.sinks.support import job_environment, kill_job, wait_for
 
@@ -52,12 +52,6 @@ def test_the_reporter_is_on_only_with_the_flag():
         key.startswith("metrics.reporter")
         for key in flink_settings(JobConfig("in", "jdbc:postgresql://db/x"))
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 SAMPLE = re.compile(r"^(flink_\w+)\{([^}]*)\} (\S+)$")
