@@ -83,9 +83,13 @@ class Cluster:
         rest_port: Optional[int] = None,
         rpc_port: Optional[int] = None,
         daemon_env: Optional[dict[str, str]] = None,
+        settings: Optional[dict[str, str]] = None,
     ):
         """`daemon_env`: extra environment for the JobManager and TaskManagers started by this
-        handle (e.g. a fault drill's settings). Never a secret: the daemons log it."""
+        handle (e.g. a fault drill's settings). Never a secret: the daemons log it.
+        `settings`: Flink settings over flink-conf/config.yaml's for this cluster's daemons
+        (`start --set KEY=VALUE`), e.g. a drill's shorter `heartbeat.timeout`; kept with the
+        cluster's ports, so TaskManagers added later get them too."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ClusterError(f"cluster name {name!r}: use letters, digits, '_', '.', '-'")
         self.name = name
@@ -96,6 +100,7 @@ class Cluster:
         self.tmp_dir = sub_dir("flink-cluster", name, "tmp")
         self.state_file = self.home / "cluster.json"
         state = self._read_state()
+        self.settings = dict(settings if settings is not None else state.get("settings", {}))
         default_rest, default_rpc = configured_ports()
         # flag > environment > what `start` recorded > flink-conf/config.yaml
         self.rest_port = int(
@@ -213,7 +218,7 @@ class Cluster:
                 )
         workers = worker_count()
         bin_dir = pyflink_bin()
-        if (self.rest_port, self.rpc_port) == configured_ports():
+        if (self.rest_port, self.rpc_port) == configured_ports() and not self.settings:
             self._script(bin_dir / "start-cluster.sh")
         else:
             # start-cluster.sh takes no arguments; for an all-loopback `workers` file it runs
@@ -224,18 +229,19 @@ class Cluster:
                 "start",
                 "-D",
                 f"rest.port={self.rest_port}",
-                "-D",
-                f"jobmanager.rpc.port={self.rpc_port}",
+                *self._dynamic_properties(),
             )
             for _ in range(workers):
-                self._script(
-                    bin_dir / "taskmanager.sh",
-                    "start",
-                    "-D",
-                    f"jobmanager.rpc.port={self.rpc_port}",
-                )
+                self._script(bin_dir / "taskmanager.sh", "start", *self._dynamic_properties())
         self.state_file.write_text(
-            json.dumps({"rest_port": self.rest_port, "rpc_port": self.rpc_port, "workers": workers})
+            json.dumps(
+                {
+                    "rest_port": self.rest_port,
+                    "rpc_port": self.rpc_port,
+                    "workers": workers,
+                    "settings": self.settings,
+                }
+            )
         )
         try:
             self._wait_for_taskmanagers(workers, timeout)
@@ -254,6 +260,11 @@ class Cluster:
             f"Web UI: {self.web_ui}\nLogs:   {self.log_dir}",
             flush=True,
         )
+
+    def _dynamic_properties(self) -> list[str]:
+        """`-D KEY=VALUE` for the daemon scripts: the RPC port, then this cluster's settings."""
+        pairs = {"jobmanager.rpc.port": str(self.rpc_port), **self.settings}
+        return [arg for key, value in pairs.items() for arg in ("-D", f"{key}={value}")]
 
     def _wait_for_taskmanagers(self, expected: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -281,9 +292,7 @@ class Cluster:
         """Start one more TaskManager (e.g. to replace a lost one) and wait until it
         registered with the JobManager."""
         known = {tm["id"] for tm in self.rest("/taskmanagers")["taskmanagers"]}
-        self._script(
-            pyflink_bin() / "taskmanager.sh", "start", "-D", f"jobmanager.rpc.port={self.rpc_port}"
-        )
+        self._script(pyflink_bin() / "taskmanager.sh", "start", *self._dynamic_properties())
         # A lost TaskManager stays registered until its heartbeats time out: wait for a new id.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -670,6 +679,13 @@ def wait_port_free(port: int, timeout: float) -> bool:
 
 
 # -- command line ----------------------------------------------------------------------------
+def setting(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: write KEY=VALUE, e.g. heartbeat.timeout=20s")
+    return key.strip(), value.strip()
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m localenv.cluster",
@@ -696,6 +712,15 @@ def parse_args(argv=None):
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("start", help="start the cluster and wait for its TaskManagers")
     start.add_argument("--timeout", type=float, default=120.0)
+    start.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=setting,
+        help="a Flink setting over flink-conf/config.yaml's for this cluster's daemons "
+        "(e.g. heartbeat.timeout=20s); repeatable",
+    )
     commands.add_parser("stop", help="stop the cluster; kill what stop-cluster.sh leaves behind")
     status = commands.add_parser("status", help="TaskManagers, slots and running jobs")
     status.add_argument("--all", action="store_true", help="list finished jobs too")
@@ -746,7 +771,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        cluster = Cluster(args.name, args.rest_port, args.rpc_port)
+        settings = dict(args.set) if args.command == "start" and args.set else None
+        cluster = Cluster(args.name, args.rest_port, args.rpc_port, settings=settings)
         if args.command == "start":
             cluster.start(args.timeout)
         elif args.command == "stop":
