@@ -16,6 +16,9 @@ the shared machine's noise falls on every variant alike):
   being visible, p50/p99, at checkpoint intervals of 200 ms, 1 s and 5 s.
 * recovery: `kill -9` of a running job, then a restore from its newest retained checkpoint;
   time to the first new commit, and how much work the restore replayed.
+* streaming: the job reading a Kafka topic fed at a steady rate (`bench.steady_stream`); from
+  an event's production to its ledger row's commit, p50/p90/p99/p99.9/max, the lag's growth and
+  each process's CPU, per rate and checkpoint interval (200 ms, 1 s); `--rates` picks the rates.
 
 Wall times include everything a user waits for (JVM and Python worker start, job deployment).
 `startup` is the same job on 1,000 lines; "net" rates subtract it. Results go to
@@ -38,14 +41,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
+from bench import steady_stream
 from localenv.flink import child_process_environment
+from localenv.kafka import LocalKafka
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import LocalPostgres
 from tests.sinks.support import newest_complete_checkpoint, wait_for
 from transforms import sample_data
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
-SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery")
+SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery", "streaming")
+STREAM_RATES = "1000,5000,10000,20000"
 TIMEOUT_SECONDS = 1800
 
 
@@ -538,6 +544,23 @@ def recovery(bench: Bench, args) -> dict:
 # --------------------------------------------------------------------------- report
 
 
+def streaming(bench: Bench, args) -> dict:
+    """Per checkpoint interval and rate, one steady run of `bench.steady_stream`."""
+    seconds = 10 if args.quick else 60
+    rates = [int(rate) for rate in args.rates.split(",") if rate]
+    runs = []
+    with LocalKafka() as kafka:
+        for interval in ("200 ms", "1 s"):
+            for rate in rates:
+                print(f"  {rate:,} lines/s, checkpoint every {interval}", flush=True)
+                runs.append(
+                    steady_stream.run_stream(
+                        bench.server, kafka, bench.work, rate, seconds, interval
+                    )
+                )
+    return {"seconds": seconds, "runs": runs}
+
+
 def machine() -> dict:
     import pyflink
 
@@ -561,6 +584,18 @@ def markdown(report: dict) -> str:
         f"Command: `{report['command']}`",
         "",
     ]
+    if "streaming" in report:
+        out += [
+            f"## Streaming: a steady Kafka rate, {report['streaming']['seconds']} s per run",
+            "",
+            "Latency: from an event's production to its ledger row's commit "
+            "(`pg_xact_commit_timestamp`). Lag growth: least-squares slope of produced - applied "
+            "lines over the run; near 0 when the job keeps up. CPU: cores in use, on average.",
+            "",
+            steady_stream.markdown(report["streaming"]["runs"]),
+            "![streaming latency](streaming.svg)",
+            "",
+        ]
     if "throughput" in report:
         t = report["throughput"]
         script = t["results"]["script (single process)"]["median"]
@@ -672,6 +707,8 @@ def chart(report: dict, path: Path) -> Optional[Path]:
 
 def write_report(report: dict, out: Path) -> str:
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    if "streaming" in report:
+        (out / "streaming.svg").write_text(steady_stream.svg_chart(report["streaming"]["runs"]))
     text = markdown(report)
     if chart(report, out / "chart.png"):
         text += "\n![throughput](chart.png)\n"
@@ -692,6 +729,11 @@ def main(argv=None) -> int:
         "--only",
         default=",".join(SECTIONS),
         help=f"comma-separated sections of {','.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--rates",
+        default=STREAM_RATES,
+        help="streaming: lines per second, comma-separated",
     )
     parser.add_argument("--out", help="result directory (default var/bench/<timestamp>)")
     args = parser.parse_args(argv)
@@ -714,9 +756,12 @@ def main(argv=None) -> int:
         "sink": sink,
         "latency": latency,
         "recovery": recovery,
+        "streaming": streaming,
     }
     with (
-        LocalPostgres(max_prepared_transactions=64) as server,
+        LocalPostgres(
+            max_prepared_transactions=64, extra_settings=steady_stream.SERVER_SETTINGS
+        ) as server,
         tempfile.TemporaryDirectory(prefix="tpc-bench-") as work,
     ):
         bench = Bench(server, Path(work))

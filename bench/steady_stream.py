@@ -1,0 +1,593 @@
+"""Payments as a stream: events produced into Kafka at a steady rate while the payments job
+runs, and the time from each event's production to its ledger row being visible in PostgreSQL.
+
+    python -m bench.steady_stream [--rate 1000,5000] [--seconds 60] \\
+        [--checkpoint-interval "200 ms","1 s"] [--parallelism 2] [--out DIR]
+
+Each run: a fresh topic (2 partitions) on a local Kafka broker, a fresh database, the payments
+job as users start it (`python -m jobs.payments --source kafka`, mini cluster), a warm-up until
+its first commit, then `--seconds` of production at `--rate` lines per second, then the wait
+until every line is committed.
+
+**Production.** One second of lines at a time from `transforms.sample_data` (the demo's mix:
+5 % exact re-sends, 1 % conflicting re-sends, 2 % bad lines), handed to the Kafka producer in
+10-ms slices on a fixed schedule (`acks=all`, idempotent, as `jobs.produce`). An event's
+production time is the moment its slice is handed over; a producer that falls behind its
+schedule is reported (`produced_per_second`), never hidden.
+
+**Visibility.** The server runs with `track_commit_timestamp = on`, so PostgreSQL records when
+each transaction committed; a ledger row's `pg_xact_commit_timestamp(xmin)` is the moment it
+became visible to a new reader (in every ledger mode the row is written by the transaction whose
+commit publishes it). Latency = that moment - its event's production time, for every event,
+read after the run: nothing polls the database while the job runs, so the measurement costs the
+job nothing. Both clocks are this machine's.
+
+**Lag.** Every second: lines produced - lines the database says are applied (the job's Kafka
+positions, `tpc_source_positions`, committed with the rows). Its growth over the production
+window (a least-squares slope, lines/s) says whether the job keeps up: a job that keeps up has a
+lag that goes up and down with the checkpoints and a slope near 0.
+
+**CPU.** Every second, from /proc: CPU seconds per second of the job (its JVM and Python
+workers), PostgreSQL, the Kafka broker and this process (the producer), and their RSS.
+"""
+
+import argparse
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from jobs.produce import create_topic
+from localenv.flink import child_process_environment
+from localenv.kafka import LocalKafka
+from localenv.paths import PROJECT_ROOT
+from localenv.postgres import Database, LocalPostgres
+from tests.sinks.support import wait_for
+from transforms import sample_data
+
+PASSWORD_ENV = "TPC_BENCH_PASSWORD"
+PARTITIONS = 2
+SLICES_PER_SECOND = 100
+PERCENTILES = (0.5, 0.9, 0.99, 0.999)
+# Visibility needs the commit time of every transaction (a restart-level setting).
+SERVER_SETTINGS = {"track_commit_timestamp": "on"}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+
+
+# --------------------------------------------------------------------------- production
+
+
+@dataclass
+class Produced:
+    """What the producer handed over: per second of production (`chunk`), the production time
+    (epoch seconds) of each original event, by its number in the chunk's ids."""
+
+    lines: int = 0
+    events: int = 0
+    times: dict[int, array] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    behind_seconds: float = 0.0  # the most the producer ran behind its schedule
+
+
+def chunk_lines(prefix: str, chunk: int, rate: int) -> list[bytes]:
+    """About `rate` lines (events plus the demo's extras), their event ids
+    `<prefix><chunk>-<n>`."""
+    return sample_data.generate_lines(
+        max(1, round(rate / 1.08)), seed=chunk, id_prefix=f"{prefix}{chunk:05d}"
+    )
+
+
+class SteadyProducer(threading.Thread):
+    """`rate` lines a second for `seconds` into `topic`, their ids starting with `prefix`. An
+    event's lines (first, re-sends, conflicts) go to one partition, as a producer keying by
+    event id would send them, so its first line is read first; bad lines go round robin."""
+
+    def __init__(
+        self, bootstrap_servers: str, topic: str, rate: int, seconds: int, prefix: str = "s"
+    ):
+        super().__init__(daemon=True, name="steady-producer")
+        self.bootstrap_servers = bootstrap_servers
+        self.topic = topic
+        self.rate = rate
+        self.seconds = seconds
+        self.prefix = prefix
+        self.produced = Produced()
+        self.error: Optional[BaseException] = None
+        self.stopped = threading.Event()
+        # Lines are made a few seconds ahead, off the schedule's slices (a second of 20,000
+        # lines takes the generator a good part of a second).
+        self.ready: queue.Queue = queue.Queue(maxsize=3)
+
+    def run(self) -> None:
+        maker = threading.Thread(target=self._make, daemon=True, name="steady-lines")
+        maker.start()
+        try:
+            self._produce()
+        except BaseException as error:  # reported by the caller
+            self.error = error
+        finally:
+            self.stopped.set()
+
+    def _make(self) -> None:
+        for chunk in range(1, self.seconds + 1):
+            lines = chunk_lines(self.prefix, chunk, self.rate)
+            while not self.stopped.is_set():
+                try:
+                    self.ready.put(lines, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def _produce(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = KafkaProducer(
+            bootstrap_servers=self.bootstrap_servers.split(","),
+            client_id="tpc-steady",
+            acks="all",
+            enable_idempotence=True,
+            max_in_flight_requests_per_connection=5,
+            linger_ms=5,
+            batch_size=256 * 1024,
+            request_timeout_ms=30_000,
+            delivery_timeout_ms=120_000,
+            max_block_ms=30_000,
+        )
+        failures: list[BaseException] = []
+        produced = self.produced
+        first = self.ready.get(timeout=120)
+        produced.started = time.time()
+        start = time.monotonic()
+        try:
+            for second in range(self.seconds):
+                chunk = second + 1
+                lines = first if second == 0 else self.ready.get(timeout=120)
+                times = produced.times[chunk] = array("d")
+                expected = f'{{"event_id": "{self.prefix}{chunk:05d}-'.encode()
+                id_at = len(expected)
+                per_slice = -(-len(lines) // SLICES_PER_SECOND)
+                for index in range(SLICES_PER_SECOND):
+                    due = start + second + index / SLICES_PER_SECOND
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        if self.stopped.wait(delay):
+                            return
+                    else:
+                        produced.behind_seconds = max(produced.behind_seconds, -delay)
+                    now = time.time()
+                    for line in lines[index * per_slice : (index + 1) * per_slice]:
+                        value = line.rstrip(b"\n")
+                        if value.startswith(expected):
+                            number = int(value[id_at : id_at + 8])
+                            # An event's first line has the next number of its chunk;
+                            # re-sends and conflicts repeat an earlier one.
+                            if number == len(times) + 1:
+                                times.append(now)
+                            partition = number % PARTITIONS
+                        else:
+                            partition = produced.lines % PARTITIONS
+                        producer.send(self.topic, value=value, partition=partition).add_errback(
+                            failures.append
+                        )
+                        produced.lines += 1
+                    if failures:
+                        raise failures[0]
+                produced.events += len(times)
+            producer.flush(timeout=120)
+            if failures:
+                raise failures[0]
+        finally:
+            produced.finished = time.time()
+            producer.close(timeout=10)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def cpu_and_rss(pids: set[int]) -> dict[int, tuple[float, int]]:
+    """Per process of `pids` still alive: CPU seconds (user + system) and RSS bytes."""
+    found = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            found[pid] = ((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, int(fields[21]))
+        except (OSError, IndexError, ValueError):
+            continue
+    return {pid: (cpu, pages * PAGE_BYTES) for pid, (cpu, pages) in found.items()}
+
+
+class Sampler(threading.Thread):
+    """Once a second: the lag (produced - applied) and each process group's CPU and RSS."""
+
+    def __init__(
+        self,
+        db: Database,
+        producer: SteadyProducer,
+        groups: dict[str, Callable[[], set[int]]],
+        applied_before: int,
+    ):
+        super().__init__(daemon=True, name="stream-sampler")
+        self.db = db
+        self.producer = producer
+        # name -> its processes' ids, looked up at every sample: sessions and workers come
+        # and go, and a process's CPU counts from its first sample
+        self.groups = groups
+        self.applied_before = applied_before  # the warm-up's lines
+        self.samples: list[dict] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        previous: dict[int, float] = {}
+        last = time.monotonic()
+        with self.db.connect(autocommit=True, connect_timeout=10) as conn:
+            conn.execute("SET statement_timeout = '5s'")
+            while not self.stopped.wait(1.0):
+                now = time.monotonic()
+                sample: dict = {"t": round(time.time(), 3)}
+                sample["applied"] = applied_lines(conn) - self.applied_before
+                sample["produced"] = self.producer.produced.lines
+                sample["lag"] = sample["produced"] - sample["applied"]
+                first = not previous
+                for name, pids in self.groups.items():
+                    found = cpu_and_rss(pids())
+                    if not first:
+                        used = sum(cpu - previous.get(pid, 0.0) for pid, (cpu, _) in found.items())
+                        sample[f"{name}_cpu"] = round(used / (now - last), 3)
+                    sample[f"{name}_rss_mb"] = round(
+                        sum(rss for _, rss in found.values()) / 2**20, 1
+                    )
+                    previous.update((pid, cpu) for pid, (cpu, _) in found.items())
+                last = now
+                self.samples.append(sample)
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def latency_summary(latencies: list[float]) -> dict:
+    ordered = sorted(latencies)
+    summary = {f"p{share * 100:g}": round(percentile(ordered, share), 3) for share in PERCENTILES}
+    summary["max"] = round(ordered[-1], 3)
+    return summary
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of y over x (0 for fewer than two points)."""
+    if len(points) < 2:
+        return 0.0
+    mean_x = statistics.fmean(x for x, _ in points)
+    mean_y = statistics.fmean(y for _, y in points)
+    spread = sum((x - mean_x) ** 2 for x, _ in points)
+    if not spread:
+        return 0.0
+    return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
+
+
+def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], list[list]]:
+    """Every steady event's latency, and per second of production its p50/p99 (the chart's
+    series). Fails if an event is missing from the ledger or was applied twice."""
+    latencies: list[float] = []
+    per_second: dict[int, list[float]] = {}
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT event_id, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8 "
+            "FROM ledger WHERE event_id LIKE 's%'"
+        )
+        for event_id, committed in rows:
+            chunk, number = event_id[1:].split("-")
+            chunk_times = produced.times.get(int(chunk))
+            if chunk_times is None or committed is None:
+                continue  # the warm-up's events
+            value = committed - chunk_times[int(number) - 1]
+            latencies.append(value)
+            per_second.setdefault(int(chunk), []).append(value)
+    if len(latencies) != produced.events:
+        raise RuntimeError(
+            f"{produced.events} events produced, {len(latencies)} in the ledger: the run is "
+            "not exact, its latencies mean nothing"
+        )
+    series = [
+        [chunk, round(percentile(sorted(v), 0.5), 3), round(percentile(sorted(v), 0.99), 3)]
+        for chunk, v in sorted(per_second.items())
+    ]
+    return latencies, series
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def start_job(
+    db: Database, kafka: LocalKafka, topic: str, interval: str, work: Path, parallelism: int
+) -> subprocess.Popen:
+    log = open(work / "job.log", "w")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jobs.payments",
+            "--source",
+            "kafka",
+            "--bootstrap-servers",
+            kafka.bootstrap_servers,
+            "--topic",
+            topic,
+            "--db-url",
+            db.jdbc_url,
+            "--db-user",
+            db.user,
+            "--password-env",
+            PASSWORD_ENV,
+            "--parallelism",
+            str(parallelism),
+            "--checkpoint-interval",
+            interval,
+            "--checkpoint-dir",
+            str(work / "checkpoints"),
+            "--progress-interval",
+            "10",
+        ],
+        cwd=PROJECT_ROOT,
+        env=child_process_environment({PASSWORD_ENV: db.password}),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_job(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=60)
+
+
+def applied_lines(conn) -> int:
+    """Lines the database says the job applied: its Kafka positions (0 before its first
+    commit creates the table)."""
+    if not conn.execute("SELECT to_regclass('tpc_source_positions')").fetchone()[0]:
+        return 0
+    row = conn.execute(
+        "SELECT coalesce(sum(lines), 0) FROM tpc_source_positions WHERE source LIKE 'kafka:%'"
+    ).fetchone()
+    return int(row[0])
+
+
+def applied_in(db: Database) -> int:
+    with db.connect(connect_timeout=10) as conn:
+        return applied_lines(conn)
+
+
+def run_stream(
+    server: LocalPostgres,
+    kafka: LocalKafka,
+    work: Path,
+    rate: int,
+    seconds: int,
+    interval: str = "1 s",
+    parallelism: int = 2,
+    drain_timeout: float = 300.0,
+) -> dict:
+    """One steady-rate run; see the module docstring. Returns its measurements."""
+    name = f"stream-{rate}-{interval.replace(' ', '')}-{time.time_ns() % 10**9}"
+    run_dir = work / name
+    run_dir.mkdir(parents=True)
+    db = server.create_database(name.replace("-", "_"))
+    topic = name
+    create_topic(kafka.bootstrap_servers, topic, PARTITIONS)
+    job = start_job(db, kafka, topic, interval, run_dir, parallelism)
+    try:
+        warm_up = SteadyProducer(kafka.bootstrap_servers, topic, 20, 1, prefix="w")
+        warm_up.run()  # 1 s of 20 lines: the job is up once they are applied
+        if warm_up.error:
+            raise warm_up.error
+        wait_for(
+            lambda: job.poll() is not None or applied_in(db) >= warm_up.produced.lines,
+            300,
+            "the job's first commit",
+            interval=0.5,
+        )
+        if job.poll() is not None:
+            raise RuntimeError(f"the job exited: see {run_dir / 'job.log'}")
+        warmed = warm_up.produced.lines
+        producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
+        # The job's JVM and Python workers (all started by now), PostgreSQL's postmaster and
+        # its sessions, the broker; the producer is this process alone (the others are its
+        # children).
+        postmaster, broker = server.server_pid(), kafka.broker_pid()
+        groups: dict[str, Callable[[], set[int]]] = {
+            "job": lambda: process_tree(job.pid),
+            "producer": lambda: {os.getpid()},
+            "postgres": lambda: process_tree(postmaster) if postmaster else set(),
+            "kafka": lambda: {broker} if broker else set(),
+        }
+        sampler = Sampler(db, producer, groups, warmed)
+        producer.start()
+        sampler.start()
+        producer.join()
+        if producer.error:
+            raise producer.error
+        produced = producer.produced
+        drained = time.monotonic()
+        wait_for(
+            lambda: job.poll() is not None or applied_in(db) - warmed >= produced.lines,
+            drain_timeout,
+            f"the job to apply all {produced.lines:,} lines",
+            interval=0.2,
+        )
+        drain_seconds = time.monotonic() - drained
+        sampler.stopped.set()
+        sampler.join(timeout=10)
+        if job.poll() is not None:
+            raise RuntimeError(f"the job exited: see {run_dir / 'job.log'}")
+    finally:
+        stop_job(job)
+    latencies, series = visible_latencies(db, produced)
+    window = [
+        (s["t"] - produced.started, s["lag"])
+        for s in sampler.samples
+        if s["t"] <= produced.finished and s["t"] - produced.started >= min(10, seconds / 3)
+    ]
+    cpu = {
+        name: round(statistics.fmean(values), 2)
+        for name in groups
+        if (values := [s[f"{name}_cpu"] for s in sampler.samples if f"{name}_cpu" in s])
+    }
+    return {
+        "rate": rate,
+        "checkpoint_interval": interval,
+        "seconds": seconds,
+        "lines": produced.lines,
+        "events": produced.events,
+        "produced_per_second": round(produced.lines / (produced.finished - produced.started), 1),
+        "producer_behind_seconds": round(produced.behind_seconds, 3),
+        "latency_seconds": latency_summary(latencies),
+        "lag_max": max((s["lag"] for s in sampler.samples), default=0),
+        "lag_growth_per_second": round(slope(window), 1),
+        "drain_seconds": round(drain_seconds, 2),
+        "cpu": cpu,
+        "per_second": series,
+        "samples": sampler.samples,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def markdown(runs: list[dict]) -> str:
+    out = [
+        "| rate (lines/s) | checkpoint | produced/s | p50 s | p90 s | p99 s | p99.9 s | max s "
+        "| lag max | lag growth /s | CPU job / pg / kafka / producer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        lat = run["latency_seconds"]
+        cpu = " / ".join(
+            str(run["cpu"].get(n, "-")) for n in ("job", "postgres", "kafka", "producer")
+        )
+        out.append(
+            f"| {run['rate']:,} | {run['checkpoint_interval']} | {run['produced_per_second']:,} "
+            f"| {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['p99.9']} | {lat['max']} "
+            f"| {run['lag_max']:,} | {run['lag_growth_per_second']} "
+            f"| {cpu} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def svg_chart(runs: list[dict], width: int = 760, panel: int = 220) -> str:
+    """Per run, p50 and p99 latency of each second's events over the run (plain SVG)."""
+    height = panel * len(runs) + 20
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">'
+    ]
+    for index, run in enumerate(runs):
+        top = 10 + index * panel
+        series = run["per_second"]
+        if not series:
+            continue
+        high = max(max(p99 for _, _, p99 in series), 0.001) * 1.1
+        last = max(chunk for chunk, _, _ in series)
+
+        def x(chunk: float, last: int = last) -> float:
+            return 60 + (width - 80) * (chunk - 1) / max(last - 1, 1)
+
+        def y(value: float, top: int = top, high: float = high) -> float:
+            return top + 30 + (panel - 60) * (1 - value / high)
+
+        out.append(
+            f'<text x="60" y="{top + 18}">{run["rate"]:,} lines/s, checkpoint every '
+            f"{run['checkpoint_interval']}: latency of each second's events (p50 blue, "
+            f"p99 red), 0 to {high:.2f} s</text>"
+        )
+        out.append(
+            f'<line x1="60" y1="{y(0):.1f}" x2="{width - 20}" y2="{y(0):.1f}" stroke="#999"/>'
+        )
+        for column, colour in ((1, "#4a7ab5"), (2, "#c0392b")):
+            points = " ".join(f"{x(p[0]):.1f},{y(p[column]):.1f}" for p in series)
+            out.append(f'<polyline fill="none" stroke="{colour}" points="{points}"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.steady_stream", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--rate", default="1000", help="lines per second, comma-separated (e.g. 1000,5000)"
+    )
+    parser.add_argument("--seconds", type=int, default=60, help="of steady production per run")
+    parser.add_argument(
+        "--checkpoint-interval",
+        default="1 s",
+        help='comma-separated, e.g. "200 ms,1 s"',
+    )
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--out", type=Path, help="directory for results.json, README.md, chart")
+    args = parser.parse_args(argv)
+    rates = [int(r) for r in args.rate.split(",") if r]
+    intervals = [i.strip() for i in args.checkpoint_interval.split(",") if i.strip()]
+    runs = []
+    with (
+        LocalPostgres(extra_settings=SERVER_SETTINGS) as server,
+        LocalKafka() as kafka,
+        tempfile.TemporaryDirectory(prefix="tpc-stream-") as work,
+    ):
+        for interval in intervals:
+            for rate in rates:
+                print(f"{rate:,} lines/s, checkpoint every {interval}:", flush=True)
+                run = run_stream(server, kafka, Path(work), rate, args.seconds, interval)
+                runs.append(run)
+                lat = run["latency_seconds"]
+                print(
+                    f"  p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s; lag growth "
+                    f"{run['lag_growth_per_second']}/s",
+                    flush=True,
+                )
+    table = markdown(runs)
+    print(table)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
+        (args.out / "README.md").write_text(table + "\n![latency](chart.svg)\n")
+        (args.out / "chart.svg").write_text(svg_chart(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
