@@ -2,6 +2,7 @@
 write instead of a Flink job, doing the same exactly-once work.
 
     python -m bench.baseline --input DIR --db-url jdbc:postgresql://HOST:PORT/DB --db-user USER
+    python -m bench.baseline --source kafka --bootstrap-servers HOST:PORT --topic T --db-url ...
 
 The same pure transforms (`transforms.payments`) decide every line; the same tables
 (`jobs.payments_schema`) receive the results. Lines are applied in chunks (default 10,000): each
@@ -9,16 +10,25 @@ chunk's ledger, rejected and duplicate rows (COPY), its balance deltas (one upse
 and currency) and the position reached in each file go into **one** transaction, so a crash
 and a rerun resume exactly where the last commit left off. Dedupe memory is a dict, reloaded
 from the ledger on start.
+
+`--source kafka` reads a topic's partitions instead (kafka-python, assigned, never a consumer
+group's commits): a chunk ends at `--chunk-lines` lines or `--commit-every` seconds after its
+first line, whichever comes first, and its transaction records per partition the next offset
+to read (`kafka:<topic>:<partition>`, as the job names it), where a restart seeks to. It runs
+until SIGTERM/SIGINT (committing what it holds) or, with `--bounded`, to the end offsets of its
+start.
 """
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
+from typing import Optional, cast
 
 from jobs.payments_schema import ensure_schema
 from sinks.database import add_connection_arguments, connect
@@ -173,15 +183,111 @@ def run(conn, input_dir: str, chunk_lines: int = 10_000) -> int:
     return applied
 
 
+def run_kafka(
+    conn,
+    bootstrap_servers: str,
+    topic: str,
+    chunk_lines: int = 10_000,
+    commit_every: float = 0.2,
+    bounded: bool = False,
+    stop: Optional[threading.Event] = None,
+) -> int:
+    """Applies the topic's records not yet applied, until `stop` is set (or, `bounded`, until
+    the end offsets of the start); returns how many records this run applied."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from jobs.produce import kafka_source
+
+    stop = stop or threading.Event()
+    ensure_schema(conn)
+    conn.execute(OFFSETS_DDL)
+    conn.commit()
+    done = dict(conn.execute("SELECT source, lines_done FROM baseline_offsets").fetchall())
+    seen = load_seen(conn)
+    conn.commit()
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers.split(","),
+        client_id="tpc-baseline",
+        enable_auto_commit=False,
+        request_timeout_ms=30_000,
+        reconnect_backoff_max_ms=5_000,
+        max_poll_records=chunk_lines,
+    )
+    try:
+        partitions = sorted(consumer.partitions_for_topic(topic) or ())
+        if not partitions:
+            raise SystemExit(f"topic {topic!r} not found at {bootstrap_servers}")
+        assigned = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(assigned)
+        for tp in assigned:
+            consumer.seek(tp, done.get(kafka_source(topic, tp.partition), 0))
+        ends = consumer.end_offsets(assigned) if bounded else {}
+        applied = 0
+        chunk, chunk_started = Chunk(), 0.0
+        while not stop.is_set():
+            if bounded and all(consumer.position(tp) >= ends[tp] for tp in assigned):
+                break
+            for tp, records in consumer.poll(timeout_ms=50).items():
+                source = kafka_source(topic, tp.partition)
+                for record in records:
+                    if not chunk.lines:
+                        chunk_started = time.monotonic()
+                    chunk.add(parse_line(record.value, None, source, record.offset), seen)
+                    chunk.offsets[source] = record.offset + 1  # where a restart seeks to
+            if chunk.lines and (
+                chunk.lines >= chunk_lines or time.monotonic() - chunk_started >= commit_every
+            ):
+                chunk.commit(conn)
+                applied += chunk.lines
+                chunk = Chunk()
+        if chunk.lines:
+            chunk.commit(conn)
+            applied += chunk.lines
+        return applied
+    finally:
+        consumer.close()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", required=True)
+    parser.add_argument("--source", choices=["files", "kafka"], default="files")
+    parser.add_argument("--input", help="directory of JSON-lines files (--source files)")
+    parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,HOST:PORT]")
+    parser.add_argument("--topic")
+    parser.add_argument(
+        "--commit-every",
+        type=float,
+        default=0.2,
+        metavar="SECONDS",
+        help="kafka: commit a chunk this long after its first line at the latest",
+    )
+    parser.add_argument(
+        "--bounded", action="store_true", help="kafka: stop at the end offsets of the start"
+    )
     add_connection_arguments(parser)
     parser.add_argument("--chunk-lines", type=int, default=10_000)
     args = parser.parse_args(argv)
+    if args.source == "files" and not args.input:
+        parser.error("--input DIR is required with --source files")
+    if args.source == "kafka" and not (args.bootstrap_servers and args.topic):
+        parser.error("--source kafka needs --bootstrap-servers and --topic")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
     started = time.monotonic()
     with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
-        lines = run(conn, args.input, args.chunk_lines)
+        if args.source == "kafka":
+            lines = run_kafka(
+                conn,
+                args.bootstrap_servers,
+                args.topic,
+                args.chunk_lines,
+                args.commit_every,
+                args.bounded,
+                stop,
+            )
+        else:
+            lines = run(conn, args.input, args.chunk_lines)
     elapsed = time.monotonic() - started
     print(f"baseline applied {lines} lines in {elapsed:.1f} s ({lines / elapsed:,.0f} lines/s)")
     return 0

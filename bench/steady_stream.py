@@ -2,7 +2,7 @@
 runs, and the time from each event's production to its ledger row being visible in PostgreSQL.
 
     python -m bench.steady_stream [--rate 1000,5000] [--seconds 60] \\
-        [--checkpoint-interval "200 ms","1 s"] [--parallelism 2] [--out DIR]
+        [--checkpoint-interval "200 ms","1 s"] [--runner job,script] [--out DIR]
 
 Each run: a fresh topic (2 partitions) on a local Kafka broker, a fresh database, the payments
 job as users start it (`python -m jobs.payments --source kafka`, mini cluster), a warm-up until
@@ -32,6 +32,7 @@ workers), PostgreSQL, the Kafka broker and this process (the producer), and thei
 """
 
 import argparse
+import itertools
 import json
 import os
 import queue
@@ -196,6 +197,51 @@ class SteadyProducer(threading.Thread):
 # --------------------------------------------------------------------------- measurement
 
 
+@dataclass(frozen=True)
+class Runner:
+    """What reads the topic: its command, and where the database keeps how far it applied
+    (per Kafka partition, committed with the rows)."""
+
+    name: str
+    positions_table: str
+    applied_column: str
+
+    def command(self, db: Database, bootstrap: str, topic: str, interval: str, work: Path):
+        connection = ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env"]
+        kafka = ["--source", "kafka", "--bootstrap-servers", bootstrap, "--topic", topic]
+        if self.name == "script":
+            # A chunk commits at most `interval` after its first line: the script's
+            # counterpart of the job's checkpoint interval.
+            seconds = parse_interval_seconds(interval)
+            return ["bench.baseline", *kafka, *connection, PASSWORD_ENV, "--commit-every", seconds]
+        return [
+            "jobs.payments",
+            *kafka,
+            *connection,
+            PASSWORD_ENV,
+            "--checkpoint-interval",
+            interval,
+            "--checkpoint-dir",
+            str(work / "checkpoints"),
+            "--progress-interval",
+            "10",
+        ]
+
+
+RUNNERS = {
+    # The job's Kafka positions: lines applied per partition.
+    "job": Runner("job", "tpc_source_positions", "lines"),
+    # The script's offsets: the next offset per partition, = lines applied on a fresh topic.
+    "script": Runner("script", "baseline_offsets", "lines_done"),
+}
+
+
+def parse_interval_seconds(interval: str) -> str:
+    number, _, unit = interval.strip().partition(" ")
+    scale = {"ms": 0.001, "s": 1.0, "": 1.0}[unit.strip()]
+    return str(float(number) * scale)
+
+
 def process_tree(root: int) -> set[int]:
     """`root` and its descendants, from /proc."""
     children: dict[int, list[int]] = {}
@@ -235,12 +281,14 @@ class Sampler(threading.Thread):
     def __init__(
         self,
         db: Database,
+        runner: Runner,
         producer: SteadyProducer,
         groups: dict[str, Callable[[], set[int]]],
         applied_before: int,
     ):
         super().__init__(daemon=True, name="stream-sampler")
         self.db = db
+        self.runner = runner
         self.producer = producer
         # name -> its processes' ids, looked up at every sample: sessions and workers come
         # and go, and a process's CPU counts from its first sample
@@ -257,7 +305,7 @@ class Sampler(threading.Thread):
             while not self.stopped.wait(1.0):
                 now = time.monotonic()
                 sample: dict = {"t": round(time.time(), 3)}
-                sample["applied"] = applied_lines(conn) - self.applied_before
+                sample["applied"] = applied_lines(conn, self.runner) - self.applied_before
                 sample["produced"] = self.producer.produced.lines
                 sample["lag"] = sample["produced"] - sample["applied"]
                 first = not previous
@@ -330,36 +378,10 @@ def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], li
 # --------------------------------------------------------------------------- one run
 
 
-def start_job(
-    db: Database, kafka: LocalKafka, topic: str, interval: str, work: Path, parallelism: int
-) -> subprocess.Popen:
-    log = open(work / "job.log", "w")
+def start(runner: Runner, db: Database, kafka: LocalKafka, topic: str, interval: str, work: Path):
+    log = open(work / f"{runner.name}.log", "w")
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jobs.payments",
-            "--source",
-            "kafka",
-            "--bootstrap-servers",
-            kafka.bootstrap_servers,
-            "--topic",
-            topic,
-            "--db-url",
-            db.jdbc_url,
-            "--db-user",
-            db.user,
-            "--password-env",
-            PASSWORD_ENV,
-            "--parallelism",
-            str(parallelism),
-            "--checkpoint-interval",
-            interval,
-            "--checkpoint-dir",
-            str(work / "checkpoints"),
-            "--progress-interval",
-            "10",
-        ],
+        [sys.executable, "-m", *runner.command(db, kafka.bootstrap_servers, topic, interval, work)],
         cwd=PROJECT_ROOT,
         env=child_process_environment({PASSWORD_ENV: db.password}),
         stdout=log,
@@ -376,20 +398,20 @@ def stop_job(process: subprocess.Popen) -> None:
     process.wait(timeout=60)
 
 
-def applied_lines(conn) -> int:
-    """Lines the database says the job applied: its Kafka positions (0 before its first
-    commit creates the table)."""
-    if not conn.execute("SELECT to_regclass('tpc_source_positions')").fetchone()[0]:
+def applied_lines(conn, runner: Runner) -> int:
+    """Lines the database says `runner` applied (0 before its first commit made the table)."""
+    if not conn.execute("SELECT to_regclass(%s)", (runner.positions_table,)).fetchone()[0]:
         return 0
     row = conn.execute(
-        "SELECT coalesce(sum(lines), 0) FROM tpc_source_positions WHERE source LIKE 'kafka:%'"
+        f"SELECT coalesce(sum({runner.applied_column}), 0) FROM {runner.positions_table} "
+        "WHERE source LIKE 'kafka:%%'"
     ).fetchone()
     return int(row[0])
 
 
-def applied_in(db: Database) -> int:
+def applied_in(db: Database, runner: Runner) -> int:
     with db.connect(connect_timeout=10) as conn:
-        return applied_lines(conn)
+        return applied_lines(conn, runner)
 
 
 def run_stream(
@@ -399,30 +421,31 @@ def run_stream(
     rate: int,
     seconds: int,
     interval: str = "1 s",
-    parallelism: int = 2,
+    runner: str = "job",
     drain_timeout: float = 300.0,
 ) -> dict:
     """One steady-rate run; see the module docstring. Returns its measurements."""
-    name = f"stream-{rate}-{interval.replace(' ', '')}-{time.time_ns() % 10**9}"
+    reader = RUNNERS[runner]
+    name = f"stream-{runner}-{rate}-{interval.replace(' ', '')}-{time.time_ns() % 10**9}"
     run_dir = work / name
     run_dir.mkdir(parents=True)
     db = server.create_database(name.replace("-", "_"))
     topic = name
     create_topic(kafka.bootstrap_servers, topic, PARTITIONS)
-    job = start_job(db, kafka, topic, interval, run_dir, parallelism)
+    job = start(reader, db, kafka, topic, interval, run_dir)
     try:
         warm_up = SteadyProducer(kafka.bootstrap_servers, topic, 20, 1, prefix="w")
         warm_up.run()  # 1 s of 20 lines: the job is up once they are applied
         if warm_up.error:
             raise warm_up.error
         wait_for(
-            lambda: job.poll() is not None or applied_in(db) >= warm_up.produced.lines,
+            lambda: job.poll() is not None or applied_in(db, reader) >= warm_up.produced.lines,
             300,
             "the job's first commit",
             interval=0.5,
         )
         if job.poll() is not None:
-            raise RuntimeError(f"the job exited: see {run_dir / 'job.log'}")
+            raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
         warmed = warm_up.produced.lines
         producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
         # The job's JVM and Python workers (all started by now), PostgreSQL's postmaster and
@@ -430,12 +453,12 @@ def run_stream(
         # children).
         postmaster, broker = server.server_pid(), kafka.broker_pid()
         groups: dict[str, Callable[[], set[int]]] = {
-            "job": lambda: process_tree(job.pid),
+            "reader": lambda: process_tree(job.pid),
             "producer": lambda: {os.getpid()},
             "postgres": lambda: process_tree(postmaster) if postmaster else set(),
             "kafka": lambda: {broker} if broker else set(),
         }
-        sampler = Sampler(db, producer, groups, warmed)
+        sampler = Sampler(db, reader, producer, groups, warmed)
         producer.start()
         sampler.start()
         producer.join()
@@ -444,7 +467,7 @@ def run_stream(
         produced = producer.produced
         drained = time.monotonic()
         wait_for(
-            lambda: job.poll() is not None or applied_in(db) - warmed >= produced.lines,
+            lambda: job.poll() is not None or applied_in(db, reader) - warmed >= produced.lines,
             drain_timeout,
             f"the job to apply all {produced.lines:,} lines",
             interval=0.2,
@@ -453,7 +476,7 @@ def run_stream(
         sampler.stopped.set()
         sampler.join(timeout=10)
         if job.poll() is not None:
-            raise RuntimeError(f"the job exited: see {run_dir / 'job.log'}")
+            raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
     finally:
         stop_job(job)
     latencies, series = visible_latencies(db, produced)
@@ -468,6 +491,7 @@ def run_stream(
         if (values := [s[f"{name}_cpu"] for s in sampler.samples if f"{name}_cpu" in s])
     }
     return {
+        "runner": runner,
         "rate": rate,
         "checkpoint_interval": interval,
         "seconds": seconds,
@@ -490,17 +514,19 @@ def run_stream(
 
 def markdown(runs: list[dict]) -> str:
     out = [
-        "| rate (lines/s) | checkpoint | produced/s | p50 s | p90 s | p99 s | p99.9 s | max s "
-        "| lag max | lag growth /s | CPU job / pg / kafka / producer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| reader | rate (lines/s) | checkpoint / commit every | produced/s | p50 s | p90 s "
+        "| p99 s | p99.9 s | max s | lag max | lag growth /s "
+        "| CPU reader / pg / kafka / producer |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         lat = run["latency_seconds"]
         cpu = " / ".join(
-            str(run["cpu"].get(n, "-")) for n in ("job", "postgres", "kafka", "producer")
+            str(run["cpu"].get(n, "-")) for n in ("reader", "postgres", "kafka", "producer")
         )
         out.append(
-            f"| {run['rate']:,} | {run['checkpoint_interval']} | {run['produced_per_second']:,} "
+            f"| {run['runner']} | {run['rate']:,} | {run['checkpoint_interval']} "
+            f"| {run['produced_per_second']:,} "
             f"| {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['p99.9']} | {lat['max']} "
             f"| {run['lag_max']:,} | {run['lag_growth_per_second']} "
             f"| {cpu} |"
@@ -531,8 +557,8 @@ def svg_chart(runs: list[dict], width: int = 760, panel: int = 220) -> str:
 
         out.append(
             f'<text x="60" y="{top + 18}">{run["rate"]:,} lines/s, checkpoint every '
-            f"{run['checkpoint_interval']}: latency of each second's events (p50 blue, "
-            f"p99 red), 0 to {high:.2f} s</text>"
+            f"{run['checkpoint_interval']} ({run['runner']}): latency of each second's events "
+            f"(p50 blue, p99 red), 0 to {high:.2f} s</text>"
         )
         out.append(
             f'<line x1="60" y1="{y(0):.1f}" x2="{width - 20}" y2="{y(0):.1f}" stroke="#999"/>'
@@ -557,28 +583,36 @@ def main(argv=None) -> int:
         default="1 s",
         help='comma-separated, e.g. "200 ms,1 s"',
     )
-    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument(
+        "--runner",
+        default="job",
+        help="comma-separated: job (the payments job, as users start it), script (the "
+        "single-process script, bench.baseline --source kafka)",
+    )
     parser.add_argument("--out", type=Path, help="directory for results.json, README.md, chart")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rate.split(",") if r]
     intervals = [i.strip() for i in args.checkpoint_interval.split(",") if i.strip()]
+    runners = [r.strip() for r in args.runner.split(",") if r.strip()]
+    unknown = set(runners) - set(RUNNERS)
+    if unknown:
+        parser.error(f"--runner: unknown {sorted(unknown)}; choose from {sorted(RUNNERS)}")
     runs = []
     with (
         LocalPostgres(extra_settings=SERVER_SETTINGS) as server,
         LocalKafka() as kafka,
         tempfile.TemporaryDirectory(prefix="tpc-stream-") as work,
     ):
-        for interval in intervals:
-            for rate in rates:
-                print(f"{rate:,} lines/s, checkpoint every {interval}:", flush=True)
-                run = run_stream(server, kafka, Path(work), rate, args.seconds, interval)
-                runs.append(run)
-                lat = run["latency_seconds"]
-                print(
-                    f"  p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s; lag growth "
-                    f"{run['lag_growth_per_second']}/s",
-                    flush=True,
-                )
+        for interval, rate, runner in itertools.product(intervals, rates, runners):
+            print(f"{runner}: {rate:,} lines/s, checkpoint every {interval}:", flush=True)
+            run = run_stream(server, kafka, Path(work), rate, args.seconds, interval, runner)
+            runs.append(run)
+            lat = run["latency_seconds"]
+            print(
+                f"  p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s; lag growth "
+                f"{run['lag_growth_per_second']}/s",
+                flush=True,
+            )
     table = markdown(runs)
     print(table)
     if args.out:

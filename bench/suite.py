@@ -18,7 +18,9 @@ the shared machine's noise falls on every variant alike):
   time to the first new commit, and how much work the restore replayed.
 * streaming: the job reading a Kafka topic fed at a steady rate (`bench.steady_stream`); from
   an event's production to its ledger row's commit, p50/p90/p99/p99.9/max, the lag's growth and
-  each process's CPU, per rate and checkpoint interval (200 ms, 1 s); `--rates` picks the rates.
+  each process's CPU, per rate and checkpoint interval (200 ms, 1 s), and the same for the
+  single-process script reading the topic (`bench.baseline --source kafka`, committing at most
+  that long after a chunk's first line); `--rates` picks the rates.
 
 Wall times include everything a user waits for (JVM and Python worker start, job deployment).
 `startup` is the same job on 1,000 lines; "net" rates subtract it. Results go to
@@ -552,12 +554,13 @@ def streaming(bench: Bench, args) -> dict:
     with LocalKafka() as kafka:
         for interval in ("200 ms", "1 s"):
             for rate in rates:
-                print(f"  {rate:,} lines/s, checkpoint every {interval}", flush=True)
-                runs.append(
-                    steady_stream.run_stream(
-                        bench.server, kafka, bench.work, rate, seconds, interval
+                for runner in ("job", "script"):
+                    print(f"  {runner}: {rate:,} lines/s, every {interval}", flush=True)
+                    runs.append(
+                        steady_stream.run_stream(
+                            bench.server, kafka, bench.work, rate, seconds, interval, runner
+                        )
                     )
-                )
     return {"seconds": seconds, "runs": runs}
 
 
