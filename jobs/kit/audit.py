@@ -131,7 +131,7 @@ class TableDiff:
         return ", ".join(parts) if parts else "ok"
 
     def describe(self, example: Example, kind: str) -> str:
-        keys = format_key(self.key_fields, example.key, self.repr_limit)
+        keys = format_key(self.key_fields, example.key)  # whole: it names the row
         names, limit = self.value_fields, self.repr_limit
         if kind in (ALTERED, EXPLAINED) and example.expected and example.found:
             shown_values = "; ".join(
