@@ -76,7 +76,15 @@ JOB = DeclaredJob(
     line_tables=LINE_TABLES,
     reference=expected_tables,
     sink="stock",
-    invariants=(Invariant("stock = sum of the moves", STOCK_FROM_MOVES_SQL, STOCK_SQL, 2),),
+    invariants=(
+        Invariant(
+            "stock = sum of the moves",
+            STOCK_FROM_MOVES_SQL,
+            STOCK_SQL,
+            key_columns=2,
+            sides=("moves", "stock"),
+        ),
+    ),
 )
 
 

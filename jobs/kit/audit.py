@@ -532,8 +532,8 @@ def check_invariant(conn, invariant: Invariant) -> tuple[int, list[str]]:
 
     left, right = side(invariant.left), side(invariant.right)
     differing = [
-        f"{', '.join(map(repr, key))}: {_short(left.get(key, 'none'))} "
-        f"vs {_short(right.get(key, 'none'))}"
+        f"{', '.join(map(repr, key))}: {invariant.sides[0]} {_short(left.get(key, 'none'))}, "
+        f"{invariant.sides[1]} {_short(right.get(key, 'none'))}"
         for key in sorted(set(left) | set(right), key=repr)
         if left.get(key) != right.get(key)
     ]

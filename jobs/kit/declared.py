@@ -44,6 +44,8 @@ class Invariant:
     left: str
     right: str
     key_columns: int = 1
+    #: What each side is, as a differing row is shown: ``moves (-104, 53), stock (-103, 53)``.
+    sides: tuple[str, str] = ("left", "right")
 
 
 @dataclass(frozen=True)
