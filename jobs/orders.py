@@ -33,6 +33,7 @@ from typing import Optional
 from jobs.kit import running
 from jobs.kit.committed import CommittedLines
 from jobs.kit.config import JobConfig, add_run_arguments, add_source_arguments, job_arguments
+from jobs.kit.declared import DeclaredJob, Invariant
 from jobs.kit.line_sources import line_source, lines_from
 from jobs.kit.running import exit_with, run_command, submit_job
 from jobs.kit.sinks import POSITIONS_UID, attach_tables, tables_sink
@@ -40,11 +41,15 @@ from sinks.positions import StartPositions, skip_applied
 from transforms.flink_adapters import parse_lines, row_type
 from transforms.jvm_operators import deduplicate, project
 from transforms.orders import (
+    LINE_TABLES,
     ORDER_DUPLICATES,
     ORDER_REJECTS,
+    STOCK_FROM_MOVES_SQL,
     STOCK_MOVES,
+    STOCK_SQL,
     TABLES,
     apply_orders_sql,
+    expected_tables,
     insert_order_lines_sql,
     validate_order,
 )
@@ -64,6 +69,24 @@ STATEFUL_UIDS = (FILES_UID, RECORDS_UID, DEDUPE_UID, SINK_UID, POSITIONS_UID)
 # Rows per statement of the sink (as the payments job's books sink).
 BATCH_ROWS = 5_000
 
+#: What `jobs.audit --job orders` and `jobs.reconcile --job orders` check a run against.
+JOB = DeclaredJob(
+    name="orders",
+    tables=TABLES,
+    line_tables=LINE_TABLES,
+    reference=expected_tables,
+    sink="stock",
+    invariants=(
+        Invariant(
+            "stock = sum of the moves",
+            STOCK_FROM_MOVES_SQL,
+            STOCK_SQL,
+            key_columns=2,
+            sides=("moves", "stock"),
+        ),
+    ),
+)
+
 
 @dataclass
 class OrdersConfig(JobConfig):
@@ -77,7 +100,7 @@ class OrdersConfig(JobConfig):
 
 def sink_id(config: OrdersConfig) -> str:
     """The one sink's id: it writes the four tables and the positions."""
-    return f"{config.sink_id_prefix}-stock"
+    return JOB.sink_id(config.sink_id_prefix)
 
 
 def build_sink(config: OrdersConfig, mode: str = "staged"):

@@ -57,12 +57,15 @@ from typing import Any, NamedTuple, Optional
 
 from pyflink.common import Types
 
+from jobs import payments_audit
 from jobs.kit import line_sources, running
 from jobs.kit.committed import CommittedLines
 from jobs.kit.config import JobConfig, add_run_arguments, add_source_arguments, job_arguments
+from jobs.kit.declared import DeclaredJob
 from jobs.kit.line_sources import lines_from
 from jobs.kit.running import exit_with, run_command, submit_job
 from jobs.kit.sinks import attach_tables, tables_sink
+from jobs.payments_dead_letters import BOOKS_SINK
 from sinks.positions import StartPositions, skip_applied
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
 from transforms.payments_flink import (
@@ -77,12 +80,14 @@ from transforms.tables import (
     BALANCES,
     DUPLICATES,
     LEDGER,
+    LINE_TABLES,
     REJECTED,
     Table,
     apply_payments_sql,
     insert_lines_if_absent_sql,
     insert_sql,
 )
+from transforms.tables import TABLES as DECLARED_TABLES
 
 
 def payment_projection(
@@ -173,6 +178,18 @@ class PaymentSinks(NamedTuple):
 
 
 TABLES = ("ledger", "balances", "rejected", "duplicates")
+
+#: What `jobs.audit` and `jobs.reconcile` know of this job (`--job payments`, their default):
+#: its tables, and its own checks, which need more than an exact comparison (events contested
+#: across sources, dead letters that explain a shortfall, the books per currency).
+JOB = DeclaredJob(
+    name="payments",
+    tables=DECLARED_TABLES,
+    line_tables=LINE_TABLES,
+    sink=BOOKS_SINK,
+    audit=payments_audit.audit,
+    reconcile=payments_audit.reconcile,
+)
 
 
 def sink_ids(config: "PaymentsConfig", **modes: str) -> dict[str, str]:

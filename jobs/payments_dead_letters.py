@@ -7,7 +7,6 @@ two tools that account for dead letters: `jobs.audit` (row by row) and `jobs.rec
 (counts).
 """
 
-import argparse
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ from sinks.control_tables import dead_letters
 __all__ = [
     "BOOKS_SINK",
     "DeadLetter",
-    "add_sink_arguments",
     "books_sink_id",
     "load_dead_letters",
     "route_payment_letters",
@@ -39,19 +37,6 @@ SINK_TABLES = {
 # applies an accepted payment: its ledger row and its share of the balance, both set aside.
 BOOKS_SINK = "books"
 BOOKS_STATEMENTS = {1: "ledger", 2: "rejected", 3: "positions"}
-
-
-def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags that say where a payments job's sinks left their dead letters and dangling
-    work: its sink ids' prefix and the sink's control schema."""
-    parser.add_argument(
-        "--sink-id-prefix",
-        default="payments",
-        help="the job's --sink-id-prefix (dead letters are per sink id)",
-    )
-    parser.add_argument(
-        "--control-schema", default="public", help="schema of the sink's control tables"
-    )
 
 
 def books_sink_id(sink_id_prefix: str) -> str:
@@ -108,7 +93,9 @@ def load_dead_letters(
     letters = []
     for row in rows:
         if row.sink_id == books:
-            table = BOOKS_STATEMENTS.get(row.statement, "")
+            # A statement number this version does not know (another version's sink) keeps it
+            # named, so that the audit reports the letter rather than failing on it.
+            table = BOOKS_STATEMENTS.get(row.statement, f"books statement {row.statement}")
         else:
             table = tables[row.sink_id]
         if table == "positions":

@@ -73,6 +73,7 @@ __all__ = [
     "DuplicateOrder",
     "StockRow",
     "apply_orders_sql",
+    "expected_tables",
     "insert_order_lines_sql",
     "line_outcomes",
     "process_files",
@@ -224,6 +225,20 @@ def process_lines(
     return OrdersOutcome(moves, stock(moves), duplicates, rejected, count)
 
 
+def expected_tables(
+    lines: Iterable[Union[RawLine, SourceLine]],
+) -> dict[str, list[tuple[object, ...]]]:
+    """What each table holds after `lines`, by table name, as rows of its written columns
+    (`jobs.audit --job orders` compares the database with it)."""
+    outcome = process_lines(lines)
+    return {
+        STOCK_MOVES.name: list(outcome.moves),
+        STOCK.name: list(outcome.stock),
+        ORDER_DUPLICATES.name: list(outcome.duplicates),
+        ORDER_REJECTS.name: list(outcome.rejected),
+    }
+
+
 def process_files(paths: Iterable[str]) -> OrdersOutcome:
     """`process_lines` over files in the given order, each line named by its file's base name
     and number (`transforms.lines.read_lines`)."""
@@ -278,6 +293,12 @@ TABLES: dict[str, Table] = {
 }
 #: The tables an input line may end in: each line ends in exactly one of them.
 LINE_TABLES = (STOCK_MOVES, ORDER_DUPLICATES, ORDER_REJECTS)
+
+#: The stock is the sum of the moves: (sku, warehouse, quantity, moves) both ways.
+STOCK_FROM_MOVES_SQL = (
+    "SELECT sku, warehouse, sum(change), count(*) FROM stock_moves GROUP BY sku, warehouse"
+)
+STOCK_SQL = "SELECT sku, warehouse, quantity, moves FROM stock"
 
 
 def insert_order_lines_sql(table: Table) -> str:

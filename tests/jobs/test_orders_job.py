@@ -3,7 +3,8 @@ reference (`transforms.orders.process_lines`) on the same files: generated order
 duplicates and bad lines, and every hostile line of `transforms.order_samples.BAD_LINES`.
 
 * the command's tables equal the reference exactly, and the same command again applies
-  nothing twice;
+  nothing twice; `jobs.audit --job orders` and `jobs.reconcile --job orders` find it clean,
+  and name the row when one stock quantity is off by one;
 * `kill -9` of the whole job while its sink is paused right after a checkpoint's rows became
   durable (the sink's fault seam), then the same command again: exact, although the keyed
   dedupe's state is gone (the database records a late duplicate as one);
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from jobs import audit, reconcile
 from jobs.kit import line_sources
 from jobs.kit.environment import create_environment
 from jobs.orders import (
@@ -130,7 +132,9 @@ def run_command(db, input_dir, tmp_path) -> subprocess.CompletedProcess:
     )
 
 
-def test_the_command_equals_the_reference_and_twice_applies_nothing_twice(database, tmp_path):
+def test_the_command_equals_the_reference_and_twice_applies_nothing_twice(
+    database, tmp_path, capsys, monkeypatch
+):
     input_dir = write_inputs(tmp_path / "input")
     expected = expected_tables(input_dir)
     assert expected[2] and expected[3], "the input must hold duplicates and bad lines"
@@ -143,6 +147,45 @@ def test_the_command_equals_the_reference_and_twice_applies_nothing_twice(databa
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-3000:]
     assert re.match(r"nothing new: [\d,]+ lines of 2 files already applied", again.stdout)
     assert database_tables(database) == expected
+
+    check_audit_and_reconcile(database, input_dir, capsys, monkeypatch)
+
+
+def check_audit_and_reconcile(db, input_dir: Path, capsys, monkeypatch) -> None:
+    """The audit and the reconciliation of the run: clean; then one stock quantity +1 by SQL
+    (the control: the tools must see one unit), each names that row and exits 1."""
+    monkeypatch.setenv(PASSWORD_ENV, db.password)
+    command = ["--job", "orders", "--input", str(input_dir), "--db-url", db.jdbc_url]
+    command += ["--db-user", db.user, "--password-env", PASSWORD_ENV]
+
+    def run(tool) -> tuple[int, str]:
+        capsys.readouterr()
+        status = tool.main(command)
+        return status, capsys.readouterr().out
+
+    status, out = run(audit)
+    assert status == 0, out
+    assert out.rstrip().endswith("audit: clean") and "stock_moves" in out
+    status, out = run(reconcile)
+    assert status == 0 and "stock = sum of the moves" in out and "books balance: yes" in out, out
+
+    with db.connect() as conn:
+        sku, warehouse, quantity = conn.execute(
+            "UPDATE stock SET quantity = quantity + 1 WHERE (sku, warehouse) = "
+            "(SELECT sku, warehouse FROM stock ORDER BY sku, warehouse LIMIT 1) "
+            "RETURNING sku, warehouse, quantity"
+        ).fetchone()
+    status, out = run(audit)
+    assert status == 1, out
+    assert "stock: 1 altered" in out and "audit: 1 DIFFERENCES" in out
+    assert (
+        f"altered{' ' * 7}sku={sku!r}  warehouse={warehouse!r}  quantity: expected "
+        f"{quantity - 1!r}, found {quantity!r}" in out
+    )
+    status, out = run(reconcile)
+    assert status == 1 and "books balance: NO" in out, out
+    assert f"{sku!r}, {warehouse!r}: moves ({quantity - 1}, " in out, out
+    assert f", stock ({quantity}, " in out, out
 
 
 @pytest.mark.chaos

@@ -1,0 +1,127 @@
+"""What a job declares about itself for the tools that check a run after the fact
+(`jobs.audit`, `jobs.reconcile`): its tables, its pure reference, its sink id, and the sums its
+tables must agree on. A job module exposes one as ``JOB``; the tools find it by `load_job`.
+
+    JOB = DeclaredJob(
+        name="orders",
+        tables=TABLES,                  # the `Table`s `jobs.schema --tables` creates
+        line_tables=LINE_TABLES,        # the tables an input line ends in, exactly one each
+        reference=expected_tables,      # lines -> {table name: expected rows}
+        sink="stock",                   # its sink id is <--sink-id-prefix>-stock
+        invariants=(Invariant(...),),   # e.g. stock = the sum of the moves
+    )
+
+The reference's rows are tuples of each table's written columns in order (`Table.field_names`),
+as the job's own NamedTuples are. A job whose tables need more than an exact comparison (the
+payments job: events contested across sources, dead letters that explain a shortfall) passes
+its own `audit` and `reconcile` instead of a reference.
+"""
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from transforms.lines import SourceLine
+from transforms.tables import Table
+
+__all__ = ["DeclaredJob", "Invariant", "add_job_arguments", "job_of", "load_job"]
+
+#: lines (each a `SourceLine` named by the file's absolute path, as the job names them) -> the
+#: rows each table must hold, by table name.
+Reference = Callable[[Iterable[SourceLine]], Mapping[str, Iterable[tuple]]]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """Two queries that must return the same rows, e.g. a running total and the sum of what it
+    totals. Their first `key_columns` columns name a row in the report; the rest are compared."""
+
+    name: str
+    left: str
+    right: str
+    key_columns: int = 1
+    #: What each side is, as a differing row is shown: ``moves (-104, 53), stock (-103, 53)``.
+    sides: tuple[str, str] = ("left", "right")
+
+
+@dataclass(frozen=True)
+class DeclaredJob:
+    name: str
+    tables: Mapping[str, Table]
+    line_tables: Sequence[Table]
+    #: The suffix of its sink id, ``<prefix>-<sink>``: the sink that keeps its source positions.
+    sink: str
+    reference: Optional[Reference] = None
+    invariants: Sequence[Invariant] = ()
+    #: The job's own full checks, in place of the generic ones: audit(conn, input_dir,
+    #: sink_id_prefix, control_schema, max_examples, **options) -> a report with `.clean` and
+    #: `.render(max_diff)`; reconcile(conn, input_dir, sink_id_prefix, control_schema) -> one
+    #: with `.books_balance` and `.report()`.
+    audit: Optional[Callable[..., Any]] = None
+    reconcile: Optional[Callable[..., Any]] = None
+
+    def __post_init__(self):
+        if self.reference is None and self.audit is None:
+            raise ValueError(f"job {self.name!r}: declare a reference (or an audit of its own)")
+        strays = [t.name for t in self.line_tables if self.tables.get(t.name) is not t]
+        if strays:
+            raise ValueError(f"job {self.name!r}: line tables {strays} are not among its tables")
+
+    def sink_id(self, sink_id_prefix: Optional[str] = None) -> str:
+        """The sink id under `sink_id_prefix` (default: the job's name, as its flag defaults)."""
+        return f"{sink_id_prefix or self.name}-{self.sink}"
+
+
+def load_job(spec: str) -> DeclaredJob:
+    """The `DeclaredJob` named by `spec`: a job of the project by name (``orders``: the ``JOB``
+    of `jobs.orders`), a module (``my_jobs.shipments``: its ``JOB``) or ``MODULE:NAME``."""
+    module_name, _, attribute = spec.partition(":")
+    if "." not in module_name:
+        module_name = f"jobs.{module_name}"
+    attribute = attribute or "JOB"
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise SystemExit(
+            f"--job {spec!r}: {error} (a job module declares its tables and reference as "
+            "JOB = jobs.kit.declared.DeclaredJob(...): see NEW_JOB.md)"
+        ) from error
+    if not isinstance(found, DeclaredJob):
+        raise SystemExit(f"--job {spec!r}: {module_name}.{attribute} is no DeclaredJob")
+    return found
+
+
+def add_job_arguments(parser: argparse.ArgumentParser, default_job: str) -> None:
+    """The flags that name the job a run was of, and where its sink left its work: the job,
+    its sink ids' prefix, the sink's control schema."""
+    parser.add_argument(
+        "--job",
+        default=default_job,
+        help="the job: a job of the project by name (payments, orders), a module declaring "
+        "JOB = jobs.kit.declared.DeclaredJob(...), or MODULE:NAME",
+    )
+    parser.add_argument(
+        "--sink-id-prefix",
+        help="the job's --sink-id-prefix (default: the job's name); its sink ids, dead "
+        "letters and source positions are found by it",
+    )
+    parser.add_argument(
+        "--control-schema", default="public", help="schema of the sink's control tables"
+    )
+
+
+def job_of(tool: str, args: argparse.Namespace) -> Optional[DeclaredJob]:
+    """The job `args.job` names, its `args.input` a directory; else None, having said why on
+    stderr (the tool then exits 2, a usage error)."""
+    if not os.path.isdir(args.input):
+        print(f"{tool}: input directory not found: {args.input}", file=sys.stderr)
+        return None
+    try:
+        return load_job(args.job)
+    except SystemExit as refused:
+        print(f"{tool}: {refused}", file=sys.stderr)
+        return None
