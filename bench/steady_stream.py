@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from jobs.payments_schema import ensure_schema
 from jobs.produce import create_topic
 from localenv.flink import child_process_environment
 from localenv.kafka import LocalKafka
@@ -199,23 +200,54 @@ class SteadyProducer(threading.Thread):
 
 @dataclass(frozen=True)
 class Runner:
-    """What reads the topic: its command, and where the database keeps how far it applied
-    (per Kafka partition, committed with the rows)."""
+    """What reads the topic: its command, and how far it applied. The job and the script commit
+    their Kafka positions with their rows (`positions_table`); Quix commits its consumer
+    group's offsets to Kafka after its sinks flushed."""
 
     name: str
-    positions_table: str
-    applied_column: str
+    positions_table: str = ""  # with `applied_column`: the lines applied, per partition
+    applied_column: str = ""
 
     def command(self, db: Database, bootstrap: str, topic: str, interval: str, work: Path):
         connection = ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env"]
-        kafka = ["--source", "kafka", "--bootstrap-servers", bootstrap, "--topic", topic]
+        kafka = ["--bootstrap-servers", bootstrap, "--topic", topic]
+        # The script and Quix commit at most `interval` after a line: their counterpart of the
+        # job's checkpoint interval.
+        seconds = parse_interval_seconds(interval)
         if self.name == "script":
-            # A chunk commits at most `interval` after its first line: the script's
-            # counterpart of the job's checkpoint interval.
-            seconds = parse_interval_seconds(interval)
-            return ["bench.baseline", *kafka, *connection, PASSWORD_ENV, "--commit-every", seconds]
+            return [
+                sys.executable,
+                "-m",
+                "bench.baseline",
+                "--source",
+                "kafka",
+                *kafka,
+                *connection,
+                PASSWORD_ENV,
+                "--commit-every",
+                seconds,
+            ]
+        if self.name == "quix":
+            return [
+                str(quix_python()),
+                "-m",
+                "bench.quix_payments",
+                *kafka,
+                *connection,
+                PASSWORD_ENV,
+                "--commit-interval",
+                seconds,
+                "--group-id",
+                QUIX_GROUP,
+                "--state-dir",
+                str(work / "quix-state"),
+            ]
         return [
+            sys.executable,
+            "-m",
             "jobs.payments",
+            "--source",
+            "kafka",
             *kafka,
             *connection,
             PASSWORD_ENV,
@@ -227,13 +259,63 @@ class Runner:
             "10",
         ]
 
+    def applied(self, db: Database, bootstrap: str, topic: str) -> int:
+        """Lines applied so far, as this reader has committed them."""
+        if not self.positions_table:
+            return committed_offsets(bootstrap, QUIX_GROUP, topic)
+        with db.connect(connect_timeout=10) as conn:
+            if not conn.execute("SELECT to_regclass(%s)", (self.positions_table,)).fetchone()[0]:
+                return 0  # before its first commit made the table
+            row = conn.execute(
+                f"SELECT coalesce(sum({self.applied_column}), 0) FROM {self.positions_table} "
+                "WHERE source LIKE 'kafka:%%'"
+            ).fetchone()
+            return int(row[0])
+
 
 RUNNERS = {
     # The job's Kafka positions: lines applied per partition.
     "job": Runner("job", "tpc_source_positions", "lines"),
     # The script's offsets: the next offset per partition, = lines applied on a fresh topic.
     "script": Runner("script", "baseline_offsets", "lines_done"),
+    # Quix Streams (`bench.quix_payments`): its consumer group's committed offsets.
+    "quix": Runner("quix"),
 }
+QUIX_GROUP = "quix-payments"
+QUIX_VERSION = "3.28.1"
+
+
+def quix_python() -> Path:
+    """The Python of Quix Streams' own virtualenv (`var/quix-venv`), made on first use: Quix
+    needs protobuf >= 6, apache-beam 2.61 refuses it, so they cannot share the project's."""
+    venv = PROJECT_ROOT / "var" / "quix-venv"
+    python = venv / "bin" / "python"
+    marker = venv / f"quixstreams-{QUIX_VERSION}"
+    if not marker.exists():
+        print(f"  installing Quix Streams {QUIX_VERSION} into {venv} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", f"quixstreams[postgresql]=={QUIX_VERSION}"],
+            check=True,
+            timeout=900,
+        )
+        marker.touch()
+    return python
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> int:
+    """The sum of `group`'s committed offsets on `topic` (0 before its first commit)."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import CoordinatorNotAvailableError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    except CoordinatorNotAvailableError:
+        return 0  # the group has not committed yet (its coordinator is made on first use)
+    finally:
+        admin.close()
+    return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
 def parse_interval_seconds(interval: str) -> str:
@@ -280,15 +362,13 @@ class Sampler(threading.Thread):
 
     def __init__(
         self,
-        db: Database,
-        runner: Runner,
+        applied: Callable[[], int],
         producer: SteadyProducer,
         groups: dict[str, Callable[[], set[int]]],
         applied_before: int,
     ):
         super().__init__(daemon=True, name="stream-sampler")
-        self.db = db
-        self.runner = runner
+        self.applied = applied
         self.producer = producer
         # name -> its processes' ids, looked up at every sample: sessions and workers come
         # and go, and a process's CPU counts from its first sample
@@ -300,26 +380,22 @@ class Sampler(threading.Thread):
     def run(self) -> None:
         previous: dict[int, float] = {}
         last = time.monotonic()
-        with self.db.connect(autocommit=True, connect_timeout=10) as conn:
-            conn.execute("SET statement_timeout = '5s'")
-            while not self.stopped.wait(1.0):
-                now = time.monotonic()
-                sample: dict = {"t": round(time.time(), 3)}
-                sample["applied"] = applied_lines(conn, self.runner) - self.applied_before
-                sample["produced"] = self.producer.produced.lines
-                sample["lag"] = sample["produced"] - sample["applied"]
-                first = not previous
-                for name, pids in self.groups.items():
-                    found = cpu_and_rss(pids())
-                    if not first:
-                        used = sum(cpu - previous.get(pid, 0.0) for pid, (cpu, _) in found.items())
-                        sample[f"{name}_cpu"] = round(used / (now - last), 3)
-                    sample[f"{name}_rss_mb"] = round(
-                        sum(rss for _, rss in found.values()) / 2**20, 1
-                    )
-                    previous.update((pid, cpu) for pid, (cpu, _) in found.items())
-                last = now
-                self.samples.append(sample)
+        while not self.stopped.wait(1.0):
+            now = time.monotonic()
+            sample: dict = {"t": round(time.time(), 3)}
+            sample["applied"] = self.applied() - self.applied_before
+            sample["produced"] = self.producer.produced.lines
+            sample["lag"] = sample["produced"] - sample["applied"]
+            first = not previous
+            for name, pids in self.groups.items():
+                found = cpu_and_rss(pids())
+                if not first:
+                    used = sum(cpu - previous.get(pid, 0.0) for pid, (cpu, _) in found.items())
+                    sample[f"{name}_cpu"] = round(used / (now - last), 3)
+                sample[f"{name}_rss_mb"] = round(sum(rss for _, rss in found.values()) / 2**20, 1)
+                previous.update((pid, cpu) for pid, (cpu, _) in found.items())
+            last = now
+            self.samples.append(sample)
 
 
 def percentile(ordered: list[float], share: float) -> float:
@@ -381,9 +457,9 @@ def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], li
 def start(runner: Runner, db: Database, kafka: LocalKafka, topic: str, interval: str, work: Path):
     log = open(work / f"{runner.name}.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", *runner.command(db, kafka.bootstrap_servers, topic, interval, work)],
+        runner.command(db, kafka.bootstrap_servers, topic, interval, work),
         cwd=PROJECT_ROOT,
-        env=child_process_environment({PASSWORD_ENV: db.password}),
+        env=child_process_environment({PASSWORD_ENV: db.password, "PYTHONPATH": str(PROJECT_ROOT)}),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -396,22 +472,6 @@ def stop_job(process: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     process.wait(timeout=60)
-
-
-def applied_lines(conn, runner: Runner) -> int:
-    """Lines the database says `runner` applied (0 before its first commit made the table)."""
-    if not conn.execute("SELECT to_regclass(%s)", (runner.positions_table,)).fetchone()[0]:
-        return 0
-    row = conn.execute(
-        f"SELECT coalesce(sum({runner.applied_column}), 0) FROM {runner.positions_table} "
-        "WHERE source LIKE 'kafka:%%'"
-    ).fetchone()
-    return int(row[0])
-
-
-def applied_in(db: Database, runner: Runner) -> int:
-    with db.connect(connect_timeout=10) as conn:
-        return applied_lines(conn, runner)
 
 
 def run_stream(
@@ -432,14 +492,21 @@ def run_stream(
     db = server.create_database(name.replace("-", "_"))
     topic = name
     create_topic(kafka.bootstrap_servers, topic, PARTITIONS)
+    if runner == "quix":  # Quix writes into the job's tables; it creates none
+        with db.connect() as conn:
+            ensure_schema(conn)
     job = start(reader, db, kafka, topic, interval, run_dir)
+
+    def applied() -> int:
+        return reader.applied(db, kafka.bootstrap_servers, topic)
+
     try:
         warm_up = SteadyProducer(kafka.bootstrap_servers, topic, 20, 1, prefix="w")
         warm_up.run()  # 1 s of 20 lines: the job is up once they are applied
         if warm_up.error:
             raise warm_up.error
         wait_for(
-            lambda: job.poll() is not None or applied_in(db, reader) >= warm_up.produced.lines,
+            lambda: job.poll() is not None or applied() >= warm_up.produced.lines,
             300,
             "the job's first commit",
             interval=0.5,
@@ -458,7 +525,7 @@ def run_stream(
             "postgres": lambda: process_tree(postmaster) if postmaster else set(),
             "kafka": lambda: {broker} if broker else set(),
         }
-        sampler = Sampler(db, reader, producer, groups, warmed)
+        sampler = Sampler(applied, producer, groups, warmed)
         producer.start()
         sampler.start()
         producer.join()
@@ -467,7 +534,7 @@ def run_stream(
         produced = producer.produced
         drained = time.monotonic()
         wait_for(
-            lambda: job.poll() is not None or applied_in(db, reader) - warmed >= produced.lines,
+            lambda: job.poll() is not None or applied() - warmed >= produced.lines,
             drain_timeout,
             f"the job to apply all {produced.lines:,} lines",
             interval=0.2,
