@@ -898,7 +898,7 @@ class _BalanceLetters:
 
 
 def main(argv=None) -> int:
-    from sinks.database import add_connection_arguments, connect
+    from sinks.database import CannotConnect, add_connection_arguments, connect
 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -967,6 +967,9 @@ def main(argv=None) -> int:
             "(python -m jobs.payments_schema creates the tables)",
             file=sys.stderr,
         )
+        return 2
+    except CannotConnect as e:  # says which check failed
+        print(f"audit: {e}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as e:
         print(f"audit: cannot reach the database: {e}", file=sys.stderr)
