@@ -131,6 +131,7 @@ def test_verify_full_with_the_right_ca_works_for_every_command(
 
     audit = run("jobs.audit", url, db, inputs, tmp_path)
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
+    assert "audit: clean" in audit.stdout, audit.stdout[-3000:]
 
     admin = run("sinks.admin", url, db, inputs, tmp_path)
     assert admin.returncode == 0, admin.stdout + admin.stderr
