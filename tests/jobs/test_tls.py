@@ -248,3 +248,15 @@ def test_the_java_sink_verifies_the_server_itself_and_names_the_check(
         assert message.startswith(expected), message
         assert "unreachable" not in message and "authentication failed" not in message, message
     assert contents(untouched) == before == (0, 0, 0)
+
+
+def test_a_missing_ca_file_is_said_so_before_any_tls(server, certificates, untouched, tmp_path):
+    from sinks.database import CannotConnect, connect
+
+    missing = tmp_path / "no-such-ca.pem"
+    with pytest.raises(CannotConnect) as error:
+        connect(verify_full_url(untouched, missing), untouched.user, "TPC_TLS_UNUSED")
+    assert str(error.value).startswith(
+        f"cannot connect to {untouched.jdbc_url}: TLS certificate verification cannot start: "
+        f'root certificate file "{missing}" does not exist. Give sslrootcert the path'
+    ), error.value
