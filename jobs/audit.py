@@ -74,7 +74,7 @@ def add_payments_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv=None) -> int:
-    from sinks.database import add_connection_arguments, connect
+    from sinks.database import CannotConnect, add_connection_arguments, connect
 
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -138,6 +138,9 @@ def main(argv=None) -> int:
             f"creates its tables at its start; --job names the job to audit)",
             file=sys.stderr,
         )
+        return 2
+    except CannotConnect as e:  # says which check failed
+        print(f"audit: {e}", file=sys.stderr)
         return 2
     except psycopg.OperationalError as e:
         print(f"audit: cannot reach the database: {e}", file=sys.stderr)

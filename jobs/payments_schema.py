@@ -9,7 +9,7 @@ import sys
 
 from jobs.schema import SchemaMismatch
 from jobs.schema import ensure_schema as ensure_tables
-from sinks.database import add_connection_arguments, connect
+from sinks.database import CannotConnect, add_connection_arguments, connect
 from transforms.tables import TABLES as PAYMENT_TABLES
 from transforms.tables import create_table_sql
 
@@ -28,8 +28,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="create or check the payments tables")
     add_connection_arguments(parser)
     args = parser.parse_args(argv)
-    with connect(args.db_url, args.db_user, args.password_env) as conn:
-        created = ensure_schema(conn)
+    try:
+        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+            created = ensure_schema(conn)
+    except CannotConnect as error:  # says which check failed
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(
         f"created: {', '.join(created) or 'nothing'}; all payments tables present and as expected"
     )

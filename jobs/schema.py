@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 
 from psycopg.errors import LockNotAvailable
 
-from sinks.database import add_connection_arguments, connect
+from sinks.database import CannotConnect, add_connection_arguments, connect
 from transforms.tables import Table, create_index_sql, create_table_sql, expected_columns
 
 __all__ = ["SchemaMismatch", "create_missing_indexes", "ensure_schema", "load_tables", "main"]
@@ -139,11 +139,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tables = load_tables(args.tables)
     try:
-        with connect(args.db_url, args.db_user, args.password_env) as conn:
+        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
             created = ensure_schema(conn, tables, create=not args.check)
     except SchemaMismatch as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except CannotConnect as error:  # says which check failed
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     names = ", ".join(table.name for table in tables)
     print(f"created: {', '.join(created) or 'nothing'}; present and as declared: {names}")
     return 0

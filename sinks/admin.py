@@ -339,7 +339,7 @@ def main(argv=None) -> int:
         return 2
     import psycopg
 
-    from sinks.database import connect
+    from sinks.database import CannotConnect, connect
 
     try:
         with connect(
@@ -349,6 +349,9 @@ def main(argv=None) -> int:
             if args.command == "list":
                 return _list(conn, args)
             return _remove(conn, args)
+    except CannotConnect as error:  # says which check failed
+        print(f"admin: {error}", file=sys.stderr)
+        return 2
     except psycopg.OperationalError as error:
         print(f"admin: cannot reach the database: {_first_line(error)}", file=sys.stderr)
         return 2

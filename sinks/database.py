@@ -20,6 +20,8 @@ import re
 from typing import Callable, NamedTuple, Optional
 from urllib.parse import unquote_plus
 
+import psycopg
+
 DEFAULT_PORT = 5432
 DEFAULT_HOST = "localhost"  # pgjdbc's, for jdbc:postgresql:db and an empty host
 
@@ -474,15 +476,84 @@ def add_connection_arguments(parser, required: bool = True) -> None:
     )
 
 
+class CannotConnect(psycopg.OperationalError):
+    """`connect` opened no session: the message says, in one line, which check failed (TLS
+    certificate verification, the host name, the server requiring TLS, the password, ...)
+    and what to do; the driver's own error is its `__cause__`. Nothing but the login reached
+    the server."""
+
+
+def _connect_reason(error_text: str) -> str:
+    """libpq's reason for the last failed attempt: what follows "failed: " in its
+    "connection to server at ... failed: REASON" (one per host tried), else its first line."""
+    reasons = re.findall(r"connection to server (?:at|on) .*? failed: (.*)", error_text)
+    text = reasons[-1] if reasons else error_text.strip().splitlines()[0]
+    return re.sub(r"^(FATAL|ERROR):\s+", "", text.strip())
+
+
+def explain_connect_failure(error_text: str, params: dict[str, str], password_env: str) -> str:
+    """One line for a failed connect: which check failed and what to do. The TLS checks
+    are told apart because each needs a different fix (another CA file, another host name,
+    TLS in the URL); `params` are the connection's libpq keywords (no password in them)."""
+    reason = _connect_reason(error_text)
+    sslmode = params.get("sslmode", "prefer")
+    rootcert = params.get("sslrootcert", "~/.postgresql/root.crt")
+    if "certificate verify failed" in error_text:
+        return (
+            f"TLS certificate verification failed: the server's certificate does not verify "
+            f"against the CA in sslrootcert={rootcert} (libpq: {reason}). Give sslrootcert the "
+            "CA file that signed the server's certificate"
+        )
+    mismatch = re.search(r"server certificate for (.*) does not match host name (\S+)", error_text)
+    if mismatch:
+        return (
+            f"TLS host name mismatch: the server's certificate is for {mismatch.group(1)}, not "
+            f"for the host {mismatch.group(2)} the URL connects to. Connect through a host name "
+            "or address the certificate holds (its subjectAltName), or have a certificate issued "
+            "for this one"
+        )
+    if "root certificate file" in error_text and "does not exist" in error_text:
+        return (
+            f"TLS certificate verification cannot start: {reason}. Give sslrootcert the path "
+            "of the CA file that signed the server's certificate (PEM; the Java sink reads the "
+            "same path)"
+        )
+    if "no encryption" in error_text and "pg_hba.conf" in error_text:
+        return (
+            f"the server requires TLS: it refuses a connection without encryption "
+            f"(sslmode={sslmode} here; server: {reason}). Add "
+            "sslmode=verify-full&sslrootcert=/path/to/the-servers-ca.pem to the URL"
+        )
+    if "server does not support SSL" in error_text:
+        return (
+            f"the server does not offer TLS, and the URL requires it (sslmode={sslmode}): "
+            "turn on ssl in the server's postgresql.conf, or connect to a server that has it"
+        )
+    if "Connection refused" in reason:
+        return (
+            f"nothing accepts connections at host {params.get('host')} port {params.get('port')} "
+            f"({reason}): is PostgreSQL running there and listening on that address "
+            "(listen_addresses, a firewall)?"
+        )
+    if "password authentication failed" in error_text:
+        return (
+            f"authentication failed ({reason}): check --db-user and the password in ${password_env}"
+        )
+    return reason
+
+
 def connect(db_url: str, db_user: Optional[str] = None, password_env: str = "PGPASSWORD", **kwargs):
     """A psycopg connection through the URL's parameters. `kwargs` are psycopg.connect's:
     connection options (autocommit, ...) and libpq keywords, which are defaults the URL
     overrides (it is the one connection definition), except `options`: the caller's come first,
-    the URL's after them (PostgreSQL takes the last -c of a setting, as for the sink's)."""
-    import psycopg
-
+    the URL's after them (PostgreSQL takes the last -c of a setting, as for the sink's).
+    `CannotConnect` when no session opens, saying which check failed."""
     params = jdbc_to_params(db_url, db_user)
     check_libpq(params, psycopg.pq.version())
     if "options" in kwargs and "options" in params:
         params["options"] = f"{kwargs.pop('options')} {params['options']}"
-    return psycopg.connect(password=os.environ.get(password_env), **{**kwargs, **params})
+    try:
+        return psycopg.connect(password=os.environ.get(password_env), **{**kwargs, **params})
+    except psycopg.OperationalError as error:
+        explained = explain_connect_failure(str(error), params, password_env)
+        raise CannotConnect(f"cannot connect to {_shown(db_url)}: {explained}") from error

@@ -15,6 +15,7 @@ from jobs.kit.config import JobConfig
 from jobs.kit.environment import flink_settings
 from jobs.progress import describe_error
 from localenv.job_control import operator_id
+from sinks.database import CannotConnect
 from sinks.fresh_start import FreshStartRefused
 from sinks.positions import InputChanged
 from transforms.inputs import UnreadableInput
@@ -68,6 +69,8 @@ def explain_refusal(error: BaseException, stateful_uids: Sequence[str] = ()) -> 
         return refused.group(0) + " Nothing was written."
     if isinstance(error, (FreshStartRefused, InputChanged, UnreadableInput)):
         return text
+    if isinstance(error, CannotConnect):  # the database check, before Flink or any data
+        return f"{text}. Nothing was written; no job was started."
     unreadable = re.search(r"InputFileFault: (input file .*?\[[a-z0-9_]+\])", text, re.DOTALL)
     if unreadable:
         return (

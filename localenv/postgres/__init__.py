@@ -98,10 +98,16 @@ class LocalPostgres:
         max_prepared_transactions: int = 64,
         max_connections: int = 200,
         extra_settings: Optional[dict] = None,
+        data_files: Optional[dict[str, bytes]] = None,
     ):
+        """`data_files`: name -> content of files to place in the data directory after initdb,
+        before the first start, replacing initdb's (e.g. `pg_hba.conf`, or a TLS key and
+        certificate that `extra_settings` name); owned by the server's user, mode 0600, which
+        PostgreSQL requires of a private key."""
         self.max_prepared_transactions = max_prepared_transactions
         self.max_connections = max_connections
         self.extra_settings = dict(extra_settings or {})
+        self.data_files = dict(data_files or {})
         self.password = secrets.token_urlsafe(18)
         self.host = "127.0.0.1"
         self.port: Optional[int] = None
@@ -173,11 +179,21 @@ class LocalPostgres:
             with open(data / "postgresql.conf", "a") as conf:
                 for key, value in settings.items():
                     conf.write(f"{key} = '{value}'\n")
+            self._place_data_files(data)
             self._start_server(data)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _place_data_files(self, data: Path) -> None:
+        for name, content in self.data_files.items():
+            path = data / name
+            path.write_bytes(content)
+            os.chmod(path, 0o600)
+            if self._os_user:
+                record = pwd.getpwnam(self._os_user)
+                os.chown(path, record.pw_uid, record.pw_gid)
 
     def _start_server(self, data: Path) -> None:
         for _attempt in range(5):

@@ -252,7 +252,12 @@ def test_command_line_exit_codes(db):
     assert cli("abort", *connection).returncode == 2  # --sink-id required
     assert cli("abort", "--sink-id", "bad:id", *connection).returncode == 2
     unreachable = ["--db-url", "jdbc:postgresql://127.0.0.1:1/x", "--db-user", "u"]
-    assert cli("list", *unreachable).returncode == 2
+    nobody = cli("list", *unreachable)
+    assert nobody.returncode == 2
+    assert (
+        "admin: cannot connect to jdbc:postgresql://127.0.0.1:1/x: nothing accepts connections "
+        "at host 127.0.0.1 port 1 (Connection refused)"
+    ) in nobody.stderr, nobody.stderr
     refused = cli("list", "--db-url", f"{db.jdbc_url}?sslMode=require", "--db-user", db.user)
     assert refused.returncode == 2
     assert "admin: --db-url: JDBC URL parameter sslMode is not understood" in refused.stderr

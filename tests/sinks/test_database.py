@@ -390,7 +390,7 @@ def test_sslmode_require_is_honoured(server):
         assert c.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone() == (
             False,
         )
-    with pytest.raises(psycopg.OperationalError, match="SSL"):
+    with pytest.raises(psycopg.OperationalError, match="does not offer TLS, and the URL requires"):
         connect(url, server.user, PASSWORD_ENV)
 
 

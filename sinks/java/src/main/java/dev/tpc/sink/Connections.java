@@ -86,6 +86,16 @@ public final class Connections {
     private static SQLException explain(SinkConfig config, SQLException e) {
         String state = e.getSQLState() == null ? "" : e.getSQLState();
         String where = SinkConfig.redactUrl(config.jdbcUrl());
+        // First: pgjdbc reports a failed TLS check as 08006 and a hostssl-only refusal as 28000,
+        // which the advice below would read as a server down or a wrong password.
+        String tls = tlsCheckFailed(config, e);
+        if (tls != null) {
+            return new SQLException(
+                    "cannot connect to " + where.split("\\?", 2)[0] + ": " + tls + " ["
+                            + e.getMessage() + "]",
+                    state,
+                    e);
+        }
         String advice;
         if (state.startsWith("08")) {
             advice = "database unreachable at " + where + ": is PostgreSQL running and listening "
@@ -99,5 +109,56 @@ public final class Connections {
             return e;
         }
         return new SQLException(advice + " [" + e.getMessage() + "]", state, e);
+    }
+
+    /**
+     * Which TLS check refused the connection, in the words the Python side uses
+     * (sinks/database.py, explain_connect_failure), or null. Told apart because each needs another
+     * fix: another CA file, another host name, TLS in the URL. The sink may connect from another
+     * machine than the job's client (a TaskManager), where the same sslrootcert path must hold the
+     * same CA.
+     */
+    static String tlsCheckFailed(SinkConfig config, SQLException e) {
+        StringBuilder chain = new StringBuilder();
+        for (Throwable t = e; t != null && chain.length() < 20_000; t = t.getCause()) {
+            chain.append(t.getClass().getName())
+                    .append(": ")
+                    .append(t.getMessage())
+                    .append('\n');
+            if (t.getCause() == t) {
+                break;
+            }
+        }
+        String text = chain.toString();
+        String rootCert = SinkConfig.urlParameters(config.jdbcUrl())
+                .getOrDefault("sslrootcert", "~/.postgresql/root.crt");
+        if (text.contains("could not be verified by hostnameverifier")) {
+            return "TLS host name mismatch: the server's certificate does not hold the host name "
+                    + "or address the URL connects to. Connect through a host name or address the "
+                    + "certificate holds (its subjectAltName), or have a certificate issued for "
+                    + "this one";
+        }
+        if (text.contains("PKIX path")
+                || text.contains("CertPathBuilderException")
+                || text.contains("CertPathValidatorException")) {
+            return "TLS certificate verification failed: the server's certificate does not verify "
+                    + "against the CA in sslrootcert=" + rootCert + ". Give sslrootcert the CA "
+                    + "file that signed the server's certificate";
+        }
+        if (text.contains("Could not open SSL root certificate file")) {
+            return "TLS certificate verification cannot start: sslrootcert=" + rootCert
+                    + " cannot be read on this machine (every TaskManager reads the same path). "
+                    + "Give sslrootcert the path of the CA file (PEM) that signed the server's "
+                    + "certificate";
+        }
+        if (text.contains("no encryption") && text.contains("pg_hba.conf")) {
+            return "the server requires TLS: it refuses a connection without encryption. Add "
+                    + "sslmode=verify-full&sslrootcert=/path/to/the-servers-ca.pem to the URL";
+        }
+        if (text.contains("The server does not support SSL")) {
+            return "the server does not offer TLS, and the URL requires it (sslmode): turn on ssl "
+                    + "in the server's postgresql.conf, or connect to a server that has it";
+        }
+        return null;
     }
 }
