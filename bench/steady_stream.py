@@ -56,6 +56,8 @@ from localenv.paths import PROJECT_ROOT
 from localenv.postgres import Database, LocalPostgres
 from tests.sinks.support import wait_for
 from transforms import sample_data
+from transforms.lines import SourceLine
+from transforms.reference import process_lines
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
 PARTITIONS = 2
@@ -158,7 +160,6 @@ class SteadyProducer(threading.Thread):
                 lines = first if second == 0 else self.ready.get(timeout=120)
                 times = produced.times[chunk] = array("d")
                 expected = f'{{"event_id": "{self.prefix}{chunk:05d}-'.encode()
-                id_at = len(expected)
                 per_slice = -(-len(lines) // SLICES_PER_SECOND)
                 for index in range(SLICES_PER_SECOND):
                     due = start + second + index / SLICES_PER_SECOND
@@ -171,15 +172,11 @@ class SteadyProducer(threading.Thread):
                     now = time.time()
                     for line in lines[index * per_slice : (index + 1) * per_slice]:
                         value = line.rstrip(b"\n")
-                        if value.startswith(expected):
-                            number = int(value[id_at : id_at + 8])
-                            # An event's first line has the next number of its chunk;
-                            # re-sends and conflicts repeat an earlier one.
-                            if number == len(times) + 1:
-                                times.append(now)
-                            partition = number % PARTITIONS
-                        else:
-                            partition = produced.lines % PARTITIONS
+                        partition, number = partition_of(value, expected, produced.lines)
+                        # An event's first line has the next number of its chunk; re-sends
+                        # and conflicts repeat an earlier one (bad lines have none: 0).
+                        if number == len(times) + 1:
+                            times.append(now)
                         producer.send(self.topic, value=value, partition=partition).add_errback(
                             failures.append
                         )
@@ -259,6 +256,25 @@ class Runner:
             "10",
         ]
 
+    def settled(self, bootstrap: str) -> bool:
+        """Nothing left in flight past what `applied` counts: for Quix, its consumer group has
+        committed every partition it reads (its own repartition topics too) up to the end."""
+        if self.positions_table:
+            return True
+        from kafka import KafkaAdminClient
+        from kafka.admin import OffsetSpec
+        from kafka.errors import CoordinatorNotAvailableError
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), request_timeout_ms=10_000)
+        try:
+            committed = admin.list_group_offsets({QUIX_GROUP: None}).get(QUIX_GROUP, {})
+            ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in committed})
+        except CoordinatorNotAvailableError:
+            return False
+        finally:
+            admin.close()
+        return all(committed[tp].offset >= ends[tp].offset for tp in committed)
+
     def applied(self, db: Database, bootstrap: str, topic: str) -> int:
         """Lines applied so far, as this reader has committed them."""
         if not self.positions_table:
@@ -290,12 +306,14 @@ def quix_python() -> Path:
     needs protobuf >= 6, apache-beam 2.61 refuses it, so they cannot share the project's."""
     venv = PROJECT_ROOT / "var" / "quix-venv"
     python = venv / "bin" / "python"
-    marker = venv / f"quixstreams-{QUIX_VERSION}"
+    # psycopg: the project's URL parsing (`sinks.database`), which the application uses.
+    packages = [f"quixstreams[postgresql]=={QUIX_VERSION}", "psycopg[binary]>=3.1,<4"]
+    marker = venv / ("installed-" + "-".join(sorted(packages)).replace("/", "_"))
     if not marker.exists():
         print(f"  installing Quix Streams {QUIX_VERSION} into {venv} (once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", f"quixstreams[postgresql]=={QUIX_VERSION}"],
+            [str(python), "-m", "pip", "install", "-q", *packages],
             check=True,
             timeout=900,
         )
@@ -421,9 +439,11 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mean_x) * (y - mean_y) for x, y in points) / spread
 
 
-def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], list[list]]:
+def visible_latencies(
+    db: Database, produced: Produced, strict: bool = True
+) -> tuple[list[float], list[list]]:
     """Every steady event's latency, and per second of production its p50/p99 (the chart's
-    series). Fails if an event is missing from the ledger or was applied twice."""
+    series). `strict`: fails if an event is missing from the ledger."""
     latencies: list[float] = []
     per_second: dict[int, list[float]] = {}
     with db.connect() as conn:
@@ -439,7 +459,7 @@ def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], li
             value = committed - chunk_times[int(number) - 1]
             latencies.append(value)
             per_second.setdefault(int(chunk), []).append(value)
-    if len(latencies) != produced.events:
+    if strict and len(latencies) != produced.events:
         raise RuntimeError(
             f"{produced.events} events produced, {len(latencies)} in the ledger: the run is "
             "not exact, its latencies mean nothing"
@@ -449,6 +469,83 @@ def visible_latencies(db: Database, produced: Produced) -> tuple[list[float], li
         for chunk, v in sorted(per_second.items())
     ]
     return latencies, series
+
+
+def partition_of(value: bytes, expected: bytes, sent: int) -> tuple[int, int]:
+    """(partition, event number or 0) of a line: an event's lines go by its number, other
+    lines round robin by how many lines were sent before (as `SteadyProducer` sends them)."""
+    if value.startswith(expected):
+        number = int(value[len(expected) : len(expected) + 8])
+        return number % PARTITIONS, number
+    return sent % PARTITIONS, 0
+
+
+def produced_lines(topic: str, streams: list[tuple[str, int, int]]) -> list[SourceLine]:
+    """Every line the producers of `streams` (prefix, rate, seconds; in order) put into the
+    fresh `topic`, as the readers see it: `kafka:<topic>:<partition>`, its offset."""
+    offsets = [0] * PARTITIONS
+    found = []
+    for prefix, rate, seconds in streams:
+        sent = 0
+        for chunk in range(1, seconds + 1):
+            expected = f'{{"event_id": "{prefix}{chunk:05d}-'.encode()
+            for line in chunk_lines(prefix, chunk, rate):
+                value = line.rstrip(b"\n")
+                partition, _ = partition_of(value, expected, sent)
+                found.append(SourceLine(f"kafka:{topic}:{partition}", offsets[partition], value))
+                offsets[partition] += 1
+                sent += 1
+    return found
+
+
+def exactness(db: Database, lines: list[SourceLine]) -> dict:
+    """The tables against what the pure rules make of `lines`: per table, rows expected and
+    found; lines applied twice (rows over the expected count, balances counted twice) and lost
+    (rows under it, ledger events missing)."""
+    expected = process_lines(lines)
+    with db.connect() as conn:
+        ledger = {row[0] for row in conn.execute("SELECT event_id FROM ledger")}
+        balances = dict(
+            ((a, c), (b, n))
+            for a, c, b, n in conn.execute(
+                "SELECT account_id, currency, balance_minor, event_count FROM balances"
+            )
+        )
+        duplicates = conn.execute("SELECT count(*) FROM duplicates").fetchone()[0]
+        rejected = conn.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    want_ledger = {row.event_id for row in expected.ledger}
+    want_balances = {
+        (b.account_id, b.currency): (b.balance_minor, b.event_count) for b in expected.balances
+    }
+    counted = sum(n for _, n in balances.values()) - sum(n for _, n in want_balances.values())
+    report = {
+        "ledger": {
+            "expected": len(want_ledger),
+            "found": len(ledger),
+            "missing": len(want_ledger - ledger),
+            "unexpected": len(ledger - want_ledger),
+        },
+        "balances": {
+            "expected": len(want_balances),
+            "differing": sum(balances.get(key) != value for key, value in want_balances.items()),
+            "events_counted_over": max(counted, 0),
+            "events_counted_under": max(-counted, 0),
+        },
+        "duplicates": {"expected": expected.duplicates, "found": duplicates},
+        "rejected": {"expected": len(expected.rejected), "found": rejected},
+    }
+    report["applied_twice"] = (
+        max(duplicates - expected.duplicates, 0)
+        + max(rejected - len(expected.rejected), 0)
+        + max(counted, 0)
+    )
+    report["lost"] = (
+        len(want_ledger - ledger)
+        + max(expected.duplicates - duplicates, 0)
+        + max(len(expected.rejected) - rejected, 0)
+        + max(-counted, 0)
+    )
+    return report
 
 
 # --------------------------------------------------------------------------- one run
@@ -483,8 +580,12 @@ def run_stream(
     interval: str = "1 s",
     runner: str = "job",
     drain_timeout: float = 300.0,
+    kill_after: Optional[float] = None,
 ) -> dict:
-    """One steady-rate run; see the module docstring. Returns its measurements."""
+    """One steady-rate run; see the module docstring. Returns its measurements. `kill_after`:
+    that many seconds into the production, `kill -9` the reader (its whole process group) and
+    start the same command again, without a checkpoint; then the tables are compared with what
+    the rules make of every line produced (`exactness`)."""
     reader = RUNNERS[runner]
     name = f"stream-{runner}-{rate}-{interval.replace(' ', '')}-{time.time_ns() % 10**9}"
     run_dir = work / name
@@ -495,10 +596,25 @@ def run_stream(
     if runner == "quix":  # Quix writes into the job's tables; it creates none
         with db.connect() as conn:
             ensure_schema(conn)
-    job = start(reader, db, kafka, topic, interval, run_dir)
+    current = {"process": start(reader, db, kafka, topic, interval, run_dir)}
+    killed: dict[str, float] = {}
 
     def applied() -> int:
         return reader.applied(db, kafka.bootstrap_servers, topic)
+
+    def exited() -> bool:
+        return current["process"].poll() is not None
+
+    def kill_and_start_again(started: float) -> None:
+        if producer.stopped.wait(max(0.0, started + (kill_after or 0) - time.time())):
+            return
+        before = applied()
+        killed["at_seconds"] = round(time.time() - started, 2)
+        stop_job(current["process"])
+        killed_at = time.monotonic()
+        current["process"] = start(reader, db, kafka, topic, interval, run_dir)
+        wait_for(lambda: applied() > before, 300, "a commit after the restart", interval=0.2)
+        killed["first_commit_after_seconds"] = round(time.monotonic() - killed_at, 2)
 
     try:
         warm_up = SteadyProducer(kafka.bootstrap_servers, topic, 20, 1, prefix="w")
@@ -506,12 +622,12 @@ def run_stream(
         if warm_up.error:
             raise warm_up.error
         wait_for(
-            lambda: job.poll() is not None or applied() >= warm_up.produced.lines,
+            lambda: exited() or applied() >= warm_up.produced.lines,
             300,
             "the job's first commit",
             interval=0.5,
         )
-        if job.poll() is not None:
+        if exited():
             raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
         warmed = warm_up.produced.lines
         producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
@@ -520,7 +636,7 @@ def run_stream(
         # children).
         postmaster, broker = server.server_pid(), kafka.broker_pid()
         groups: dict[str, Callable[[], set[int]]] = {
-            "reader": lambda: process_tree(job.pid),
+            "reader": lambda: process_tree(current["process"].pid),
             "producer": lambda: {os.getpid()},
             "postgres": lambda: process_tree(postmaster) if postmaster else set(),
             "kafka": lambda: {broker} if broker else set(),
@@ -528,13 +644,28 @@ def run_stream(
         sampler = Sampler(applied, producer, groups, warmed)
         producer.start()
         sampler.start()
+        killer = None
+        if kill_after is not None:
+            while not producer.produced.started and producer.is_alive():
+                time.sleep(0.01)
+            killer = threading.Thread(
+                target=kill_and_start_again, args=(producer.produced.started,), daemon=True
+            )
+            killer.start()
         producer.join()
+        if killer:
+            killer.join()
         if producer.error:
             raise producer.error
         produced = producer.produced
         drained = time.monotonic()
         wait_for(
-            lambda: job.poll() is not None or applied() - warmed >= produced.lines,
+            lambda: (
+                exited()
+                or (
+                    applied() - warmed >= produced.lines and reader.settled(kafka.bootstrap_servers)
+                )
+            ),
             drain_timeout,
             f"the job to apply all {produced.lines:,} lines",
             interval=0.2,
@@ -542,11 +673,15 @@ def run_stream(
         drain_seconds = time.monotonic() - drained
         sampler.stopped.set()
         sampler.join(timeout=10)
-        if job.poll() is not None:
+        if exited():
             raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
     finally:
-        stop_job(job)
-    latencies, series = visible_latencies(db, produced)
+        stop_job(current["process"])
+    result: dict = {}
+    if kill_after is not None:
+        streams = [("w", warm_up.rate, warm_up.seconds), ("s", rate, seconds)]
+        result["kill"] = {**killed, **exactness(db, produced_lines(topic, streams))}
+    latencies, series = visible_latencies(db, produced, strict=kill_after is None)
     window = [
         (s["t"] - produced.started, s["lag"])
         for s in sampler.samples
@@ -558,6 +693,7 @@ def run_stream(
         if (values := [s[f"{name}_cpu"] for s in sampler.samples if f"{name}_cpu" in s])
     }
     return {
+        **result,
         "runner": runner,
         "rate": rate,
         "checkpoint_interval": interval,
@@ -598,6 +734,26 @@ def markdown(runs: list[dict]) -> str:
             f"| {run['lag_max']:,} | {run['lag_growth_per_second']} "
             f"| {cpu} |"
         )
+    killed = [run for run in runs if "kill" in run]
+    if killed:
+        out += [
+            "",
+            "| reader | killed at s | first commit after s | ledger expected / found / missing "
+            "| duplicates rows expected / found | rejected rows expected / found "
+            "| balances differing | lines applied twice | lines lost |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for run in killed:
+            k = run["kill"]
+            out.append(
+                f"| {run['runner']} | {k.get('at_seconds', '-')} "
+                f"| {k.get('first_commit_after_seconds', '-')} "
+                f"| {k['ledger']['expected']:,} / {k['ledger']['found']:,} / "
+                f"{k['ledger']['missing']:,} "
+                f"| {k['duplicates']['expected']:,} / {k['duplicates']['found']:,} "
+                f"| {k['rejected']['expected']:,} / {k['rejected']['found']:,} "
+                f"| {k['balances']['differing']} | {k['applied_twice']:,} | {k['lost']:,} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -656,6 +812,13 @@ def main(argv=None) -> int:
         help="comma-separated: job (the payments job, as users start it), script (the "
         "single-process script, bench.baseline --source kafka)",
     )
+    parser.add_argument(
+        "--kill-after",
+        type=float,
+        metavar="SECONDS",
+        help="kill -9 the reader this long into the production, start the same command again, "
+        "and count the lines applied twice and lost",
+    )
     parser.add_argument("--out", type=Path, help="directory for results.json, README.md, chart")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rate.split(",") if r]
@@ -672,7 +835,16 @@ def main(argv=None) -> int:
     ):
         for interval, rate, runner in itertools.product(intervals, rates, runners):
             print(f"{runner}: {rate:,} lines/s, checkpoint every {interval}:", flush=True)
-            run = run_stream(server, kafka, Path(work), rate, args.seconds, interval, runner)
+            run = run_stream(
+                server,
+                kafka,
+                Path(work),
+                rate,
+                args.seconds,
+                interval,
+                runner,
+                kill_after=args.kill_after,
+            )
             runs.append(run)
             lat = run["latency_seconds"]
             print(
