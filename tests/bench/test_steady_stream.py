@@ -9,11 +9,12 @@ import sys
 
 import pytest
 
-from bench.steady_stream import latency_summary, slope
+from bench.baseline import OFFSETS_DDL, Chunk
+from bench.steady_stream import exactness, latency_summary, produced_lines, slope
+from jobs.payments_schema import ensure_schema
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
-
-pytestmark = [pytest.mark.minicluster]
+from transforms.payments import parse_line
 
 
 def test_percentiles_and_lag_growth():
@@ -23,6 +24,7 @@ def test_percentiles_and_lag_growth():
     assert slope([(t, 100) for t in range(10)]) == 0.0
 
 
+@pytest.mark.minicluster
 def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
     out = tmp_path / "stream"
     result = subprocess.run(
@@ -56,3 +58,34 @@ def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
     assert run["samples"] and all("lag" in s and "job_rss_mb" in s for s in run["samples"])
     assert "| 200 | 500 ms |" in (out / "README.md").read_text()
     assert (out / "chart.svg").read_text().startswith("<svg")
+
+
+def apply_once(conn, lines, ledger: bool = True) -> None:
+    """`lines` into the payments tables as the single-process script applies them (without
+    their ledger rows: as a replay whose ledger upserts change nothing)."""
+    chunk, seen = Chunk(), {}
+    for line in lines:
+        chunk.add(parse_line(line.line, None, line.source, line.line_number), seen)
+    if not ledger:
+        chunk.ledger = []
+    chunk.commit(conn)
+
+
+def test_exactness_counts_what_a_replay_applied_twice_and_what_was_lost(database):
+    lines = produced_lines("t", [("w", 20, 1), ("s", 150, 3)])
+    assert {line.source for line in lines} == {"kafka:t:0", "kafka:t:1"}
+    with database.connect() as conn:
+        ensure_schema(conn)
+        conn.execute(OFFSETS_DDL)
+        apply_once(conn, lines)
+    exact = exactness(database, lines)
+    assert (exact["applied_twice"], exact["lost"]) == (0, 0), exact
+    assert exact["duplicates"]["expected"] > 0 and exact["rejected"]["expected"] > 0
+
+    # The control: the last 100 lines again, as an at-least-once replay applies them (its
+    # dedupe state lost: they count again), and one ledger row gone.
+    with database.connect() as conn:
+        apply_once(conn, lines[-100:], ledger=False)
+        conn.execute("DELETE FROM ledger WHERE event_id = (SELECT min(event_id) FROM ledger)")
+    replayed = exactness(database, lines)
+    assert replayed["applied_twice"] > 0 and replayed["lost"] == 1, replayed
