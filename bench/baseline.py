@@ -180,7 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--chunk-lines", type=int, default=10_000)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+    with connect(
+        args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+    ) as conn:
         lines = run(conn, args.input, args.chunk_lines)
     elapsed = time.monotonic() - started
     print(f"baseline applied {lines} lines in {elapsed:.1f} s ({lines / elapsed:,.0f} lines/s)")

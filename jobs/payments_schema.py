@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="create or check the payments tables")
     add_connection_arguments(parser)
     args = parser.parse_args(argv)
-    with connect(args.db_url, args.db_user, args.password_env) as conn:
+    with connect(args.db_url, args.db_user, args.password_env, args.password_file) as conn:
         created = ensure_schema(conn)
     print(
         f"created: {', '.join(created) or 'nothing'}; all payments tables present and as expected"

@@ -133,7 +133,7 @@ def main(argv=None) -> int:
     add_connection_arguments(parser)
     add_sink_arguments(parser)
     args = parser.parse_args(argv)
-    with connect(args.db_url, args.db_user, args.password_env) as conn:
+    with connect(args.db_url, args.db_user, args.password_env, args.password_file) as conn:
         result = reconcile(conn, args.input, args.sink_id_prefix, args.control_schema)
     print(result.report())
     return 0 if result.books_balance else 1

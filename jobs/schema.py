@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tables = load_tables(args.tables)
     try:
-        with connect(args.db_url, args.db_user, args.password_env) as conn:
+        with connect(args.db_url, args.db_user, args.password_env, args.password_file) as conn:
             created = ensure_schema(conn, tables, create=not args.check)
     except SchemaMismatch as error:
         print(f"error: {error}", file=sys.stderr)

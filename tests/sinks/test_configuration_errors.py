@@ -32,13 +32,11 @@ def out_table(database):
 def builder(db, monkeypatch, mode="staged", sink_id="cfg", statement=None):
     from sinks import TwoPhaseCommitSink
 
-    monkeypatch.setenv("TPC_CFG_TEST_PASSWORD", db.password)
+    b = TwoPhaseCommitSink.builder().set_jdbc_url(db.jdbc_url).set_user(db.user)
+    if db.password_file is not None:  # this JVM started before the server's password existed
+        b.set_password_file(db.password_file)
     return (
-        TwoPhaseCommitSink.builder()
-        .set_jdbc_url(db.jdbc_url)
-        .set_user(db.user)
-        .set_password_env("TPC_CFG_TEST_PASSWORD")
-        .set_field_names(ROW_FIELDS)
+        b.set_field_names(ROW_FIELDS)
         .add_statement(statement or "INSERT INTO out (id, v) VALUES (:id, :v)")
         .set_sink_id(sink_id)
         .set_mode(mode)
@@ -72,16 +70,48 @@ def test_unreachable_database(flink_env, out_table, monkeypatch):
     )
 
 
-def test_wrong_password_is_reported_without_echoing_it(flink_env, out_table, monkeypatch):
-    wrong = replace(out_table, password="not-the-password")
+def test_wrong_password_is_reported_without_echoing_it(flink_env, out_table, monkeypatch, tmp_path):
+    (tmp_path / "wrong").write_text("not-the-password\n")
+    wrong = replace(out_table, password_file=tmp_path / "wrong")
     message = assert_config_error(builder(wrong, monkeypatch).build, "authentication failed")
     assert "not-the-password" not in message
 
 
 def test_missing_password_variable(flink_env, out_table, monkeypatch):
-    b = builder(out_table, monkeypatch)
-    monkeypatch.delenv("TPC_CFG_TEST_PASSWORD")
-    assert_config_error(b.build, "TPC_CFG_TEST_PASSWORD", "not set")
+    monkeypatch.delenv("TPC_CFG_UNSET_PASSWORD", raising=False)
+    b = builder(replace(out_table, password_file=None), monkeypatch)
+    b.set_password_env("TPC_CFG_UNSET_PASSWORD")
+    assert_config_error(
+        b.build, "environment variable TPC_CFG_UNSET_PASSWORD", "not set in this process"
+    )
+
+
+def test_password_variable_set_after_the_jvm_started(flink_env, out_table, monkeypatch):
+    """The mini cluster's pitfall: the JVM copied the environment when it started."""
+    monkeypatch.setenv("TPC_CFG_LATE_PASSWORD", out_table.password)
+    b = builder(replace(out_table, password_file=None), monkeypatch)
+    b.set_password_env("TPC_CFG_LATE_PASSWORD")
+    message = assert_config_error(
+        b.build, "TPC_CFG_LATE_PASSWORD is set in this Python process but not in its JVM"
+    )
+    assert out_table.password not in message
+
+
+def test_unreadable_or_empty_password_file(flink_env, out_table, monkeypatch, tmp_path):
+    missing = tmp_path / "no-such-secret"
+    message = assert_config_error(
+        builder(replace(out_table, password_file=missing), monkeypatch).build,
+        f"cannot read the password file {missing}",
+    )
+    (tmp_path / "empty").write_text("\n")
+    empty = replace(out_table, password_file=tmp_path / "empty")
+    assert_config_error(builder(empty, monkeypatch).build, f"{tmp_path / 'empty'} is empty")
+    assert out_table.password not in message
+
+
+def test_one_password_source(flink_env, out_table, monkeypatch):
+    b = builder(out_table, monkeypatch).set_password_env("PGPASSWORD")
+    assert_config_error(b.build, "only one of", "set_password_env", "set_password_file")
 
 
 def test_prepared_transactions_disabled(
