@@ -2,8 +2,9 @@
 
     python -m localenv.cluster start              # 1 JobManager + a TaskManager per workers line
     python -m localenv.cluster status             # TaskManagers, slots, jobs (from the REST API)
-    PGPASSWORD=... python -m localenv.cluster submit --module tests.harness.sink_check -- \\
-        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
+    python -m localenv.cluster submit --module tests.harness.sink_check -- \\
+        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app \\
+        --password-file var/postgres/default/password --count 10000
     python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
     python -m localenv.cluster kill-taskmanager [PID] / add-taskmanager / kill   # fault drills
     python -m localenv.cluster stop               # and make sure no process of it is left
@@ -16,8 +17,11 @@ site-packages and /tmp; ports that can be moved off 8081/6123 (`--rest-port`/`--
 TPC_FLINK_REST_PORT/TPC_FLINK_RPC_PORT, remembered until `stop`); waiting until all
 TaskManagers registered; and a `stop` that checks nothing is left running.
 
-Passwords never go on a command line: jobs read them from an environment variable (e.g.
-`--password-env PGPASSWORD`) in the `flink run` client, which builds the sink.
+Passwords never go on a command line or into the job graph: the sink reads its password where
+it runs, on the TaskManagers, from a file (`--password-file`, e.g. `var/postgres/NAME/password`,
+which this machine's TaskManagers can read) or from an environment variable the TaskManagers
+were started with (`--password-env`); the `flink run` client reads it too, to check the database
+before the job is built.
 """
 
 import argparse
@@ -83,13 +87,17 @@ class Cluster:
         rest_port: Optional[int] = None,
         rpc_port: Optional[int] = None,
         daemon_env: Optional[dict[str, str]] = None,
+        daemon_settings: Optional[dict[str, str]] = None,
     ):
         """`daemon_env`: extra environment for the JobManager and TaskManagers started by this
-        handle (e.g. a fault drill's settings). Never a secret: the daemons log it."""
+        handle (e.g. a fault drill's settings). Never a secret: the daemons log it.
+        `daemon_settings`: Flink settings over flink-conf's for the daemons this handle starts
+        (dynamic properties, `-D key=value`, on their command lines: never a secret either)."""
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ClusterError(f"cluster name {name!r}: use letters, digits, '_', '.', '-'")
         self.name = name
         self.daemon_env = dict(daemon_env or {})
+        self.daemon_settings = dict(daemon_settings or {})
         self.home = sub_dir("flink-cluster", name)
         self.log_dir = sub_dir("flink-cluster", name, "log")
         self.pid_dir = sub_dir("flink-cluster", name, "pid")
@@ -124,8 +132,8 @@ class Cluster:
     ) -> dict[str, str]:
         """The environment for bin/*.sh and bin/flink: our config, logs, pids and temp dir.
 
-        The daemons inherit it (and nothing of it is secret: no password is needed by the
-        cluster, the sink carries its connection settings in the job graph)."""
+        The daemons inherit it, and log it: nothing of it may be secret. The sink reads its
+        password on the TaskManagers, so on this machine a job passes `--password-file`."""
         tmp_dir = tmp_dir or self.tmp_dir
         env = child_process_environment({**self.daemon_env, **(extra or {})})
         env.update(
@@ -213,7 +221,8 @@ class Cluster:
                 )
         workers = worker_count()
         bin_dir = pyflink_bin()
-        if (self.rest_port, self.rpc_port) == configured_ports():
+        settings = [arg for k, v in self.daemon_settings.items() for arg in ("-D", f"{k}={v}")]
+        if (self.rest_port, self.rpc_port) == configured_ports() and not settings:
             self._script(bin_dir / "start-cluster.sh")
         else:
             # start-cluster.sh takes no arguments; for an all-loopback `workers` file it runs
@@ -226,6 +235,7 @@ class Cluster:
                 f"rest.port={self.rest_port}",
                 "-D",
                 f"jobmanager.rpc.port={self.rpc_port}",
+                *settings,
             )
             for _ in range(workers):
                 self._script(
@@ -233,6 +243,7 @@ class Cluster:
                     "start",
                     "-D",
                     f"jobmanager.rpc.port={self.rpc_port}",
+                    *settings,
                 )
         self.state_file.write_text(
             json.dumps({"rest_port": self.rest_port, "rpc_port": self.rpc_port, "workers": workers})

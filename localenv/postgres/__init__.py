@@ -101,11 +101,12 @@ class LocalPostgres:
         max_prepared_transactions: int = 64,
         max_connections: int = 200,
         extra_settings: Optional[dict] = None,
+        password: Optional[str] = None,
     ):
         self.max_prepared_transactions = max_prepared_transactions
         self.max_connections = max_connections
         self.extra_settings = dict(extra_settings or {})
-        self.password = secrets.token_urlsafe(18)
+        self.password = password or secrets.token_urlsafe(18)  # a test's marker, or random
         self.host = "127.0.0.1"
         self.port: Optional[int] = None
         self._base: Optional[Path] = None
