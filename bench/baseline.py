@@ -275,7 +275,9 @@ def main(argv=None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     started = time.monotonic()
-    with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+    with connect(
+        args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+    ) as conn:
         if args.source == "kafka":
             lines = run_kafka(
                 conn,

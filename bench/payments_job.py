@@ -92,6 +92,7 @@ def main(argv=None) -> int:
         db_url=args.db_url,
         db_user=args.db_user,
         password_env=args.password_env,
+        password_file=args.password_file,
         parallelism=args.parallelism,
         execution_mode=args.mode,
         checkpoint_interval=args.checkpoint_interval,

@@ -29,7 +29,6 @@ from localenv.prometheus import LocalPrometheus, monitoring
 from transforms import sample_data
 
 SINK_ID = "payments-books"
-PASSWORD_ENV = "TPC_SCRAPE_RUN_DB_PASSWORD"
 OPERATOR = "flink_taskmanager_job_task_operator_"
 
 
@@ -94,11 +93,11 @@ def watched_run(cluster, db, prometheus: LocalPrometheus, work, input_dir, secon
     job_id = cluster.submit_detached(
         [
             *("--input", str(input_dir), "--watch", "300 ms"),
-            *("--db-url", db.jdbc_url, "--db-user", db.user, "--password-env", PASSWORD_ENV),
+            *("--db-url", db.jdbc_url, "--db-user", db.user),
+            *("--password-file", str(db.password_file)),
             *("--checkpoint-interval", "1 s", "--checkpoint-dir", str(work / "checkpoints")),
         ],
         "jobs.payments",
-        {PASSWORD_ENV: db.password},
     )
     start = time.time()
     written = 0

@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         TwoPhaseCommitSink.builder()
         .set_jdbc_url(args.db_url)
         .set_user(args.db_user)
-        .set_password_env(args.password_env)
+        .set_password_source(args.password_env, args.password_file)
         .set_row_type(LEDGER_ROW_TYPE)
         .add_statement(LEDGER_SQL)
         .set_sink_id(f"bench-alone-{args.mode}-{args.scope}".replace("_", "-"))

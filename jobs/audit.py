@@ -114,7 +114,9 @@ def main(argv=None) -> int:
     import psycopg
 
     try:
-        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+        with connect(
+            args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+        ) as conn:
             if job.audit is not None:
                 from transforms.currencies import load_currencies
 

@@ -7,7 +7,6 @@ produces the files into a topic of 2 partitions (`jobs.produce`), and the job re
 to its end offsets. The reconciliation is the same: the files are the reference.
 """
 
-import os
 import shutil
 from contextlib import ExitStack
 from typing import Any, Callable
@@ -68,13 +67,13 @@ def run_demo(args, job_config: Callable[..., Any], submit: Callable[..., Any]) -
     with ExitStack() as stack:
         server = stack.enter_context(LocalPostgres())
         db = server.create_database("payments_demo")
-        os.environ["TPC_DEMO_PASSWORD"] = db.password
         print(f"started PostgreSQL at {db.jdbc_url}")
         config = job_config(
             input=str(input_dir),
             db_url=db.jdbc_url,
             db_user=db.user,
-            password_env="TPC_DEMO_PASSWORD",
+            # The job runs in this process's JVM, started before this password existed.
+            password_file=str(db.password_file),
             parallelism=args.parallelism,
             checkpoint_interval=args.checkpoint_interval or "1 s",
             checkpoint_dir=str(demo / "checkpoints"),

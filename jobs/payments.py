@@ -263,7 +263,7 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
             TwoPhaseCommitSink.builder()
             .set_jdbc_url(config.db_url)
             .set_user(config.db_user)
-            .set_password_env(config.password_env)
+            .set_password_source(config.password_env, config.password_file)
             .set_row_type(row_type)
             .add_statement(statement)
             .set_sink_id(f"{config.sink_id_prefix}-{name}")

@@ -29,7 +29,9 @@ def main(argv=None) -> int:
     add_connection_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+        with connect(
+            args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+        ) as conn:
             created = ensure_schema(conn)
     except CannotConnect as error:  # says which check failed
         print(f"error: {error}", file=sys.stderr)

@@ -44,7 +44,9 @@ def main(argv=None) -> int:
         return 2
     prefix = args.sink_id_prefix or job.name
     try:
-        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+        with connect(
+            args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+        ) as conn:
             if job.reconcile is not None:
                 result = job.reconcile(conn, args.input, prefix, args.control_schema)
             else:

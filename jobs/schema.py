@@ -139,7 +139,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     tables = load_tables(args.tables)
     try:
-        with connect(args.db_url, args.db_user, args.password_env, connect_timeout=10) as conn:
+        with connect(
+            args.db_url, args.db_user, args.password_env, args.password_file, connect_timeout=10
+        ) as conn:
             created = ensure_schema(conn, tables, create=not args.check)
     except SchemaMismatch as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,8 +2,9 @@
 
     python -m localenv.cluster start              # 1 JobManager + a TaskManager per workers line
     python -m localenv.cluster status             # TaskManagers, slots, jobs (from the REST API)
-    PGPASSWORD=... python -m localenv.cluster submit --module tests.harness.sink_check -- \\
-        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app --count 10000
+    python -m localenv.cluster submit --module tests.harness.sink_check -- \\
+        --db-url jdbc:postgresql://127.0.0.1:5432/db --db-user app \\
+        --password-file var/postgres/default/password --count 10000
     python -m localenv.cluster stop-job [JOB_ID] --savepoint-dir DIR  # stop a job with a savepoint
     python -m localenv.cluster kill-taskmanager [PID] / add-taskmanager / kill   # fault drills
     python -m localenv.cluster stop               # and make sure no process of it is left
@@ -16,8 +17,11 @@ site-packages and /tmp; ports that can be moved off 8081/6123 (`--rest-port`/`--
 TPC_FLINK_REST_PORT/TPC_FLINK_RPC_PORT, remembered until `stop`); waiting until all
 TaskManagers registered; and a `stop` that checks nothing is left running.
 
-Passwords never go on a command line: jobs read them from an environment variable (e.g.
-`--password-env PGPASSWORD`) in the `flink run` client, which builds the sink.
+Passwords never go on a command line or into the job graph: the sink reads its password where
+it runs, on the TaskManagers, from a file (`--password-file`, e.g. `var/postgres/NAME/password`,
+which this machine's TaskManagers can read) or from an environment variable the TaskManagers
+were started with (`--password-env`); the `flink run` client reads it too, to check the database
+before the job is built.
 """
 
 import argparse
@@ -129,8 +133,8 @@ class Cluster:
     ) -> dict[str, str]:
         """The environment for bin/*.sh and bin/flink: our config, logs, pids and temp dir.
 
-        The daemons inherit it (and nothing of it is secret: no password is needed by the
-        cluster, the sink carries its connection settings in the job graph)."""
+        The daemons inherit it, and log it: nothing of it may be secret. The sink reads its
+        password on the TaskManagers, so on this machine a job passes `--password-file`."""
         tmp_dir = tmp_dir or self.tmp_dir
         env = child_process_environment({**self.daemon_env, **(extra or {})})
         env.update(

@@ -343,7 +343,12 @@ def main(argv=None) -> int:
 
     try:
         with connect(
-            args.db_url, args.db_user, args.password_env, connect_timeout=10, autocommit=True
+            args.db_url,
+            args.db_user,
+            args.password_env,
+            args.password_file,
+            connect_timeout=10,
+            autocommit=True,
         ) as conn:
             conn.execute(SESSION_SETTINGS)
             if args.command == "list":

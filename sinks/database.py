@@ -1,5 +1,6 @@
 """The database connection flags, and Python-side access from them (psycopg 3): a JDBC URL, a
-user, and the name of the environment variable holding the password (never the password).
+user, and where the password is: the name of an environment variable or the path of a file
+(never the password).
 
 One definition of the flags for every command that talks to the database: the jobs, their
 checks (`jobs.reconcile`, `jobs.audit`), `sinks.admin`, the benchmarks and the test harnesses.
@@ -460,8 +461,9 @@ def check_libpq(params: dict[str, str], version: int) -> None:
 
 
 def add_connection_arguments(parser, required: bool = True) -> None:
-    """--db-url, --db-user (default $PGUSER) and --password-env (default PGPASSWORD).
-    `required=False` for a command that can run without a database URL (a --demo)."""
+    """--db-url, --db-user (default $PGUSER), and --password-env (default PGPASSWORD) or
+    --password-file. `required=False` for a command that can run without a database URL (a
+    --demo)."""
     parser.add_argument(
         "--db-url",
         required=required,
@@ -469,10 +471,18 @@ def add_connection_arguments(parser, required: bool = True) -> None:
         "apply to the Python side too (README.md, The database URL)",
     )
     parser.add_argument("--db-user", default=os.environ.get("PGUSER"))
-    parser.add_argument(
+    # argparse refuses both flags given together ("not allowed with argument ...").
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--password-env",
         default="PGPASSWORD",
-        help="environment variable holding the database password",
+        help="environment variable holding the database password (default PGPASSWORD), read "
+        "where the sink runs: on a cluster, every TaskManager needs it",
+    )
+    source.add_argument(
+        "--password-file",
+        help="file holding the database password (e.g. a mounted Kubernetes secret), read "
+        "where the sink runs, at every connection; replaces --password-env",
     )
 
 
@@ -491,10 +501,11 @@ def _connect_reason(error_text: str) -> str:
     return re.sub(r"^(FATAL|ERROR):\s+", "", text.strip())
 
 
-def explain_connect_failure(error_text: str, params: dict[str, str], password_env: str) -> str:
+def explain_connect_failure(error_text: str, params: dict[str, str], password_from: str) -> str:
     """One line for a failed connect: which check failed and what to do. The TLS checks
     are told apart because each needs a different fix (another CA file, another host name,
-    TLS in the URL); `params` are the connection's libpq keywords (no password in them)."""
+    TLS in the URL); `params` are the connection's libpq keywords (no password in them);
+    `password_from` says where the password came from (`$PGPASSWORD`, `the file ...`)."""
     reason = _connect_reason(error_text)
     sslmode = params.get("sslmode", "prefer")
     rootcert = params.get("sslrootcert", "~/.postgresql/root.crt")
@@ -537,23 +548,50 @@ def explain_connect_failure(error_text: str, params: dict[str, str], password_en
         )
     if "password authentication failed" in error_text:
         return (
-            f"authentication failed ({reason}): check --db-user and the password in ${password_env}"
+            f"authentication failed ({reason}): check --db-user and the password in {password_from}"
         )
     return reason
 
 
-def connect(db_url: str, db_user: Optional[str] = None, password_env: str = "PGPASSWORD", **kwargs):
-    """A psycopg connection through the URL's parameters. `kwargs` are psycopg.connect's:
-    connection options (autocommit, ...) and libpq keywords, which are defaults the URL
-    overrides (it is the one connection definition), except `options`: the caller's come first,
-    the URL's after them (PostgreSQL takes the last -c of a setting, as for the sink's).
-    `CannotConnect` when no session opens, saying which check failed."""
+def read_password(password_env: Optional[str] = "PGPASSWORD", password_file=None) -> Optional[str]:
+    """The password from the file if one is given (a trailing newline dropped, as the Java sink
+    does), else from the environment variable (None when unset, as libpq then looks further).
+    ValueError naming the file, never its content, when it cannot be read or is empty."""
+    if password_file is None:
+        return os.environ.get(password_env) if password_env else None
+    try:
+        with open(password_file, encoding="utf-8") as handle:
+            value = handle.read().rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(
+            f"cannot read the password file {password_file}: {error.strerror or error}"
+        ) from None
+    if not value:
+        raise ValueError(f"the password file {password_file} is empty")
+    return value
+
+
+def connect(
+    db_url: str,
+    db_user: Optional[str] = None,
+    password_env: Optional[str] = "PGPASSWORD",
+    password_file=None,
+    **kwargs,
+):
+    """A psycopg connection through the URL's parameters, with the password from
+    `password_file` if given, else from `password_env` (`read_password`). `kwargs` are
+    psycopg.connect's: connection options (autocommit, ...) and libpq keywords, which are
+    defaults the URL overrides (it is the one connection definition), except `options`: the
+    caller's come first, the URL's after them (PostgreSQL takes the last -c of a setting, as for
+    the sink's). `CannotConnect` when no session opens, saying which check failed."""
     params = jdbc_to_params(db_url, db_user)
     check_libpq(params, psycopg.pq.version())
     if "options" in kwargs and "options" in params:
         params["options"] = f"{kwargs.pop('options')} {params['options']}"
+    password = read_password(password_env, password_file)
     try:
-        return psycopg.connect(password=os.environ.get(password_env), **{**kwargs, **params})
+        return psycopg.connect(password=password, **{**kwargs, **params})
     except psycopg.OperationalError as error:
-        explained = explain_connect_failure(str(error), params, password_env)
+        password_from = f"the file {password_file}" if password_file else f"${password_env}"
+        explained = explain_connect_failure(str(error), params, password_from)
         raise CannotConnect(f"cannot connect to {_shown(db_url)}: {explained}") from error

@@ -8,7 +8,7 @@
         TwoPhaseCommitSink.builder()
         .set_jdbc_url("jdbc:postgresql://127.0.0.1:5432/payments")
         .set_user("app")
-        .set_password_env("PGPASSWORD")      # read here, never logged
+        .set_password_env("PGPASSWORD")      # read where the sink runs, never in the job graph
         .set_row_type(ROW_TYPE)
         .add_statement("INSERT INTO ledger (event_id, amount) VALUES (:event_id, :amount)")
         .set_sink_id("ledger")
@@ -134,7 +134,6 @@ class TwoPhaseCommitSinkBuilder:
     def __init__(self):
         self._calls: list[tuple[str, tuple]] = []  # (Java builder setter, arguments), in order
         self._password: Optional[str] = None  # kept out of _calls: never shown in a message
-        self._password_env: Optional[str] = None
         self._check = True
 
     def _record(self, java_setter: str, *args) -> "TwoPhaseCommitSinkBuilder":
@@ -149,14 +148,35 @@ class TwoPhaseCommitSinkBuilder:
         return self._record("setUser", user)
 
     def set_password(self, password: str) -> "TwoPhaseCommitSinkBuilder":
-        """Prefer `set_password_env`; a password passed here must itself come from config."""
+        """The password itself, for tests and tools that open connections in this process
+        (`java_config()`). It is serialized into the job graph, where Flink's blob store, the
+        JobManager and every TaskManager hold it: a job uses `set_password_env` or
+        `set_password_file` instead."""
         self._password = password
         return self
 
     def set_password_env(self, variable: str = "PGPASSWORD") -> "TwoPhaseCommitSinkBuilder":
-        """Read the password from this environment variable when `build()` runs."""
-        self._password_env = variable
-        return self
+        """Read the password from this environment variable in each process that opens a
+        connection, when it opens it: the TaskManagers (writers, committers) and, for the
+        pre-flight check, this client's JVM. Only the name is in the job graph. On a local
+        (mini cluster) run, the JVM copied the environment when it started: set the variable
+        before that, or use `set_password_file`."""
+        return self._record("setPasswordEnv", variable)
+
+    def set_password_file(self, path) -> "TwoPhaseCommitSinkBuilder":
+        """Read the password from this file (e.g. a mounted Kubernetes secret; a trailing
+        newline is dropped) in each process that opens a connection, at every (re)connect, so a
+        rotated secret is picked up. Only the path is in the job graph."""
+        return self._record("setPasswordFile", os.fspath(path))
+
+    def set_password_source(
+        self, password_env: Optional[str] = "PGPASSWORD", password_file=None
+    ) -> "TwoPhaseCommitSinkBuilder":
+        """The connection flags' choice (`sinks.database.add_connection_arguments`):
+        `set_password_file` if a file is given, else `set_password_env`."""
+        if password_file is not None:
+            return self.set_password_file(password_file)
+        return self.set_password_env(password_env or "PGPASSWORD")
 
     def add_statement(self, sql: str) -> "TwoPhaseCommitSinkBuilder":
         """A statement run for every row, with `:field` parameters bound from the row."""
@@ -329,19 +349,20 @@ class TwoPhaseCommitSinkBuilder:
         return self
 
     # ---------------------------------------------------------------------------------------
-    def _resolve_password(self) -> Optional[str]:
-        # Read here, in Python: the variable is in this process's environment, which the JVM
-        # only copied when it started.
-        if self._password is not None:
-            return self._password
-        if self._password_env:
-            value = os.environ.get(self._password_env)
-            if value is None:
+    def _check_password_env_reaches_jvm(self, gateway) -> None:
+        """A variable set in Python after the JVM started is not in the JVM's environment,
+        where the pre-flight check and a local run's sink read it: say so, rather than let the
+        JVM report it missing while Python shows it set."""
+        for setter, args in self._calls:
+            if setter != "setPasswordEnv" or not isinstance(args[0], str):
+                continue
+            name = args[0]
+            if os.environ.get(name) and not gateway.jvm.java.lang.System.getenv(name):
                 raise SinkConfigurationError(
-                    f"environment variable {self._password_env} (the database password) is not set"
+                    f"set_password_env: environment variable {name} is set in this Python "
+                    "process but not in its JVM, which copied the environment when it started: "
+                    "set it before the JVM starts, or use set_password_file"
                 )
-            return value
-        return None
 
     def build(self) -> TwoPhaseCommitSink:
         """The sink, once the settings are valid and (unless `skip_preflight_check`) the
@@ -394,7 +415,6 @@ class TwoPhaseCommitSinkBuilder:
         from pyflink.util.java_utils import load_java_class
 
         self._check_tables()
-        password = self._resolve_password()
         try:
             load_java_class(JAVA_SINK_CLASS)
         except Exception:
@@ -402,7 +422,9 @@ class TwoPhaseCommitSinkBuilder:
                 f"{JAVA_SINK_CLASS} is not loaded in the Flink client: call "
                 "sinks.add_sink_jars(env) before building the sink"
             ) from None
-        j_builder = get_gateway().jvm.dev.tpc.sink.SinkConfig.builder()
+        gateway = get_gateway()
+        self._check_password_env_reaches_jvm(gateway)
+        j_builder = gateway.jvm.dev.tpc.sink.SinkConfig.builder()
         for setter, args in self._calls:
             try:
                 getattr(j_builder, setter)(*args)
@@ -413,8 +435,8 @@ class TwoPhaseCommitSinkBuilder:
                 raise SinkConfigurationError(
                     f"{_python_names(setter)}: cannot take a value of type {types}"
                 ) from None
-        if password is not None:
-            j_builder.setPassword(password)
+        if self._password is not None:
+            j_builder.setPassword(self._password)
         try:
             return j_builder.build()
         except Py4JJavaError as error:

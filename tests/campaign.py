@@ -84,7 +84,6 @@ SCOPES = {
     "prepared": ["--commit-scope", "subtask", "--ledger-mode", "prepared"],
     "staged": ["--commit-scope", "subtask", "--ledger-mode", "staged"],
 }
-PASSWORD_ENV = "TPC_CAMPAIGN_DB_PASSWORD"  # for the job's client only, never the daemons
 JOB_MODULE = "tests.harness.campaign_job"
 CHECKPOINT_INTERVAL = "1 s"
 # The parse sleeps THROTTLE_MS every few lines, so that a trial's job streams for about this
@@ -535,8 +534,9 @@ class TrialJob:
             self.db.jdbc_url,
             "--db-user",
             self.db.user,
-            "--password-env",
-            PASSWORD_ENV,
+            # Read where the sink runs: a cluster's TaskManagers as well as a local run's JVM.
+            "--password-file",
+            str(self.db.password_file),
             "--parallelism",
             str(parallelism),
             "--checkpoint-interval",
@@ -553,10 +553,9 @@ class TrialJob:
         self.attempt += 1
         self.parallelism = parallelism
         args = self.job_args(parallelism, from_checkpoint)
-        secret = {PASSWORD_ENV: self.db.password}
         if self.trial.where == "cluster":
             cluster = self.campaign.ensure_cluster(self.seam_env)
-            self.run = ClusterRun(cluster, cluster.submit_detached(args, JOB_MODULE, secret))
+            self.run = ClusterRun(cluster, cluster.submit_detached(args, JOB_MODULE))
         else:
             log = self.home / f"job-{self.attempt}.log"
             process = subprocess.Popen(
@@ -564,7 +563,7 @@ class TrialJob:
                 cwd=PROJECT_ROOT,
                 stdout=open(log, "w"),
                 stderr=subprocess.STDOUT,
-                env=child_process_environment({**secret, **self.seam_env}),
+                env=child_process_environment(self.seam_env),
                 start_new_session=True,
             )
             self.run = MiniRun(process, log)

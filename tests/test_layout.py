@@ -32,7 +32,7 @@ def test_no_job_touches_the_py4j_gateway():
 
 
 def test_the_connection_flags_are_defined_once():
-    definition = re.compile(r"add_argument\(\s*\"--(db-url|db-user|password-env)\"")
+    definition = re.compile(r"add_argument\(\s*\"--(db-url|db-user|password-env|password-file)\"")
     places = [
         str(path.relative_to(ROOT))
         for path in python_files(*CHECKED)

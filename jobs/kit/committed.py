@@ -58,6 +58,7 @@ class CommittedLines:
                     self.config.db_url,
                     self.config.db_user,
                     self.config.password_env,
+                    self.config.password_file,
                     connect_timeout=2,
                     autocommit=True,
                     options="-c statement_timeout=2000",

@@ -28,6 +28,7 @@ class JobConfig:
     db_url: str
     db_user: Optional[str] = None
     password_env: str = "PGPASSWORD"
+    password_file: Optional[str] = None  # replaces password_env (--password-file)
     parallelism: int = 2
     checkpoint_interval: Optional[str] = None  # default: flink-conf/config.yaml
     checkpoint_dir: Optional[str] = None  # default: var/checkpoints/<sink_id_prefix>
@@ -186,6 +187,7 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
         db_url=args.db_url,
         db_user=args.db_user,
         password_env=args.password_env,
+        password_file=args.password_file,
         parallelism=args.parallelism,
         checkpoint_interval=args.checkpoint_interval,
         checkpoint_dir=args.checkpoint_dir,

@@ -31,6 +31,7 @@ __all__ = [
     "NothingNew",
     "Stopped",
     "check_input",
+    "check_password",
     "execute",
     "exit_with",
     "job_monitor",
@@ -59,6 +60,24 @@ def check_input(config: JobConfig) -> None:
             f"--from-savepoint/--from-checkpoint {config.from_checkpoint}: "
             "no such checkpoint or savepoint"
         )
+    check_password(config)
+
+
+def check_password(config: JobConfig) -> None:
+    """The password's source works here, in the client (which checks the database before the
+    job is built); the sink reads it again where it runs, so a cluster's TaskManagers need the
+    same variable or file."""
+    from sinks.database import read_password
+
+    try:
+        password = read_password(config.password_env, config.password_file)
+    except ValueError as error:
+        raise SystemExit(f"--password-file: {error}") from None
+    if password is None:
+        raise SystemExit(
+            f"environment variable {config.password_env} (the database password, "
+            "--password-env) is not set: set it, or give --password-file"
+        )
 
 
 def prepare_database(
@@ -77,7 +96,9 @@ def prepare_database(
     from sinks.positions import ensure_positions_table, start_positions
     from transforms.inputs import input_files
 
-    with connect(config.db_url, config.db_user, config.password_env, connect_timeout=10) as conn:
+    with connect(
+        config.db_url, config.db_user, config.password_env, config.password_file, connect_timeout=10
+    ) as conn:
         ensure_schema(conn)
         if positions_sink_id is not None:
             ensure_positions_table(conn)

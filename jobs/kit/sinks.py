@@ -41,7 +41,7 @@ def tables_sink(
         TwoPhaseCommitSink.builder()
         .set_jdbc_url(config.db_url)
         .set_user(config.db_user)
-        .set_password_env(config.password_env)
+        .set_password_source(config.password_env, config.password_file)
     )
     for name, row_type, statements in tables:
         builder.add_table(name, row_type, list(statements))

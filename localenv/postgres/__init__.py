@@ -73,6 +73,9 @@ class Database:
     name: str
     user: str
     password: str
+    # The password in a file readable by this user only, for `--password-file`: a JVM started
+    # earlier cannot see a variable set now, and each server has its own random password.
+    password_file: Optional[Path] = None
 
     @property
     def jdbc_url(self) -> str:
@@ -99,6 +102,7 @@ class LocalPostgres:
         max_connections: int = 200,
         extra_settings: Optional[dict] = None,
         data_files: Optional[dict[str, bytes]] = None,
+        password: Optional[str] = None,
     ):
         """`data_files`: name -> content of files to place in the data directory after initdb,
         before the first start, replacing initdb's (e.g. `pg_hba.conf`, or a TLS key and
@@ -108,7 +112,7 @@ class LocalPostgres:
         self.max_connections = max_connections
         self.extra_settings = dict(extra_settings or {})
         self.data_files = dict(data_files or {})
-        self.password = secrets.token_urlsafe(18)
+        self.password = password or secrets.token_urlsafe(18)  # a test's marker, or random
         self.host = "127.0.0.1"
         self.port: Optional[int] = None
         self._base: Optional[Path] = None
@@ -304,7 +308,21 @@ class LocalPostgres:
     def database(self, name: str = "postgres") -> Database:
         if self.port is None:
             raise PostgresSetupError("server not started")
-        return Database(self.host, self.port, name, SUPERUSER, self.password)
+        return Database(
+            self.host, self.port, name, SUPERUSER, self.password, self.client_password_file()
+        )
+
+    def client_password_file(self) -> Path:
+        """The password in a file of the server's directory (mode 0600, owned by this user, so
+        not by the server's), written on first use; gone with the server (`stop`)."""
+        path = self.base / "client-password"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path
+        with os.fdopen(fd, "w") as out:
+            out.write(self.password + "\n")
+        return path
 
     def create_database(self, name: str) -> Database:
         import psycopg

@@ -10,7 +10,8 @@ The server is `LocalPostgres` (127.0.0.1, a free port, data in a temp dir, runni
 `postgres` user when this is root). What the next command needs to find it is kept in
 `var/postgres/NAME/`: `server.json` (directory, port, database) and `password`, readable by
 this user only. The password is never printed: the commands give the file's path, and a job
-reads the password from an environment variable (`--password-env`, default PGPASSWORD).
+reads the password from an environment variable (`--password-env`, default PGPASSWORD) or from
+that file (`--password-file`), where its sink runs.
 `start` on a running server prints its facts again; `stop` on none says so; both succeed.
 """
 
@@ -95,6 +96,8 @@ def describe(name: str, server: LocalPostgres, database: str) -> str:
         f"password: in {shown} (readable by you only); for a job or psql:\n"
         f'  export PGPASSWORD="$(cat {shown})"\n'
         f"  --db-url {db.jdbc_url} --db-user {db.user} --password-env PGPASSWORD\n"
+        f"  (or, for a job on a cluster, whose TaskManagers read it: --password-file "
+        f"{password_file})\n"
         f"  psql 'host={db.host} port={db.port} dbname={db.name} user={db.user}'"
     )
 

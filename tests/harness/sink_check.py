@@ -143,7 +143,7 @@ def build_sink(args, sink_id, mode, table):
         TwoPhaseCommitSink.builder()
         .set_jdbc_url(args.db_url)
         .set_user(args.db_user)
-        .set_password_env(args.password_env)
+        .set_password_source(args.password_env, args.password_file)
         .set_row_type(ROW_TYPE)
         .add_statement(statement)
         .set_sink_id(sink_id)
@@ -201,7 +201,8 @@ def demo(args) -> int:
         db = server.create_database("sink_check_demo")
         with db.connect(autocommit=True) as conn:
             conn.execute(f"CREATE TABLE {args.table} (id bigint NOT NULL, v text NOT NULL)")
-        os.environ[args.password_env] = db.password
+        # This process's JVM may have started before the password existed: a file it reads.
+        args.password_file = str(db.password_file)
         args.db_url, args.db_user = db.jdbc_url, db.user
         args.fail_once_marker = os.path.join(tmp, "failed-once")
         args.throttle_every, args.throttle_ms = args.throttle_every or 10, 2.0

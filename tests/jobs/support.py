@@ -54,12 +54,13 @@ def job_command(module: str, db, input_dir, *extra: str) -> list[str]:
 
 
 def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:
-    os.environ["TPC_TEST_DB_PASSWORD"] = db.password
+    # The job runs in this process's JVM, which started before this server's random password
+    # existed: it can read a file, not a variable set now.
     settings = dict(
         input=str(input_dir),
         db_url=db.jdbc_url,
         db_user=db.user,
-        password_env="TPC_TEST_DB_PASSWORD",
+        password_file=str(db.password_file),
         parallelism=2,
         checkpoint_interval="500 ms",
         checkpoint_dir=str(tmp_path / "checkpoints"),

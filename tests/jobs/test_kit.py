@@ -124,6 +124,7 @@ def test_submit_job_runs_the_steps_in_the_documented_order(monkeypatch, tmp_path
 
     steps = []
     config = ShipmentsConfig(input=str(tmp_path), db_url="jdbc:postgresql://h/db")
+    monkeypatch.setenv("PGPASSWORD", "x")  # check_input checks that the password can be read
 
     class Start:
         nothing_new = False
@@ -146,6 +147,20 @@ def test_submit_job_runs_the_steps_in_the_documented_order(monkeypatch, tmp_path
     Start.nothing_new = True
     result = running.submit_job(config, lambda c: Start(), None, "shipments", lambda c: None)
     assert result == running.NothingNew("nothing new: all applied")
+
+
+def test_the_password_source_is_checked_before_anything_runs(monkeypatch, tmp_path):
+    from jobs.kit.running import check_password
+
+    monkeypatch.delenv("TPC_TEST_KIT_UNSET", raising=False)
+    config = ShipmentsConfig(input="in", db_url="u", password_env="TPC_TEST_KIT_UNSET")
+    with pytest.raises(SystemExit, match="environment variable TPC_TEST_KIT_UNSET .* not set"):
+        check_password(config)
+    config.password_file = str(tmp_path / "secret")
+    with pytest.raises(SystemExit, match=f"--password-file: cannot read .*{tmp_path}/secret"):
+        check_password(config)
+    (tmp_path / "secret").write_text("s3cret\n")
+    check_password(config)  # the file replaces the unset variable
 
 
 @pytest.mark.parametrize(

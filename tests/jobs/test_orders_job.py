@@ -250,12 +250,11 @@ def test_kill_9_mid_stream_then_the_same_command_is_exact(database, tmp_path):
 
 
 def config_for(db, input_dir, tmp_path) -> OrdersConfig:
-    os.environ[PASSWORD_ENV] = db.password
-    return OrdersConfig(
+    return OrdersConfig(  # run in this process's JVM: the password from a file (tests/jobs/support)
         input=str(input_dir),
         db_url=db.jdbc_url,
         db_user=db.user,
-        password_env=PASSWORD_ENV,
+        password_file=str(db.password_file),
         checkpoint_interval="300 ms",
         checkpoint_dir=str(tmp_path / "checkpoints"),
         extra_settings={
@@ -276,7 +275,7 @@ class NaiveStock:
             TwoPhaseCommitSink.builder()
             .set_jdbc_url(config.db_url)
             .set_user(config.db_user)
-            .set_password_env(config.password_env)
+            .set_password_source(config.password_env, config.password_file)
             .set_row_type(MOVE_ROW_TYPE)
             .add_statement(
                 "INSERT INTO stock (sku, warehouse, quantity, moves) "

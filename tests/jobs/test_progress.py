@@ -477,7 +477,6 @@ def test_a_restart_is_printed_once_with_its_cause_and_the_run_stays_exactly_once
 def run_main(database, input_dir, tmp_path, monkeypatch, capsys, fault, **settings: str):
     """The job's command (`jobs.payments.main`) in this process, with `fault` armed in this
     process's JVM and Flink `settings` added to a spare TaskManager: (status, stdout, stderr)."""
-    os.environ[PASSWORD_ENV] = database.password
     arguments = payments.config_from_args
     extra = {**SPARE_TASKMANAGER, **settings}
     monkeypatch.setattr(
@@ -486,6 +485,9 @@ def run_main(database, input_dir, tmp_path, monkeypatch, capsys, fault, **settin
         lambda args: dataclasses.replace(arguments(args), extra_settings=extra),
     )
     argv = command(database, input_dir, tmp_path, "--progress-interval", "1")[3:]
+    # In this process's JVM, which started before this password existed: read from a file.
+    at = argv.index("--password-env")
+    argv[at : at + 2] = ["--password-file", str(database.password_file)]
     with sink_fault_in_this_jvm(fault):
         status = payments.main(argv)
     out, err = capsys.readouterr()

@@ -20,7 +20,7 @@ from tests.jobs.test_upgrades import (
     write_lines,
     zzz_lines,
 )
-from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
+from tests.localenv.support import cluster_command, job_id
 from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
@@ -29,7 +29,8 @@ pytestmark = pytest.mark.cluster
 
 
 def submit_payments(flink, db, tmp_path, input_dir, *extra, detached=True):
-    env = child_process_environment({PASSWORD_ENV: db.password})
+    # The sink reads the password where it runs, the TaskManagers: from a file they can read.
+    env = child_process_environment()
     result = cluster_command(
         flink.name,
         "submit",
@@ -43,8 +44,8 @@ def submit_payments(flink, db, tmp_path, input_dir, *extra, detached=True):
         db.jdbc_url,
         "--db-user",
         db.user,
-        "--password-env",
-        PASSWORD_ENV,
+        "--password-file",
+        str(db.password_file),
         "--watch",
         "300 ms",
         "--checkpoint-interval",

@@ -25,7 +25,6 @@ from localenv.cluster import ClusterError
 from localenv.prometheus import LocalPrometheus, monitoring
 from tests.jobs.support import database_outcome, expected_in_database_shape, expected_outcome
 from tests.jobs.test_payments_faults import committed_lines
-from tests.localenv.support import PASSWORD_ENV
 from tests.sinks.support import wait_for
 from transforms import sample_data
 
@@ -111,12 +110,11 @@ def test_prometheus_scrapes_the_payments_job(cluster, database, tmp_path, adopt_
             [
                 *("--input", str(input_dir), "--watch", "300 ms"),
                 *("--db-url", database.jdbc_url, "--db-user", database.user),
-                *("--password-env", PASSWORD_ENV),
+                *("--password-file", str(database.password_file)),
                 *("--checkpoint-interval", "500 ms"),
                 *("--checkpoint-dir", str(tmp_path / "checkpoints")),
             ],
             "jobs.payments",
-            {PASSWORD_ENV: database.password},
         )
         try:
             rows = f"sum({series(OPERATOR + 'tpcRowsCommitted', job)})"

@@ -16,7 +16,7 @@ import pytest
 from localenv.cluster import port_free
 from localenv.flink import child_process_environment
 from localenv.processes import alive, descendants
-from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
+from tests.localenv.support import cluster_command, job_id
 from tests.sinks.support import create_sequence_table, dangling, id_counts, missing_ids
 
 pytestmark = pytest.mark.cluster
@@ -25,7 +25,7 @@ COUNT = 5000
 
 
 def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
-    env = child_process_environment({PASSWORD_ENV: db.password})  # only this client needs it
+    env = child_process_environment()  # the password is in a file, read where the sink runs
     result = cluster_command(
         cluster.name,
         "submit",
@@ -36,8 +36,8 @@ def submit(cluster, db, *job_args) -> subprocess.CompletedProcess:
         db.jdbc_url,
         "--db-user",
         db.user,
-        "--password-env",
-        PASSWORD_ENV,
+        "--password-file",
+        str(db.password_file),
         "--count",
         str(COUNT),
         *job_args,
@@ -98,7 +98,7 @@ def test_prepared_job_survives_a_python_worker_failure(cluster, database, tmp_pa
 def run_payments_job(cluster, db, tmp_path, *source_args):
     """`jobs.payments` on `source_args`, submitted with `flink run`; it must finish, and the
     password must never reach the output."""
-    env = child_process_environment({PASSWORD_ENV: db.password})
+    env = child_process_environment()
     result = cluster_command(
         cluster.name,
         "submit",
@@ -110,8 +110,8 @@ def run_payments_job(cluster, db, tmp_path, *source_args):
         db.jdbc_url,
         "--db-user",
         db.user,
-        "--password-env",
-        PASSWORD_ENV,
+        "--password-file",
+        str(db.password_file),
         "--checkpoint-interval",
         "1 s",
         "--checkpoint-dir",

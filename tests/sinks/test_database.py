@@ -5,8 +5,9 @@ is skipped; one that libpq cannot follow, or that is unknown, is refused with wh
 conninfo string goes through libpq's own parser (`conninfo_to_dict`) and must give back the
 intended values exactly, however hostile. Then, against a real server: a parameter reaches the
 server, sslmode=require is honoured (the old mapping dropped it and connected in clear), and a
-host list is tried in order."""
+host list is tried in order; the password comes from --password-env or --password-file."""
 
+import argparse
 from urllib.parse import quote, urlparse
 
 import psycopg
@@ -22,11 +23,13 @@ from sinks.database import (
     JDBC_ONLY,
     MAPPED,
     REFUSED,
+    add_connection_arguments,
     check_libpq,
     connect,
     jdbc_to_conninfo,
     jdbc_to_params,
     parse_jdbc_url,
+    read_password,
 )
 
 PASSWORD_ENV = "TPC_TEST_CONNINFO_PASSWORD"
@@ -412,3 +415,32 @@ def test_a_refused_url_never_connects(server):
             server.user,
             PASSWORD_ENV,
         )
+
+
+def test_a_password_file_replaces_the_variable(server, monkeypatch, tmp_path):
+    secret = tmp_path / "password"
+    secret.write_text(server.password + "\n")  # as `echo` writes it: the newline is dropped
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    with connect(server.jdbc_url, server.user, PASSWORD_ENV, password_file=secret) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    # The control: the variable alone holds the wrong password.
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        connect(server.jdbc_url, server.user, PASSWORD_ENV)
+
+
+def test_an_unreadable_or_empty_password_file_is_named(tmp_path):
+    with pytest.raises(ValueError, match=f"cannot read the password file {tmp_path / 'none'}"):
+        read_password(password_file=tmp_path / "none")
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ValueError, match="is empty"):
+        read_password(password_file=tmp_path / "empty")
+
+
+def test_password_env_and_file_are_mutually_exclusive(capsys):
+    parser = argparse.ArgumentParser()
+    add_connection_arguments(parser)
+    args = parser.parse_args(["--db-url", "jdbc:postgresql://h/d", "--password-file", "/s"])
+    assert (args.password_file, args.password_env) == ("/s", "PGPASSWORD")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--db-url", "u", "--password-env", "PW", "--password-file", "/s"])
+    assert "--password-file: not allowed with argument --password-env" in capsys.readouterr().err

@@ -39,12 +39,11 @@ def own_server():
 def builder(db, monkeypatch, **setters):
     from sinks import TwoPhaseCommitSink
 
-    monkeypatch.setenv("TPC_TEST_ERRORS_PASSWORD", db.password)
     b = (
         TwoPhaseCommitSink.builder()
         .set_jdbc_url(db.jdbc_url)
         .set_user(db.user)
-        .set_password_env("TPC_TEST_ERRORS_PASSWORD")
+        .set_password_file(db.password_file)
         .set_field_names(["id"])
         .add_statement("SELECT :id")
         .set_sink_id("errors")
@@ -225,14 +224,19 @@ def test_serialization_failure_is_transient_40001(jvm, database, monkeypatch):
     assert (state, transient) == ("40001", True)
 
 
-def test_too_many_connections_is_transient_53300(jvm, postgres_server, database, monkeypatch):
+def test_too_many_connections_is_transient_53300(
+    jvm, postgres_server, database, monkeypatch, tmp_path
+):
     from dataclasses import replace
 
     role, password = f"tpc_limited_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with database.connect(autocommit=True) as conn:
         conn.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0 PASSWORD '{password}'")
+    (tmp_path / "password").write_text(password)
     try:
-        limited = replace(database, user=role, password=password)
+        limited = replace(
+            database, user=role, password=password, password_file=tmp_path / "password"
+        )
         state, transient = java_error(jvm, lambda: open_connection(jvm, limited, monkeypatch))
     finally:
         with database.connect(autocommit=True) as conn:
@@ -330,10 +334,11 @@ def test_errors_that_fail_the_same_way_every_time_are_permanent(
         connection.close()
 
 
-def test_wrong_password_is_permanent_28P01(jvm, database, monkeypatch):
+def test_wrong_password_is_permanent_28P01(jvm, database, monkeypatch, tmp_path):
     from dataclasses import replace
 
-    wrong = replace(database, password="not-the-password")
+    (tmp_path / "wrong").write_text("not-the-password")
+    wrong = replace(database, password="not-the-password", password_file=tmp_path / "wrong")
     assert java_error(jvm, lambda: open_connection(jvm, wrong, monkeypatch)) == ("28P01", False)
 
 

@@ -83,7 +83,7 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
     zombie_cluster, database, fault_dir
 ):
     create_sequence_table(database)
-    env = child_process_environment({PASSWORD_ENV: database.password})
+    env = child_process_environment()  # the TaskManagers read the password from its file
     result = cluster_command(
         zombie_cluster.name,
         "submit",
@@ -95,8 +95,8 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
         database.jdbc_url,
         "--db-user",
         database.user,
-        "--password-env",
-        PASSWORD_ENV,
+        "--password-file",
+        str(database.password_file),
         "--mode",
         "prepared",
         "--count",

@@ -11,8 +11,11 @@ import java.util.Properties;
 import java.util.regex.Pattern;
 
 /**
- * Everything a sink needs at run time. Serialized into the job graph, so the password travels
- * with the job (as with Flink's JDBC connector); {@link #toString()} never shows it.
+ * Everything a sink needs at run time. Serialized into the job graph, so it holds where the
+ * password comes from (an environment variable's name or a file's path), not the password:
+ * {@link #jdbcProperties} reads it in the process that opens the connection, when it opens it.
+ * Only {@link SinkConfigBuilder#setPassword} puts a value here (tests and tools);
+ * {@link #toString()} never shows it.
  *
  * <p>Immutable. Created only by {@link SinkConfigBuilder} ({@link #builder()}), which holds the
  * defaults and validates every setting once, in {@link SinkConfigBuilder#build()}.
@@ -36,6 +39,8 @@ public final class SinkConfig implements Serializable {
     private final String jdbcUrl;
     private final String user;
     private final String password;
+    private final String passwordEnv;
+    private final String passwordFile;
     private final String sinkId;
     private final CommitMode mode;
     private final List<NamedStatement> statements;
@@ -114,6 +119,8 @@ public final class SinkConfig implements Serializable {
         this.jdbcUrl = settings.jdbcUrl;
         this.user = settings.user;
         this.password = settings.password;
+        this.passwordEnv = settings.passwordEnv;
+        this.passwordFile = settings.passwordFile;
         this.sinkId = settings.sinkId;
         this.mode = settings.checkedMode();
         this.statements = Collections.unmodifiableList(settings.checkedStatements());
@@ -202,14 +209,86 @@ public final class SinkConfig implements Serializable {
         return url == null ? null : url.replaceAll("(?i)(password=)[^&]*", "$1***");
     }
 
+    /**
+     * The connection's properties, with the password read now, in this process (see {@link
+     * #password()}).
+     */
     public Properties jdbcProperties(String applicationName) {
+        Properties props = propertiesWithoutPassword(applicationName);
+        String resolved = password();
+        if (resolved != null) {
+            props.setProperty("password", resolved);
+        }
+        return props;
+    }
+
+    /**
+     * The password, from its source, read at each call: the environment of this process (a
+     * TaskManager's for writers and committers, the client's for the pre-flight check), or the
+     * file, read again at every connection so that a rotated secret is picked up. Null without
+     * a source (e.g. trust or certificate authentication).
+     *
+     * @throws SinkConfigurationException naming the variable or the file (never the value) when
+     *     it is missing, unreadable or empty
+     */
+    public String password() {
+        if (passwordEnv != null) {
+            String value = System.getenv(passwordEnv);
+            if (value == null || value.isEmpty()) {
+                throw new SinkConfigurationException("sink '" + sinkId + "': environment variable "
+                        + passwordEnv + " (the database password) is "
+                        + (value == null ? "not set" : "empty") + " in this process ("
+                        + processName() + "). The sink reads it where it runs: every TaskManager "
+                        + "(and the client, for the pre-flight check) needs it in its "
+                        + "environment when it starts; or use a password file "
+                        + "(--password-file / set_password_file) mounted on every TaskManager");
+            }
+            return value;
+        }
+        if (passwordFile != null) {
+            String value;
+            try {
+                value = java.nio.file.Files.readString(
+                        java.nio.file.Path.of(passwordFile), StandardCharsets.UTF_8);
+            } catch (java.io.IOException | RuntimeException e) {
+                throw new SinkConfigurationException("sink '" + sinkId + "': cannot read the "
+                        + "password file " + passwordFile + " in this process (" + processName()
+                        + "): " + e.getClass().getSimpleName() + ". The sink reads it where it "
+                        + "runs: the file must exist on every TaskManager (e.g. a mounted "
+                        + "secret), readable by the user Flink runs as");
+            }
+            // A file written by `echo` or an editor ends with a newline that is no part of it.
+            value = value.replaceAll("[\r\n]+$", "");
+            if (value.isEmpty()) {
+                throw new SinkConfigurationException("sink '" + sinkId + "': the password file "
+                        + passwordFile + " is empty (" + processName() + ")");
+            }
+            return value;
+        }
+        return password;
+    }
+
+    /** Where the password comes from, for messages: never the password itself. */
+    public String passwordSource() {
+        if (passwordEnv != null) {
+            return "environment variable " + passwordEnv;
+        }
+        if (passwordFile != null) {
+            return "file " + passwordFile;
+        }
+        return password != null ? "the configuration (setPassword)" : "none";
+    }
+
+    private static String processName() {
+        return "process "
+                + java.lang.management.ManagementFactory.getRuntimeMXBean().getName();
+    }
+
+    private Properties propertiesWithoutPassword(String applicationName) {
         Properties props = new Properties();
         props.putAll(connectionProperties);
         if (user != null) {
             props.setProperty("user", user);
-        }
-        if (password != null) {
-            props.setProperty("password", password);
         }
         // Not reWriteBatchedInserts: it folds a batch of upserts into one multi-row INSERT,
         // which PostgreSQL rejects when two rows hit the same key ("ON CONFLICT DO UPDATE
@@ -243,7 +322,7 @@ public final class SinkConfig implements Serializable {
 
     /** The session settings every connection gets, without credentials (for logs and tests). */
     public String sessionOptions() {
-        return jdbcProperties("-").getProperty("options");
+        return propertiesWithoutPassword("-").getProperty("options");
     }
 
     /**
@@ -375,7 +454,8 @@ public final class SinkConfig implements Serializable {
     @Override
     public String toString() {
         return "SinkConfig{sinkId=" + sinkId + ", mode=" + mode + ", url=" + redactUrl(jdbcUrl)
-                + ", user=" + user + ", statements=" + statements.size() + ", batchSize="
+                + ", user=" + user + ", password from " + passwordSource() + ", statements="
+                + statements.size() + ", batchSize="
                 + batchSize + ", lockTimeoutMs=" + lockTimeoutMillis + ", statementTimeoutMs="
                 + statementTimeoutMillis + ", socketTimeoutS=" + socketTimeoutSeconds
                 + ", connectTimeoutS=" + connectTimeoutSeconds + ", commitRetries="

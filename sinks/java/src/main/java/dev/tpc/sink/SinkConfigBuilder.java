@@ -53,6 +53,8 @@ public final class SinkConfigBuilder {
     String jdbcUrl;
     String user;
     String password;
+    String passwordEnv;
+    String passwordFile;
     String sinkId;
     private String mode = DEFAULT_MODE.name().toLowerCase(Locale.ROOT);
     private final List<String> statements = new ArrayList<>();
@@ -90,9 +92,35 @@ public final class SinkConfigBuilder {
         return this;
     }
 
-    /** Never shown in messages, logs or {@link SinkConfig#toString()}. */
+    /**
+     * The password itself. It is serialized into the job graph with the configuration, so it
+     * reaches the blob store, the JobManager's memory and every TaskManager: jobs use {@link
+     * #setPasswordEnv} or {@link #setPasswordFile}. Kept for tests and tools that hold the value
+     * and open connections in their own process. Never shown in messages, logs or {@link
+     * SinkConfig#toString()}.
+     */
     public SinkConfigBuilder setPassword(String password) {
         this.password = password;
+        return this;
+    }
+
+    /**
+     * The name of the environment variable holding the password, read by each process that
+     * opens a connection (the TaskManagers' writers and committers, the client's pre-flight
+     * check) when it opens one: only the name travels in the job graph.
+     */
+    public SinkConfigBuilder setPasswordEnv(String variable) {
+        this.passwordEnv = variable;
+        return this;
+    }
+
+    /**
+     * The path of a file holding the password (e.g. a mounted Kubernetes secret), read at every
+     * connection by the process that opens it, so a rotated secret is picked up at the next
+     * (re)connect; a trailing newline is dropped. Only the path travels in the job graph.
+     */
+    public SinkConfigBuilder setPasswordFile(String path) {
+        this.passwordFile = path;
         return this;
     }
 
@@ -273,6 +301,7 @@ public final class SinkConfigBuilder {
      */
     private void sanityCheck() {
         checkJdbcUrl();
+        checkPasswordSource();
         checkSinkId();
         checkedCommitScope(); // and the mode
         checkedStatements(); // and the tables and field names they are checked against
@@ -297,8 +326,9 @@ public final class SinkConfigBuilder {
                     "setJdbcUrl",
                     "the JDBC URL " + quote(SinkConfig.redactUrl(jdbcUrl))
                             + " holds a password: do not put it there (it would reach logs and the "
-                            + "web UI); pass it with setPassword, read from the environment (from "
-                            + "Python: set_password_env('PGPASSWORD'))");
+                            + "web UI); name where it is read instead: setPasswordEnv "
+                            + "or setPasswordFile (from Python: set_password_env('PGPASSWORD') "
+                            + "or set_password_file(path))");
         }
         for (String name : SinkConfig.urlParameters(jdbcUrl).keySet()) {
             if (OWN_PROPERTIES.containsKey(name)) {
@@ -315,6 +345,28 @@ public final class SinkConfigBuilder {
                     "setJdbcUrl",
                     "the JDBC URL " + quote(jdbcUrl) + " is not "
                             + "PostgreSQL's: use jdbc:postgresql://host:port/database");
+        }
+    }
+
+    private void checkPasswordSource() {
+        int given = (password != null ? 1 : 0)
+                + (passwordEnv != null ? 1 : 0)
+                + (passwordFile != null ? 1 : 0);
+        if (given > 1) {
+            throw invalid(
+                    passwordFile != null ? "setPasswordFile" : "setPasswordEnv",
+                    "the password has more than one source: set only one of setPasswordEnv (an "
+                            + "environment variable), setPasswordFile (a file) or setPassword");
+        }
+        if (passwordEnv != null && !passwordEnv.matches("[A-Za-z_][A-Za-z0-9_]*")) {
+            throw invalid(
+                    "setPasswordEnv",
+                    "the environment variable's name is invalid (not shown: it may be the "
+                            + "password given by mistake): give the variable's name (letters, "
+                            + "digits, _), not its value");
+        }
+        if (passwordFile != null && passwordFile.isBlank()) {
+            throw invalid("setPasswordFile", "the password file's path is empty");
         }
     }
 

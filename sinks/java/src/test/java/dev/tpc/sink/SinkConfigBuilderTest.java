@@ -110,6 +110,76 @@ class SinkConfigBuilderTest {
                         .commitLogRetentionSeconds()); // float noise is not rounded up to 2 s
     }
 
+    /** Java serialization, as the job graph carries the sink. */
+    private static String serialized(SinkConfig config) throws java.io.IOException {
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        try (java.io.ObjectOutputStream out = new java.io.ObjectOutputStream(bytes)) {
+            out.writeObject(config);
+        }
+        return bytes.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+    }
+
+    @Test
+    void aPasswordFileIsReadAtEveryConnectionAndOnlyItsPathIsSerialized(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Path file = dir.resolve("password");
+        java.nio.file.Files.writeString(file, PASSWORD + "\n");
+        SinkConfig config =
+                valid().setPassword(null).setPasswordFile(file.toString()).build();
+        assertEquals(PASSWORD, config.jdbcProperties("x").getProperty("password"));
+        String bytes = serialized(config);
+        assertTrue(bytes.contains(file.toString()));
+        assertFalse(bytes.contains(PASSWORD));
+        assertFalse(config.toString().contains(PASSWORD), config.toString());
+        // A rotated secret is picked up at the next connection.
+        java.nio.file.Files.writeString(file, "rotated");
+        assertEquals("rotated", config.jdbcProperties("x").getProperty("password"));
+        // The control: an explicit value is serialized with the configuration.
+        assertTrue(serialized(valid().build()).contains(PASSWORD));
+
+        java.nio.file.Files.writeString(file, "\n");
+        SinkConfigurationException empty =
+                assertThrows(SinkConfigurationException.class, () -> config.jdbcProperties("x"));
+        assertTrue(empty.getMessage().contains(file + " is empty"), empty.getMessage());
+        java.nio.file.Files.delete(file);
+        SinkConfigurationException missing =
+                assertThrows(SinkConfigurationException.class, () -> config.jdbcProperties("x"));
+        assertTrue(
+                missing.getMessage().contains("cannot read the password file " + file),
+                missing.getMessage());
+        // The session options need no password: they never read the file.
+        assertTrue(config.sessionOptions().contains("lock_timeout"));
+    }
+
+    @Test
+    void aPasswordVariableIsReadWhereTheSinkRuns() throws Exception {
+        String unset = "TPC_UNSET_" + System.nanoTime();
+        SinkConfig config = valid().setPassword(null).setPasswordEnv(unset).build();
+        assertTrue(serialized(config).contains(unset));
+        SinkConfigurationException e =
+                assertThrows(SinkConfigurationException.class, () -> config.jdbcProperties("x"));
+        assertTrue(e.getMessage().contains("environment variable " + unset), e.getMessage());
+        assertTrue(e.getMessage().contains("not set in this process"), e.getMessage());
+        SinkConfig path = valid().setPassword(null).setPasswordEnv("PATH").build();
+        assertEquals(System.getenv("PATH"), path.jdbcProperties("x").getProperty("password"));
+        assertFalse(serialized(path).contains(System.getenv("PATH")));
+    }
+
+    @Test
+    void thePasswordHasOneSource() {
+        error(b -> b.setPasswordEnv("PGPASSWORD"), "setPasswordEnv", "only one of");
+        error(
+                b -> b.setPassword(null).setPasswordEnv("PG").setPasswordFile("/f"),
+                "setPasswordFile",
+                "only one of");
+        String message = error(
+                b -> b.setPassword(null).setPasswordEnv(PASSWORD),
+                "setPasswordEnv",
+                "not its value");
+        assertFalse(message.contains(PASSWORD), message);
+        error(b -> b.setPassword(null).setPasswordFile(" "), "setPasswordFile", "path is empty");
+    }
+
     @Test
     void theOnlyWayInIsTheBuilder() {
         // Outside the package, SinkConfig.builder() and build() are the only way in.
@@ -136,7 +206,7 @@ class SinkConfigBuilderTest {
                 b -> b.setJdbcUrl("jdbc:postgresql://db/x?user=a&password=" + PASSWORD),
                 "setJdbcUrl",
                 "password=***",
-                "setPassword",
+                "setPasswordEnv",
                 "set_password_env");
         assertFalse(message.contains(PASSWORD), message);
     }
