@@ -2,7 +2,8 @@
 measured next to the job by `bench.steady_stream --runner quix`.
 
     python -m bench.quix_payments --bootstrap-servers HOST:PORT --topic T --db-url URL \\
-        [--db-user USER] [--password-env PGPASSWORD] [--commit-interval 1.0] [--state-dir DIR]
+        [--db-user USER] [--password-env PGPASSWORD | --password-file PATH]
+        [--commit-interval 1.0] [--state-dir DIR]
 
 Quix Streams 3.28 (its own virtualenv, `bench.quix_env`: it needs protobuf >= 6, which
 apache-beam 2.61 refuses, so the two cannot share one) with its PostgreSQL sink, into the same
@@ -24,7 +25,6 @@ sink ("sinks are at-least-once", its documentation says).
 """
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -33,7 +33,7 @@ from quixstreams.sinks.community.postgresql import (  # type: ignore[import-not-
     PostgreSQLSink,
 )
 
-from sinks.database import jdbc_to_params
+from sinks.database import add_connection_arguments, jdbc_to_params, read_password
 from transforms.lines import RejectedLine
 from transforms.payments import NEW, Payment, classify_duplicate, fingerprint, parse_line
 
@@ -117,7 +117,7 @@ def build(args: argparse.Namespace) -> Application:
         port=int(params.get("port", 5432)),
         dbname=params["dbname"],
         user=args.db_user or params.get("user"),
-        password=os.environ.get(args.password_env, ""),
+        password=read_password(args.password_env, args.password_file) or "",
         schema_auto_update=False,  # the tables are the job's, made beforehand
         include_metadata=False,
         connection_timeout_seconds=10,
@@ -174,9 +174,7 @@ def main(argv=None) -> int:
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--group-id", default="quix-payments")
-    parser.add_argument("--db-url", required=True)
-    parser.add_argument("--db-user")
-    parser.add_argument("--password-env", default="PGPASSWORD")
+    add_connection_arguments(parser)
     parser.add_argument(
         "--commit-interval",
         type=float,

@@ -214,7 +214,7 @@ JAVA_SAYS = {
 
 @pytest.mark.minicluster
 def test_the_java_sink_verifies_the_server_itself_and_names_the_check(
-    server, certificates, untouched, monkeypatch
+    server, certificates, untouched
 ):
     """pgjdbc reads the same PEM CA file: its preflight connection (the one every writer
     opens too) passes with the right CA, and each wrong case is refused in pgjdbc's own TLS
@@ -224,14 +224,14 @@ def test_the_java_sink_verifies_the_server_itself_and_names_the_check(
     from sinks import SinkConfigurationError, TwoPhaseCommitSink, add_sink_jars
 
     add_sink_jars(local_environment(parallelism=1))
-    monkeypatch.setenv(PASSWORD_ENV, untouched.password)
 
     def build(url: str):
+        # A file, read where the sink runs: this test's JVM started before its server did.
         return (
             TwoPhaseCommitSink.builder()
             .set_jdbc_url(url)
             .set_user(untouched.user)
-            .set_password_env(PASSWORD_ENV)
+            .set_password_file(str(untouched.password_file))
             .set_field_names(["id"])
             .add_statement("INSERT INTO out (id) VALUES (:id)")
             .set_sink_id("tls_check")
