@@ -21,6 +21,10 @@ Fault kinds (`--kinds`):
                       a point of its protocol (write, precommit, commit), for a few seconds or
                       for longer than the restart strategy's first delays, then started again
   db-terminate        the sink's connections killed with pg_terminate_backend
+  failover            the job's database is a primary with a synchronous standby, the job
+                      pointed at both (targetServerType=primary); the primary crashed
+                      (`pg_ctl stop -m immediate`) while the sink is held at a point of its
+                      protocol (write, precommit, commit), and the standby promoted
   checkpoint-fault    a checkpoint that times out (a writer holds its barrier past a short
                       checkpoint timeout) or fails (the sink throws after its rows are durable)
   rescale             the job cancelled and restored from its retained checkpoint at another
@@ -55,6 +59,7 @@ from localenv.cluster import Cluster, ClusterError
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.postgres import LocalPostgres, free_port
+from localenv.postgres.replication import ReplicatedPostgres
 from localenv.processes import descendants
 from tests.corpus import write_corpus
 from tests.sinks.support import newest_complete_checkpoint
@@ -67,12 +72,17 @@ KINDS = (
     "python-exception",
     "db-outage",
     "db-terminate",
+    "failover",
     "checkpoint-fault",
     "rescale",
     "storage-lost",
     "run-again",
 )
-SEAM_KINDS = ("db-outage", "checkpoint-fault")  # need the sink's fault seam; one per trial
+SEAM_KINDS = (
+    "db-outage",
+    "failover",
+    "checkpoint-fault",
+)  # need the sink's fault seam; one per trial
 SECOND_FAULTS = ("python-exception", "db-terminate", "taskmanager-kill")
 MANUAL_KINDS = ("cluster-kill", "rescale")  # somebody resubmits the job: part of the fault
 # Somebody starts the same command again, without a checkpoint: after `kill -9` with the
@@ -96,6 +106,7 @@ SHORT_OUTAGE = (2.0, 6.0)
 # Longer than the restart strategy's first delays (1, 2, 4, 8 s: flink-conf/config.yaml).
 LONG_OUTAGE = (20.0, 40.0)
 CHECKPOINT_TIMEOUT = "5 s"
+WRITE_SEAM_BATCH_ROWS = 100
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -119,6 +130,8 @@ class Fault:
         what = self.kind
         if self.kind == "db-outage":
             what += f" {self.variant} {self.seconds:.0f} s in {self.phase} #{self.nth}"
+        elif self.kind == "failover":
+            what += f" in {self.phase} #{self.nth}"
         elif self.kind == "checkpoint-fault":
             what += f" {self.variant} #{self.nth}"
         elif self.kind in MANUAL_KINDS:
@@ -176,6 +189,9 @@ def make_fault(kind: str, rng: random.Random, parallelism: int) -> Fault:
         fault.seconds = round(
             rng.uniform(*(SHORT_OUTAGE if fault.variant == "short" else LONG_OUTAGE)), 1
         )
+    elif kind == "failover":
+        fault.phase = rng.choice(["write", "precommit", "commit"])
+        fault.nth = rng.randint(2, 5)
     elif kind == "checkpoint-fault":
         fault.phase = "precommit"
         fault.nth = rng.randint(2, 5)
@@ -404,7 +420,13 @@ class Campaign:
         home = self.out / f"trial-{trial.number:03d}"
         input_dir = home / "input"
         self.write_input(input_dir, trial)
-        db = self.server.create_database(f"trial_{trial.number:03d}")
+        # A failover ends its primary: the trial gets a replicated pair of its own.
+        pair = None
+        if any(f.kind == "failover" for f in trial.faults):
+            pair = ReplicatedPostgres(synchronous=True).start()
+            db = pair.create_database(f"trial_{trial.number:03d}")
+        else:
+            db = self.server.create_database(f"trial_{trial.number:03d}")
         seam = next((f for f in trial.faults if f.kind in SEAM_KINDS), None)
         seam_dir = home / "seam"
         seam_env: dict[str, str] = {}
@@ -425,6 +447,7 @@ class Campaign:
         monitor = CommitMonitor(db, home)
         monitor.start()
         job = TrialJob(self, trial, home, input_dir, db, seam_env)
+        job.pair = pair
         try:
             job.start(trial.parallelism, None)
             for fault in sorted(trial.faults, key=lambda f: (f.kind not in SEAM_KINDS, f.at)):
@@ -441,6 +464,8 @@ class Campaign:
                 resumed = fault.struck + job.started + fault.seconds * (fault.kind == "db-outage")
                 fault.recovery = monitor.next_commit_after(resumed)
         self.judge(trial, db, input_dir)
+        if pair is not None:
+            pair.stop()
         trial.seconds = round(time.time() - started, 1)
         return trial
 
@@ -488,6 +513,7 @@ class TrialJob:
             db,
         )
         self.seam_env = seam_env
+        self.pair: Optional[ReplicatedPostgres] = None  # the failover's primary and standby
         self.attempt = -1
         self.run: Optional[object] = None
         self.started = 0.0
@@ -519,6 +545,11 @@ class TrialJob:
             ]
         if trial.control:
             harness.append("--at-least-once")
+        failover = next((f for f in trial.faults if f.kind == "failover"), None)
+        if failover and failover.phase == "write":
+            # A checkpoint of a trial holds fewer rows than the default scope's batch (5,000),
+            # and the seam's write phase acts at a transaction's first full batch.
+            harness += ["--sink-batch-size", str(WRITE_SEAM_BATCH_ROWS)]
         seam = next((f for f in trial.faults if f.kind == "checkpoint-fault"), None)
         if seam and seam.variant == "timeout":
             harness += [
@@ -718,6 +749,13 @@ class TrialJob:
             (seam_dir / "release").touch()
             time.sleep(fault.seconds)
             campaign.server.start_again()
+        elif fault.kind == "failover":
+            pair = self.pair
+            assert pair is not None, "a failover trial runs on a replicated pair"
+            pair.kill_primary()
+            promoted_in = pair.promote()
+            (seam_dir / "release").touch()
+            fault.note = f"standby promoted in {promoted_in:.1f} s"
         elif fault.kind == "checkpoint-fault":
             if fault.variant == "timeout":
                 time.sleep(fault.seconds)
@@ -870,7 +908,10 @@ def summary(trials: list[Trial], control: bool) -> tuple[str, bool]:
     for trial in trials:
         for fault in trial.faults:
             if fault.struck is not None:
-                detail = [fault.variant, fault.phase if fault.kind == "db-outage" else ""]
+                detail = [
+                    fault.variant,
+                    fault.phase if fault.kind in ("db-outage", "failover") else "",
+                ]
                 detail_text = ", ".join(d for d in detail if d)
                 key = fault.kind + (f" ({detail_text})" if detail_text else "")
                 struck[key] = struck.get(key, 0) + 1
@@ -1002,7 +1043,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.report:
         return report(Path(args.report))
-    out = Path(args.out) if args.out else sub_dir("campaign") / time.strftime("%Y%m%d-%H%M%S")
+    # Absolute: the sink's fault seam directory under it is read by cluster daemons, whose
+    # working directory is not ours (a relative --out left every seam fault unstruck).
+    out = (
+        Path(args.out).resolve()
+        if args.out
+        else sub_dir("campaign") / time.strftime("%Y%m%d-%H%M%S")
+    )
     kinds = tuple(args.kinds.split(","))
     trials = []
     for scope in args.scopes.split(","):

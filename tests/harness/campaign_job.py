@@ -3,7 +3,7 @@ mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
 
     python -m tests.harness.campaign_job [--throttle-every N] [--throttle-ms MS]
         [--fail-marker PATH --fail-after-records N [--fail-armed-by PATH]] [--at-least-once]
-        [--setting KEY=VALUE ...] -- <jobs.payments flags>
+        [--setting KEY=VALUE ...] [--sink-batch-size N] -- <jobs.payments flags>
 
 The job's own graph and flags. Its one Python operator, the parse, is slowed down (so that
 faults land mid-stream) and raises once at a chosen line (`FailOnce` inside it, see
@@ -32,6 +32,12 @@ def parse_args(argv):
         help="the control: the four tables through at-least-once sinks",
     )
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--sink-batch-size",
+        type=int,
+        help="rows per sink batch (the fault seam's write phase acts at a transaction's first "
+        "full batch: the default scope's 5,000 rows outgrow a trial's checkpoint)",
+    )
     return parser.parse_known_args(argv)
 
 
@@ -48,11 +54,14 @@ def main(argv) -> int:
         throttle_ms=args.throttle_ms,
     )
     extra = dict(setting.split("=", 1) for setting in args.setting)
+    changes: dict = {}
     if extra:
+        changes["extra_settings"] = extra
+    if args.sink_batch_size:
+        changes["sink_batch_size"] = args.sink_batch_size
+    if changes:
         arguments = payments.config_from_args
-        payments.config_from_args = lambda parsed: dataclasses.replace(
-            arguments(parsed), extra_settings=extra
-        )
+        payments.config_from_args = lambda parsed: dataclasses.replace(arguments(parsed), **changes)
     if args.at_least_once:
         build_sinks = payments.build_sinks
         payments.build_sinks = lambda config: build_sinks(

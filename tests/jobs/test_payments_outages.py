@@ -95,21 +95,19 @@ def job_end(client, seconds: float):
     return ("failed", error) if error else ("finished", None)
 
 
-def run_through_outage(
-    server, config, tmp_path, phase: str, outage_seconds: float, adopt_process
-) -> dict:
-    """Runs the job, crashes the database when the ledger sink reaches `phase`, starts it
-    again after `outage_seconds` (or as soon as the job has failed), and waits for the end."""
+def start_held(config, tmp_path, phase: str, name: str, nth: int = 3):
+    """Starts the job with the ledger sink's seam armed to hold at `phase`, and waits until it
+    holds there: (job client, the seam's directory, its report)."""
     hold = tmp_path / f"hold-{phase}"
     settings = {
-        **sink_fault(hold, "hold", nth=3, sink_id=sink_ids(config)["ledger"]),
+        **sink_fault(hold, "hold", nth=nth, sink_id=sink_ids(config)["ledger"]),
         "TPC_SINK_FAULT_PHASE": phase,
     }
     prepare_database(config)
     with sink_fault_in_this_jvm(settings):
         env = create_environment(config)
         build_pipeline(env, throttled_lines(env, config), build_sinks(config), config)
-        client = env.execute_async(f"payments-outage-{phase}")
+        client = env.execute_async(f"{name}-{phase}")
         try:
             report = wait_for(
                 lambda: sink_fault_report(hold),
@@ -120,6 +118,15 @@ def run_through_outage(
         except AssertionError:
             client.cancel().result()
             raise
+    return client, hold, report
+
+
+def run_through_outage(
+    server, config, tmp_path, phase: str, outage_seconds: float, adopt_process
+) -> dict:
+    """Runs the job, crashes the database when the ledger sink reaches `phase`, starts it
+    again after `outage_seconds` (or as soon as the job has failed), and waits for the end."""
+    client, hold, report = start_held(config, tmp_path, phase, "payments-outage")
     crashed = time.monotonic()
     server.stop_immediately()
     (hold / "release").touch()

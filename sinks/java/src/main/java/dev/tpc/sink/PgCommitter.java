@@ -5,6 +5,7 @@ import org.apache.flink.api.connector.sink2.CommitterInitContext;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
+import org.apache.flink.runtime.execution.SuppressRestartsException;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,7 +24,8 @@ import java.util.List;
  * Commits pre-committed transactions once their checkpoint has completed. Idempotent: a
  * transaction that is neither prepared nor staged any more is looked up in the commit log, which
  * was written inside that transaction; found means already committed (normal after a restore),
- * not found means it was lost, and the job fails loudly rather than continue with a gap.
+ * not found means it was lost, and the job stops (no restart: retrying cannot find it) rather
+ * than continue with a gap.
  */
 final class PgCommitter implements Committer<PgCommittable> {
     private static final Logger LOG = LoggerFactory.getLogger(PgCommitter.class);
@@ -351,10 +353,9 @@ final class PgCommitter implements Committer<PgCommittable> {
                     checkpoint.members.size());
             return Outcome.ALREADY_COMMITTED;
         }
-        throw new IOException("checkpoint " + checkpoint.gid + " of sink '" + config.sinkId()
+        throw lost("checkpoint " + checkpoint.gid + " of sink '" + config.sinkId()
                 + "' is lost: its staged batches " + lost + " are neither pending nor in the "
-                + "commit log, so their rows were never applied. Were they removed by hand, or "
-                + "did another job use the same sink id? Stopping rather than skipping data.");
+                + "commit log, so their rows were never applied.");
     }
 
     private Outcome alreadyCommittedOrLost(Connection c, PgCommittable committable)
@@ -375,10 +376,24 @@ final class PgCommitter implements Committer<PgCommittable> {
                 c.rollback();
             }
         }
-        throw new IOException("transaction " + committable.gid + " of sink '" + config.sinkId()
+        throw lost("transaction " + committable.gid + " of sink '" + config.sinkId()
                 + "' is lost: it is neither pending nor in the commit log, so its "
-                + committable.rowCount + " rows were never applied. Was it rolled back by hand, "
-                + "or did another job use the same sink id? Stopping rather than skipping data.");
+                + committable.rowCount + " rows were never applied.");
+    }
+
+    /**
+     * A committable of a completed checkpoint that the database does not have, pending or
+     * committed. No retry can bring it back (the database went back in time, or someone removed
+     * it), so restarting would only fail the same way, for as long as the restart strategy
+     * allows: the job stops at once, as it does for a stale restore. The rows stay unapplied;
+     * what to do then is in README.md, "Failover to a standby".
+     */
+    private static SuppressRestartsException lost(String what) {
+        return new SuppressRestartsException(new IOException(what + " Did the database go back "
+                + "in time (a failover to an asynchronous standby that had not received it, a "
+                + "restore from a backup), was it rolled back or removed by hand, or did another "
+                + "job use the same sink id? Stopping the job rather than skipping data; "
+                + "restarting cannot bring it back."));
     }
 
     /**

@@ -1,0 +1,219 @@
+"""The payments job through a failover to the standby, with nobody acting on the job.
+
+A primary and a streaming standby on loopback (`localenv.postgres.replication`); the job is
+pointed at both hosts with `targetServerType=primary`. The sink's fault seam holds the ledger
+sink at a point of its protocol (`write`: a transaction open with rows in it; `precommit`: right
+after PREPARE TRANSACTION, its checkpoint not yet complete; `commit`: a committer about to
+COMMIT PREPARED a completed checkpoint, earlier ones committed on the primary). There the
+primary is crashed (`pg_ctl stop -m immediate`) and the standby promoted; the sink goes on. The
+job must recover onto the new primary by itself (restart strategy), the books must be exact, and
+no prepared transaction may be left behind on the new primary.
+
+With a synchronous standby every PREPARE TRANSACTION and COMMIT (PREPARED) the primary
+acknowledged is on the standby. Control: the same failover to an asynchronous standby that fell
+behind (stopped while the job committed on without it): the new primary's commit log goes back
+in time, and the sink must refuse to go on (the restored checkpoint's transactions are neither
+prepared nor committed there) instead of finishing with rows silently missing.
+
+CI runs the failover at `commit` (it exercises both a committed and a still-prepared transaction
+at the crash) and the control; `-m campaign` runs the other two phases.
+"""
+
+import time
+import uuid
+
+import pytest
+
+from jobs.audit import audit
+from jobs.kit.environment import create_environment
+from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
+from localenv.postgres.replication import ReplicatedPostgres, primary_of
+from sinks.database import connect
+from tests.harness.faults import throttled_lines
+from tests.jobs.support import (
+    database_outcome,
+    expected_in_database_shape,
+    expected_outcome,
+    payments_config,
+)
+from tests.jobs.test_payments_outages import (
+    DEFAULT_SETTINGS,
+    job_end,
+    restart_attempts_that_committed,
+    start_held,
+)
+from tests.sinks.support import (
+    dangling,
+    sink_fault,
+    sink_fault_in_this_jvm,
+    sink_fault_report,
+    wait_for,
+)
+from transforms import sample_data
+
+pytestmark = [pytest.mark.minicluster, pytest.mark.chaos]
+
+JOB_TIMEOUT_SECONDS = 300
+
+
+@pytest.fixture
+def pair(adopt_process):
+    with ReplicatedPostgres(synchronous=True) as servers:
+        yield servers
+
+
+@pytest.fixture
+def async_pair(adopt_process):
+    with ReplicatedPostgres(synchronous=False) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def generated_input(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("failover") / "input"
+    directory.mkdir()
+    sample_data.write_jsonl(str(directory / "payments.jsonl"), 6_000, seed=27, id_prefix="f")
+    return directory, expected_outcome(directory)
+
+
+def prepared_config(db, input_dir, tmp_path):
+    return payments_config(
+        db,
+        input_dir,
+        tmp_path,
+        commit_scope="subtask",
+        ledger_mode="prepared",
+        sink_batch_size=100,
+        extra_settings=DEFAULT_SETTINGS,
+    )
+
+
+def first_commit_after(db, moment: float):
+    """Seconds from `moment` (time.time()) to the first transaction committed after it."""
+    with db.connect() as conn:
+        first = conn.execute(
+            "SELECT extract(epoch FROM min(written_at)) FROM tpc_commit_log "
+            "WHERE written_at > to_timestamp(%s)",
+            (moment,),
+        ).fetchone()[0]
+    return None if first is None else float(first) - moment
+
+
+def prepared_on(server, name: str) -> list[str]:
+    with server.database(name).connect() as conn:
+        return [gid for (gid,) in conn.execute("SELECT gid FROM pg_prepared_xacts")]
+
+
+@pytest.mark.parametrize(
+    "phase",
+    [
+        pytest.param("write", marks=pytest.mark.campaign),
+        pytest.param("precommit", marks=pytest.mark.campaign),
+        "commit",
+    ],
+)
+def test_job_rides_out_a_failover_to_a_synchronous_standby_exactly(
+    pair, generated_input, tmp_path, phase, adopt_process
+):
+    input_dir, expected = generated_input
+    db = pair.create_database(f"failover_{uuid.uuid4().hex[:8]}")
+    config = prepared_config(db, input_dir, tmp_path)
+    # The pre-flight (schema, checks) runs through the two-host URL too.
+    client, hold, report = start_held(config, tmp_path, phase, "payments-failover")
+    assert report.get("phase") == phase
+    # What the dying primary holds: committed transactions and (past `write`) prepared ones.
+    with db.on(pair.primary).connect() as conn:
+        committed_before = conn.execute("SELECT count(*) FROM tpc_commit_log").fetchone()[0]
+    prepared_before = prepared_on(pair.primary, db.name)
+    killed = time.time()
+    pair.kill_primary()
+    promoted_in = pair.promote()
+    adopt_process(pair.standby.server_pid())
+    (hold / "release").touch()
+    ended = job_end(client, JOB_TIMEOUT_SECONDS)
+    if ended is None:
+        client.cancel().result()
+        raise AssertionError(f"the job was still running {JOB_TIMEOUT_SECONDS} s after failover")
+    finished_in = time.time() - killed
+    assert ended[0] == "finished", f"job failed:\n{str(ended[1])[:3000]}"
+    assert primary_of(db) == (pair.standby.host, pair.standby.port)
+    recovery = first_commit_after(db, killed)
+    # The audit through the two-host JDBC URL, as a user runs it.
+    with connect(db.jdbc_url, db.user, password_env="TPC_TEST_DB_PASSWORD") as conn:
+        verdict = audit(conn, str(input_dir))
+    assert database_outcome(db) == expected_in_database_shape(expected)
+    assert verdict.clean, verdict.render(20)
+    assert prepared_on(pair.standby, db.name) == []
+    assert dangling(db) == (0, 0, 0)
+    attempts = restart_attempts_that_committed(db)
+    print(
+        f"failover at {phase}: {committed_before} transactions committed and "
+        f"{len(prepared_before)} prepared on the old primary; standby promoted in "
+        f"{promoted_in:.1f} s; first commit on the new primary {recovery:.1f} s after the "
+        f"kill; job finished {finished_in:.0f} s after it, committing in task attempt "
+        f"{attempts}; audit clean"
+    )
+    assert committed_before > 0
+    if phase != "write":
+        assert prepared_before, "nothing was prepared when the primary died: tested nothing"
+    assert recovery is not None
+
+
+def test_control_failover_to_a_lagging_asynchronous_standby_is_refused(
+    async_pair, generated_input, tmp_path, adopt_process, control_seen
+):
+    """The asynchronous standby is stopped once the job committed its first transactions, so it
+    keeps only those; the primary commits on alone until the seam holds a committer, then dies.
+    The promoted standby's commit log is behind the job's checkpoint: the restored checkpoint's
+    transactions are neither prepared nor committed there. The sink must stop the job, without
+    restarts (none could find them), rather than finish with those rows missing."""
+    pair = async_pair
+    input_dir, _ = generated_input
+    db = pair.create_database(f"failover_{uuid.uuid4().hex[:8]}")
+    config = prepared_config(db, input_dir, tmp_path)
+    ledger = sink_ids(config)["ledger"]
+    hold = tmp_path / "hold-commit"
+    settings = {
+        **sink_fault(hold, "hold", nth=6, sink_id=ledger),
+        "TPC_SINK_FAULT_PHASE": "commit",
+    }
+
+    def commits_on(server) -> int:
+        with db.on(server).connect() as conn:
+            return conn.execute(
+                "SELECT count(*) FROM tpc_commit_log WHERE sink_id = %s", (ledger,)
+            ).fetchone()[0]
+
+    prepare_database(config)
+    with sink_fault_in_this_jvm(settings):
+        env = create_environment(config)
+        build_pipeline(env, throttled_lines(env, config), build_sinks(config), config)
+        client = env.execute_async("payments-failover-async")
+        try:
+            wait_for(lambda: commits_on(pair.primary) >= 1, 120, "the first commits", 0.05)
+            pair.stop_standby_replication()
+            wait_for(lambda: sink_fault_report(hold), 120, "a held committer", interval=0.05)
+        except AssertionError:
+            client.cancel().result()
+            raise
+    on_old_primary = commits_on(pair.primary)
+    pair.kill_primary()
+    pair.start_standby_alone()
+    pair.promote()
+    adopt_process(pair.standby.server_pid())
+    on_new_primary = commits_on(pair.standby)
+    (hold / "release").touch()
+    ended = job_end(client, 120)
+    if ended is None:
+        client.cancel().result()
+    outcome = "still restarting after 120 s" if ended is None else ended[0]
+    error = "" if ended is None else str(ended[1])
+    print(
+        f"asynchronous standby: {on_old_primary} ledger transactions committed on the old "
+        f"primary, {on_new_primary} on the promoted standby; the job {outcome}"
+    )
+    lost = on_old_primary - on_new_primary
+    control_seen(lost, 1, "committed ledger transactions the promoted asynchronous standby lost")
+    assert lost > 0, "the standby lost nothing: the control proves nothing"
+    assert outcome == "failed", "a database gone back in time must stop the job"
+    assert "is lost" in error and "go back in time" in error, error[-3000:]
