@@ -40,6 +40,9 @@ class HaDatabase:
     name: str
     user: str
     password: str
+    # The password in a file (the primary's, which a killed primary leaves in place): what a
+    # job reads where its sink runs.
+    password_file: Optional[Path] = None
 
     @property
     def jdbc_url(self) -> str:
@@ -265,6 +268,7 @@ class ReplicatedPostgres:
             name,
             SUPERUSER,
             self.primary.password,
+            self.primary.client_password_file(),
         )
 
     def create_database(self, name: str) -> HaDatabase:

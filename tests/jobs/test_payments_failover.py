@@ -139,7 +139,7 @@ def test_job_rides_out_a_failover_to_a_synchronous_standby_exactly(
     assert primary_of(db) == (pair.standby.host, pair.standby.port)
     recovery = first_commit_after(db, killed)
     # The audit through the two-host JDBC URL, as a user runs it.
-    with connect(db.jdbc_url, db.user, password_env="TPC_TEST_DB_PASSWORD") as conn:
+    with connect(db.jdbc_url, db.user, password_file=db.password_file) as conn:
         verdict = audit(conn, str(input_dir))
     assert database_outcome(db) == expected_in_database_shape(expected)
     assert verdict.clean, verdict.render(20)
@@ -187,7 +187,10 @@ def test_control_failover_to_a_lagging_asynchronous_standby_is_refused(
     prepare_database(config)
     with sink_fault_in_this_jvm(settings):
         env = create_environment(config)
-        build_pipeline(env, throttled_lines(env, config), build_sinks(config), config)
+        # Slow enough that the 6th ledger commit comes while the stream runs, however fast the
+        # machine: on an idle one the default throttle let the job finish first.
+        lines = throttled_lines(env, config, throttle_every=2, throttle_ms=4)
+        build_pipeline(env, lines, build_sinks(config), config)
         client = env.execute_async("payments-failover-async")
         try:
             wait_for(lambda: commits_on(pair.primary) >= 1, 120, "the first commits", 0.05)
