@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from localenv.flink import FLINK_CONF_DIR, child_process_environment, read_config
-from localenv.jars import kafka_connector_jars, sink_jar
+from localenv.jars import hook_jars, kafka_connector_jars, sink_jar
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.processes import alive, command_line, descendants, kill
 
@@ -441,7 +441,10 @@ class Cluster:
 
     def submit_command(self, job_args, module, file, detached, extra_jars, ship: Path):
         packages = zip_packages(ship / "job-packages.zip", shipped_packages(module))
-        extra_jars = [*job_jars(job_args), *extra_jars]
+        # Hooks (fault injection) named to the daemons or to this client travel with the job:
+        # a TaskManager told to inject faults finds them only in the job's jar.
+        hooks = dict.fromkeys([*hook_jars(self.daemon_env), *hook_jars()])
+        extra_jars = [*job_jars(job_args), *hooks, *extra_jars]
         # The sink jar already holds the JDBC driver; merging would drop its manifest.
         jar = (
             merge_jars(ship / "job-dependencies.jar", [sink_jar(), *map(Path, extra_jars)])

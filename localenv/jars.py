@@ -5,6 +5,10 @@ what a job ships to a cluster.
 operators, with the PostgreSQL JDBC driver shaded in) built into `var/jars/tpc-connectors.jar`,
 again whenever `pom.xml` or a source under `src/main` changed. `kafka_connector_jars()` are
 Flink's Kafka connector and the Kafka client (`sinks/kafka/pom.xml`) in `var/jars/kafka/`.
+`fault_injection_jar()` is the sink's fault injection, a test jar kept out of `sink_jar()`
+(`sinks/faults/pom.xml`, from the sink module's test sources) in
+`var/jars/tpc-fault-injection.jar`; a job ships it when `TPC_SINK_HOOK_JARS` names it
+(`hook_jars()`), as the fault tests arrange.
 
 Here, beside `localenv.maven`, and not in `sinks`: the local cluster ships them with every job
 it submits (`localenv.cluster`), and `localenv` must not import `sinks` (see
@@ -19,7 +23,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 from localenv.maven import (
     MavenError,
@@ -36,6 +42,14 @@ POM = JAVA_MODULE / "pom.xml"
 MAIN_SOURCES = JAVA_MODULE / "src" / "main"
 KAFKA_POM = PROJECT_ROOT / "sinks" / "kafka" / "pom.xml"
 JAR_NAME = "tpc-connectors.jar"  # the sink, a numbered-lines file format, stream operators, pgjdbc
+FAULTS_POM = PROJECT_ROOT / "sinks" / "faults" / "pom.xml"
+FAULT_SOURCES = [
+    JAVA_MODULE / "src" / "test" / "java" / "dev" / "tpc" / "sink" / "faults",
+    JAVA_MODULE / "src" / "test" / "resources" / "META-INF" / "services",
+]
+FAULT_JAR_NAME = "tpc-fault-injection.jar"  # SinkHooks that inject faults: tests only
+# Jars (os.pathsep-separated paths) of SinkHooks implementations a job ships beside the sink's.
+HOOK_JARS = "TPC_SINK_HOOK_JARS"
 
 
 class JarBuildError(RuntimeError):
@@ -46,12 +60,23 @@ def build_inputs():
     return [POM, *sorted(p for p in MAIN_SOURCES.rglob("*") if p.is_file())]
 
 
-def sources_digest() -> str:
+def digest_of(paths, root: Path = JAVA_MODULE) -> str:
     digest = hashlib.sha256()
-    for path in build_inputs():
-        digest.update(path.relative_to(JAVA_MODULE).as_posix().encode() + b"\0")
+    for path in paths:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def sources_digest() -> str:
+    return digest_of(build_inputs())
+
+
+def fault_inputs():
+    return [
+        FAULTS_POM,
+        *sorted(p for d in FAULT_SOURCES for p in d.rglob("*") if p.is_file()),
+    ]
 
 
 def pom_flink_version() -> str:
@@ -148,12 +173,12 @@ def run_maven(build_dir: Path) -> None:
         raise JarBuildError(f"Maven build of {JAVA_MODULE} failed:\n{tail(result, 40)}")
 
 
-def sink_jar(force: bool = False) -> Path:
-    """Path of the built jar, building it if missing or older than pom.xml and the sources."""
+def _installed_jar(name: str, digest: str, build, force: bool) -> Path:
+    """`var/jars/<name>`, made by `build(build_dir)` (which leaves `build_dir/<name>`) unless
+    it is there and was made from inputs of the same `digest`."""
     out_dir = sub_dir("jars")
-    jar = out_dir / JAR_NAME
-    stamp = out_dir / (JAR_NAME + ".sha256")
-    digest = sources_digest()
+    jar = out_dir / name
+    stamp = out_dir / (name + ".sha256")
 
     def up_to_date():
         return jar.is_file() and stamp.is_file() and stamp.read_text().strip() == digest
@@ -161,18 +186,63 @@ def sink_jar(force: bool = False) -> Path:
     if not force and up_to_date():
         return jar
     # One build at a time per var dir; whoever waited finds the jar built.
-    with locked(out_dir / (JAR_NAME + ".lock")):
+    with locked(out_dir / (name + ".lock")):
         if not force and up_to_date():
             return jar
-        check_flink_version()
         # Maven's target/ lives in a fresh directory of this var dir: builds for other var
         # dirs never share it, and nothing stale from a removed source survives.
         with tempfile.TemporaryDirectory(prefix="tpc-build-", dir=out_dir) as tmp:
             build_dir = Path(tmp) / "target"
-            run_maven(build_dir)
-            os.replace(build_dir / JAR_NAME, jar)  # atomic: concurrent users never see half a jar
+            build(build_dir)
+            os.replace(build_dir / name, jar)  # atomic: concurrent users never see half a jar
         stamp.write_text(digest + "\n")
     return jar
+
+
+def sink_jar(force: bool = False) -> Path:
+    """Path of the built jar, building it if missing or older than pom.xml and the sources."""
+
+    def build(build_dir: Path) -> None:
+        check_flink_version()
+        run_maven(build_dir)
+
+    return _installed_jar(JAR_NAME, sources_digest(), build, force)
+
+
+def fault_injection_jar(force: bool = False) -> Path:
+    """The fault-injection test jar (`sinks/faults/pom.xml`): `dev.tpc.sink.faults`, the
+    `SinkHooks` the fault tests ship beside `sink_jar()`, which holds no fault injection.
+    Built against `sink_jar()`, again whenever its sources or the sink's change."""
+    sink = sink_jar()
+
+    def build(build_dir: Path) -> None:
+        result = maven_offline_first(
+            build_dir,
+            (f"-Dtpc.sink.jar={sink}", "package"),
+            pom=FAULTS_POM,
+            what="the fault-injection test jar's plugins",
+        )
+        if result.returncode != 0:
+            raise JarBuildError(f"Maven build of {FAULTS_POM} failed:\n{tail(result, 40)}")
+
+    digest = digest_of(fault_inputs(), PROJECT_ROOT) + sources_digest()
+    return _installed_jar(FAULT_JAR_NAME, digest, build, force)
+
+
+def hook_jars(environment: Optional[Mapping[str, str]] = None) -> list[Path]:
+    """The jars `TPC_SINK_HOOK_JARS` names in `environment` (this process's by default): what a
+    job ships beside `sink_jar()` so that the sink finds the hooks in them (`SinkHooks`: the
+    fault tests' fault injection)."""
+    value = (os.environ if environment is None else environment).get(HOOK_JARS, "")
+    jars = [Path(p) for p in value.split(os.pathsep) if p]
+    missing = [str(jar) for jar in jars if not jar.is_file()]
+    if missing:
+        raise JarBuildError(
+            f"{HOOK_JARS} names {', '.join(missing)}, which is not a file: build the "
+            "fault-injection test jar with `python -m sinks.build --faults`, or unset "
+            f"{HOOK_JARS}"
+        )
+    return jars
 
 
 def kafka_connector_jars() -> list[Path]:

@@ -12,6 +12,11 @@ network) up front.
 `--kafka` also resolves Flink's Kafka connector and the Kafka client (`sinks/kafka/pom.xml`) into
 `var/jars/kafka/`: jobs that read Kafka ship those jars beside the sink's (`add_kafka_jars`).
 
+`--faults` also builds the fault-injection test jar (`sinks/faults/pom.xml`, from the sink
+module's test sources `src/test/java/dev/tpc/sink/faults`) into `var/jars/tpc-fault-injection.jar`:
+the sink's own jar holds no fault injection, and the tests that inject faults ship this one
+beside it (`TPC_SINK_HOOK_JARS`). They build it on first use too.
+
 `--test` runs the JUnit tests (`mvn test`, into `var/java-test/`) against a throwaway PostgreSQL
 for those that need a database. A plain `mvn test` in `sinks/java` runs them too, but skips the
 database-backed ones unless `TPC_TEST_JDBC_URL`, `TPC_TEST_DB_USER` and `TPC_TEST_DB_PASSWORD`
@@ -33,6 +38,7 @@ from typing import Optional
 from localenv.jars import (
     JAVA_MODULE,
     JarBuildError,
+    fault_injection_jar,
     kafka_connector_jars,
     maven_command,
     maven_offline_first,
@@ -119,6 +125,11 @@ def main(argv=None) -> int:
         help="also resolve Flink's Kafka connector into var/jars/kafka/",
     )
     parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="also build the fault-injection test jar into var/jars/ (the fault tests ship it)",
+    )
+    parser.add_argument(
         "--test",
         action="store_true",
         help="then check the Java formatting and run the JUnit tests, with a throwaway PostgreSQL",
@@ -143,6 +154,8 @@ def main(argv=None) -> int:
         if args.kafka:
             jars = kafka_connector_jars()
             print(f"Kafka connector: {len(jars)} jars in {jars[0].parent}", flush=True)
+        if args.faults:
+            print(f"fault-injection test jar: {fault_injection_jar(force=args.force)}", flush=True)
         if args.fetch_formatter:
             fetch_formatter()
             print("Java formatter: in Maven's local repository", flush=True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pyflink.datastream.connectors.base import Sink
 
-from localenv.jars import sink_jar
+from localenv.jars import hook_jars, sink_jar
 
 if TYPE_CHECKING:
     from pyflink.datastream import DataStream
@@ -51,12 +51,13 @@ class CommitMode(str, Enum):
 
 def add_sink_jars(env) -> None:
     """Add the sink's jar, which holds the PostgreSQL JDBC driver, to a
-    StreamExecutionEnvironment."""
+    StreamExecutionEnvironment, and the jars of sink hooks `TPC_SINK_HOOK_JARS` names (the fault
+    tests' fault injection, which the sink's jar does not hold: see sinks/README.md)."""
     try:
-        jar = sink_jar()
+        jars = [sink_jar(), *hook_jars()]
     except RuntimeError as error:
         raise SinkConfigurationError(str(error)) from error
-    env.add_jars(jar.resolve().as_uri())
+    env.add_jars(*(jar.resolve().as_uri() for jar in jars))
 
 
 def add_kafka_jars(env) -> None:

@@ -62,7 +62,7 @@ from localenv.postgres import LocalPostgres, free_port
 from localenv.postgres.replication import ReplicatedPostgres
 from localenv.processes import descendants
 from tests.corpus import write_corpus
-from tests.sinks.support import newest_complete_checkpoint
+from tests.sinks.support import fault_jar_setting, newest_complete_checkpoint
 from transforms import sample_data
 from transforms.inputs import input_files
 
@@ -432,6 +432,7 @@ class Campaign:
         seam_env: dict[str, str] = {}
         if seam:
             seam_env = {
+                **fault_jar_setting(),
                 "TPC_SINK_FAULT_DIR": str(seam_dir),
                 "TPC_SINK_FAULT_NTH": str(seam.nth),
                 "TPC_SINK_FAULT_PHASE": seam.phase,
@@ -439,6 +440,7 @@ class Campaign:
             }
         elif strikes_at_the_seam(trial):
             seam_env = {
+                **fault_jar_setting(),
                 "TPC_SINK_FAULT_DIR": str(seam_dir),
                 "TPC_SINK_FAULT_NTH": str(CONTROL_SEAM_NTH),
                 "TPC_SINK_FAULT_PHASE": "precommit",

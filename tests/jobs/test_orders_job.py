@@ -296,13 +296,14 @@ def run_with_a_sink_failure(config, tmp_path, make_sink, faulted_sink_id) -> int
     failure of its sink (`make_sink(config)`) right after its 2nd non-empty checkpoint's rows
     became durable; returns how many rows the restore replays."""
     prepare_database(config)
-    env = create_environment(config)
-    lines = line_sources.file_lines(env, config, FILES_UID).map(
-        FailOnce(None, throttle_every=4, throttle_ms=3), output_type=line_sources.LINE_TYPE
-    )
-    build_pipeline(env, lines, make_sink(config), config)
     fault_dir = tmp_path / "sink-fault"
+    # The environment is made in the block: it ships the fault-injection jar the settings name.
     with sink_fault_in_this_jvm(sink_fault(fault_dir, "fail", nth=2, sink_id=faulted_sink_id)):
+        env = create_environment(config)
+        lines = line_sources.file_lines(env, config, FILES_UID).map(
+            FailOnce(None, throttle_every=4, throttle_ms=3), output_type=line_sources.LINE_TYPE
+        )
+        build_pipeline(env, lines, make_sink(config), config)
         env.execute("orders-sink-failure")
     return replayed_rows(fault_dir)
 

@@ -68,7 +68,7 @@ Caused by: java.io.IOException: Could not perform checkpoint 1 for operator book
 \tCaused by: java.lang.RuntimeException: nested in the suppressed one
 \t\t... 3 more
 Caused by: java.io.IOException: injected sink failure: sink 'payments-books' subtask 0, 119 rows
-\tat dev.tpc.sink.FaultInjection.at(FaultInjection.java:170)
+\tat dev.tpc.sink.faults.FaultInjection.at(FaultInjection.java:170)
 \t... 21 more
 """
 

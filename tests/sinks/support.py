@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from localenv.flink import child_process_environment
+from localenv.jars import HOOK_JARS, fault_injection_jar
 from localenv.paths import PROJECT_ROOT
 from sinks.control_tables import (
     prefix_of,
@@ -155,8 +156,10 @@ def sink_fault(
 ) -> dict[str, str]:
     """Settings that arm the sink's fault seam (see sinks/README.md): at the `nth` non-empty
     checkpoint, right after its rows became durable and before it can complete, `pause` (for a
-    `kill -9`) or `fail` once. Pass them as a job's environment, or to `sink_fault_in_this_jvm`."""
+    `kill -9`) or `fail` once. Pass them as a job's environment, or to `sink_fault_in_this_jvm`.
+    They name the fault-injection test jar (`fault_jar_setting`), which the job then ships."""
     settings = {
+        **fault_jar_setting(),
         "TPC_SINK_FAULT_DIR": str(directory),
         "TPC_SINK_FAULT_NTH": str(nth),
         "TPC_SINK_FAULT_ACTION": action,
@@ -166,19 +169,36 @@ def sink_fault(
     return settings
 
 
+def fault_jar_setting() -> dict[str, str]:
+    """The setting that makes a job ship the fault-injection test jar beside the sink's (built
+    on first use): the sink's jar holds no fault injection, and refuses fault settings without
+    it. Part of `sink_fault`'s settings; add it to settings made by hand."""
+    return {HOOK_JARS: str(fault_injection_jar())}
+
+
 @contextmanager
 def sink_fault_in_this_jvm(settings: dict[str, str]):
-    """Arms the seam in this process's JVM (the mini cluster of in-process jobs) for a block."""
+    """Arms the seam in this process's JVM (the mini cluster of in-process jobs) for a block;
+    the jobs whose environment (`sinks.add_sink_jars`) is made in the block ship the
+    fault-injection jar the settings name."""
     from pyflink.java_gateway import get_gateway
 
     system = get_gateway().jvm.java.lang.System
     for key, value in settings.items():
-        system.setProperty(key, value)
+        if key != HOOK_JARS:
+            system.setProperty(key, value)
+    saved = os.environ.get(HOOK_JARS)
+    if HOOK_JARS in settings:
+        os.environ[HOOK_JARS] = settings[HOOK_JARS]
     try:
         yield
     finally:
         for key in settings:
             system.clearProperty(key)
+        if saved is None:
+            os.environ.pop(HOOK_JARS, None)
+        else:
+            os.environ[HOOK_JARS] = saved
 
 
 def sink_fault_report(directory: Path) -> Optional[dict]:

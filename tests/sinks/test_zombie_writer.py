@@ -20,6 +20,7 @@ from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
 from tests.sinks.support import (
     create_sequence_table,
     dangling,
+    fault_jar_setting,
     id_counts,
     missing_ids,
     sink_fault_report,
@@ -47,6 +48,7 @@ def zombie_cluster(fault_dir):
     handle = Cluster(name, rest_port, free_port())
     env = child_process_environment(
         {
+            **fault_jar_setting(),
             "TPC_SINK_FAULT_DIR": str(fault_dir),
             "TPC_SINK_FAULT_PHASE": "write",
             "TPC_SINK_FAULT_ACTION": "zombie",
@@ -83,7 +85,9 @@ def test_a_frozen_taskmanagers_writer_is_fenced_off_and_cannot_pre_commit(
     zombie_cluster, database, fault_dir
 ):
     create_sequence_table(database)
-    env = child_process_environment()  # the TaskManagers read the password from its file
+    # The TaskManagers read the password from its file; the submitting client ships the
+    # fault-injection jar with the job (localenv.jars.hook_jars).
+    env = child_process_environment(fault_jar_setting())
     result = cluster_command(
         zombie_cluster.name,
         "submit",

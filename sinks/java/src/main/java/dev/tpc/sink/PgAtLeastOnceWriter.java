@@ -55,7 +55,7 @@ final class PgAtLeastOnceWriter extends PgWriter {
         if (rowsSinceCheckpoint > 0) {
             long rows = rowsSinceCheckpoint;
             rowsSinceCheckpoint = 0;
-            faults.afterCheckpointFlushed(config.sinkId(), subtask, null, rows);
+            afterCheckpointFlushed(null, rows);
         }
         return Collections.emptyList();
     }

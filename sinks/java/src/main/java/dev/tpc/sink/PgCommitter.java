@@ -39,7 +39,9 @@ final class PgCommitter implements Committer<PgCommittable> {
     private final ControlTables tables;
     private final String applicationName;
     private final int subtask;
-    private final FaultInjection faults;
+    /** A test's hooks (fault injection), null in production: see {@link SinkHooks}. */
+    private final SinkHooks hooks;
+
     private Connection connection;
     private final Housekeeping housekeeping;
 
@@ -55,7 +57,7 @@ final class PgCommitter implements Committer<PgCommittable> {
         this.tables = new ControlTables(config.controlSchema());
         this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
         this.applicationName = "tpc-sink-" + config.sinkId() + "-" + subtask + "-committer";
-        this.faults = FaultInjection.fromSettings();
+        this.hooks = SinkHooks.load();
         this.committed = context.metricGroup().counter("tpcTransactionsCommitted");
         // What the commit log's row_count adds up to for this subtask's commits: a monitor can
         // hold it against the database (monitoring/postgres-exporter-queries.yaml).
@@ -92,9 +94,9 @@ final class PgCommitter implements Committer<PgCommittable> {
         int backOffAfterRetry = -1; // the highest retry count among requests asking to retry
         for (CommitRequest<PgCommittable> request : requests) {
             PgCommittable committable = request.getCommittable();
-            if (request.getNumberOfRetries() == 0) {
-                faults.at(
-                        FaultInjection.Phase.COMMIT,
+            if (hooks != null && request.getNumberOfRetries() == 0) {
+                hooks.at(
+                        SinkHooks.Point.COMMIT,
                         config.sinkId(),
                         subtask,
                         committable.gid,

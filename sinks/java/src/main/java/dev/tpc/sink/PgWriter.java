@@ -55,7 +55,8 @@ abstract class PgWriter
     private final String execution;
     private final Long restoredCheckpointId;
     private String lineage;
-    final FaultInjection faults;
+    /** A test's hooks (fault injection), null in production: see {@link SinkHooks}. */
+    private final SinkHooks hooks;
 
     Connection connection;
     final RefusedRows refusedRows;
@@ -105,7 +106,7 @@ abstract class PgWriter
         this.restoredCheckpointId = context.getRestoredCheckpointId().isPresent()
                 ? context.getRestoredCheckpointId().getAsLong()
                 : null;
-        this.faults = FaultInjection.fromSettings();
+        this.hooks = SinkHooks.load();
         long restoredCounter = 0;
         String restoredLineage = "";
         for (PgWriterState state : restored) {
@@ -464,18 +465,29 @@ abstract class PgWriter
         return rowsInTransaction;
     }
 
-    /** Counts a row written in the open transaction; the fault seam's write phase acts here. */
+    /** Counts a row written in the open transaction; a test's WRITE hook acts here. */
     final void countRowInTransaction() throws IOException, InterruptedException {
         rowsInTransaction++;
-        if (rowsInTransaction == config.batchSize()
-                && faults.watches(
-                        FaultInjection.Phase.WRITE)) { // the first batch reached the database
-            faults.at(
-                    FaultInjection.Phase.WRITE,
+        if (hooks != null
+                && rowsInTransaction == config.batchSize() // the first batch reached the database
+                && hooks.watches(SinkHooks.Point.WRITE)) {
+            hooks.at(
+                    SinkHooks.Point.WRITE,
                     config.sinkId(),
                     subtask,
                     current.gid,
                     rowsInTransaction);
+        }
+    }
+
+    /**
+     * Called once a non-empty checkpoint's rows are durable (pre-committed, or flushed by an
+     * at-least-once writer), before the checkpoint can complete: a test's PRECOMMIT hook acts.
+     */
+    final void afterCheckpointFlushed(String gid, long rows)
+            throws IOException, InterruptedException {
+        if (hooks != null) {
+            hooks.at(SinkHooks.Point.PRECOMMIT, config.sinkId(), subtask, gid, rows);
         }
     }
 
@@ -503,7 +515,7 @@ abstract class PgWriter
         preCommitted.inc();
         PgCommittable committable = new PgCommittable(
                 id.gid, config.mode(), rowsInTransaction, System.currentTimeMillis());
-        faults.afterCheckpointFlushed(config.sinkId(), subtask, id.gid, rowsInTransaction);
+        afterCheckpointFlushed(id.gid, rowsInTransaction);
         return Collections.singletonList(committable);
     }
 

@@ -46,6 +46,8 @@ public final class PostgresTwoPhaseCommitSink
 
     public PostgresTwoPhaseCommitSink(SinkConfig config) {
         this.config = config;
+        // Fault settings with no fault injection shipped: refuse when the sink is built.
+        SinkHooks.load();
     }
 
     public SinkConfig config() {
@@ -60,6 +62,10 @@ public final class PostgresTwoPhaseCommitSink
     @Override
     public DataStream<Row> addPreWriteTopology(DataStream<Row> input) {
         requireExactlyOnceCheckpoints(config, input.getExecutionEnvironment());
+        // Again for settings made after the sink was built (a test arming its own JVM), so that
+        // the job is refused here rather than in every writer's restart. A job armed on its
+        // TaskManagers only is refused there, by its writers and committers.
+        SinkHooks.load();
         return input;
     }
 

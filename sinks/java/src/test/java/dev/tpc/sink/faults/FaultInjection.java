@@ -1,4 +1,6 @@
-package dev.tpc.sink;
+package dev.tpc.sink.faults;
+
+import dev.tpc.sink.SinkHooks;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -11,9 +13,11 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * A test seam for failure tests, inert unless {@code TPC_SINK_FAULT_DIR} names a directory (read
- * from a JVM system property of that name first, so a test can arm it in an already running
- * mini cluster, then from the environment).
+ * The sink's fault injection for failure tests: {@link SinkHooks} in the fault-injection test
+ * jar ({@code var/jars/tpc-fault-injection.jar}, built from here by {@code sinks/faults/pom.xml};
+ * never in the sink's production jar), found through {@code META-INF/services}. Inert unless
+ * {@code TPC_SINK_FAULT_DIR} names a directory (read from a JVM system property of that name
+ * first, so a test can arm it in an already running mini cluster, then from the environment).
  *
  * <p>It acts at the N-th non-empty checkpoint of a writer in this JVM ({@code
  * TPC_SINK_FAULT_NTH}, default 3), counted per fault directory and optionally only for one sink
@@ -45,18 +49,20 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>The report also names the JVM's process id ({@code pid}), so a test can signal it.
  */
-final class FaultInjection {
+public final class FaultInjection implements SinkHooks {
+    /** What {@code META-INF/services} names: the hooks the settings ask for, or none. */
+    public static final class Factory implements SinkHooks.Factory {
+        @Override
+        public SinkHooks create() {
+            return fromSettings();
+        }
+    }
+
     static final String DIR = "TPC_SINK_FAULT_DIR";
     static final String NTH = "TPC_SINK_FAULT_NTH";
     static final String SINK_ID = "TPC_SINK_FAULT_SINK_ID";
     static final String ACTION = "TPC_SINK_FAULT_ACTION";
     static final String PHASE = "TPC_SINK_FAULT_PHASE";
-
-    enum Phase {
-        WRITE,
-        PRECOMMIT,
-        COMMIT
-    }
 
     private enum Action {
         PAUSE,
@@ -66,16 +72,13 @@ final class FaultInjection {
     }
 
     private static final Map<String, AtomicInteger> CHECKPOINTS = new ConcurrentHashMap<>();
-    private static final FaultInjection NONE =
-            new FaultInjection(null, 0, null, Action.PAUSE, Phase.PRECOMMIT);
-
     private final Path directory;
     private final int actAt;
     private final String sinkId;
     private final Action action;
-    private final Phase phase;
+    private final Point phase;
 
-    private FaultInjection(Path directory, int actAt, String sinkId, Action action, Phase phase) {
+    private FaultInjection(Path directory, int actAt, String sinkId, Action action, Point phase) {
         this.directory = directory;
         this.actAt = actAt;
         this.sinkId = sinkId;
@@ -83,23 +86,24 @@ final class FaultInjection {
         this.phase = phase;
     }
 
+    /** The fault the settings ask for, or null when {@code TPC_SINK_FAULT_DIR} is unset. */
     static FaultInjection fromSettings() {
         String dir = setting(DIR);
         if (dir == null) {
-            return NONE;
+            return null;
         }
         String nth = setting(NTH);
         String action = setting(ACTION);
         String phase = setting(PHASE);
         Action parsedAction;
-        Phase parsedPhase;
+        Point parsedPhase;
         try {
             parsedAction = action == null
                     ? Action.PAUSE
                     : Action.valueOf(action.toUpperCase(java.util.Locale.ROOT));
             parsedPhase = phase == null
-                    ? Phase.PRECOMMIT
-                    : Phase.valueOf(phase.toUpperCase(java.util.Locale.ROOT));
+                    ? Point.PRECOMMIT
+                    : Point.valueOf(phase.toUpperCase(java.util.Locale.ROOT));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException(ACTION + " must be 'pause', 'fail', 'hold' or "
                     + "'zombie' and "
@@ -121,25 +125,16 @@ final class FaultInjection {
         return value == null || value.isEmpty() ? null : value;
     }
 
-    /**
-     * Called once a writer has made a non-empty checkpoint's rows durable (pre-committed, or
-     * flushed by an at-least-once writer), before the checkpoint can complete.
-     */
-    void afterCheckpointFlushed(String sink, int subtask, String gid, long rows)
-            throws IOException, InterruptedException {
-        at(Phase.PRECOMMIT, sink, subtask, gid, rows);
+    @Override
+    public boolean watches(Point point) {
+        return this.phase == point;
     }
 
-    /** Whether this seam acts at all in {@code phase} (so callers can skip work otherwise). */
-    boolean watches(Phase phase) {
-        return directory != null && this.phase == phase;
-    }
-
-    /** Called at a point of {@code phase}: acts if it is the N-th such point for this sink. */
-    void at(Phase phase, String sink, int subtask, String gid, long rows)
+    /** Acts if this is the N-th point of the armed phase (for the armed sink) in this JVM. */
+    @Override
+    public void at(Point phase, String sink, int subtask, String gid, long rows)
             throws IOException, InterruptedException {
-        if (directory == null
-                || this.phase != phase
+        if (this.phase != phase
                 || (sinkId != null && !sinkId.equals(sink))
                 || CHECKPOINTS
                                 .computeIfAbsent(directory.toString(), d -> new AtomicInteger())
