@@ -55,7 +55,7 @@ def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
     assert 0 < latency["p50"] <= latency["p99"] <= latency["p99.9"] <= latency["max"]
     assert [second for second, _, _ in run["per_second"]] == list(range(1, 7))
     assert {"reader", "postgres", "kafka", "producer"} <= set(run["cpu"])
-    assert run["samples"] and all("lag" in s and "job_rss_mb" in s for s in run["samples"])
+    assert run["samples"] and all("lag" in s and "reader_rss_mb" in s for s in run["samples"])
     assert "| 200 | 500 ms |" in (out / "README.md").read_text()
     assert (out / "chart.svg").read_text().startswith("<svg")
 
