@@ -36,7 +36,6 @@ import itertools
 import json
 import os
 import queue
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,7 +53,8 @@ from localenv.flink import child_process_environment
 from localenv.kafka import LocalKafka
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import Database, LocalPostgres
-from tests.sinks.support import wait_for
+from localenv.processes import descendants
+from tests.sinks.support import kill_job, wait_for
 from transforms import sample_data
 from transforms.lines import SourceLine
 from transforms.reference import process_lines
@@ -343,23 +343,8 @@ def parse_interval_seconds(interval: str) -> str:
 
 
 def process_tree(root: int) -> set[int]:
-    """`root` and its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, []))
-    return found
+    """`root` and its descendants."""
+    return {root} | descendants({root})
 
 
 def cpu_and_rss(pids: set[int]) -> dict[int, tuple[float, int]]:
@@ -563,14 +548,6 @@ def start(runner: Runner, db: Database, kafka: LocalKafka, topic: str, interval:
     )
 
 
-def stop_job(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=60)
-
-
 def run_stream(
     server: LocalPostgres,
     kafka: LocalKafka,
@@ -610,7 +587,7 @@ def run_stream(
             return
         before = applied()
         killed["at_seconds"] = round(time.time() - started, 2)
-        stop_job(current["process"])
+        kill_job(current["process"])
         killed_at = time.monotonic()
         current["process"] = start(reader, db, kafka, topic, interval, run_dir)
         wait_for(lambda: applied() > before, 300, "a commit after the restart", interval=0.2)
@@ -676,7 +653,7 @@ def run_stream(
         if exited():
             raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
     finally:
-        stop_job(current["process"])
+        kill_job(current["process"])
     result: dict = {}
     if kill_after is not None:
         streams = [("w", warm_up.rate, warm_up.seconds), ("s", rate, seconds)]

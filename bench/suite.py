@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -48,7 +47,7 @@ from localenv.flink import child_process_environment
 from localenv.kafka import LocalKafka
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import LocalPostgres
-from tests.sinks.support import newest_complete_checkpoint, wait_for
+from tests.sinks.support import kill_job, newest_complete_checkpoint, wait_for
 from transforms import sample_data
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
@@ -364,14 +363,6 @@ def start_job(bench: Bench, db, input_dir: Path, *extra: str) -> subprocess.Pope
     )
 
 
-def stop_job(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=60)
-
-
 def ledger_count(db) -> int:
     """Rows in the ledger; 0 before the job has created its tables."""
     with db.connect() as conn:
@@ -456,7 +447,7 @@ def latency_at(
         stop.set()
         feeder.join()
     finally:
-        stop_job(job)
+        kill_job(job)
     if not latencies:
         raise RuntimeError(f"no rows became visible at checkpoint interval {interval}")
     return {
@@ -493,7 +484,7 @@ def recovery(bench: Bench, args) -> dict:
             time.sleep(1)
             finished = job.poll() is not None
         finally:
-            stop_job(job)
+            kill_job(job)
         killed_at = time.time()
         committed = ledger_count(db)
         checkpoint = newest_complete_checkpoint(checkpoints)
@@ -521,7 +512,7 @@ def recovery(bench: Bench, args) -> dict:
             )
             first_commit = time.monotonic() - restarted
         finally:
-            stop_job(job)
+            kill_job(job)
         results.append(
             {
                 "seconds_to_first_new_commit": round(first_commit, 2),

@@ -101,8 +101,12 @@ def start_job(
 
 
 def kill_job(process: subprocess.Popen) -> None:
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
+    """`kill -9` of the process's whole group (its JVM and Python workers too)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group is gone already
+        pass
+    process.wait(timeout=60)
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
