@@ -13,12 +13,16 @@ With a synchronous standby every PREPARE TRANSACTION and COMMIT (PREPARED) the p
 acknowledged is on the standby. Control: the same failover to an asynchronous standby that fell
 behind (stopped while the job committed on without it): the new primary's commit log goes back
 in time, and the sink must refuse to go on (the restored checkpoint's transactions are neither
-prepared nor committed there) instead of finishing with rows silently missing.
+prepared nor committed there) instead of finishing with rows silently missing. And the quieter
+case: the standby lost commits of checkpoints *before* the restored one, which holds nothing
+pending (the job idle since). The committer has nothing to look up; the writers' state remembers
+how far the commit log went when the checkpoint was taken, and they refuse.
 
 CI runs the failover at `commit` (it exercises both a committed and a still-prepared transaction
-at the crash) and the control; `-m campaign` runs the other two phases.
+at the crash) and the two asynchronous cases; `-m campaign` runs the other two phases.
 """
 
+import os
 import time
 import uuid
 
@@ -26,7 +30,7 @@ import pytest
 
 from jobs.audit import audit
 from jobs.kit.environment import create_environment
-from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
+from jobs.payments import build_pipeline, build_sinks, file_lines, prepare_database, sink_ids
 from localenv.postgres.replication import ReplicatedPostgres, primary_of
 from sinks.database import connect
 from tests.harness.faults import throttled_lines
@@ -220,3 +224,67 @@ def test_control_failover_to_a_lagging_asynchronous_standby_is_refused(
     assert lost > 0, "the standby lost nothing: the control proves nothing"
     assert outcome == "failed", "a database gone back in time must stop the job"
     assert "is lost" in error and "go back in time" in error, error[-3000:]
+
+
+def test_an_asynchronous_standby_that_lost_commits_of_earlier_checkpoints_is_refused(
+    async_pair, tmp_path, adopt_process, control_seen
+):
+    """The job (default commit scope, watching its input directory) applies a first file, which
+    reaches the standby; the standby is stopped; a second file is applied on the primary alone;
+    then the job idles, so its newest checkpoints hold nothing pending. The primary dies and the
+    stale standby is promoted: the second file's rows are gone, and the checkpoint the job
+    restores has no committable whose loss the committer could notice. Without the writers'
+    check the job would go on watching, those rows missing for good. It must stop instead.
+    Control: the rows the promoted standby lacks (the loss the refusal reports)."""
+    pair = async_pair
+    db = pair.create_database(f"failover_{uuid.uuid4().hex[:8]}")
+    input_dir = tmp_path / "input"
+    input_dir.mkdir()
+    sample_data.write_jsonl(str(input_dir / "payments-1.jsonl"), 300, seed=281, id_prefix="a")
+    first_rows = len(expected_outcome(input_dir).ledger)
+    config = payments_config(db, input_dir, tmp_path, watch="200 ms")
+
+    def ledger_rows(server) -> int:
+        with db.on(server).connect() as conn:
+            return conn.execute("SELECT count(*) FROM ledger").fetchone()[0]
+
+    prepare_database(config)
+    env = create_environment(config)
+    build_pipeline(env, file_lines(env, config), build_sinks(config), config)
+    client = env.execute_async("payments-failover-lost-earlier-commits")
+    try:
+        wait_for(lambda: ledger_rows(pair.primary) == first_rows, 180, "the first file", 0.2)
+        pair.wait_caught_up()
+        pair.stop_standby_replication()
+        # Written beside the directory, then moved in: the source never sees half a file.
+        staged = tmp_path / "payments-2.jsonl"
+        sample_data.write_jsonl(str(staged), 300, seed=282, id_prefix="b")
+        os.replace(staged, input_dir / "payments-2.jsonl")
+        both_rows = len(expected_outcome(input_dir).ledger)
+        wait_for(lambda: ledger_rows(pair.primary) == both_rows, 180, "the second file", 0.2)
+        # Idle checkpoints (every 500 ms) after the second file's commit: the newest ones hold
+        # nothing pending, and their writers saw that commit in the commit log.
+        time.sleep(5)
+    except AssertionError:
+        client.cancel().result()
+        raise
+    on_old_primary = ledger_rows(pair.primary)
+    pair.kill_primary()
+    pair.start_standby_alone()
+    pair.promote()
+    adopt_process(pair.standby.server_pid())
+    on_new_primary = ledger_rows(pair.standby)
+    ended = job_end(client, 180)
+    if ended is None:
+        client.cancel().result()
+    outcome = "still running after 180 s" if ended is None else ended[0]
+    error = "" if ended is None else str(ended[1])
+    print(
+        f"asynchronous standby, earlier checkpoints lost: {on_old_primary} ledger rows on the "
+        f"old primary, {on_new_primary} on the promoted standby; the job {outcome}"
+    )
+    lost = on_old_primary - on_new_primary
+    control_seen(lost, 1, "ledger rows of earlier checkpoints the promoted standby lost")
+    assert lost > 0, "the standby lost nothing: the test proves nothing"
+    assert outcome == "failed", "a database that lost committed rows must stop the job"
+    assert "refuses to restore checkpoint" in error and "went back in time" in error, error[-3000:]

@@ -56,6 +56,9 @@ final class ControlTables {
                     + "written_at timestamptz NOT NULL DEFAULT now())");
             st.execute("CREATE INDEX IF NOT EXISTS tpc_commit_log_sink_time ON " + commitLog
                     + " (sink_id, written_at)");
+            // A lineage's newest commit: read by every writer at every checkpoint (PgWriter).
+            st.execute("CREATE INDEX IF NOT EXISTS tpc_commit_log_lineage ON " + commitLog
+                    + " (sink_id, lineage, counter)");
             st.execute("CREATE TABLE IF NOT EXISTS " + stagedBatches + " ("
                     + "gid text PRIMARY KEY, sink_id text NOT NULL, subtask int NOT NULL, "
                     + "counter bigint NOT NULL, row_count bigint NOT NULL, "
@@ -91,7 +94,8 @@ final class ControlTables {
         try (Statement st = connection.createStatement();
                 java.sql.ResultSet rs = st.executeQuery("SELECT to_regclass('" + commitLog
                         + "') IS NOT NULL AND to_regclass('" + schema
-                        + ".tpc_commit_log_sink_time') IS NOT NULL AND to_regclass('"
+                        + ".tpc_commit_log_sink_time') IS NOT NULL AND to_regclass('" + schema
+                        + ".tpc_commit_log_lineage') IS NOT NULL AND to_regclass('"
                         + stagedBatches + "') IS NOT NULL AND to_regclass('" + stagedRows
                         + "') IS NOT NULL AND to_regclass('" + schema
                         + ".tpc_dead_letters_sink_time') IS NOT NULL AND to_regclass('"

@@ -81,12 +81,14 @@ public final class Housekeeping {
      * Deletes this sink id's commit-log rows older than the retention, except the newest row of
      * each job lineage and subtask; returns how many were deleted.
      *
-     * <p>Why this is safe. The commit log answers two questions, and both concern checkpoints
+     * <p>Why this is safe. The commit log answers three questions, and all concern checkpoints
      * being restored: (1) the committer's "already committed or lost?" for the committables of
-     * the restored checkpoint, and (2) the writer's refusal to restore a checkpoint older than
-     * the newest one committed ({@code PgWriter.refuseOlderCheckpointThanCommitted}: any row of
-     * the same lineage with a higher counter). Question 2 is answered as long as the newest row
-     * of the lineage exists, and it is always kept. Question 1 needs the rows of the restored
+     * the restored checkpoint, (2) the writer's refusal to restore a checkpoint older than the
+     * newest one committed ({@code PgWriter.refuseOlderCheckpointThanCommitted}: any row of the
+     * same lineage with a higher counter), and (3) the writer's refusal of a commit log that
+     * went back in time ({@code PgWriter.refuseCommitLogBehindCheckpoint}: the lineage's highest
+     * counter). Questions 2 and 3 are answered as long as the newest row of the lineage exists,
+     * and it is always kept. Question 1 needs the rows of the restored
      * checkpoint's own transactions; when that checkpoint is the newest one, which is how a job
      * is resumed, those are the newest rows of their subtasks, also kept. What the retention
      * gives up: restoring a checkpoint whose transactions were committed longer ago than the

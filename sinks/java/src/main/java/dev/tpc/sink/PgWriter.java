@@ -65,6 +65,12 @@ abstract class PgWriter
     private long rowsInTransaction;
     private long highestCounter;
     private long lastSnapshotCheckpoint;
+    /**
+     * The commit log's highest counter of this lineage as last seen (restored: as the restored
+     * checkpoint saw it). It never goes down: a database whose commit log is below it has lost
+     * commits ({@link #refuseCommitLogBehindCheckpoint}).
+     */
+    private long committedCounter;
 
     private final Counter preCommitted;
     private final Counter abortedOnRecovery;
@@ -119,6 +125,7 @@ abstract class PgWriter
                                 + "the operator uid) stable across restores"));
             }
             restoredCounter = Math.max(restoredCounter, state.highestCounter);
+            this.committedCounter = Math.max(this.committedCounter, state.committedCounter);
             if (restoredLineage.isEmpty()) {
                 restoredLineage = state.lineage;
             }
@@ -160,6 +167,7 @@ abstract class PgWriter
         try {
             open();
             refuseOlderCheckpointThanCommitted();
+            refuseCommitLogBehindCheckpoint();
             refuseFreshStartAfterCommits();
             recover();
         } catch (SQLException e) {
@@ -298,6 +306,62 @@ abstract class PgWriter
             }
         } finally {
             if (!connection.getAutoCommit()) {
+                connection.commit();
+            }
+        }
+    }
+
+    /**
+     * The restored checkpoint saw this lineage's transactions committed up to {@link
+     * #committedCounter}. A commit log below that has lost commits: the database went back in
+     * time (a failover to an asynchronous standby that had not received them, a restore from a
+     * backup, rows removed by hand), and so did the tables those transactions wrote. The
+     * restored checkpoint will not replay them (its input positions are past them), and the
+     * committer cannot see them (they were committed, not pending): going on would leave their
+     * rows missing without a word. Stop instead, without restarts (none can bring them back).
+     *
+     * <p>Commits of the restored checkpoint itself, and of any checkpoint still pending in it,
+     * are the committer's to check ({@link PgCommitter}: "is lost").
+     */
+    private void refuseCommitLogBehindCheckpoint() throws SQLException {
+        if (restoredCheckpointId == null || lineage.isEmpty() || committedCounter <= 0) {
+            return;
+        }
+        long committed = newestCommitted();
+        if (committed < committedCounter) {
+            throw new SuppressRestartsException(
+                    new SinkConfigurationException(commitLogBehindRefusal(
+                            config.sinkId(), restoredCheckpointId, committedCounter, committed)));
+        }
+    }
+
+    static String commitLogBehindRefusal(String sinkId, long restored, long seen, long committed) {
+        return "sink '" + sinkId + "' refuses to restore checkpoint " + restored + ": when it "
+                + "was taken, the commit log held this job's transactions up to checkpoint "
+                + seen + ", but the database now holds them only "
+                + (committed <= 0 ? "not at all" : "up to checkpoint " + committed)
+                + ". The database went back in time (a failover to an asynchronous standby "
+                + "that had not received them, a restore from a backup, or rows removed by "
+                + "hand), and the rows of those transactions went with it. This checkpoint's "
+                + "input positions are past them, so going on would leave them missing for "
+                + "good. Stopping rather than skipping data; restarting cannot bring them back. "
+                + "See README.md, \"Failover to a standby\", for how to apply them again.";
+    }
+
+    /** The commit log's highest counter of this sink id and lineage; 0 if it holds none. */
+    private long newestCommitted() throws SQLException {
+        try (PreparedStatement ps = connection.prepareStatement("SELECT coalesce(max(counter), "
+                + "0) FROM " + tables.commitLog + " WHERE sink_id = ? AND lineage = ?")) {
+            ps.setString(1, config.sinkId());
+            ps.setString(2, lineage);
+            try (ResultSet rs = ps.executeQuery()) {
+                rs.next();
+                return rs.getLong(1);
+            }
+        } finally {
+            // No rows of this checkpoint interval are open here (start, or after pre-commit):
+            // end the read's implicit transaction instead of leaving it idle.
+            if (current == null && !connection.getAutoCommit()) {
                 connection.commit();
             }
         }
@@ -570,11 +634,23 @@ abstract class PgWriter
     @Override
     public void flush(boolean endOfInput) throws IOException {}
 
+    /**
+     * Besides the counter and the lineage, the state keeps the commit log's newest counter of
+     * the lineage, read now: one index lookup per checkpoint and subtask, so that a restore can
+     * tell commits the database lost. (At-least-once writers keep no commit log.)
+     */
     @Override
-    public List<PgWriterState> snapshotState(long checkpointId) {
+    public List<PgWriterState> snapshotState(long checkpointId) throws IOException {
         lastSnapshotCheckpoint = Math.max(lastSnapshotCheckpoint, checkpointId);
-        return Collections.singletonList(
-                new PgWriterState(config.sinkId(), subtask, highestCounter, lineage));
+        if (!atLeastOnce() && !lineage.isEmpty()) {
+            try {
+                committedCounter = Math.max(committedCounter, newestCommitted());
+            } catch (SQLException e) {
+                throw failure("snapshot of checkpoint " + checkpointId, e);
+            }
+        }
+        return Collections.singletonList(new PgWriterState(
+                config.sinkId(), subtask, highestCounter, lineage, committedCounter));
     }
 
     final IOException failure(String what, SQLException e) {

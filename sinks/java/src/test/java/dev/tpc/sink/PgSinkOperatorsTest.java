@@ -290,6 +290,77 @@ class PgSinkOperatorsTest {
         assertEquals(1, committedInLog());
     }
 
+    /**
+     * A checkpoint taken after checkpoints 1 and 2 committed, with nothing pending, restored onto
+     * a database that lost checkpoint 2's commit (an asynchronous standby promoted before it
+     * arrived): the committer has nothing to check, so the writer must see the commit log behind
+     * its state and stop. Restored onto the database that kept everything, it goes on.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"prepared", "staged"})
+    void aRestoreOntoACommitLogThatLostCommitsOfTheCheckpointIsRefused(String mode)
+            throws Exception {
+        PostgresTwoPhaseCommitSink sink = sink(mode);
+        var writer = writer(sink);
+        var committer = committer(sink);
+        committer.open();
+        write(writer, 1, 2);
+        writer.prepareSnapshotPreBarrier(1);
+        writer.snapshot(1, 1);
+        deliver(committer, drain(writer));
+        committer.notifyOfCompletedCheckpoint(1);
+        write(writer, 3);
+        writer.prepareSnapshotPreBarrier(2);
+        writer.snapshot(2, 2);
+        deliver(committer, drain(writer));
+        committer.notifyOfCompletedCheckpoint(2);
+        writer.prepareSnapshotPreBarrier(3);
+        OperatorSubtaskState idle = writer.snapshot(3, 3); // saw both commits; nothing pending
+        assertEquals(
+                0,
+                drain(writer).stream()
+                        .filter(r -> r.getValue() instanceof CommittableWithLineage)
+                        .count());
+        writer.close();
+        committer.close();
+        assertEquals(List.of(1L, 2L, 3L), ids());
+
+        var intact = new OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>>(
+                new SinkWriterOperatorFactory<>(sink));
+        intact.setRestoredCheckpointId(3);
+        intact.initializeState(idle);
+        intact.open();
+        intact.close();
+
+        // The database goes back in time: checkpoint 2's commit and its row are gone.
+        try (Statement st = admin.createStatement()) {
+            st.execute("DELETE FROM " + table + " WHERE id = 3");
+            assertEquals(
+                    1,
+                    st.executeUpdate("DELETE FROM tpc_commit_log WHERE sink_id = '" + sinkId
+                            + "' AND counter = 2"));
+        }
+        var behind = new OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>>(
+                new SinkWriterOperatorFactory<>(sink));
+        behind.setRestoredCheckpointId(3);
+        Exception refused = assertThrows(Exception.class, () -> {
+            behind.initializeState(idle);
+            behind.open();
+        });
+        Throwable cause = refused;
+        while (cause != null && !(cause instanceof SinkConfigurationException)) {
+            cause = cause.getCause();
+        }
+        assertNotNull(cause, "no SinkConfigurationException in " + refused);
+        assertTrue(
+                cause.getMessage()
+                        .startsWith("sink '" + sinkId + "' refuses to restore checkpoint 3: "
+                                + "when it was taken, the commit log held this job's "
+                                + "transactions up to checkpoint 2, but the database now holds "
+                                + "them only up to checkpoint 1."),
+                cause.getMessage());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"prepared", "staged"})
     void aFreshStartOnASinkIdThatCommittedIsRefusedUnlessItsStatementsAreIdempotent(String mode)

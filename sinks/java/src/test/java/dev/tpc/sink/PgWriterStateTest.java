@@ -18,11 +18,13 @@ class PgWriterStateTest {
         assertEquals(expected.subtask, actual.subtask);
         assertEquals(expected.highestCounter, actual.highestCounter);
         assertEquals(expected.lineage, actual.lineage);
+        assertEquals(expected.committedCounter, actual.committedCounter);
     }
 
     @Test
     void roundTrips() throws IOException {
-        PgWriterState s = new PgWriterState("balances", 7, 123_456_789_012L, "lineage-\u00fc");
+        PgWriterState s =
+                new PgWriterState("balances", 7, 123_456_789_012L, "lineage-\u00fc", 123_456L);
         assertSame(s, serializer.deserialize(serializer.getVersion(), serializer.serialize(s)));
     }
 
@@ -33,14 +35,25 @@ class PgWriterStateTest {
         assertSame(s, serializer.deserialize(serializer.getVersion(), serializer.serialize(s)));
     }
 
-    /** Writer state in checkpoints written by version 2 must stay readable. */
+    @Test
+    void readsVersion3BytesFromTheGoldenFile() throws IOException {
+        PgWriterState written = new PgWriterState("ledger", 2, 41, "3f2a9c0e-lineage", 40);
+        byte[] golden = Golden.read("pg-writer-state-v3.bin", serializer.serialize(written));
+        assertSame(written, serializer.deserialize(3, golden));
+        assertEquals(3, serializer.getVersion(), "a new version needs a new golden file");
+        assertArrayEquals(golden, serializer.serialize(written), "version 3's bytes changed");
+    }
+
+    /**
+     * Writer state in checkpoints written by version 2 must stay readable: it knows no commits,
+     * so a restore of it cannot check the commit log against them (0).
+     */
     @Test
     void readsVersion2BytesFromTheGoldenFile() throws IOException {
-        PgWriterState written = new PgWriterState("ledger", 2, 41, "3f2a9c0e-lineage");
-        byte[] golden = Golden.read("pg-writer-state-v2.bin", serializer.serialize(written));
-        assertSame(written, serializer.deserialize(2, golden));
-        assertEquals(2, serializer.getVersion(), "a new version needs a new golden file");
-        assertArrayEquals(golden, serializer.serialize(written), "version 2's bytes changed");
+        byte[] golden = Golden.read("pg-writer-state-v2.bin", new byte[0]);
+        assertSame(
+                new PgWriterState("ledger", 2, 41, "3f2a9c0e-lineage", 0),
+                serializer.deserialize(2, golden));
     }
 
     /** Version 1 (before lineages) had no lineage field; such state restores with none. */
@@ -60,7 +73,7 @@ class PgWriterStateTest {
     @Test
     void refusesAnUnknownVersion() {
         IOException e =
-                assertThrows(IOException.class, () -> serializer.deserialize(3, new byte[0]));
-        assertEquals("unknown writer state version 3", e.getMessage());
+                assertThrows(IOException.class, () -> serializer.deserialize(4, new byte[0]));
+        assertEquals("unknown writer state version 4", e.getMessage());
     }
 }
