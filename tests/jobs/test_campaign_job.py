@@ -9,7 +9,9 @@ import sys
 
 import pytest
 
+from jobs.orders import JOB
 from localenv.paths import PROJECT_ROOT
+from sinks.control_tables import commit_logs
 from tests.jobs.support import PASSWORD_ENV, job_command
 from tests.jobs.test_orders_job import database_tables, expected_tables, write_inputs
 from tests.sinks.support import job_environment
@@ -34,3 +36,7 @@ def test_the_campaign_runner_runs_the_orders_job_to_its_reference(database, tmp_
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert database_tables(database) == expected_tables(input_dir)
+    # Which sink ran: an exactly-once sink logs each commit; an at-least-once one has no log.
+    with database.connect() as conn:
+        logged = commit_logs(conn, sink_ids=[JOB.sink_id()])
+    assert bool(logged) is not control, logged
