@@ -114,7 +114,7 @@ def build_sink(config: OrdersConfig, mode: str = "staged"):
             ("order_rejects", REJECT_ROW_TYPE, [insert_order_lines_sql(ORDER_REJECTS)]),
         ],
         BATCH_ROWS,
-        mode,
+        "at_least_once" if config.at_least_once else mode,
     )
 
 

@@ -242,6 +242,8 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
     sink per table."""
     from sinks import TwoPhaseCommitSink
 
+    if config.at_least_once:
+        modes = {table: "at_least_once" for table in TABLES}
     if config.commit_scope == "checkpoint" and not modes:
         books_id = sink_ids(config)["ledger"]
         # Every statement writes a line only if no table holds it yet, and the balances add up

@@ -43,6 +43,10 @@ class JobConfig:
     # The job's sink ids start with it; a job's config gives its own default.
     sink_id_prefix: str = "job"
     sink_batch_size: Optional[int] = None  # default: the job's
+    # Controls only (the fault campaign's, `tests.harness.campaign_job --at-least-once`): every
+    # sink of the job in at-least-once mode, so that a tool can ask it of any job without
+    # knowing how the job builds its sinks.
+    at_least_once: bool = False
     # A row the database refuses (e.g. a constraint added to a table) is recorded in
     # tpc_dead_letters and the job goes on: one line must never stop the work of a day.
     on_row_error: str = "dead_letter"

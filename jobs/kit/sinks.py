@@ -45,12 +45,15 @@ def tables_sink(
     )
     for name, row_type, statements in tables:
         builder.add_table(name, row_type, list(statements))
+    if mode != "at_least_once":
+        # An at-least-once control commits each subtask's batches as they come: checkpoint
+        # scope (one transaction a checkpoint) is what it does without.
+        builder.set_commit_scope("checkpoint")
     return (
         builder.add_table("positions", position_row_type(), [positions_sql(sink_id)])
         .set_idempotent_statements()
         .set_sink_id(sink_id)
         .set_mode(mode)
-        .set_commit_scope("checkpoint")
         .set_batch_size(config.sink_batch_size or batch_rows)
         .set_on_row_error(config.on_row_error)
         .build()

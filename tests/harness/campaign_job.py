@@ -1,21 +1,25 @@
-"""`python -m jobs.payments` as the fault campaign (`python -m tests.campaign`) runs it, on the
-mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
+"""A job (default `python -m jobs.payments`) as the fault campaign (`python -m tests.campaign`)
+runs it, on the mini cluster or with `flink run -pym tests.harness.campaign_job` on a cluster:
 
     python -m tests.harness.campaign_job [--throttle-every N] [--throttle-ms MS]
         [--fail-marker PATH --fail-after-records N [--fail-armed-by PATH]] [--at-least-once]
-        [--setting KEY=VALUE ...] [--sink-batch-size N] -- <jobs.payments flags>
+        [--setting KEY=VALUE ...] [--sink-batch-size N] [--job MODULE] -- <the job's flags>
 
 The job's own graph and flags. Its one Python operator, the parse, is slowed down (so that
 faults land mid-stream) and raises once at a chosen line (`FailOnce` inside it, see
 `tests.harness.faults.faults_in_parse`); extra Flink settings (a short checkpoint timeout) and,
-for the control, at-least-once sinks for all four tables.
+for the control, every sink of the job at-least-once (`JobConfig.at_least_once`, which the
+job's own sink builder honours). `--job` names any job module with `config_from_args` and `main`
+(`jobs.orders`); the parse faults and the throttle are the payments parse's only, so another job
+runs unthrottled and without the raise (its faults are the campaign's kills).
 """
 
 import argparse
+import contextlib
 import dataclasses
+import importlib
 import sys
 
-import jobs.payments as payments
 from tests.harness.faults import FailOnce, faults_in_parse
 
 
@@ -29,7 +33,10 @@ def parse_args(argv):
     parser.add_argument(
         "--at-least-once",
         action="store_true",
-        help="the control: the four tables through at-least-once sinks",
+        help="the control: every sink of the job at-least-once",
+    )
+    parser.add_argument(
+        "--job", default="jobs.payments", help="the job's module (jobs.payments, jobs.orders)"
     )
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
@@ -59,16 +66,16 @@ def main(argv) -> int:
         changes["extra_settings"] = extra
     if args.sink_batch_size:
         changes["sink_batch_size"] = args.sink_batch_size
-    if changes:
-        arguments = payments.config_from_args
-        payments.config_from_args = lambda parsed: dataclasses.replace(arguments(parsed), **changes)
     if args.at_least_once:
-        build_sinks = payments.build_sinks
-        payments.build_sinks = lambda config: build_sinks(
-            config, **{table: "at_least_once" for table in payments.TABLES}
-        )
-    with faults_in_parse(fault):
-        return payments.main(job_argv)
+        changes["at_least_once"] = True
+    job = importlib.import_module(args.job)
+    if changes:
+        arguments = job.config_from_args
+        job.config_from_args = lambda parsed: dataclasses.replace(arguments(parsed), **changes)
+    # The fault seam is the payments parse (tests.harness.faults.faults_in_parse).
+    faults = faults_in_parse(fault) if args.job == "jobs.payments" else contextlib.nullcontext()
+    with faults:
+        return job.main(job_argv)
 
 
 if __name__ == "__main__":
