@@ -103,6 +103,16 @@ def first_commit_after(db, moment: float):
     return None if first is None else float(first) - moment
 
 
+def outcome_within(client, seconds: float, unended: str) -> tuple[str, str]:
+    """('finished' | 'failed', its error) once the job ended, or (`unended` after N s, "") with
+    the job cancelled if it had not ended within `seconds`."""
+    ended = job_end(client, seconds)
+    if ended is None:
+        client.cancel().result()
+        return f"{unended} after {seconds} s", ""
+    return ended[0], "" if ended[1] is None else str(ended[1])
+
+
 def prepared_on(server, name: str) -> list[str]:
     with server.database(name).connect() as conn:
         return [gid for (gid,) in conn.execute("SELECT gid FROM pg_prepared_xacts")]
@@ -210,11 +220,7 @@ def test_control_failover_to_a_lagging_asynchronous_standby_is_refused(
     adopt_process(pair.standby.server_pid())
     on_new_primary = commits_on(pair.standby)
     (hold / "release").touch()
-    ended = job_end(client, 120)
-    if ended is None:
-        client.cancel().result()
-    outcome = "still restarting after 120 s" if ended is None else ended[0]
-    error = "" if ended is None else str(ended[1])
+    outcome, error = outcome_within(client, 120, "still restarting")
     print(
         f"asynchronous standby: {on_old_primary} ledger transactions committed on the old "
         f"primary, {on_new_primary} on the promoted standby; the job {outcome}"
@@ -274,11 +280,7 @@ def test_an_asynchronous_standby_that_lost_commits_of_earlier_checkpoints_is_ref
     pair.promote()
     adopt_process(pair.standby.server_pid())
     on_new_primary = ledger_rows(pair.standby)
-    ended = job_end(client, 180)
-    if ended is None:
-        client.cancel().result()
-    outcome = "still running after 180 s" if ended is None else ended[0]
-    error = "" if ended is None else str(ended[1])
+    outcome, error = outcome_within(client, 180, "still running")
     print(
         f"asynchronous standby, earlier checkpoints lost: {on_old_primary} ledger rows on the "
         f"old primary, {on_new_primary} on the promoted standby; the job {outcome}"

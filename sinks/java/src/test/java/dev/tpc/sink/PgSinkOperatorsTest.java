@@ -145,6 +145,16 @@ class PgSinkOperatorsTest {
                 .orElseThrow(() -> new AssertionError("no committable in " + records));
     }
 
+    /** The SinkConfigurationException that {@code refused} carries (a test fails without one). */
+    private static SinkConfigurationException configurationRefusal(Exception refused) {
+        Throwable cause = refused;
+        while (cause != null && !(cause instanceof SinkConfigurationException)) {
+            cause = cause.getCause();
+        }
+        assertNotNull(cause, "no SinkConfigurationException in " + refused);
+        return (SinkConfigurationException) cause;
+    }
+
     private List<Long> ids() throws SQLException {
         List<Long> ids = new ArrayList<>();
         try (Statement st = admin.createStatement();
@@ -347,11 +357,7 @@ class PgSinkOperatorsTest {
             behind.initializeState(idle);
             behind.open();
         });
-        Throwable cause = refused;
-        while (cause != null && !(cause instanceof SinkConfigurationException)) {
-            cause = cause.getCause();
-        }
-        assertNotNull(cause, "no SinkConfigurationException in " + refused);
+        Throwable cause = configurationRefusal(refused);
         assertTrue(
                 cause.getMessage()
                         .startsWith("sink '" + sinkId + "' refuses to restore checkpoint 3: "
@@ -382,11 +388,7 @@ class PgSinkOperatorsTest {
         var again = new OneInputStreamOperatorTestHarness<Row, CommittableMessage<PgCommittable>>(
                 new SinkWriterOperatorFactory<>(sink));
         Exception refused = assertThrows(Exception.class, again::open);
-        Throwable cause = refused;
-        while (cause != null && !(cause instanceof SinkConfigurationException)) {
-            cause = cause.getCause();
-        }
-        assertNotNull(cause, "no SinkConfigurationException in " + refused);
+        Throwable cause = configurationRefusal(refused);
         assertTrue(
                 cause.getMessage()
                         .startsWith("sink '" + sinkId + "' refuses a fresh start: it already "
