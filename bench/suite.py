@@ -176,6 +176,9 @@ def interleaved(rounds: int, variants: dict[str, Callable[[], float]]) -> dict[s
 # --------------------------------------------------------------------------- sections
 
 
+THROUGHPUT_STARTUP = "startup: job p2 process on 1,000 lines"
+
+
 def throughput(bench: Bench, args) -> dict:
     input_dir, tiny = bench.work / "throughput", bench.work / "tiny"
     lines = write_input(input_dir, args.lines)
@@ -199,9 +202,7 @@ def throughput(bench: Bench, args) -> dict:
     variants["job p2 process, discarding sinks"] = lambda: bench.job(
         input_dir, lines, 2, "process", "discard"
     )
-    variants["startup: job p2 process on 1,000 lines"] = lambda: bench.job(
-        tiny, tiny_lines, 2, "process"
-    )
+    variants[THROUGHPUT_STARTUP] = lambda: bench.job(tiny, tiny_lines, 2, "process")
     # What the CDS archive of Flink's classes (localenv/jvm_archive.py) buys at every start.
     variants["startup without the JVM archive"] = lambda: bench.job(
         tiny, tiny_lines, 2, "process", env={"TPC_JVM_ARCHIVE": "off"}
@@ -210,8 +211,16 @@ def throughput(bench: Bench, args) -> dict:
     variants["startup with the Prometheus reporter"] = lambda: bench.job(
         tiny, tiny_lines, 2, "process", extra=("--metrics-port", "9260-9299")
     )
+    if args.variant:
+        chosen = set(args.variant)
+        # The script is every ratio's reference, and the start-up run every net rate's.
+        chosen |= {"script (single process)", THROUGHPUT_STARTUP}
+        unknown = chosen - set(variants)
+        if unknown:
+            raise SystemExit(f"bench.suite: unknown throughput variants {sorted(unknown)}")
+        variants = {name: run for name, run in variants.items() if name in chosen}
     results = interleaved(args.rounds, variants)
-    startup = results["startup: job p2 process on 1,000 lines"]["median"]
+    startup = results[THROUGHPUT_STARTUP]["median"]
     for name, result in results.items():
         if not name.startswith("startup"):
             result["lines_per_second"] = round(lines / result["median"])
@@ -728,6 +737,12 @@ def main(argv=None) -> int:
         "--rates",
         default=STREAM_RATES,
         help="streaming: lines per second, comma-separated",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        help="throughput: only this run, named as in the results table (repeat it for more; "
+        "the script and the start-up run are always measured: the ratios need them)",
     )
     parser.add_argument("--out", help="result directory (default var/bench/<timestamp>)")
     args = parser.parse_args(argv)

@@ -19,13 +19,16 @@ from tests.sinks.support import job_environment
 pytestmark = [pytest.mark.minicluster]
 
 
-@pytest.mark.parametrize("control", [False, True], ids=["exactly-once", "at-least-once"])
-def test_the_campaign_runner_runs_the_orders_job_to_its_reference(database, tmp_path, control):
+def test_the_campaign_runner_runs_the_orders_job_to_its_reference_through_its_own_sink(
+    database, tmp_path
+):
+    """One run checks both flags: without `--job` the payments job would leave the orders
+    tables empty, and without `--at-least-once` the sink would log its commits."""
     input_dir = write_inputs(tmp_path / "input", orders=1_000)
     flags = job_command("jobs.orders", database, input_dir)[3:]
     flags += ["--checkpoint-interval", "300 ms", "--checkpoint-dir", str(tmp_path / "cp")]
     runner = [sys.executable, "-m", "tests.harness.campaign_job", "--job", "jobs.orders"]
-    runner += ["--at-least-once"] * control + ["--sink-batch-size", "50", "--"]
+    runner += ["--at-least-once", "--sink-batch-size", "50", "--"]
     done = subprocess.run(
         runner + flags,
         cwd=PROJECT_ROOT,
@@ -38,5 +41,4 @@ def test_the_campaign_runner_runs_the_orders_job_to_its_reference(database, tmp_
     assert database_tables(database) == expected_tables(input_dir)
     # Which sink ran: an exactly-once sink logs each commit; an at-least-once one has no log.
     with database.connect() as conn:
-        logged = commit_logs(conn, sink_ids=[JOB.sink_id()])
-    assert bool(logged) is not control, logged
+        assert commit_logs(conn, sink_ids=[JOB.sink_id()]) == {}

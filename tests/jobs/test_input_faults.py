@@ -249,8 +249,9 @@ def test_control_flinks_own_listing_stalls_silently_on_the_same_entry(database, 
         make_fault("name_not_utf8", input_dir)
         good_files(tmp_path / "later", seed=6)
         os.rename(tmp_path / "later" / "good.jsonl", input_dir / "after.jsonl")
-        # A good file after the bad one: never read, and the job goes on as if all were well.
-        assert not wait_for(lambda: "after.jsonl" in committed_sources(database), timeout=30)
+        # A good file after the bad one: never read in 15 listings (one a second), and the job
+        # goes on as if all were well.
+        assert not wait_for(lambda: "after.jsonl" in committed_sources(database), timeout=15)
         assert outcome(client, timeout=1) == "running"
     finally:
         cancel_quietly(client)
