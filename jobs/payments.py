@@ -4,7 +4,8 @@
     python -m jobs.payments --input DIR --db-url URL [--parallelism N]
         [--checkpoint-interval DURATION] [--watch [INTERVAL]] [--currencies FILE]
         [--from-savepoint PATH] [--savepoint-dir DIR] [--mode thread|process]
-        [--progress-interval SECONDS]
+        [--progress-interval SECONDS] [--commit-scope subtask [--dedupe-ttl DURATION]]
+        [--commit-log-retention DURATION]
     python -m jobs.payments --source kafka --bootstrap-servers HOST:PORT --topic payments
         --db-url URL [--group-id ID] [--starting-offsets earliest|latest|committed] [--bounded]
 
@@ -60,7 +61,14 @@ from pyflink.common import Types
 from jobs import payments_audit
 from jobs.kit import line_sources, running
 from jobs.kit.committed import CommittedLines
-from jobs.kit.config import JobConfig, add_run_arguments, add_source_arguments, job_arguments
+from jobs.kit.config import (
+    JobConfig,
+    add_run_arguments,
+    add_source_arguments,
+    duration,
+    job_arguments,
+    parse_duration_ms,
+)
 from jobs.kit.declared import DeclaredJob
 from jobs.kit.line_sources import lines_from
 from jobs.kit.running import exit_with, run_command, submit_job
@@ -261,7 +269,7 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
         return PaymentSinks(None, None, None, None, books=books)
 
     def sink(name, row_type, statement, mode):
-        return (
+        builder = (
             TwoPhaseCommitSink.builder()
             .set_jdbc_url(config.db_url)
             .set_user(config.db_user)
@@ -272,8 +280,11 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
             .set_mode(modes.get(name, mode))
             .set_batch_size(config.sink_batch_size or 500)
             .set_on_row_error(config.on_row_error)
-            .build()
         )
+        retention = config.commit_log_retention_hours()
+        if retention is not None:
+            builder.set_commit_log_retention_hours(retention)
+        return builder.build()
 
     return PaymentSinks(
         ledger=sink("ledger", LEDGER_ROW_TYPE, LEDGER_SQL, config.ledger_mode),
@@ -459,6 +470,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "ledger, which never forgets)",
     )
     parser.add_argument(
+        "--dedupe-ttl",
+        type=duration,
+        metavar="DURATION",
+        help="--commit-scope subtask: the dedupe's time to live as a duration, e.g. '3 min' "
+        "(replaces --dedupe-ttl-days; a soak's state reaches its plateau within the run)",
+    )
+    parser.add_argument(
         "--ledger-mode",
         default="prepared",
         choices=["prepared", "staged"],
@@ -473,6 +491,9 @@ def config_from_args(args: argparse.Namespace) -> PaymentsConfig:
         **job_arguments(args, otherwise=" (or use --demo)"),
         currencies=args.currencies,
         dedupe_ttl_days=args.dedupe_ttl_days,
+        dedupe_ttl=(
+            timedelta(milliseconds=parse_duration_ms(args.dedupe_ttl)) if args.dedupe_ttl else None
+        ),
         ledger_mode=args.ledger_mode,
     )
 

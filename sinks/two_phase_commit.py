@@ -313,8 +313,9 @@ class TwoPhaseCommitSinkBuilder:
     def set_commit_log_retention_hours(self, hours) -> "TwoPhaseCommitSinkBuilder":
         """How long the sink keeps its commit-log rows (hours, or a `datetime.timedelta`).
         Default 7 days (168 hours). The committer trims at its first commit and then every 10
-        minutes; the newest row of each job lineage and subtask is always kept, so the refusal
-        to restore an older checkpoint keeps working. Restoring a checkpoint whose transactions
+        minutes (every retention if shorter, at most once a minute); the newest row of each job
+        lineage and subtask is always kept, so the refusal to restore an older checkpoint keeps
+        working. Restoring a checkpoint whose transactions
         were committed longer ago than this is not supported: see sinks/README.md."""
         return self._record(
             "setCommitLogRetentionHours", _number(hours, 3600, "set_commit_log_retention_hours")

@@ -42,7 +42,7 @@ def test_the_connection_flags_are_defined_once():
 
 
 # Test folders follow the packages under test (and hold the support folders); a tier (beam,
-# minicluster, cluster, chaos, campaign) is a marker, never a folder.
+# minicluster, cluster, chaos, campaign, soak) is a marker, never a folder.
 TEST_SUPPORT_FOLDERS = {"corpus", "harness"}
 
 
@@ -79,6 +79,7 @@ STARTS_FLINK = {
     "run_job",  # tests.sinks.support: the acceptance job
     "start_job",
     "cluster_command",  # tests.localenv.support
+    "run_soak",  # bench.soak: submits the payments job to a standalone cluster
 }
 # Imported by a test module that runs Beam pipelines.
 RUNS_BEAM = {"apache_beam.testing.util", "apache_beam.testing.test_pipeline", "transforms.pipeline"}
@@ -125,8 +126,8 @@ def imported(tree: ast.Module) -> set[str]:
 def test_test_modules_carry_their_tier():
     """A test that starts Flink is `minicluster` or `cluster`; one that runs a Beam pipeline is
     `beam`, and never also starts Flink (the beam tests run first, see tests/conftest.py);
-    `chaos` and `campaign` go with the tier they break. By what a module imports: a check of
-    the convention, not a proof."""
+    `chaos`, `campaign` and `soak` go with the tier they break or load. By what a module
+    imports: a check of the convention, not a proof."""
     wrong = []
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
         tree = ast.parse(path.read_text())
@@ -140,6 +141,6 @@ def test_test_modules_carry_their_tier():
             wrong.append(f"{name}: runs Beam pipelines, so pytestmark = pytest.mark.beam")
         if "beam" in every and every & {"minicluster", "cluster"}:
             wrong.append(f"{name}: beam tests and Flink tests in separate modules")
-        if every & {"chaos", "campaign"} and not every & {"minicluster", "cluster"}:
-            wrong.append(f"{name}: chaos and campaign also name minicluster or cluster")
+        if every & {"chaos", "campaign", "soak"} and not every & {"minicluster", "cluster"}:
+            wrong.append(f"{name}: chaos, campaign and soak also name minicluster or cluster")
     assert wrong == []

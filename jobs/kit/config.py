@@ -17,6 +17,7 @@ __all__ = [
     "JobConfig",
     "add_run_arguments",
     "add_source_arguments",
+    "duration",
     "job_arguments",
     "parse_duration_ms",
 ]
@@ -67,6 +68,15 @@ class JobConfig:
     # A local run: serve Flink's and the sinks' metrics to Prometheus on this port, or the first
     # free one of a range "9260-9269" (off by default; a cluster's processes always serve theirs).
     metrics_port: Optional[str] = None
+    # How long the sinks keep their commit-log rows, e.g. "2 min" (default: the sink's, 7 days).
+    # Shorter for a soak, whose commit log must reach its plateau within the run.
+    commit_log_retention: Optional[str] = None
+
+    def commit_log_retention_hours(self) -> Optional[float]:
+        """`commit_log_retention` in hours, as the sink builder takes it (None: its default)."""
+        if not self.commit_log_retention:
+            return None
+        return parse_duration_ms(self.commit_log_retention) / 3_600_000
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +181,13 @@ def add_run_arguments(
         help=commit_scope_help,
     )
     parser.add_argument("--sink-id-prefix", default=sink_id_prefix)
+    parser.add_argument(
+        "--commit-log-retention",
+        type=duration,
+        metavar="DURATION",
+        help="how long the sinks keep their commit-log rows, e.g. '2 min' (default: 7 days; "
+        "trimmed every 10 min, or every retention if shorter; see sinks/README.md)",
+    )
 
 
 def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, Any]:
@@ -210,6 +227,7 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
         bounded=args.bounded,
         progress_interval=args.progress_interval,
         metrics_port=args.metrics_port,
+        commit_log_retention=args.commit_log_retention,
     )
 
 
@@ -227,6 +245,16 @@ def metrics_port(text: str) -> str:
     if len(ports) == 2 and ports[0] > ports[1]:
         raise argparse.ArgumentTypeError(f"{text!r}: the range's first port is above its last")
     return "-".join(str(port) for port in ports)
+
+
+def duration(text: str) -> str:
+    """A flag's duration ("2 min", "30 s"), checked when the flags are parsed."""
+    try:
+        if parse_duration_ms(text) <= 0:
+            raise ValueError(f"{text!r} is not a positive duration")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
 
 
 def parse_duration_ms(text: str) -> int:

@@ -45,6 +45,9 @@ def tables_sink(
     )
     for name, row_type, statements in tables:
         builder.add_table(name, row_type, list(statements))
+    retention = config.commit_log_retention_hours()
+    if retention is not None:
+        builder.set_commit_log_retention_hours(retention)
     if mode != "at_least_once":
         # An at-least-once control commits each subtask's batches as they come: checkpoint
         # scope (one transaction a checkpoint) is what it does without.

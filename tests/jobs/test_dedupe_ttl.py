@@ -148,3 +148,15 @@ def test_the_default_scope_never_forgets_an_id(database, tmp_path):
     assert found["dead_letters"] == [] and found["rejected"] == []
     with database.connect() as conn:
         assert reconcile(conn, str(input_dir)).books_balance
+
+
+def test_the_ttl_flag_takes_a_duration_and_replaces_the_days():
+    """`--dedupe-ttl "3 min"` (the soak's: its state must reach its plateau within the run)."""
+    from jobs.payments import config_from_args, parse_args
+
+    common = ["--input", "in", "--db-url", "jdbc:postgresql://h/db", "--commit-scope", "subtask"]
+    assert config_from_args(parse_args(common)).dedupe_ttl_ms == 30 * 86_400_000
+    config = config_from_args(parse_args([*common, "--dedupe-ttl", "3 min"]))
+    assert config.dedupe_ttl_ms == 180_000
+    with pytest.raises(SystemExit):
+        parse_args([*common, "--dedupe-ttl", "0 s"])

@@ -172,6 +172,17 @@ def test_durations_read_as_flink_writes_them(text, ms):
     assert parse_duration_ms(text) == ms
 
 
+def test_the_commit_log_retention_flag_reaches_the_sinks_in_hours():
+    """`--commit-log-retention "2 min"`: the soak's, so its commit log reaches its plateau
+    within the run; without it the sink's own default (7 days) stands."""
+    common = ["--input", "in", "--db-url", "jdbc:postgresql://h/db"]
+    assert shipments_config(common).commit_log_retention_hours() is None
+    config = shipments_config([*common, "--commit-log-retention", "2 min"])
+    assert config.commit_log_retention_hours() == pytest.approx(2 / 60)
+    with pytest.raises(SystemExit):
+        shipments_config([*common, "--commit-log-retention", "2 days"])
+
+
 def test_a_duration_in_an_unknown_unit_is_refused():
     with pytest.raises(ValueError, match="unknown duration unit in '3 days'"):
         parse_duration_ms("3 days")

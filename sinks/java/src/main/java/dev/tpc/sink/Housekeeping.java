@@ -17,12 +17,20 @@ import java.util.List;
  *
  * <p>When: the first commit after the committer starts trims and checks (so bounded jobs, with
  * few commits, trim too); after that, the commit log is trimmed at most every {@link
- * #TRIM_INTERVAL_MILLIS} and prepared transactions are checked at most every minute (or every
- * warning threshold, if that is shorter).
+ * #TRIM_INTERVAL_MILLIS}, or every retention if that is shorter (but not more often than every
+ * {@link #MIN_TRIM_INTERVAL_MILLIS}), and prepared transactions are checked at most every minute
+ * (or every warning threshold, if that is shorter).
  */
 public final class Housekeeping {
     private static final Logger LOG = LoggerFactory.getLogger(Housekeeping.class);
     static final long TRIM_INTERVAL_MILLIS = 10 * 60_000;
+    /**
+     * A retention of minutes (a soak, a test) is trimmed every retention, so the commit log holds
+     * between one and two retentions of rows; not more often than this, since each trim scans the
+     * sink id's rows for the newest of each lineage and subtask.
+     */
+    static final long MIN_TRIM_INTERVAL_MILLIS = 60_000;
+
     static final long CHECK_INTERVAL_MILLIS = 60_000;
     /** Rows deleted per statement, each chunk its own short transaction. */
     static final int TRIM_CHUNK = 10_000;
@@ -40,11 +48,17 @@ public final class Housekeeping {
         this.commitLog = new ControlTables(config.controlSchema()).commitLog;
     }
 
+    /** How long after a trim the next is due, for a retention of {@code retentionSeconds}. */
+    static long trimIntervalMillis(long retentionSeconds) {
+        return Math.max(
+                MIN_TRIM_INTERVAL_MILLIS, Math.min(TRIM_INTERVAL_MILLIS, retentionSeconds * 1000));
+    }
+
     /** Trims and checks when due. Leaves the connection in auto-commit; never throws. */
     void afterCommit(Connection connection) {
         long now = System.currentTimeMillis();
         if (now >= nextTrimAtMillis) {
-            nextTrimAtMillis = now + TRIM_INTERVAL_MILLIS;
+            nextTrimAtMillis = now + trimIntervalMillis(config.commitLogRetentionSeconds());
             try {
                 long trimmed = trimCommitLog(connection);
                 if (trimmed > 0) {
