@@ -64,6 +64,7 @@ from localenv.cluster import DAEMON_CLASSES, Cluster, port_free
 from localenv.kafka import LocalKafka
 from localenv.postgres import Database, LocalPostgres, free_port
 from localenv.processes import command_line, descendants
+from tests.sinks.support import wait_for
 
 JOB_TABLES = ("ledger", "balances", "rejected", "duplicates")
 COMMIT_LOG = "tpc_commit_log"
@@ -229,14 +230,6 @@ def job_arguments(
     ]
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 1.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
 def run_soak(
     cluster: Cluster,
     server: LocalPostgres,
@@ -277,11 +270,13 @@ def run_soak(
         if warm_up.error:
             raise warm_up.error
         warmed = warm_up.produced.lines
-        wait_until(lambda: running() and applied_lines(db) >= warmed, 300, "the job's first commit")
+        wait_for(
+            lambda: running() and applied_lines(db) >= warmed, 300, "the job's first commit", 1.0
+        )
         vertex = dedupe_vertex(cluster, job_id)
         producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
         producer.start()
-        wait_until(lambda: producer.produced.started > 0, 120, "the producer", interval=0.05)
+        wait_for(lambda: producer.produced.started > 0, 120, "the producer", interval=0.05)
         started = producer.produced.started
 
         def sample() -> dict:
@@ -323,10 +318,11 @@ def run_soak(
             raise producer.error
         produced = producer.produced
         drained = time.monotonic()
-        wait_until(
+        wait_for(
             lambda: running() and applied_lines(db) - warmed >= produced.lines,
             drain_timeout,
             f"the job to apply all {produced.lines:,} lines",
+            1.0,
         )
         drain_seconds = round(time.monotonic() - drained, 1)
     finally:
