@@ -1,9 +1,9 @@
-"""The fault campaign's short, deterministic tier: one trial for each of six fault kinds, on a
+"""The fault campaign's short, deterministic tier: one trial for each of four fault kinds, on a
 small input, judged by the audit (`python -m tests.campaign` runs the randomized campaign: 20
 trials per commit scope on 50,000 lines each; see README, "What exactly-once covers").
 
 The trials whose fault needs one run on a real standalone cluster (a JobManager and two
-TaskManagers: a TaskManager killed, the whole cluster killed), the others on the mini cluster,
+TaskManagers: a TaskManager killed), the others on the mini cluster,
 where a trial takes half the time; across the three commit scopes. Each fault kind has a
 control: the same fault through at-least-once sinks, striking while a checkpoint's rows are
 durable and that checkpoint cannot complete yet: the replay after it must show as duplicates in
@@ -33,7 +33,6 @@ def trial(number, scope, where, kind, control=False, **fault) -> Trial:
 
 SHORT_TIER = [
     trial(1, "checkpoint", "cluster", "taskmanager-kill", at=0.3),
-    trial(2, "prepared", "cluster", "cluster-kill", at=0.3, parallelism=3),
     trial(4, "checkpoint", "mini", "db-outage", phase="commit", nth=3, variant="short", seconds=5),
     trial(5, "prepared", "mini", "db-terminate", at=0.3),
     trial(
@@ -46,26 +45,30 @@ SHORT_TIER = [
         variant="timeout",
         seconds=8,
     ),
+]
+# Left to `-m campaign`, to save CI time (about 200 s): trials 2 (`kill -9` of the whole
+# standalone cluster, then a resume) and 7 (a rescale), which tests/sinks/test_kill_and_restore.py
+# proves in CI on the mini cluster (a kill -9 of the process that is the whole cluster, restored
+# at the same and at other parallelisms) with its control. Trials 3 (a Python exception), 9 (the
+# checkpoint storage lost after `kill -9`, then the same command) and 10 (the same command run
+# again) left earlier: tests/jobs/test_payments_faults.py, tests/sinks/test_failure_recovery.py
+# and tests/jobs/test_reruns.py prove them in CI, each with its control; the randomized campaign
+# (`python -m tests.campaign`) has every kind, on both clusters.
+CAMPAIGN_TIER = [
+    trial(2, "prepared", "cluster", "cluster-kill", at=0.3, parallelism=3),
     trial(7, "checkpoint", "mini", "rescale", at=0.3, parallelism=1),
 ]
-# Trials 3 (a Python exception), 9 (the checkpoint storage lost after `kill -9`, then the same
-# command) and 10 (the same command run again) left this tier to save CI time (about 140 s):
-# tests/jobs/test_payments_faults.py, tests/sinks/test_failure_recovery.py and
-# tests/jobs/test_reruns.py prove the same in CI on the mini cluster, each with its control;
-# the campaign keeps all three kinds, on both clusters.
 
 # One at-least-once control per fault kind. Each strikes while a checkpoint's flushed rows
 # cannot complete yet (`strikes_at_the_seam`), so the replay that the exactly-once trial absorbs
 # must show here. A shorter stream on fewer lines: the fault strikes at the third checkpoint.
-# The Python exception's control (13) pairs with tests/jobs/test_payments_faults.py's
-# exactly-once trial.
+# The controls of the kinds that are not in CI's tier (8 a checkpoint that fails, 12 a cluster
+# kill, 13 a Python exception, 17 a rescale) run with `-m campaign`: the CI tests named above
+# have their own controls.
 CONTROL_LINES = 3_000
 CONTROL_STREAM_SECONDS = 6
 CONTROLS = [
-    trial(8, "", "mini", "checkpoint-fault", True, phase="precommit", nth=3, variant="fails"),
     trial(11, "", "cluster", "taskmanager-kill", True),
-    trial(12, "", "mini", "cluster-kill", True, parallelism=3),
-    trial(13, "", "mini", "python-exception", True),
     trial(14, "", "mini", "db-outage", True, phase="precommit", nth=3, variant="short", seconds=3),
     trial(15, "", "mini", "db-terminate", True),
     trial(
@@ -79,6 +82,11 @@ CONTROLS = [
         variant="timeout",
         seconds=8,
     ),
+]
+CAMPAIGN_CONTROLS = [
+    trial(8, "", "mini", "checkpoint-fault", True, phase="precommit", nth=3, variant="fails"),
+    trial(12, "", "mini", "cluster-kill", True, parallelism=3),
+    trial(13, "", "mini", "python-exception", True),
     trial(17, "", "mini", "rescale", True, parallelism=1),
 ]
 
@@ -127,9 +135,7 @@ def test_failover_trials_are_exact(tmp_path):
     assert ok, [t for t in trials if not t.passed]
 
 
-@pytest.mark.parametrize("number", [t.number for t in SHORT_TIER])
-def test_each_fault_kind_leaves_the_books_exact(short_campaign, number):
-    trial = short_campaign[number]
+def assert_exact(trial: Trial) -> None:
     fault = trial.faults[0]
     assert fault.struck is not None, f"{fault.kind} never struck: {fault.note}"
     assert not trial.error, trial.error
@@ -139,9 +145,7 @@ def test_each_fault_kind_leaves_the_books_exact(short_campaign, number):
     )
 
 
-@pytest.mark.parametrize("number", [t.number for t in CONTROLS])
-def test_control_at_least_once_shows_the_replay(controls, control_seen, number):
-    trial = controls[number]
+def assert_replayed(trial: Trial, control_seen) -> None:
     fault = trial.faults[0]
     assert fault.struck is not None, f"{fault.kind} never struck: {fault.note}"
     assert not trial.error, trial.error
@@ -151,3 +155,31 @@ def test_control_at_least_once_shows_the_replay(controls, control_seen, number):
         f"the audit saw no duplicates after {fault.kind} through at-least-once sinks: the "
         "fault caused no replay, so its exactly-once trial proves nothing"
     )
+
+
+@pytest.mark.parametrize("number", [t.number for t in SHORT_TIER])
+def test_each_fault_kind_leaves_the_books_exact(short_campaign, number):
+    assert_exact(short_campaign[number])
+
+
+@pytest.mark.parametrize("number", [t.number for t in CONTROLS])
+def test_control_at_least_once_shows_the_replay(controls, control_seen, number):
+    assert_replayed(controls[number], control_seen)
+
+
+@pytest.mark.campaign
+def test_the_rest_of_the_short_tier_is_exact_and_its_controls_replay(tmp_path, control_seen):
+    trials, _ = run_campaign(
+        CAMPAIGN_TIER, tmp_path / "trials", LINES, control=False, stream_seconds=STREAM_SECONDS
+    )
+    controls, _ = run_campaign(
+        CAMPAIGN_CONTROLS,
+        tmp_path / "controls",
+        CONTROL_LINES,
+        control=True,
+        stream_seconds=CONTROL_STREAM_SECONDS,
+    )
+    for trial in trials:
+        assert_exact(trial)
+    for control in controls:
+        assert_replayed(control, control_seen)
