@@ -25,7 +25,9 @@ from tests.sinks.support import wait_for
 from transforms import sample_data
 from transforms.currencies import DEFAULT_CURRENCIES
 
-pytestmark = pytest.mark.cluster
+# Campaign only, to save CI time (80 s): tests/jobs/test_upgrades.py runs the same upgrades on
+# the mini cluster in CI, and tests/localenv/test_standalone_cluster.py `flink run` on a cluster.
+pytestmark = [pytest.mark.cluster, pytest.mark.campaign]
 
 
 def submit_payments(flink, db, tmp_path, input_dir, *extra, detached=True):

@@ -173,7 +173,8 @@ def retained_and_older_than_committed(db, checkpoint_root):
     return retained, older
 
 
-@pytest.mark.parametrize("mode", ["prepared", "staged"])
+# The refusal is the commit log's, the same in both modes: `prepared` with `-m campaign`.
+@pytest.mark.parametrize("mode", [pytest.param("prepared", marks=pytest.mark.campaign), "staged"])
 def test_restoring_an_older_checkpoint_than_committed_is_refused(database, tmp_path, mode):
     """The operator's classic mistake: restoring a retained checkpoint older than the newest one
     that was committed. Any sink would replay (and apply twice) what was committed since; this
