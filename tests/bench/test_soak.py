@@ -4,8 +4,7 @@ flat once warm, with nothing applied twice or lost at the end.
 
 Two lengths, the same checks, both run by hand with `-m soak` (never in CI: CI's time is
 spent): the full 30 minutes, and a 3-minute version with a shorter TTL and retention and looser
-bounds. Neither asserts how
-long anything took: only sizes, and the books' exactness."""
+bounds. Neither asserts how long anything took: only sizes, and the books' exactness."""
 
 import pytest
 
