@@ -815,13 +815,7 @@ class TrialJob:
                 return int(float(metrics[0]["value"]))
             except (OSError, ValueError, KeyError, IndexError):  # no answer: none seen yet
                 return 0
-        if isinstance(self.run, MiniRun):
-            pid = self.run.process.pid
-            return sum(
-                log.read_text(errors="replace").count("switched from state RUNNING to RESTARTING")
-                for log in sub_dir("flink", "log").glob(f"flink-*-{pid}-python-*.log")
-            )
-        return 0
+        return self.count_in_mini_cluster_log("switched from state RUNNING to RESTARTING")
 
     def checkpoints_expired(self) -> int:
         """How many of the job's checkpoints expired (the timeout fault's proof): the
@@ -832,13 +826,17 @@ class TrialJob:
             except (OSError, ValueError, KeyError):  # no answer is no proof
                 return 0
             return int(counts.get("failed", 0))
-        if isinstance(self.run, MiniRun):
-            pid = self.run.process.pid
-            return sum(
-                log.read_text(errors="replace").count("expired before completing")
-                for log in sub_dir("flink", "log").glob(f"flink-*-{pid}-python-*.log")
-            )
-        return 0
+        return self.count_in_mini_cluster_log("expired before completing")
+
+    def count_in_mini_cluster_log(self, phrase: str) -> int:
+        """How often `phrase` is in the Flink log of the job's mini cluster (0 on a cluster)."""
+        if not isinstance(self.run, MiniRun):
+            return 0
+        pid = self.run.process.pid
+        return sum(
+            log.read_text(errors="replace").count(phrase)
+            for log in sub_dir("flink", "log").glob(f"flink-*-{pid}-python-*.log")
+        )
 
     def run_again(self, fault: Fault) -> None:
         """After the job finished: a new file arrives (new events, and copies of applied
