@@ -498,6 +498,42 @@ def write_results(result: dict, out: Path) -> None:
     (out / "chart.svg").write_text(svg_chart(result))
 
 
+def soak_on_a_cluster_of_its_own(
+    server: LocalPostgres,
+    kafka: LocalKafka,
+    work: Path,
+    minutes: float,
+    rate: int,
+    sample_seconds: float = 60.0,
+    dedupe_ttl: str = "3 min",
+    commit_log_retention: str = "2 min",
+    warm_up_minutes: Optional[float] = None,
+) -> dict:
+    """`run_soak` on a standalone cluster started for it (Flink's default ports if free) and
+    stopped after; the warm-up defaults to 5 minutes, or a sixth of a shorter run."""
+    if warm_up_minutes is None:
+        warm_up_minutes = min(5.0, minutes / 6)
+    rest_port = 8081 if port_free(8081) else free_port()
+    rpc_port = 6123 if port_free(6123) else free_port()
+    cluster = Cluster("soak", rest_port, rpc_port)
+    cluster.start()
+    try:
+        return run_soak(
+            cluster,
+            server,
+            kafka,
+            work,
+            minutes,
+            rate,
+            sample_seconds,
+            dedupe_ttl,
+            commit_log_retention,
+            warm_up_minutes,
+        )
+    finally:
+        cluster.stop()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.soak", description=__doc__.splitlines()[0]
@@ -512,33 +548,22 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", type=Path, help="directory for results.json, README.md, chart")
     args = parser.parse_args(argv)
-    warm_up = args.warm_up_minutes
-    if warm_up is None:
-        warm_up = min(5.0, args.minutes / 6)
-    rest_port = 8081 if port_free(8081) else free_port()
-    rpc_port = 6123 if port_free(6123) else free_port()
-    cluster = Cluster("soak", rest_port, rpc_port)
     with (
         LocalPostgres(max_prepared_transactions=64) as server,
         LocalKafka() as kafka,
         tempfile.TemporaryDirectory(prefix="tpc-soak-") as work,
     ):
-        cluster.start()
-        try:
-            result = run_soak(
-                cluster,
-                server,
-                kafka,
-                Path(work),
-                args.minutes,
-                args.rate,
-                args.sample_seconds,
-                args.dedupe_ttl,
-                args.commit_log_retention,
-                warm_up,
-            )
-        finally:
-            cluster.stop()
+        result = soak_on_a_cluster_of_its_own(
+            server,
+            kafka,
+            Path(work),
+            args.minutes,
+            args.rate,
+            args.sample_seconds,
+            args.dedupe_ttl,
+            args.commit_log_retention,
+            args.warm_up_minutes,
+        )
     print(markdown(result))
     if args.out:
         write_results(result, args.out)

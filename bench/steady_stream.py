@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import queue
+import shlex
 import statistics
 import subprocess
 import sys
@@ -196,6 +197,27 @@ class SteadyProducer(threading.Thread):
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A named set of extra flags for the job (e.g. `-D` Flink settings): what item "what moves
+    the numbers" compares, side by side in one run. The script and Quix ignore it."""
+
+    name: str
+    job_args: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "Variant":
+        """`NAME=FLAGS`, e.g. `unaligned=-D execution.checkpointing.unaligned.enabled=true`."""
+        name, equals, flags = text.partition("=")
+        name = name.strip()
+        if not equals or not name or name.startswith("-") or " " in name:
+            raise argparse.ArgumentTypeError(f"{text!r} is not NAME=FLAGS")
+        return cls(name.strip(), tuple(shlex.split(flags)))
+
+
+DEFAULT_VARIANT = Variant("default")
+
+
+@dataclass(frozen=True)
 class Runner:
     """What reads the topic: its command, and how far it applied. The job and the script commit
     their Kafka positions with their rows (`positions_table`); Quix commits its consumer
@@ -205,7 +227,16 @@ class Runner:
     positions_table: str = ""  # with `applied_column`: the lines applied, per partition
     applied_column: str = ""
 
-    def command(self, db: Database, bootstrap: str, topic: str, interval: str, work: Path):
+    def command(
+        self,
+        db: Database,
+        bootstrap: str,
+        topic: str,
+        interval: str,
+        work: Path,
+        job_args: tuple[str, ...] = (),
+    ):
+        """The reader's command line; `job_args` go to the job's only (a variant's flags)."""
         connection = ["--db-url", db.jdbc_url, "--db-user", db.user, "--password-env"]
         kafka = ["--bootstrap-servers", bootstrap, "--topic", topic]
         # The script and Quix commit at most `interval` after a line: their counterpart of the
@@ -254,6 +285,7 @@ class Runner:
             str(work / "checkpoints"),
             "--progress-interval",
             "10",
+            *job_args,
         ]
 
     def settled(self, bootstrap: str) -> bool:
@@ -536,10 +568,18 @@ def exactness(db: Database, lines: list[SourceLine]) -> dict:
 # --------------------------------------------------------------------------- one run
 
 
-def start(runner: Runner, db: Database, kafka: LocalKafka, topic: str, interval: str, work: Path):
+def start(
+    runner: Runner,
+    db: Database,
+    kafka: LocalKafka,
+    topic: str,
+    interval: str,
+    work: Path,
+    job_args: tuple[str, ...] = (),
+):
     log = open(work / f"{runner.name}.log", "w")
     return subprocess.Popen(
-        runner.command(db, kafka.bootstrap_servers, topic, interval, work),
+        runner.command(db, kafka.bootstrap_servers, topic, interval, work, job_args),
         cwd=PROJECT_ROOT,
         env=child_process_environment({PASSWORD_ENV: db.password, "PYTHONPATH": str(PROJECT_ROOT)}),
         stdout=log,
@@ -558,11 +598,12 @@ def run_stream(
     runner: str = "job",
     drain_timeout: float = 300.0,
     kill_after: Optional[float] = None,
+    variant: Variant = DEFAULT_VARIANT,
 ) -> dict:
     """One steady-rate run; see the module docstring. Returns its measurements. `kill_after`:
     that many seconds into the production, `kill -9` the reader (its whole process group) and
     start the same command again, without a checkpoint; then the tables are compared with what
-    the rules make of every line produced (`exactness`)."""
+    the rules make of every line produced (`exactness`). `variant`: extra flags for the job."""
     reader = RUNNERS[runner]
     name = f"stream-{runner}-{rate}-{interval.replace(' ', '')}-{time.time_ns() % 10**9}"
     run_dir = work / name
@@ -573,7 +614,7 @@ def run_stream(
     if runner == "quix":  # Quix writes into the job's tables; it creates none
         with db.connect() as conn:
             ensure_schema(conn)
-    current = {"process": start(reader, db, kafka, topic, interval, run_dir)}
+    current = {"process": start(reader, db, kafka, topic, interval, run_dir, variant.job_args)}
     killed: dict[str, float] = {}
 
     def applied() -> int:
@@ -589,7 +630,7 @@ def run_stream(
         killed["at_seconds"] = round(time.time() - started, 2)
         kill_job(current["process"])
         killed_at = time.monotonic()
-        current["process"] = start(reader, db, kafka, topic, interval, run_dir)
+        current["process"] = start(reader, db, kafka, topic, interval, run_dir, variant.job_args)
         wait_for(lambda: applied() > before, 300, "a commit after the restart", interval=0.2)
         killed["first_commit_after_seconds"] = round(time.monotonic() - killed_at, 2)
 
@@ -672,6 +713,8 @@ def run_stream(
     return {
         **result,
         "runner": runner,
+        "variant": variant.name,
+        "job_args": list(variant.job_args) if runner == "job" else [],
         "rate": rate,
         "checkpoint_interval": interval,
         "seconds": seconds,
@@ -689,27 +732,162 @@ def run_stream(
     }
 
 
+# --------------------------------------------------------------------------- sustainable rate
+
+# A reader keeps up at a rate when its p99 stays within this (the issue's bar for payments)...
+P99_BOUND_SECONDS = 1.0
+# ...its lag does not grow: a least-squares growth above 1 % of the rate (e.g. 10 lines/s at
+# 1,000/s: 1,800 lines more at the end of 3 minutes) is a backlog building, not the sawtooth of
+# the checkpoints, whose slope over a window of many checkpoints is near 0 (measured -3 to +4)...
+LAG_GROWTH_SHARE = 0.01
+# ...and the producer held the rate (a producer that fell behind measured a lower rate).
+PRODUCED_SHARE = 0.98
+
+
+def falls_behind(run: dict) -> bool:
+    """Its lag grows, or the producer could not hold the rate: a higher rate would only pile
+    up a bigger backlog."""
+    return (
+        run["lag_growth_per_second"] > LAG_GROWTH_SHARE * run["rate"]
+        or run["produced_per_second"] < PRODUCED_SHARE * run["rate"]
+    )
+
+
+def verdict(run: dict) -> tuple[bool, str]:
+    """Whether `run`'s reader kept up with its rate, and if not, why."""
+    lat = run.get("latency_seconds") or {}
+    reasons = []
+    if run["produced_per_second"] < PRODUCED_SHARE * run["rate"]:
+        reasons.append(f"the producer made only {run['produced_per_second']:,}/s")
+    if lat.get("p99") is None or lat["p99"] > P99_BOUND_SECONDS:
+        reasons.append(f"p99 {lat.get('p99')} s > {P99_BOUND_SECONDS:g} s")
+    if run["lag_growth_per_second"] > LAG_GROWTH_SHARE * run["rate"]:
+        reasons.append(f"lag grows {run['lag_growth_per_second']}/s")
+    return not reasons, "; ".join(reasons) or "keeps up"
+
+
+def series_key(run: dict) -> tuple[str, str, str]:
+    return run["runner"], run["checkpoint_interval"], run.get("variant", DEFAULT_VARIANT.name)
+
+
+def highest_sustainable(runs: list[dict]) -> list[dict]:
+    """Per reader, checkpoint interval and variant: the highest rate it kept up with (None if
+    none), and the lowest it did not, with why."""
+    found: dict[tuple, dict] = {}
+    for run in sorted(runs, key=lambda r: r["rate"]):
+        entry = found.setdefault(
+            series_key(run), {"highest": None, "first_failed": None, "why": ""}
+        )
+        kept_up, why = verdict(run)
+        if kept_up and entry["first_failed"] is None:
+            entry["highest"] = run["rate"]
+        elif not kept_up and entry["first_failed"] is None:
+            entry["first_failed"], entry["why"] = run["rate"], why
+    return [
+        {"runner": r, "checkpoint_interval": i, "variant": v, **entry}
+        for (r, i, v), entry in found.items()
+    ]
+
+
+def sweep(
+    server: LocalPostgres,
+    kafka: LocalKafka,
+    work: Path,
+    rates: list[int],
+    seconds: int,
+    intervals: list[str],
+    runners: list[str],
+    variants: tuple[Variant, ...] = (DEFAULT_VARIANT,),
+    kill_after: Optional[float] = None,
+    step: bool = False,
+    report: Callable[[str], None] = print,
+) -> list[dict]:
+    """Every interval x variant x reader x rate, rates in ascending order. With `step`, a series
+    stops at its first rate at which it falls behind (`falls_behind`): the rates above it would
+    only pile up a backlog, at minutes each. (A p99 over the bound alone does not stop it: the
+    table shows how the latency grows with the rate.)"""
+    runs = []
+    for interval, variant, runner in itertools.product(intervals, variants, runners):
+        if runner != "job" and variant != variants[0]:
+            continue  # the script and Quix take no variant: measured once per interval
+        for rate in sorted(rates):
+            label = "" if variant == DEFAULT_VARIANT else f" [{variant.name}]"
+            report(f"{runner}{label}: {rate:,} lines/s, checkpoint every {interval}:")
+            run = run_stream(
+                server,
+                kafka,
+                work,
+                rate,
+                seconds,
+                interval,
+                runner,
+                kill_after=kill_after,
+                variant=variant,
+            )
+            runs.append(run)
+            lat = run["latency_seconds"]
+            kept_up, why = verdict(run)
+            report(
+                f"  p50 {lat.get('p50')} s, p99 {lat.get('p99')} s, max {lat.get('max')} s; lag "
+                f"growth {run['lag_growth_per_second']}/s: {why}"
+            )
+            if step and falls_behind(run):
+                break
+    return runs
+
+
 # --------------------------------------------------------------------------- report
+
+
+def reader_label(run: dict) -> str:
+    variant = run.get("variant", DEFAULT_VARIANT.name)
+    return run["runner"] if variant == DEFAULT_VARIANT.name else f"{run['runner']} [{variant}]"
 
 
 def markdown(runs: list[dict]) -> str:
     out = [
         "| reader | rate (lines/s) | checkpoint / commit every | produced/s | p50 s | p90 s "
         "| p99 s | p99.9 s | max s | lag max | lag growth /s "
-        "| CPU reader / pg / kafka / producer |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU reader / pg / kafka / producer | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         lat = run["latency_seconds"]
         cpu = " / ".join(
             str(run["cpu"].get(n, "-")) for n in ("reader", "postgres", "kafka", "producer")
         )
+        kept_up, why = verdict(run)
         out.append(
-            f"| {run['runner']} | {run['rate']:,} | {run['checkpoint_interval']} "
+            f"| {reader_label(run)} | {run['rate']:,} | {run['checkpoint_interval']} "
             f"| {run['produced_per_second']:,} "
             f"| {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['p99.9']} | {lat['max']} "
             f"| {run['lag_max']:,} | {run['lag_growth_per_second']} "
-            f"| {cpu} |"
+            f"| {cpu} | {'yes' if kept_up else 'no: ' + why} |"
+        )
+    variants = {
+        run["variant"]: " ".join(run["job_args"])
+        for run in runs
+        if run.get("job_args") and run.get("variant")
+    }
+    if variants:
+        out += ["", "Variants (the job's extra flags):", ""]
+        out += [f"- **{name}**: `{flags}`" for name, flags in variants.items()]
+    out += [
+        "",
+        f"Highest rate kept up with (p99 <= {P99_BOUND_SECONDS:g} s, lag growth <= "
+        f"{LAG_GROWTH_SHARE:.0%} of the rate, the producer at >= {PRODUCED_SHARE:.0%} of it), "
+        "among the rates run:",
+        "",
+        "| reader | checkpoint / commit every | highest rate kept up with | first rate not | why |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in highest_sustainable(runs):
+        label = reader_label(entry)
+        highest = f"{entry['highest']:,}" if entry["highest"] else "none"
+        failed = f"{entry['first_failed']:,}" if entry["first_failed"] else "-"
+        out.append(
+            f"| {label} | {entry['checkpoint_interval']} | {highest} | {failed} "
+            f"| {entry['why'] or '-'} |"
         )
     killed = [run for run in runs if "kill" in run]
     if killed:
@@ -757,7 +935,7 @@ def svg_chart(runs: list[dict], width: int = 760, panel: int = 220) -> str:
 
         out.append(
             f'<text x="60" y="{top + 18}">{run["rate"]:,} lines/s, checkpoint every '
-            f"{run['checkpoint_interval']} ({run['runner']}): latency of each second's events "
+            f"{run['checkpoint_interval']} ({reader_label(run)}): latency of each second's events "
             f"(p50 blue, p99 red), 0 to {high:.2f} s</text>"
         )
         out.append(
@@ -766,6 +944,66 @@ def svg_chart(runs: list[dict], width: int = 760, panel: int = 220) -> str:
         for column, colour in ((1, "#4a7ab5"), (2, "#c0392b")):
             points = " ".join(f"{x(p[0]):.1f},{y(p[column]):.1f}" for p in series)
             out.append(f'<polyline fill="none" stroke="{colour}" points="{points}"/>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def svg_rates(runs: list[dict], width: int = 760, height: int = 360) -> str:
+    """p50, p99 and p99.9 against the rate, one line per reader, interval and variant, on a
+    log scale of seconds (plain SVG): where each reader's latency runs away."""
+    import math
+
+    series: dict[tuple, list[tuple[int, dict]]] = {}
+    for run in runs:
+        if run.get("latency_seconds"):
+            series.setdefault(series_key(run), []).append((run["rate"], run["latency_seconds"]))
+    if not series:
+        return '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>\n'
+    rates = sorted({rate for points in series.values() for rate, _ in points})
+    values = [lat[p] for points in series.values() for _, lat in points for p in ("p50", "p99.9")]
+    low = math.log10(max(min(values), 0.01))
+    high = math.log10(max(max(values), 0.02)) + 0.05
+    left, right, top, bottom = 60, width - 200, 30, height - 40
+
+    def x(rate: int) -> float:
+        return left + (right - left) * rates.index(rate) / max(len(rates) - 1, 1)
+
+    def y(seconds: float) -> float:
+        return bottom - (bottom - top) * (math.log10(max(seconds, 0.01)) - low) / (high - low)
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="11">',
+        f'<text x="{left}" y="16">Latency against rate: p50 (thin), p99 (thick), p99.9 '
+        "(dashed); seconds, log scale</text>",
+        f'<line x1="{left}" y1="{bottom}" x2="{right}" y2="{bottom}" stroke="#999"/>',
+    ]
+    for rate in rates:
+        out.append(f'<text x="{x(rate) - 15:.1f}" y="{bottom + 16}">{rate:,}/s</text>')
+    for seconds in (0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60):
+        if low <= math.log10(seconds) <= high:
+            out.append(f'<text x="8" y="{y(seconds) + 4:.1f}">{seconds:g} s</text>')
+            out.append(
+                f'<line x1="{left}" y1="{y(seconds):.1f}" x2="{right}" y2="{y(seconds):.1f}" '
+                f'stroke="#eee"/>'
+            )
+    colours = ["#4a7ab5", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d"]
+    for index, (key, points) in enumerate(sorted(series.items())):
+        colour = colours[index % len(colours)]
+        points.sort()
+        for name, style in (
+            ("p50", 'stroke-width="1"'),
+            ("p99", 'stroke-width="2.5"'),
+            ("p99.9", 'stroke-width="1" stroke-dasharray="4 3"'),
+        ):
+            line = " ".join(f"{x(rate):.1f},{y(lat[name]):.1f}" for rate, lat in points)
+            out.append(f'<polyline fill="none" stroke="{colour}" {style} points="{line}"/>')
+        runner, interval, variant = key
+        label = runner if variant == DEFAULT_VARIANT.name else f"{runner} [{variant}]"
+        out.append(
+            f'<text x="{right + 10}" y="{top + 14 * index + 10}" fill="{colour}">'
+            f"{label}, every {interval}</text>"
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -796,6 +1034,22 @@ def main(argv=None) -> int:
         help="kill -9 the reader this long into the production, start the same command again, "
         "and count the lines applied twice and lost",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        type=Variant.parse,
+        default=[],
+        metavar="NAME=FLAGS",
+        help="repeatable: the job once more with these extra flags, e.g. "
+        "'unaligned=-D execution.checkpointing.unaligned.enabled=true' (the job as it is always "
+        "runs first, as 'default')",
+    )
+    parser.add_argument(
+        "--step",
+        action="store_true",
+        help="per reader, interval and variant, stop at the first rate at which it falls "
+        "behind (a growing lag): the way to find the highest sustainable rate",
+    )
     parser.add_argument("--out", type=Path, help="directory for results.json, README.md, chart")
     args = parser.parse_args(argv)
     rates = [int(r) for r in args.rate.split(",") if r]
@@ -804,38 +1058,35 @@ def main(argv=None) -> int:
     unknown = set(runners) - set(RUNNERS)
     if unknown:
         parser.error(f"--runner: unknown {sorted(unknown)}; choose from {sorted(RUNNERS)}")
-    runs = []
+    variants = (DEFAULT_VARIANT, *args.variant)
     with (
         LocalPostgres(extra_settings=SERVER_SETTINGS) as server,
         LocalKafka() as kafka,
         tempfile.TemporaryDirectory(prefix="tpc-stream-") as work,
     ):
-        for interval, rate, runner in itertools.product(intervals, rates, runners):
-            print(f"{runner}: {rate:,} lines/s, checkpoint every {interval}:", flush=True)
-            run = run_stream(
-                server,
-                kafka,
-                Path(work),
-                rate,
-                args.seconds,
-                interval,
-                runner,
-                kill_after=args.kill_after,
-            )
-            runs.append(run)
-            lat = run["latency_seconds"]
-            print(
-                f"  p50 {lat['p50']} s, p99 {lat['p99']} s, max {lat['max']} s; lag growth "
-                f"{run['lag_growth_per_second']}/s",
-                flush=True,
-            )
+        runs = sweep(
+            server,
+            kafka,
+            Path(work),
+            rates,
+            args.seconds,
+            intervals,
+            runners,
+            variants,
+            kill_after=args.kill_after,
+            step=args.step,
+            report=lambda text: print(text, flush=True),
+        )
     table = markdown(runs)
     print(table)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
-        (args.out / "README.md").write_text(table + "\n![latency](chart.svg)\n")
+        (args.out / "README.md").write_text(
+            table + "\n![latency over time](chart.svg)\n\n![latency against rate](rates.svg)\n"
+        )
         (args.out / "chart.svg").write_text(svg_chart(runs))
+        (args.out / "rates.svg").write_text(svg_rates(runs))
     return 0
 
 

@@ -20,7 +20,11 @@ the shared machine's noise falls on every variant alike):
   an event's production to its ledger row's commit, p50/p90/p99/p99.9/max, the lag's growth and
   each process's CPU, per rate and checkpoint interval (200 ms, 1 s), and the same for the
   single-process script reading the topic (`bench.baseline --source kafka`, committing at most
-  that long after a chunk's first line); `--rates` picks the rates.
+  that long after a chunk's first line); `--rates` picks the rates, stepped up per reader and
+  interval until it no longer keeps up, and the highest it kept up with is reported.
+* soak (only with `--only soak`: it takes `--soak-minutes`, 30 by default): the job on a
+  standalone cluster on a steady stream (`bench.soak`), memory, checkpoints, dedupe state and
+  commit log sampled every minute, and whether they stay flat.
 
 Wall times include everything a user waits for (JVM and Python worker start, job deployment).
 `startup` is the same job on 1,000 lines; "net" rates subtract it. Results go to
@@ -51,7 +55,9 @@ from tests.sinks.support import kill_job, newest_complete_checkpoint, wait_for
 from transforms import sample_data
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
-SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery", "streaming")
+SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery", "streaming", "soak")
+# What runs without --only: all but the soak, which is half an hour on its own.
+DEFAULT_SECTIONS = SECTIONS[:-1]
 STREAM_RATES = "1000,5000,10000,20000"
 TIMEOUT_SECONDS = 1800
 
@@ -550,18 +556,38 @@ def streaming(bench: Bench, args) -> dict:
     """Per checkpoint interval and rate, one steady run of `bench.steady_stream`."""
     seconds = 10 if args.quick else 60
     rates = [int(rate) for rate in args.rates.split(",") if rate]
-    runs = []
     with LocalKafka() as kafka:
-        for interval in ("200 ms", "1 s"):
-            for rate in rates:
-                for runner in ("job", "script"):
-                    print(f"  {runner}: {rate:,} lines/s, every {interval}", flush=True)
-                    runs.append(
-                        steady_stream.run_stream(
-                            bench.server, kafka, bench.work, rate, seconds, interval, runner
-                        )
-                    )
+        runs = steady_stream.sweep(
+            bench.server,
+            kafka,
+            bench.work,
+            rates,
+            seconds,
+            ["200 ms", "1 s"],
+            ["job", "script"],
+            step=True,
+            report=lambda text: print("  " + text, flush=True),
+        )
     return {"seconds": seconds, "runs": runs}
+
+
+def soak(bench: Bench, args) -> dict:
+    """`bench.soak` on a cluster of its own: `--soak-minutes` (3 with --quick) at 500 lines/s,
+    the 30-minute soak's TTL and retention."""
+    from bench.soak import soak_on_a_cluster_of_its_own
+
+    minutes = 3 if args.quick else args.soak_minutes
+    with LocalKafka() as kafka:
+        return soak_on_a_cluster_of_its_own(
+            bench.server,
+            kafka,
+            bench.work,
+            minutes,
+            rate=500,
+            sample_seconds=10 if args.quick else 60,
+            dedupe_ttl="10 s" if args.quick else "3 min",
+            commit_log_retention="1 min" if args.quick else "2 min",
+        )
 
 
 def machine() -> dict:
@@ -597,6 +623,19 @@ def markdown(report: dict) -> str:
             "",
             steady_stream.markdown(report["streaming"]["runs"]),
             "![streaming latency](streaming.svg)",
+            "",
+            "![streaming latency against rate](streaming-rates.svg)",
+            "",
+        ]
+    if "soak" in report:
+        from bench.soak import markdown as soak_markdown
+
+        out += [
+            f"## Soak: {report['soak']['minutes']:g} minutes at {report['soak']['rate']:,} "
+            "lines/s on a standalone cluster",
+            "",
+            soak_markdown(report["soak"]),
+            "![soak](soak.svg)",
             "",
         ]
     if "throughput" in report:
@@ -712,6 +751,13 @@ def write_report(report: dict, out: Path) -> str:
     (out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     if "streaming" in report:
         (out / "streaming.svg").write_text(steady_stream.svg_chart(report["streaming"]["runs"]))
+        (out / "streaming-rates.svg").write_text(
+            steady_stream.svg_rates(report["streaming"]["runs"])
+        )
+    if "soak" in report:
+        from bench.soak import svg_chart as soak_chart
+
+        (out / "soak.svg").write_text(soak_chart(report["soak"]))
     text = markdown(report)
     if chart(report, out / "chart.png"):
         text += "\n![throughput](chart.png)\n"
@@ -730,8 +776,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--only",
-        default=",".join(SECTIONS),
-        help=f"comma-separated sections of {','.join(SECTIONS)}",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"comma-separated sections of {','.join(SECTIONS)} (default: all but soak)",
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=30,
+        help="soak: how long the steady stream runs (default 30)",
     )
     parser.add_argument(
         "--rates",
@@ -766,6 +818,7 @@ def main(argv=None) -> int:
         "latency": latency,
         "recovery": recovery,
         "streaming": streaming,
+        "soak": soak,
     }
     with (
         LocalPostgres(

@@ -19,6 +19,7 @@ __all__ = [
     "add_source_arguments",
     "duration",
     "job_arguments",
+    "key_value",
     "parse_duration_ms",
 ]
 
@@ -61,6 +62,9 @@ class JobConfig:
     # kafka, no checkpoint: partition -> next offset, from the database (running.start_of_run)
     resume_offsets: dict[int, int] = field(default_factory=dict)
     bounded: bool = False  # kafka: stop at the end offsets at start
+    # kafka: the consumer's own properties (security, fetch sizes), over the source's defaults
+    kafka_properties: dict[str, str] = field(default_factory=dict)
+    # Flink keys for this run (`-D KEY=VALUE`), over flink-conf/config.yaml and the flags
     extra_settings: dict[str, str] = field(default_factory=dict)
     # Seconds between progress lines while the command waits (jobs/progress.py); default 2 on
     # a terminal, 10 otherwise.
@@ -113,6 +117,17 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "--bounded",
         action="store_true",
         help="stop at the partitions' end offsets as of the start (default: run until cancelled)",
+    )
+    kafka.add_argument(
+        "--kafka-property",
+        dest="kafka_properties",
+        action="append",
+        type=kafka_property,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Kafka consumer property, repeatable: security (security.protocol=SSL, "
+        "ssl.truststore.location=...), fetch sizes (fetch.min.bytes, max.poll.records); "
+        f"not {', '.join(sorted(KAFKA_PROPERTIES_OWNED))}, which the job sets itself",
     )
 
 
@@ -182,6 +197,18 @@ def add_run_arguments(
     )
     parser.add_argument("--sink-id-prefix", default=sink_id_prefix)
     parser.add_argument(
+        "-D",
+        "--flink-setting",
+        dest="flink_settings",
+        action="append",
+        type=flink_setting,
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Flink configuration key for this run, repeatable, as `flink run -D` takes it "
+        "(e.g. -D python.fn-execution.bundle.time=100); over flink-conf/config.yaml and the "
+        "flags above",
+    )
+    parser.add_argument(
         "--commit-log-retention",
         type=duration,
         metavar="DURATION",
@@ -225,10 +252,54 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
         group_id=args.group_id,
         starting_offsets=args.starting_offsets,
         bounded=args.bounded,
+        kafka_properties=dict(args.kafka_properties),
+        extra_settings=dict(args.flink_settings),
         progress_interval=args.progress_interval,
         metrics_port=args.metrics_port,
         commit_log_retention=args.commit_log_retention,
     )
+
+
+# Kept by the job whatever a flag says: they are what makes it exactly once.
+FLINK_SETTINGS_OWNED = {
+    # The sinks commit on checkpoints; at-least-once checkpoints would replay rows they wrote.
+    "execution.checkpointing.mode": "the job's sinks need EXACTLY_ONCE checkpoints",
+}
+KAFKA_PROPERTIES_OWNED = {
+    # Records of an aborted producer transaction must never be read.
+    "isolation.level": "the job reads read_committed only",
+    "group.id": "use --group-id",
+    # The source sets these from its own flags and offsets; Flink's KafkaSource overrides them.
+    "bootstrap.servers": "use --bootstrap-servers",
+    "auto.offset.reset": "use --starting-offsets",
+    "enable.auto.commit": "the job's positions live in its checkpoints and the database",
+    "key.deserializer": "the job reads raw bytes",
+    "value.deserializer": "the job reads raw bytes",
+}
+
+
+def key_value(text: str) -> tuple[str, str]:
+    """ "KEY=VALUE" as (KEY, VALUE): the key without spaces around it, the value as given."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value.strip()
+
+
+def flink_setting(text: str) -> tuple[str, str]:
+    """A `-D KEY=VALUE`, refused for a key the job keeps (FLINK_SETTINGS_OWNED)."""
+    key, value = key_value(text)
+    if key in FLINK_SETTINGS_OWNED:
+        raise argparse.ArgumentTypeError(f"{key} cannot be set: {FLINK_SETTINGS_OWNED[key]}")
+    return key, value
+
+
+def kafka_property(text: str) -> tuple[str, str]:
+    """A `--kafka-property KEY=VALUE`, refused for a key the job keeps (KAFKA_PROPERTIES_OWNED)."""
+    key, value = key_value(text)
+    if key in KAFKA_PROPERTIES_OWNED:
+        raise argparse.ArgumentTypeError(f"{key} cannot be set: {KAFKA_PROPERTIES_OWNED[key]}")
+    return key, value
 
 
 def metrics_port(text: str) -> str:

@@ -111,6 +111,8 @@ def kafka_lines(env, config: JobConfig, uid: str) -> DataStream:
         .set_property("reconnect.backoff.max.ms", "10000")
         .set_property("socket.connection.setup.timeout.max.ms", "10000")
     )
+    for key, value in config.kafka_properties.items():  # --kafka-property, checked at parse
+        builder.set_property(key, value)
     if config.bounded:
         builder.set_bounded(KafkaOffsetsInitializer.latest())
     # Raw bytes, no decoding; the record's partition and offset say where it came from.

@@ -10,7 +10,17 @@ import sys
 import pytest
 
 from bench.baseline import OFFSETS_DDL, Chunk
-from bench.steady_stream import exactness, latency_summary, produced_lines, slope
+from bench.steady_stream import (
+    Variant,
+    exactness,
+    highest_sustainable,
+    latency_summary,
+    markdown,
+    produced_lines,
+    slope,
+    svg_rates,
+    verdict,
+)
 from jobs.payments_schema import ensure_schema
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
@@ -22,6 +32,58 @@ def test_percentiles_and_lag_growth():
     assert summary == {"p50": 0.501, "p90": 0.901, "p99": 0.991, "p99.9": 1.0, "max": 1.0}
     assert slope([(t, 100 + 5 * t) for t in range(10)]) == pytest.approx(5.0)
     assert slope([(t, 100) for t in range(10)]) == 0.0
+
+
+def a_run(rate, p99, growth=0.0, runner="job", produced=None, variant="default"):
+    lat = {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99, "p99.9": p99 * 1.2, "max": p99 * 1.5}
+    return {
+        "runner": runner,
+        "variant": variant,
+        "job_args": [],
+        "rate": rate,
+        "checkpoint_interval": "1 s",
+        "produced_per_second": produced or float(rate),
+        "latency_seconds": lat,
+        "lag_max": 0,
+        "lag_growth_per_second": growth,
+        "cpu": {},
+    }
+
+
+def test_the_highest_sustainable_rate_is_the_last_one_kept_up_with():
+    """Kept up: p99 <= 1 s, a lag that does not grow (<= 1 % of the rate per second) and a
+    producer that held the rate; a rate above the first failure does not count."""
+    assert verdict(a_run(1000, 0.6, growth=9.0)) == (True, "keeps up")
+    assert verdict(a_run(1000, 1.2)) == (False, "p99 1.2 s > 1 s")
+    assert verdict(a_run(1000, 0.6, growth=11.0)) == (False, "lag grows 11.0/s")
+    assert not verdict(a_run(1000, 0.6, produced=900.0))[0]
+    runs = [a_run(4000, 0.9), a_run(1000, 0.5), a_run(2000, 1.4), a_run(2000, 0.4, runner="script")]
+    runs.append(a_run(500, 2.0, runner="job", variant="unaligned"))
+    found = {(e["runner"], e["variant"]): e for e in highest_sustainable(runs)}
+    assert (found["job", "default"]["highest"], found["job", "default"]["first_failed"]) == (
+        1000,
+        2000,
+    )
+    assert found["job", "default"]["why"] == "p99 1.4 s > 1 s"
+    assert (found["script", "default"]["highest"], found["script", "default"]["first_failed"]) == (
+        2000,
+        None,
+    )
+    assert found["job", "unaligned"]["highest"] is None
+    table = markdown(runs)
+    assert "| job | 1 s | 1,000 | 2,000 | p99 1.4 s > 1 s |" in table
+    assert "| job [unaligned] | 1 s | none | 500 |" in table
+    chart = svg_rates(runs)
+    assert chart.startswith("<svg") and chart.count("<polyline") == 3 * 3  # p50/p99/p99.9
+
+
+def test_a_variant_is_a_name_and_the_jobs_extra_flags():
+    variant = Variant.parse("bundle=-D python.fn-execution.bundle.time=100 --mode thread")
+    assert variant == Variant(
+        "bundle", ("-D", "python.fn-execution.bundle.time=100", "--mode", "thread")
+    )
+    with pytest.raises(Exception, match="is not NAME=FLAGS"):
+        Variant.parse("-D a=b")
 
 
 @pytest.mark.minicluster
@@ -58,6 +120,8 @@ def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
     assert run["samples"] and all("lag" in s and "reader_rss_mb" in s for s in run["samples"])
     assert "| 200 | 500 ms |" in (out / "README.md").read_text()
     assert (out / "chart.svg").read_text().startswith("<svg")
+    assert (out / "rates.svg").read_text().startswith("<svg")
+    assert "Highest rate kept up with" in (out / "README.md").read_text()
 
 
 def apply_once(conn, lines, ledger: bool = True) -> None:

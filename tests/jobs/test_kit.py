@@ -329,3 +329,40 @@ def test_the_kit_imports_nothing_of_payments():
         if "payment" in module
     ]
     assert offenders == [], "the kit serves every job: a job passes in what is its own"
+
+
+def test_flink_settings_and_kafka_properties_from_the_command_line(tmp_path, monkeypatch, capsys):
+    """`-D KEY=VALUE` as `flink run -D` takes it, over flink-conf and the flags; and the Kafka
+    consumer's own properties (security, fetch sizes). The keys that make the job exactly once
+    are refused with the reason, before anything starts."""
+    monkeypatch.setenv("TPC_VAR_DIR", str(tmp_path))
+    common = ["--source", "kafka", "--bootstrap-servers", "b:9092", "--topic", "t"]
+    common += ["--db-url", "jdbc:postgresql://h/db", "--checkpoint-interval", "1 s"]
+    config = shipments_config(
+        [
+            *common,
+            "-D",
+            "python.fn-execution.bundle.time=100",
+            "--flink-setting",
+            "execution.checkpointing.interval = 200 ms",
+            "--kafka-property",
+            "security.protocol=SSL",
+            "--kafka-property",
+            "fetch.max.wait.ms=50",
+        ]
+    )
+    settings = flink_settings(config)
+    assert settings["python.fn-execution.bundle.time"] == "100"
+    assert settings["execution.checkpointing.interval"] == "200 ms"  # -D over the flag
+    assert config.kafka_properties == {"security.protocol": "SSL", "fetch.max.wait.ms": "50"}
+    assert shipments_config(common).kafka_properties == {}
+    for argv, refusal in [
+        (["-D", "execution.checkpointing.mode=AT_LEAST_ONCE"], "sinks need EXACTLY_ONCE"),
+        (["--kafka-property", "isolation.level=read_uncommitted"], "read_committed only"),
+        (["--kafka-property", "group.id=g"], "use --group-id"),
+        (["-D", "no-value"], "'no-value' is not KEY=VALUE"),
+        (["--kafka-property", "=x"], "'=x' is not KEY=VALUE"),
+    ]:
+        with pytest.raises(SystemExit):
+            shipments_config([*common, *argv])
+        assert refusal in capsys.readouterr().err

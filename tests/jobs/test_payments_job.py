@@ -58,3 +58,26 @@ def test_thread_mode_with_rocksdb_state_gives_the_same_tables(database, tmp_path
         )
     )
     assert database_outcome(database) == expected_in_database_shape(expected_outcome(input_dir))
+
+
+@pytest.mark.parametrize("scope, sinks_built", [("checkpoint", 1), ("subtask", 4)])
+def test_commit_log_retention_reaches_every_sink_the_job_builds(
+    database, tmp_path, scope, sinks_built
+):
+    """`--commit-log-retention` bounds the commit log of a long run (the soak's "2 min"). The
+    checkpoint scope builds one sink for all tables (the kit's `tables_sink`), the subtask
+    scope one per table: each must carry it, or its commit log keeps the default 7 days."""
+
+    def retention_seconds(**settings) -> list[int]:
+        config = payments_config(database, tmp_path, tmp_path, commit_scope=scope, **settings)
+        prepare_database(config)
+        create_environment(config)  # the sink's jars, for the builders' checks
+        sinks = build_sinks(config)
+        return [
+            sink.get_java_function().config().commitLogRetentionSeconds()
+            for sink in sinks
+            if sink is not None
+        ]
+
+    assert retention_seconds(commit_log_retention="2 min") == [120] * sinks_built
+    assert retention_seconds() == [7 * 24 * 3600] * sinks_built  # without the flag: the default
