@@ -22,6 +22,7 @@ import time
 from html import escape
 from pathlib import Path
 
+from jobs.payments import JOB as PAYMENTS
 from localenv.cluster import Cluster, port_free
 from localenv.paths import sub_dir
 from localenv.postgres import LocalPostgres, free_port
@@ -51,12 +52,7 @@ def queries(job_id: str) -> dict[str, str]:
 
 def committed_lines(db) -> int:
     with db.connect() as conn:
-        return int(
-            conn.execute(
-                "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM duplicates) "
-                "+ (SELECT count(*) FROM rejected)"
-            ).fetchone()[0]
-        )
+        return PAYMENTS.lines_applied(conn)
 
 
 def wait(predicate, timeout: float, what: str) -> None:

@@ -59,6 +59,7 @@ from bench.steady_stream import (
     slope,
 )
 from jobs.kit.config import parse_duration_ms
+from jobs.payments import JOB as PAYMENTS
 from jobs.produce import create_topic
 from localenv.cluster import DAEMON_CLASSES, Cluster, port_free
 from localenv.kafka import LocalKafka
@@ -164,14 +165,7 @@ def database_sizes(db: Database) -> dict:
 def applied_lines(db: Database) -> int:
     """Lines in the database: each ends in exactly one of ledger, rejected and duplicates."""
     with db.connect(connect_timeout=10) as conn:
-        if not conn.execute("SELECT to_regclass('ledger')").fetchone()[0]:
-            return 0
-        return int(
-            conn.execute(
-                "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM rejected) "
-                "+ (SELECT count(*) FROM duplicates)"
-            ).fetchone()[0]
-        )
+        return PAYMENTS.lines_applied(conn)
 
 
 def keys_within(producer: SteadyProducer, ttl_seconds: float, now: float) -> int:

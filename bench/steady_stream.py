@@ -588,6 +588,30 @@ def start(
     )
 
 
+def job_checkpoints(log: Path) -> dict:
+    """The running job's checkpoints as Flink's REST API counts them: how many completed, and
+    their end-to-end durations (ms; trigger to the last acknowledgement, before the commit).
+    The part of the latency that is the checkpoint itself. {} when the API cannot say."""
+    import re
+    import urllib.request
+
+    found = re.search(r"job ([0-9a-f]{32}) running, Flink's REST API at (\S+)", log.read_text())
+    if not found:
+        return {}
+    job_id, base = found.groups()
+    try:
+        with urllib.request.urlopen(f"{base}/jobs/{job_id}/checkpoints", timeout=10) as answer:
+            stats = json.load(answer)
+    except (OSError, ValueError):
+        return {}
+    durations = stats.get("summary", {}).get("end_to_end_duration", {})
+    return {
+        "completed": stats.get("counts", {}).get("completed"),
+        "failed": stats.get("counts", {}).get("failed"),
+        **{f"duration_ms_{k}": durations.get(k) for k in ("p50", "p99", "max") if k in durations},
+    }
+
+
 def run_stream(
     server: LocalPostgres,
     kafka: LocalKafka,
@@ -693,9 +717,11 @@ def run_stream(
         sampler.join(timeout=10)
         if exited():
             raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
+        result: dict = {}
+        if runner == "job" and kill_after is None:
+            result["checkpoints"] = job_checkpoints(run_dir / "job.log")
     finally:
         kill_job(current["process"])
-    result: dict = {}
     if kill_after is not None:
         streams = [("w", warm_up.rate, warm_up.seconds), ("s", rate, seconds)]
         result["kill"] = {**killed, **exactness(db, produced_lines(topic, streams))}
@@ -801,6 +827,7 @@ def sweep(
     kill_after: Optional[float] = None,
     step: bool = False,
     report: Callable[[str], None] = print,
+    on_run: Callable[[list[dict]], None] = lambda runs: None,
 ) -> list[dict]:
     """Every interval x variant x reader x rate, rates in ascending order. With `step`, a series
     stops at its first rate at which it falls behind (`falls_behind`): the rates above it would
@@ -825,6 +852,7 @@ def sweep(
                 variant=variant,
             )
             runs.append(run)
+            on_run(runs)  # e.g. write what is measured so far: a long sweep stopped keeps it
             lat = run["latency_seconds"]
             kept_up, why = verdict(run)
             report(
@@ -848,8 +876,8 @@ def markdown(runs: list[dict]) -> str:
     out = [
         "| reader | rate (lines/s) | checkpoint / commit every | produced/s | p50 s | p90 s "
         "| p99 s | p99.9 s | max s | lag max | lag growth /s "
-        "| CPU reader / pg / kafka / producer | keeps up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| CPU reader / pg / kafka / producer | checkpoint p50 / p99 ms | keeps up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         lat = run["latency_seconds"]
@@ -857,12 +885,18 @@ def markdown(runs: list[dict]) -> str:
             str(run["cpu"].get(n, "-")) for n in ("reader", "postgres", "kafka", "producer")
         )
         kept_up, why = verdict(run)
+        checkpoints = run.get("checkpoints") or {}
+        checkpoint = (
+            f"{checkpoints['duration_ms_p50']:.0f} / {checkpoints['duration_ms_p99']:.0f}"
+            if checkpoints.get("duration_ms_p99") is not None
+            else "-"
+        )
         out.append(
             f"| {reader_label(run)} | {run['rate']:,} | {run['checkpoint_interval']} "
             f"| {run['produced_per_second']:,} "
             f"| {lat['p50']} | {lat['p90']} | {lat['p99']} | {lat['p99.9']} | {lat['max']} "
             f"| {run['lag_max']:,} | {run['lag_growth_per_second']} "
-            f"| {cpu} | {'yes' if kept_up else 'no: ' + why} |"
+            f"| {cpu} | {checkpoint} | {'yes' if kept_up else 'no: ' + why} |"
         )
     variants = {
         run["variant"]: " ".join(run["job_args"])
@@ -1076,18 +1110,21 @@ def main(argv=None) -> int:
             kill_after=args.kill_after,
             step=args.step,
             report=lambda text: print(text, flush=True),
+            on_run=lambda runs: write_results(runs, args.out) if args.out else None,
         )
-    table = markdown(runs)
-    print(table)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
-        (args.out / "README.md").write_text(
-            table + "\n![latency over time](chart.svg)\n\n![latency against rate](rates.svg)\n"
-        )
-        (args.out / "chart.svg").write_text(svg_chart(runs))
-        (args.out / "rates.svg").write_text(svg_rates(runs))
+    print(markdown(runs))
     return 0
+
+
+def write_results(runs: list[dict], out: Path) -> None:
+    """results.json, README.md (the tables) and both charts, in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(runs, indent=1) + "\n")
+    (out / "README.md").write_text(
+        markdown(runs) + "\n![latency over time](chart.svg)\n\n![latency against rate](rates.svg)\n"
+    )
+    (out / "chart.svg").write_text(svg_chart(runs))
+    (out / "rates.svg").write_text(svg_rates(runs))
 
 
 if __name__ == "__main__":

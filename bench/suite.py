@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench import steady_stream
+from jobs.payments import JOB as PAYMENTS
 from localenv.flink import child_process_environment
 from localenv.kafka import LocalKafka
 from localenv.paths import PROJECT_ROOT
@@ -152,10 +153,7 @@ class Bench:
 def assert_accounted(db, lines: int, exactly: bool) -> None:
     """Every line ended in one table (at least once for at-least-once sinks)."""
     with db.connect() as conn:
-        found = conn.execute(
-            "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
-            "duplicates) + (SELECT count(*) FROM rejected)"
-        ).fetchone()[0]
+        found = PAYMENTS.lines_applied(conn)
     if (found != lines) if exactly else (found < lines):
         raise RuntimeError(f"expected {lines} lines accounted for, found {found}")
 

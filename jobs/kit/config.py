@@ -129,6 +129,13 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
         "ssl.truststore.location=...), fetch sizes (fetch.min.bytes, max.poll.records); "
         f"not {', '.join(sorted(KAFKA_PROPERTIES_OWNED))}, which the job sets itself",
     )
+    kafka.add_argument(
+        "--kafka-properties-file",
+        metavar="PATH",
+        help="Kafka consumer properties, one KEY=VALUE a line (# comments), as Kafka's own "
+        "tools take them: the place for secrets (sasl.jaas.config, key passwords), which a "
+        "command line would show to every user of the machine; --kafka-property wins",
+    )
 
 
 # The commit scope's help when the job gives none of its own words for its tables.
@@ -252,7 +259,7 @@ def job_arguments(args: argparse.Namespace, otherwise: str = "") -> dict[str, An
         group_id=args.group_id,
         starting_offsets=args.starting_offsets,
         bounded=args.bounded,
-        kafka_properties=dict(args.kafka_properties),
+        kafka_properties=kafka_properties(args.kafka_properties_file, args.kafka_properties),
         extra_settings=dict(args.flink_settings),
         progress_interval=args.progress_interval,
         metrics_port=args.metrics_port,
@@ -300,6 +307,32 @@ def kafka_property(text: str) -> tuple[str, str]:
     if key in KAFKA_PROPERTIES_OWNED:
         raise argparse.ArgumentTypeError(f"{key} cannot be set: {KAFKA_PROPERTIES_OWNED[key]}")
     return key, value
+
+
+def kafka_properties(path: Optional[str], flags: list[tuple[str, str]]) -> dict[str, str]:
+    """--kafka-properties-file's properties, then --kafka-property's over them; SystemExit
+    naming the file and line of one that is malformed or kept by the job (never its value:
+    the file holds secrets)."""
+    found: dict[str, str] = {}
+    if path:
+        try:
+            text = open(path, encoding="utf-8").read()
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(f"--kafka-properties-file: cannot read {path}: {error}") from None
+        for number, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith(("#", "!")):
+                continue
+            try:
+                key, value = kafka_property(line)
+            except argparse.ArgumentTypeError as error:
+                reason = str(error) if "cannot be set" in str(error) else "not KEY=VALUE"
+                raise SystemExit(
+                    f"--kafka-properties-file: {path}, line {number}: {reason}"
+                ) from None
+            found[key] = value
+    found.update(flags)
+    return found
 
 
 def metrics_port(text: str) -> str:

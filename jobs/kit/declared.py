@@ -71,6 +71,19 @@ class DeclaredJob:
         if strays:
             raise ValueError(f"job {self.name!r}: line tables {strays} are not among its tables")
 
+    def lines_applied(self, conn) -> int:
+        """The input lines the job's tables hold so far: each line ends in exactly one of
+        `line_tables` (0 before the job made its schema). `conn`: a psycopg connection."""
+        from psycopg import sql
+
+        if not conn.execute("SELECT to_regclass(%s)", (self.line_tables[0].name,)).fetchone()[0]:
+            return 0
+        counts = sql.SQL(" + ").join(
+            sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(table.name))
+            for table in self.line_tables
+        )
+        return int(conn.execute(sql.SQL("SELECT ") + counts).fetchone()[0])
+
     def sink_id(self, sink_id_prefix: Optional[str] = None) -> str:
         """The sink id under `sink_id_prefix` (default: the job's name, as its flag defaults)."""
         return f"{sink_id_prefix or self.name}-{self.sink}"

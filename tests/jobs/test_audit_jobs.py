@@ -6,6 +6,7 @@ then damaged by hand. Each damage is named by its row; the undamaged tables are 
 
 import os
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,18 @@ def test_rows_are_compared_by_primary_key_or_by_their_line():
     assert row_key(STOCK_MOVES) == ("order_id",)
     assert row_key(STOCK) == ("sku", "warehouse")
     assert row_key(ORDER_DUPLICATES) == row_key(ORDER_REJECTS) == ("source", "line_number")
+
+
+def test_the_lines_applied_are_the_rows_of_the_line_tables(
+    postgres_server, orders_db, order_inputs
+):
+    """What the benchmarks wait on: every line ends in exactly one of the job's line tables."""
+    lines = sum(1 for path in input_files(str(order_inputs)) for _ in read_lines(path))
+    with orders_db.connect() as conn:
+        assert JOB.lines_applied(conn) == lines > 600
+    fresh = postgres_server.create_database(f"no_schema_{uuid.uuid4().hex[:6]}")
+    with fresh.connect() as conn:
+        assert JOB.lines_applied(conn) == 0  # before the job made its tables
 
 
 def test_clean_then_each_damage_named_by_its_row(orders_db, order_inputs):

@@ -366,3 +366,33 @@ def test_flink_settings_and_kafka_properties_from_the_command_line(tmp_path, mon
         with pytest.raises(SystemExit):
             shipments_config([*common, *argv])
         assert refusal in capsys.readouterr().err
+
+
+def test_kafka_properties_from_a_file_keep_their_secrets_out_of_errors(tmp_path, capsys):
+    """Secrets (sasl.jaas.config) go in a file, as Kafka's own tools take them; a flag wins
+    over the file; a bad line is named by its number, never shown."""
+    common = ["--source", "kafka", "--bootstrap-servers", "b:9092", "--topic", "t"]
+    common += ["--db-url", "jdbc:postgresql://h/db"]
+    path = tmp_path / "consumer.properties"
+    path.write_text(
+        "# the broker's TLS and login\nsecurity.protocol=SASL_SSL\n\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'password="s3cret";\n'
+        "fetch.min.bytes=1\n"
+    )
+    config = shipments_config(
+        [*common, "--kafka-properties-file", str(path), "--kafka-property", "fetch.min.bytes=64"]
+    )
+    assert config.kafka_properties["security.protocol"] == "SASL_SSL"
+    assert config.kafka_properties["sasl.jaas.config"].endswith('password="s3cret";')
+    assert config.kafka_properties["fetch.min.bytes"] == "64"
+    for content, refusal in [
+        ("security.protocol=SSL\npassword s3cret\n", "line 2: not KEY=VALUE"),
+        ("isolation.level=read_uncommitted\n", "line 1: isolation.level cannot be set"),
+    ]:
+        path.write_text(content)
+        with pytest.raises(SystemExit) as refused:
+            shipments_config([*common, "--kafka-properties-file", str(path)])
+        assert refusal in str(refused.value) and "s3cret" not in str(refused.value)
+    with pytest.raises(SystemExit, match="cannot read"):
+        shipments_config([*common, "--kafka-properties-file", str(tmp_path / "missing")])
