@@ -588,6 +588,16 @@ def start(
     )
 
 
+class ReaderExited(RuntimeError):
+    """The reader stopped by itself: a refusal (a setting the sink does not take) or a crash.
+    The message ends with the last lines of its log, which dies with the run's directory."""
+
+    def __init__(self, runner: str, log: Path):
+        lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+        tail = " | ".join(line.strip() for line in lines[-3:])
+        super().__init__(f"the {runner} exited: {tail}")
+
+
 def job_checkpoints(log: Path) -> dict:
     """The running job's checkpoints as Flink's REST API counts them: how many completed, and
     their end-to-end durations (ms; trigger to the last acknowledgement, before the commit).
@@ -670,7 +680,7 @@ def run_stream(
             interval=0.5,
         )
         if exited():
-            raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
+            raise ReaderExited(runner, run_dir / f"{runner}.log")
         warmed = warm_up.produced.lines
         producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
         # The job's JVM and Python workers (all started by now), PostgreSQL's postmaster and
@@ -716,7 +726,7 @@ def run_stream(
         sampler.stopped.set()
         sampler.join(timeout=10)
         if exited():
-            raise RuntimeError(f"the {runner} exited: see {run_dir / (runner + '.log')}")
+            raise ReaderExited(runner, run_dir / f"{runner}.log")
         result: dict = {}
         if runner == "job" and kill_after is None:
             result["checkpoints"] = job_checkpoints(run_dir / "job.log")
@@ -781,6 +791,8 @@ def falls_behind(run: dict) -> bool:
 
 def verdict(run: dict) -> tuple[bool, str]:
     """Whether `run`'s reader kept up with its rate, and if not, why."""
+    if "error" in run:
+        return False, run["error"]
     lat = run.get("latency_seconds") or {}
     reasons = []
     if run["produced_per_second"] < PRODUCED_SHARE * run["rate"]:
@@ -790,6 +802,21 @@ def verdict(run: dict) -> tuple[bool, str]:
     if run["lag_growth_per_second"] > LAG_GROWTH_SHARE * run["rate"]:
         reasons.append(f"lag grows {run['lag_growth_per_second']}/s")
     return not reasons, "; ".join(reasons) or "keeps up"
+
+
+def failed_run(
+    runner: str, variant: Variant, rate: int, interval: str, seconds: int, error: str
+) -> dict:
+    """A run whose reader exited before the end: its error, and no figures."""
+    return {
+        "runner": runner,
+        "variant": variant.name,
+        "job_args": list(variant.job_args) if runner == "job" else [],
+        "rate": rate,
+        "checkpoint_interval": interval,
+        "seconds": seconds,
+        "error": error,
+    }
 
 
 def series_key(run: dict) -> tuple[str, str, str]:
@@ -840,17 +867,24 @@ def sweep(
         for rate in sorted(rates):
             label = "" if variant == DEFAULT_VARIANT else f" [{variant.name}]"
             report(f"{runner}{label}: {rate:,} lines/s, checkpoint every {interval}:")
-            run = run_stream(
-                server,
-                kafka,
-                work,
-                rate,
-                seconds,
-                interval,
-                runner,
-                kill_after=kill_after,
-                variant=variant,
-            )
+            try:
+                run = run_stream(
+                    server,
+                    kafka,
+                    work,
+                    rate,
+                    seconds,
+                    interval,
+                    runner,
+                    kill_after=kill_after,
+                    variant=variant,
+                )
+            except ReaderExited as exited:
+                # A variant the job refuses is a result too; the sweep goes on with the rest.
+                report(f"  {exited}")
+                runs.append(failed_run(runner, variant, rate, interval, seconds, str(exited)))
+                on_run(runs)
+                continue
             runs.append(run)
             on_run(runs)  # e.g. write what is measured so far: a long sweep stopped keeps it
             lat = run["latency_seconds"]
@@ -880,6 +914,14 @@ def markdown(runs: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
+        if "error" in run:
+            cells = " | ".join(["-"] * 10)
+            error = run["error"].replace("|", "/")
+            out.append(
+                f"| {reader_label(run)} | {run['rate']:,} | {run['checkpoint_interval']} "
+                f"| {cells} | failed: {error} |"
+            )
+            continue
         lat = run["latency_seconds"]
         cpu = " / ".join(
             str(run["cpu"].get(n, "-")) for n in ("reader", "postgres", "kafka", "producer")
@@ -955,7 +997,7 @@ def svg_chart(runs: list[dict], width: int = 760, panel: int = 220) -> str:
     ]
     for index, run in enumerate(runs):
         top = 10 + index * panel
-        series = run["per_second"]
+        series = run.get("per_second")
         if not series:
             continue
         high = max(max(p99 for _, _, p99 in series), 0.001) * 1.1

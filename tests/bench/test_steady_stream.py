@@ -11,13 +11,16 @@ import pytest
 
 from bench.baseline import OFFSETS_DDL, Chunk
 from bench.steady_stream import (
+    ReaderExited,
     Variant,
     exactness,
+    failed_run,
     highest_sustainable,
     latency_summary,
     markdown,
     produced_lines,
     slope,
+    svg_chart,
     svg_rates,
     verdict,
 )
@@ -75,6 +78,21 @@ def test_the_highest_sustainable_rate_is_the_last_one_kept_up_with():
     assert "| job [unaligned] | 1 s | none | 500 |" in table
     chart = svg_rates(runs)
     assert chart.startswith("<svg") and chart.count("<polyline") == 3 * 3  # p50/p99/p99.9
+
+
+def test_a_variant_the_job_refuses_is_reported_and_the_sweep_goes_on(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("starting\nerror: commit scope 'checkpoint' needs aligned checkpoint barriers\n")
+    error = str(ReaderExited("job", log))
+    assert error.endswith("needs aligned checkpoint barriers")
+    refused = failed_run("job", Variant("unaligned", ("-D", "x=y")), 2000, "200 ms", 90, error)
+    runs = [a_run(2000, 0.5), refused]
+    table = markdown(runs)
+    assert "| job [unaligned] | 2,000 | 200 ms | - |" in table
+    assert "failed: the job exited: starting / error: commit scope" in table
+    found = {e["variant"]: e for e in highest_sustainable(runs)}
+    assert found["unaligned"]["highest"] is None and found["default"]["highest"] == 2000
+    assert svg_rates(runs).count("<polyline") == 3 and svg_chart(runs).startswith("<svg")
 
 
 def test_a_variant_is_a_name_and_the_jobs_extra_flags():
