@@ -633,8 +633,10 @@ def run_stream(
     drain_timeout: float = 300.0,
     kill_after: Optional[float] = None,
     variant: Variant = DEFAULT_VARIANT,
+    warm_up_seconds: int = 0,
 ) -> dict:
-    """One steady-rate run; see the module docstring. Returns its measurements. `kill_after`:
+    """One steady-rate run; see the module docstring. Returns its measurements.
+    `warm_up_seconds`: first that long at `rate`, not measured, until applied. `kill_after`:
     that many seconds into the production, `kill -9` the reader (its whole process group) and
     start the same command again, without a checkpoint; then the tables are compared with what
     the rules make of every line produced (`exactness`). `variant`: extra flags for the job."""
@@ -682,6 +684,19 @@ def run_stream(
         if exited():
             raise ReaderExited(runner, run_dir / f"{runner}.log")
         warmed = warm_up.produced.lines
+        streams = [("w", warm_up.rate, warm_up.seconds)]
+        if warm_up_seconds:
+            # The job's JVM spends its first minutes compiling: on 2 cores the JIT took a whole
+            # core for over a minute (measured), which is start-up, not the steady state.
+            ramp = SteadyProducer(kafka.bootstrap_servers, topic, rate, warm_up_seconds, prefix="r")
+            ramp.run()
+            if ramp.error:
+                raise ramp.error
+            warmed += ramp.produced.lines
+            streams.append(("r", rate, warm_up_seconds))
+            wait_for(lambda: exited() or applied() >= warmed, 300, "the warm-up", interval=0.5)
+            if exited():
+                raise ReaderExited(runner, run_dir / f"{runner}.log")
         producer = SteadyProducer(kafka.bootstrap_servers, topic, rate, seconds)
         # The job's JVM and Python workers (all started by now), PostgreSQL's postmaster and
         # its sessions, the broker; the producer is this process alone (the others are its
@@ -733,7 +748,7 @@ def run_stream(
     finally:
         kill_job(current["process"])
     if kill_after is not None:
-        streams = [("w", warm_up.rate, warm_up.seconds), ("s", rate, seconds)]
+        streams.append(("s", rate, seconds))
         result["kill"] = {**killed, **exactness(db, produced_lines(topic, streams))}
     latencies, series = visible_latencies(db, produced, strict=kill_after is None)
     window = [
@@ -753,6 +768,7 @@ def run_stream(
         "job_args": list(variant.job_args) if runner == "job" else [],
         "rate": rate,
         "checkpoint_interval": interval,
+        "warm_up_seconds": warm_up_seconds,
         "seconds": seconds,
         "lines": produced.lines,
         "events": produced.events,
@@ -855,6 +871,7 @@ def sweep(
     step: bool = False,
     report: Callable[[str], None] = print,
     on_run: Callable[[list[dict]], None] = lambda runs: None,
+    warm_up_seconds: int = 0,
 ) -> list[dict]:
     """Every interval x variant x reader x rate, rates in ascending order. With `step`, a series
     stops at its first rate at which it falls behind (`falls_behind`): the rates above it would
@@ -878,6 +895,7 @@ def sweep(
                     runner,
                     kill_after=kill_after,
                     variant=variant,
+                    warm_up_seconds=warm_up_seconds,
                 )
             except ReaderExited as exited:
                 # A variant the job refuses is a result too; the sweep goes on with the rest.
@@ -945,6 +963,13 @@ def markdown(runs: list[dict]) -> str:
         for run in runs
         if run.get("job_args") and run.get("variant")
     }
+    warm = sorted({run.get("warm_up_seconds") or 0 for run in runs} - {0})
+    if warm:
+        out += [
+            "",
+            f"Each run first produced {' or '.join(map(str, warm))} s at its rate, unmeasured, "
+            "until applied: the figures are the steady state, past the JVM's compilation.",
+        ]
     if variants:
         out += ["", "Variants (the job's extra flags):", ""]
         out += [f"- **{name}**: `{flags}`" for name, flags in variants.items()]
@@ -1093,6 +1118,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=60, help="of steady production per run")
     parser.add_argument(
+        "--warm-up-seconds",
+        type=int,
+        default=0,
+        help="first produce this long at the run's rate, unmeasured, and wait until it is "
+        "applied: the steady state, past the JVM's compilation (about a minute on 2 cores)",
+    )
+    parser.add_argument(
         "--checkpoint-interval",
         default="1 s",
         help='comma-separated, e.g. "200 ms,1 s"',
@@ -1153,6 +1185,7 @@ def main(argv=None) -> int:
             step=args.step,
             report=lambda text: print(text, flush=True),
             on_run=lambda runs: write_results(runs, args.out) if args.out else None,
+            warm_up_seconds=args.warm_up_seconds,
         )
     print(markdown(runs))
     return 0

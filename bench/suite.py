@@ -565,6 +565,8 @@ def streaming(bench: Bench, args) -> dict:
             ["job", "script"],
             step=True,
             report=lambda text: print("  " + text, flush=True),
+            # Past the JVM's compilation: the steady state (bench/results/2026-12-07-stream-rates)
+            warm_up_seconds=0 if args.quick else 60,
         )
     return {"seconds": seconds, "runs": runs}
 

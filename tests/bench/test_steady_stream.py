@@ -118,6 +118,8 @@ def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
             "6",
             "--checkpoint-interval",
             "500 ms",
+            "--warm-up-seconds",
+            "2",
             "--out",
             str(out),
         ],
@@ -140,6 +142,10 @@ def test_a_short_steady_stream_is_measured_end_to_end(tmp_path):
     assert (out / "chart.svg").read_text().startswith("<svg")
     assert (out / "rates.svg").read_text().startswith("<svg")
     assert "Highest rate kept up with" in (out / "README.md").read_text()
+    assert (
+        run["warm_up_seconds"] == 2
+        and "first produced 2 s at its rate" in (out / "README.md").read_text()
+    )
 
 
 def apply_once(conn, lines, ledger: bool = True) -> None:
