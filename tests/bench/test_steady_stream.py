@@ -13,6 +13,7 @@ from bench.baseline import OFFSETS_DDL, Chunk
 from bench.steady_stream import (
     ReaderExited,
     Variant,
+    commit_scope_of,
     exactness,
     failed_run,
     highest_sustainable,
@@ -93,6 +94,13 @@ def test_a_variant_the_job_refuses_is_reported_and_the_sweep_goes_on(tmp_path):
     found = {e["variant"]: e for e in highest_sustainable(runs)}
     assert found["unaligned"]["highest"] is None and found["default"]["highest"] == 2000
     assert svg_rates(runs).count("<polyline") == 3 and svg_chart(runs).startswith("<svg")
+
+
+def test_a_subtask_scope_variant_is_counted_by_its_rows():
+    """It commits no source positions, which the job's lag is read from otherwise."""
+    assert commit_scope_of(()) == "checkpoint"
+    assert commit_scope_of(("--commit-scope", "subtask", "-D", "a=b")) == "subtask"
+    assert commit_scope_of(("--commit-scope=subtask",)) == "subtask"
 
 
 def test_a_variant_is_a_name_and_the_jobs_extra_flags():
