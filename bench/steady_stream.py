@@ -1109,7 +1109,7 @@ def svg_rates(runs: list[dict], width: int = 760, height: int = 360) -> str:
     colours = ["#4a7ab5", "#c0392b", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#7f8c8d"]
     for index, (key, points) in enumerate(sorted(series.items())):
         colour = colours[index % len(colours)]
-        points.sort()
+        points.sort(key=lambda point: point[0])
         for name, style in (
             ("p50", 'stroke-width="1"'),
             ("p99", 'stroke-width="2.5"'),
