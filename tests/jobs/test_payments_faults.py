@@ -14,6 +14,7 @@ import time
 import pytest
 
 from jobs.kit.environment import create_environment
+from jobs.payments import JOB as PAYMENTS
 from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
 from jobs.reconcile import reconcile
 from tests.harness.faults import throttled_lines
@@ -119,10 +120,7 @@ def test_control_at_least_once_balances_double_count(
 
 def committed_lines(db):
     with db.connect() as conn:
-        return conn.execute(
-            "SELECT (SELECT count(*) FROM ledger) + (SELECT count(*) FROM "
-            "duplicates) + (SELECT count(*) FROM rejected)"
-        ).fetchone()[0]
+        return PAYMENTS.lines_applied(conn)
 
 
 def test_watch_job_cancelled_and_resumed_from_retained_checkpoint(database, tmp_path):
