@@ -916,11 +916,12 @@ def sweep(
                     warm_up_seconds=warm_up_seconds,
                 )
             except ReaderExited as exited:
-                # A variant the job refuses is a result too; the sweep goes on with the rest.
+                # A variant the job refuses is a result too. Its higher rates would be refused
+                # alike: the sweep goes on with the next series.
                 report(f"  {exited}")
                 runs.append(failed_run(runner, variant, rate, interval, seconds, str(exited)))
                 on_run(runs)
-                continue
+                break
             runs.append(run)
             on_run(runs)  # e.g. write what is measured so far: a long sweep stopped keeps it
             lat = run["latency_seconds"]
