@@ -747,10 +747,18 @@ class TrialJob:
             trial.manual_resumes += 1
             self.start(self.parallelism, None)  # the same command, no checkpoint
         elif fault.kind == "db-outage":
+            before = self.failovers()
             campaign.server.stop_immediately()
-            (seam_dir / "release").touch()
+            if not trial.control:
+                release.touch()
             time.sleep(fault.seconds)
             campaign.server.start_again()
+            if trial.control:
+                # Released at once, the held checkpoint could complete before any writer met
+                # the dead server, and the restore replayed nothing (CI's control 14 saw 0
+                # duplicates once): held until the job fails over, as db-terminate is.
+                self.hold_until_failover(fault, before)
+                release.touch()
         elif fault.kind == "failover":
             pair = self.pair
             assert pair is not None, "a failover trial runs on a replicated pair"
@@ -769,18 +777,22 @@ class TrialJob:
             killed = self.terminate_sink_connections()
             prove(fault, killed, f"{killed} connections", "no sink connection to kill")
             if killed and strikes_at_the_seam(trial):
-                # Held until a writer meets its dead connection and the job fails over (which
-                # cancels the held writer): released at once, the held checkpoint completed
-                # first, the restore replayed nothing, and the control saw 0 duplicates (once
-                # in CI). The other writer's next batch, or its end of input, fails it within
-                # seconds; released after at most 30 s all the same, so the trial can go on.
-                failed_over = lambda: self.failovers() > before  # noqa: E731
-                try:
-                    self.wait(failed_over, "a failover after the kill", timeout=30)
-                except TimeoutError:
-                    fault.note += "; no failover while the checkpoint was held"
+                self.hold_until_failover(fault, before)
         if strikes_at_the_seam(trial) and not release.exists():
             release.touch()  # the held writer goes on (if the fault left it alive)
+
+    def hold_until_failover(self, fault: Fault, failovers_before: int) -> None:
+        """Keeps a control's writer held until a writer meets its dead connection and the job
+        fails over (which cancels the held writer). Released at once, the held checkpoint
+        completed first, the restore replayed nothing, and the control saw 0 duplicates (once
+        each in CI, db-terminate and db-outage). Another writer's next batch, or its end of
+        input, fails it within seconds; released after at most 30 s all the same, so the
+        trial can go on."""
+        failed_over = lambda: self.failovers() > failovers_before  # noqa: E731
+        try:
+            self.wait(failed_over, f"a failover after the {fault.kind}", timeout=30)
+        except TimeoutError:
+            fault.note += "; no failover while the checkpoint was held"
 
     def busy_taskmanagers(self, cluster: Cluster, patience: float = 30.0) -> list[int]:
         """The TaskManagers running the job's Python workers, waiting up to `patience` s for
