@@ -156,17 +156,23 @@ def expected_sum(count: int) -> int:
 
 
 def sink_fault(
-    directory: Path, action: str = "pause", nth: int = 3, sink_id: Optional[str] = None
+    directory: Path,
+    action: str = "pause",
+    nth: int = 3,
+    sink_id: Optional[str] = None,
+    min_rows: int = 0,
 ) -> dict[str, str]:
     """Settings that arm the sink's fault seam (see sinks/README.md): at the `nth` non-empty
-    checkpoint, right after its rows became durable and before it can complete, `pause` (for a
-    `kill -9`) or `fail` once. Pass them as a job's environment, or to `sink_fault_in_this_jvm`.
-    They name the fault-injection test jar (`fault_jar_setting`), which the job then ships."""
+    checkpoint (or the first later one of at least `min_rows` rows), right after its rows
+    became durable and before it can complete, `pause` (for a `kill -9`) or `fail` once. Pass
+    them as a job's environment, or to `sink_fault_in_this_jvm`. They name the fault-injection
+    test jar (`fault_jar_setting`), which the job then ships."""
     settings = {
         **fault_jar_setting(),
         "TPC_SINK_FAULT_DIR": str(directory),
         "TPC_SINK_FAULT_NTH": str(nth),
         "TPC_SINK_FAULT_ACTION": action,
+        "TPC_SINK_FAULT_MIN_ROWS": str(min_rows),
     }
     if sink_id:
         settings["TPC_SINK_FAULT_SINK_ID"] = sink_id

@@ -40,11 +40,13 @@ def pending_in_database(db, gid):
     return prepared, staged, committed
 
 
-def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism, *job_args: str):
+def kill_after_pause_then_restore(
+    db, tmp_path, mode, restore_parallelism, *job_args: str, min_rows: int = 0
+):
     """Runs the job (with `job_args` added) until a writer pauses right after its 5th non-empty
-    checkpoint became durable, kills all of it with `kill -9`, restores the newest retained
-    checkpoint and runs to the end. The table must exist. Returns the seam's report of the
-    paused checkpoint."""
+    checkpoint (or the first later one of `min_rows` rows) became durable, kills all of it with
+    `kill -9`, restores the newest retained checkpoint and runs to the end. The table must
+    exist. Returns the seam's report of the paused checkpoint."""
     checkpoints = tmp_path / "checkpoints"
     pause = tmp_path / "pause"
     job = start_job(
@@ -59,7 +61,7 @@ def kill_after_pause_then_restore(db, tmp_path, mode, restore_parallelism, *job_
         str(checkpoints),
         *SLOW,
         *job_args,
-        extra_env=sink_fault(pause, "pause", nth=5),
+        extra_env=sink_fault(pause, "pause", nth=5, min_rows=min_rows),
         log_path=tmp_path / "first-run.log",
     )
     try:

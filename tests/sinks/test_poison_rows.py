@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.minicluster]
 # several refused rows. Every 1,147th row breaks both rules: its NUL is refused first.
 CHECK_EVERY, NUL_EVERY = 31, 37
 COUNT = 5_000
+# The control's replay: enough rows for at least 3 refused ones (`CHECK_EVERY` alone).
+REPLAYED_AT_LEAST = 4 * CHECK_EVERY
 POISON = ("--nul-every", str(NUL_EVERY))
 
 
@@ -142,8 +144,17 @@ def test_control_at_least_once_dead_letters_the_replayed_rows_twice(
     database, control_seen, tmp_path
 ):
     create_table_with_check(database)
+    # A replay of a few rows may hold no refused row (a loaded machine's checkpoint held 2):
+    # the pause waits for a checkpoint of at least REPLAYED_AT_LEAST rows.
     kill_after_pause_then_restore(
-        database, tmp_path, "at_least_once", 2, "--on-row-error", "dead_letter", *POISON
+        database,
+        tmp_path,
+        "at_least_once",
+        2,
+        "--on-row-error",
+        "dead_letter",
+        *POISON,
+        min_rows=REPLAYED_AT_LEAST,
     )
     # The replayed checkpoint's rows of one subtask are consecutive ids: they hold at least
     # this many refused rows (the multiples of one rule alone, less one for the range's ends),

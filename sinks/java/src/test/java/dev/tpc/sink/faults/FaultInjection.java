@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -26,6 +27,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * checkpoint cannot complete yet, so whatever happens next, the restore replays its rows: an
  * exactly-once sink must discard what it pre-committed, an at-least-once sink provably writes
  * those rows twice. This is what makes an at-least-once control deterministic.
+ *
+ * <p>{@code TPC_SINK_FAULT_MIN_ROWS} (default 0) lets it act only at a checkpoint of at least that
+ * many rows: at the first point from the N-th on that has them. A control that counts what the
+ * restore replays needs a replay large enough to show it (a loaded machine's checkpoint can
+ * hold two rows).
  *
  * <p>{@code TPC_SINK_FAULT_PHASE} moves that point: {@code precommit} (default, as above),
  * {@code write} (a writer's N-th transaction, once its first batch of rows reached the database
@@ -63,6 +69,7 @@ public final class FaultInjection implements SinkHooks {
     static final String SINK_ID = "TPC_SINK_FAULT_SINK_ID";
     static final String ACTION = "TPC_SINK_FAULT_ACTION";
     static final String PHASE = "TPC_SINK_FAULT_PHASE";
+    static final String MIN_ROWS = "TPC_SINK_FAULT_MIN_ROWS";
 
     private enum Action {
         PAUSE,
@@ -72,15 +79,20 @@ public final class FaultInjection implements SinkHooks {
     }
 
     private static final Map<String, AtomicInteger> CHECKPOINTS = new ConcurrentHashMap<>();
+    // The fault directories whose fault acted in this JVM: it acts once per directory.
+    private static final Set<String> ACTED = ConcurrentHashMap.newKeySet();
     private final Path directory;
     private final int actAt;
+    private final long minRows;
     private final String sinkId;
     private final Action action;
     private final Point phase;
 
-    private FaultInjection(Path directory, int actAt, String sinkId, Action action, Point phase) {
+    private FaultInjection(
+            Path directory, int actAt, long minRows, String sinkId, Action action, Point phase) {
         this.directory = directory;
         this.actAt = actAt;
+        this.minRows = minRows;
         this.sinkId = sinkId;
         this.action = action;
         this.phase = phase;
@@ -95,6 +107,7 @@ public final class FaultInjection implements SinkHooks {
         String nth = setting(NTH);
         String action = setting(ACTION);
         String phase = setting(PHASE);
+        String minRows = setting(MIN_ROWS);
         Action parsedAction;
         Point parsedPhase;
         try {
@@ -112,6 +125,7 @@ public final class FaultInjection implements SinkHooks {
         return new FaultInjection(
                 Paths.get(dir),
                 nth == null ? 3 : Integer.parseInt(nth),
+                minRows == null ? 0 : Long.parseLong(minRows),
                 setting(SINK_ID),
                 parsedAction,
                 parsedPhase);
@@ -130,7 +144,10 @@ public final class FaultInjection implements SinkHooks {
         return this.phase == point;
     }
 
-    /** Acts if this is the N-th point of the armed phase (for the armed sink) in this JVM. */
+    /**
+     * Acts at the first point of the armed phase (for the armed sink) in this JVM that is the
+     * N-th or later and has at least the minimum rows.
+     */
     @Override
     public void at(Point phase, String sink, int subtask, String gid, long rows)
             throws IOException, InterruptedException {
@@ -139,7 +156,9 @@ public final class FaultInjection implements SinkHooks {
                 || CHECKPOINTS
                                 .computeIfAbsent(directory.toString(), d -> new AtomicInteger())
                                 .incrementAndGet()
-                        != actAt) {
+                        < actAt
+                || rows < minRows
+                || !ACTED.add(directory.toString())) {
             return;
         }
         String report = "sink_id=" + sink + "\nsubtask=" + subtask + "\ngid="
