@@ -76,6 +76,7 @@ __all__ = [
     "ValidateLineFn",
     "ParsedRows",
     "parse_lines",
+    "rule_dofn",
 ]
 
 PICKLED = Types.PICKLED_BYTE_ARRAY()
@@ -548,6 +549,13 @@ def _flink_row(fields: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any], Row]
     return lambda value: Row(*fields(value))
 
 
+def rule_dofn(rule: Union[beam.DoFn, Callable[[SourceLine], Any]], rejected_tag: str) -> beam.DoFn:
+    """The DoFn `parse_lines` runs for ``rule``: the DoFn itself, or a validate function as
+    `ValidateLineFn`. Looked up at each `parse_lines` call, so a test harness can wrap every
+    job's parse in one place (`tests.harness.faults.faults_in_parse`)."""
+    return rule if isinstance(rule, beam.DoFn) else ValidateLineFn(rule, rejected_tag)
+
+
 def parse_lines(
     lines: DataStream,
     rule: Union[beam.DoFn, Callable[[SourceLine], Any]],
@@ -585,7 +593,7 @@ def parse_lines(
     record (no ``batches_name`` and ``rows_name`` operators)."""
     from transforms import jvm_operators
 
-    dofn = rule if isinstance(rule, beam.DoFn) else ValidateLineFn(rule, rejected_tag)
+    dofn = rule_dofn(rule, rejected_tag)
     row_fields_of = fields if fields is not None else row_fields(output_type)
     rejected_type = row_type(rejected_table)
     if batch_lines is None:

@@ -9,13 +9,11 @@ The job's own graph and flags. Its one Python operator, the parse, is slowed dow
 faults land mid-stream) and raises once at a chosen line (`FailOnce` inside it, see
 `tests.harness.faults.faults_in_parse`); extra Flink settings (a short checkpoint timeout) and,
 for the control, every sink of the job at-least-once (`JobConfig.at_least_once`, which the
-job's own sink builder honours). `--job` names any job module with `config_from_args` and `main`
-(`jobs.orders`); the parse faults and the throttle are the payments parse's only, so another job
-runs unthrottled and without the raise (its faults are the campaign's kills).
+job's own sink builder honours). `--job` names any kit job's module (`jobs.orders`): one with
+`config_from_args` and `main`, whose parse is `transforms.flink_adapters.parse_lines`'s.
 """
 
 import argparse
-import contextlib
 import dataclasses
 import importlib
 import sys
@@ -72,9 +70,8 @@ def main(argv) -> int:
     if changes:
         arguments = job.config_from_args
         job.config_from_args = lambda parsed: dataclasses.replace(arguments(parsed), **changes)
-    # The fault seam is the payments parse (tests.harness.faults.faults_in_parse).
-    faults = faults_in_parse(fault) if args.job == "jobs.payments" else contextlib.nullcontext()
-    with faults:
+    # The fault seam is the job's own parse (tests.harness.faults.faults_in_parse).
+    with faults_in_parse(fault):
         return job.main(job_argv)
 
 

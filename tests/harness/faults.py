@@ -1,6 +1,7 @@
 """Fault injection for tests and drills: slowing the stream down and raising once (`FailOnce`),
-either as a Python map of its own after the payments job's file source (`throttled_lines`), or
-inside the job's own Python operator (`faults_in_parse`), which leaves the job's graph as it is.
+either as a Python map of its own after a job's file source (`throttled_lines`), or inside the
+job's own Python operator, its parse (`faults_in_parse`, any kit job), which leaves the job's
+graph as it is.
 
 The failure fires in the first Python worker that, after `after_seconds` and `after_records`
 records of its own (and, with `armed_by`, once that file exists), manages to create
@@ -10,15 +11,13 @@ share of the input is committed): a record count of a worker's own starts again 
 restore, and may never be reached after one.
 """
 
-import functools
+import copy
 import os
 import time
 from contextlib import contextmanager
 from typing import Optional
 
 from pyflink.datastream import MapFunction, RuntimeContext
-
-from transforms.beam import ParsePaymentFn
 
 
 class InjectedFailure(RuntimeError):
@@ -49,7 +48,7 @@ class FailOnce(MapFunction):
         self.started = time.monotonic()
 
     def map(self, value):
-        if not self.started:  # not a Flink function (see FaultyParsePaymentFn): no open()
+        if not self.started:  # inside a DoFn (see with_fault): no open()
             self.started = time.monotonic()
         self.seen += 1
         if self.throttle_every and self.seen % self.throttle_every == 0:
@@ -84,20 +83,18 @@ class FailOnce(MapFunction):
 
 
 def throttled_lines(
-    env,
-    config,
+    lines,
     marker: Optional[str] = None,
     after_seconds: float = 3,
     after_records: int = 5_000,
     throttle_every: int = 20,
     throttle_ms: float = 3,
 ):
-    """The payments job's real file source, slowed down (and failing once if `marker` is
-    given, see `FailOnce`) so that a run spans many checkpoints."""
+    """A job's line stream (its real file source, e.g. `jobs.payments.file_lines`), slowed down
+    (and failing once if `marker` is given, see `FailOnce`) by a Python map of its own, so that
+    a run spans many checkpoints. `faults_in_parse` does the same inside the job's own parse."""
     from jobs.kit.line_sources import LINE_TYPE
-    from jobs.payments import file_lines
 
-    lines = file_lines(env, config)
     if not marker and not throttle_every:
         return lines  # the job's own graph, nothing added
     return lines.map(
@@ -112,33 +109,37 @@ def throttled_lines(
     ).name("fault-injection")
 
 
-class FaultyParsePaymentFn(ParsePaymentFn):
-    """The job's own parse DoFn, with `FailOnce` before each line: throttled, raising once."""
-
-    def __init__(self, currencies=None, fault: Optional[FailOnce] = None):
-        super().__init__(currencies)
-        self.fault = fault
+def with_fault(dofn, fault: FailOnce):
+    """`dofn`, each element first through `fault.map` (slowed down, raising once): an instance
+    of a subclass of its own class, so that the PyFlink adapter sees the same lifecycle
+    (`finish_bundle` overridden or not) and the same process() signature."""
+    base = type(dofn)
 
     def process(self, element):
-        if self.fault is not None:
-            self.fault.map(element)
-        yield from super().process(element)
+        self.fault.map(element)
+        return base.process(self, element)
+
+    faulty = copy.copy(dofn)
+    faulty.__class__ = type(f"Faulty{base.__name__}", (base,), {"process": process})
+    faulty.fault = fault
+    return faulty
 
 
 @contextmanager
 def faults_in_parse(fault: FailOnce):
-    """While it is open, payments jobs built in this process parse their lines with
-    `FaultyParsePaymentFn`: the same one Python operator as the job's, slowed down and raising
-    once. A Python map of its own (`throttled_lines`) would add a second Python operator to the
-    source's chain, a graph no user runs (and one whose failovers kill TaskManagers more often,
-    see tests/jobs/support.py)."""
-    from transforms import beam as payment_transforms
+    """While it is open, the jobs built in this process run their parse (the rule of
+    `transforms.flink_adapters.parse_lines`, any kit job's one Python operator) through
+    `with_fault`: the same operator as the job's, slowed down and raising once. A Python map of
+    its own (`throttled_lines`) would add a second Python operator to the source's chain, a
+    graph no user runs (and one whose failovers kill TaskManagers more often, see
+    tests/jobs/support.py)."""
+    from transforms import flink_adapters
 
-    original = payment_transforms.ParsePaymentFn
-    payment_transforms.ParsePaymentFn = functools.partial(  # type: ignore[misc]
-        FaultyParsePaymentFn, fault=fault
+    original = flink_adapters.rule_dofn
+    flink_adapters.rule_dofn = lambda rule, rejected_tag: with_fault(  # type: ignore[assignment]
+        original(rule, rejected_tag), fault
     )
     try:
         yield
     finally:
-        payment_transforms.ParsePaymentFn = original  # type: ignore[misc]
+        flink_adapters.rule_dofn = original  # type: ignore[assignment]

@@ -16,7 +16,7 @@ def main(argv) -> int:
     # 8th checkpoint with two subtasks, 2.4 s into the stream at 300 ms): at a worker's 1,000th
     # line, not after 3 s of its time, which a quiet machine once reached only after the pause.
     payments.line_source = lambda env, config: throttled_lines(
-        env, config, marker, after_seconds=0, after_records=1_000
+        payments.file_lines(env, config), marker, after_seconds=0, after_records=1_000
     )
     return payments.main(argv)
 

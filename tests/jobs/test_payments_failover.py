@@ -203,7 +203,7 @@ def test_control_failover_to_a_lagging_asynchronous_standby_is_refused(
         env = create_environment(config)
         # Slow enough that the 6th ledger commit comes while the stream runs, however fast the
         # machine: on an idle one the default throttle let the job finish first.
-        lines = throttled_lines(env, config, throttle_every=2, throttle_ms=4)
+        lines = throttled_lines(file_lines(env, config), throttle_every=2, throttle_ms=4)
         build_pipeline(env, lines, build_sinks(config), config)
         client = env.execute_async("payments-failover-async")
         try:

@@ -15,7 +15,7 @@ import pytest
 
 from jobs.kit.environment import create_environment
 from jobs.payments import JOB as PAYMENTS
-from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
+from jobs.payments import build_pipeline, build_sinks, file_lines, prepare_database, sink_ids
 from jobs.reconcile import reconcile
 from tests.harness.faults import throttled_lines
 from tests.jobs.support import (
@@ -40,7 +40,10 @@ def start(config, marker=None, **sink_modes):
     prepare_database(config)
     env = create_environment(config)
     build_pipeline(
-        env, throttled_lines(env, config, marker), build_sinks(config, **sink_modes), config
+        env,
+        throttled_lines(file_lines(env, config), marker),
+        build_sinks(config, **sink_modes),
+        config,
     )
     return env
 

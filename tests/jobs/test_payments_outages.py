@@ -29,7 +29,7 @@ import pytest
 
 from jobs.audit import audit
 from jobs.kit.environment import create_environment
-from jobs.payments import build_pipeline, build_sinks, prepare_database, sink_ids
+from jobs.payments import build_pipeline, build_sinks, file_lines, prepare_database, sink_ids
 from jobs.reconcile import reconcile
 from localenv.postgres import LocalPostgres
 from tests.harness.faults import throttled_lines
@@ -106,7 +106,7 @@ def start_held(config, tmp_path, phase: str, name: str, nth: int = 3):
     prepare_database(config)
     with sink_fault_in_this_jvm(settings):
         env = create_environment(config)
-        build_pipeline(env, throttled_lines(env, config), build_sinks(config), config)
+        build_pipeline(env, throttled_lines(file_lines(env, config)), build_sinks(config), config)
         client = env.execute_async(f"{name}-{phase}")
         try:
             report = wait_for(
