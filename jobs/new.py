@@ -148,8 +148,7 @@ def next_steps(name: str) -> str:
             f"  2. edit the rule:  validate() in transforms/{name}.py, its row and tables, "
             "and the tests' lines",
             f"  3. run the job:    python -m jobs.{name} --input DIR --db-url URL",
-            "  4. read NEW_JOB.md: the tests still to write (kill -9, a sink failure with its "
-            "at-least-once control) and the traps",
+            "  4. read NEW_JOB.md: the audit's tampered-row control still to write, and the traps",
         ]
     )
 

@@ -2,7 +2,8 @@
 overwrites, `--dry-run`; then, in a copy of the project as a fresh clone has it (the files git
 tracks or would track), `python -m jobs.new shipments` writes a job whose files ruff and mypy
 accept, whose rules module the pure-modules check finds by itself, and whose generated tests
-(pure, Beam, the command on the mini cluster twice) pass unchanged.
+(pure, Beam, the command on the mini cluster twice, kill -9 mid-stream then the same command, a
+sink failure then a restore, and its naive control) pass unchanged.
 """
 
 import subprocess
@@ -178,13 +179,14 @@ def test_the_pure_modules_check_finds_the_new_rules_by_itself(clone):
 
 @pytest.mark.minicluster
 def test_its_generated_tests_pass_unchanged(clone):
-    """The pure tests, the Beam test and the job on the mini cluster (the command equals the
-    reference, the same command twice changes nothing), and the project's checks that read
-    every module (pure rules, tiers, import cycles, floors), in the clone: about 25 s."""
+    """The pure tests, the Beam test, the job on the mini cluster (the command equals the
+    reference, the same command twice changes nothing) and its fault drills (tests/jobs/drills:
+    kill -9 mid-stream, a sink failure, the naive control), and the project's checks that read
+    every module (pure rules, tiers, import cycles, floors), in the clone."""
     root, _ = clone
     checks = ["tests/transforms/test_pure_modules.py", "tests/test_layout.py"]
     checks += ["tests/test_imports.py", "tests/test_package_floors.py"]
     tests = [*GENERATED_TESTS, *checks]
-    result = run([sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:warnings"], root, 300)
+    result = run([sys.executable, "-m", "pytest", *tests, "-q", "-p", "no:warnings"], root, 900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout

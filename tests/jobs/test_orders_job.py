@@ -20,34 +20,20 @@ from pathlib import Path
 
 import pytest
 
-from jobs import audit, reconcile
-from jobs.kit import line_sources
-from jobs.kit.environment import create_environment
-from jobs.orders import (
-    FILES_UID,
-    MOVE_ROW_TYPE,
-    OrdersConfig,
-    build_pipeline,
-    build_sink,
-    prepare_database,
-    sink_id,
-)
-from jobs.schema import ensure_schema
+from jobs import audit, orders, reconcile
+from jobs.orders import JOB, MOVE_ROW_TYPE, OrdersConfig, build_sink, sink_id
 from localenv.paths import PROJECT_ROOT
-from tests.harness.faults import FailOnce
-from tests.jobs.support import PASSWORD_ENV, SPARE_TASKMANAGER, job_command
-from tests.sinks.support import (
-    job_environment,
-    kill_job,
-    replayed_rows,
-    sink_fault,
-    sink_fault_in_this_jvm,
-    sink_fault_report,
-    wait_for,
+from tests.jobs.drills import (
+    FAILOVER_SETTINGS,
+    checkpoint_flags,
+    kill_9_mid_stream,
+    run_with_a_sink_failure,
 )
+from tests.jobs.support import PASSWORD_ENV, job_command
+from tests.sinks.support import job_environment
 from transforms.inputs import input_files
 from transforms.order_samples import BAD_LINES, write_jsonl
-from transforms.orders import TABLES, DuplicateOrder, Order, StockRow, process_files
+from transforms.orders import DuplicateOrder, Order, StockRow, process_files
 
 pytestmark = [pytest.mark.minicluster]
 
@@ -103,27 +89,9 @@ def database_tables(db):
     return moves, stock, duplicates, rejects
 
 
-def committed(db) -> int:
-    with db.connect() as conn:
-        return conn.execute(
-            "SELECT (SELECT count(*) FROM stock_moves) + (SELECT count(*) FROM "
-            "order_duplicates) + (SELECT count(*) FROM order_rejects)"
-        ).fetchone()[0]
-
-
-def orders_command(db, input_dir, checkpoints, *extra: str) -> list[str]:
-    return job_command(
-        "jobs.orders",
-        db,
-        input_dir,
-        *("--checkpoint-interval", "300 ms", "--checkpoint-dir", str(checkpoints)),
-        *extra,
-    )
-
-
 def run_command(db, input_dir, tmp_path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        orders_command(db, input_dir, tmp_path / "checkpoints"),
+        job_command("jobs.orders", db, input_dir, *checkpoint_flags(tmp_path / "checkpoints")),
         cwd=PROJECT_ROOT,
         env=job_environment(db, {PASSWORD_ENV: db.password}),
         capture_output=True,
@@ -195,52 +163,11 @@ def test_kill_9_mid_stream_then_the_same_command_is_exact(database, tmp_path):
     without its checkpoint or state, applies the rest and nothing twice."""
     input_dir = tmp_path / "input"
     incoming = write_inputs(tmp_path / "incoming", parts=6, orders=1_500)
-    input_dir.mkdir()
-    os.replace(incoming / "bad.jsonl", input_dir / "bad.jsonl")
-    with database.connect() as conn:
-        ensure_schema(conn, TABLES.values())  # to count in before the job creates them
-    pause = tmp_path / "pause"
-    log = open(tmp_path / "first-run.log", "w")
-    job = subprocess.Popen(
-        orders_command(database, input_dir, tmp_path / "checkpoints", "--watch", "200 ms"),
-        cwd=PROJECT_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=job_environment(
-            database,
-            {PASSWORD_ENV: database.password, **sink_fault(pause, "pause", nth=3)},
-        ),
+    checkpoints = checkpoint_flags(tmp_path / "checkpoints")
+    part = kill_9_mid_stream(
+        "jobs.orders", JOB, database, input_dir, incoming, tmp_path, *checkpoints
     )
-    try:
-        # A file once the one before is committed: a non-empty checkpoint each.
-        for path in sorted(incoming.iterdir())[:3]:
-            before = committed(database)
-            wait_for(
-                lambda before=before: (
-                    committed(database) > before
-                    or sink_fault_report(pause)
-                    or job.poll() is not None
-                ),
-                120,
-                "the files so far to be committed",
-            )
-            if sink_fault_report(pause) or job.poll() is not None:
-                break
-            os.replace(path, input_dir / path.name)
-        wait_for(
-            lambda: sink_fault_report(pause) or job.poll() is not None,
-            60,
-            "the sink to pause after a durable checkpoint",
-        )
-        assert job.poll() is None, (tmp_path / "first-run.log").read_text()[-3000:]
-    finally:
-        kill_job(job)
-        log.close()
-    for path in incoming.iterdir():
-        os.replace(path, input_dir / path.name)
     expected = expected_tables(input_dir)
-    part = committed(database)
     lines = len(expected[0]) + len(expected[2]) + len(expected[3])
     assert 0 < part < lines, "the kill must come mid-stream"
 
@@ -257,10 +184,7 @@ def config_for(db, input_dir, tmp_path) -> OrdersConfig:
         password_file=str(db.password_file),
         checkpoint_interval="300 ms",
         checkpoint_dir=str(tmp_path / "checkpoints"),
-        extra_settings={
-            "restart-strategy.exponential-delay.initial-backoff": "500 ms",
-            **SPARE_TASKMANAGER,
-        },
+        extra_settings=FAILOVER_SETTINGS,
     )
 
 
@@ -291,28 +215,11 @@ class NaiveStock:
         return streams["stock_moves"].sink_to(self.sink)
 
 
-def run_with_a_sink_failure(config, tmp_path, make_sink, faulted_sink_id) -> int:
-    """The job, its source slowed down so that it spans several checkpoints, through one
-    failure of its sink (`make_sink(config)`) right after its 2nd non-empty checkpoint's rows
-    became durable; returns how many rows the restore replays."""
-    prepare_database(config)
-    fault_dir = tmp_path / "sink-fault"
-    # The environment is made in the block: it ships the fault-injection jar the settings name.
-    with sink_fault_in_this_jvm(sink_fault(fault_dir, "fail", nth=2, sink_id=faulted_sink_id)):
-        env = create_environment(config)
-        lines = line_sources.file_lines(env, config, FILES_UID).map(
-            FailOnce(None, throttle_every=4, throttle_ms=3), output_type=line_sources.LINE_TYPE
-        )
-        build_pipeline(env, lines, make_sink(config), config)
-        env.execute("orders-sink-failure")
-    return replayed_rows(fault_dir)
-
-
 @pytest.mark.chaos
 def test_a_sink_failure_then_restore_is_exact(database, tmp_path):
     input_dir = write_inputs(tmp_path / "input")
     config = config_for(database, input_dir, tmp_path)
-    run_with_a_sink_failure(config, tmp_path, build_sink, sink_id(config))
+    run_with_a_sink_failure(orders, config, tmp_path, build_sink, sink_id(config))
     assert database_tables(database) == expected_tables(input_dir)
 
 
@@ -322,7 +229,7 @@ def test_control_a_naive_at_least_once_stock_counts_replayed_moves_twice(
 ):
     input_dir = write_inputs(tmp_path / "input")
     config = config_for(database, input_dir, tmp_path)
-    replayed = run_with_a_sink_failure(config, tmp_path, NaiveStock, "orders-naive")
+    replayed = run_with_a_sink_failure(orders, config, tmp_path, NaiveStock, "orders-naive")
     expected_moves = len(expected_tables(input_dir)[0])
     with database.connect() as conn:
         counted = conn.execute("SELECT coalesce(sum(moves), 0) FROM stock").fetchone()[0]
