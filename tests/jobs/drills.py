@@ -25,7 +25,7 @@ from jobs.kit.environment import create_environment
 from localenv.paths import PROJECT_ROOT
 from sinks.control_tables import dead_letter_counts
 from tests.harness.faults import FailOnce
-from tests.jobs.support import PASSWORD_ENV, SPARE_TASKMANAGER, job_command
+from tests.jobs.support import PASSWORD_ENV, job_command
 from tests.sinks.support import (
     job_environment,
     kill_job,
@@ -46,13 +46,13 @@ __all__ = [
     "run_with_a_sink_failure",
 ]
 
-#: Flink settings of an in-process drill: a quick first restart, and spare TaskManagers
-#: (`tests.jobs.support.SPARE_TASKMANAGER` says why). Two spares: once a failover's cleanup
-#: killed one TaskManager while the other still held a slot, and the job waited for slots
-#: (NoResourceAvailableException) until the restart strategy would give up.
+#: Flink settings of an in-process drill: a quick first restart, and two spare TaskManagers
+#: where `tests.jobs.support.SPARE_TASKMANAGER` has one (it says why). One spare was not
+#: enough: a failover's cleanup killed one TaskManager while the other still held a slot, and
+#: the job waited for slots (NoResourceAvailableException) until the restart strategy would
+#: give up.
 FAILOVER_SETTINGS = {
     "restart-strategy.exponential-delay.initial-backoff": "500 ms",
-    **SPARE_TASKMANAGER,
     "minicluster.number-of-taskmanagers": "3",
 }
 
