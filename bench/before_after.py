@@ -14,6 +14,7 @@ import sys
 import time
 
 from bench.suite import assert_accounted, write_input
+from jobs.payments import JOB as PAYMENTS
 from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT, sub_dir
 from localenv.postgres import LocalPostgres
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     input_dir = sub_dir("bench", f"before-after-{args.lines}")
-    lines = write_input(input_dir, args.lines)
+    lines = write_input(input_dir, args.lines, PAYMENTS)
     variants = {
         "before: exactly-once (default)": (args.before, "exactly-once"),
         "after: exactly-once (default)": (str(PROJECT_ROOT), "exactly-once"),
@@ -58,7 +59,7 @@ def main(argv=None) -> int:
                 if result.returncode:
                     print(f"{name} failed:\n{result.stderr[-3000:]}", file=sys.stderr)
                     return 1
-                assert_accounted(db, lines, exactly=sinks == "exactly-once")
+                assert_accounted(db, lines, sinks == "exactly-once", PAYMENTS)
                 if round_number:
                     times[name].append(seconds)
                 print(f"round {round_number}: {name}: {seconds:.1f} s", flush=True)

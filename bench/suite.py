@@ -1,8 +1,15 @@
-"""The benchmark suite: the payments job as users run it, measured side by side with the
-alternatives in one run, on one machine, against one throwaway PostgreSQL.
+"""The benchmark suite: a job (default: payments) as users run it, measured side by side with
+the alternatives in one run, on one machine, against one throwaway PostgreSQL.
 
-    python -m bench.suite [--lines 200000] [--rounds 3] [--quick] [--only throughput,...]
-                          [--out bench/results/NAME]
+    python -m bench.suite [--job payments|orders|MODULE] [--lines 200000] [--rounds 3] [--quick]
+                          [--only throughput,...] [--out bench/results/NAME]
+
+`--job` takes any job that declares itself (`jobs.kit.declared.DeclaredJob` with
+`sample_lines`): its input is the job's own sample lines, its runs are its own command
+(`python -m jobs.<name>`), its progress is its line tables. Throughput, scaling, latency and
+recovery run for any job; the comparisons with the single-process script, the at-least-once
+and discarding sinks, the sink alone, the Kafka stream and the soak are the payments job's
+(the script and Quix implement the payments rules).
 
 Sections (each a list of measurements, repeated `--rounds` times in interleaved order so that
 the shared machine's noise falls on every variant alike):
@@ -47,18 +54,21 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from bench import steady_stream
-from jobs.payments import JOB as PAYMENTS
+from jobs.kit.audit import row_key
+from jobs.kit.declared import DeclaredJob, job_module, load_job
 from localenv.flink import child_process_environment
 from localenv.kafka import LocalKafka
 from localenv.paths import PROJECT_ROOT
 from localenv.postgres import LocalPostgres
 from tests.sinks.support import kill_job, newest_complete_checkpoint, wait_for
-from transforms import sample_data
 
 PASSWORD_ENV = "TPC_BENCH_PASSWORD"
 SECTIONS = ("throughput", "scaling", "sink", "latency", "recovery", "streaming", "soak")
 # What runs without --only: all but the soak, which is half an hour on its own.
 DEFAULT_SECTIONS = SECTIONS[:-1]
+#: The job whose script, Quix version and JVM row generator the comparisons run.
+PAYMENTS = "payments"
+PAYMENTS_ONLY_SECTIONS = ("sink", "streaming", "soak")
 STREAM_RATES = "1000,5000,10000,20000"
 TIMEOUT_SECONDS = 1800
 
@@ -66,11 +76,15 @@ TIMEOUT_SECONDS = 1800
 # --------------------------------------------------------------------------- inputs
 
 
-def write_input(directory: Path, lines: int, files: int = 8, seed: int = 5) -> int:
-    """About `lines` generated lines (duplicates, conflicts and bad lines mixed in, as in the
-    demo) split into `files` files, as a directory of daily files would be. Returns the count."""
+def write_input(
+    directory: Path, lines: int, job: DeclaredJob, files: int = 8, seed: int = 5
+) -> int:
+    """About `lines` of the job's sample lines (duplicates, conflicts and bad lines mixed in, as
+    in the demo) split into `files` files, as a directory of daily files would be. Returns the
+    count."""
+    assert job.sample_lines is not None, "checked by main"
     directory.mkdir(parents=True, exist_ok=True)
-    generated = sample_data.generate_lines(round(lines / 1.08), seed=seed, id_prefix="b")
+    generated = job.sample_lines(round(lines / 1.08), seed=seed, id_prefix="b")
     per_file = -(-len(generated) // files)
     for index in range(files):
         chunk = generated[index * per_file : (index + 1) * per_file]
@@ -82,10 +96,15 @@ def write_input(directory: Path, lines: int, files: int = 8, seed: int = 5) -> i
 
 
 class Bench:
-    def __init__(self, server: LocalPostgres, work: Path):
+    def __init__(self, server: LocalPostgres, work: Path, job: str = PAYMENTS):
         self.server = server
         self.work = work
         self.databases = 0
+        self.declared = load_job(job)
+        self.module = job_module(job)
+        #: The payments job runs through `bench.payments_job` (its sinks can be swapped).
+        self.payments = self.declared.name == PAYMENTS
+        self.first_table = self.declared.line_tables[0]
 
     def database(self):
         self.databases += 1
@@ -125,13 +144,18 @@ class Bench:
         extra: tuple[str, ...] = (),
     ) -> float:
         db = self.database()
+        if self.payments:
+            module, how = "bench.payments_job", ["--sinks", sinks]
+        elif sinks == "exactly-once":  # the job's own command, as users run it
+            module, how = self.module, ["--sink-id-prefix", "bench"]
+        else:
+            raise ValueError(f"{sinks} sinks: the payments job's bench runner only")
         seconds = self.run(
-            "bench.payments_job",
+            module,
             db,
             "--input",
             str(input_dir),
-            "--sinks",
-            sinks,
+            *how,
             "--parallelism",
             str(parallelism),
             "--mode",
@@ -140,20 +164,36 @@ class Bench:
             env=env,
         )
         if sinks != "discard":
-            assert_accounted(db, lines, exactly=sinks.startswith("exactly-once"))
+            self.assert_accounted(db, lines, exactly=sinks.startswith("exactly-once"))
         return seconds
 
     def baseline(self, input_dir: Path, lines: int) -> float:
         db = self.database()
         seconds = self.run("bench.baseline", db, "--input", str(input_dir))
-        assert_accounted(db, lines, exactly=True)
+        self.assert_accounted(db, lines, exactly=True)
         return seconds
 
+    def assert_accounted(self, db, lines: int, exactly: bool) -> None:
+        assert_accounted(db, lines, exactly, self.declared)
 
-def assert_accounted(db, lines: int, exactly: bool) -> None:
-    """Every line ended in one table (at least once for at-least-once sinks)."""
+    def first_table_rows(self, db) -> int:
+        """Rows in the job's first line table (payments: the ledger); 0 before the job has
+        created its tables."""
+        from psycopg import sql
+
+        name = self.first_table.name
+        with db.connect() as conn:
+            if not conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0]:
+                return 0
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
+            return conn.execute(query).fetchone()[0]
+
+
+def assert_accounted(db, lines: int, exactly: bool, job: DeclaredJob) -> None:
+    """Every line ended in one of the job's line tables (at least once for at-least-once
+    sinks)."""
     with db.connect() as conn:
-        found = PAYMENTS.lines_applied(conn)
+        found = job.lines_applied(conn)
     if (found != lines) if exactly else (found < lines):
         raise RuntimeError(f"expected {lines} lines accounted for, found {found}")
 
@@ -181,31 +221,33 @@ def interleaved(rounds: int, variants: dict[str, Callable[[], float]]) -> dict[s
 
 
 THROUGHPUT_STARTUP = "startup: job p2 process on 1,000 lines"
+SCRIPT = "script (single process)"
 
 
 def throughput(bench: Bench, args) -> dict:
     input_dir, tiny = bench.work / "throughput", bench.work / "tiny"
-    lines = write_input(input_dir, args.lines)
-    tiny_lines = write_input(tiny, 1000, seed=6)
-    variants: dict[str, Callable[[], float]] = {
-        "script (single process)": lambda: bench.baseline(input_dir, lines)
-    }
+    lines = write_input(input_dir, args.lines, bench.declared)
+    tiny_lines = write_input(tiny, 1000, bench.declared, seed=6)
+    variants: dict[str, Callable[[], float]] = {}
+    if bench.payments:
+        variants[SCRIPT] = lambda: bench.baseline(input_dir, lines)
     for parallelism in (1, 2):
         for mode in ("process", "thread"):
             variants[f"job p{parallelism} {mode}"] = functools.partial(
                 bench.job, input_dir, lines, parallelism, mode
             )
-    # The job's default is checkpoint scope (one transaction per checkpoint for all tables);
-    # subtask scope spreads the commits over the subtasks of four sinks.
-    variants["job p2 process, subtask-scope sinks"] = lambda: bench.job(
-        input_dir, lines, 2, "process", "exactly-once-subtask"
-    )
-    variants["job p2 process, at-least-once sinks"] = lambda: bench.job(
-        input_dir, lines, 2, "process", "at-least-once"
-    )
-    variants["job p2 process, discarding sinks"] = lambda: bench.job(
-        input_dir, lines, 2, "process", "discard"
-    )
+    if bench.payments:
+        # The job's default is checkpoint scope (one transaction per checkpoint for all
+        # tables); subtask scope spreads the commits over the subtasks of four sinks.
+        variants["job p2 process, subtask-scope sinks"] = lambda: bench.job(
+            input_dir, lines, 2, "process", "exactly-once-subtask"
+        )
+        variants["job p2 process, at-least-once sinks"] = lambda: bench.job(
+            input_dir, lines, 2, "process", "at-least-once"
+        )
+        variants["job p2 process, discarding sinks"] = lambda: bench.job(
+            input_dir, lines, 2, "process", "discard"
+        )
     variants[THROUGHPUT_STARTUP] = lambda: bench.job(tiny, tiny_lines, 2, "process")
     # What the CDS archive of Flink's classes (localenv/jvm_archive.py) buys at every start.
     variants["startup without the JVM archive"] = lambda: bench.job(
@@ -218,7 +260,7 @@ def throughput(bench: Bench, args) -> dict:
     if args.variant:
         chosen = set(args.variant)
         # The script is every ratio's reference, and the start-up run every net rate's.
-        chosen |= {"script (single process)", THROUGHPUT_STARTUP}
+        chosen |= {SCRIPT, THROUGHPUT_STARTUP} & set(variants)
         unknown = chosen - set(variants)
         if unknown:
             raise SystemExit(f"bench.suite: unknown throughput variants {sorted(unknown)}")
@@ -238,19 +280,18 @@ def throughput(bench: Bench, args) -> dict:
 def scaling(bench: Bench, args) -> dict:
     sizes = [20_000, 50_000] if args.quick else [50_000, 200_000, 1_000_000]
     tiny = bench.work / "tiny"
-    tiny_lines = write_input(tiny, 1000, seed=6)
+    tiny_lines = write_input(tiny, 1000, bench.declared, seed=6)
     rows = []
     for size in sizes:
         input_dir = bench.work / f"scaling-{size}"
-        lines = write_input(input_dir, size)
-        results = interleaved(
-            args.rounds,
-            {
-                "job p2 process": functools.partial(bench.job, input_dir, lines, 2, "process"),
-                "script": functools.partial(bench.baseline, input_dir, lines),
-                "startup": lambda: bench.job(tiny, tiny_lines, 2, "process"),
-            },
-        )
+        lines = write_input(input_dir, size, bench.declared)
+        variants: dict[str, Callable[[], float]] = {
+            "job p2 process": functools.partial(bench.job, input_dir, lines, 2, "process"),
+            "startup": lambda: bench.job(tiny, tiny_lines, 2, "process"),
+        }
+        if bench.payments:
+            variants["script"] = functools.partial(bench.baseline, input_dir, lines)
+        results = interleaved(args.rounds, variants)
         startup = results.pop("startup")["median"]
         row = {
             "lines": lines,
@@ -362,7 +403,7 @@ def start_job(bench: Bench, db, input_dir: Path, *extra: str) -> subprocess.Pope
         [
             sys.executable,
             "-m",
-            "jobs.payments",
+            bench.module,
             "--input",
             str(input_dir),
             *bench.db_args(db),
@@ -374,13 +415,6 @@ def start_job(bench: Bench, db, input_dir: Path, *extra: str) -> subprocess.Pope
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-
-
-def ledger_count(db) -> int:
-    """Rows in the ledger; 0 before the job has created its tables."""
-    with db.connect() as conn:
-        exists = conn.execute("SELECT to_regclass('ledger') IS NOT NULL").fetchone()[0]
-        return conn.execute("SELECT count(*) FROM ledger").fetchone()[0] if exists else 0
 
 
 def latency_at(
@@ -404,13 +438,23 @@ def latency_at(
         "--checkpoint-dir",
         str(bench.work / f"latency-checkpoints-{time.time_ns()}"),
     )
+    from psycopg import sql
+
+    # The file a row came from, by its key: records are named lat-<file>-<n> (`write_file`).
+    per_file_query = sql.SQL(
+        "SELECT split_part({key}, '-', 2)::int, count(*) FROM {table} GROUP BY 1"
+    ).format(
+        key=sql.Identifier(row_key(bench.first_table)[0]),
+        table=sql.Identifier(bench.first_table.name),
+    )
     written: dict[int, float] = {}
     latencies: list[float] = []
     seen: dict[int, int] = {}
     try:
 
         def write_file(number: int, lines: int) -> None:
-            data = sample_data.generate_lines(
+            assert bench.declared.sample_lines is not None
+            data = bench.declared.sample_lines(
                 lines,
                 seed=number,
                 id_prefix=f"lat-{number:05d}",
@@ -425,12 +469,10 @@ def latency_at(
 
         def poll() -> None:
             now = time.monotonic()
-            if not ledger_count(db):
+            if not bench.first_table_rows(db):
                 return
             with db.connect() as conn:
-                counts = conn.execute(
-                    "SELECT split_part(event_id, '-', 2)::int, count(*) FROM ledger GROUP BY 1"
-                ).fetchall()
+                counts = conn.execute(per_file_query).fetchall()
             for number, count in counts:
                 new = count - seen.get(number, 0)
                 if new > 0 and number > 0:
@@ -438,7 +480,7 @@ def latency_at(
                     seen[number] = count
 
         write_file(0, 10)  # warm-up: the job is up once this file is committed
-        wait_for(lambda: ledger_count(db) >= 10, 240, "the latency job to start")
+        wait_for(lambda: bench.first_table_rows(db) >= 10, 240, "the latency job to start")
         per_file = max(1, rate // 10)
         files = int(seconds * 10)
         stop = threading.Event()
@@ -475,10 +517,11 @@ def latency(bench: Bench, args) -> dict:
     """Per checkpoint interval, in the job's default checkpoint scope (one committer applies
     each checkpoint) and in subtask scope (each subtask of four sinks commits its own)."""
     seconds = 6 if args.quick else 20
+    scopes = ("checkpoint", "subtask") if bench.payments else ("checkpoint",)
     return {
         f"{interval}, {scope} scope": latency_at(bench, interval, seconds, 1000, scope)
         for interval in ("200 ms", "1 s", "5 s")
-        for scope in ("checkpoint", "subtask")
+        for scope in scopes
     }
 
 
@@ -486,20 +529,20 @@ def recovery(bench: Bench, args) -> dict:
     """kill -9 mid-run; restore from the newest retained checkpoint; measure."""
     lines = 400_000  # the job must still be running 1 s after its first commit
     input_dir = bench.work / "recovery"
-    write_input(input_dir, lines)
+    write_input(input_dir, lines, bench.declared)
     results = []
     for attempt in range(args.rounds):
         db = bench.database()
         checkpoints = bench.work / f"recovery-checkpoints-{attempt}"
         job = start_job(bench, db, input_dir, "--checkpoint-dir", str(checkpoints))
         try:
-            wait_for(lambda db=db: ledger_count(db) > 0, 240, "the first commit")
+            wait_for(lambda db=db: bench.first_table_rows(db) > 0, 240, "the first commit")
             time.sleep(1)
             finished = job.poll() is not None
         finally:
             kill_job(job)
         killed_at = time.time()
-        committed = ledger_count(db)
+        committed = bench.first_table_rows(db)
         checkpoint = newest_complete_checkpoint(checkpoints)
         if finished or checkpoint is None:
             raise RuntimeError(
@@ -519,7 +562,7 @@ def recovery(bench: Bench, args) -> dict:
         )
         try:
             wait_for(
-                lambda db=db, n=committed: ledger_count(db) > n,
+                lambda db=db, n=committed: bench.first_table_rows(db) > n,
                 240,
                 "the first commit after restore",
             )
@@ -640,7 +683,7 @@ def markdown(report: dict) -> str:
         ]
     if "throughput" in report:
         t = report["throughput"]
-        script = t["results"]["script (single process)"]["median"]
+        script = t["results"].get(SCRIPT, {}).get("median")
         out += [
             f"## Throughput: {t['lines']:,} lines, median of {report['rounds']} rounds",
             "",
@@ -653,7 +696,8 @@ def markdown(report: dict) -> str:
             out.append(
                 f"| {name} | {r['median']:.1f} ({r['min']:.1f}-{r['max']:.1f}) | "
                 f"{r.get('lines_per_second', 0):,} | "
-                f"{r.get('net_lines_per_second', 0):,} | {script / r['median']:.2f}x |"
+                f"{r.get('net_lines_per_second', 0):,} | "
+                + (f"{script / r['median']:.2f}x |" if script else "- |")
             )
         out.append("")
     if "scaling" in report:
@@ -671,7 +715,7 @@ def markdown(report: dict) -> str:
             out.append(
                 f"| {row['lines']:,} | {job['lines_per_second']:,} | "
                 f"{job.get('net_lines_per_second', 0):,} | "
-                f"{row['script']['lines_per_second']:,} |"
+                + (f"{row['script']['lines_per_second']:,} |" if "script" in row else "- |")
             )
         out.append("")
     if "sink" in report:
@@ -741,7 +785,12 @@ def chart(report: dict, path: Path) -> Optional[Path]:
         f"lines/s, wall time ({report['throughput']['lines']:,} lines, "
         f"{report['machine']['cores']} cores)"
     )
-    axis.set_title("Payments: the job and the single-process script, side by side")
+    job = report.get("job", PAYMENTS)
+    axis.set_title(
+        "Payments: the job and the single-process script, side by side"
+        if job == PAYMENTS
+        else f"The {job} job"
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
@@ -767,6 +816,12 @@ def write_report(report: dict, out: Path) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--job",
+        default=PAYMENTS,
+        help="the job: payments, orders, or a module declaring JOB = DeclaredJob(...) with "
+        f"sample_lines ({', '.join(PAYMENTS_ONLY_SECTIONS)}: payments only)",
+    )
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
@@ -802,11 +857,27 @@ def main(argv=None) -> int:
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
+    declared = load_job(args.job)
+    if declared.sample_lines is None:
+        parser.error(
+            f"--job {args.job}: the job declares no sample_lines, which make the benchmark's "
+            "input (DeclaredJob(sample_lines=...), NEW_JOB.md)"
+        )
+    if declared.name != PAYMENTS:
+        if args.only == ",".join(DEFAULT_SECTIONS):
+            sections = [s for s in sections if s not in PAYMENTS_ONLY_SECTIONS]
+        refused = set(sections) & set(PAYMENTS_ONLY_SECTIONS)
+        if refused:
+            parser.error(
+                f"sections {sorted(refused)} measure the payments job only (its script, its "
+                "Quix version, its JVM row generator): drop them for --job " + args.job
+            )
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%SZ")
     out = Path(args.out) if args.out else PROJECT_ROOT / "var" / "bench" / stamp
     out.mkdir(parents=True, exist_ok=True)
     report = {
         "date": stamp,
+        "job": declared.name,
         "machine": machine(),
         "rounds": args.rounds,
         "command": "python -m bench.suite " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -826,7 +897,7 @@ def main(argv=None) -> int:
         ) as server,
         tempfile.TemporaryDirectory(prefix="tpc-bench-") as work,
     ):
-        bench = Bench(server, Path(work))
+        bench = Bench(server, Path(work), args.job)
         for section in sections:
             print(f"{section}:", flush=True)
             report[section] = measure[section](bench, args)

@@ -5,6 +5,7 @@ templates in `jobs/new_templates/` (string.Template, ``${name}`` and ``${Name}``
 
     transforms/NAME.py                  the rule, its tables, the apply statement, the reference
     transforms/NAME_beam.py             the Beam step over the rule
+    transforms/NAME_samples.py          sample input for the fault campaign and the benchmarks
     jobs/NAME.py                        the wiring on the kit: config, flags, graph, main
     tests/transforms/test_NAME.py       fast pure tests
     tests/transforms/test_beam_NAME.py  the Beam step equals the reference (`beam`)
@@ -48,6 +49,7 @@ RUNNER_SUFFIXES = ("_beam", "_flink")
 FILES = (
     ("rules.py.tmpl", "transforms/{name}.py"),
     ("beam.py.tmpl", "transforms/{name}_beam.py"),
+    ("samples.py.tmpl", "transforms/{name}_samples.py"),
     ("job.py.tmpl", "jobs/{name}.py"),
     ("test_rules.py.tmpl", "tests/transforms/test_{name}.py"),
     ("test_beam.py.tmpl", "tests/transforms/test_beam_{name}.py"),
@@ -140,7 +142,7 @@ def write(planned: list[Planned], root: Path) -> bool:
 
 
 def next_steps(name: str) -> str:
-    tests = " ".join(target.format(name=name) for template, target in FILES[3:])
+    tests = " ".join(target.format(name=name) for template, target in FILES if "test" in template)
     return "\n".join(
         [
             "Next:",

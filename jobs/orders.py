@@ -38,6 +38,7 @@ from jobs.kit.line_sources import line_source, lines_from
 from jobs.kit.running import exit_with, run_command, submit_job
 from jobs.kit.sinks import POSITIONS_UID, attach_tables, tables_sink
 from sinks.positions import StartPositions, skip_applied
+from transforms import order_samples
 from transforms.flink_adapters import parse_lines, row_type
 from transforms.jvm_operators import deduplicate, project
 from transforms.orders import (
@@ -85,6 +86,7 @@ JOB = DeclaredJob(
             sides=("moves", "stock"),
         ),
     ),
+    sample_lines=order_samples.generate_lines,
 )
 
 

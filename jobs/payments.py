@@ -72,9 +72,10 @@ from jobs.kit.config import (
 from jobs.kit.declared import DeclaredJob
 from jobs.kit.line_sources import lines_from
 from jobs.kit.running import exit_with, run_command, submit_job
-from jobs.kit.sinks import attach_tables, tables_sink
+from jobs.kit.sinks import attach_tables, connected_builder, tables_sink
 from jobs.payments_dead_letters import BOOKS_SINK
 from sinks.positions import StartPositions, skip_applied
+from transforms import sample_data
 from transforms.jvm_operators import deduplicate, project, sum_per_checkpoint
 from transforms.payments_flink import (
     BALANCE_ROW_TYPE,
@@ -197,6 +198,12 @@ JOB = DeclaredJob(
     sink=BOOKS_SINK,
     audit=payments_audit.audit,
     reconcile=payments_audit.reconcile,
+    sample_lines=sample_data.generate_lines,
+    scopes={
+        "checkpoint": (),
+        "prepared": ("--commit-scope", "subtask", "--ledger-mode", "prepared"),
+        "staged": ("--commit-scope", "subtask", "--ledger-mode", "staged"),
+    },
 )
 
 
@@ -248,8 +255,6 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
     reader sees a checkpoint's ledger rows, balance deltas, rejections and duplicates at once.
     Subtask scope, or any `modes` override (e.g. balances="at_least_once", for controls): one
     sink per table."""
-    from sinks import TwoPhaseCommitSink
-
     if config.at_least_once:
         modes = {table: "at_least_once" for table in TABLES}
     if config.commit_scope == "checkpoint" and not modes:
@@ -269,22 +274,15 @@ def build_sinks(config: PaymentsConfig, **modes: str) -> PaymentSinks:
         return PaymentSinks(None, None, None, None, books=books)
 
     def sink(name, row_type, statement, mode):
-        builder = (
-            TwoPhaseCommitSink.builder()
-            .set_jdbc_url(config.db_url)
-            .set_user(config.db_user)
-            .set_password_source(config.password_env, config.password_file)
+        return (
+            connected_builder(config)
             .set_row_type(row_type)
             .add_statement(statement)
             .set_sink_id(f"{config.sink_id_prefix}-{name}")
             .set_mode(modes.get(name, mode))
             .set_batch_size(config.sink_batch_size or 500)
-            .set_on_row_error(config.on_row_error)
+            .build()
         )
-        retention = config.commit_log_retention_hours()
-        if retention is not None:
-            builder.set_commit_log_retention_hours(retention)
-        return builder.build()
 
     return PaymentSinks(
         ledger=sink("ledger", LEDGER_ROW_TYPE, LEDGER_SQL, config.ledger_mode),

@@ -5,6 +5,8 @@ renders back into the same table. No JVM, no database."""
 import json
 from dataclasses import asdict
 
+import pytest
+
 from tests.campaign import KINDS, SEAM_KINDS, Fault, Trial, load_trials, plan, summary, table_row
 
 
@@ -38,7 +40,7 @@ def test_outages_are_short_and_longer_than_the_first_restart_delays():
 def test_a_run_renders_again_from_its_json(tmp_path):
     trial = Trial(1, "1/checkpoint/0", "checkpoint", "cluster", 2, [Fault("rescale", at=0.2)])
     trial.faults[0].struck, trial.faults[0].recovery = 12.0, 9.5
-    trial.lines, trial.ledger = 50_119, 46_313
+    trial.lines, trial.rows = 50_119, 46_313
     (tmp_path / "campaign.json").write_text(json.dumps([asdict(trial)]))
     (loaded,) = load_trials(tmp_path / "campaign.json")
     assert table_row(loaded) == table_row(trial)
@@ -84,3 +86,34 @@ def test_a_fault_that_did_not_strike_fails_its_trial_and_the_campaign(tmp_path):
 def test_second_faults_are_planned_before_two_thirds_of_the_input():
     timed = [f.at for t in trials(count=200) for f in t.faults if f.kind not in SEAM_KINDS]
     assert timed and max(timed) <= 0.65
+
+
+def test_any_declared_job_is_planned_in_its_own_scopes_and_named_in_the_table():
+    from tests.campaign import parse_args
+
+    assert parse_args(["--job", "orders"]).scopes == "checkpoint"
+    assert parse_args([]).scopes == "checkpoint,prepared,staged"
+    (trial,) = trials(count=1)
+    trial.job = "orders"
+    assert "| orders: checkpoint |" in table_row(trial)
+    with pytest.raises(SystemExit):
+        parse_args(["--job", "orders", "--scopes", "staged"])  # orders commits one way only
+
+
+def test_a_control_holds_a_seam_fault_at_pre_commit_never_at_write():
+    """At-least-once sinks keep no transaction open for the write phase to hold."""
+    planned = [f for t in trials(count=140, control=True) for f in t.faults]
+    assert {f.phase for f in planned if f.kind in ("db-outage", "failover")} <= {
+        "precommit",
+        "commit",
+    }
+
+
+def test_a_campaign_json_written_before_jobs_were_named_still_loads(tmp_path):
+    trial = Trial(1, "1/checkpoint/0", "checkpoint", "cluster", 2, [Fault("rescale", at=0.2)])
+    data = asdict(trial)
+    del data["job"]
+    data["ledger"] = data.pop("rows") or 46_313
+    (tmp_path / "campaign.json").write_text(json.dumps([data]))
+    (loaded,) = load_trials(tmp_path / "campaign.json")
+    assert (loaded.job, loaded.rows) == ("payments", 46_313)

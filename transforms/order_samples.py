@@ -4,7 +4,7 @@
 
 `generate_lines(orders, seed, ...)` gives the lines as ``bytes``, each ending in ``\\n``; the
 same arguments always give the same bytes. Shares are fractions of ``orders``:
-``duplicate_share`` resends an earlier line byte for byte, ``changed_share`` an earlier
+``duplicate_share`` resends an earlier line byte for byte, ``conflict_share`` an earlier
 ``order_id`` with other fields (a duplicate too, see `transforms.orders`), ``bad_share`` a line
 of `BAD_LINES`. Pure Python, no Beam or Flink.
 """
@@ -65,7 +65,7 @@ def generate_lines(
     orders: int,
     seed: int = 0,
     duplicate_share: float = 0.05,
-    changed_share: float = 0.01,
+    conflict_share: float = 0.01,
     bad_share: float = 0.02,
     skus: int = 30,
     warehouses: int = 3,
@@ -76,7 +76,7 @@ def generate_lines(
     plan = (
         ["order"] * orders
         + ["dup"] * round(orders * duplicate_share)
-        + ["changed"] * round(orders * changed_share)
+        + ["changed"] * round(orders * conflict_share)
         + ["bad"] * round(orders * bad_share)
     )
     rng.shuffle(plan)

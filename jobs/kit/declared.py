@@ -9,12 +9,17 @@ tables must agree on. A job module exposes one as ``JOB``; the tools find it by 
         reference=expected_tables,      # lines -> {table name: expected rows}
         sink="stock",                   # its sink id is <--sink-id-prefix>-stock
         invariants=(Invariant(...),),   # e.g. stock = the sum of the moves
+        sample_lines=generate_lines,    # (records, seed=, id_prefix=) -> sample input lines
     )
 
 The reference's rows are tuples of each table's written columns in order (`Table.field_names`),
 as the job's own NamedTuples are. A job whose tables need more than an exact comparison (the
 payments job: events contested across sources, dead letters that explain a shortfall) passes
 its own `audit` and `reconcile` instead of a reference.
+
+The tools that make input and run the job themselves (the fault campaign `tests.campaign`)
+also read its `sample_lines` (a generator of sample input, duplicates and bad lines included)
+and its `scopes` (the flags of each way the job can commit, its default first).
 """
 
 import argparse
@@ -22,17 +27,30 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from transforms.lines import SourceLine
 from transforms.tables import Table
 
-__all__ = ["DeclaredJob", "Invariant", "add_job_arguments", "job_of", "load_job"]
+__all__ = [
+    "DeclaredJob",
+    "Invariant",
+    "add_job_arguments",
+    "job_module",
+    "job_of",
+    "load_job",
+]
 
 #: lines (each a `SourceLine` named by the file's absolute path, as the job names them) -> the
 #: rows each table must hold, by table name.
 Reference = Callable[[Iterable[SourceLine]], Mapping[str, Iterable[tuple]]]
+
+#: (records, seed=, id_prefix=, duplicate_share=, conflict_share=, bad_share=) -> input lines
+#: (bytes, each ending in a newline): `records` records named ``<id_prefix>-<n>`` (n from 1,
+#: maybe zero-padded) and, mixed in, those shares of copies, copies with other content, and
+#: bad lines. The same arguments give the same lines.
+SampleLines = Callable[..., list[bytes]]
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,10 @@ class DeclaredJob:
     #: with `.books_balance` and `.report()`.
     audit: Optional[Callable[..., Any]] = None
     reconcile: Optional[Callable[..., Any]] = None
+    sample_lines: Optional[SampleLines] = None
+    #: The job's commit scopes by name, each with the flags that select it; the first is what
+    #: the job does without flags (checkpoint scope, the kit's `tables_sink`).
+    scopes: Mapping[str, Sequence[str]] = field(default_factory=lambda: {"checkpoint": ()})
 
     def __post_init__(self):
         if self.reference is None and self.audit is None:
@@ -89,13 +111,17 @@ class DeclaredJob:
         return f"{sink_id_prefix or self.name}-{self.sink}"
 
 
+def job_module(spec: str) -> str:
+    """The module of the job `spec` names (see `load_job`): the one its command runs."""
+    module_name = spec.partition(":")[0]
+    return module_name if "." in module_name else f"jobs.{module_name}"
+
+
 def load_job(spec: str) -> DeclaredJob:
     """The `DeclaredJob` named by `spec`: a job of the project by name (``orders``: the ``JOB``
     of `jobs.orders`), a module (``my_jobs.shipments``: its ``JOB``) or ``MODULE:NAME``."""
-    module_name, _, attribute = spec.partition(":")
-    if "." not in module_name:
-        module_name = f"jobs.{module_name}"
-    attribute = attribute or "JOB"
+    module_name = job_module(spec)
+    attribute = spec.partition(":")[2] or "JOB"
     try:
         found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:

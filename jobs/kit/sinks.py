@@ -18,10 +18,30 @@ from sinks.positions import (
     track_positions,
 )
 
-__all__ = ["POSITIONS_UID", "attach_tables", "tables_sink"]
+__all__ = ["POSITIONS_UID", "attach_tables", "connected_builder", "tables_sink"]
 
 #: The uid of the operator that counts how far each source is applied (keyed state).
 POSITIONS_UID = "source-positions"
+
+
+def connected_builder(config: JobConfig) -> Any:
+    """A `TwoPhaseCommitSink` builder for the job's database as `config` says: its URL, user
+    and password source (the password itself is read by the sink, never held here), its
+    commit-log retention and its policy for rows the database refuses. Every sink of a job
+    starts here, so that a new connection setting is added once."""
+    from sinks import TwoPhaseCommitSink
+
+    builder = (
+        TwoPhaseCommitSink.builder()
+        .set_jdbc_url(config.db_url)
+        .set_user(config.db_user)
+        .set_password_source(config.password_env, config.password_file)
+        .set_on_row_error(config.on_row_error)
+    )
+    retention = config.commit_log_retention_hours()
+    if retention is not None:
+        builder.set_commit_log_retention_hours(retention)
+    return builder
 
 
 def tables_sink(
@@ -35,19 +55,9 @@ def tables_sink(
     ``positions`` table (`sinks.positions`), in checkpoint scope, declared idempotent: every
     statement must write a line only if no table holds it yet. `mode`: "staged", or
     "at_least_once" for a control."""
-    from sinks import TwoPhaseCommitSink
-
-    builder = (
-        TwoPhaseCommitSink.builder()
-        .set_jdbc_url(config.db_url)
-        .set_user(config.db_user)
-        .set_password_source(config.password_env, config.password_file)
-    )
+    builder = connected_builder(config)
     for name, row_type, statements in tables:
         builder.add_table(name, row_type, list(statements))
-    retention = config.commit_log_retention_hours()
-    if retention is not None:
-        builder.set_commit_log_retention_hours(retention)
     if mode != "at_least_once":
         # An at-least-once control commits each subtask's batches as they come: checkpoint
         # scope (one transaction a checkpoint) is what it does without.
@@ -58,7 +68,6 @@ def tables_sink(
         .set_sink_id(sink_id)
         .set_mode(mode)
         .set_batch_size(config.sink_batch_size or batch_rows)
-        .set_on_row_error(config.on_row_error)
         .build()
     )
 

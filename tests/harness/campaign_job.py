@@ -8,8 +8,11 @@ runs it, on the mini cluster or with `flink run -pym tests.harness.campaign_job`
 The job's own graph and flags. Its one Python operator, the parse, is slowed down (so that
 faults land mid-stream) and raises once at a chosen line (`FailOnce` inside it, see
 `tests.harness.faults.faults_in_parse`); extra Flink settings (a short checkpoint timeout) and,
-for the control, every sink of the job at-least-once (`JobConfig.at_least_once`, which the
-job's own sink builder honours). `--job` names any kit job's module (`jobs.orders`): one with
+for the control, the job's writes at least once: the payments job's own at-least-once sinks
+(`JobConfig.at_least_once`), and for a job with the kit's one sink (`build_sink`, whose
+statements stay idempotent at least once) plain INSERTs into its line tables instead
+(`tests.harness.naive_sink.NaiveTables`, under the job's sink id, so that the audit counts the
+replays a key refused). `--job` names any kit job's module (`jobs.orders`): one with
 `config_from_args` and `main`, whose parse is `transforms.flink_adapters.parse_lines`'s.
 """
 
@@ -19,6 +22,7 @@ import importlib
 import sys
 
 from tests.harness.faults import FailOnce, faults_in_parse
+from tests.harness.naive_sink import NaiveTables
 
 
 def parse_args(argv):
@@ -67,6 +71,11 @@ def main(argv) -> int:
     if args.at_least_once:
         changes["at_least_once"] = True
     job = importlib.import_module(args.job)
+    if args.at_least_once and hasattr(job, "build_sink"):
+        declared = job.JOB
+        job.build_sink = lambda config, *_, **__: NaiveTables(
+            config, declared.line_tables, declared.sink_id(config.sink_id_prefix)
+        )
     if changes:
         arguments = job.config_from_args
         job.config_from_args = lambda parsed: dataclasses.replace(arguments(parsed), **changes)

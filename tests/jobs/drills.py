@@ -8,14 +8,13 @@ gives what the kit's jobs have: ``JOB`` (its `DeclaredJob`), ``FILES_UID``,
   test then runs the same command again: it must apply the rest and nothing twice);
 * `run_with_a_sink_failure`: the job in this process's mini cluster through one failure of its
   sink at the same seam, then a restore from the last checkpoint;
-* `NaiveTables`: the control's sink, the job's line tables written by plain INSERTs at least
-  once, as a job without the kit's statements and positions would; `lines_written_twice`
-  counts what its replays wrote twice.
+* `NaiveTables` (`tests.harness.naive_sink`): the control's sink, the job's line tables
+  written by plain INSERTs at least once, as a job without the kit's statements and positions
+  would; `lines_written_twice` counts what its replays wrote twice.
 """
 
 import os
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -25,6 +24,7 @@ from jobs.kit.environment import create_environment
 from localenv.paths import PROJECT_ROOT
 from sinks.control_tables import dead_letter_counts
 from tests.harness.faults import FailOnce
+from tests.harness.naive_sink import NaiveTables
 from tests.jobs.support import PASSWORD_ENV, job_command
 from tests.sinks.support import (
     job_environment,
@@ -35,7 +35,6 @@ from tests.sinks.support import (
     sink_fault_report,
     wait_for,
 )
-from transforms.tables import Table
 
 __all__ = [
     "FAILOVER_SETTINGS",
@@ -137,44 +136,6 @@ def run_with_a_sink_failure(
         job_module.build_pipeline(env, lines, make_sink(config), config)
         env.execute(f"{job_module.JOB.name}-sink-failure")
     return replayed_rows(fault_dir)
-
-
-class NaiveTables:
-    """The control's sink: each of `tables` (the job's line tables, named as its streams are)
-    written by a plain INSERT, at least once, with no positions: what a job without the kit's
-    statements does. A replayed line is written again, or, where a key refuses it, recorded as
-    a dead letter."""
-
-    def __init__(self, config: JobConfig, tables: Sequence[Table], sink_id: str):
-        from sinks import TwoPhaseCommitSink
-        from transforms.flink_adapters import row_type
-
-        builder = (
-            TwoPhaseCommitSink.builder()
-            .set_jdbc_url(config.db_url)
-            .set_user(config.db_user)
-            .set_password_source(config.password_env, config.password_file)
-        )
-        for table in tables:
-            columns = table.field_names
-            builder.add_table(
-                table.name,
-                row_type(table),
-                [
-                    f"INSERT INTO {table.name} ({', '.join(columns)}) "
-                    f"VALUES ({', '.join(':' + c for c in columns)})"
-                ],
-            )
-        self.tables = [table.name for table in tables]
-        self.sink = (
-            builder.set_sink_id(sink_id)
-            .set_mode("at_least_once")
-            .set_on_row_error(config.on_row_error)  # the job's policy: dead letters by default
-            .build()
-        )
-
-    def attach(self, streams):
-        return self.sink.attach({name: streams[name] for name in self.tables})
 
 
 def lines_written_twice(db, job, lines: int, sink_id: str) -> int:

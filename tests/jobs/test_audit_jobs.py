@@ -80,6 +80,18 @@ def test_rows_are_compared_by_primary_key_or_by_their_line():
     assert row_key(ORDER_DUPLICATES) == row_key(ORDER_REJECTS) == ("source", "line_number")
 
 
+def test_a_job_is_found_by_name_or_module_with_its_samples_and_scopes():
+    """What the campaign and the benchmarks read of a job besides its tables."""
+    from jobs.kit.declared import job_module, load_job
+
+    assert load_job("orders") is load_job("jobs.orders") is JOB
+    assert job_module("orders") == job_module("jobs.orders:JOB") == "jobs.orders"
+    assert dict(JOB.scopes) == {"checkpoint": ()}  # the kit's one scope, no flags
+    assert list(load_job("payments").scopes) == ["checkpoint", "prepared", "staged"]
+    lines = JOB.sample_lines(100, seed=2, id_prefix="x")
+    assert lines == JOB.sample_lines(100, seed=2, id_prefix="x") and b'"x-100"' in b"".join(lines)
+
+
 def test_the_lines_applied_are_the_rows_of_the_line_tables(
     postgres_server, orders_db, order_inputs
 ):

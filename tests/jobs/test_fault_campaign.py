@@ -169,19 +169,46 @@ def test_control_at_least_once_shows_the_replay(controls, control_seen, number):
     assert_replayed(controls[number], control_seen)
 
 
-@pytest.mark.campaign
-def test_the_rest_of_the_short_tier_is_exact_and_its_controls_replay(tmp_path, control_seen):
-    trials, _ = run_campaign(
-        CAMPAIGN_TIER, tmp_path / "trials", LINES, control=False, stream_seconds=STREAM_SECONDS
+def assert_exact_and_replayed(tmp_path, trials, controls, control_seen) -> None:
+    """`trials` exact, then `controls` (on fewer lines, a shorter stream) replaying."""
+    done, _ = run_campaign(
+        trials, tmp_path / "trials", LINES, control=False, stream_seconds=STREAM_SECONDS
     )
-    controls, _ = run_campaign(
-        CAMPAIGN_CONTROLS,
+    done_controls, _ = run_campaign(
+        controls,
         tmp_path / "controls",
         CONTROL_LINES,
         control=True,
         stream_seconds=CONTROL_STREAM_SECONDS,
     )
-    for trial in trials:
-        assert_exact(trial)
-    for control in controls:
+    for trial_done in done:
+        assert_exact(trial_done)
+    for control in done_controls:
         assert_replayed(control, control_seen)
+
+
+@pytest.mark.campaign
+def test_the_rest_of_the_short_tier_is_exact_and_its_controls_replay(tmp_path, control_seen):
+    assert_exact_and_replayed(tmp_path, CAMPAIGN_TIER, CAMPAIGN_CONTROLS, control_seen)
+
+
+# The campaign takes any declared job (`Trial.job`): the orders job through the faults its
+# drills do not reach in CI (tests/jobs/test_orders_job.py: kill -9, a sink failure), judged by
+# the kit's audit, and its control (plain INSERTs, `tests.harness.naive_sink`) replaying.
+ORDERS_TRIALS = [
+    trial(21, "checkpoint", "cluster", "taskmanager-kill", at=0.3),
+    trial(22, "checkpoint", "mini", "db-outage", phase="write", nth=2, variant="long", seconds=25),
+    trial(23, "checkpoint", "mini", "run-again"),
+]
+ORDERS_CONTROLS = [
+    trial(24, "", "mini", "db-outage", True, phase="precommit", nth=3, variant="short", seconds=3),
+]
+for orders_trial in ORDERS_TRIALS + ORDERS_CONTROLS:
+    orders_trial.job = "orders"
+
+
+@pytest.mark.campaign
+def test_the_orders_job_through_the_campaign_is_exact_and_its_control_replays(
+    tmp_path, control_seen
+):
+    assert_exact_and_replayed(tmp_path, ORDERS_TRIALS, ORDERS_CONTROLS, control_seen)

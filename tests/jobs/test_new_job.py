@@ -21,12 +21,13 @@ NAME = "shipments"
 GENERATED = (
     f"transforms/{NAME}.py",
     f"transforms/{NAME}_beam.py",
+    f"transforms/{NAME}_samples.py",
     f"jobs/{NAME}.py",
     f"tests/transforms/test_{NAME}.py",
     f"tests/transforms/test_beam_{NAME}.py",
     f"tests/jobs/test_{NAME}_job.py",
 )
-GENERATED_TESTS = GENERATED[3:]
+GENERATED_TESTS = GENERATED[4:]
 
 
 def bare_root(tmp_path: Path) -> Path:
@@ -154,7 +155,7 @@ def clone(tmp_path_factory):
 def test_the_command_prints_the_files_and_the_next_steps(clone):
     root, out = clone
     assert out.startswith(f"Wrote the {NAME} job")
-    assert [line.strip() for line in out.splitlines()[1:7]] == list(GENERATED)
+    assert [line.strip() for line in out.splitlines()[1 : 1 + len(GENERATED)]] == list(GENERATED)
     assert f"python -m pytest {' '.join(GENERATED_TESTS)}" in out
     assert f"validate() in transforms/{NAME}.py" in out
     assert all((root / path).is_file() for path in GENERATED)

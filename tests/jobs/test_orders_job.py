@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from jobs import audit, orders, reconcile
+from jobs.kit.sinks import connected_builder
 from jobs.orders import JOB, MOVE_ROW_TYPE, OrdersConfig, build_sink, sink_id
 from localenv.paths import PROJECT_ROOT
 from tests.jobs.drills import (
@@ -193,13 +194,8 @@ class NaiveStock:
     a job without the kit's statements and positions would."""
 
     def __init__(self, config: OrdersConfig):
-        from sinks import TwoPhaseCommitSink
-
         self.sink = (
-            TwoPhaseCommitSink.builder()
-            .set_jdbc_url(config.db_url)
-            .set_user(config.db_user)
-            .set_password_source(config.password_env, config.password_file)
+            connected_builder(config)
             .set_row_type(MOVE_ROW_TYPE)
             .add_statement(
                 "INSERT INTO stock (sku, warehouse, quantity, moves) "
