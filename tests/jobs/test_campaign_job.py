@@ -21,9 +21,7 @@ from tests.sinks.support import job_environment
 pytestmark = [pytest.mark.minicluster]
 
 
-def test_the_campaign_runner_runs_the_orders_job_through_the_naive_control_sink(
-    database, tmp_path
-):
+def test_the_campaign_runner_runs_the_orders_job_through_the_naive_control_sink(database, tmp_path):
     """One run checks both flags: without `--job` the payments job would leave the orders
     tables empty, and without `--at-least-once` the job's own sink would fill `stock` (the
     naive one writes the line tables only) and log its commits."""
