@@ -179,14 +179,8 @@ class Bench:
     def first_table_rows(self, db) -> int:
         """Rows in the job's first line table (payments: the ledger); 0 before the job has
         created its tables."""
-        from psycopg import sql
-
-        name = self.first_table.name
         with db.connect() as conn:
-            if not conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0]:
-                return 0
-            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(name))
-            return conn.execute(query).fetchone()[0]
+            return self.declared.rows_in(conn, [self.first_table])
 
 
 def assert_accounted(db, lines: int, exactly: bool, job: DeclaredJob) -> None:

@@ -96,13 +96,18 @@ class DeclaredJob:
     def lines_applied(self, conn) -> int:
         """The input lines the job's tables hold so far: each line ends in exactly one of
         `line_tables` (0 before the job made its schema). `conn`: a psycopg connection."""
+        return self.rows_in(conn, self.line_tables)
+
+    def rows_in(self, conn, tables: Sequence[Table]) -> int:
+        """The rows of `tables` together, 0 before the job made its schema (the first of them
+        does not exist yet). `conn`: a psycopg connection."""
         from psycopg import sql
 
-        if not conn.execute("SELECT to_regclass(%s)", (self.line_tables[0].name,)).fetchone()[0]:
+        if not conn.execute("SELECT to_regclass(%s)", (tables[0].name,)).fetchone()[0]:
             return 0
         counts = sql.SQL(" + ").join(
             sql.SQL("(SELECT count(*) FROM {})").format(sql.Identifier(table.name))
-            for table in self.line_tables
+            for table in tables
         )
         return int(conn.execute(sql.SQL("SELECT ") + counts).fetchone()[0])
 
