@@ -25,7 +25,7 @@ from localenv.paths import PROJECT_ROOT
 from sinks.control_tables import dead_letter_counts
 from tests.harness.faults import FailOnce
 from tests.harness.naive_sink import NaiveTables
-from tests.jobs.support import PASSWORD_ENV, job_command
+from tests.jobs.support import PASSWORD_ENV, SPARE_TASKMANAGERS, job_command
 from tests.sinks.support import (
     job_environment,
     kill_job,
@@ -45,14 +45,11 @@ __all__ = [
     "run_with_a_sink_failure",
 ]
 
-#: Flink settings of an in-process drill: a quick first restart, and two spare TaskManagers
-#: where `tests.jobs.support.SPARE_TASKMANAGER` has one (it says why). One spare was not
-#: enough: a failover's cleanup killed one TaskManager while the other still held a slot, and
-#: the job waited for slots (NoResourceAvailableException) until the restart strategy would
-#: give up.
+#: Flink settings of an in-process drill: a quick first restart, and the tests' two spare
+#: TaskManagers (`tests.jobs.support.SPARE_TASKMANAGERS` says why).
 FAILOVER_SETTINGS = {
     "restart-strategy.exponential-delay.initial-backoff": "500 ms",
-    "minicluster.number-of-taskmanagers": "3",
+    **SPARE_TASKMANAGERS,
 }
 
 

@@ -71,18 +71,21 @@ def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:
         },
     )
     settings.update(overrides)
-    settings["extra_settings"] = {**SPARE_TASKMANAGER, **settings["extra_settings"]}
+    settings["extra_settings"] = {**SPARE_TASKMANAGERS, **settings["extra_settings"]}
     return PaymentsConfig(**settings)
 
 
-# A second TaskManager in the tests' mini clusters. On a failover, Beam's cleanup of a Python
+# Two spare TaskManagers in the tests' mini clusters. On a failover, Beam's cleanup of a Python
 # operator's environment can throw ("Reference count must not be negative", Flink 2.3 with its
 # Beam 2.x runner), which Flink treats as fatal for that TaskManager. A one-TaskManager mini
 # cluster then never runs the job again: it waits for slots until the restart strategy gives up
-# (about 15 min; a CI run failed so). With a spare the job restarts on it, and what these tests
-# check, exactly once, is untouched. The fault campaign (`python -m tests.campaign`) counts such
-# deaths; see README, "What exactly-once covers".
-SPARE_TASKMANAGER = {"minicluster.number-of-taskmanagers": "2"}
+# (about 15 min; a CI run failed so). One spare was not enough either: a CI run lost a
+# TaskManager while the other's slots were still held by tasks being cancelled, and the job
+# ended with NoResourceAvailableException (tests/jobs/test_payments_faults.py, two failovers in
+# one run). With two spares the job restarts on a free one, and what these tests check, exactly
+# once, is untouched. The fault campaign (`python -m tests.campaign`) counts such deaths; see
+# README, "What exactly-once covers".
+SPARE_TASKMANAGERS = {"minicluster.number-of-taskmanagers": "3"}
 
 
 def database_outcome(db):

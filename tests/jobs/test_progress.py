@@ -42,7 +42,7 @@ from localenv.flink import child_process_environment
 from localenv.paths import PROJECT_ROOT
 from tests.jobs.support import (
     PASSWORD_ENV,
-    SPARE_TASKMANAGER,
+    SPARE_TASKMANAGERS,
     database_outcome,
     expected_in_database_shape,
     expected_outcome,
@@ -447,7 +447,7 @@ def test_a_restart_is_printed_once_with_its_cause_and_the_run_stays_exactly_once
     before that checkpoint completed (the sink's fault seam); the control runs without it.
 
     The command's `main` runs in this process, as the other failover tests run their jobs: its
-    mini cluster then has a spare TaskManager (`SPARE_TASKMANAGER`, tests/jobs/support.py),
+    mini cluster then has spare TaskManagers (`SPARE_TASKMANAGERS`, tests/jobs/support.py),
     which a command in a process of its own cannot be given."""
     input_dir = write_inputs(tmp_path / "input", events=60_000)
     fault_dir = tmp_path / "sink-fault"
@@ -476,9 +476,9 @@ def test_a_restart_is_printed_once_with_its_cause_and_the_run_stays_exactly_once
 
 def run_main(database, input_dir, tmp_path, monkeypatch, capsys, fault, **settings: str):
     """The job's command (`jobs.payments.main`) in this process, with `fault` armed in this
-    process's JVM and Flink `settings` added to a spare TaskManager: (status, stdout, stderr)."""
+    process's JVM and Flink `settings` added to spare TaskManagers: (status, stdout, stderr)."""
     arguments = payments.config_from_args
-    extra = {**SPARE_TASKMANAGER, **settings}
+    extra = {**SPARE_TASKMANAGERS, **settings}
     monkeypatch.setattr(
         payments,
         "config_from_args",
