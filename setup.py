@@ -41,9 +41,6 @@ setup(
         "kafka": ["kafka-python>=2.2,<4"],
         "test": [
             "pytest>=8",
-            # the README's test command runs on two workers (`-n 2`); with pytest.ini's
-            # --no-loadscope-reorder, tested on 3.8
-            "pytest-xdist>=3.8",
             "hypothesis>=6.100",
             "kafka-python>=2.2,<4",
             # lint, format and type checks (.ci/run): pinned, a new release brings new findings

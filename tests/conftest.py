@@ -22,11 +22,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from localenv.cluster import Cluster
+from localenv.cluster import Cluster, port_free
 from localenv.flink import JavaNotFoundError, prepare_process_environment
-from localenv.postgres import LocalPostgres
+from localenv.postgres import LocalPostgres, free_port
 from localenv.processes import command_line, descendants, kill, parent_of, tagged
-from tests.harness.parallel import preferred_port, xdist_controller, xdist_worker
 from tests.localenv.support import cluster_command
 
 SESSION_TAG = "TPC_TEST_SESSION"
@@ -55,11 +54,6 @@ def outliving(allowed: set, grace: float) -> set:
 
 
 def pytest_configure(config):
-    if xdist_worker():
-        # A worker inherits the controller's environment: its own JVM log file name (see
-        # localenv.flink.prepare_process_environment), or two workers' JVMs share one file and
-        # each truncates the other's at its start.
-        os.environ.pop("FLINK_IDENT_STRING", None)
     # Whichever test first needs Java starts this process's JVM (a fixture arming the sink's
     # fault seam can come before any job): it must start with the project's log directory,
     # temp directory and class archive, as a job's would.
@@ -73,8 +67,7 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(items):
     # Beam tests first, whatever folder they are in: once a PyFlink job ran in this process,
     # Beam's DirectRunner fails (see tests/transforms/conftest.py, require_clean_beam_worker).
-    # The sort is stable: every other test keeps its place relative to the others. Under
-    # xdist, each worker gets whole files in this order (pytest.ini), so its Beam files first.
+    # The sort is stable: every other test keeps its place relative to the others.
     items.sort(key=lambda item: item.get_closest_marker("beam") is None)
 
 
@@ -209,10 +202,6 @@ def nothing_outlives_the_test():
 
 
 def pytest_sessionfinish(session):
-    if xdist_controller(session.config):
-        # Each worker checks what its own tests started; the controller started nothing but
-        # the workers, which carry its tag and are still running at this point.
-        return
     left = outliving(session_long_children(), LEFTOVER_GRACE_SECONDS)
     if left:
         listing = describe(left)
@@ -263,13 +252,12 @@ def database(postgres_server, request):
 def cluster(request):
     """A standalone cluster of the test module (a JobManager and two TaskManagers on 127.0.0.1,
     started and stopped with `python -m localenv.cluster`, on free ports if 8081/6123 are
-    taken or tests run in parallel), named after this process so that it never touches a
-    developer's own cluster. Always stopped when the module is done; its logs are kept if a
-    test failed."""
+    taken), named after this process so that it never touches a developer's own cluster.
+    Always stopped when the module is done; its logs are kept if a test failed."""
     failed_before = request.session.testsfailed
     name = f"pytest-{os.getpid()}"
-    rest_port = preferred_port(8081)
-    rpc_port = preferred_port(6123)
+    rest_port = 8081 if port_free(8081) else free_port()
+    rpc_port = 6123 if port_free(6123) else free_port()
     handle = Cluster(name, rest_port, rpc_port)
     started = time.monotonic()
     try:

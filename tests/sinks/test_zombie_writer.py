@@ -13,10 +13,9 @@ import time
 
 import pytest
 
-from localenv.cluster import Cluster
+from localenv.cluster import Cluster, port_free
 from localenv.flink import child_process_environment
 from localenv.postgres import free_port
-from tests.harness.parallel import preferred_port
 from tests.localenv.support import PASSWORD_ENV, cluster_command, job_id
 from tests.sinks.support import (
     create_sequence_table,
@@ -45,7 +44,8 @@ def fault_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def zombie_cluster(fault_dir):
     name = f"pytest-zombie-{os.getpid()}"
-    handle = Cluster(name, preferred_port(8082), free_port())
+    rest_port = free_port() if not port_free(8082) else 8082
+    handle = Cluster(name, rest_port, free_port())
     env = child_process_environment(
         {
             **fault_jar_setting(),
@@ -60,7 +60,7 @@ def zombie_cluster(fault_dir):
         result = cluster_command(
             name,
             "--rest-port",
-            str(handle.rest_port),
+            str(rest_port),
             "--rpc-port",
             str(handle.rpc_port),
             "start",
