@@ -79,12 +79,12 @@ def payments_config(db, input_dir, tmp_path, **overrides) -> PaymentsConfig:
 # operator's environment can throw ("Reference count must not be negative", Flink 2.3 with its
 # Beam 2.x runner), which Flink treats as fatal for that TaskManager. A one-TaskManager mini
 # cluster then never runs the job again: it waits for slots until the restart strategy gives up
-# (about 15 min; a CI run failed so). One spare was not enough either: a CI run lost a
-# TaskManager while the other's slots were still held by tasks being cancelled, and the job
-# ended with NoResourceAvailableException (tests/jobs/test_payments_faults.py, two failovers in
-# one run). With two spares the job restarts on a free one, and what these tests check, exactly
-# once, is untouched. The fault campaign (`python -m tests.campaign`) counts such deaths; see
-# README, "What exactly-once covers".
+# (about 15 min; a CI run failed so). One spare was not enough either: the drills saw a
+# TaskManager die while the other still held a slot, and a CI run with one spare ended with
+# NoResourceAvailableException (tests/jobs/test_payments_faults.py, two failovers in one run;
+# its log did not show the TaskManager's death). With two spares the job restarts on a free
+# one, and what these tests check, exactly once, is untouched. The fault campaign
+# (`python -m tests.campaign`) counts such deaths; see README, "What exactly-once covers".
 SPARE_TASKMANAGERS = {"minicluster.number-of-taskmanagers": "3"}
 
 
